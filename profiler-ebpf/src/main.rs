@@ -1,0 +1,41 @@
+//! Kernel programs of the profiler; one module per signal, shared maps in `maps`.
+#![no_std]
+#![no_main]
+#![feature(core_intrinsics)]
+#![expect(
+    internal_features,
+    reason = "atomic_xadd: the BPF target has no fetch_add"
+)]
+
+mod cpu;
+mod maps;
+mod sched;
+
+use aya_ebpf::{
+    macros::{perf_event, raw_tracepoint},
+    programs::{PerfEventContext, RawTracePointContext},
+};
+
+/// Sampler on the software cpu-clock event, one perf event per online CPU.
+#[perf_event]
+pub fn cpu_sample(ctx: PerfEventContext) -> u32 {
+    cpu::sample(&ctx);
+    0
+}
+
+/// `sched_switch` raw tracepoint: runs in the context of the task leaving the CPU.
+#[raw_tracepoint(tracepoint = "sched_switch")]
+pub fn sched_switch(_ctx: RawTracePointContext) -> i32 {
+    sched::switch();
+    0
+}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}
+
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 4] = *b"GPL\0";

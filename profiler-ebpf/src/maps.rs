@@ -1,0 +1,95 @@
+//! Maps shared by the programs, and the small helpers every signal uses to update them.
+
+use core::intrinsics::{AtomicOrdering, atomic_xadd};
+
+use aya_ebpf::{
+    bindings::BPF_NOEXIST,
+    helpers::bpf_get_current_comm,
+    macros::map,
+    maps::{HashMap, PerCpuArray, PerCpuHashMap, StackTrace},
+};
+use profiler_common::{
+    Counter, PROCESS_ENTRIES, STACK_COUNTS_ENTRIES, STACKS_ENTRIES, StackKey, TaskComm,
+};
+
+#[map]
+pub static STACK_COUNTS: HashMap<StackKey, u64> =
+    HashMap::with_max_entries(STACK_COUNTS_ENTRIES, 0);
+
+#[map]
+pub static STACKS: StackTrace = StackTrace::with_max_entries(STACKS_ENTRIES, 0);
+
+#[map]
+pub static ONCPU: PerCpuHashMap<u32, u64> = PerCpuHashMap::with_max_entries(PROCESS_ENTRIES, 0);
+
+#[map]
+pub static COMMS: HashMap<u32, TaskComm> = HashMap::with_max_entries(PROCESS_ENTRIES, 0);
+
+#[map]
+pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(Counter::COUNT, 0);
+
+#[map]
+pub static LAST_SWITCH: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+
+#[inline(always)]
+pub fn bump(counter: Counter) {
+    if let Some(slot) = COUNTERS.get_ptr_mut(counter as u32) {
+        // SAFETY: per-CPU slot; programs on one CPU do not preempt each other here.
+        unsafe { *slot += 1 };
+    }
+}
+
+/// The BPF target has no compare-and-swap, so `AtomicU64::fetch_add` is not offered; the intrinsic
+/// lowers to the BPF atomic add instruction.
+#[inline(always)]
+fn atomic_add(value: *mut u64, delta: u64) {
+    // SAFETY: `value` points to a live, aligned u64 map value that several CPUs add to.
+    unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(value, delta) };
+}
+
+/// Adds `delta` to a shared hash value, inserting it if absent. Returns false when the map is full.
+#[inline(always)]
+pub fn add_shared(map: &HashMap<StackKey, u64>, key: &StackKey, delta: u64) -> bool {
+    if let Some(value) = map.get_ptr_mut(key) {
+        atomic_add(value, delta);
+        return true;
+    }
+    if map.insert(key, &delta, u64::from(BPF_NOEXIST)).is_ok() {
+        return true;
+    }
+    // Another CPU may have inserted the key between lookup and insert.
+    match map.get_ptr_mut(key) {
+        Some(value) => {
+            atomic_add(value, delta);
+            true
+        }
+        None => false,
+    }
+}
+
+/// Adds `delta` to this CPU's slot of a per-CPU hash value. Returns `Some(true)` when the key was
+/// new, `None` when the map is full.
+#[inline(always)]
+pub fn add_per_cpu(map: &PerCpuHashMap<u32, u64>, key: &u32, delta: u64) -> Option<bool> {
+    if let Some(value) = map.get_ptr_mut(key) {
+        // SAFETY: this CPU's slot; no other CPU writes it.
+        unsafe { *value += delta };
+        return Some(false);
+    }
+    if map.insert(key, &delta, u64::from(BPF_NOEXIST)).is_ok() {
+        return Some(true);
+    }
+    let value = map.get_ptr_mut(key)?;
+    // SAFETY: as above.
+    unsafe { *value += delta };
+    Some(false)
+}
+
+/// Remembers the comm of `tgid` the first time the process is seen, so it has a name even when
+/// it exits before userspace looks at /proc.
+#[inline(always)]
+pub fn remember_comm(tgid: u32) {
+    if let Ok(comm) = bpf_get_current_comm() {
+        let _ = COMMS.insert(&tgid, &comm, u64::from(BPF_NOEXIST));
+    }
+}

@@ -1,0 +1,343 @@
+//! Ranking and verdict: pure functions from measured usage to the report's suspects and prose.
+
+use std::{collections::HashMap, time::Duration};
+
+use profiler_common::Counter;
+
+use crate::{
+    collect::Counters,
+    model::ProcessUsage,
+    report::{self, Cpu, Drops, Host, Hottest, Report, Samples, Suspect},
+    symbolize::{FoldedStack, KERNEL_SUFFIX},
+};
+
+/// A process is a CPU suspect from a fifth of a core on, or a tenth of the host, whichever
+/// is smaller: below that it is noise on any host worth diagnosing.
+const SUSPECT_MIN_CORES: f64 = 0.2;
+const SUSPECT_MIN_HOST_PERCENT: f64 = 10.0;
+const MAX_SUSPECTS: usize = 5;
+
+/// Facts of the run that are not per process.
+#[derive(Debug, Clone)]
+pub struct RunFacts {
+    pub started_at: String,
+    pub hostname: String,
+    pub duration: Duration,
+    pub cpus: u32,
+    pub frequency_hz: u64,
+    pub counters: Counters,
+    /// When non-empty, only these pids are reported.
+    pub only_pids: Vec<u32>,
+    /// The profiler's own pid, never a suspect.
+    pub own_pid: u32,
+}
+
+pub fn build_report(
+    facts: &RunFacts,
+    usage: &[ProcessUsage],
+    folded: &[Vec<FoldedStack>],
+) -> Report {
+    let secs = facts.duration.as_secs_f64().max(1e-9);
+    let cpus = f64::from(facts.cpus.max(1));
+    let busy_ns: u64 = usage.iter().map(|p| p.on_cpu_ns).sum();
+    let busy_cores = busy_ns as f64 / 1e9 / secs;
+
+    let mut processes: Vec<report::Process> = usage
+        .iter()
+        .zip(folded)
+        .filter(|(p, _)| p.on_cpu_ns > 0 || p.samples > 0)
+        .filter(|(p, _)| facts.only_pids.is_empty() || facts.only_pids.contains(&p.identity.pid))
+        .map(|(p, stacks)| {
+            let cores = p.on_cpu_ns as f64 / 1e9 / secs;
+            report::Process {
+                pid: p.identity.pid,
+                start_time: p.identity.start_time,
+                comm: p.identity.comm.clone(),
+                exe: p.identity.exe.clone(),
+                cmdline: p.identity.cmdline.clone(),
+                cgroup: p.identity.cgroup.clone(),
+                exited: p.identity.exited,
+                cpu: Cpu {
+                    samples: p.samples,
+                    on_cpu_ns: p.on_cpu_ns,
+                    cores: round3(cores),
+                    host_percent: round3(cores / cpus * 100.0),
+                    hottest: hottest(stacks),
+                },
+            }
+        })
+        .collect();
+    processes.sort_by(|a, b| {
+        (b.cpu.on_cpu_ns, b.cpu.samples, a.pid).cmp(&(a.cpu.on_cpu_ns, a.cpu.samples, b.pid))
+    });
+
+    let suspects = cpu_suspects(&processes, facts, busy_cores);
+    let counter = |c| facts.counters.get(c);
+    let mut report = Report {
+        schema: report::SCHEMA.to_owned(),
+        profiler_version: env!("CARGO_PKG_VERSION").to_owned(),
+        started_at: facts.started_at.clone(),
+        hostname: facts.hostname.clone(),
+        duration_s: round3(secs),
+        cpus: facts.cpus,
+        frequency_hz: facts.frequency_hz,
+        samples: Samples {
+            total: counter(Counter::Samples),
+            idle: counter(Counter::IdleSamples),
+            kernel_only: counter(Counter::NoUserStack),
+        },
+        drops: Drops {
+            user_stack_lost: counter(Counter::UserStackLost),
+            kernel_stack_lost: counter(Counter::KernelStackLost),
+            stack_counts_full: counter(Counter::StackCountsFull),
+            on_cpu_map_full: counter(Counter::OnCpuFull),
+        },
+        signals: [("cpu".to_owned(), "on".to_owned())].into(),
+        host: Host {
+            busy_cores: round3(busy_cores),
+            busy_percent: round3(busy_cores / cpus * 100.0),
+            processes_seen: usage.len(),
+            context_switches: counter(Counter::Switches),
+        },
+        processes,
+        suspects,
+        verdict: String::new(),
+    };
+    report.verdict = verdict(&report);
+    report
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+/// The function most samples were in: the innermost user frame, since that is code the owner
+/// can change; the kernel leaf only for stacks without user frames (kernel threads).
+fn hottest(stacks: &[FoldedStack]) -> Option<Hottest> {
+    let total: u64 = stacks.iter().map(|(_, n)| n).sum();
+    let mut by_leaf: HashMap<&str, u64> = HashMap::new();
+    for (frames, count) in stacks {
+        let user_leaf = frames.iter().rev().find(|f| !f.ends_with(KERNEL_SUFFIX));
+        if let Some(leaf) = user_leaf.or(frames.last()) {
+            *by_leaf.entry(leaf).or_default() += count;
+        }
+    }
+    let (function, count) = by_leaf
+        .into_iter()
+        .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(a.0)))?;
+    Some(Hottest {
+        function: function.to_owned(),
+        percent: round3(count as f64 * 100.0 / total as f64),
+    })
+}
+
+fn cpu_suspects(processes: &[report::Process], facts: &RunFacts, busy_cores: f64) -> Vec<Suspect> {
+    let cpus = facts.cpus.max(1);
+    processes
+        .iter()
+        .filter(|p| p.pid != facts.own_pid)
+        .filter(|p| p.cpu.cores >= SUSPECT_MIN_CORES || p.cpu.host_percent >= SUSPECT_MIN_HOST_PERCENT)
+        .take(MAX_SUSPECTS)
+        .zip(1..)
+        .map(|(p, rank)| {
+            let share = if busy_cores > 0.0 { p.cpu.cores / busy_cores * 100.0 } else { 0.0 };
+            let mut reason = format!(
+                "used {:.2} cores ({:.1}% of {cpus} CPUs) on average over {:.1} s, {:.0}% of all busy CPU time",
+                p.cpu.cores,
+                p.cpu.host_percent,
+                facts.duration.as_secs_f64(),
+                share
+            );
+            if let Some(hot) = &p.cpu.hottest {
+                reason.push_str(&format!(
+                    "; hottest function {} ({:.0}% of its samples)",
+                    hot.function, hot.percent
+                ));
+            }
+            Suspect {
+                rank,
+                pid: p.pid,
+                comm: p.comm.clone(),
+                resource: "cpu".to_owned(),
+                value: p.cpu.cores,
+                unit: "cores".to_owned(),
+                reason,
+            }
+        })
+        .collect()
+}
+
+fn describe(p: &report::Process) -> String {
+    match &p.exe {
+        Some(exe) => format!("{} (pid {}, {exe})", p.comm, p.pid),
+        None => format!("{} (pid {})", p.comm, p.pid),
+    }
+}
+
+fn verdict(report: &Report) -> String {
+    let secs = report.duration_s;
+    let mut text = match report.suspects.split_first() {
+        None => match report.processes.first() {
+            Some(top) => format!(
+                "Nothing stands out on CPU: the host was {:.0}% busy over {secs:.1} s and the busiest process, {}, used {:.2} cores.",
+                report.host.busy_percent,
+                describe(top),
+                top.cpu.cores
+            ),
+            None => format!("No process ran on a CPU during the {secs:.1} s sampled."),
+        },
+        Some((first, rest)) => {
+            let top = report
+                .processes
+                .iter()
+                .find(|p| p.pid == first.pid)
+                .expect("suspects come from processes");
+            let mut text = format!(
+                "Suspect #1: {} is eating the CPU: {:.2} of {} cores ({:.0}% of the host) over {secs:.1} s, while the whole host was {:.0}% busy",
+                describe(top),
+                top.cpu.cores,
+                report.cpus,
+                top.cpu.host_percent,
+                report.host.busy_percent
+            );
+            if let Some(hot) = &top.cpu.hottest {
+                text.push_str(&format!("; most samples end in {}", hot.function));
+            }
+            text.push('.');
+            if !rest.is_empty() {
+                let others: Vec<String> = rest
+                    .iter()
+                    .map(|s| {
+                        format!(
+                            "#{} {} (pid {}, {:.2} cores)",
+                            s.rank, s.comm, s.pid, s.value
+                        )
+                    })
+                    .collect();
+                text.push_str(&format!(" Also heavy: {}.", others.join(", ")));
+            }
+            text
+        }
+    };
+    let drops = &report.drops;
+    let lost = drops.user_stack_lost + drops.kernel_stack_lost + drops.stack_counts_full;
+    if lost > 0 || drops.on_cpu_map_full > 0 {
+        text.push_str(&format!(
+            " Caution: {lost} stack samples and {} on-CPU updates were dropped in the kernel (see drops).",
+            drops.on_cpu_map_full
+        ));
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ProcessIdentity;
+
+    fn usage(pid: u32, comm: &str, on_cpu_ns: u64, samples: u64) -> ProcessUsage {
+        ProcessUsage {
+            identity: ProcessIdentity {
+                start_time: 1,
+                exited: false,
+                ..ProcessIdentity::exited_unknown(pid, Some(comm))
+            },
+            on_cpu_ns,
+            samples,
+            stacks: Vec::new(),
+        }
+    }
+
+    fn facts(only_pids: Vec<u32>) -> RunFacts {
+        RunFacts {
+            started_at: "2026-01-01T00:00:00Z".to_owned(),
+            hostname: "h".to_owned(),
+            duration: Duration::from_secs(10),
+            cpus: 2,
+            frequency_hz: 99,
+            counters: Counters::default(),
+            only_pids,
+            own_pid: 1,
+        }
+    }
+
+    fn stack(frames: &[&str], n: u64) -> FoldedStack {
+        (frames.iter().map(|s| s.to_string()).collect(), n)
+    }
+
+    #[test]
+    fn hog_ranks_first_idle_process_is_no_suspect() {
+        let procs = [
+            usage(20, "sleeper", 1_000_000, 0),
+            usage(10, "burner", 9_900_000_000, 980),
+            usage(30, "bash", 50_000_000, 5),
+        ];
+        let folded = vec![
+            vec![],
+            vec![
+                stack(&["main", "hot", "sys_write_[k]"], 900),
+                stack(&["main", "cold"], 80),
+            ],
+            vec![],
+        ];
+        let report = build_report(&facts(vec![]), &procs, &folded);
+        assert_eq!(report.processes[0].pid, 10);
+        assert_eq!(report.processes[0].cpu.cores, 0.99);
+        assert_eq!(report.processes[0].cpu.host_percent, 49.5);
+        assert_eq!(
+            report.processes[0].cpu.hottest.as_ref().unwrap().function,
+            "hot"
+        );
+        assert_eq!(report.suspects.len(), 1);
+        assert_eq!(report.suspects[0].rank, 1);
+        assert_eq!(report.suspects[0].pid, 10);
+        assert!(
+            report.verdict.starts_with("Suspect #1: burner (pid 10)"),
+            "{}",
+            report.verdict
+        );
+        assert!(report.verdict.contains("hot"));
+    }
+
+    #[test]
+    fn own_pid_is_never_a_suspect_and_pid_filter_applies() {
+        let procs = [
+            usage(1, "profiler", 5_000_000_000, 10),
+            usage(10, "burner", 3_000_000_000, 10),
+        ];
+        let report = build_report(&facts(vec![]), &procs, &[vec![], vec![]]);
+        assert_eq!(
+            report.suspects.iter().map(|s| s.pid).collect::<Vec<_>>(),
+            [10]
+        );
+        let report = build_report(&facts(vec![10]), &procs, &[vec![], vec![]]);
+        assert_eq!(report.processes.len(), 1);
+    }
+
+    #[test]
+    fn quiet_host_says_nothing_stands_out_and_drops_are_mentioned() {
+        let mut f = facts(vec![]);
+        f.counters.0[Counter::UserStackLost as usize] = 3;
+        let report = build_report(&f, &[usage(5, "cron", 10_000_000, 1)], &[vec![]]);
+        assert!(report.suspects.is_empty());
+        assert!(
+            report.verdict.starts_with("Nothing stands out"),
+            "{}",
+            report.verdict
+        );
+        assert!(report.verdict.contains("3 stack samples"));
+    }
+
+    #[test]
+    fn report_json_round_trips() {
+        let report = build_report(
+            &facts(vec![]),
+            &[usage(10, "burner", 9_000_000_000, 9)],
+            &[vec![stack(&["a"], 9)]],
+        );
+        let text = serde_json::to_string(&report).unwrap();
+        let back: Report = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, report);
+        assert!(text.contains("\"schema\":\"profiler.report/v1\""));
+    }
+}

@@ -1,0 +1,93 @@
+//! Command-line definitions (clap) and their validation into plain configs.
+
+use std::{path::PathBuf, time::Duration};
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "profiler",
+    version,
+    about = "eBPF per-process resource profiler"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Sample the whole host for a while, then name the processes eating it.
+    Diagnose(DiagnoseArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Top-consumer table and verdict.
+    Text,
+    /// report.json on stdout.
+    Json,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DiagnoseArgs {
+    /// How long to sample (e.g. 10s, 500ms, 1m); Ctrl-C ends earlier and still reports.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub duration: Duration,
+    /// Stack samples per second on each CPU.
+    #[arg(long, default_value_t = 99, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub frequency: u64,
+    /// Only report these processes (repeatable). The host total is still measured.
+    #[arg(long = "pid", value_name = "PID")]
+    pub pids: Vec<u32>,
+    /// Where to write report.json, stacks.folded and flamegraph.svg [default: ./profiler-<time>].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// What to print on stdout.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+/// Humantime durations, bounded to what a diagnosis run can mean.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let duration = humantime::parse_duration(text)
+        .map_err(|err| format!("{err}; write it like 10s, 500ms or 2m"))?;
+    if duration < Duration::from_millis(100) {
+        return Err("must be at least 100ms".to_owned());
+    }
+    if duration > Duration::from_secs(24 * 3600) {
+        return Err("must be at most 24h".to_owned());
+    }
+    Ok(duration)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_and_are_bounded() {
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("1m 30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert!(parse_duration("banana").unwrap_err().contains("10s"));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("2d").is_err());
+    }
+
+    #[test]
+    fn diagnose_defaults_and_repeatable_pid() {
+        let cli =
+            Cli::try_parse_from(["profiler", "diagnose", "--pid", "1", "--pid", "2"]).unwrap();
+        let Command::Diagnose(args) = cli.command;
+        assert_eq!(args.duration, Duration::from_secs(10));
+        assert_eq!(args.frequency, 99);
+        assert_eq!(args.pids, [1, 2]);
+        assert_eq!(args.format, Format::Text);
+    }
+
+    #[test]
+    fn zero_frequency_is_rejected() {
+        assert!(Cli::try_parse_from(["profiler", "diagnose", "--frequency", "0"]).is_err());
+    }
+}

@@ -1,0 +1,121 @@
+//! Drains the kernel maps into plain values (`Snapshot`, stack frames); no analysis here.
+
+use std::collections::HashMap;
+
+use anyhow::Context as _;
+use aya::{
+    Ebpf,
+    maps::{HashMap as BpfHashMap, MapData, PerCpuArray, PerCpuHashMap, StackTraceMap},
+};
+use profiler_common::{
+    Counter, MAP_COMMS, MAP_COUNTERS, MAP_ONCPU, MAP_STACK_COUNTS, MAP_STACKS, StackKey, TaskComm,
+};
+
+/// Per-CPU counters summed over CPUs, indexed by [`Counter`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters(pub [u64; Counter::COUNT as usize]);
+
+impl Counters {
+    pub fn get(&self, counter: Counter) -> u64 {
+        self.0[counter as usize]
+    }
+}
+
+/// Cheap per-process view, read several times a second to discover processes while they live.
+#[derive(Debug, Clone, Default)]
+pub struct ProcessSnapshot {
+    /// Cumulative on-CPU nanoseconds per tgid since attach.
+    pub on_cpu_ns: HashMap<u32, u64>,
+    /// Kernel-side comm per tgid (first thread seen), for processes gone before /proc was read.
+    pub comms: HashMap<u32, String>,
+}
+
+/// Reads the maps of attached probes.
+pub struct Collector<'a> {
+    ebpf: &'a Ebpf,
+}
+
+impl<'a> Collector<'a> {
+    pub fn new(ebpf: &'a Ebpf) -> Self {
+        Self { ebpf }
+    }
+
+    fn map(&self, name: &str) -> anyhow::Result<&'a aya::maps::Map> {
+        self.ebpf
+            .map(name)
+            .with_context(|| format!("eBPF object has no map {name}"))
+    }
+
+    pub fn processes(&self) -> anyhow::Result<ProcessSnapshot> {
+        let oncpu: PerCpuHashMap<&MapData, u32, u64> = self.map(MAP_ONCPU)?.try_into()?;
+        let mut on_cpu_ns = HashMap::new();
+        for entry in oncpu.iter() {
+            // An entry deleted between key and value lookups is skipped, not fatal.
+            let Ok((tgid, values)) = entry else { continue };
+            on_cpu_ns.insert(tgid, values.iter().sum());
+        }
+        let comms_map: BpfHashMap<&MapData, u32, TaskComm> = self.map(MAP_COMMS)?.try_into()?;
+        let comms = comms_map
+            .iter()
+            .filter_map(Result::ok)
+            .map(|(tgid, comm)| (tgid, comm_to_string(&comm)))
+            .collect();
+        Ok(ProcessSnapshot { on_cpu_ns, comms })
+    }
+
+    /// Cumulative sample counts per (process, user stack, kernel stack).
+    pub fn stack_counts(&self) -> anyhow::Result<Vec<(StackKey, u64)>> {
+        let counts: BpfHashMap<&MapData, StackKey, u64> = self.map(MAP_STACK_COUNTS)?.try_into()?;
+        Ok(counts.iter().filter_map(Result::ok).collect())
+    }
+
+    /// Instruction pointers of each stack id, leaf first. Ids that cannot be read are left out
+    /// and show up as lost stacks downstream.
+    pub fn stacks(
+        &self,
+        ids: impl IntoIterator<Item = i32>,
+    ) -> anyhow::Result<HashMap<i32, Vec<u64>>> {
+        let map: StackTraceMap<&MapData> = self.map(MAP_STACKS)?.try_into()?;
+        let mut stacks = HashMap::new();
+        for id in ids {
+            let Ok(key) = u32::try_from(id) else { continue };
+            if stacks.contains_key(&id) {
+                continue;
+            }
+            if let Ok(trace) = map.get(&key, 0) {
+                stacks.insert(id, trace.frames().iter().map(|frame| frame.ip).collect());
+            }
+        }
+        Ok(stacks)
+    }
+
+    pub fn counters(&self) -> anyhow::Result<Counters> {
+        let array: PerCpuArray<&MapData, u64> = self.map(MAP_COUNTERS)?.try_into()?;
+        let mut counters = Counters::default();
+        for counter in Counter::ALL {
+            let values = array
+                .get(&(counter as u32), 0)
+                .with_context(|| format!("reading counter {counter:?}"))?;
+            counters.0[counter as usize] = values.iter().sum();
+        }
+        Ok(counters)
+    }
+}
+
+fn comm_to_string(comm: &TaskComm) -> String {
+    let len = comm.iter().position(|&b| b == 0).unwrap_or(comm.len());
+    String::from_utf8_lossy(&comm[..len]).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn comm_stops_at_nul() {
+        let mut comm = [0u8; 16];
+        comm[..6].copy_from_slice(b"burner");
+        assert_eq!(comm_to_string(&comm), "burner");
+        assert_eq!(comm_to_string(&[b'x'; 16]), "x".repeat(16));
+    }
+}

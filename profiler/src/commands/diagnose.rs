@@ -1,0 +1,187 @@
+//! `profiler diagnose`: sample the host for a while, then report who ate the CPU and where.
+
+use std::{
+    io::{IsTerminal as _, Write as _},
+    path::PathBuf,
+    time::{Duration, Instant},
+};
+
+use anyhow::Context as _;
+use indicatif::{ProgressBar, ProgressStyle};
+use tokio::signal::unix::{SignalKind, signal};
+
+use super::out_dir::OutDir;
+use crate::{
+    analyze::{self, RunFacts},
+    cli::{DiagnoseArgs, Format},
+    collect::Collector,
+    error::usage,
+    model::{ProcessTable, table::Procfs, table::StackPair},
+    output::{self, ProcessStacks},
+    probes, symbolize,
+};
+
+/// How often new processes are looked up in /proc while they still live.
+const DISCOVERY_INTERVAL: Duration = Duration::from_millis(250);
+
+pub async fn run(args: DiagnoseArgs) -> anyhow::Result<()> {
+    for &pid in &args.pids {
+        if !PathBuf::from(format!("/proc/{pid}")).exists() {
+            return Err(usage(format!(
+                "no process with pid {pid} (--pid); list running processes with `ps -e`"
+            )));
+        }
+    }
+    probes::check_privileges()?;
+    let started_at = jiff::Zoned::now();
+    let out_path = args.out.clone().unwrap_or_else(|| {
+        PathBuf::from(format!("profiler-{}", started_at.strftime("%Y%m%d-%H%M%S")))
+    });
+    let out_dir = OutDir::prepare(&out_path)?;
+
+    let probes = probes::attach_cpu(args.frequency)?;
+    let collector = Collector::new(&probes.ebpf);
+    eprintln!(
+        "profiler: attached: sampling {} CPUs at {} Hz for {} (Ctrl-C to stop early)",
+        probes.cpus,
+        args.frequency,
+        humantime::format_duration(args.duration)
+    );
+    let start = Instant::now();
+    let progress = progress_bar(args.duration);
+
+    let mut table = ProcessTable::default();
+    let mut interrupt = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
+    let mut terminate = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
+    let deadline = tokio::time::sleep(args.duration);
+    tokio::pin!(deadline);
+    let mut tick = tokio::time::interval(DISCOVERY_INTERVAL);
+    loop {
+        tokio::select! {
+            () = &mut deadline => break,
+            _ = interrupt.recv() => break,
+            _ = terminate.recv() => break,
+            _ = tick.tick() => {
+                let snapshot = collector.processes()?;
+                table.observe(&snapshot, &Procfs, |pid| stacks_of(&collector, pid));
+                if let Some(bar) = &progress {
+                    bar.set_position(start.elapsed().as_millis() as u64);
+                    bar.set_message(top_so_far(&snapshot, &table, start.elapsed()));
+                }
+            }
+        }
+    }
+    let elapsed = start.elapsed();
+    if let Some(bar) = progress {
+        bar.finish_and_clear();
+    }
+
+    let snapshot = collector.processes()?;
+    let counters = collector.counters()?;
+    let stack_counts = collector.stack_counts()?;
+    let stacks = collector.stacks(
+        stack_counts
+            .iter()
+            .flat_map(|(key, _)| [key.user_stack_id, key.kernel_stack_id]),
+    )?;
+    let cpus = u32::try_from(probes.cpus).unwrap_or(u32::MAX);
+    // Detach before the userspace-heavy part so it is not measured as host load.
+    drop(probes);
+    let usage = table.finish(&snapshot, &stack_counts, &Procfs);
+
+    let (usage, folded) = tokio::task::spawn_blocking(move || {
+        let folded = symbolize::symbolize(&usage, &stacks);
+        (usage, folded)
+    })
+    .await
+    .context("symbolizer thread")?;
+
+    let facts = RunFacts {
+        started_at: started_at.timestamp().to_string(),
+        hostname: hostname(),
+        duration: elapsed,
+        cpus,
+        frequency_hz: args.frequency,
+        counters,
+        only_pids: args.pids.clone(),
+        own_pid: std::process::id(),
+    };
+    let report = analyze::build_report(&facts, &usage, &folded);
+    let reported: Vec<ProcessStacks<'_>> = usage
+        .iter()
+        .zip(&folded)
+        .filter(|(p, _)| args.pids.is_empty() || args.pids.contains(&p.identity.pid))
+        .filter(|(_, stacks)| !stacks.is_empty())
+        .map(|(p, stacks)| ProcessStacks {
+            comm: &p.identity.comm,
+            pid: p.identity.pid,
+            stacks,
+        })
+        .collect();
+    output::write_run(out_dir.path(), &report, &reported)?;
+
+    let mut stdout = std::io::stdout().lock();
+    match args.format {
+        Format::Text => stdout.write_all(output::table::render(&report).as_bytes()),
+        Format::Json => serde_json::to_writer_pretty(&mut stdout, &report)
+            .map_err(std::io::Error::from)
+            .and_then(|()| writeln!(stdout)),
+    }
+    .and_then(|()| stdout.flush())
+    .context("writing to stdout")?;
+    eprintln!("profiler: wrote {}", out_dir.path().display());
+    out_dir.keep();
+    Ok(())
+}
+
+fn stacks_of(collector: &Collector<'_>, pid: u32) -> std::collections::HashMap<StackPair, u64> {
+    let mut stacks = std::collections::HashMap::new();
+    for (key, count) in collector.stack_counts().unwrap_or_default() {
+        if key.tgid == pid {
+            *stacks
+                .entry((key.user_stack_id, key.kernel_stack_id))
+                .or_default() += count;
+        }
+    }
+    stacks
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|name| name.trim().to_owned())
+        .unwrap_or_default()
+}
+
+fn progress_bar(duration: Duration) -> Option<ProgressBar> {
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = ProgressBar::new(duration.as_millis() as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {elapsed:>3} [{bar:30}] {msg}")
+            .expect("static template")
+            .progress_chars("=> "),
+    );
+    Some(bar)
+}
+
+fn top_so_far(
+    snapshot: &crate::collect::ProcessSnapshot,
+    table: &ProcessTable,
+    elapsed: Duration,
+) -> String {
+    let own = std::process::id();
+    let top = snapshot
+        .on_cpu_ns
+        .iter()
+        .filter(|&(&pid, _)| pid != own)
+        .max_by_key(|&(_, &ns)| ns);
+    match top {
+        Some((&pid, &ns)) => {
+            let comm = table.identity(pid).map_or("?", |id| id.comm.as_str());
+            let cores = ns as f64 / 1e9 / elapsed.as_secs_f64().max(1e-3);
+            format!("top suspect so far: {comm} (pid {pid}) {cores:.2} cores")
+        }
+        None => "waiting for samples".to_owned(),
+    }
+}

@@ -1,0 +1,115 @@
+//! A process's identity (pid + start time) and what is needed to name and symbolize it later.
+
+use std::path::PathBuf;
+
+use procfs::process::{MMPermissions, MMapPath, Process};
+
+/// One executable file mapping of a process, kept so its frames can be symbolized after exit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mapping {
+    pub start: u64,
+    pub end: u64,
+    pub file_offset: u64,
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessIdentity {
+    pub pid: u32,
+    /// Clock ticks after boot (/proc/PID/stat field 22); 0 when never seen in /proc. Together
+    /// with the pid it names one process even when the pid is reused.
+    pub start_time: u64,
+    pub comm: String,
+    pub exe: Option<String>,
+    pub cmdline: Vec<String>,
+    /// cgroup v2 path, e.g. `/system.slice/nginx.service`.
+    pub cgroup: Option<String>,
+    pub maps: Vec<Mapping>,
+    /// Gone before the run ended.
+    pub exited: bool,
+}
+
+impl ProcessIdentity {
+    /// A process known only from the kernel's comm: it exited before /proc could be read.
+    pub fn exited_unknown(pid: u32, comm: Option<&str>) -> Self {
+        Self {
+            pid,
+            start_time: 0,
+            comm: comm.unwrap_or("[unknown]").to_owned(),
+            exe: None,
+            cmdline: Vec::new(),
+            cgroup: None,
+            maps: Vec::new(),
+            exited: true,
+        }
+    }
+}
+
+/// Reads a live process's identity from /proc; `None` when it is gone.
+pub fn read_identity(pid: u32) -> Option<ProcessIdentity> {
+    let process = Process::new(i32::try_from(pid).ok()?).ok()?;
+    let stat = process.stat().ok()?;
+    let exe = process
+        .exe()
+        .ok()
+        .map(|path| path.to_string_lossy().into_owned());
+    let cmdline = process.cmdline().unwrap_or_default();
+    let cgroup = process.cgroups().ok().and_then(|groups| {
+        groups
+            .0
+            .into_iter()
+            .find(|group| group.hierarchy == 0)
+            .map(|group| group.pathname)
+    });
+    let maps = process
+        .maps()
+        .map(|maps| {
+            maps.into_iter()
+                .filter(|map| map.perms.contains(MMPermissions::EXECUTE))
+                .filter_map(|map| match map.pathname {
+                    MMapPath::Path(path) => Some(Mapping {
+                        start: map.address.0,
+                        end: map.address.1,
+                        file_offset: map.offset,
+                        path,
+                    }),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Some(ProcessIdentity {
+        pid,
+        start_time: stat.starttime,
+        comm: stat.comm,
+        exe,
+        cmdline,
+        cgroup,
+        maps,
+        exited: false,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_own_identity_with_executable_maps() {
+        let me = read_identity(std::process::id()).unwrap();
+        assert!(me.start_time > 0);
+        assert!(me.exe.is_some());
+        assert!(!me.cmdline.is_empty());
+        let exe = std::fs::canonicalize(std::env::current_exe().unwrap()).unwrap();
+        assert!(
+            me.maps
+                .iter()
+                .any(|map| map.path == exe && map.start < map.end)
+        );
+    }
+
+    #[test]
+    fn missing_pid_is_none() {
+        assert!(read_identity(u32::MAX - 1).is_none());
+    }
+}

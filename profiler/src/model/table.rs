@@ -1,0 +1,293 @@
+//! Process table keyed so pid reuse never merges two processes, and per-process usage at the end.
+//!
+//! The kernel aggregates by tgid. While the run lasts, the table is shown each cumulative
+//! snapshot; when an active pid's start time changes, the pid was reused: the old process is
+//! closed and the new one starts from the counts seen at that moment.
+
+use std::collections::{BTreeMap, HashMap};
+
+use profiler_common::StackKey;
+
+use super::identity::{ProcessIdentity, read_identity};
+use crate::collect::ProcessSnapshot;
+
+/// (user stack id, kernel stack id).
+pub type StackPair = (i32, i32);
+
+/// Where process facts come from; /proc in production, fixtures in tests.
+pub trait ProcSource {
+    fn start_time(&self, pid: u32) -> Option<u64>;
+    fn identity(&self, pid: u32) -> Option<ProcessIdentity>;
+}
+
+/// The live /proc filesystem.
+pub struct Procfs;
+
+impl ProcSource for Procfs {
+    fn start_time(&self, pid: u32) -> Option<u64> {
+        let process = procfs::process::Process::new(i32::try_from(pid).ok()?).ok()?;
+        process.stat().ok().map(|stat| stat.starttime)
+    }
+
+    fn identity(&self, pid: u32) -> Option<ProcessIdentity> {
+        read_identity(pid)
+    }
+}
+
+#[derive(Debug)]
+struct Incarnation {
+    identity: ProcessIdentity,
+    base_on_cpu_ns: u64,
+    base_stacks: HashMap<StackPair, u64>,
+}
+
+#[derive(Debug, Default)]
+pub struct ProcessTable {
+    by_pid: BTreeMap<u32, Vec<Incarnation>>,
+    last_on_cpu_ns: HashMap<u32, u64>,
+}
+
+/// What one process (one incarnation of a pid) used during the run.
+#[derive(Debug, Clone)]
+pub struct ProcessUsage {
+    pub identity: ProcessIdentity,
+    pub on_cpu_ns: u64,
+    pub samples: u64,
+    /// Sample counts per stack pair.
+    pub stacks: Vec<(StackPair, u64)>,
+}
+
+impl ProcessTable {
+    pub fn identity(&self, pid: u32) -> Option<&ProcessIdentity> {
+        self.by_pid.get(&pid)?.last().map(|inc| &inc.identity)
+    }
+
+    /// Registers processes first seen in `snapshot` and detects pid reuse among active ones.
+    /// `stacks_of` gives a pid's cumulative sample counts; it is only called on reuse.
+    pub fn observe(
+        &mut self,
+        snapshot: &ProcessSnapshot,
+        source: &impl ProcSource,
+        mut stacks_of: impl FnMut(u32) -> HashMap<StackPair, u64>,
+    ) {
+        for (&pid, &on_cpu_ns) in &snapshot.on_cpu_ns {
+            let previous = self.last_on_cpu_ns.insert(pid, on_cpu_ns);
+            let Some(incarnations) = self.by_pid.get_mut(&pid) else {
+                let identity = source.identity(pid).unwrap_or_else(|| {
+                    ProcessIdentity::exited_unknown(
+                        pid,
+                        snapshot.comms.get(&pid).map(String::as_str),
+                    )
+                });
+                self.by_pid.insert(
+                    pid,
+                    vec![Incarnation {
+                        identity,
+                        base_on_cpu_ns: 0,
+                        base_stacks: HashMap::new(),
+                    }],
+                );
+                continue;
+            };
+            let current = incarnations.last_mut().expect("never empty");
+            if previous == Some(on_cpu_ns) || current.identity.start_time == 0 {
+                continue;
+            }
+            match source.start_time(pid) {
+                Some(start) if start == current.identity.start_time => {}
+                Some(_) => {
+                    current.identity.exited = true;
+                    if let Some(identity) = source.identity(pid) {
+                        incarnations.push(Incarnation {
+                            identity,
+                            base_on_cpu_ns: previous.unwrap_or(0),
+                            base_stacks: stacks_of(pid),
+                        });
+                    }
+                }
+                None => current.identity.exited = true,
+            }
+        }
+    }
+
+    /// Closes the run: refreshes live processes (exec may have renamed them), marks the gone
+    /// ones exited, and splits the cumulative counts between incarnations.
+    pub fn finish(
+        mut self,
+        snapshot: &ProcessSnapshot,
+        stack_counts: &[(StackKey, u64)],
+        source: &impl ProcSource,
+    ) -> Vec<ProcessUsage> {
+        let mut final_stacks: HashMap<u32, HashMap<StackPair, u64>> = HashMap::new();
+        for (key, count) in stack_counts {
+            *final_stacks
+                .entry(key.tgid)
+                .or_default()
+                .entry((key.user_stack_id, key.kernel_stack_id))
+                .or_default() += count;
+        }
+        let mut seen = snapshot.clone();
+        for &pid in final_stacks.keys() {
+            seen.on_cpu_ns.entry(pid).or_insert(0);
+        }
+        self.observe(&seen, source, |pid| {
+            final_stacks.get(&pid).cloned().unwrap_or_default()
+        });
+
+        let mut usage = Vec::new();
+        for (pid, incarnations) in self.by_pid {
+            let end_on_cpu = seen.on_cpu_ns.get(&pid).copied().unwrap_or(0);
+            let empty = HashMap::new();
+            let end_stacks = final_stacks.get(&pid).unwrap_or(&empty);
+            let mut incarnations = incarnations.into_iter().peekable();
+            while let Some(mut inc) = incarnations.next() {
+                let next = incarnations.peek();
+                let is_last = next.is_none();
+                let (next_on_cpu, next_stacks) = match next {
+                    Some(next) => (next.base_on_cpu_ns, &next.base_stacks),
+                    None => (end_on_cpu, end_stacks),
+                };
+                if is_last && !inc.identity.exited {
+                    refresh(&mut inc.identity, source);
+                }
+                let stacks: Vec<(StackPair, u64)> = next_stacks
+                    .iter()
+                    .map(|(&pair, &end)| {
+                        (
+                            pair,
+                            end.saturating_sub(inc.base_stacks.get(&pair).copied().unwrap_or(0)),
+                        )
+                    })
+                    .filter(|&(_, n)| n > 0)
+                    .collect();
+                usage.push(ProcessUsage {
+                    samples: stacks.iter().map(|(_, n)| n).sum(),
+                    on_cpu_ns: next_on_cpu.saturating_sub(inc.base_on_cpu_ns),
+                    identity: inc.identity,
+                    stacks,
+                });
+            }
+        }
+        usage
+    }
+}
+
+/// Takes the current name and maps of a live process, keeping old mappings that the new ones do
+/// not cover so samples from before an exec still symbolize.
+fn refresh(identity: &mut ProcessIdentity, source: &impl ProcSource) {
+    match source.identity(identity.pid) {
+        Some(mut fresh) if fresh.start_time == identity.start_time => {
+            let old = std::mem::take(&mut identity.maps);
+            for map in old {
+                let overlaps = fresh
+                    .maps
+                    .iter()
+                    .any(|m| m.start < map.end && map.start < m.end);
+                if !overlaps {
+                    fresh.maps.push(map);
+                }
+            }
+            *identity = fresh;
+        }
+        _ => identity.exited = true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+
+    use super::*;
+
+    /// A fake /proc: pid -> (start time, comm); changes between observations model reuse.
+    #[derive(Default)]
+    struct FakeProc(RefCell<HashMap<u32, (u64, &'static str)>>);
+
+    impl FakeProc {
+        fn set(&self, pid: u32, start: u64, comm: &'static str) {
+            self.0.borrow_mut().insert(pid, (start, comm));
+        }
+        fn kill(&self, pid: u32) {
+            self.0.borrow_mut().remove(&pid);
+        }
+    }
+
+    impl ProcSource for FakeProc {
+        fn start_time(&self, pid: u32) -> Option<u64> {
+            self.0.borrow().get(&pid).map(|&(start, _)| start)
+        }
+        fn identity(&self, pid: u32) -> Option<ProcessIdentity> {
+            let (start, comm) = *self.0.borrow().get(&pid)?;
+            Some(ProcessIdentity {
+                start_time: start,
+                comm: comm.to_owned(),
+                exited: false,
+                ..ProcessIdentity::exited_unknown(pid, None)
+            })
+        }
+    }
+
+    fn snap(on_cpu: &[(u32, u64)]) -> ProcessSnapshot {
+        ProcessSnapshot {
+            on_cpu_ns: on_cpu.iter().copied().collect(),
+            comms: HashMap::from([(7, "ghost".to_owned())]),
+        }
+    }
+
+    fn key(tgid: u32, user: i32) -> StackKey {
+        StackKey {
+            tgid,
+            user_stack_id: user,
+            kernel_stack_id: -1,
+        }
+    }
+
+    #[test]
+    fn pid_reuse_splits_into_two_processes() {
+        let proc = FakeProc::default();
+        proc.set(42, 100, "first");
+        let mut table = ProcessTable::default();
+        table.observe(&snap(&[(42, 1_000)]), &proc, |_| HashMap::new());
+        proc.set(42, 900, "second");
+        table.observe(&snap(&[(42, 3_000)]), &proc, |_| {
+            HashMap::from([((1, -1), 10)])
+        });
+        let usage = table.finish(&snap(&[(42, 5_000)]), &[(key(42, 1), 25)], &proc);
+        assert_eq!(usage.len(), 2);
+        assert_eq!(usage[0].identity.comm, "first");
+        assert!(usage[0].identity.exited);
+        assert_eq!((usage[0].on_cpu_ns, usage[0].samples), (1_000, 10));
+        assert_eq!(usage[1].identity.comm, "second");
+        assert!(!usage[1].identity.exited);
+        assert_eq!((usage[1].on_cpu_ns, usage[1].samples), (4_000, 15));
+    }
+
+    #[test]
+    fn process_gone_before_proc_read_keeps_kernel_comm() {
+        let proc = FakeProc::default();
+        let table = ProcessTable::default();
+        let usage = table.finish(&snap(&[(7, 2_000)]), &[(key(7, 3), 2)], &proc);
+        assert_eq!(usage.len(), 1);
+        assert_eq!(usage[0].identity.comm, "ghost");
+        assert!(usage[0].identity.exited);
+        assert_eq!(usage[0].samples, 2);
+    }
+
+    #[test]
+    fn exit_during_run_is_marked_and_exec_rename_is_picked_up() {
+        let proc = FakeProc::default();
+        proc.set(10, 5, "sh");
+        proc.set(11, 6, "bash");
+        let mut table = ProcessTable::default();
+        table.observe(&snap(&[(10, 1), (11, 1)]), &proc, |_| HashMap::new());
+        proc.kill(10);
+        proc.set(11, 6, "burner");
+        let usage = table.finish(&snap(&[(10, 9), (11, 9)]), &[], &proc);
+        let by_pid: HashMap<u32, &ProcessUsage> =
+            usage.iter().map(|u| (u.identity.pid, u)).collect();
+        assert!(by_pid[&10].identity.exited);
+        assert_eq!(by_pid[&10].identity.comm, "sh");
+        assert_eq!(by_pid[&11].identity.comm, "burner");
+        assert_eq!(by_pid[&11].on_cpu_ns, 9);
+    }
+}

@@ -1,0 +1,49 @@
+//! Renderers, one file per format, and the atomic writing of a run's output directory.
+
+pub mod atomic;
+pub mod flamegraph;
+pub mod folded;
+pub mod table;
+
+use std::path::Path;
+
+use anyhow::Context as _;
+
+use crate::{report::Report, symbolize::FoldedStack};
+
+/// A process's symbolized stacks, named for the flamegraph root frame.
+#[derive(Debug, Clone, Copy)]
+pub struct ProcessStacks<'a> {
+    pub comm: &'a str,
+    pub pid: u32,
+    pub stacks: &'a [FoldedStack],
+}
+
+pub const REPORT_JSON: &str = "report.json";
+pub const STACKS_FOLDED: &str = "stacks.folded";
+pub const FLAMEGRAPH_SVG: &str = "flamegraph.svg";
+
+/// Renders every file first, then moves each into place, so a failure leaves no partial set.
+pub fn write_run(dir: &Path, report: &Report, stacks: &[ProcessStacks<'_>]) -> anyhow::Result<()> {
+    let mut json = serde_json::to_vec_pretty(report).context("serializing report.json")?;
+    json.push(b'\n');
+    let folded = folded::render(stacks);
+    let svg = flamegraph::render(
+        &folded,
+        &format!(
+            "CPU: {} processes, {:.1} s on {} CPUs at {} Hz",
+            stacks.len(),
+            report.duration_s,
+            report.cpus,
+            report.frequency_hz
+        ),
+    )?;
+    atomic::write_all(
+        dir,
+        &[
+            (REPORT_JSON, json.as_slice()),
+            (STACKS_FOLDED, folded.as_bytes()),
+            (FLAMEGRAPH_SVG, svg.as_slice()),
+        ],
+    )
+}

@@ -1,0 +1,80 @@
+//! The terminal top-consumer table and the verdict paragraph.
+
+use std::fmt::Write as _;
+
+use crate::report::Report;
+
+const ROWS: usize = 15;
+
+fn truncate(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        return text.to_owned();
+    }
+    let tail: String = text
+        .chars()
+        .rev()
+        .take(width - 1)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    format!("…{tail}")
+}
+
+pub fn render(report: &Report) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Top CPU consumers over {:.1} s on {} CPUs (host {:.0}% busy, {} samples, {} idle)",
+        report.duration_s,
+        report.cpus,
+        report.host.busy_percent,
+        report.samples.total,
+        report.samples.idle
+    );
+    let _ = writeln!(
+        out,
+        "{:>4} {:>8}  {:<16} {:<36} {:>6} {:>6} {:>8}",
+        "RANK", "PID", "COMM", "EXE", "CORES", "%HOST", "SAMPLES"
+    );
+    for (p, rank) in report.processes.iter().take(ROWS).zip(1..) {
+        let exe = p
+            .exe
+            .as_deref()
+            .unwrap_or(if p.exited { "(exited)" } else { "-" });
+        let _ = writeln!(
+            out,
+            "{rank:>4} {:>8}  {:<16} {:<36} {:>6.2} {:>5.1}% {:>8}",
+            p.pid,
+            truncate(&p.comm, 16),
+            truncate(exe, 36),
+            p.cpu.cores,
+            p.cpu.host_percent,
+            p.cpu.samples
+        );
+    }
+    if report.processes.len() > ROWS {
+        let _ = writeln!(
+            out,
+            "     ... {} more in report.json",
+            report.processes.len() - ROWS
+        );
+    }
+    let _ = writeln!(out);
+    let _ = writeln!(out, "Verdict: {}", report.verdict);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_paths_keep_their_tail() {
+        assert_eq!(
+            truncate("/usr/local/bin/some-very-long-name", 10),
+            "…long-name"
+        );
+        assert_eq!(truncate("short", 10), "short");
+    }
+}

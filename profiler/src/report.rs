@@ -1,0 +1,194 @@
+//! The `profiler.report/v1` document (report.json): its types are the schema's source of truth;
+//! docs/report.md and docs/report.schema.json describe the same fields.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+pub const SCHEMA: &str = "profiler.report/v1";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub schema: String,
+    /// Profiler version that wrote it.
+    pub profiler_version: String,
+    /// RFC 3339 start of the sampling window.
+    pub started_at: String,
+    pub hostname: String,
+    pub duration_s: f64,
+    pub cpus: u32,
+    pub frequency_hz: u64,
+    pub samples: Samples,
+    pub drops: Drops,
+    /// Signal name -> "on" | "off" | "unavailable: <reason>".
+    pub signals: BTreeMap<String, String>,
+    /// Host-wide CPU use measured by the probes, in cores.
+    pub host: Host,
+    /// Sorted by CPU, busiest first.
+    pub processes: Vec<Process>,
+    pub suspects: Vec<Suspect>,
+    pub verdict: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Samples {
+    /// Every cpu-clock sample taken, idle included.
+    pub total: u64,
+    /// Samples that found the CPU idle.
+    pub idle: u64,
+    /// Samples of tasks running in the kernel without a user stack (kernel threads).
+    pub kernel_only: u64,
+}
+
+/// Nothing is lost silently: every failed capture or insert in the kernel is counted here.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Drops {
+    pub user_stack_lost: u64,
+    pub kernel_stack_lost: u64,
+    pub stack_counts_full: u64,
+    pub on_cpu_map_full: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Host {
+    /// Average busy CPUs over the run (sum of every process's `cpu.cores`).
+    pub busy_cores: f64,
+    pub busy_percent: f64,
+    /// Processes seen on a CPU during the run.
+    pub processes_seen: usize,
+    pub context_switches: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Process {
+    pub pid: u32,
+    /// Clock ticks after boot; with `pid`, the process's identity. 0 when never seen in /proc.
+    pub start_time: u64,
+    pub comm: String,
+    pub exe: Option<String>,
+    pub cmdline: Vec<String>,
+    pub cgroup: Option<String>,
+    pub exited: bool,
+    pub cpu: Cpu,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Cpu {
+    pub samples: u64,
+    /// Exact on-CPU time from context-switch accounting.
+    pub on_cpu_ns: u64,
+    /// Average CPUs used over the run: 1.0 = one full core.
+    pub cores: f64,
+    /// Share of the host's total CPU capacity.
+    pub host_percent: f64,
+    /// Hottest leaf function and its share of this process's samples.
+    pub hottest: Option<Hottest>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Hottest {
+    pub function: String,
+    pub percent: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Suspect {
+    pub rank: u32,
+    pub pid: u32,
+    pub comm: String,
+    pub resource: String,
+    pub value: f64,
+    pub unit: String,
+    pub reason: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Report {
+        Report {
+            schema: SCHEMA.to_owned(),
+            profiler_version: "0.1.0".to_owned(),
+            started_at: "2026-11-24T07:00:00Z".to_owned(),
+            hostname: "h".to_owned(),
+            duration_s: 5.0,
+            cpus: 2,
+            frequency_hz: 99,
+            samples: Samples {
+                total: 990,
+                idle: 400,
+                kernel_only: 3,
+            },
+            drops: Drops {
+                user_stack_lost: 0,
+                kernel_stack_lost: 0,
+                stack_counts_full: 0,
+                on_cpu_map_full: 0,
+            },
+            signals: [("cpu".to_owned(), "on".to_owned())].into(),
+            host: Host {
+                busy_cores: 1.0,
+                busy_percent: 50.0,
+                processes_seen: 1,
+                context_switches: 10,
+            },
+            processes: vec![Process {
+                pid: 10,
+                start_time: 5,
+                comm: "burner".to_owned(),
+                exe: Some("/bin/burner".to_owned()),
+                cmdline: vec!["burner".to_owned()],
+                cgroup: None,
+                exited: false,
+                cpu: Cpu {
+                    samples: 495,
+                    on_cpu_ns: 5_000_000_000,
+                    cores: 1.0,
+                    host_percent: 50.0,
+                    hottest: Some(Hottest {
+                        function: "spin".to_owned(),
+                        percent: 99.0,
+                    }),
+                },
+            }],
+            suspects: vec![Suspect {
+                rank: 1,
+                pid: 10,
+                comm: "burner".to_owned(),
+                resource: "cpu".to_owned(),
+                value: 1.0,
+                unit: "cores".to_owned(),
+                reason: "used 1.00 cores".to_owned(),
+            }],
+            verdict: "Suspect #1: burner".to_owned(),
+        }
+    }
+
+    #[test]
+    fn documented_schema_accepts_what_we_write_and_rejects_drift() {
+        let schema: serde_json::Value =
+            serde_json::from_str(include_str!("../../docs/report.schema.json")).unwrap();
+        let validator = jsonschema::validator_for(&schema).unwrap();
+        let report = serde_json::to_value(sample()).unwrap();
+        let errors: Vec<String> = validator
+            .iter_errors(&report)
+            .map(|e| e.to_string())
+            .collect();
+        assert!(errors.is_empty(), "{errors:?}");
+
+        let mut drifted = report.clone();
+        drifted["processes"][0]["cpu"]["unexpected"] = 1.into();
+        assert!(!validator.is_valid(&drifted));
+        let mut wrong_version = report;
+        wrong_version["schema"] = "profiler.report/v0".into();
+        assert!(!validator.is_valid(&wrong_version));
+    }
+
+    #[test]
+    fn round_trips_through_json() {
+        let report = sample();
+        let text = serde_json::to_string_pretty(&report).unwrap();
+        assert_eq!(serde_json::from_str::<Report>(&text).unwrap(), report);
+    }
+}

@@ -1,0 +1,197 @@
+//! `cargo xtask bench`: how much the profiler slows workloads down, next to untraced runs and
+//! `perf record`; shared argument parsing, privilege handling, timing and the result table.
+
+mod cpu;
+mod sched;
+mod tracer;
+
+use std::{
+    env,
+    os::unix::process::CommandExt as _,
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    time::Instant,
+};
+
+use anyhow::{Context as _, Result};
+
+use crate::{setup, util};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    kind: Kind,
+    /// Set by the re-exec under sudo: setup and builds already ran as the calling user, whose
+    /// target directory this is.
+    #[arg(long, global = true, hide = true, value_name = "TARGET_DIR")]
+    prepared: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Kind {
+    /// Wall time of a fixed CPU-bound workload: untraced, under the profiler, under perf record.
+    Cpu {
+        /// Rounds; each round runs every condition once.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+        runs: u32,
+        /// Work units for `burner --work`.
+        #[arg(long, default_value_t = 400)]
+        work: u64,
+    },
+    /// Cost of context-switch accounting (`perf bench sched pipe`), and of scanning
+    /// /proc/PID/schedstat instead.
+    Sched {
+        /// Rounds; each round runs every condition once.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+        runs: u32,
+        /// Round trips for `perf bench sched pipe -l`.
+        #[arg(long, default_value_t = 200_000)]
+        loops: u64,
+    },
+}
+
+pub fn run(args: &Args) -> Result<()> {
+    let target = match &args.prepared {
+        Some(target) => target.clone(),
+        None => {
+            setup::run(true)?;
+            let target = util::target_dir()?;
+            build(matches!(args.kind, Kind::Cpu { .. }))?;
+            target
+        }
+    };
+    if !util::is_root() {
+        return reexec_as_root(&target);
+    }
+    match args.kind {
+        Kind::Cpu { runs, work } => cpu::run(&target, runs, work),
+        Kind::Sched { runs, loops } => sched::run(&target, runs, loops),
+    }
+}
+
+/// Separate cargo invocations, not one with two `-p`: features unify across the packages of one
+/// build, which would give a profiler binary different from the one `test` and `run` build.
+fn build(with_workloads: bool) -> Result<()> {
+    let workspace = util::workspace_root();
+    util::run_step_quiet_stdout(
+        "build profiler",
+        util::cargo()
+            .args(["build", "--release", "-p", "profiler"])
+            .current_dir(&workspace),
+    )?;
+    if with_workloads {
+        util::run_step_quiet_stdout(
+            "build workloads",
+            util::cargo()
+                .args(["build", "--release", "-p", "profiler-tests", "--bins"])
+                .current_dir(&workspace),
+        )?;
+    }
+    Ok(())
+}
+
+/// Builds ran as the calling user so target/ stays theirs; only the measurement needs root.
+fn reexec_as_root(target: &Path) -> Result<()> {
+    let exe = env::current_exe().context("could not locate the xtask binary")?;
+    let mut cmd = util::privileged(&exe)?;
+    cmd.args(env::args_os().skip(1))
+        .arg("--prepared")
+        .arg(target);
+    let err = cmd.exec();
+    Err(err).with_context(|| format!("could not start `{}`", util::display(&cmd)))
+}
+
+/// Wall seconds of `cmd`, which must succeed; its stdout is dropped so it cannot garble the table.
+fn time_workload(cmd: &mut Command) -> Result<f64> {
+    cmd.stdout(Stdio::null());
+    let start = Instant::now();
+    let status = cmd
+        .status()
+        .with_context(|| format!("could not start `{}`", util::display(cmd)))?;
+    let wall = start.elapsed().as_secs_f64();
+    util::check("workload", cmd, status)?;
+    Ok(wall)
+}
+
+/// Median, min and max of one condition's samples.
+#[derive(Debug, Clone, Copy)]
+struct Summary {
+    median: f64,
+    min: f64,
+    max: f64,
+}
+
+impl Summary {
+    /// `None` for no samples.
+    fn of(samples: &[f64]) -> Option<Self> {
+        let mut sorted = samples.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        let (first, last) = (*sorted.first()?, *sorted.last()?);
+        let mid = sorted.len() / 2;
+        let median = if sorted.len().is_multiple_of(2) {
+            f64::midpoint(sorted[mid - 1], sorted[mid])
+        } else {
+            sorted[mid]
+        };
+        Some(Self {
+            median,
+            min: first,
+            max: last,
+        })
+    }
+}
+
+/// One line of the result table.
+#[derive(Debug)]
+struct Row<'a> {
+    condition: &'a str,
+    samples: &'a [f64],
+    /// Seconds the profiler took to exit after SIGINT (writing its report), when it ran.
+    report_seconds: &'a [f64],
+}
+
+/// Prints the table; ratios are against the first row, the untraced baseline.
+fn print_table(unit: &str, rows: &[Row<'_>]) {
+    let baseline = rows
+        .first()
+        .and_then(|row| Summary::of(row.samples))
+        .map(|summary| summary.median);
+    println!(
+        "{:<10} {:>10} {:>10} {:>10} {:>12} {:>16}",
+        "condition",
+        format!("median {unit}"),
+        format!("min {unit}"),
+        format!("max {unit}"),
+        "vs untraced",
+        "report s (med)"
+    );
+    for row in rows {
+        let Some(summary) = Summary::of(row.samples) else {
+            continue;
+        };
+        let ratio = baseline.filter(|base| *base > 0.0).map_or_else(
+            || "-".to_owned(),
+            |base| format!("{:.2}x", summary.median / base),
+        );
+        let report = Summary::of(row.report_seconds)
+            .map_or_else(|| "-".to_owned(), |report| format!("{:.3}", report.median));
+        println!(
+            "{:<10} {:>10.3} {:>10.3} {:>10.3} {:>12} {:>16}",
+            row.condition, summary.median, summary.min, summary.max, ratio, report
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_takes_middle_values() {
+        let odd = Summary::of(&[3.0, 1.0, 2.0]).unwrap();
+        assert_eq!((odd.median, odd.min, odd.max), (2.0, 1.0, 3.0));
+        let even = Summary::of(&[4.0, 1.0, 2.0, 3.0]).unwrap();
+        assert_eq!((even.median, even.min, even.max), (2.5, 1.0, 4.0));
+        assert!(Summary::of(&[]).is_none());
+    }
+}

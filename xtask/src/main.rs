@@ -1,0 +1,62 @@
+//! `cargo xtask`: the project's developer commands (setup, test, run, bench); CLI and dispatch.
+
+mod bench;
+mod run;
+mod setup;
+mod test;
+mod util;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "cargo xtask",
+    about = "Developer commands of the profiler workspace"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Install what building the eBPF side needs: nightly rust-src and a matching bpf-linker.
+    Setup {
+        /// Also install the benchmark peers (linux-perf).
+        #[arg(long)]
+        bench: bool,
+    },
+    /// Build the profiler, run the unit tests, then the end-to-end tests (as root, via sudo).
+    Test {
+        /// Passed to the end-to-end test executables (a filter, --nocapture, ...).
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+    /// Build the profiler and run it as root with these arguments.
+    Run {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Measure the profiler's overhead.
+    Bench(bench::Args),
+}
+
+fn main() -> ExitCode {
+    let result = match Cli::parse().command {
+        Command::Setup { bench } => setup::run(bench),
+        Command::Test { args } => test::run(&args),
+        Command::Run { args } => run::run(&args),
+        Command::Bench(args) => bench::run(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            // `{:#}` keeps the cause chain but, unlike returning the error from main, no
+            // backtrace: RUST_BACKTRACE is often set for the tests and would bury the message.
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
