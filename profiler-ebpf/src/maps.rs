@@ -54,7 +54,7 @@ pub fn add_shared(map: &HashMap<StackKey, u64>, key: &StackKey, delta: u64) -> b
         atomic_add(value, delta);
         return true;
     }
-    if map.insert(key, &delta, u64::from(BPF_NOEXIST)).is_ok() {
+    if map.insert(key, delta, u64::from(BPF_NOEXIST)).is_ok() {
         return true;
     }
     // Another CPU may have inserted the key between lookup and insert.
@@ -76,7 +76,7 @@ pub fn add_per_cpu(map: &PerCpuHashMap<u32, u64>, key: &u32, delta: u64) -> Opti
         unsafe { *value += delta };
         return Some(false);
     }
-    if map.insert(key, &delta, u64::from(BPF_NOEXIST)).is_ok() {
+    if map.insert(key, delta, u64::from(BPF_NOEXIST)).is_ok() {
         return Some(true);
     }
     let value = map.get_ptr_mut(key)?;
@@ -90,6 +90,6 @@ pub fn add_per_cpu(map: &PerCpuHashMap<u32, u64>, key: &u32, delta: u64) -> Opti
 #[inline(always)]
 pub fn remember_comm(tgid: u32) {
     if let Ok(comm) = bpf_get_current_comm() {
-        let _ = COMMS.insert(&tgid, &comm, u64::from(BPF_NOEXIST));
+        let _ = COMMS.insert(tgid, comm, u64::from(BPF_NOEXIST));
     }
 }

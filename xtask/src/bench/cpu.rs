@@ -34,7 +34,7 @@ pub fn run(target: &Path, runs: u32, work: u64) -> Result<()> {
     for binary in [&burner, &profiler] {
         if !binary.is_file() {
             bail!(
-                "{} is missing: run `cargo xtask bench cpu` without --prepared so it builds it",
+                "{} is missing: `cargo xtask bench cpu` builds it unless --prepared is passed",
                 binary.display()
             );
         }

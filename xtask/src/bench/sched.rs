@@ -39,7 +39,7 @@ pub fn run(target: &Path, runs: u32, loops: u64) -> Result<()> {
     let profiler = target.join("release").join("profiler");
     if !profiler.is_file() {
         bail!(
-            "{} is missing: run `cargo xtask bench sched` without --prepared so it builds it",
+            "{} is missing: `cargo xtask bench sched` builds it unless --prepared is passed",
             profiler.display()
         );
     }
@@ -47,9 +47,11 @@ pub fn run(target: &Path, runs: u32, loops: u64) -> Result<()> {
         .prefix("xtask-bench-sched-")
         .tempdir()
         .context("could not create a scratch directory")?;
+    // Both ends pinned to one CPU: every round trip is two context switches on that CPU and
+    // no cross-CPU wakeup, whose cost in a VM depends on idle states more than on the probe.
     let pipe_bench = || {
-        let mut cmd = Command::new("perf");
-        cmd.args(["bench", "sched", "pipe", "-l"])
+        let mut cmd = Command::new("taskset");
+        cmd.args(["-c", "0", "perf", "bench", "sched", "pipe", "-l"])
             .arg(loops.to_string());
         cmd
     };
