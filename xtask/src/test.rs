@@ -53,7 +53,7 @@ fn run_e2e(workspace: &Path, profiler_bin: &Path, extra_args: &[String]) -> Vec<
     const STEP: &str = "e2e tests";
     if util::is_root() {
         let mut cmd = util::cargo();
-        cmd.args(["test", "--release", "-p", "profiler-tests", "--"])
+        cmd.args(["test", "--release", "-p", "profiler-tests", "--tests", "--"])
             .args(extra_args)
             .env("PROFILER_BIN", profiler_bin)
             .current_dir(workspace);
@@ -89,7 +89,7 @@ fn run_e2e(workspace: &Path, profiler_bin: &Path, extra_args: &[String]) -> Vec<
 /// Compiles the end-to-end test executables and returns their paths, as cargo reports them.
 fn build_e2e(workspace: &Path) -> Result<Vec<PathBuf>> {
     let mut cmd = util::cargo();
-    cmd.args(["test", "--release", "-p", "profiler-tests", "--no-run"])
+    cmd.args(["test", "--release", "-p", "profiler-tests", "--tests", "--no-run"])
         // Diagnostics still render on stderr; only the artifact records come as JSON on stdout.
         .arg("--message-format=json-render-diagnostics")
         .current_dir(workspace)

@@ -6,7 +6,8 @@ use crate::report::Report;
 
 const ROWS: usize = 15;
 
-fn truncate(text: &str, width: usize) -> String {
+/// Paths keep their tail (the file name); names keep their head.
+fn truncate_head(text: &str, width: usize) -> String {
     if text.chars().count() <= width {
         return text.to_owned();
     }
@@ -19,6 +20,14 @@ fn truncate(text: &str, width: usize) -> String {
         .rev()
         .collect();
     format!("…{tail}")
+}
+
+fn truncate_tail(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        return text.to_owned();
+    }
+    let head: String = text.chars().take(width - 1).collect();
+    format!("{head}…")
 }
 
 pub fn render(report: &Report) -> String {
@@ -46,8 +55,8 @@ pub fn render(report: &Report) -> String {
             out,
             "{rank:>4} {:>8}  {:<16} {:<36} {:>6.2} {:>5.1}% {:>8}",
             p.pid,
-            truncate(&p.comm, 16),
-            truncate(exe, 36),
+            truncate_tail(&p.comm, 16),
+            truncate_head(exe, 36),
             p.cpu.cores,
             p.cpu.host_percent,
             p.cpu.samples

@@ -84,3 +84,29 @@ impl<'a> UserSymbolizer<'a> {
         names_of(&sym)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::read_identity;
+
+    #[inline(never)]
+    fn cached_symbol_for_test() -> u64 {
+        std::hint::black_box(11)
+    }
+
+    #[test]
+    fn one_lookup_per_file_offset_and_unmapped_addresses_are_unknown() {
+        let symbolizer = Symbolizer::new();
+        let mut user = UserSymbolizer::new(&symbolizer);
+        let maps = read_identity(std::process::id()).unwrap().maps;
+        let ip = cached_symbol_for_test as *const () as u64;
+        let first = user.frames(&maps, &[ip]);
+        assert!(first[0].contains("cached_symbol_for_test"), "{first:?}");
+        assert_eq!(user.cache.len(), 1);
+        assert_eq!(user.frames(&maps, &[ip, ip + 1]).len(), 2);
+        // The caller frame (ip + 1 - 1) is the same offset: still one entry.
+        assert_eq!(user.cache.len(), 1);
+        assert_eq!(user.frames(&maps, &[8]), ["[unknown]"]);
+    }
+}
