@@ -89,11 +89,18 @@ fn run_e2e(workspace: &Path, profiler_bin: &Path, extra_args: &[String]) -> Vec<
 /// Compiles the end-to-end test executables and returns their paths, as cargo reports them.
 fn build_e2e(workspace: &Path) -> Result<Vec<PathBuf>> {
     let mut cmd = util::cargo();
-    cmd.args(["test", "--release", "-p", "profiler-tests", "--tests", "--no-run"])
-        // Diagnostics still render on stderr; only the artifact records come as JSON on stdout.
-        .arg("--message-format=json-render-diagnostics")
-        .current_dir(workspace)
-        .stdout(Stdio::piped());
+    cmd.args([
+        "test",
+        "--release",
+        "-p",
+        "profiler-tests",
+        "--tests",
+        "--no-run",
+    ])
+    // Diagnostics still render on stderr; only the artifact records come as JSON on stdout.
+    .arg("--message-format=json-render-diagnostics")
+    .current_dir(workspace)
+    .stdout(Stdio::piped());
     let output = cmd
         .output()
         .with_context(|| format!("could not start `{}`", util::display(&cmd)))?;
