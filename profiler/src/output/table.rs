@@ -79,11 +79,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn long_paths_keep_their_tail() {
+    fn long_paths_keep_their_tail_long_names_their_head() {
         assert_eq!(
-            truncate("/usr/local/bin/some-very-long-name", 10),
+            truncate_head("/usr/local/bin/some-very-long-name", 10),
             "…long-name"
         );
-        assert_eq!(truncate("short", 10), "short");
+        assert_eq!(truncate_head("short", 10), "short");
+        assert_eq!(truncate_tail("kworker/u8:1-ext4-rsv", 10), "kworker/u…");
     }
 }
