@@ -33,6 +33,7 @@ pub async fn run(args: DiagnoseArgs) -> anyhow::Result<()> {
         }
     }
     probes::check_privileges()?;
+    probes::check_frequency(args.frequency)?;
     let started_at = jiff::Zoned::now();
     let out_path = args.out.clone().unwrap_or_else(|| {
         PathBuf::from(format!("profiler-{}", started_at.strftime("%Y%m%d-%H%M%S")))

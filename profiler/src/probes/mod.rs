@@ -57,6 +57,25 @@ pub fn attach_cpu(frequency_hz: u64) -> anyhow::Result<Probes> {
     })
 }
 
+/// The kernel refuses sampling frequencies above `kernel.perf_event_max_sample_rate` (and lowers
+/// that limit itself when sampling interrupts take too long); say so before attaching.
+pub fn check_frequency(frequency_hz: u64) -> anyhow::Result<()> {
+    const LIMIT: &str = "/proc/sys/kernel/perf_event_max_sample_rate";
+    let Some(max) = std::fs::read_to_string(LIMIT)
+        .ok()
+        .and_then(|text| text.trim().parse::<u64>().ok())
+    else {
+        return Ok(());
+    };
+    if frequency_hz > max {
+        return Err(crate::error::usage(format!(
+            "--frequency {frequency_hz} is above the kernel's limit of {max} Hz ({LIMIT}); \
+             use --frequency {max} or less"
+        )));
+    }
+    Ok(())
+}
+
 fn program<'a>(ebpf: &'a mut Ebpf, name: &str) -> anyhow::Result<&'a mut aya::programs::Program> {
     ebpf.program_mut(name)
         .with_context(|| format!("eBPF object has no program {name}"))
