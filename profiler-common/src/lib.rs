@@ -14,9 +14,36 @@ pub const MAP_COUNTERS: &str = "COUNTERS";
 /// Per-CPU array with one `u64`: when the CPU last switched tasks (or was last sampled).
 pub const MAP_LAST_SWITCH: &str = "LAST_SWITCH";
 
+/// LRU hash `tid -> Runnable`: the thread's tgid and since when it has been runnable.
+pub const MAP_RUNNABLE_SINCE: &str = "RUNNABLE_SINCE";
+/// Per-CPU array with one [`History`]: who held this CPU lately, to blame waits on.
+pub const MAP_HISTORY: &str = "HISTORY";
+/// Hash `tgid -> SchedStats`.
+pub const MAP_SCHED: &str = "SCHED";
+/// Hash `BlameKey -> nanoseconds` the victim waited while the culprit held its CPU.
+pub const MAP_BLAME: &str = "BLAME";
+
 /// Program names, as the eBPF functions are called.
 pub const PROG_CPU_SAMPLE: &str = "cpu_sample";
+/// Raw tracepoint fallback: on-CPU time only, needs no tracefs.
 pub const PROG_SCHED_SWITCH: &str = "sched_switch";
+/// Classic tracepoint: on-CPU time plus run-queue wait, switches and blame.
+pub const PROG_SCHED_SWITCH_TP: &str = "sched_switch_tp";
+pub const PROG_SCHED_WAKEUP: &str = "sched_wakeup";
+pub const PROG_SCHED_WAKEUP_NEW: &str = "sched_wakeup_new";
+
+/// Globals patched at load time with field offsets read from the tracepoints' `format` files.
+pub const GLOBAL_SWITCH_PREV_STATE: &str = "SWITCH_PREV_STATE_OFFSET";
+pub const GLOBAL_SWITCH_NEXT_PID: &str = "SWITCH_NEXT_PID_OFFSET";
+pub const GLOBAL_WAKEUP_PID: &str = "WAKEUP_PID_OFFSET";
+
+/// Threads that can be runnable-but-waiting at once.
+pub const RUNNABLE_ENTRIES: u32 = 65_536;
+/// (culprit, victim) pairs kept.
+pub const BLAME_ENTRIES: u32 = 65_536;
+/// log2 buckets of run-queue wait: bucket i counts waits in [2^i, 2^(i+1)) ns; the last one
+/// also holds everything longer.
+pub const WAIT_BUCKETS: usize = 32;
 
 /// Distinct (process, user stack, kernel stack) triples kept per run.
 pub const STACK_COUNTS_ENTRIES: u32 = 32_768;
@@ -62,10 +89,16 @@ pub enum Counter {
     OnCpuFull = 6,
     /// Context switches seen.
     Switches = 7,
+    /// Drop: a thread's runnable timestamp could not be stored ([`MAP_RUNNABLE_SINCE`] full).
+    RunnableFull = 8,
+    /// Drop: a process's scheduler stats could not be stored ([`MAP_SCHED`] full).
+    SchedFull = 9,
+    /// Drop: a blame pair could not be stored ([`MAP_BLAME`] full).
+    BlameFull = 10,
 }
 
 impl Counter {
-    pub const COUNT: u32 = 8;
+    pub const COUNT: u32 = 11;
     pub const ALL: [Counter; Self::COUNT as usize] = [
         Counter::Samples,
         Counter::IdleSamples,
@@ -75,11 +108,86 @@ impl Counter {
         Counter::StackCountsFull,
         Counter::OnCpuFull,
         Counter::Switches,
+        Counter::RunnableFull,
+        Counter::SchedFull,
+        Counter::BlameFull,
     ];
+}
+
+/// A thread's process and since when it has been runnable (0: running or asleep).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Runnable {
+    pub since: u64,
+    /// 0 until the thread has left a CPU once while probes were attached.
+    pub tgid: u32,
+    pub _pad: u32,
+}
+
+/// One stretch of a CPU held by one process (tgid 0: idle).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Segment {
+    pub start: u64,
+    pub end: u64,
+    pub tgid: u32,
+    pub _pad: u32,
+}
+
+/// Segments kept per CPU. A wait longer than these stretches is blamed only for the part they
+/// cover; 16 covers a run queue of several CPU hogs at the default 3 ms slices.
+pub const HISTORY_SEGMENTS: usize = 16;
+
+/// Recent holders of one CPU, a ring written at each context switch.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct History {
+    /// When the current holder got the CPU (0 before the first switch seen).
+    pub switched_at: u64,
+    /// Next slot to write.
+    pub next: u64,
+    pub segments: [Segment; HISTORY_SEGMENTS],
+}
+
+/// Scheduler figures of one process, summed over its threads.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SchedStats {
+    /// Time runnable but not running: wakeup or preemption until switch-in.
+    pub runq_wait_ns: u64,
+    pub runq_waits: u64,
+    /// Switched out to sleep (it blocked).
+    pub voluntary_switches: u64,
+    /// Switched out while still runnable (preempted).
+    pub involuntary_switches: u64,
+    pub wait_hist: [u64; WAIT_BUCKETS],
+}
+
+impl SchedStats {
+    pub const ZERO: Self = Self {
+        runq_wait_ns: 0,
+        runq_waits: 0,
+        voluntary_switches: 0,
+        involuntary_switches: 0,
+        wait_hist: [0; WAIT_BUCKETS],
+    };
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BlameKey {
+    pub culprit_tgid: u32,
+    pub victim_tgid: u32,
 }
 
 #[cfg(feature = "user")]
 mod user {
     // SAFETY: repr(C), three u32-sized fields, no padding, every bit pattern valid.
     unsafe impl aya::Pod for super::StackKey {}
+    // SAFETY: repr(C), u64 + u32 + explicit u32 pad.
+    unsafe impl aya::Pod for super::Runnable {}
+    // SAFETY: repr(C), only u64 fields.
+    unsafe impl aya::Pod for super::SchedStats {}
+    // SAFETY: repr(C), two u32, no padding.
+    unsafe impl aya::Pod for super::BlameKey {}
 }

@@ -12,8 +12,8 @@ mod maps;
 mod sched;
 
 use aya_ebpf::{
-    macros::{perf_event, raw_tracepoint},
-    programs::{PerfEventContext, RawTracePointContext},
+    macros::{perf_event, raw_tracepoint, tracepoint},
+    programs::{PerfEventContext, RawTracePointContext, TracePointContext},
 };
 
 /// Sampler on the software cpu-clock event, one perf event per online CPU.
@@ -27,6 +27,25 @@ pub fn cpu_sample(ctx: PerfEventContext) -> u32 {
 #[raw_tracepoint(tracepoint = "sched_switch")]
 pub fn sched_switch(_ctx: RawTracePointContext) -> i32 {
     sched::switch();
+    0
+}
+
+/// `sched:sched_switch` classic tracepoint: on-CPU time, run-queue wait, switches and blame.
+#[tracepoint(category = "sched", name = "sched_switch")]
+pub fn sched_switch_tp(ctx: TracePointContext) -> u32 {
+    sched::switch_tracepoint(&ctx);
+    0
+}
+
+#[tracepoint(category = "sched", name = "sched_wakeup")]
+pub fn sched_wakeup(ctx: TracePointContext) -> u32 {
+    sched::wakeup(&ctx);
+    0
+}
+
+#[tracepoint(category = "sched", name = "sched_wakeup_new")]
+pub fn sched_wakeup_new(ctx: TracePointContext) -> u32 {
+    sched::wakeup(&ctx);
     0
 }
 

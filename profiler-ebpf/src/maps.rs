@@ -6,10 +6,11 @@ use aya_ebpf::{
     bindings::BPF_NOEXIST,
     helpers::bpf_get_current_comm,
     macros::map,
-    maps::{HashMap, PerCpuArray, PerCpuHashMap, StackTrace},
+    maps::{HashMap, LruHashMap, PerCpuArray, PerCpuHashMap, StackTrace},
 };
 use profiler_common::{
-    Counter, PROCESS_ENTRIES, STACK_COUNTS_ENTRIES, STACKS_ENTRIES, StackKey, TaskComm,
+    BLAME_ENTRIES, BlameKey, Counter, History, PROCESS_ENTRIES, RUNNABLE_ENTRIES, Runnable,
+    STACK_COUNTS_ENTRIES, STACKS_ENTRIES, SchedStats, StackKey, TaskComm,
 };
 
 #[map]
@@ -31,6 +32,20 @@ pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(Counter::C
 #[map]
 pub static LAST_SWITCH: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 
+/// LRU: entries of threads that exited are evicted instead of filling the map.
+#[map]
+pub static RUNNABLE_SINCE: LruHashMap<u32, Runnable> =
+    LruHashMap::with_max_entries(RUNNABLE_ENTRIES, 0);
+
+#[map]
+pub static HISTORY: PerCpuArray<History> = PerCpuArray::with_max_entries(1, 0);
+
+#[map]
+pub static SCHED: HashMap<u32, SchedStats> = HashMap::with_max_entries(PROCESS_ENTRIES, 0);
+
+#[map]
+pub static BLAME: HashMap<BlameKey, u64> = HashMap::with_max_entries(BLAME_ENTRIES, 0);
+
 #[inline(always)]
 pub fn bump(counter: Counter) {
     if let Some(slot) = COUNTERS.get_ptr_mut(counter as u32) {
@@ -42,14 +57,14 @@ pub fn bump(counter: Counter) {
 /// The BPF target has no compare-and-swap, so `AtomicU64::fetch_add` is not offered; the intrinsic
 /// lowers to the BPF atomic add instruction.
 #[inline(always)]
-fn atomic_add(value: *mut u64, delta: u64) {
+pub fn atomic_add(value: *mut u64, delta: u64) {
     // SAFETY: `value` points to a live, aligned u64 map value that several CPUs add to.
     unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(value, delta) };
 }
 
 /// Adds `delta` to a shared hash value, inserting it if absent. Returns false when the map is full.
 #[inline(always)]
-pub fn add_shared(map: &HashMap<StackKey, u64>, key: &StackKey, delta: u64) -> bool {
+pub fn add_shared<K>(map: &HashMap<K, u64>, key: &K, delta: u64) -> bool {
     if let Some(value) = map.get_ptr_mut(key) {
         atomic_add(value, delta);
         return true;

@@ -1,20 +1,214 @@
-//! Exact on-CPU time per process from context switches.
+//! Scheduler accounting from context switches and wakeups.
 //!
-//! Each CPU remembers when it last switched; at the next switch (or sampler tick) the elapsed
-//! time is charged to the task leaving, which is `current`. Reading `current` instead of the
-//! tracepoint's task pointers avoids depending on `task_struct` offsets.
+//! On-CPU time: each CPU remembers when it last switched; at the next switch (or sampler tick)
+//! the elapsed time is charged to the task leaving, which is `current`. Reading `current`
+//! instead of task pointers avoids depending on `task_struct` offsets.
+//!
+//! Run-queue wait: a thread is runnable from its wakeup (or from being preempted) until it is
+//! switched in. Its tgid is remembered whenever it leaves a CPU, so the wait can be charged to
+//! its process at switch-in. Blame: each CPU keeps a ring of who held it lately; the wait is
+//! split over the holders by overlap, so a waiting thread blames the processes that actually
+//! ran while it waited, not just the last one.
 
-use aya_ebpf::helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns};
-use profiler_common::Counter;
+use aya_ebpf::{
+    bindings::BPF_NOEXIST,
+    helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns},
+    programs::TracePointContext,
+};
+use profiler_common::{
+    BlameKey, Counter, HISTORY_SEGMENTS, History, Runnable, SchedStats, Segment, WAIT_BUCKETS,
+};
 
-use crate::maps::{LAST_SWITCH, ONCPU, add_per_cpu, bump, remember_comm};
+use crate::maps::{
+    BLAME, HISTORY, LAST_SWITCH, ONCPU, RUNNABLE_SINCE, SCHED, add_per_cpu, add_shared,
+    atomic_add, bump, remember_comm,
+};
 
+// Field offsets in the classic tracepoints' records; userspace overwrites them with the values
+// in each event's `format` file. The defaults are those of Linux 4.x to 6.x.
+#[unsafe(no_mangle)]
+static SWITCH_PREV_STATE_OFFSET: u32 = 32;
+#[unsafe(no_mangle)]
+static SWITCH_NEXT_PID_OFFSET: u32 = 56;
+#[unsafe(no_mangle)]
+static WAKEUP_PID_OFFSET: u32 = 24;
+
+/// `prev_state` bits that mean the task went to sleep; none set means it is still runnable
+/// (preempted tasks report TASK_REPORT_MAX, above these bits).
+const SLEEP_STATE_MASK: i64 = 0xff;
+
+#[inline(always)]
+fn offset(global: &'static u32) -> usize {
+    // SAFETY: a plain read of a load-time constant; volatile keeps the compiler from folding in
+    // the default.
+    unsafe { core::ptr::read_volatile(global) as usize }
+}
+
+#[inline(always)]
+fn now() -> u64 {
+    // SAFETY: helper without preconditions.
+    unsafe { bpf_ktime_get_ns() }
+}
+
+/// `sched:sched_wakeup` and `sched:sched_wakeup_new`: the thread becomes runnable.
+#[inline(always)]
+pub fn wakeup(ctx: &TracePointContext) {
+    // SAFETY: reads the record through bpf_probe_read_kernel at the format's offset.
+    let Ok(tid) = (unsafe { ctx.read_at::<u32>(offset(&WAKEUP_PID_OFFSET)) }) else {
+        return;
+    };
+    let now = now();
+    if let Some(entry) = RUNNABLE_SINCE.get_ptr_mut(tid) {
+        // SAFETY: live map value; a thread is woken on one CPU at a time.
+        unsafe { (*entry).since = now };
+        return;
+    }
+    let entry = Runnable {
+        since: now,
+        tgid: 0,
+        _pad: 0,
+    };
+    if RUNNABLE_SINCE.insert(tid, entry, 0).is_err() {
+        bump(Counter::RunnableFull);
+    }
+}
+
+/// `sched:sched_switch` as a classic tracepoint: on-CPU time plus run-queue accounting.
+#[inline(always)]
+pub fn switch_tracepoint(ctx: &TracePointContext) {
+    bump(Counter::Switches);
+    let now = now();
+    let pid_tgid = bpf_get_current_pid_tgid();
+    charge_current(pid_tgid, now);
+    let prev_tid = pid_tgid as u32;
+    let prev_tgid = (pid_tgid >> 32) as u32;
+    let Some(history) = HISTORY.get_ptr_mut(0) else {
+        return;
+    };
+    // SAFETY: this CPU's slot; sched_switch runs with interrupts off.
+    let history = unsafe { &mut *history };
+    record_holder(history, prev_tgid, now);
+
+    if prev_tid != 0 {
+        // SAFETY: as in `wakeup`.
+        let state =
+            unsafe { ctx.read_at::<i64>(offset(&SWITCH_PREV_STATE_OFFSET)) }.unwrap_or(1);
+        let still_runnable = state & SLEEP_STATE_MASK == 0;
+        count_switch(prev_tgid, still_runnable);
+        let entry = Runnable {
+            since: if still_runnable { now } else { 0 },
+            tgid: prev_tgid,
+            _pad: 0,
+        };
+        if RUNNABLE_SINCE.insert(prev_tid, entry, 0).is_err() {
+            bump(Counter::RunnableFull);
+        }
+    }
+
+    // SAFETY: as in `wakeup`.
+    let next_tid = unsafe { ctx.read_at::<u32>(offset(&SWITCH_NEXT_PID_OFFSET)) }.unwrap_or(0);
+    if next_tid == 0 {
+        return;
+    }
+    let Some(entry) = RUNNABLE_SINCE.get_ptr_mut(next_tid) else {
+        return;
+    };
+    // SAFETY: live map value; the thread is being switched in on this CPU only.
+    let (since, tgid) = unsafe { ((*entry).since, (*entry).tgid) };
+    // SAFETY: as above.
+    unsafe { (*entry).since = 0 };
+    if since == 0 || tgid == 0 || now <= since {
+        return;
+    }
+    let waited = now - since;
+    charge_wait(tgid, waited);
+    blame(history, tgid, since, now);
+}
+
+/// Closes the current holder's stretch of this CPU in the ring.
+#[inline(always)]
+fn record_holder(history: &mut History, tgid: u32, now: u64) {
+    let start = core::mem::replace(&mut history.switched_at, now);
+    if start == 0 {
+        return;
+    }
+    let slot = (history.next as usize) % HISTORY_SEGMENTS;
+    history.next = history.next.wrapping_add(1);
+    if let Some(segment) = history.segments.get_mut(slot) {
+        *segment = Segment {
+            start,
+            end: now,
+            tgid,
+            _pad: 0,
+        };
+    }
+}
+
+/// Charges `[since, now)` of `victim`'s wait to the processes that held this CPU meanwhile.
+#[inline(always)]
+fn blame(history: &History, victim: u32, since: u64, now: u64) {
+    for segment in &history.segments {
+        if segment.tgid == 0 || segment.tgid == victim {
+            continue;
+        }
+        let start = if segment.start > since { segment.start } else { since };
+        let end = if segment.end < now { segment.end } else { now };
+        if end <= start {
+            continue;
+        }
+        let key = BlameKey {
+            culprit_tgid: segment.tgid,
+            victim_tgid: victim,
+        };
+        if !add_shared(&BLAME, &key, end - start) {
+            bump(Counter::BlameFull);
+        }
+    }
+}
+
+#[inline(always)]
+fn stats_of(tgid: u32) -> Option<*mut SchedStats> {
+    if let Some(stats) = SCHED.get_ptr_mut(tgid) {
+        return Some(stats);
+    }
+    let _ = SCHED.insert(tgid, SchedStats::ZERO, u64::from(BPF_NOEXIST));
+    let stats = SCHED.get_ptr_mut(tgid);
+    if stats.is_none() {
+        bump(Counter::SchedFull);
+    }
+    stats
+}
+
+#[inline(always)]
+fn count_switch(tgid: u32, still_runnable: bool) {
+    let Some(stats) = stats_of(tgid) else { return };
+    // SAFETY: live map value; fields are only ever added to atomically.
+    unsafe {
+        if still_runnable {
+            atomic_add(&raw mut (*stats).involuntary_switches, 1);
+        } else {
+            atomic_add(&raw mut (*stats).voluntary_switches, 1);
+        }
+    }
+}
+
+#[inline(always)]
+fn charge_wait(tgid: u32, waited: u64) {
+    let Some(stats) = stats_of(tgid) else { return };
+    let bucket = (63 - waited.leading_zeros() as usize).min(WAIT_BUCKETS - 1);
+    // SAFETY: as in `count_switch`.
+    unsafe {
+        atomic_add(&raw mut (*stats).runq_wait_ns, waited);
+        atomic_add(&raw mut (*stats).runq_waits, 1);
+        atomic_add(&raw mut (*stats).wait_hist[bucket], 1);
+    }
+}
+
+/// Raw tracepoint fallback when tracefs is missing: on-CPU time only.
 #[inline(always)]
 pub fn switch() {
     bump(Counter::Switches);
-    // SAFETY: helper without preconditions.
-    let now = unsafe { bpf_ktime_get_ns() };
-    charge_current(bpf_get_current_pid_tgid(), now);
+    charge_current(bpf_get_current_pid_tgid(), now());
 }
 
 /// Charges the time since this CPU's last checkpoint to the current task's process.

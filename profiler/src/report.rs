@@ -26,6 +26,8 @@ pub struct Report {
     pub host: Host,
     /// Sorted by CPU, busiest first.
     pub processes: Vec<Process>,
+    /// Who kept whom waiting for a CPU, largest delay first (sched signal).
+    pub blame: Vec<Blame>,
     pub suspects: Vec<Suspect>,
     pub verdict: String,
 }
@@ -47,6 +49,9 @@ pub struct Drops {
     pub kernel_stack_lost: u64,
     pub stack_counts_full: u64,
     pub on_cpu_map_full: u64,
+    pub runnable_map_full: u64,
+    pub sched_map_full: u64,
+    pub blame_map_full: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -70,6 +75,33 @@ pub struct Process {
     pub cgroup: Option<String>,
     pub exited: bool,
     pub cpu: Cpu,
+    /// Null when the sched signal is unavailable or the process never left a CPU in the run.
+    pub sched: Option<Sched>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sched {
+    /// Total time runnable but waiting for a CPU (wakeup or preemption until switch-in).
+    pub runq_wait_ns: u64,
+    pub runq_waits: u64,
+    /// Upper bounds of the log2 histogram buckets holding the median and 99th percentile wait.
+    pub runq_p50_ns: u64,
+    pub runq_p99_ns: u64,
+    /// Left the CPU to sleep (blocked).
+    pub voluntary_switches: u64,
+    /// Left the CPU while still runnable (preempted).
+    pub involuntary_switches: u64,
+    pub ctx_switches: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Blame {
+    pub culprit_pid: u32,
+    pub culprit_comm: String,
+    pub victim_pid: u32,
+    pub victim_comm: String,
+    /// Time the victim's threads waited for a CPU that the culprit held when they got it.
+    pub delay_ns: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -125,6 +157,9 @@ mod tests {
                 kernel_stack_lost: 0,
                 stack_counts_full: 0,
                 on_cpu_map_full: 0,
+                runnable_map_full: 0,
+                sched_map_full: 0,
+                blame_map_full: 0,
             },
             signals: [("cpu".to_owned(), "on".to_owned())].into(),
             host: Host {
@@ -151,6 +186,22 @@ mod tests {
                         percent: 99.0,
                     }),
                 },
+                sched: Some(Sched {
+                    runq_wait_ns: 1_000,
+                    runq_waits: 2,
+                    runq_p50_ns: 511,
+                    runq_p99_ns: 1023,
+                    voluntary_switches: 1,
+                    involuntary_switches: 3,
+                    ctx_switches: 4,
+                }),
+            }],
+            blame: vec![Blame {
+                culprit_pid: 10,
+                culprit_comm: "burner".to_owned(),
+                victim_pid: 11,
+                victim_comm: "waker".to_owned(),
+                delay_ns: 1_000,
             }],
             suspects: vec![Suspect {
                 rank: 1,

@@ -1,8 +1,14 @@
 //! Ranking and verdict: pure functions from measured usage to the report's suspects and prose.
 
-use std::{collections::HashMap, time::Duration};
+mod sched;
+mod verdict;
 
-use profiler_common::Counter;
+use std::{
+    collections::{BTreeMap, HashMap},
+    time::Duration,
+};
+
+use profiler_common::{BlameKey, Counter};
 
 use crate::{
     collect::Counters,
@@ -15,7 +21,9 @@ use crate::{
 /// is smaller: below that it is noise on any host worth diagnosing.
 const SUSPECT_MIN_CORES: f64 = 0.2;
 const SUSPECT_MIN_HOST_PERCENT: f64 = 10.0;
-const MAX_SUSPECTS: usize = 5;
+/// A process is a sched suspect when others waited behind it for a tenth of the run or more.
+const SUSPECT_MIN_DELAY_SHARE: f64 = 0.1;
+const MAX_SUSPECTS: usize = 8;
 
 /// Facts of the run that are not per process.
 #[derive(Debug, Clone)]
@@ -26,10 +34,27 @@ pub struct RunFacts {
     pub cpus: u32,
     pub frequency_hz: u64,
     pub counters: Counters,
+    pub signals: BTreeMap<String, String>,
+    /// Run-queue delay per (culprit, victim) process pair.
+    pub blame: Vec<(BlameKey, u64)>,
     /// When non-empty, only these pids are reported.
     pub only_pids: Vec<u32>,
     /// The profiler's own pid, never a suspect.
     pub own_pid: u32,
+}
+
+impl RunFacts {
+    fn seconds(&self) -> f64 {
+        self.duration.as_secs_f64().max(1e-9)
+    }
+
+    fn cpus(&self) -> f64 {
+        f64::from(self.cpus.max(1))
+    }
+
+    fn reported(&self, pid: u32) -> bool {
+        self.only_pids.is_empty() || self.only_pids.contains(&pid)
+    }
 }
 
 pub fn build_report(
@@ -37,16 +62,16 @@ pub fn build_report(
     usage: &[ProcessUsage],
     folded: &[Vec<FoldedStack>],
 ) -> Report {
-    let secs = facts.duration.as_secs_f64().max(1e-9);
-    let cpus = f64::from(facts.cpus.max(1));
+    let secs = facts.seconds();
+    let cpus = facts.cpus();
     let busy_ns: u64 = usage.iter().map(|p| p.on_cpu_ns).sum();
     let busy_cores = busy_ns as f64 / 1e9 / secs;
 
     let mut processes: Vec<report::Process> = usage
         .iter()
         .zip(folded)
-        .filter(|(p, _)| p.on_cpu_ns > 0 || p.samples > 0)
-        .filter(|(p, _)| facts.only_pids.is_empty() || facts.only_pids.contains(&p.identity.pid))
+        .filter(|(p, _)| p.on_cpu_ns > 0 || p.samples > 0 || p.sched.is_some())
+        .filter(|(p, _)| facts.reported(p.identity.pid))
         .map(|(p, stacks)| {
             let cores = p.on_cpu_ns as f64 / 1e9 / secs;
             report::Process {
@@ -64,6 +89,7 @@ pub fn build_report(
                     host_percent: round3(cores / cpus * 100.0),
                     hottest: hottest(stacks),
                 },
+                sched: p.sched.as_ref().map(sched::sched),
             }
         })
         .collect();
@@ -71,7 +97,26 @@ pub fn build_report(
         (b.cpu.on_cpu_ns, b.cpu.samples, a.pid).cmp(&(a.cpu.on_cpu_ns, a.cpu.samples, b.pid))
     });
 
-    let suspects = cpu_suspects(&processes, facts, busy_cores);
+    // Blame names processes by their newest identity; the kernel keys it by tgid.
+    let comms: HashMap<u32, String> = usage
+        .iter()
+        .map(|p| (p.identity.pid, p.identity.comm.clone()))
+        .collect();
+    let blame: Vec<report::Blame> = sched::blame(&facts.blame, &comms)
+        .into_iter()
+        .filter(|b| facts.reported(b.culprit_pid) || facts.reported(b.victim_pid))
+        .collect();
+
+    let mut scored = cpu_suspects(&processes, facts, busy_cores);
+    scored.extend(sched_suspects(&blame, facts));
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let suspects = scored
+        .into_iter()
+        .take(MAX_SUSPECTS)
+        .zip(1..)
+        .map(|((_, suspect), rank)| Suspect { rank, ..suspect })
+        .collect();
+
     let counter = |c| facts.counters.get(c);
     let mut report = Report {
         schema: report::SCHEMA.to_owned(),
@@ -91,8 +136,11 @@ pub fn build_report(
             kernel_stack_lost: counter(Counter::KernelStackLost),
             stack_counts_full: counter(Counter::StackCountsFull),
             on_cpu_map_full: counter(Counter::OnCpuFull),
+            runnable_map_full: counter(Counter::RunnableFull),
+            sched_map_full: counter(Counter::SchedFull),
+            blame_map_full: counter(Counter::BlameFull),
         },
-        signals: [("cpu".to_owned(), "on".to_owned())].into(),
+        signals: facts.signals.clone(),
         host: Host {
             busy_cores: round3(busy_cores),
             busy_percent: round3(busy_cores / cpus * 100.0),
@@ -100,10 +148,11 @@ pub fn build_report(
             context_switches: counter(Counter::Switches),
         },
         processes,
+        blame: sched::truncate(blame),
         suspects,
         verdict: String::new(),
     };
-    report.verdict = verdict(&report);
+    report.verdict = verdict::verdict(&report);
     report
 }
 
@@ -131,16 +180,24 @@ fn hottest(stacks: &[FoldedStack]) -> Option<Hottest> {
     })
 }
 
-fn cpu_suspects(processes: &[report::Process], facts: &RunFacts, busy_cores: f64) -> Vec<Suspect> {
+/// Suspects with a score: the share of the host's CPU capacity the resource use amounts to,
+/// so CPU use and the waiting a process causes rank on one scale.
+type Scored = (f64, Suspect);
+
+fn cpu_suspects(processes: &[report::Process], facts: &RunFacts, busy_cores: f64) -> Vec<Scored> {
     let cpus = facts.cpus.max(1);
     processes
         .iter()
         .filter(|p| p.pid != facts.own_pid)
-        .filter(|p| p.cpu.cores >= SUSPECT_MIN_CORES || p.cpu.host_percent >= SUSPECT_MIN_HOST_PERCENT)
-        .take(MAX_SUSPECTS)
-        .zip(1..)
-        .map(|(p, rank)| {
-            let share = if busy_cores > 0.0 { p.cpu.cores / busy_cores * 100.0 } else { 0.0 };
+        .filter(|p| {
+            p.cpu.cores >= SUSPECT_MIN_CORES || p.cpu.host_percent >= SUSPECT_MIN_HOST_PERCENT
+        })
+        .map(|p| {
+            let share = if busy_cores > 0.0 {
+                p.cpu.cores / busy_cores * 100.0
+            } else {
+                0.0
+            };
             let mut reason = format!(
                 "used {:.2} cores ({:.1}% of {cpus} CPUs) on average over {:.1} s, {:.0}% of all busy CPU time",
                 p.cpu.cores,
@@ -154,80 +211,47 @@ fn cpu_suspects(processes: &[report::Process], facts: &RunFacts, busy_cores: f64
                     hot.function, hot.percent
                 ));
             }
-            Suspect {
-                rank,
+            let suspect = Suspect {
+                rank: 0,
                 pid: p.pid,
                 comm: p.comm.clone(),
                 resource: "cpu".to_owned(),
                 value: p.cpu.cores,
                 unit: "cores".to_owned(),
                 reason,
-            }
+            };
+            (p.cpu.cores / facts.cpus(), suspect)
         })
         .collect()
 }
 
-fn describe(p: &report::Process) -> String {
-    match &p.exe {
-        Some(exe) => format!("{} (pid {}, {exe})", p.comm, p.pid),
-        None => format!("{} (pid {})", p.comm, p.pid),
-    }
-}
-
-fn verdict(report: &Report) -> String {
-    let secs = report.duration_s;
-    let mut text = match report.suspects.split_first() {
-        None => match report.processes.first() {
-            Some(top) => format!(
-                "Nothing stands out on CPU: the host was {:.0}% busy over {secs:.1} s and the busiest process, {}, used {:.2} cores.",
-                report.host.busy_percent,
-                describe(top),
-                top.cpu.cores
-            ),
-            None => format!("No process ran on a CPU during the {secs:.1} s sampled."),
-        },
-        Some((first, rest)) => {
-            let top = report
-                .processes
-                .iter()
-                .find(|p| p.pid == first.pid)
-                .expect("suspects come from processes");
-            let mut text = format!(
-                "Suspect #1: {} is eating the CPU: {:.2} of {} cores ({:.0}% of the host) over {secs:.1} s, while the whole host was {:.0}% busy",
-                describe(top),
-                top.cpu.cores,
-                report.cpus,
-                top.cpu.host_percent,
-                report.host.busy_percent
+fn sched_suspects(blame: &[report::Blame], facts: &RunFacts) -> Vec<Scored> {
+    let secs = facts.seconds();
+    sched::culprits(blame)
+        .into_iter()
+        .filter(|c| c.pid != facts.own_pid && facts.reported(c.pid))
+        .filter(|c| c.total_delay_ns as f64 / 1e9 / secs >= SUSPECT_MIN_DELAY_SHARE)
+        .map(|c| {
+            let delay_s = c.total_delay_ns as f64 / 1e9;
+            let reason = format!(
+                "delayed {} processes by {delay_s:.1} s in total while they waited for a CPU it held; most delayed: {} (pid {}), {:.1} s",
+                c.victims,
+                c.worst.victim_comm,
+                c.worst.victim_pid,
+                c.worst.delay_ns as f64 / 1e9
             );
-            if let Some(hot) = &top.cpu.hottest {
-                text.push_str(&format!("; most samples end in {}", hot.function));
-            }
-            text.push('.');
-            if !rest.is_empty() {
-                let others: Vec<String> = rest
-                    .iter()
-                    .map(|s| {
-                        format!(
-                            "#{} {} (pid {}, {:.2} cores)",
-                            s.rank, s.comm, s.pid, s.value
-                        )
-                    })
-                    .collect();
-                text.push_str(&format!(" Also heavy: {}.", others.join(", ")));
-            }
-            text
-        }
-    };
-    let drops = &report.drops;
-    let lost = drops.user_stack_lost + drops.kernel_stack_lost + drops.stack_counts_full;
-    if lost > 0 || drops.on_cpu_map_full > 0 {
-        text.push_str(&format!(
-            " Caution: {lost} stack samples and {} on-CPU updates were dropped in the kernel (see drops).",
-            drops.on_cpu_map_full
-        ));
-    }
-    text
+            let suspect = Suspect {
+                rank: 0,
+                pid: c.pid,
+                comm: c.worst.culprit_comm.clone(),
+                resource: "sched".to_owned(),
+                value: round3(delay_s),
+                unit: "s".to_owned(),
+                reason,
+            };
+            (delay_s / secs / facts.cpus(), suspect)
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -245,6 +269,7 @@ mod tests {
             on_cpu_ns,
             samples,
             stacks: Vec::new(),
+            sched: None,
         }
     }
 
@@ -256,6 +281,8 @@ mod tests {
             cpus: 2,
             frequency_hz: 99,
             counters: Counters::default(),
+            signals: BTreeMap::from([("cpu".to_owned(), "on".to_owned())]),
+            blame: Vec::new(),
             only_pids,
             own_pid: 1,
         }
@@ -339,5 +366,66 @@ mod tests {
         let back: Report = serde_json::from_str(&text).unwrap();
         assert_eq!(back, report);
         assert!(text.contains("\"schema\":\"profiler.report/v1\""));
+    }
+
+    #[test]
+    fn culprit_of_others_waiting_is_a_sched_suspect_and_named_in_the_verdict() {
+        use profiler_common::BlameKey;
+        let mut f = facts(vec![]);
+        f.blame = vec![
+            (
+                BlameKey {
+                    culprit_tgid: 10,
+                    victim_tgid: 20,
+                },
+                3_000_000_000,
+            ),
+            (
+                BlameKey {
+                    culprit_tgid: 10,
+                    victim_tgid: 30,
+                },
+                500_000_000,
+            ),
+            (
+                BlameKey {
+                    culprit_tgid: 20,
+                    victim_tgid: 20,
+                },
+                9_000_000_000,
+            ),
+        ];
+        let procs = [
+            usage(10, "stress", 9_000_000_000, 0),
+            usage(20, "messaging", 1_000_000_000, 0),
+            usage(30, "db", 1_000_000_000, 0),
+        ];
+        let report = build_report(&f, &procs, &[vec![], vec![], vec![]]);
+        assert_eq!(report.blame.len(), 2, "self-blame is left out");
+        let sched: Vec<&Suspect> = report
+            .suspects
+            .iter()
+            .filter(|s| s.resource == "sched")
+            .collect();
+        assert_eq!(sched.len(), 1);
+        assert_eq!(sched[0].pid, 10);
+        assert_eq!(sched[0].value, 3.5);
+        assert!(
+            sched[0].reason.contains("delayed 2 processes by 3.5 s"),
+            "{}",
+            sched[0].reason
+        );
+        assert!(
+            report
+                .verdict
+                .contains("most delayed: messaging (pid 20), 3.0 s"),
+            "{}",
+            report.verdict
+        );
+        let ranks: Vec<u32> = report.suspects.iter().map(|s| s.rank).collect();
+        assert_eq!(
+            ranks,
+            (1..=report.suspects.len() as u32).collect::<Vec<_>>()
+        );
     }
 }

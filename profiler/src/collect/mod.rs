@@ -8,7 +8,8 @@ use aya::{
     maps::{HashMap as BpfHashMap, MapData, PerCpuArray, PerCpuHashMap, StackTraceMap},
 };
 use profiler_common::{
-    Counter, MAP_COMMS, MAP_COUNTERS, MAP_ONCPU, MAP_STACK_COUNTS, MAP_STACKS, StackKey, TaskComm,
+    BlameKey, Counter, MAP_BLAME, MAP_COMMS, MAP_COUNTERS, MAP_ONCPU, MAP_SCHED, MAP_STACK_COUNTS,
+    MAP_STACKS, SchedStats, StackKey, TaskComm,
 };
 
 /// Per-CPU counters summed over CPUs, indexed by [`Counter`].
@@ -87,6 +88,18 @@ impl<'a> Collector<'a> {
             }
         }
         Ok(stacks)
+    }
+
+    /// Scheduler figures per tgid; empty when the sched signal is off.
+    pub fn sched(&self) -> anyhow::Result<HashMap<u32, SchedStats>> {
+        let map: BpfHashMap<&MapData, u32, SchedStats> = self.map(MAP_SCHED)?.try_into()?;
+        Ok(map.iter().filter_map(Result::ok).collect())
+    }
+
+    /// Nanoseconds each victim process waited for a CPU held by each culprit process.
+    pub fn blame(&self) -> anyhow::Result<Vec<(BlameKey, u64)>> {
+        let map: BpfHashMap<&MapData, BlameKey, u64> = self.map(MAP_BLAME)?.try_into()?;
+        Ok(map.iter().filter_map(Result::ok).collect())
     }
 
     pub fn counters(&self) -> anyhow::Result<Counters> {

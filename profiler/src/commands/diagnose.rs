@@ -40,7 +40,7 @@ pub async fn run(args: DiagnoseArgs) -> anyhow::Result<()> {
     });
     let out_dir = OutDir::prepare(&out_path)?;
 
-    let probes = probes::attach_cpu(args.frequency)?;
+    let probes = probes::attach(args.frequency)?;
     let collector = Collector::new(&probes.ebpf);
     eprintln!(
         "profiler: attached: sampling {} CPUs at {} Hz for {} (Ctrl-C to stop early)",
@@ -80,15 +80,18 @@ pub async fn run(args: DiagnoseArgs) -> anyhow::Result<()> {
     let snapshot = collector.processes()?;
     let counters = collector.counters()?;
     let stack_counts = collector.stack_counts()?;
+    let sched = collector.sched()?;
+    let blame = collector.blame()?;
     let stacks = collector.stacks(
         stack_counts
             .iter()
             .flat_map(|(key, _)| [key.user_stack_id, key.kernel_stack_id]),
     )?;
     let cpus = u32::try_from(probes.cpus).unwrap_or(u32::MAX);
+    let signals = probes.signals.clone();
     // Detach before the userspace-heavy part so it is not measured as host load.
     drop(probes);
-    let usage = table.finish(&snapshot, &stack_counts, &Procfs);
+    let usage = table.finish(&snapshot, &stack_counts, &sched, &Procfs);
 
     let (usage, folded) = tokio::task::spawn_blocking(move || {
         let folded = symbolize::symbolize(&usage, &stacks);
@@ -104,6 +107,8 @@ pub async fn run(args: DiagnoseArgs) -> anyhow::Result<()> {
         cpus,
         frequency_hz: args.frequency,
         counters,
+        signals,
+        blame,
         only_pids: args.pids.clone(),
         own_pid: std::process::id(),
     };

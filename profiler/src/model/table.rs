@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use profiler_common::StackKey;
+use profiler_common::{SchedStats, StackKey};
 
 use super::identity::{ProcessIdentity, read_identity};
 use crate::collect::ProcessSnapshot;
@@ -55,6 +55,9 @@ pub struct ProcessUsage {
     pub samples: u64,
     /// Sample counts per stack pair.
     pub stacks: Vec<(StackPair, u64)>,
+    /// Scheduler figures; the kernel keys them by tgid only, so after pid reuse they go to the
+    /// newest process of that pid.
+    pub sched: Option<SchedStats>,
 }
 
 impl ProcessTable {
@@ -116,6 +119,7 @@ impl ProcessTable {
         mut self,
         snapshot: &ProcessSnapshot,
         stack_counts: &[(StackKey, u64)],
+        sched: &HashMap<u32, SchedStats>,
         source: &impl ProcSource,
     ) -> Vec<ProcessUsage> {
         let mut final_stacks: HashMap<u32, HashMap<StackPair, u64>> = HashMap::new();
@@ -127,7 +131,7 @@ impl ProcessTable {
                 .or_default() += count;
         }
         let mut seen = snapshot.clone();
-        for &pid in final_stacks.keys() {
+        for &pid in final_stacks.keys().chain(sched.keys()) {
             seen.on_cpu_ns.entry(pid).or_insert(0);
         }
         self.observe(&seen, source, |pid| {
@@ -161,6 +165,11 @@ impl ProcessTable {
                     .filter(|&(_, n)| n > 0)
                     .collect();
                 usage.push(ProcessUsage {
+                    sched: if is_last {
+                        sched.get(&pid).copied()
+                    } else {
+                        None
+                    },
                     samples: stacks.iter().map(|(_, n)| n).sum(),
                     on_cpu_ns: next_on_cpu.saturating_sub(inc.base_on_cpu_ns),
                     identity: inc.identity,
@@ -252,7 +261,12 @@ mod tests {
         table.observe(&snap(&[(42, 3_000)]), &proc, |_| {
             HashMap::from([((1, -1), 10)])
         });
-        let usage = table.finish(&snap(&[(42, 5_000)]), &[(key(42, 1), 25)], &proc);
+        let usage = table.finish(
+            &snap(&[(42, 5_000)]),
+            &[(key(42, 1), 25)],
+            &HashMap::new(),
+            &proc,
+        );
         assert_eq!(usage.len(), 2);
         assert_eq!(usage[0].identity.comm, "first");
         assert!(usage[0].identity.exited);
@@ -266,7 +280,12 @@ mod tests {
     fn process_gone_before_proc_read_keeps_kernel_comm() {
         let proc = FakeProc::default();
         let table = ProcessTable::default();
-        let usage = table.finish(&snap(&[(7, 2_000)]), &[(key(7, 3), 2)], &proc);
+        let usage = table.finish(
+            &snap(&[(7, 2_000)]),
+            &[(key(7, 3), 2)],
+            &HashMap::new(),
+            &proc,
+        );
         assert_eq!(usage.len(), 1);
         assert_eq!(usage[0].identity.comm, "ghost");
         assert!(usage[0].identity.exited);
@@ -282,7 +301,7 @@ mod tests {
         table.observe(&snap(&[(10, 1), (11, 1)]), &proc, |_| HashMap::new());
         proc.kill(10);
         proc.set(11, 6, "burner");
-        let usage = table.finish(&snap(&[(10, 9), (11, 9)]), &[], &proc);
+        let usage = table.finish(&snap(&[(10, 9), (11, 9)]), &[], &HashMap::new(), &proc);
         let by_pid: HashMap<u32, &ProcessUsage> =
             usage.iter().map(|u| (u.identity.pid, u)).collect();
         assert!(by_pid[&10].identity.exited);

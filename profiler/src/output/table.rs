@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use crate::report::Report;
 
 const ROWS: usize = 15;
+const BLAME_ROWS: usize = 5;
 
 /// Paths keep their tail (the file name); names keep their head.
 fn truncate_head(text: &str, width: usize) -> String {
@@ -30,6 +31,10 @@ fn truncate_tail(text: &str, width: usize) -> String {
     format!("{head}…")
 }
 
+fn millis(ns: u64) -> String {
+    format!("{:.1}ms", ns as f64 / 1e6)
+}
+
 pub fn render(report: &Report) -> String {
     let mut out = String::new();
     let _ = writeln!(
@@ -43,17 +48,21 @@ pub fn render(report: &Report) -> String {
     );
     let _ = writeln!(
         out,
-        "{:>4} {:>8}  {:<16} {:<36} {:>6} {:>6} {:>8}",
-        "RANK", "PID", "COMM", "EXE", "CORES", "%HOST", "SAMPLES"
+        "{:>4} {:>8}  {:<16} {:<36} {:>6} {:>6} {:>8} {:>10} {:>9}",
+        "RANK", "PID", "COMM", "EXE", "CORES", "%HOST", "SAMPLES", "RUNQ-WAIT", "RUNQ-P99"
     );
     for (p, rank) in report.processes.iter().take(ROWS).zip(1..) {
         let exe = p
             .exe
             .as_deref()
             .unwrap_or(if p.exited { "(exited)" } else { "-" });
+        let (wait, p99) = p.sched.as_ref().map_or_else(
+            || ("-".to_owned(), "-".to_owned()),
+            |s| (millis(s.runq_wait_ns), millis(s.runq_p99_ns)),
+        );
         let _ = writeln!(
             out,
-            "{rank:>4} {:>8}  {:<16} {:<36} {:>6.2} {:>5.1}% {:>8}",
+            "{rank:>4} {:>8}  {:<16} {:<36} {:>6.2} {:>5.1}% {:>8} {wait:>10} {p99:>9}",
             p.pid,
             truncate_tail(&p.comm, 16),
             truncate_head(exe, 36),
@@ -68,6 +77,21 @@ pub fn render(report: &Report) -> String {
             "     ... {} more in report.json",
             report.processes.len() - ROWS
         );
+    }
+    if !report.blame.is_empty() {
+        let _ = writeln!(out);
+        let _ = writeln!(out, "Who kept whom waiting for a CPU:");
+        for b in report.blame.iter().take(BLAME_ROWS) {
+            let _ = writeln!(
+                out,
+                "  {} ({}) delayed {} ({}) by {}",
+                b.culprit_comm,
+                b.culprit_pid,
+                b.victim_comm,
+                b.victim_pid,
+                millis(b.delay_ns)
+            );
+        }
     }
     let _ = writeln!(out);
     let _ = writeln!(out, "Verdict: {}", report.verdict);

@@ -1,17 +1,23 @@
 //! Loads the eBPF object and attaches each signal's programs; checks privileges first.
 
 mod privileges;
+mod tracefs;
+
+use std::collections::BTreeMap;
 
 use anyhow::Context as _;
 use aya::{
-    Ebpf,
+    Ebpf, EbpfLoader,
     programs::{
-        PerfEvent, RawTracePoint,
+        PerfEvent, RawTracePoint, TracePoint,
         perf_event::{PerfEventConfig, PerfEventScope, SamplePolicy, SoftwareEvent},
     },
 };
 pub use privileges::check_privileges;
-use profiler_common::{PROG_CPU_SAMPLE, PROG_SCHED_SWITCH};
+use profiler_common::{
+    GLOBAL_SWITCH_NEXT_PID, GLOBAL_SWITCH_PREV_STATE, GLOBAL_WAKEUP_PID, PROG_CPU_SAMPLE,
+    PROG_SCHED_SWITCH, PROG_SCHED_SWITCH_TP, PROG_SCHED_WAKEUP, PROG_SCHED_WAKEUP_NEW,
+};
 
 /// The compiled eBPF programs, embedded by build.rs.
 static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/profiler"));
@@ -20,11 +26,47 @@ static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"),
 pub struct Probes {
     pub ebpf: Ebpf,
     pub cpus: usize,
+    /// Signal name -> "on" or "unavailable: <reason>", as the report shows it.
+    pub signals: BTreeMap<String, String>,
 }
 
-pub fn attach_cpu(frequency_hz: u64) -> anyhow::Result<Probes> {
+/// Field offsets of the scheduler tracepoints, read from tracefs.
+struct SchedOffsets {
+    prev_state: u32,
+    next_pid: u32,
+    wakeup_pid: u32,
+}
+
+fn sched_offsets() -> Result<SchedOffsets, String> {
+    let root = tracefs::ensure_mounted()?;
+    let offset = |event, field| tracefs::event_field_offset(&root, "sched", event, field);
+    let wakeup_pid = offset("sched_wakeup", "pid")?;
+    if offset("sched_wakeup_new", "pid")? != wakeup_pid {
+        return Err("sched_wakeup and sched_wakeup_new records differ".to_owned());
+    }
+    Ok(SchedOffsets {
+        prev_state: offset("sched_switch", "prev_state")?,
+        next_pid: offset("sched_switch", "next_pid")?,
+        wakeup_pid,
+    })
+}
+
+/// Loads the programs and attaches the CPU sampler on every online CPU plus the scheduler
+/// probes. Scheduler wait needs classic tracepoints (tracefs); without them on-CPU time still
+/// comes from the `sched_switch` raw tracepoint and the `sched` signal is reported unavailable.
+pub fn attach(frequency_hz: u64) -> anyhow::Result<Probes> {
     raise_memlock_limit();
-    let mut ebpf = Ebpf::load(EBPF_OBJECT).context("loading the eBPF programs into the kernel")?;
+    let offsets = sched_offsets();
+    let mut loader = EbpfLoader::new();
+    if let Ok(offsets) = &offsets {
+        loader
+            .override_global(GLOBAL_SWITCH_PREV_STATE, &offsets.prev_state, true)
+            .override_global(GLOBAL_SWITCH_NEXT_PID, &offsets.next_pid, true)
+            .override_global(GLOBAL_WAKEUP_PID, &offsets.wakeup_pid, true);
+    }
+    let mut ebpf = loader
+        .load(EBPF_OBJECT)
+        .context("loading the eBPF programs into the kernel")?;
 
     let cpus =
         aya::util::online_cpus().map_err(|(what, err)| anyhow::anyhow!("reading {what}: {err}"))?;
@@ -43,18 +85,46 @@ pub fn attach_cpu(frequency_hz: u64) -> anyhow::Result<Probes> {
             .with_context(|| format!("opening the cpu-clock perf event on CPU {cpu}"))?;
     }
 
-    let switch: &mut RawTracePoint = program(&mut ebpf, PROG_SCHED_SWITCH)?.try_into()?;
-    switch
-        .load()
-        .context("verifier rejected the sched_switch program")?;
-    switch
-        .attach("sched_switch")
-        .context("attaching raw tracepoint sched_switch")?;
+    let mut signals = BTreeMap::from([("cpu".to_owned(), "on".to_owned())]);
+    let sched = offsets.and_then(|_| attach_sched(&mut ebpf).map_err(|err| format!("{err:#}")));
+    match sched {
+        Ok(()) => {
+            signals.insert("sched".to_owned(), "on".to_owned());
+        }
+        Err(reason) => {
+            eprintln!("profiler: warning: sched signal unavailable: {reason}");
+            signals.insert("sched".to_owned(), format!("unavailable: {reason}"));
+            let switch: &mut RawTracePoint = program(&mut ebpf, PROG_SCHED_SWITCH)?.try_into()?;
+            switch
+                .load()
+                .context("verifier rejected the sched_switch program")?;
+            switch
+                .attach("sched_switch")
+                .context("attaching raw tracepoint sched_switch")?;
+        }
+    }
 
     Ok(Probes {
         ebpf,
         cpus: cpus.len(),
+        signals,
     })
+}
+
+/// Wakeups first: a switch seen before its wakeup program is attached only misses one wait.
+fn attach_sched(ebpf: &mut Ebpf) -> anyhow::Result<()> {
+    for (name, event) in [
+        (PROG_SCHED_WAKEUP, "sched_wakeup"),
+        (PROG_SCHED_WAKEUP_NEW, "sched_wakeup_new"),
+        (PROG_SCHED_SWITCH_TP, "sched_switch"),
+    ] {
+        let prog: &mut TracePoint = program(ebpf, name)?.try_into()?;
+        prog.load()
+            .with_context(|| format!("verifier rejected {name}"))?;
+        prog.attach("sched", event)
+            .with_context(|| format!("attaching tracepoint sched:{event}"))?;
+    }
+    Ok(())
 }
 
 /// The kernel refuses sampling frequencies above `kernel.perf_event_max_sample_rate` (and lowers

@@ -146,6 +146,7 @@ mod tests {
             on_cpu_ns: 0,
             samples: 3,
             stacks: vec![((5, -1), 3)],
+            sched: None,
         };
         let stacks = HashMap::from([(5, vec![ip])]);
         let folded = symbolize(&[process], &stacks);
@@ -167,6 +168,7 @@ mod tests {
             on_cpu_ns: 0,
             samples: 4,
             stacks: vec![((3, 4), 4)],
+            sched: None,
         };
         let folded = symbolize(&[process], &HashMap::new());
         assert_eq!(
@@ -191,6 +193,7 @@ mod tests {
             on_cpu_ns: 0,
             samples: 1,
             stacks: vec![((5, -1), 1)],
+            sched: None,
         };
         let folded = symbolize(&[process], &HashMap::from([(5, vec![ip])]));
         let frames = &folded[0][0].0;

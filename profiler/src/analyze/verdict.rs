@@ -1,0 +1,103 @@
+//! The verdict paragraph: the suspects and their evidence in plain words.
+
+use crate::report::{Process, Report, Suspect};
+
+/// Suspects described in full sentences; the rest are listed.
+const DESCRIBED: usize = 3;
+
+fn describe(p: &Process) -> String {
+    match &p.exe {
+        Some(exe) => format!("{} (pid {}, {exe})", p.comm, p.pid),
+        None => format!("{} (pid {})", p.comm, p.pid),
+    }
+}
+
+fn sentence(report: &Report, suspect: &Suspect) -> String {
+    let process = report.processes.iter().find(|p| p.pid == suspect.pid);
+    let who = process.map_or_else(
+        || format!("{} (pid {})", suspect.comm, suspect.pid),
+        describe,
+    );
+    match (suspect.resource.as_str(), process) {
+        ("cpu", Some(p)) => {
+            let mut text = format!(
+                "{who} is eating the CPU: {:.2} of {} cores ({:.0}% of the host) over {:.1} s, while the whole host was {:.0}% busy",
+                p.cpu.cores,
+                report.cpus,
+                p.cpu.host_percent,
+                report.duration_s,
+                report.host.busy_percent
+            );
+            if let Some(hot) = &p.cpu.hottest {
+                text.push_str(&format!("; most samples are in {}", hot.function));
+            }
+            text
+        }
+        ("sched", _) => {
+            let mut text = format!("{who} {}", suspect.reason);
+            let worst = report
+                .blame
+                .iter()
+                .find(|b| b.culprit_pid == suspect.pid)
+                .and_then(|b| report.processes.iter().find(|p| p.pid == b.victim_pid))
+                .and_then(|p| p.sched.as_ref());
+            if let Some(sched) = worst {
+                text.push_str(&format!(
+                    " (its run-queue wait p99 {:.1} ms)",
+                    sched.runq_p99_ns as f64 / 1e6
+                ));
+            }
+            text
+        }
+        _ => format!("{who} {}", suspect.reason),
+    }
+}
+
+pub fn verdict(report: &Report) -> String {
+    let secs = report.duration_s;
+    let mut text = if report.suspects.is_empty() {
+        match report.processes.first() {
+            Some(top) => format!(
+                "Nothing stands out: the host was {:.0}% busy over {secs:.1} s and the busiest process, {}, used {:.2} cores.",
+                report.host.busy_percent,
+                describe(top),
+                top.cpu.cores
+            ),
+            None => format!("No process ran on a CPU during the {secs:.1} s sampled."),
+        }
+    } else {
+        let mut parts: Vec<String> = report
+            .suspects
+            .iter()
+            .take(DESCRIBED)
+            .map(|s| format!("Suspect #{}: {}.", s.rank, sentence(report, s)))
+            .collect();
+        let rest: Vec<String> = report
+            .suspects
+            .iter()
+            .skip(DESCRIBED)
+            .map(|s| {
+                format!(
+                    "#{} {} (pid {}, {}: {:.2} {})",
+                    s.rank, s.comm, s.pid, s.resource, s.value, s.unit
+                )
+            })
+            .collect();
+        if !rest.is_empty() {
+            parts.push(format!("Also: {}.", rest.join(", ")));
+        }
+        parts.join(" ")
+    };
+    let drops = &report.drops;
+    let lost = drops.user_stack_lost + drops.kernel_stack_lost + drops.stack_counts_full;
+    let sched_lost = drops.on_cpu_map_full
+        + drops.runnable_map_full
+        + drops.sched_map_full
+        + drops.blame_map_full;
+    if lost > 0 || sched_lost > 0 {
+        text.push_str(&format!(
+            " Caution: {lost} stack samples and {sched_lost} scheduler updates were dropped in the kernel (see drops)."
+        ));
+    }
+    text
+}
