@@ -95,13 +95,24 @@ pub fn switch_tracepoint(ctx: &TracePointContext) {
             unsafe { ctx.read_at::<i64>(offset(&SWITCH_PREV_STATE_OFFSET)) }.unwrap_or(1);
         let still_runnable = state & SLEEP_STATE_MASK == 0;
         count_switch(prev_tgid, still_runnable);
-        let entry = Runnable {
-            since: if still_runnable { now } else { 0 },
-            tgid: prev_tgid,
-            _pad: 0,
-        };
-        if RUNNABLE_SINCE.insert(prev_tid, entry, 0).is_err() {
-            bump(Counter::RunnableFull);
+        let since = if still_runnable { now } else { 0 };
+        // Updating in place is much cheaper than an LRU insert, and after its first switch
+        // every thread has an entry.
+        if let Some(entry) = RUNNABLE_SINCE.get_ptr_mut(prev_tid) {
+            // SAFETY: live map value; `prev` is leaving this CPU, nobody else writes its entry.
+            unsafe {
+                (*entry).since = since;
+                (*entry).tgid = prev_tgid;
+            }
+        } else {
+            let entry = Runnable {
+                since,
+                tgid: prev_tgid,
+                _pad: 0,
+            };
+            if RUNNABLE_SINCE.insert(prev_tid, entry, 0).is_err() {
+                bump(Counter::RunnableFull);
+            }
         }
     }
 

@@ -86,7 +86,13 @@ pub fn attach(frequency_hz: u64) -> anyhow::Result<Probes> {
     }
 
     let mut signals = BTreeMap::from([("cpu".to_owned(), "on".to_owned())]);
-    let sched = offsets.and_then(|_| attach_sched(&mut ebpf).map_err(|err| format!("{err:#}")));
+    // Verifier logs run to many lines; the report and the warning keep the first.
+    let sched = offsets.and_then(|_| {
+        attach_sched(&mut ebpf).map_err(|err| {
+            let text = format!("{err:#}");
+            text.lines().next().unwrap_or_default().to_owned()
+        })
+    });
     match sched {
         Ok(()) => {
             signals.insert("sched".to_owned(), "on".to_owned());
