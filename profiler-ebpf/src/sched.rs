@@ -20,8 +20,8 @@ use profiler_common::{
 };
 
 use crate::maps::{
-    BLAME, HISTORY, LAST_SWITCH, ONCPU, RUNNABLE_SINCE, SCHED, add_per_cpu, add_shared,
-    atomic_add, bump, remember_comm,
+    BLAME, HISTORY, LAST_SWITCH, ONCPU, RUNNABLE_SINCE, SCHED, add_per_cpu, add_shared, atomic_add,
+    bump, remember_comm,
 };
 
 // Field offsets in the classic tracepoints' records; userspace overwrites them with the values
@@ -91,8 +91,7 @@ pub fn switch_tracepoint(ctx: &TracePointContext) {
 
     if prev_tid != 0 {
         // SAFETY: as in `wakeup`.
-        let state =
-            unsafe { ctx.read_at::<i64>(offset(&SWITCH_PREV_STATE_OFFSET)) }.unwrap_or(1);
+        let state = unsafe { ctx.read_at::<i64>(offset(&SWITCH_PREV_STATE_OFFSET)) }.unwrap_or(1);
         let still_runnable = state & SLEEP_STATE_MASK == 0;
         count_switch(prev_tgid, still_runnable);
         let since = if still_runnable { now } else { 0 };
@@ -162,7 +161,11 @@ fn blame(history: &History, victim: u32, since: u64, now: u64) {
         if segment.tgid == 0 || segment.tgid == victim {
             continue;
         }
-        let start = if segment.start > since { segment.start } else { since };
+        let start = if segment.start > since {
+            segment.start
+        } else {
+            since
+        };
         let end = if segment.end < now { segment.end } else { now };
         if end <= start {
             continue;

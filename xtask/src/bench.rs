@@ -6,14 +6,15 @@ mod sched;
 mod tracer;
 
 use std::{
-    env,
+    env, fs,
     os::unix::process::CommandExt as _,
     path::{Path, PathBuf},
     process::{Command, Stdio},
-    time::Instant,
+    time::{Duration, Instant},
 };
 
-use anyhow::{Context as _, Result};
+use anyhow::{Context as _, Result, bail};
+use tempfile::TempDir;
 
 use crate::{setup, util};
 
@@ -101,6 +102,23 @@ fn reexec_as_root(target: &Path) -> Result<()> {
     Err(err).with_context(|| format!("could not start `{}`", util::display(&cmd)))
 }
 
+/// Checks that `binaries` are built, then creates the scratch directory of `cargo xtask bench
+/// {bench}`.
+fn prepare(bench: &str, binaries: &[&Path]) -> Result<TempDir> {
+    for binary in binaries {
+        if !binary.is_file() {
+            bail!(
+                "{} is missing: `cargo xtask bench {bench}` builds it unless --prepared is passed",
+                binary.display()
+            );
+        }
+    }
+    tempfile::Builder::new()
+        .prefix(&format!("xtask-bench-{bench}-"))
+        .tempdir()
+        .context("could not create a scratch directory")
+}
+
 /// Wall seconds of `cmd`, which must succeed; its stdout is dropped so it cannot garble the table.
 fn time_workload(cmd: &mut Command) -> Result<f64> {
     cmd.stdout(Stdio::null());
@@ -111,6 +129,80 @@ fn time_workload(cmd: &mut Command) -> Result<f64> {
     let wall = start.elapsed().as_secs_f64();
     util::check("workload", cmd, status)?;
     Ok(wall)
+}
+
+/// What one run of a condition measured: the workload's seconds, and how long the profiler took
+/// to exit after SIGINT (writing its report) when the condition ran it.
+type Measured = (f64, Option<Duration>);
+
+/// Runs every condition once per round, printing a progress line per run, then prints the table.
+/// `conditions` name each condition; the first is the untraced baseline the ratios compare with.
+/// `run` measures one condition in one round (counted from 0).
+fn run_rounds<C: Copy>(
+    bench: &str,
+    runs: u32,
+    conditions: &[(C, &str)],
+    mut run: impl FnMut(C, usize) -> Result<Measured>,
+) -> Result<()> {
+    let mut samples = vec![Vec::new(); conditions.len()];
+    let mut report_seconds = vec![Vec::new(); conditions.len()];
+    for round in 0..runs as usize {
+        // Rotating the order keeps any drift (thermal, page cache) from always hitting the same
+        // condition.
+        for offset in 0..conditions.len() {
+            let index = (round + offset) % conditions.len();
+            let (condition, name) = conditions[index];
+            let (seconds, report) = run(condition, round)?;
+            eprintln!(
+                "bench {bench}: round {}/{runs}: {name:<9} {seconds:.3} s",
+                round + 1
+            );
+            samples[index].push(seconds);
+            if let Some(report) = report {
+                report_seconds[index].push(report.as_secs_f64());
+            }
+        }
+    }
+
+    println!();
+    let rows = conditions
+        .iter()
+        .zip(samples.iter().zip(&report_seconds))
+        .map(|((_, name), (samples, report_seconds))| Row {
+            condition: name,
+            samples,
+            report_seconds,
+        })
+        .collect::<Vec<_>>();
+    print_table("s", &rows);
+    Ok(())
+}
+
+/// Runs `workload` under the profiler, which writes to a fresh directory for `round` in `scratch`
+/// (the `profiler-N` of [`print_profiler_line`]).
+fn under_profiler(
+    profiler: &Path,
+    scratch: &Path,
+    round: usize,
+    workload: impl FnOnce() -> Result<f64>,
+) -> Result<Measured> {
+    let out_dir = scratch.join(format!("profiler-{round}"));
+    fs::create_dir(&out_dir).with_context(|| format!("could not create {}", out_dir.display()))?;
+    let (seconds, report) = tracer::under_profiler(profiler, &out_dir, workload)?;
+    // Reports are not kept; a round's output only has to prove the run completed.
+    fs::remove_dir_all(&out_dir)?;
+    Ok((seconds, Some(report)))
+}
+
+/// The header line saying how the profiler condition runs.
+fn print_profiler_line(profiler: &Path, scratch: &Path) {
+    println!(
+        "  profiler: {}  (started first; workload once it prints \"profiler: attached\"; then SIGINT)",
+        util::display(&tracer::profiler_command(
+            profiler,
+            &scratch.join("profiler-N")
+        ))
+    );
 }
 
 /// Median, min and max of one condition's samples.

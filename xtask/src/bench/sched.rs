@@ -11,9 +11,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Context as _, Result};
 
-use super::{Row, Summary, print_table, tracer};
+use super::{Summary, prepare, print_profiler_line, run_rounds, under_profiler};
 use crate::util;
 
 const SCANS: usize = 20;
@@ -24,29 +24,14 @@ enum Condition {
     Profiler,
 }
 
-const CONDITIONS: [Condition; 2] = [Condition::Untraced, Condition::Profiler];
-
-impl Condition {
-    fn name(self) -> &'static str {
-        match self {
-            Self::Untraced => "untraced",
-            Self::Profiler => "profiler",
-        }
-    }
-}
+const CONDITIONS: [(Condition, &str); 2] = [
+    (Condition::Untraced, "untraced"),
+    (Condition::Profiler, "profiler"),
+];
 
 pub fn run(target: &Path, runs: u32, loops: u64) -> Result<()> {
     let profiler = target.join("release").join("profiler");
-    if !profiler.is_file() {
-        bail!(
-            "{} is missing: `cargo xtask bench sched` builds it unless --prepared is passed",
-            profiler.display()
-        );
-    }
-    let scratch = tempfile::Builder::new()
-        .prefix("xtask-bench-sched-")
-        .tempdir()
-        .context("could not create a scratch directory")?;
+    let scratch = prepare("sched", &[&profiler])?;
     // Both ends pinned to one CPU: every round trip is two context switches on that CPU and
     // no cross-CPU wakeup, whose cost in a VM depends on idle states more than on the probe.
     let pipe_bench = || {
@@ -61,58 +46,19 @@ pub fn run(target: &Path, runs: u32, loops: u64) -> Result<()> {
         "  workload: {}  (its \"Total time\")",
         util::display(&pipe_bench())
     );
-    println!(
-        "  profiler: {}  (started first; workload once it prints \"profiler: attached\"; then SIGINT)",
-        util::display(&tracer::profiler_command(
-            &profiler,
-            &scratch.path().join("profiler-N")
-        ))
-    );
+    print_profiler_line(&profiler, scratch.path());
 
-    let mut totals: [Vec<f64>; 2] = Default::default();
-    let mut report_seconds = Vec::new();
-    for round in 0..runs as usize {
-        for offset in 0..CONDITIONS.len() {
-            let index = (round + offset) % CONDITIONS.len();
-            let condition = CONDITIONS[index];
-            let total = match condition {
-                Condition::Untraced => total_time(&mut pipe_bench())?,
-                Condition::Profiler => {
-                    let out_dir = scratch.path().join(format!("profiler-{round}"));
-                    fs::create_dir(&out_dir)
-                        .with_context(|| format!("could not create {}", out_dir.display()))?;
-                    let (total, report) = tracer::under_profiler(&profiler, &out_dir, || {
-                        total_time(&mut pipe_bench())
-                    })?;
-                    report_seconds.push(report.as_secs_f64());
-                    fs::remove_dir_all(&out_dir)?;
-                    total
-                }
-            };
-            eprintln!(
-                "bench sched: round {}/{runs}: {:<9} {total:.3} s",
-                round + 1,
-                condition.name()
-            );
-            totals[index].push(total);
-        }
-    }
-
-    println!();
-    let rows = CONDITIONS
-        .iter()
-        .zip(&totals)
-        .map(|(condition, samples)| Row {
-            condition: condition.name(),
-            samples,
-            report_seconds: if matches!(condition, Condition::Profiler) {
-                &report_seconds
-            } else {
-                &[]
-            },
-        })
-        .collect::<Vec<_>>();
-    print_table("s", &rows);
+    run_rounds(
+        "sched",
+        runs,
+        &CONDITIONS,
+        |condition, round| match condition {
+            Condition::Untraced => Ok((total_time(&mut pipe_bench())?, None)),
+            Condition::Profiler => under_profiler(&profiler, scratch.path(), round, || {
+                total_time(&mut pipe_bench())
+            }),
+        },
+    )?;
 
     println!();
     let (per_scan, processes) = scan_cost()?;
