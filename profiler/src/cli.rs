@@ -29,6 +29,15 @@ pub enum Format {
     Json,
 }
 
+/// What can be measured; each is one set of kernel programs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Signal {
+    /// Stack samples and on-CPU time.
+    Cpu,
+    /// Run-queue wait, context switches and who delayed whom.
+    Sched,
+}
+
 #[derive(Debug, clap::Args)]
 pub struct DiagnoseArgs {
     /// How long to sample (e.g. 10s, 500ms, 1m); Ctrl-C ends earlier and still reports.
@@ -46,6 +55,9 @@ pub struct DiagnoseArgs {
     /// What to print on stdout.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+    /// Signals to measure, comma-separated.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "cpu,sched")]
+    pub signals: Vec<Signal>,
 }
 
 /// Humantime durations, bounded to what a diagnosis run can mean.
@@ -84,6 +96,17 @@ mod tests {
         assert_eq!(args.frequency, 99);
         assert_eq!(args.pids, [1, 2]);
         assert_eq!(args.format, Format::Text);
+        assert_eq!(args.signals, [Signal::Cpu, Signal::Sched]);
+    }
+
+    #[test]
+    fn signals_are_a_comma_list_of_known_names() {
+        let cli = Cli::try_parse_from(["profiler", "diagnose", "--signals", "sched"]).unwrap();
+        let Command::Diagnose(args) = cli.command;
+        assert_eq!(args.signals, [Signal::Sched]);
+        let err =
+            Cli::try_parse_from(["profiler", "diagnose", "--signals", "cpu,disk"]).unwrap_err();
+        assert!(err.to_string().contains("disk"), "{err}");
     }
 
     #[test]

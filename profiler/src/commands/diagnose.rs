@@ -13,7 +13,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use super::out_dir::OutDir;
 use crate::{
     analyze::{self, RunFacts},
-    cli::{DiagnoseArgs, Format},
+    cli::{DiagnoseArgs, Format, Signal},
     collect::Collector,
     error::usage,
     model::{ProcessTable, table::Procfs, table::StackPair},
@@ -40,10 +40,22 @@ pub async fn run(args: DiagnoseArgs) -> anyhow::Result<()> {
     });
     let out_dir = OutDir::prepare(&out_path)?;
 
-    let probes = probes::attach(args.frequency)?;
+    let probes = probes::attach(
+        args.frequency,
+        probes::Selection {
+            cpu: args.signals.contains(&Signal::Cpu),
+            sched: args.signals.contains(&Signal::Sched),
+        },
+    )?;
     let collector = Collector::new(&probes.ebpf);
+    let signals: Vec<String> = probes
+        .signals
+        .iter()
+        .map(|(name, state)| format!("{name} {}", state.split(':').next().unwrap_or(state)))
+        .collect();
     eprintln!(
-        "profiler: attached: sampling {} CPUs at {} Hz for {} (Ctrl-C to stop early)",
+        "profiler: attached ({}): {} CPUs at {} Hz for {} (Ctrl-C to stop early)",
+        signals.join(", "),
         probes.cpus,
         args.frequency,
         humantime::format_duration(args.duration)

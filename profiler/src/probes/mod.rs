@@ -30,6 +30,13 @@ pub struct Probes {
     pub signals: BTreeMap<String, String>,
 }
 
+/// Which signals to attach.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Selection {
+    pub cpu: bool,
+    pub sched: bool,
+}
+
 /// Field offsets of the scheduler tracepoints, read from tracefs.
 struct SchedOffsets {
     prev_state: u32,
@@ -54,11 +61,11 @@ fn sched_offsets() -> Result<SchedOffsets, String> {
 /// Loads the programs and attaches the CPU sampler on every online CPU plus the scheduler
 /// probes. Scheduler wait needs classic tracepoints (tracefs); without them on-CPU time still
 /// comes from the `sched_switch` raw tracepoint and the `sched` signal is reported unavailable.
-pub fn attach(frequency_hz: u64) -> anyhow::Result<Probes> {
+pub fn attach(frequency_hz: u64, selection: Selection) -> anyhow::Result<Probes> {
     raise_memlock_limit();
-    let offsets = sched_offsets();
+    let offsets = selection.sched.then(sched_offsets);
     let mut loader = EbpfLoader::new();
-    if let Ok(offsets) = &offsets {
+    if let Some(Ok(offsets)) = &offsets {
         loader
             .override_global(GLOBAL_SWITCH_PREV_STATE, &offsets.prev_state, true)
             .override_global(GLOBAL_SWITCH_NEXT_PID, &offsets.next_pid, true)
@@ -70,11 +77,56 @@ pub fn attach(frequency_hz: u64) -> anyhow::Result<Probes> {
 
     let cpus =
         aya::util::online_cpus().map_err(|(what, err)| anyhow::anyhow!("reading {what}: {err}"))?;
-    let sampler: &mut PerfEvent = program(&mut ebpf, PROG_CPU_SAMPLE)?.try_into()?;
+    let mut signals = BTreeMap::new();
+    if selection.cpu {
+        attach_sampler(&mut ebpf, &cpus, frequency_hz)?;
+        signals.insert("cpu".to_owned(), "on".to_owned());
+    } else {
+        signals.insert("cpu".to_owned(), "off".to_owned());
+    }
+
+    // Verifier logs run to many lines; the report and the warning keep the first.
+    let sched = offsets.map(|offsets| {
+        offsets.and_then(|_| {
+            attach_sched(&mut ebpf).map_err(|err| {
+                let text = format!("{err:#}");
+                text.lines().next().unwrap_or_default().to_owned()
+            })
+        })
+    });
+    let state = match sched {
+        Some(Ok(())) => "on".to_owned(),
+        Some(Err(reason)) => {
+            eprintln!("profiler: warning: sched signal unavailable: {reason}");
+            format!("unavailable: {reason}")
+        }
+        None => "off".to_owned(),
+    };
+    if state != "on" {
+        // On-CPU time is measured whatever the selection: every ranking needs it.
+        let switch: &mut RawTracePoint = program(&mut ebpf, PROG_SCHED_SWITCH)?.try_into()?;
+        switch
+            .load()
+            .context("verifier rejected the sched_switch program")?;
+        switch
+            .attach("sched_switch")
+            .context("attaching raw tracepoint sched_switch")?;
+    }
+    signals.insert("sched".to_owned(), state);
+
+    Ok(Probes {
+        ebpf,
+        cpus: cpus.len(),
+        signals,
+    })
+}
+
+fn attach_sampler(ebpf: &mut Ebpf, cpus: &[u32], frequency_hz: u64) -> anyhow::Result<()> {
+    let sampler: &mut PerfEvent = program(ebpf, PROG_CPU_SAMPLE)?.try_into()?;
     sampler
         .load()
         .context("verifier rejected the CPU sampler")?;
-    for &cpu in &cpus {
+    for &cpu in cpus {
         sampler
             .attach(
                 PerfEventConfig::Software(SoftwareEvent::CpuClock),
@@ -84,37 +136,7 @@ pub fn attach(frequency_hz: u64) -> anyhow::Result<Probes> {
             )
             .with_context(|| format!("opening the cpu-clock perf event on CPU {cpu}"))?;
     }
-
-    let mut signals = BTreeMap::from([("cpu".to_owned(), "on".to_owned())]);
-    // Verifier logs run to many lines; the report and the warning keep the first.
-    let sched = offsets.and_then(|_| {
-        attach_sched(&mut ebpf).map_err(|err| {
-            let text = format!("{err:#}");
-            text.lines().next().unwrap_or_default().to_owned()
-        })
-    });
-    match sched {
-        Ok(()) => {
-            signals.insert("sched".to_owned(), "on".to_owned());
-        }
-        Err(reason) => {
-            eprintln!("profiler: warning: sched signal unavailable: {reason}");
-            signals.insert("sched".to_owned(), format!("unavailable: {reason}"));
-            let switch: &mut RawTracePoint = program(&mut ebpf, PROG_SCHED_SWITCH)?.try_into()?;
-            switch
-                .load()
-                .context("verifier rejected the sched_switch program")?;
-            switch
-                .attach("sched_switch")
-                .context("attaching raw tracepoint sched_switch")?;
-        }
-    }
-
-    Ok(Probes {
-        ebpf,
-        cpus: cpus.len(),
-        signals,
-    })
+    Ok(())
 }
 
 /// Wakeups first: a switch seen before its wakeup program is attached only misses one wait.

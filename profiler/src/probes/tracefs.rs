@@ -10,9 +10,24 @@ fn has_events(dir: &Path) -> bool {
     dir.join("events").is_dir()
 }
 
+/// Overrides where tracefs is looked for; when set, nothing is mounted. Also how an operator
+/// turns classic tracepoints off on a host where they misbehave (point it at an empty folder).
+pub const TRACEFS_ENV: &str = "PROFILER_TRACEFS";
+
 /// The tracefs root, mounting it at /sys/kernel/tracing when nothing is mounted (needs root).
 /// The error is the reason, for `signals` and the warning line.
 pub fn ensure_mounted() -> Result<PathBuf, String> {
+    if let Some(dir) = std::env::var_os(TRACEFS_ENV) {
+        let dir = PathBuf::from(dir);
+        return if has_events(&dir) {
+            Ok(dir)
+        } else {
+            Err(format!(
+                "{TRACEFS_ENV}={} has no tracefs events directory",
+                dir.display()
+            ))
+        };
+    }
     for dir in [TRACEFS, DEBUGFS_TRACING] {
         if has_events(Path::new(dir)) {
             return Ok(PathBuf::from(dir));
