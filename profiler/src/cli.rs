@@ -19,6 +19,8 @@ pub struct Cli {
 pub enum Command {
     /// Sample the whole host for a while, then name the processes eating it.
     Diagnose(DiagnoseArgs),
+    /// Check every prerequisite of each signal on this host and say how to fix what is missing.
+    Doctor,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -91,7 +93,9 @@ mod tests {
     fn diagnose_defaults_and_repeatable_pid() {
         let cli =
             Cli::try_parse_from(["profiler", "diagnose", "--pid", "1", "--pid", "2"]).unwrap();
-        let Command::Diagnose(args) = cli.command;
+        let Command::Diagnose(args) = cli.command else {
+            panic!("not diagnose")
+        };
         assert_eq!(args.duration, Duration::from_secs(10));
         assert_eq!(args.frequency, 99);
         assert_eq!(args.pids, [1, 2]);
@@ -102,7 +106,9 @@ mod tests {
     #[test]
     fn signals_are_a_comma_list_of_known_names() {
         let cli = Cli::try_parse_from(["profiler", "diagnose", "--signals", "sched"]).unwrap();
-        let Command::Diagnose(args) = cli.command;
+        let Command::Diagnose(args) = cli.command else {
+            panic!("not diagnose")
+        };
         assert_eq!(args.signals, [Signal::Sched]);
         let err =
             Cli::try_parse_from(["profiler", "diagnose", "--signals", "cpu,disk"]).unwrap_err();

@@ -1,7 +1,7 @@
 //! Loads the eBPF object and attaches each signal's programs; checks privileges first.
 
 mod privileges;
-mod tracefs;
+pub mod tracefs;
 
 use std::collections::BTreeMap;
 

@@ -1,0 +1,181 @@
+//! `profiler doctor`: every prerequisite of each signal, checked on this host, with the fix.
+
+use std::{io::Write as _, path::Path};
+
+use anyhow::Context as _;
+
+use crate::probes::{self, Selection, tracefs};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Status {
+    Ok,
+    Warn,
+    Fail,
+}
+
+impl Status {
+    fn label(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Warn => "warn",
+            Status::Fail => "FAIL",
+        }
+    }
+}
+
+struct Check {
+    name: &'static str,
+    status: Status,
+    detail: String,
+}
+
+fn read_trimmed(path: &str) -> Option<String> {
+    std::fs::read_to_string(path)
+        .ok()
+        .map(|s| s.trim().to_owned())
+}
+
+fn host_checks() -> Vec<Check> {
+    let mut checks = Vec::new();
+    checks.push(match probes::check_privileges() {
+        Ok(()) => Check {
+            name: "privileges",
+            status: Status::Ok,
+            detail: "CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN) present".to_owned(),
+        },
+        Err(err) => Check {
+            name: "privileges",
+            status: Status::Fail,
+            detail: format!("{err:#}"),
+        },
+    });
+    let paranoid = read_trimmed("/proc/sys/kernel/perf_event_paranoid");
+    checks.push(Check {
+        name: "perf_event_paranoid",
+        status: Status::Ok,
+        detail: match paranoid {
+            Some(level) => format!("{level} (does not limit root or CAP_PERFMON)"),
+            None => "not readable; perf events may be unsupported".to_owned(),
+        },
+    });
+    checks.push(match probes::check_frequency(99) {
+        Ok(()) => Check {
+            name: "sample rate",
+            status: Status::Ok,
+            detail: format!(
+                "kernel allows up to {} Hz",
+                read_trimmed("/proc/sys/kernel/perf_event_max_sample_rate").unwrap_or_default()
+            ),
+        },
+        Err(err) => Check {
+            name: "sample rate",
+            status: Status::Warn,
+            detail: format!("{err:#}"),
+        },
+    });
+    let btf = Path::new("/sys/kernel/btf/vmlinux").exists();
+    checks.push(Check {
+        name: "BTF",
+        status: if btf { Status::Ok } else { Status::Warn },
+        detail: if btf {
+            "/sys/kernel/btf/vmlinux present".to_owned()
+        } else {
+            "no /sys/kernel/btf/vmlinux; not needed by the current signals".to_owned()
+        },
+    });
+    checks.push(match tracefs::ensure_mounted() {
+        Ok(root) => Check {
+            name: "tracefs",
+            status: Status::Ok,
+            detail: format!(
+                "{} (mounted by the profiler when it was not)",
+                root.display()
+            ),
+        },
+        Err(reason) => Check {
+            name: "tracefs",
+            status: Status::Warn,
+            detail: reason,
+        },
+    });
+    checks
+}
+
+/// Fix for a signal that is not ready, in words an operator can act on.
+fn fix(signal: &str) -> &'static str {
+    match signal {
+        "sched" => {
+            "mount tracefs (mount -t tracefs nodev /sys/kernel/tracing) or unset PROFILER_TRACEFS"
+        }
+        "cpu" => "needs perf_event programs and the cpu-clock software event (CONFIG_PERF_EVENTS)",
+        _ => "",
+    }
+}
+
+pub fn run() -> anyhow::Result<()> {
+    let checks = host_checks();
+    let privileged = checks
+        .iter()
+        .all(|c| c.name != "privileges" || c.status == Status::Ok);
+    let signals: Vec<(String, String)> = if privileged {
+        match probes::attach(
+            99,
+            Selection {
+                cpu: true,
+                sched: true,
+            },
+        ) {
+            Ok(probes) => probes.signals.into_iter().collect(),
+            Err(err) => ["cpu", "sched"]
+                .into_iter()
+                .map(|s| (s.to_owned(), format!("unavailable: {err:#}")))
+                .collect(),
+        }
+    } else {
+        ["cpu", "sched"]
+            .into_iter()
+            .map(|s| {
+                (
+                    s.to_owned(),
+                    "unavailable: not privileged (run with sudo)".to_owned(),
+                )
+            })
+            .collect()
+    };
+
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{:<20} {:<5} DETAIL", "CHECK", "")?;
+    for check in &checks {
+        writeln!(
+            out,
+            "{:<20} {:<5} {}",
+            check.name,
+            check.status.label(),
+            check.detail
+        )?;
+    }
+    writeln!(out)?;
+    writeln!(out, "{:<8} {:<12} REASON / FIX", "SIGNAL", "STATE")?;
+    let mut ready = 0;
+    for (signal, state) in &signals {
+        let (label, reason) = if state == "on" {
+            ("ready", String::new())
+        } else {
+            let reason = state.strip_prefix("unavailable: ").unwrap_or(state);
+            if reason.contains("sudo") {
+                ("unavailable", reason.to_owned())
+            } else {
+                ("unavailable", format!("{reason}; fix: {}", fix(signal)))
+            }
+        };
+        if label == "ready" {
+            ready += 1;
+        }
+        writeln!(out, "{signal:<8} {label:<12} {reason}")?;
+    }
+    out.flush().context("writing to stdout")?;
+    if ready == 0 {
+        anyhow::bail!("no signal can run on this host; see the fixes above");
+    }
+    Ok(())
+}
