@@ -1,5 +1,6 @@
 //! Shared harness for the end-to-end tests: locating the profiler binary, the root-or-skip rule,
-//! workload processes, profiler runs with streamed stderr, /proc CPU accounting and report checks.
+//! workload processes and CPU pinning, profiler runs with streamed stderr, /proc CPU and scheduler
+//! accounting, and report checks.
 
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -153,6 +154,94 @@ pub fn cpu_seconds(pid: u32) -> f64 {
             .unwrap_or_else(|| panic!("{path}: bad field {}: {stat}", index + 3))
     };
     (ticks(11) + ticks(12)) as f64 / clock_ticks_per_second()
+}
+
+/// A task's scheduler accounting from `/proc/<pid>/schedstat` (the kernel's `sched_info`), for
+/// the thread the pid names: the whole process for the single-threaded workloads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Schedstat {
+    /// Time spent running on a CPU.
+    pub on_cpu_ns: u64,
+    /// Time spent runnable on a run queue, waiting for a CPU.
+    pub runq_wait_ns: u64,
+    /// Times it was switched in to run.
+    pub timeslices: u64,
+}
+
+impl Schedstat {
+    pub fn read(pid: u32) -> Self {
+        let path = format!("/proc/{pid}/schedstat");
+        let text = fs::read_to_string(&path).unwrap_or_else(|err| panic!("{path}: {err}"));
+        let fields: Vec<u64> = text
+            .split_whitespace()
+            .map(|field| {
+                field
+                    .parse()
+                    .unwrap_or_else(|_| panic!("{path}: bad field {field:?}: {text}"))
+            })
+            .collect();
+        let [on_cpu_ns, runq_wait_ns, timeslices] = fields[..] else {
+            panic!("{path}: expected 3 fields: {text}");
+        };
+        Self {
+            on_cpu_ns,
+            runq_wait_ns,
+            timeslices,
+        }
+    }
+
+    /// What accrued between `earlier` and `self`.
+    pub fn since(self, earlier: Self) -> Self {
+        Self {
+            on_cpu_ns: self.on_cpu_ns - earlier.on_cpu_ns,
+            runq_wait_ns: self.runq_wait_ns - earlier.runq_wait_ns,
+            timeslices: self.timeslices - earlier.timeslices,
+        }
+    }
+}
+
+/// CPUs the calling thread may run on, from its affinity mask: a cpuset or `taskset` can leave
+/// online CPUs out of reach, and pinning a workload there would fail.
+pub fn allowed_cpus() -> Vec<usize> {
+    // SAFETY: cpu_set_t is a plain bit array, for which all zeroes is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is a live cpu_set_t of the size passed; pid 0 is the calling thread.
+    let rc = unsafe { libc::sched_getaffinity(0, size_of::<libc::cpu_set_t>(), &raw mut set) };
+    assert_eq!(
+        rc,
+        0,
+        "sched_getaffinity: {}",
+        std::io::Error::last_os_error()
+    );
+    (0..libc::CPU_SETSIZE as usize)
+        // SAFETY: `cpu` is below CPU_SETSIZE, the set's capacity.
+        .filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &set) })
+        .collect()
+}
+
+/// Pins the calling process (pid 0: the calling thread, which for the single-threaded workloads
+/// is the whole process) to `cpu`; for the workloads' `--cpu`.
+pub fn pin_to_cpu(cpu: usize) -> Result<(), String> {
+    let capacity = libc::CPU_SETSIZE as usize;
+    if cpu >= capacity {
+        return Err(format!(
+            "CPU {cpu} is beyond the affinity mask's {capacity}"
+        ));
+    }
+    // SAFETY: cpu_set_t is a plain bit array, for which all zeroes is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `cpu` was checked against the set's capacity above.
+    unsafe { libc::CPU_SET(cpu, &mut set) };
+    // SAFETY: `set` is a live cpu_set_t of the size passed.
+    let rc = unsafe { libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &raw const set) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(format!(
+            "pinning to CPU {cpu}: {}",
+            std::io::Error::last_os_error()
+        ))
+    }
 }
 
 fn clock_ticks_per_second() -> f64 {

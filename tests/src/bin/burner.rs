@@ -1,11 +1,12 @@
 //! CPU-burning workload: one thread kept busy in three distinctive, never-inlined frames that the
-//! end-to-end tests look for in the profiler's stacks, flame graph and report.
+//! end-to-end tests look for in the profiler's stacks, flame graph and report. `--cpu N` pins it
+//! to one CPU, so tests can make processes compete for that CPU.
 
 use std::hint::black_box;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-const USAGE: &str = "usage: burner [--seconds S | --work N]";
+const USAGE: &str = "usage: burner [--cpu N] [--seconds S | --work N]";
 
 /// Multiply-xorshift steps per `burner_inner_gamma` call. With the two fan-outs below, one work
 /// unit lands at ~5-10 ms on a modern core (calibrated on the release build); the `--seconds`
@@ -20,14 +21,26 @@ enum Mode {
     Units(u64),
 }
 
+struct Args {
+    mode: Mode,
+    cpu: Option<usize>,
+}
+
 fn main() -> ExitCode {
-    let mode = match parse_args(std::env::args().skip(1)) {
-        Ok(mode) => mode,
+    let Args { mode, cpu } = match parse_args(std::env::args().skip(1)) {
+        Ok(args) => args,
         Err(message) => {
             eprintln!("burner: {message}\n{USAGE}");
             return ExitCode::from(2);
         }
     };
+    // Before the first unit, so no work is done off the requested CPU.
+    if let Some(cpu) = cpu
+        && let Err(message) = profiler_tests::pin_to_cpu(cpu)
+    {
+        eprintln!("burner: {message}");
+        return ExitCode::FAILURE;
+    }
     let mut state = black_box(0x9e37_79b9_7f4a_7c15_u64);
     match mode {
         Mode::UntilKilled => loop {
@@ -48,10 +61,22 @@ fn main() -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Mode, String> {
+fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
     let mut mode = Mode::UntilKilled;
+    let mut cpu = None;
     while let Some(flag) = args.next() {
         let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
+        if flag == "--cpu" {
+            if cpu.is_some() {
+                return Err("--cpu given twice".to_owned());
+            }
+            cpu = Some(
+                value
+                    .parse()
+                    .map_err(|_| format!("--cpu: not a CPU number: {value}"))?,
+            );
+            continue;
+        }
         if !matches!(mode, Mode::UntilKilled) {
             return Err("give at most one of --seconds and --work".to_owned());
         }
@@ -71,7 +96,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Mode, String> {
             _ => return Err(format!("unknown argument: {flag}")),
         };
     }
-    Ok(mode)
+    Ok(Args { mode, cpu })
 }
 
 /// One work unit. The calls sit inside loops and their results go through `black_box`, so none
