@@ -9,6 +9,9 @@ pub const MAP_STACKS: &str = "STACKS";
 pub const MAP_ONCPU: &str = "ONCPU";
 /// Hash `tgid -> TaskComm`, filled the first time a tgid is seen on a CPU.
 pub const MAP_COMMS: &str = "COMMS";
+/// Hash `tgid -> ExecInfo`, written at every exec, so a process discovered before its exec is
+/// renamed, even when it exits before /proc shows the new program.
+pub const MAP_EXECS: &str = "EXECS";
 /// Per-CPU array of `u64` counters, indexed by [`Counter`].
 pub const MAP_COUNTERS: &str = "COUNTERS";
 /// Per-CPU array with one `u64`: when the CPU last switched tasks (or was last sampled).
@@ -23,6 +26,12 @@ pub const MAP_SCHED: &str = "SCHED";
 /// Hash `BlameKey -> nanoseconds` the victim waited while the culprit held its CPU.
 pub const MAP_BLAME: &str = "BLAME";
 
+/// Per-CPU hash `SyscallKey -> SyscallStats`, flushed from [`MAP_SYSCALL_PENDING`].
+pub const MAP_SYSCALLS: &str = "SYSCALLS";
+/// Per-CPU array with one [`PendingSyscalls`]: the current process's syscalls on this CPU,
+/// counted without a hash operation and flushed at context switches.
+pub const MAP_SYSCALL_PENDING: &str = "SYSCALL_PENDING";
+
 /// Program names, as the eBPF functions are called.
 pub const PROG_CPU_SAMPLE: &str = "cpu_sample";
 /// Raw tracepoint fallback: on-CPU time only, needs no tracefs.
@@ -31,14 +40,24 @@ pub const PROG_SCHED_SWITCH: &str = "sched_switch";
 pub const PROG_SCHED_SWITCH_TP: &str = "sched_switch_tp";
 pub const PROG_SCHED_WAKEUP: &str = "sched_wakeup";
 pub const PROG_SCHED_WAKEUP_NEW: &str = "sched_wakeup_new";
+pub const PROG_SCHED_PROCESS_EXEC: &str = "sched_process_exec";
+pub const PROG_SYS_ENTER: &str = "sys_enter";
+pub const PROG_SYS_EXIT: &str = "sys_exit";
 
 /// Globals patched at load time with field offsets read from the tracepoints' `format` files.
 pub const GLOBAL_SWITCH_PREV_STATE: &str = "SWITCH_PREV_STATE_OFFSET";
 pub const GLOBAL_SWITCH_NEXT_PID: &str = "SWITCH_NEXT_PID_OFFSET";
 pub const GLOBAL_WAKEUP_PID: &str = "WAKEUP_PID_OFFSET";
+/// `u32`: 1 when `sys_exit` is attached and entries must be time-stamped.
+pub const GLOBAL_SYSCALL_EXITS: &str = "SYSCALL_EXITS";
 
 /// Threads that can be runnable-but-waiting at once.
 pub const RUNNABLE_ENTRIES: u32 = 65_536;
+/// (process, syscall) pairs kept.
+pub const SYSCALL_ENTRIES: u32 = 32_768;
+/// Distinct syscalls one process may make between two flushes before an early flush.
+pub const PENDING_SYSCALLS: usize = 8;
+
 /// (culprit, victim) pairs kept.
 pub const BLAME_ENTRIES: u32 = 65_536;
 /// log2 buckets of run-queue wait: bucket i counts waits in [2^i, 2^(i+1)) ns; the last one
@@ -95,10 +114,15 @@ pub enum Counter {
     SchedFull = 9,
     /// Drop: a blame pair could not be stored ([`MAP_BLAME`] full).
     BlameFull = 10,
+    /// Drop: syscall counts could not be flushed ([`MAP_SYSCALLS`] full).
+    SyscallsFull = 11,
+    /// Syscall exits whose entry was not the last one on their CPU (the syscall blocked and
+    /// another thread ran): their error and time are not counted, their count is.
+    SyscallExitsUnmatched = 12,
 }
 
 impl Counter {
-    pub const COUNT: u32 = 11;
+    pub const COUNT: u32 = 13;
     pub const ALL: [Counter; Self::COUNT as usize] = [
         Counter::Samples,
         Counter::IdleSamples,
@@ -111,6 +135,8 @@ impl Counter {
         Counter::RunnableFull,
         Counter::SchedFull,
         Counter::BlameFull,
+        Counter::SyscallsFull,
+        Counter::SyscallExitsUnmatched,
     ];
 }
 
@@ -180,6 +206,46 @@ pub struct BlameKey {
     pub victim_tgid: u32,
 }
 
+/// The last exec of a process: when, and the comm it took.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ExecInfo {
+    pub at: u64,
+    pub comm: TaskComm,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SyscallKey {
+    pub tgid: u32,
+    pub nr: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SyscallStats {
+    pub count: u64,
+    /// Returned a negative errno.
+    pub errors: u64,
+    /// On-CPU time between entry and exit; time blocked inside the syscall is not included.
+    pub time_ns: u64,
+}
+
+/// Syscalls of the process now running on one CPU, not yet in [`MAP_SYSCALLS`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PendingSyscalls {
+    pub tgid: u32,
+    /// Slots in use.
+    pub used: u32,
+    pub nrs: [u32; PENDING_SYSCALLS],
+    pub stats: [SyscallStats; PENDING_SYSCALLS],
+    /// Thread inside a syscall on this CPU (0: none), its slot and entry time.
+    pub entered_tid: u32,
+    pub entered_slot: u32,
+    pub entered_at: u64,
+}
+
 #[cfg(feature = "user")]
 mod user {
     // SAFETY: repr(C), three u32-sized fields, no padding, every bit pattern valid.
@@ -190,4 +256,12 @@ mod user {
     unsafe impl aya::Pod for super::SchedStats {}
     // SAFETY: repr(C), two u32, no padding.
     unsafe impl aya::Pod for super::BlameKey {}
+    // SAFETY: repr(C), two u32, no padding.
+    unsafe impl aya::Pod for super::SyscallKey {}
+    // SAFETY: repr(C), u64 then 16 bytes, no padding.
+    unsafe impl aya::Pod for super::ExecInfo {}
+    // SAFETY: repr(C), only u64 fields.
+    unsafe impl aya::Pod for super::SyscallStats {}
+    // SAFETY: repr(C); u32 fields come in pairs before the u64 ones, so there is no padding.
+    unsafe impl aya::Pod for super::PendingSyscalls {}
 }

@@ -10,6 +10,7 @@
 mod cpu;
 mod maps;
 mod sched;
+mod syscalls;
 
 use aya_ebpf::{
     macros::{perf_event, raw_tracepoint, tracepoint},
@@ -46,6 +47,29 @@ pub fn sched_wakeup(ctx: TracePointContext) -> u32 {
 #[tracepoint(category = "sched", name = "sched_wakeup_new")]
 pub fn sched_wakeup_new(ctx: TracePointContext) -> u32 {
     sched::wakeup(&ctx);
+    0
+}
+
+/// `sched_process_exec` raw tracepoint: runs in the exec'ing task, its comm already the new one.
+#[raw_tracepoint(tracepoint = "sched_process_exec")]
+pub fn sched_process_exec(_ctx: RawTracePointContext) -> i32 {
+    let pid_tgid = aya_ebpf::helpers::bpf_get_current_pid_tgid();
+    // SAFETY: helper without preconditions.
+    let now = unsafe { aya_ebpf::helpers::bpf_ktime_get_ns() };
+    maps::remember_exec((pid_tgid >> 32) as u32, now);
+    0
+}
+
+/// `raw_syscalls:sys_enter` as a raw tracepoint: no tracefs, no record copy.
+#[raw_tracepoint(tracepoint = "sys_enter")]
+pub fn sys_enter(ctx: RawTracePointContext) -> i32 {
+    syscalls::enter(&ctx);
+    0
+}
+
+#[raw_tracepoint(tracepoint = "sys_exit")]
+pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
+    syscalls::exit(&ctx);
     0
 }
 

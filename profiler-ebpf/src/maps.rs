@@ -9,8 +9,9 @@ use aya_ebpf::{
     maps::{HashMap, LruHashMap, PerCpuArray, PerCpuHashMap, StackTrace},
 };
 use profiler_common::{
-    BLAME_ENTRIES, BlameKey, Counter, History, PROCESS_ENTRIES, RUNNABLE_ENTRIES, Runnable,
-    STACK_COUNTS_ENTRIES, STACKS_ENTRIES, SchedStats, StackKey, TaskComm,
+    BLAME_ENTRIES, BlameKey, Counter, ExecInfo, History, PROCESS_ENTRIES, PendingSyscalls,
+    RUNNABLE_ENTRIES, Runnable, STACK_COUNTS_ENTRIES, STACKS_ENTRIES, SYSCALL_ENTRIES, SchedStats,
+    StackKey, SyscallKey, SyscallStats, TaskComm,
 };
 
 #[map]
@@ -25,6 +26,9 @@ pub static ONCPU: PerCpuHashMap<u32, u64> = PerCpuHashMap::with_max_entries(PROC
 
 #[map]
 pub static COMMS: HashMap<u32, TaskComm> = HashMap::with_max_entries(PROCESS_ENTRIES, 0);
+
+#[map]
+pub static EXECS: HashMap<u32, ExecInfo> = HashMap::with_max_entries(PROCESS_ENTRIES, 0);
 
 #[map]
 pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(Counter::COUNT, 0);
@@ -45,6 +49,13 @@ pub static SCHED: HashMap<u32, SchedStats> = HashMap::with_max_entries(PROCESS_E
 
 #[map]
 pub static BLAME: HashMap<BlameKey, u64> = HashMap::with_max_entries(BLAME_ENTRIES, 0);
+
+#[map]
+pub static SYSCALLS: PerCpuHashMap<SyscallKey, SyscallStats> =
+    PerCpuHashMap::with_max_entries(SYSCALL_ENTRIES, 0);
+
+#[map]
+pub static SYSCALL_PENDING: PerCpuArray<PendingSyscalls> = PerCpuArray::with_max_entries(1, 0);
 
 #[inline(always)]
 pub fn bump(counter: Counter) {
@@ -106,5 +117,14 @@ pub fn add_per_cpu(map: &PerCpuHashMap<u32, u64>, key: &u32, delta: u64) -> Opti
 pub fn remember_comm(tgid: u32) {
     if let Ok(comm) = bpf_get_current_comm() {
         let _ = COMMS.insert(tgid, comm, u64::from(BPF_NOEXIST));
+    }
+}
+
+/// At exec: the process's new name, and when it changed.
+#[inline(always)]
+pub fn remember_exec(tgid: u32, at: u64) {
+    if let Ok(comm) = bpf_get_current_comm() {
+        let _ = EXECS.insert(tgid, ExecInfo { at, comm }, 0);
+        let _ = COMMS.insert(tgid, comm, 0);
     }
 }

@@ -19,9 +19,12 @@ use profiler_common::{
     BlameKey, Counter, HISTORY_SEGMENTS, History, Runnable, SchedStats, Segment, WAIT_BUCKETS,
 };
 
-use crate::maps::{
-    BLAME, HISTORY, LAST_SWITCH, ONCPU, RUNNABLE_SINCE, SCHED, add_per_cpu, add_shared, atomic_add,
-    bump, remember_comm,
+use crate::{
+    maps::{
+        BLAME, HISTORY, LAST_SWITCH, ONCPU, RUNNABLE_SINCE, SCHED, add_per_cpu, add_shared,
+        atomic_add, bump, remember_comm,
+    },
+    syscalls,
 };
 
 // Field offsets in the classic tracepoints' records; userspace overwrites them with the values
@@ -80,6 +83,7 @@ pub fn switch_tracepoint(ctx: &TracePointContext) {
     let now = now();
     let pid_tgid = bpf_get_current_pid_tgid();
     charge_current(pid_tgid, now);
+    syscalls::on_switch(pid_tgid as u32, now);
     let prev_tid = pid_tgid as u32;
     let prev_tgid = (pid_tgid >> 32) as u32;
     let Some(history) = HISTORY.get_ptr_mut(0) else {
@@ -222,7 +226,10 @@ fn charge_wait(tgid: u32, waited: u64) {
 #[inline(always)]
 pub fn switch() {
     bump(Counter::Switches);
-    charge_current(bpf_get_current_pid_tgid(), now());
+    let now = now();
+    let pid_tgid = bpf_get_current_pid_tgid();
+    charge_current(pid_tgid, now);
+    syscalls::on_switch(pid_tgid as u32, now);
 }
 
 /// Charges the time since this CPU's last checkpoint to the current task's process.

@@ -38,6 +38,10 @@ pub enum Signal {
     Cpu,
     /// Run-queue wait, context switches and who delayed whom.
     Sched,
+    /// Syscall counts per process and per syscall (entry hook only: the cheap part).
+    Syscalls,
+    /// Adds syscall errors and on-CPU time inside syscalls (exit hook: doubles the cost).
+    SyscallTime,
 }
 
 #[derive(Debug, clap::Args)]
@@ -58,7 +62,12 @@ pub struct DiagnoseArgs {
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
     /// Signals to measure, comma-separated.
-    #[arg(long, value_enum, value_delimiter = ',', default_value = "cpu,sched")]
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "cpu,sched,syscalls,syscall-time"
+    )]
     pub signals: Vec<Signal>,
 }
 
@@ -100,7 +109,15 @@ mod tests {
         assert_eq!(args.frequency, 99);
         assert_eq!(args.pids, [1, 2]);
         assert_eq!(args.format, Format::Text);
-        assert_eq!(args.signals, [Signal::Cpu, Signal::Sched]);
+        assert_eq!(
+            args.signals,
+            [
+                Signal::Cpu,
+                Signal::Sched,
+                Signal::Syscalls,
+                Signal::SyscallTime
+            ]
+        );
     }
 
     #[test]

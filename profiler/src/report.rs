@@ -52,6 +52,9 @@ pub struct Drops {
     pub runnable_map_full: u64,
     pub sched_map_full: u64,
     pub blame_map_full: u64,
+    pub syscalls_map_full: u64,
+    /// Syscall exits after the syscall blocked: counted, but their error and time are not.
+    pub syscall_exits_unmatched: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -77,6 +80,28 @@ pub struct Process {
     pub cpu: Cpu,
     /// Null when the sched signal is unavailable or the process never left a CPU in the run.
     pub sched: Option<Sched>,
+    /// Null when the syscalls signal is unavailable or off.
+    pub syscalls: Option<Syscalls>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Syscalls {
+    pub count: u64,
+    pub per_second: f64,
+    /// Returned a negative errno (of syscalls that did not block; see drops).
+    pub errors: u64,
+    /// On-CPU time inside syscalls; time blocked in them is not included.
+    pub time_ns: u64,
+    /// Most frequent syscalls, at most five.
+    pub top: Vec<SyscallTop>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SyscallTop {
+    pub name: String,
+    pub count: u64,
+    pub errors: u64,
+    pub time_ns: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -160,6 +185,8 @@ mod tests {
                 runnable_map_full: 0,
                 sched_map_full: 0,
                 blame_map_full: 0,
+                syscalls_map_full: 0,
+                syscall_exits_unmatched: 0,
             },
             signals: [("cpu".to_owned(), "on".to_owned())].into(),
             host: Host {
@@ -194,6 +221,18 @@ mod tests {
                     voluntary_switches: 1,
                     involuntary_switches: 3,
                     ctx_switches: 4,
+                }),
+                syscalls: Some(Syscalls {
+                    count: 10,
+                    per_second: 2.0,
+                    errors: 1,
+                    time_ns: 500,
+                    top: vec![SyscallTop {
+                        name: "getppid".to_owned(),
+                        count: 10,
+                        errors: 1,
+                        time_ns: 500,
+                    }],
                 }),
             }],
             blame: vec![Blame {

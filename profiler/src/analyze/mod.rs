@@ -1,6 +1,7 @@
 //! Ranking and verdict: pure functions from measured usage to the report's suspects and prose.
 
 mod sched;
+mod syscalls;
 mod verdict;
 
 use std::{
@@ -52,6 +53,10 @@ impl RunFacts {
         f64::from(self.cpus.max(1))
     }
 
+    fn signal_on(&self, name: &str) -> bool {
+        self.signals.get(name).is_some_and(|state| state == "on")
+    }
+
     fn reported(&self, pid: u32) -> bool {
         self.only_pids.is_empty() || self.only_pids.contains(&pid)
     }
@@ -70,7 +75,9 @@ pub fn build_report(
     let mut processes: Vec<report::Process> = usage
         .iter()
         .zip(folded)
-        .filter(|(p, _)| p.on_cpu_ns > 0 || p.samples > 0 || p.sched.is_some())
+        .filter(|(p, _)| {
+            p.on_cpu_ns > 0 || p.samples > 0 || p.sched.is_some() || !p.syscalls.is_empty()
+        })
         .filter(|(p, _)| facts.reported(p.identity.pid))
         .map(|(p, stacks)| {
             let cores = p.on_cpu_ns as f64 / 1e9 / secs;
@@ -90,6 +97,9 @@ pub fn build_report(
                     hottest: hottest(stacks),
                 },
                 sched: p.sched.as_ref().map(sched::sched),
+                syscalls: facts
+                    .signal_on("syscalls")
+                    .then(|| syscalls::summary(&p.syscalls, secs)),
             }
         })
         .collect();
@@ -109,6 +119,7 @@ pub fn build_report(
 
     let mut scored = cpu_suspects(&processes, facts, busy_cores);
     scored.extend(sched_suspects(&blame, facts));
+    scored.extend(syscalls::suspects(&processes, facts));
     scored.sort_by(|a, b| b.0.total_cmp(&a.0));
     let suspects = scored
         .into_iter()
@@ -139,6 +150,8 @@ pub fn build_report(
             runnable_map_full: counter(Counter::RunnableFull),
             sched_map_full: counter(Counter::SchedFull),
             blame_map_full: counter(Counter::BlameFull),
+            syscalls_map_full: counter(Counter::SyscallsFull),
+            syscall_exits_unmatched: counter(Counter::SyscallExitsUnmatched),
         },
         signals: facts.signals.clone(),
         host: Host {
@@ -270,6 +283,7 @@ mod tests {
             samples,
             stacks: Vec::new(),
             sched: None,
+            syscalls: Vec::new(),
         }
     }
 

@@ -49,6 +49,23 @@ fn sentence(report: &Report, suspect: &Suspect) -> String {
             }
             text
         }
+        ("syscalls", Some(p)) => match &p.syscalls {
+            Some(s) => {
+                let mut text = format!(
+                    "{who} storms syscalls: {:.0} per second ({} in {:.1} s",
+                    s.per_second, s.count, report.duration_s
+                );
+                if let Some(first) = s.top.first() {
+                    text.push_str(&format!(", mostly {}", first.name));
+                }
+                text.push_str(&format!(
+                    "), {:.2} s of CPU inside them",
+                    s.time_ns as f64 / 1e9
+                ));
+                text
+            }
+            None => format!("{who} {}", suspect.reason),
+        },
         _ => format!("{who} {}", suspect.reason),
     }
 }
@@ -96,7 +113,7 @@ pub fn verdict(report: &Report) -> String {
         + drops.blame_map_full;
     if lost > 0 || sched_lost > 0 {
         text.push_str(&format!(
-            " Caution: {lost} stack samples and {sched_lost} scheduler updates were dropped in the kernel (see drops)."
+             " Caution: {lost} stack samples and {sched_lost} scheduler or syscall updates were dropped in the kernel (see drops)."
         ));
     }
     text

@@ -8,8 +8,9 @@ use aya::{
     maps::{HashMap as BpfHashMap, MapData, PerCpuArray, PerCpuHashMap, StackTraceMap},
 };
 use profiler_common::{
-    BlameKey, Counter, MAP_BLAME, MAP_COMMS, MAP_COUNTERS, MAP_ONCPU, MAP_SCHED, MAP_STACK_COUNTS,
-    MAP_STACKS, SchedStats, StackKey, TaskComm,
+    BlameKey, Counter, ExecInfo, MAP_BLAME, MAP_COMMS, MAP_COUNTERS, MAP_EXECS, MAP_ONCPU,
+    MAP_SCHED, MAP_STACK_COUNTS, MAP_STACKS, MAP_SYSCALL_PENDING, MAP_SYSCALLS, PendingSyscalls,
+    SchedStats, StackKey, SyscallKey, SyscallStats, TaskComm,
 };
 
 /// Per-CPU counters summed over CPUs, indexed by [`Counter`].
@@ -29,6 +30,8 @@ pub struct ProcessSnapshot {
     pub on_cpu_ns: HashMap<u32, u64>,
     /// Kernel-side comm per tgid (first thread seen), for processes gone before /proc was read.
     pub comms: HashMap<u32, String>,
+    /// Last exec per tgid: kernel time and new comm.
+    pub execs: HashMap<u32, (u64, String)>,
 }
 
 /// Reads the maps of attached probes.
@@ -61,7 +64,17 @@ impl<'a> Collector<'a> {
             .filter_map(Result::ok)
             .map(|(tgid, comm)| (tgid, comm_to_string(&comm)))
             .collect();
-        Ok(ProcessSnapshot { on_cpu_ns, comms })
+        let execs_map: BpfHashMap<&MapData, u32, ExecInfo> = self.map(MAP_EXECS)?.try_into()?;
+        let execs = execs_map
+            .iter()
+            .filter_map(Result::ok)
+            .map(|(tgid, exec)| (tgid, (exec.at, comm_to_string(&exec.comm))))
+            .collect();
+        Ok(ProcessSnapshot {
+            on_cpu_ns,
+            comms,
+            execs,
+        })
     }
 
     /// Cumulative sample counts per (process, user stack, kernel stack).
@@ -100,6 +113,44 @@ impl<'a> Collector<'a> {
     pub fn blame(&self) -> anyhow::Result<Vec<(BlameKey, u64)>> {
         let map: BpfHashMap<&MapData, BlameKey, u64> = self.map(MAP_BLAME)?.try_into()?;
         Ok(map.iter().filter_map(Result::ok).collect())
+    }
+
+    /// Syscall figures per (tgid, syscall): the flushed per-CPU totals plus what each CPU
+    /// still holds for the process running there.
+    pub fn syscalls(&self) -> anyhow::Result<HashMap<SyscallKey, SyscallStats>> {
+        let mut totals: HashMap<SyscallKey, SyscallStats> = HashMap::new();
+        let mut add = |key: SyscallKey, stats: &SyscallStats| {
+            let total = totals.entry(key).or_default();
+            total.count += stats.count;
+            total.errors += stats.errors;
+            total.time_ns += stats.time_ns;
+        };
+        let flushed: PerCpuHashMap<&MapData, SyscallKey, SyscallStats> =
+            self.map(MAP_SYSCALLS)?.try_into()?;
+        for (key, values) in flushed.iter().filter_map(Result::ok) {
+            for stats in values.iter() {
+                add(key, stats);
+            }
+        }
+        let pending: PerCpuArray<&MapData, PendingSyscalls> =
+            self.map(MAP_SYSCALL_PENDING)?.try_into()?;
+        for p in pending
+            .get(&0, 0)
+            .context("reading pending syscalls")?
+            .iter()
+        {
+            for (nr, stats) in p.nrs.iter().zip(&p.stats).take(p.used as usize) {
+                add(
+                    SyscallKey {
+                        tgid: p.tgid,
+                        nr: *nr,
+                    },
+                    stats,
+                );
+            }
+        }
+        totals.retain(|_, stats| stats.count > 0);
+        Ok(totals)
     }
 
     pub fn counters(&self) -> anyhow::Result<Counters> {

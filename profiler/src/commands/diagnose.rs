@@ -16,7 +16,7 @@ use crate::{
     cli::{DiagnoseArgs, Format, Signal},
     collect::Collector,
     error::usage,
-    model::{ProcessTable, table::Procfs, table::StackPair},
+    model::{ProcessTable, table::FinalCounts, table::Procfs, table::StackPair},
     output::{self, ProcessStacks},
     probes, symbolize,
 };
@@ -45,6 +45,8 @@ pub async fn run(args: DiagnoseArgs) -> anyhow::Result<()> {
         probes::Selection {
             cpu: args.signals.contains(&Signal::Cpu),
             sched: args.signals.contains(&Signal::Sched),
+            syscalls: args.signals.contains(&Signal::Syscalls),
+            syscall_time: args.signals.contains(&Signal::SyscallTime),
         },
     )?;
     let collector = Collector::new(&probes.ebpf);
@@ -94,6 +96,7 @@ pub async fn run(args: DiagnoseArgs) -> anyhow::Result<()> {
     let stack_counts = collector.stack_counts()?;
     let sched = collector.sched()?;
     let blame = collector.blame()?;
+    let syscalls = collector.syscalls()?;
     let stacks = collector.stacks(
         stack_counts
             .iter()
@@ -103,7 +106,15 @@ pub async fn run(args: DiagnoseArgs) -> anyhow::Result<()> {
     let signals = probes.signals.clone();
     // Detach before the userspace-heavy part so it is not measured as host load.
     drop(probes);
-    let usage = table.finish(&snapshot, &stack_counts, &sched, &Procfs);
+    let usage = table.finish(
+        &snapshot,
+        &FinalCounts {
+            stacks: &stack_counts,
+            sched: &sched,
+            syscalls: &syscalls,
+        },
+        &Procfs,
+    );
 
     let (usage, folded) = tokio::task::spawn_blocking(move || {
         let folded = symbolize::symbolize(&usage, &stacks);

@@ -107,6 +107,9 @@ fn fix(signal: &str) -> &'static str {
         "sched" => {
             "mount tracefs (mount -t tracefs nodev /sys/kernel/tracing) or unset PROFILER_TRACEFS"
         }
+        "syscalls" | "syscall-time" => {
+            "needs raw tracepoints on raw_syscalls:sys_enter and sys_exit"
+        }
         "cpu" => "needs perf_event programs and the cpu-clock software event (CONFIG_PERF_EVENTS)",
         _ => "",
     }
@@ -123,16 +126,18 @@ pub fn run() -> anyhow::Result<()> {
             Selection {
                 cpu: true,
                 sched: true,
+                syscalls: true,
+                syscall_time: true,
             },
         ) {
             Ok(probes) => probes.signals.into_iter().collect(),
-            Err(err) => ["cpu", "sched"]
+            Err(err) => ["cpu", "sched", "syscalls", "syscall-time"]
                 .into_iter()
                 .map(|s| (s.to_owned(), format!("unavailable: {err:#}")))
                 .collect(),
         }
     } else {
-        ["cpu", "sched"]
+        ["cpu", "sched", "syscalls", "syscall-time"]
             .into_iter()
             .map(|s| {
                 (

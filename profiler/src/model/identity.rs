@@ -27,6 +27,9 @@ pub struct ProcessIdentity {
     pub maps: Vec<Mapping>,
     /// Gone before the run ended.
     pub exited: bool,
+    /// Kernel time of the last exec known when this identity was read (0: none seen), so a
+    /// later exec is noticed.
+    pub exec_at: u64,
 }
 
 impl ProcessIdentity {
@@ -41,6 +44,7 @@ impl ProcessIdentity {
             cgroup: None,
             maps: Vec::new(),
             exited: true,
+            exec_at: 0,
         }
     }
 }
@@ -87,6 +91,7 @@ pub fn read_identity(pid: u32) -> Option<ProcessIdentity> {
         cgroup,
         maps,
         exited: false,
+        exec_at: 0,
     })
 }
 

@@ -1,9 +1,53 @@
 //! The process table: who ran during the run, under which identity, and what each used.
 
 mod identity;
+#[cfg_attr(
+    not(test),
+    expect(
+        dead_code,
+        reason = "one table per architecture; only the target's is used"
+    )
+)]
+mod syscall_names;
 pub mod table;
 
 pub use identity::Mapping;
 #[cfg(test)]
 pub use identity::{ProcessIdentity, read_identity};
 pub use table::{ProcessTable, ProcessUsage};
+
+/// The syscall's name on the architecture this profiler was built for, or `syscall_<nr>`.
+pub fn syscall_name(nr: u32) -> String {
+    #[cfg(target_arch = "aarch64")]
+    let table: &[&str] = &syscall_names::AARCH64;
+    #[cfg(not(target_arch = "aarch64"))]
+    let table: &[&str] = &syscall_names::X86_64;
+    name_in(table, nr)
+}
+
+fn name_in(table: &[&str], nr: u32) -> String {
+    match table.get(nr as usize) {
+        Some(name) if !name.is_empty() => (*name).to_owned(),
+        _ => format!("syscall_{nr}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn syscall_numbers_have_their_names() {
+        #[cfg(target_arch = "x86_64")]
+        {
+            assert_eq!(super::syscall_name(0), "read");
+            assert_eq!(super::syscall_name(110), "getppid");
+            assert_eq!(super::syscall_name(257), "openat");
+        }
+        assert_eq!(
+            super::name_in(&super::syscall_names::AARCH64, 173),
+            "getppid"
+        );
+        assert_eq!(super::name_in(&super::syscall_names::AARCH64, 56), "openat");
+        assert_eq!(super::name_in(&super::syscall_names::X86_64, 1), "write");
+        assert_eq!(super::syscall_name(100_000), "syscall_100000");
+    }
+}

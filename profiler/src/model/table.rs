@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use profiler_common::{SchedStats, StackKey};
+use profiler_common::{SchedStats, StackKey, SyscallKey, SyscallStats};
 
 use super::identity::{ProcessIdentity, read_identity};
 use crate::collect::ProcessSnapshot;
@@ -58,6 +58,16 @@ pub struct ProcessUsage {
     /// Scheduler figures; the kernel keys them by tgid only, so after pid reuse they go to the
     /// newest process of that pid.
     pub sched: Option<SchedStats>,
+    /// Per syscall number; like `sched`, keyed by tgid in the kernel.
+    pub syscalls: Vec<(u32, SyscallStats)>,
+}
+
+/// Cumulative kernel figures at the end of the run.
+#[derive(Debug, Clone, Copy)]
+pub struct FinalCounts<'a> {
+    pub stacks: &'a [(StackKey, u64)],
+    pub sched: &'a HashMap<u32, SchedStats>,
+    pub syscalls: &'a HashMap<SyscallKey, SyscallStats>,
 }
 
 impl ProcessTable {
@@ -75,13 +85,15 @@ impl ProcessTable {
     ) {
         for (&pid, &on_cpu_ns) in &snapshot.on_cpu_ns {
             let previous = self.last_on_cpu_ns.insert(pid, on_cpu_ns);
+            let exec = snapshot.execs.get(&pid);
             let Some(incarnations) = self.by_pid.get_mut(&pid) else {
-                let identity = source.identity(pid).unwrap_or_else(|| {
+                let mut identity = source.identity(pid).unwrap_or_else(|| {
                     ProcessIdentity::exited_unknown(
                         pid,
                         snapshot.comms.get(&pid).map(String::as_str),
                     )
                 });
+                identity.exec_at = exec.map_or(0, |&(at, _)| at);
                 self.by_pid.insert(
                     pid,
                     vec![Incarnation {
@@ -93,6 +105,12 @@ impl ProcessTable {
                 continue;
             };
             let current = incarnations.last_mut().expect("never empty");
+            if let Some((at, comm)) = exec
+                && *at != current.identity.exec_at
+                && !current.identity.exited
+            {
+                after_exec(&mut current.identity, *at, comm, source);
+            }
             if previous == Some(on_cpu_ns) || current.identity.start_time == 0 {
                 continue;
             }
@@ -118,10 +136,21 @@ impl ProcessTable {
     pub fn finish(
         mut self,
         snapshot: &ProcessSnapshot,
-        stack_counts: &[(StackKey, u64)],
-        sched: &HashMap<u32, SchedStats>,
+        counts: &FinalCounts<'_>,
         source: &impl ProcSource,
     ) -> Vec<ProcessUsage> {
+        let FinalCounts {
+            stacks: stack_counts,
+            sched,
+            syscalls,
+        } = *counts;
+        let mut syscalls_by_pid: HashMap<u32, Vec<(u32, SyscallStats)>> = HashMap::new();
+        for (key, stats) in syscalls {
+            syscalls_by_pid
+                .entry(key.tgid)
+                .or_default()
+                .push((key.nr, *stats));
+        }
         let mut final_stacks: HashMap<u32, HashMap<StackPair, u64>> = HashMap::new();
         for (key, count) in stack_counts {
             *final_stacks
@@ -131,7 +160,11 @@ impl ProcessTable {
                 .or_default() += count;
         }
         let mut seen = snapshot.clone();
-        for &pid in final_stacks.keys().chain(sched.keys()) {
+        for &pid in final_stacks
+            .keys()
+            .chain(sched.keys())
+            .chain(syscalls_by_pid.keys())
+        {
             seen.on_cpu_ns.entry(pid).or_insert(0);
         }
         self.observe(&seen, source, |pid| {
@@ -170,6 +203,11 @@ impl ProcessTable {
                     } else {
                         None
                     },
+                    syscalls: if is_last {
+                        syscalls_by_pid.remove(&pid).unwrap_or_default()
+                    } else {
+                        Vec::new()
+                    },
                     samples: stacks.iter().map(|(_, n)| n).sum(),
                     on_cpu_ns: next_on_cpu.saturating_sub(inc.base_on_cpu_ns),
                     identity: inc.identity,
@@ -182,8 +220,8 @@ impl ProcessTable {
 }
 
 /// Takes the current name and maps of a live process, keeping old mappings that the new ones do
-/// not cover so samples from before an exec still symbolize.
-fn refresh(identity: &mut ProcessIdentity, source: &impl ProcSource) {
+/// not cover so samples from before an exec still symbolize. False when the process is gone.
+fn refresh(identity: &mut ProcessIdentity, source: &impl ProcSource) -> bool {
     match source.identity(identity.pid) {
         Some(mut fresh) if fresh.start_time == identity.start_time => {
             let old = std::mem::take(&mut identity.maps);
@@ -196,10 +234,27 @@ fn refresh(identity: &mut ProcessIdentity, source: &impl ProcSource) {
                     fresh.maps.push(map);
                 }
             }
+            fresh.exec_at = identity.exec_at;
             *identity = fresh;
+            true
         }
-        _ => identity.exited = true,
+        _ => {
+            identity.exited = true;
+            false
+        }
     }
+}
+
+/// The process exec'd since its identity was read: read it again, or, when it is already gone,
+/// at least take the new name from the kernel rather than keep the old program's.
+fn after_exec(identity: &mut ProcessIdentity, at: u64, comm: &str, source: &impl ProcSource) {
+    identity.exec_at = at;
+    if identity.start_time != 0 && refresh(identity, source) {
+        return;
+    }
+    comm.clone_into(&mut identity.comm);
+    identity.exe = None;
+    identity.cmdline.clear();
 }
 
 #[cfg(test)]
@@ -240,6 +295,19 @@ mod tests {
         ProcessSnapshot {
             on_cpu_ns: on_cpu.iter().copied().collect(),
             comms: HashMap::from([(7, "ghost".to_owned())]),
+            execs: HashMap::new(),
+        }
+    }
+
+    fn counts(stacks: &[(StackKey, u64)]) -> FinalCounts<'_> {
+        static NO_SCHED: std::sync::LazyLock<HashMap<u32, SchedStats>> =
+            std::sync::LazyLock::new(HashMap::new);
+        static NO_SYSCALLS: std::sync::LazyLock<HashMap<SyscallKey, SyscallStats>> =
+            std::sync::LazyLock::new(HashMap::new);
+        FinalCounts {
+            stacks,
+            sched: &NO_SCHED,
+            syscalls: &NO_SYSCALLS,
         }
     }
 
@@ -261,12 +329,7 @@ mod tests {
         table.observe(&snap(&[(42, 3_000)]), &proc, |_| {
             HashMap::from([((1, -1), 10)])
         });
-        let usage = table.finish(
-            &snap(&[(42, 5_000)]),
-            &[(key(42, 1), 25)],
-            &HashMap::new(),
-            &proc,
-        );
+        let usage = table.finish(&snap(&[(42, 5_000)]), &counts(&[(key(42, 1), 25)]), &proc);
         assert_eq!(usage.len(), 2);
         assert_eq!(usage[0].identity.comm, "first");
         assert!(usage[0].identity.exited);
@@ -280,12 +343,7 @@ mod tests {
     fn process_gone_before_proc_read_keeps_kernel_comm() {
         let proc = FakeProc::default();
         let table = ProcessTable::default();
-        let usage = table.finish(
-            &snap(&[(7, 2_000)]),
-            &[(key(7, 3), 2)],
-            &HashMap::new(),
-            &proc,
-        );
+        let usage = table.finish(&snap(&[(7, 2_000)]), &counts(&[(key(7, 3), 2)]), &proc);
         assert_eq!(usage.len(), 1);
         assert_eq!(usage[0].identity.comm, "ghost");
         assert!(usage[0].identity.exited);
@@ -301,12 +359,28 @@ mod tests {
         table.observe(&snap(&[(10, 1), (11, 1)]), &proc, |_| HashMap::new());
         proc.kill(10);
         proc.set(11, 6, "burner");
-        let usage = table.finish(&snap(&[(10, 9), (11, 9)]), &[], &HashMap::new(), &proc);
+        let usage = table.finish(&snap(&[(10, 9), (11, 9)]), &counts(&[]), &proc);
         let by_pid: HashMap<u32, &ProcessUsage> =
             usage.iter().map(|u| (u.identity.pid, u)).collect();
         assert!(by_pid[&10].identity.exited);
         assert_eq!(by_pid[&10].identity.comm, "sh");
         assert_eq!(by_pid[&11].identity.comm, "burner");
         assert_eq!(by_pid[&11].on_cpu_ns, 9);
+    }
+
+    #[test]
+    fn exec_after_discovery_renames_even_when_the_process_is_gone() {
+        let proc = FakeProc::default();
+        proc.set(50, 9, "bash");
+        let mut table = ProcessTable::default();
+        table.observe(&snap(&[(50, 1)]), &proc, |_| HashMap::new());
+        // bash exec'd the storm, which ran and exited between two looks at /proc.
+        proc.kill(50);
+        let mut last = snap(&[(50, 9)]);
+        last.execs.insert(50, (1234, "storm".to_owned()));
+        let usage = table.finish(&last, &counts(&[]), &proc);
+        assert_eq!(usage[0].identity.comm, "storm");
+        assert_eq!(usage[0].identity.exe, None);
+        assert!(usage[0].identity.exited);
     }
 }

@@ -48,8 +48,17 @@ pub fn render(report: &Report) -> String {
     );
     let _ = writeln!(
         out,
-        "{:>4} {:>8}  {:<16} {:<36} {:>6} {:>6} {:>8} {:>10} {:>9}",
-        "RANK", "PID", "COMM", "EXE", "CORES", "%HOST", "SAMPLES", "RUNQ-WAIT", "RUNQ-P99"
+        "{:>4} {:>8}  {:<16} {:<36} {:>6} {:>6} {:>8} {:>10} {:>9} {:>10}",
+        "RANK",
+        "PID",
+        "COMM",
+        "EXE",
+        "CORES",
+        "%HOST",
+        "SAMPLES",
+        "RUNQ-WAIT",
+        "RUNQ-P99",
+        "SYSCALLS/S"
     );
     for (p, rank) in report.processes.iter().take(ROWS).zip(1..) {
         let exe = p
@@ -60,9 +69,13 @@ pub fn render(report: &Report) -> String {
             || ("-".to_owned(), "-".to_owned()),
             |s| (millis(s.runq_wait_ns), millis(s.runq_p99_ns)),
         );
+        let syscalls = p
+            .syscalls
+            .as_ref()
+            .map_or_else(|| "-".to_owned(), |s| format!("{:.0}", s.per_second));
         let _ = writeln!(
             out,
-            "{rank:>4} {:>8}  {:<16} {:<36} {:>6.2} {:>5.1}% {:>8} {wait:>10} {p99:>9}",
+            "{rank:>4} {:>8}  {:<16} {:<36} {:>6.2} {:>5.1}% {:>8} {wait:>10} {p99:>9} {syscalls:>10}",
             p.pid,
             truncate_tail(&p.comm, 16),
             truncate_head(exe, 36),

@@ -15,8 +15,9 @@ use aya::{
 };
 pub use privileges::check_privileges;
 use profiler_common::{
-    GLOBAL_SWITCH_NEXT_PID, GLOBAL_SWITCH_PREV_STATE, GLOBAL_WAKEUP_PID, PROG_CPU_SAMPLE,
-    PROG_SCHED_SWITCH, PROG_SCHED_SWITCH_TP, PROG_SCHED_WAKEUP, PROG_SCHED_WAKEUP_NEW,
+    GLOBAL_SWITCH_NEXT_PID, GLOBAL_SWITCH_PREV_STATE, GLOBAL_SYSCALL_EXITS, GLOBAL_WAKEUP_PID,
+    PROG_CPU_SAMPLE, PROG_SCHED_PROCESS_EXEC, PROG_SCHED_SWITCH, PROG_SCHED_SWITCH_TP,
+    PROG_SCHED_WAKEUP, PROG_SCHED_WAKEUP_NEW, PROG_SYS_ENTER, PROG_SYS_EXIT,
 };
 
 /// The compiled eBPF programs, embedded by build.rs.
@@ -35,6 +36,9 @@ pub struct Probes {
 pub struct Selection {
     pub cpu: bool,
     pub sched: bool,
+    pub syscalls: bool,
+    /// Errors and time: needs `syscalls` too.
+    pub syscall_time: bool,
 }
 
 /// Field offsets of the scheduler tracepoints, read from tracefs.
@@ -65,6 +69,8 @@ pub fn attach(frequency_hz: u64, selection: Selection) -> anyhow::Result<Probes>
     raise_memlock_limit();
     let offsets = selection.sched.then(sched_offsets);
     let mut loader = EbpfLoader::new();
+    let syscall_exits = u32::from(selection.syscalls && selection.syscall_time);
+    loader.override_global(GLOBAL_SYSCALL_EXITS, &syscall_exits, true);
     if let Some(Ok(offsets)) = &offsets {
         loader
             .override_global(GLOBAL_SWITCH_PREV_STATE, &offsets.prev_state, true)
@@ -104,15 +110,33 @@ pub fn attach(frequency_hz: u64, selection: Selection) -> anyhow::Result<Probes>
     };
     if state != "on" {
         // On-CPU time is measured whatever the selection: every ranking needs it.
-        let switch: &mut RawTracePoint = program(&mut ebpf, PROG_SCHED_SWITCH)?.try_into()?;
-        switch
-            .load()
-            .context("verifier rejected the sched_switch program")?;
-        switch
-            .attach("sched_switch")
-            .context("attaching raw tracepoint sched_switch")?;
+        attach_raw(&mut ebpf, PROG_SCHED_SWITCH, "sched_switch")?;
     }
     signals.insert("sched".to_owned(), state);
+
+    let syscalls = selection
+        .syscalls
+        .then(|| attach_raw(&mut ebpf, PROG_SYS_ENTER, "sys_enter"));
+    let syscall_time =
+        (syscall_exits == 1).then(|| attach_raw(&mut ebpf, PROG_SYS_EXIT, "sys_exit"));
+    for (name, outcome) in [("syscalls", syscalls), ("syscall-time", syscall_time)] {
+        let state = match outcome {
+            None => "off".to_owned(),
+            Some(Ok(())) => "on".to_owned(),
+            Some(Err(err)) => {
+                let reason = format!("{err:#}");
+                let reason = reason.lines().next().unwrap_or_default();
+                eprintln!("profiler: warning: {name} signal unavailable: {reason}");
+                format!("unavailable: {reason}")
+            }
+        };
+        signals.insert(name.to_owned(), state);
+    }
+
+    // Without it a process that execs after discovery keeps its old name; the run goes on.
+    if let Err(err) = attach_raw(&mut ebpf, PROG_SCHED_PROCESS_EXEC, "sched_process_exec") {
+        eprintln!("profiler: warning: exec tracking unavailable: {err:#}");
+    }
 
     Ok(Probes {
         ebpf,
@@ -136,6 +160,15 @@ fn attach_sampler(ebpf: &mut Ebpf, cpus: &[u32], frequency_hz: u64) -> anyhow::R
             )
             .with_context(|| format!("opening the cpu-clock perf event on CPU {cpu}"))?;
     }
+    Ok(())
+}
+
+fn attach_raw(ebpf: &mut Ebpf, name: &str, event: &str) -> anyhow::Result<()> {
+    let prog: &mut RawTracePoint = program(ebpf, name)?.try_into()?;
+    prog.load()
+        .with_context(|| format!("verifier rejected {name}"))?;
+    prog.attach(event)
+        .with_context(|| format!("attaching raw tracepoint {event}"))?;
     Ok(())
 }
 

@@ -147,6 +147,7 @@ mod tests {
             samples: 3,
             stacks: vec![((5, -1), 3)],
             sched: None,
+            syscalls: Vec::new(),
         };
         let stacks = HashMap::from([(5, vec![ip])]);
         let folded = symbolize(&[process], &stacks);
@@ -169,6 +170,7 @@ mod tests {
             samples: 4,
             stacks: vec![((3, 4), 4)],
             sched: None,
+            syscalls: Vec::new(),
         };
         let folded = symbolize(&[process], &HashMap::new());
         assert_eq!(
@@ -194,6 +196,7 @@ mod tests {
             samples: 1,
             stacks: vec![((5, -1), 1)],
             sched: None,
+            syscalls: Vec::new(),
         };
         let folded = symbolize(&[process], &HashMap::from([(5, vec![ip])]));
         let frames = &folded[0][0].0;
