@@ -6,7 +6,7 @@ use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
@@ -88,8 +88,8 @@ pub fn tempdir() -> tempfile::TempDir {
         .expect("creating a temporary directory")
 }
 
-/// A workload child process (burner, sleeper), killed and reaped on drop so a failing test
-/// never leaves a CPU burner behind.
+/// A workload child process (burner, sleeper, waker, storm), killed and reaped on drop so a
+/// failing test never leaves a CPU burner behind.
 pub struct Workload {
     child: Child,
 }
@@ -98,9 +98,21 @@ impl Workload {
     /// Starts `exe` (pass `env!("CARGO_BIN_EXE_burner")` or `..._sleeper`) and waits until it
     /// has exec'd, so its pid already shows the workload's comm and exe to the profiler.
     pub fn spawn(exe: &str, args: &[&str]) -> Self {
+        Self::spawn_with_stdin(exe, args, Stdio::null())
+    }
+
+    /// Like `spawn`, with stdin a pipe the test writes to: for a workload started with
+    /// `--wait-stdin`, which the test releases once the profiler has attached.
+    pub fn spawn_piped(exe: &str, args: &[&str]) -> (Self, ChildStdin) {
+        let mut workload = Self::spawn_with_stdin(exe, args, Stdio::piped());
+        let stdin = workload.child.stdin.take().expect("stdin is piped");
+        (workload, stdin)
+    }
+
+    fn spawn_with_stdin(exe: &str, args: &[&str], stdin: Stdio) -> Self {
         let child = Command::new(exe)
             .args(args)
-            .stdin(Stdio::null())
+            .stdin(stdin)
             .spawn()
             .unwrap_or_else(|err| panic!("spawning {exe}: {err}"));
         let mut workload = Self { child };
@@ -110,6 +122,23 @@ impl Workload {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Waits until `deadline` for a workload that ends by itself, and reaps it: once reaped its
+    /// /proc entry is gone, as the profiler expects of an exited process. Panics if it is still
+    /// running by then (drop then kills it).
+    pub fn wait_exit(&mut self, deadline: Instant) -> ExitStatus {
+        loop {
+            if let Some(status) = self.child.try_wait().expect("waiting for a workload") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "workload {} still running at its deadline",
+                self.pid()
+            );
+            thread::sleep(Duration::from_millis(5));
+        }
     }
 
     fn wait_for_exec(&mut self, exe: &Path) {

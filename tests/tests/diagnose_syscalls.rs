@@ -1,0 +1,298 @@
+//! End-to-end syscall diagnosis: a storm making a known number of `getppid` calls and failing
+//! `close(-1)` calls, all inside the profiling window, must be counted per syscall, have its
+//! failures and time inside syscalls measured, top the processes by syscalls and be named a
+//! `syscalls` suspect; without the `syscall-time` signal the counts must stay while errors and
+//! time drop to zero.
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use profiler_tests::{
+    ProfilerRun, REPORT_GRACE, Workload, array, assert_matches_schema, number, process_entry,
+    profiler_command, read_json, require_root, serial, tempdir,
+};
+use serde_json::{Value, json};
+
+const STORM: &str = "storm";
+const STORM_EXE: &str = env!("CARGO_BIN_EXE_storm");
+
+const GETPPID_CALLS: u64 = 2_000_000;
+const BAD_CLOSES: u64 = 50_000;
+
+/// Long enough for the storm to run whole inside the window on a slow host, short enough to keep
+/// the suite quick.
+const DURATION: Duration = Duration::from_secs(4);
+
+/// The storm must have exited this long before the window closes: a call made after it would
+/// be missing from the report through no fault of the counting.
+const EXIT_MARGIN: Duration = Duration::from_millis(500);
+
+/// Allowed relative gap between a counted figure and the number of calls the storm made. Every
+/// call is counted, so the figures should be exact (the tests print them to show it); the margin
+/// keeps a lost per-CPU batch or a changed glibc from failing the suite before a look at the log.
+const COUNT_TOLERANCE: f64 = 0.1;
+
+/// Allowed relative gap between `per_second` and `count / duration_s`: both come from the same
+/// count and window, only rounding separates them.
+const RATE_TOLERANCE: f64 = 0.01;
+
+#[test]
+fn storm_is_counted_per_syscall_and_named_a_syscalls_suspect() {
+    if !require_root("storm_is_counted_per_syscall_and_named_a_syscalls_suspect") {
+        return;
+    }
+    let _serial = serial();
+    // The default signals: cpu, sched, syscalls and syscall-time.
+    let run = run_storm(&[]);
+    let (report, pid) = (&run.report, run.pid);
+    let context = || relevant(report, pid);
+    assert_eq!(report["signals"]["syscalls"], "on", "{}", context());
+    assert_eq!(report["signals"]["syscall-time"], "on", "{}", context());
+
+    let syscalls = storm_syscalls(report, pid);
+    let getppid = top_entry(syscalls, "getppid", &context);
+    let close = top_entry(syscalls, "close", &context);
+    let total = count(syscalls, "count");
+    // Captured by libtest: shown on failure or with --nocapture, to watch the margins.
+    eprintln!(
+        "storm {pid} ran {:.3} s: getppid {} of {GETPPID_CALLS} ({:+} calls), close {} with {} \
+         errors of {BAD_CLOSES} ({:+} errors); all syscalls {}, {} errors, {:.3} s inside them, \
+         {} per second over {} s",
+        run.took.as_secs_f64(),
+        count(getppid, "count"),
+        count(getppid, "count").cast_signed() - GETPPID_CALLS.cast_signed(),
+        count(close, "count"),
+        count(close, "errors"),
+        count(close, "errors").cast_signed() - BAD_CLOSES.cast_signed(),
+        total,
+        count(syscalls, "errors"),
+        count(syscalls, "time_ns") as f64 / 1e9,
+        syscalls["per_second"],
+        report["duration_s"],
+    );
+
+    assert_near(
+        count(getppid, "count"),
+        GETPPID_CALLS,
+        "getppid count",
+        &context,
+    );
+    assert_near(count(close, "errors"), BAD_CLOSES, "close errors", &context);
+    assert!(
+        count(close, "count") >= BAD_CLOSES,
+        "close count {} under the {BAD_CLOSES} calls made:\n{}",
+        count(close, "count"),
+        context()
+    );
+    assert!(
+        total >= GETPPID_CALLS + BAD_CLOSES,
+        "storm syscalls.count {total} under the {} calls made:\n{}",
+        GETPPID_CALLS + BAD_CLOSES,
+        context()
+    );
+    let per_second = number(syscalls, "per_second");
+    let expected_rate = total as f64 / number(report, "duration_s");
+    assert!(
+        (per_second - expected_rate).abs() <= RATE_TOLERANCE * expected_rate,
+        "per_second {per_second} is not count {total} over duration_s ({expected_rate:.0}):\n{}",
+        context()
+    );
+    assert!(
+        count(syscalls, "time_ns") > 0,
+        "no time inside syscalls with syscall-time on:\n{}",
+        context()
+    );
+
+    let suspect = array(report, "suspects")
+        .iter()
+        .find(|s| s["resource"] == "syscalls" && s["pid"] == pid)
+        .unwrap_or_else(|| panic!("no syscalls suspect for the storm:\n{}", context()));
+    assert_eq!(suspect["comm"], STORM, "{suspect:#}");
+    assert_eq!(suspect["unit"], "syscalls/s", "{suspect:#}");
+    let value = number(suspect, "value");
+    assert!(
+        (value - per_second).abs() <= RATE_TOLERANCE * per_second,
+        "syscalls suspect value {value}, but the storm's per_second is {per_second}:\n{}",
+        context()
+    );
+
+    // Anything else this busy would make the storm's figures hard to read; it should not exist
+    // on a test host, let alone inside the same four seconds.
+    let busiest = array(report, "processes")
+        .iter()
+        .filter(|p| p["syscalls"].is_object())
+        .max_by_key(|p| count(&p["syscalls"], "count"))
+        .unwrap_or_else(|| panic!("no process has syscalls:\n{}", context()));
+    assert_eq!(
+        busiest["pid"],
+        pid,
+        "{} (pid {}) made more syscalls than the storm:\n{busiest:#}\n{}",
+        busiest["comm"],
+        busiest["pid"],
+        context()
+    );
+}
+
+#[test]
+fn without_syscall_time_counts_stay_and_errors_and_time_are_zero() {
+    if !require_root("without_syscall_time_counts_stay_and_errors_and_time_are_zero") {
+        return;
+    }
+    let _serial = serial();
+    let run = run_storm(&["--signals", "cpu,syscalls"]);
+    let (report, pid) = (&run.report, run.pid);
+    let context = || relevant(report, pid);
+    assert_eq!(report["signals"]["syscalls"], "on", "{}", context());
+    assert_eq!(report["signals"]["syscall-time"], "off", "{}", context());
+
+    let syscalls = storm_syscalls(report, pid);
+    let getppid = top_entry(syscalls, "getppid", &context);
+    eprintln!(
+        "storm {pid} ran {:.3} s without syscall-time: getppid {} of {GETPPID_CALLS} ({:+} \
+         calls); all syscalls {}",
+        run.took.as_secs_f64(),
+        count(getppid, "count"),
+        count(getppid, "count").cast_signed() - GETPPID_CALLS.cast_signed(),
+        count(syscalls, "count"),
+    );
+    assert_near(
+        count(getppid, "count"),
+        GETPPID_CALLS,
+        "getppid count",
+        &context,
+    );
+    // Errors and time are both read at sys_exit, whose hook is not attached.
+    let entries = array(syscalls, "top")
+        .iter()
+        .chain(std::iter::once(syscalls));
+    for entry in entries {
+        assert!(
+            count(entry, "errors") == 0 && count(entry, "time_ns") == 0,
+            "errors or time without the sys_exit hook in {entry:#}\n{}",
+            context()
+        );
+    }
+}
+
+/// One storm profiled whole: the report and the storm's pid, which has exited by then.
+struct StormRun {
+    report: Value,
+    pid: u32,
+    /// From the release to the storm's exit, as the test saw it.
+    took: Duration,
+}
+
+/// Runs `profiler diagnose` for `DURATION` with `extra` arguments and releases the storm once
+/// the profiler has attached, so every call the storm makes is inside the profiling window.
+fn run_storm(extra: &[&str]) -> StormRun {
+    let (getppid, bad_close) = (GETPPID_CALLS.to_string(), BAD_CLOSES.to_string());
+    let (mut storm, mut start) = Workload::spawn_piped(
+        STORM_EXE,
+        &[
+            "--wait-stdin",
+            "--getppid",
+            &getppid,
+            "--bad-close",
+            &bad_close,
+        ],
+    );
+    let dir = tempdir();
+    let out = dir.path().join("out");
+    let mut command = profiler_command();
+    command
+        .args(["diagnose", "--duration", "4s", "--format", "json", "--out"])
+        .arg(&out)
+        .args(extra)
+        .current_dir(dir.path());
+    let mut run = ProfilerRun::start(command);
+    let attached = run.wait_attached();
+
+    start
+        .write_all(b"\n")
+        .expect("releasing the storm through its stdin");
+    let released = Instant::now();
+    let status = storm.wait_exit(attached + DURATION - EXIT_MARGIN);
+    let took = released.elapsed();
+    assert!(status.success(), "storm failed: {status}");
+
+    let done = run.finish(REPORT_GRACE);
+    done.assert_success();
+    let report = read_json(&out.join("report.json"));
+    assert_eq!(
+        report,
+        done.stdout_json(),
+        "stdout JSON differs from report.json"
+    );
+    assert_matches_schema(&report);
+    let pid = storm.pid();
+    let entry = process_entry(&report, pid)
+        .unwrap_or_else(|| panic!("storm {pid} not in processes:\n{}", relevant(&report, pid)));
+    assert_eq!(entry["comm"], STORM, "{entry:#}");
+    // It was reaped before the window closed, so /proc no longer had it at the end.
+    assert_eq!(entry["exited"], true, "{entry:#}");
+    StormRun { report, pid, took }
+}
+
+/// The storm's non-null `processes[].syscalls`.
+fn storm_syscalls(report: &Value, pid: u32) -> &Value {
+    let syscalls = process_entry(report, pid).map_or(&Value::Null, |entry| &entry["syscalls"]);
+    assert!(
+        syscalls.is_object(),
+        "storm {pid} has no syscalls object:\n{}",
+        relevant(report, pid)
+    );
+    syscalls
+}
+
+/// The entry named `name` in a `syscalls.top`.
+#[track_caller]
+fn top_entry<'a>(syscalls: &'a Value, name: &str, context: &dyn Fn() -> String) -> &'a Value {
+    array(syscalls, "top")
+        .iter()
+        .find(|entry| entry["name"] == name)
+        .unwrap_or_else(|| panic!("no `{name}` in the storm's top syscalls:\n{}", context()))
+}
+
+/// Checks a counted figure against the number of calls the storm made.
+#[track_caller]
+fn assert_near(ours: u64, made: u64, what: &str, context: &dyn Fn() -> String) {
+    let (ours, made) = (ours as f64, made as f64);
+    assert!(
+        (ours - made).abs() <= COUNT_TOLERANCE * made,
+        "{what}: profiler {ours}, storm made {made} (allowed ±{} %):\n{}",
+        COUNT_TOLERANCE * 100.0,
+        context()
+    );
+}
+
+/// A non-negative integer field, panicking with context if it is missing or not one.
+fn count(value: &Value, field: &str) -> u64 {
+    value[field]
+        .as_u64()
+        .unwrap_or_else(|| panic!("`{field}` is not a non-negative integer in:\n{value:#}"))
+}
+
+/// The parts of the report these checks read, for failure messages: the whole report lists
+/// every process on the host and would bury them.
+fn relevant(report: &Value, pid: u32) -> String {
+    let mut busiest: Vec<&Value> = array(report, "processes")
+        .iter()
+        .filter(|p| p["syscalls"].is_object())
+        .collect();
+    busiest.sort_by_key(|p| std::cmp::Reverse(p["syscalls"]["count"].as_u64()));
+    let busiest: Vec<Value> = busiest
+        .iter()
+        .take(3)
+        .map(|p| json!({ "pid": p["pid"], "comm": p["comm"], "syscalls": p["syscalls"] }))
+        .collect();
+    let part = json!({
+        "storm pid": pid,
+        "duration_s": report["duration_s"],
+        "signals": report["signals"],
+        "drops": report["drops"],
+        "storm": process_entry(report, pid),
+        "busiest by syscalls": busiest,
+        "suspects": report["suspects"],
+    });
+    format!("{part:#}")
+}
