@@ -1,8 +1,10 @@
 //! `cargo xtask bench`: how much the profiler slows workloads down, next to untraced runs and
-//! `perf record`; shared argument parsing, privilege handling, timing and the result table.
+//! other tracers (`perf record`, bpftrace, syscount); shared argument parsing, privilege
+//! handling, timing and the result table.
 
 mod cpu;
 mod sched;
+mod syscalls;
 mod tracer;
 
 use std::{
@@ -49,6 +51,16 @@ enum Kind {
         #[arg(long, default_value_t = 200_000)]
         loops: u64,
     },
+    /// Wall time of a getppid storm: untraced, under the profiler's syscall signals, under
+    /// bpftrace and under libbpf-tools' syscount.
+    Syscalls {
+        /// Rounds; each round runs every condition once.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+        runs: u32,
+        /// getppid syscalls the storm makes.
+        #[arg(long, default_value_t = 3_000_000)]
+        count: u64,
+    },
 }
 
 pub fn run(args: &Args) -> Result<()> {
@@ -67,6 +79,7 @@ pub fn run(args: &Args) -> Result<()> {
     match args.kind {
         Kind::Cpu { runs, work } => cpu::run(&target, runs, work),
         Kind::Sched { runs, loops } => sched::run(&target, runs, loops),
+        Kind::Syscalls { runs, count } => syscalls::run(&target, runs, count),
     }
 }
 
@@ -144,6 +157,7 @@ fn run_rounds<C: Copy>(
     conditions: &[(C, &str)],
     mut run: impl FnMut(C, usize) -> Result<Measured>,
 ) -> Result<()> {
+    let width = name_width(conditions.iter().map(|(_, name)| *name));
     let mut samples = vec![Vec::new(); conditions.len()];
     let mut report_seconds = vec![Vec::new(); conditions.len()];
     for round in 0..runs as usize {
@@ -154,7 +168,7 @@ fn run_rounds<C: Copy>(
             let (condition, name) = conditions[index];
             let (seconds, report) = run(condition, round)?;
             eprintln!(
-                "bench {bench}: round {}/{runs}: {name:<9} {seconds:.3} s",
+                "bench {bench}: round {}/{runs}: {name:<width$} {seconds:.3} s",
                 round + 1
             );
             samples[index].push(seconds);
@@ -178,31 +192,55 @@ fn run_rounds<C: Copy>(
     Ok(())
 }
 
-/// Runs `workload` under the profiler, which writes to a fresh directory for `round` in `scratch`
-/// (the `profiler-N` of [`print_profiler_line`]).
+/// Runs `workload` under the profiler, given `extra_args`, which writes to a fresh directory for
+/// `round` in `scratch` (the `profiler-N` of [`print_profiler_line`]).
 fn under_profiler(
     profiler: &Path,
     scratch: &Path,
     round: usize,
+    extra_args: &[&str],
     workload: impl FnOnce() -> Result<f64>,
 ) -> Result<Measured> {
     let out_dir = scratch.join(format!("profiler-{round}"));
     fs::create_dir(&out_dir).with_context(|| format!("could not create {}", out_dir.display()))?;
-    let (seconds, report) = tracer::under_profiler(profiler, &out_dir, workload)?;
+    let (seconds, report) = tracer::under_profiler(profiler, &out_dir, extra_args, workload)?;
     // Reports are not kept; a round's output only has to prove the run completed.
     fs::remove_dir_all(&out_dir)?;
     Ok((seconds, Some(report)))
 }
 
-/// The header line saying how the profiler condition runs.
-fn print_profiler_line(profiler: &Path, scratch: &Path) {
-    println!(
-        "  profiler: {}  (started first; workload once it prints \"profiler: attached\"; then SIGINT)",
-        util::display(&tracer::profiler_command(
-            profiler,
-            &scratch.join("profiler-N")
-        ))
+/// One `  label: text` line of a bench's header; labels are padded to `width` characters (colon
+/// included) so the texts line up.
+fn print_header_line(width: usize, label: &str, text: &str) {
+    println!("  {:<width$} {text}", format!("{label}:"));
+}
+
+/// The header line saying how the profiler condition `label` runs.
+fn print_profiler_line(
+    width: usize,
+    label: &str,
+    profiler: &Path,
+    scratch: &Path,
+    extra_args: &[&str],
+) {
+    let cmd = tracer::profiler_command(profiler, &scratch.join("profiler-N"), extra_args);
+    print_header_line(
+        width,
+        label,
+        &format!(
+            "{}  (started first; workload once it prints \"profiler: attached\"; then SIGINT)",
+            util::display(&cmd)
+        ),
     );
+}
+
+/// Characters of the longest condition name, and at least of the table's "condition" header.
+fn name_width<'a>(names: impl Iterator<Item = &'a str>) -> usize {
+    names
+        .map(str::len)
+        .chain(["condition".len()])
+        .max()
+        .unwrap_or_default()
 }
 
 /// Median, min and max of one condition's samples.
@@ -244,12 +282,13 @@ struct Row<'a> {
 
 /// Prints the table; ratios are against the first row, the untraced baseline.
 fn print_table(unit: &str, rows: &[Row<'_>]) {
+    let width = name_width(rows.iter().map(|row| row.condition));
     let baseline = rows
         .first()
         .and_then(|row| Summary::of(row.samples))
         .map(|summary| summary.median);
     println!(
-        "{:<10} {:>10} {:>10} {:>10} {:>12} {:>16}",
+        "{:<width$} {:>10} {:>10} {:>10} {:>12} {:>16}",
         "condition",
         format!("median {unit}"),
         format!("min {unit}"),
@@ -268,7 +307,7 @@ fn print_table(unit: &str, rows: &[Row<'_>]) {
         let report = Summary::of(row.report_seconds)
             .map_or_else(|| "-".to_owned(), |report| format!("{:.3}", report.median));
         println!(
-            "{:<10} {:>10.3} {:>10.3} {:>10.3} {:>12} {:>16}",
+            "{:<width$} {:>10.3} {:>10.3} {:>10.3} {:>12} {:>16}",
             row.condition, summary.median, summary.min, summary.max, ratio, report
         );
     }

@@ -24,7 +24,7 @@ struct Cli {
 enum Command {
     /// Install what building the eBPF side needs: nightly rust-src and a matching bpf-linker.
     Setup {
-        /// Also install the benchmark peers (linux-perf).
+        /// Also install the benchmark peers (linux-perf, bpftrace, libbpf-tools).
         #[arg(long)]
         bench: bool,
     },

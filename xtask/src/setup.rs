@@ -31,7 +31,7 @@ pub fn run(bench_tools: bool) -> Result<()> {
     ensure_rust_src()?;
     ensure_bpf_linker()?;
     if bench_tools {
-        ensure_perf()?;
+        ensure_bench_tools()?;
     }
     Ok(())
 }
@@ -252,23 +252,42 @@ fn warn_if_shadowed(root: &Path) {
     }
 }
 
-fn ensure_perf() -> Result<()> {
-    const ITEM: &str = "perf (linux-perf)";
-    if util::find_in_path("perf").is_some() {
-        status(ITEM, "ok");
+/// The benchmarks' peers: the command each bench runs, and the Debian package providing it.
+const BENCH_TOOLS: [(&str, &str); 3] = [
+    ("perf", "linux-perf"),
+    ("bpftrace", "bpftrace"),
+    ("syscount", "libbpf-tools"),
+];
+
+/// Installs the packages of whichever [`BENCH_TOOLS`] are missing, in one apt-get run.
+fn ensure_bench_tools() -> Result<()> {
+    let mut missing = Vec::new();
+    for (command, package) in BENCH_TOOLS {
+        let item = format!("{command} ({package})");
+        if util::find_command(command).is_some() {
+            status(&item, "ok");
+        } else {
+            status(&item, "installing…");
+            missing.push(package);
+        }
+    }
+    if missing.is_empty() {
         return Ok(());
     }
-    status(ITEM, "installing…");
+    // A fresh image may have no package lists at all; one update serves every package.
     let mut update = util::privileged("apt-get")?;
     update.arg("update");
     util::run_step_quiet_stdout("setup: apt-get update", &mut update)?;
     let mut install = util::privileged("apt-get")?;
     install
-        .args(["install", "-y", "linux-perf"])
+        .args(["install", "-y"])
+        .args(&missing)
         .env("DEBIAN_FRONTEND", "noninteractive");
-    util::run_step_quiet_stdout("setup: install linux-perf", &mut install)?;
-    if util::find_in_path("perf").is_none() {
-        bail!("linux-perf is installed but `perf` is still not on PATH");
+    util::run_step_quiet_stdout("setup: install bench tools", &mut install)?;
+    for (command, package) in BENCH_TOOLS {
+        if util::find_command(command).is_none() {
+            bail!("{package} is installed but `{command}` is still not found");
+        }
     }
     Ok(())
 }

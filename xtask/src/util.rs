@@ -72,6 +72,17 @@ pub fn find_in_path(name: &str) -> Option<PathBuf> {
         })
 }
 
+/// Like [`find_in_path`], then the sbin directories: Debian installs admin tools such as
+/// libbpf-tools' `syscount` there, and a normal user's PATH leaves them out.
+pub fn find_command(name: &str) -> Option<PathBuf> {
+    find_in_path(name).or_else(|| {
+        ["/usr/local/sbin", "/usr/sbin", "/sbin"]
+            .into_iter()
+            .map(|dir| Path::new(dir).join(name))
+            .find(|candidate| candidate.is_file())
+    })
+}
+
 /// Runs `cmd` with its output streamed through; fails naming `step` unless it exits 0.
 pub fn run_step(step: &str, cmd: &mut Command) -> Result<()> {
     let status = cmd

@@ -35,7 +35,7 @@ pub fn run(target: &Path, runs: u32, work: u64) -> Result<()> {
 
     println!("bench cpu: {runs} rounds; each runs every condition once, in rotating order");
     println!("  workload: {}", util::display(&workload()));
-    print_profiler_line(&profiler, scratch.path());
+    print_profiler_line(9, "profiler", &profiler, scratch.path(), &[]);
     println!(
         "  perf:     {}  (started 1 s before the workload; then SIGINT)",
         util::display(&tracer::perf_command(&perf_data))
@@ -47,7 +47,7 @@ pub fn run(target: &Path, runs: u32, work: u64) -> Result<()> {
         &CONDITIONS,
         |condition, round| match condition {
             Condition::Untraced => Ok((time_workload(&mut workload())?, None)),
-            Condition::Profiler => under_profiler(&profiler, scratch.path(), round, || {
+            Condition::Profiler => under_profiler(&profiler, scratch.path(), round, &[], || {
                 time_workload(&mut workload())
             }),
             Condition::Perf => {

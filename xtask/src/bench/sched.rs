@@ -46,7 +46,7 @@ pub fn run(target: &Path, runs: u32, loops: u64) -> Result<()> {
         "  workload: {}  (its \"Total time\")",
         util::display(&pipe_bench())
     );
-    print_profiler_line(&profiler, scratch.path());
+    print_profiler_line(9, "profiler", &profiler, scratch.path(), &[]);
 
     run_rounds(
         "sched",
@@ -54,7 +54,7 @@ pub fn run(target: &Path, runs: u32, loops: u64) -> Result<()> {
         &CONDITIONS,
         |condition, round| match condition {
             Condition::Untraced => Ok((total_time(&mut pipe_bench())?, None)),
-            Condition::Profiler => under_profiler(&profiler, scratch.path(), round, || {
+            Condition::Profiler => under_profiler(&profiler, scratch.path(), round, &[], || {
                 total_time(&mut pipe_bench())
             }),
         },

@@ -1,8 +1,9 @@
-//! Tracers that run beside a benchmark's workload (the profiler, `perf record`): started in the
-//! background, awaited until they observe, stopped with SIGINT the way a user stops them.
+//! Tracers that run beside a benchmark's workload (the profiler, `perf record`, bpftrace,
+//! syscount): started in the background, awaited until they observe, stopped with SIGINT the way
+//! a user stops them.
 
 use std::{
-    io::{BufRead as _, BufReader},
+    io::{BufRead as _, BufReader, Read},
     os::unix::process::ExitStatusExt as _,
     path::Path,
     process::{Child, Command, Stdio},
@@ -26,8 +27,9 @@ const PERF_HEAD_START: Duration = Duration::from_secs(1);
 /// Generous: the profiler symbolizes and writes its report before exiting.
 const STOP_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// `profiler diagnose` with a duration far longer than any benchmark, so only SIGINT ends it.
-pub fn profiler_command(profiler: &Path, out_dir: &Path) -> Command {
+/// `profiler diagnose` with a duration far longer than any benchmark, so only SIGINT ends it;
+/// `extra_args` (such as `--signals`) pick what it measures.
+pub fn profiler_command(profiler: &Path, out_dir: &Path, extra_args: &[&str]) -> Command {
     let mut cmd = Command::new(profiler);
     cmd.args([
         "diagnose",
@@ -37,7 +39,8 @@ pub fn profiler_command(profiler: &Path, out_dir: &Path) -> Command {
         "99",
         "--out",
     ])
-    .arg(out_dir);
+    .arg(out_dir)
+    .args(extra_args);
     cmd
 }
 
@@ -47,73 +50,100 @@ pub fn perf_command(data: &Path) -> Command {
     cmd
 }
 
+/// How to tell that a tracer started in the background observes.
+#[derive(Debug, Clone, Copy)]
+pub enum Ready {
+    /// It prints a line starting with this on stdout or stderr, and observes this long after.
+    Line(&'static str, Duration),
+    /// It prints nothing dependable; this long after its start it observes.
+    After(Duration),
+}
+
 /// Runs `workload` while the profiler observes; also returns how long the profiler took to exit
 /// after SIGINT.
 pub fn under_profiler<T>(
     profiler: &Path,
     out_dir: &Path,
+    extra_args: &[&str],
     workload: impl FnOnce() -> Result<T>,
 ) -> Result<(T, Duration)> {
-    let mut tracer = Tracer::start("profiler", &mut profiler_command(profiler, out_dir))?;
-    tracer.wait_for_line(ATTACHED)?;
+    under(
+        "profiler",
+        &mut profiler_command(profiler, out_dir, extra_args),
+        Ready::Line(ATTACHED, Duration::ZERO),
+        workload,
+    )
+}
+
+pub fn under_perf<T>(data: &Path, workload: impl FnOnce() -> Result<T>) -> Result<T> {
+    let (result, _) = under(
+        "perf record",
+        &mut perf_command(data),
+        Ready::After(PERF_HEAD_START),
+        workload,
+    )?;
+    Ok(result)
+}
+
+/// Runs `workload` while the tracer `cmd` observes; also returns how long the tracer took to exit
+/// after SIGINT.
+pub fn under<T>(
+    name: &'static str,
+    cmd: &mut Command,
+    ready: Ready,
+    workload: impl FnOnce() -> Result<T>,
+) -> Result<(T, Duration)> {
+    let mut tracer = Tracer::start(name, cmd)?;
+    match ready {
+        Ready::Line(prefix, settle) => {
+            tracer.wait_for_line(prefix)?;
+            thread::sleep(settle);
+        }
+        Ready::After(head_start) => thread::sleep(head_start),
+    }
+    // A tracer that died while we waited would otherwise turn into a fast "traced" sample.
+    tracer.ensure_running()?;
     let result = workload()?;
     Ok((result, tracer.stop()?))
 }
 
-pub fn under_perf<T>(data: &Path, workload: impl FnOnce() -> Result<T>) -> Result<T> {
-    let mut tracer = Tracer::start("perf record", &mut perf_command(data))?;
-    thread::sleep(PERF_HEAD_START);
-    tracer.ensure_running()?;
-    let result = workload()?;
-    tracer.stop()?;
-    Ok(result)
-}
-
-/// A background tracer whose stderr is collected (shown when it fails) and scanned line by line.
+/// A background tracer whose stdout and stderr are collected (shown when it fails) and scanned
+/// line by line.
 struct Tracer {
     name: &'static str,
     command_line: String,
     child: Child,
-    stderr: Arc<Mutex<String>>,
+    output: Arc<Mutex<String>>,
     lines: Receiver<String>,
-    reader: Option<JoinHandle<()>>,
+    readers: Vec<JoinHandle<()>>,
 }
 
 impl Tracer {
     fn start(name: &'static str, cmd: &mut Command) -> Result<Self> {
         let command_line = util::display(cmd);
+        // Both streams are scanned: the profiler says "attached" on stderr, bpftrace says
+        // "Attaching" on stdout.
         let mut child = cmd
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .with_context(|| format!("could not start `{command_line}`"))?;
-        let pipe = child.stderr.take().context("stderr was not piped")?;
-        let stderr = Arc::new(Mutex::new(String::new()));
+        let stdout = child.stdout.take().context("stdout was not piped")?;
+        let stderr = child.stderr.take().context("stderr was not piped")?;
+        let output = Arc::new(Mutex::new(String::new()));
         let (sender, lines) = mpsc::channel();
-        let log = Arc::clone(&stderr);
-        // Drains the pipe for the tracer's whole life: a full pipe would stall it mid-benchmark.
-        let reader = thread::spawn(move || {
-            let mut pipe = BufReader::new(pipe);
-            let mut raw = Vec::new();
-            while pipe.read_until(b'\n', &mut raw).is_ok_and(|read| read > 0) {
-                let line = String::from_utf8_lossy(&raw).trim_end().to_owned();
-                raw.clear();
-                let mut log = log.lock().unwrap_or_else(PoisonError::into_inner);
-                log.push_str(&line);
-                log.push('\n');
-                drop(log);
-                // Nobody listens once the tracer attached; later lines only go to the log.
-                let _ = sender.send(line);
-            }
-        });
+        let readers = vec![
+            drain(stdout, Arc::clone(&output), sender.clone()),
+            drain(stderr, Arc::clone(&output), sender),
+        ];
         Ok(Self {
             name,
             command_line,
             child,
-            stderr,
+            output,
             lines,
-            reader: Some(reader),
+            readers,
         })
     }
 
@@ -128,9 +158,9 @@ impl Tracer {
                 Ok(_) => {}
                 Err(RecvTimeoutError::Timeout) => bail!(
                     "`{}` printed no line starting with {prefix:?} within {ATTACH_TIMEOUT:?}; \
-                     its stderr so far:\n{}",
+                     its output so far:\n{}",
                     self.command_line,
-                    self.stderr_log()
+                    self.output_log()
                 ),
                 Err(RecvTimeoutError::Disconnected) => {
                     let status = self.child.wait()?;
@@ -167,9 +197,9 @@ impl Tracer {
             }
             if sent.elapsed() > STOP_TIMEOUT {
                 bail!(
-                    "`{}` still running {STOP_TIMEOUT:?} after SIGINT; its stderr:\n{}",
+                    "`{}` still running {STOP_TIMEOUT:?} after SIGINT; its output:\n{}",
                     self.command_line,
-                    self.stderr_log()
+                    self.output_log()
                 );
             }
             thread::sleep(Duration::from_millis(2));
@@ -182,28 +212,52 @@ impl Tracer {
         Ok(took)
     }
 
-    fn stderr_log(&self) -> String {
-        self.stderr
+    fn output_log(&self) -> String {
+        self.output
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
     }
 
-    /// An error quoting the complete stderr: once the tracer exited, the reader ends at EOF.
+    /// An error quoting the complete output: once the tracer exited, the readers end at EOF.
     fn failed_after_exit(&mut self, what: &str) -> anyhow::Error {
-        if let Some(reader) = self.reader.take() {
+        for reader in self.readers.drain(..) {
             let _ = reader.join();
         }
         anyhow::anyhow!(
-            "`{}` {what}; its stderr:\n{}",
+            "`{}` {what}; its output:\n{}",
             self.command_line,
-            self.stderr_log()
+            self.output_log()
         )
     }
 }
 
+/// Appends `pipe`'s lines to `log` and sends them to `sender`, for the tracer's whole life: a
+/// full pipe would stall the tracer mid-benchmark.
+fn drain(
+    pipe: impl Read + Send + 'static,
+    log: Arc<Mutex<String>>,
+    sender: mpsc::Sender<String>,
+) -> JoinHandle<()> {
+    thread::spawn(move || {
+        let mut pipe = BufReader::new(pipe);
+        let mut raw = Vec::new();
+        while pipe.read_until(b'\n', &mut raw).is_ok_and(|read| read > 0) {
+            let line = String::from_utf8_lossy(&raw).trim_end().to_owned();
+            raw.clear();
+            let mut log = log.lock().unwrap_or_else(PoisonError::into_inner);
+            log.push_str(&line);
+            log.push('\n');
+            drop(log);
+            // Nobody listens once the tracer attached; later lines only go to the log.
+            let _ = sender.send(line);
+        }
+    })
+}
+
 impl Drop for Tracer {
-    /// A benchmark that fails midway must not leave a 600 s profiler or a system-wide perf behind.
+    /// A benchmark that fails midway must not leave a 600 s profiler or a system-wide tracer
+    /// behind.
     fn drop(&mut self) {
         if matches!(self.child.try_wait(), Ok(None)) {
             let _ = self.child.kill();
