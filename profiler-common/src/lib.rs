@@ -48,6 +48,8 @@ pub const PROG_SYS_EXIT: &str = "sys_exit";
 pub const GLOBAL_SWITCH_PREV_STATE: &str = "SWITCH_PREV_STATE_OFFSET";
 pub const GLOBAL_SWITCH_NEXT_PID: &str = "SWITCH_NEXT_PID_OFFSET";
 pub const GLOBAL_WAKEUP_PID: &str = "WAKEUP_PID_OFFSET";
+/// `u32`: 1 when the sampler takes stacks (`cpu` signal); 0 keeps it as an on-CPU tick only.
+pub const GLOBAL_SAMPLE_STACKS: &str = "SAMPLE_STACKS";
 /// `u32`: 1 when `sys_exit` is attached and entries must be time-stamped.
 pub const GLOBAL_SYSCALL_EXITS: &str = "SYSCALL_EXITS";
 
@@ -119,10 +121,14 @@ pub enum Counter {
     /// Syscall exits whose entry was not the last one on their CPU (the syscall blocked and
     /// another thread ran): their error and time are not counted, their count is.
     SyscallExitsUnmatched = 12,
+    /// Drop: a process's name could not be stored ([`MAP_COMMS`] or [`MAP_EXECS`] full).
+    NamesFull = 13,
+    /// Nanoseconds of run-queue wait older than the CPU's holder ring: waited, not blamed.
+    BlameUncoveredNs = 14,
 }
 
 impl Counter {
-    pub const COUNT: u32 = 13;
+    pub const COUNT: u32 = 15;
     pub const ALL: [Counter; Self::COUNT as usize] = [
         Counter::Samples,
         Counter::IdleSamples,
@@ -137,6 +143,8 @@ impl Counter {
         Counter::BlameFull,
         Counter::SyscallsFull,
         Counter::SyscallExitsUnmatched,
+        Counter::NamesFull,
+        Counter::BlameUncoveredNs,
     ];
 }
 

@@ -12,6 +12,11 @@ use crate::{
     sched::charge_current,
 };
 
+/// 1 when stacks are wanted (`cpu` signal); set at load time. With 0 the sampler only ticks
+/// the on-CPU accounting, which bounds the time a CPU hog that never switches leaves uncharged.
+#[unsafe(no_mangle)]
+static SAMPLE_STACKS: u32 = 1;
+
 /// `bpf_get_stackid` answers -EFAULT when there is no stack of that kind to take: a kernel thread
 /// has no user stack, a sample taken in user mode has no kernel stack. That is not a loss.
 const EFAULT: i32 = 14;
@@ -24,6 +29,10 @@ pub fn sample(ctx: &PerfEventContext) {
     charge_current(pid_tgid, unsafe { bpf_ktime_get_ns() });
     if pid_tgid as u32 == 0 {
         bump(Counter::IdleSamples);
+        return;
+    }
+    // SAFETY: plain read of a load-time constant; volatile keeps the default from being folded.
+    if unsafe { core::ptr::read_volatile(&SAMPLE_STACKS) } == 0 {
         return;
     }
     let kernel_stack_id = match ctx.get_stackid(&STACKS, 0) {

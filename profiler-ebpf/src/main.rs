@@ -40,13 +40,13 @@ pub fn sched_switch_tp(ctx: TracePointContext) -> u32 {
 
 #[tracepoint(category = "sched", name = "sched_wakeup")]
 pub fn sched_wakeup(ctx: TracePointContext) -> u32 {
-    sched::wakeup(&ctx);
+    sched::wakeup(&ctx, false);
     0
 }
 
 #[tracepoint(category = "sched", name = "sched_wakeup_new")]
 pub fn sched_wakeup_new(ctx: TracePointContext) -> u32 {
-    sched::wakeup(&ctx);
+    sched::wakeup(&ctx, true);
     0
 }
 

@@ -59,9 +59,14 @@ pub static SYSCALL_PENDING: PerCpuArray<PendingSyscalls> = PerCpuArray::with_max
 
 #[inline(always)]
 pub fn bump(counter: Counter) {
+    bump_by(counter, 1);
+}
+
+#[inline(always)]
+pub fn bump_by(counter: Counter, by: u64) {
     if let Some(slot) = COUNTERS.get_ptr_mut(counter as u32) {
         // SAFETY: per-CPU slot; programs on one CPU do not preempt each other here.
-        unsafe { *slot += 1 };
+        unsafe { *slot += by };
     }
 }
 
@@ -97,9 +102,21 @@ pub fn add_shared<K>(map: &HashMap<K, u64>, key: &K, delta: u64) -> bool {
 /// new, `None` when the map is full.
 #[inline(always)]
 pub fn add_per_cpu(map: &PerCpuHashMap<u32, u64>, key: &u32, delta: u64) -> Option<bool> {
+    add_per_cpu_with(map, key, delta, |value, delta| *value += delta)
+}
+
+/// Adds `delta` into this CPU's slot with `add`, inserting it if absent; an insert that loses
+/// the race with another CPU's insert adds into the entry that won. `None` when the map is full.
+#[inline(always)]
+pub fn add_per_cpu_with<K, V: Copy>(
+    map: &PerCpuHashMap<K, V>,
+    key: &K,
+    delta: V,
+    add: impl Fn(&mut V, V),
+) -> Option<bool> {
     if let Some(value) = map.get_ptr_mut(key) {
         // SAFETY: this CPU's slot; no other CPU writes it.
-        unsafe { *value += delta };
+        add(unsafe { &mut *value }, delta);
         return Some(false);
     }
     if map.insert(key, delta, u64::from(BPF_NOEXIST)).is_ok() {
@@ -107,7 +124,7 @@ pub fn add_per_cpu(map: &PerCpuHashMap<u32, u64>, key: &u32, delta: u64) -> Opti
     }
     let value = map.get_ptr_mut(key)?;
     // SAFETY: as above.
-    unsafe { *value += delta };
+    add(unsafe { &mut *value }, delta);
     Some(false)
 }
 
@@ -116,15 +133,22 @@ pub fn add_per_cpu(map: &PerCpuHashMap<u32, u64>, key: &u32, delta: u64) -> Opti
 #[inline(always)]
 pub fn remember_comm(tgid: u32) {
     if let Ok(comm) = bpf_get_current_comm() {
-        let _ = COMMS.insert(tgid, comm, u64::from(BPF_NOEXIST));
+        // EEXIST is expected (another CPU named it first); only a full map is a loss.
+        if COMMS.insert(tgid, comm, u64::from(BPF_NOEXIST)).is_err()
+            && COMMS.get_ptr(tgid).is_none()
+        {
+            bump(Counter::NamesFull);
+        }
     }
 }
 
 /// At exec: the process's new name, and when it changed.
 #[inline(always)]
 pub fn remember_exec(tgid: u32, at: u64) {
-    if let Ok(comm) = bpf_get_current_comm() {
-        let _ = EXECS.insert(tgid, ExecInfo { at, comm }, 0);
-        let _ = COMMS.insert(tgid, comm, 0);
+    if let Ok(comm) = bpf_get_current_comm()
+        && (EXECS.insert(tgid, ExecInfo { at, comm }, 0).is_err()
+            || COMMS.insert(tgid, comm, 0).is_err())
+    {
+        bump(Counter::NamesFull);
     }
 }

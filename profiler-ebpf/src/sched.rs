@@ -22,7 +22,7 @@ use profiler_common::{
 use crate::{
     maps::{
         BLAME, HISTORY, LAST_SWITCH, ONCPU, RUNNABLE_SINCE, SCHED, add_per_cpu, add_shared,
-        atomic_add, bump, remember_comm,
+        atomic_add, bump, bump_by, remember_comm,
     },
     syscalls,
 };
@@ -53,15 +53,17 @@ fn now() -> u64 {
     unsafe { bpf_ktime_get_ns() }
 }
 
-/// `sched:sched_wakeup` and `sched:sched_wakeup_new`: the thread becomes runnable.
+/// `sched:sched_wakeup` and `sched:sched_wakeup_new`: the thread becomes runnable. A new task
+/// may reuse the tid of an exited thread of another process, so its entry is started afresh:
+/// its process is learnt when it first leaves a CPU.
 #[inline(always)]
-pub fn wakeup(ctx: &TracePointContext) {
+pub fn wakeup(ctx: &TracePointContext, new_task: bool) {
     // SAFETY: reads the record through bpf_probe_read_kernel at the format's offset.
     let Ok(tid) = (unsafe { ctx.read_at::<u32>(offset(&WAKEUP_PID_OFFSET)) }) else {
         return;
     };
     let now = now();
-    if let Some(entry) = RUNNABLE_SINCE.get_ptr_mut(tid) {
+    if !new_task && let Some(entry) = RUNNABLE_SINCE.get_ptr_mut(tid) {
         // SAFETY: live map value; a thread is woken on one CPU at a time.
         unsafe { (*entry).since = now };
         return;
@@ -159,12 +161,11 @@ fn record_holder(history: &mut History, tgid: u32, now: u64) {
 }
 
 /// Charges `[since, now)` of `victim`'s wait to the processes that held this CPU meanwhile.
+/// What the ring no longer covers is counted, not blamed.
 #[inline(always)]
 fn blame(history: &History, victim: u32, since: u64, now: u64) {
+    let mut covered = 0;
     for segment in &history.segments {
-        if segment.tgid == 0 || segment.tgid == victim {
-            continue;
-        }
         let start = if segment.start > since {
             segment.start
         } else {
@@ -174,6 +175,10 @@ fn blame(history: &History, victim: u32, since: u64, now: u64) {
         if end <= start {
             continue;
         }
+        covered += end - start;
+        if segment.tgid == 0 || segment.tgid == victim {
+            continue;
+        }
         let key = BlameKey {
             culprit_tgid: segment.tgid,
             victim_tgid: victim,
@@ -181,6 +186,10 @@ fn blame(history: &History, victim: u32, since: u64, now: u64) {
         if !add_shared(&BLAME, &key, end - start) {
             bump(Counter::BlameFull);
         }
+    }
+    let waited = now - since;
+    if covered < waited {
+        bump_by(Counter::BlameUncoveredNs, waited - covered);
     }
 }
 

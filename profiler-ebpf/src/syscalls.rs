@@ -6,13 +6,12 @@
 //! another process's syscall shows up; userspace adds what is still pending at the end.
 
 use aya_ebpf::{
-    bindings::BPF_NOEXIST,
     helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns},
     programs::RawTracePointContext,
 };
 use profiler_common::{Counter, PENDING_SYSCALLS, PendingSyscalls, SyscallKey, SyscallStats};
 
-use crate::maps::{SYSCALL_PENDING, SYSCALLS, bump};
+use crate::maps::{SYSCALL_PENDING, SYSCALLS, add_per_cpu_with, bump};
 
 /// 1 when the exit hook is attached (errors and time wanted); set at load time. The entry
 /// stamp it needs costs a clock read per syscall, so plain counting skips it.
@@ -129,18 +128,13 @@ fn flush(p: &mut PendingSyscalls) {
             nr: p.nrs[i],
         };
         let add = p.stats[i];
-        match SYSCALLS.get_ptr_mut(key) {
-            // SAFETY: this CPU's slot of the value.
-            Some(total) => unsafe {
-                (*total).count += add.count;
-                (*total).errors += add.errors;
-                (*total).time_ns += add.time_ns;
-            },
-            None => {
-                if SYSCALLS.insert(key, add, u64::from(BPF_NOEXIST)).is_err() {
-                    bump(Counter::SyscallsFull);
-                }
-            }
+        let added = add_per_cpu_with(&SYSCALLS, &key, add, |total, add| {
+            total.count += add.count;
+            total.errors += add.errors;
+            total.time_ns += add.time_ns;
+        });
+        if added.is_none() {
+            bump(Counter::SyscallsFull);
         }
     }
     p.used = 0;

@@ -55,6 +55,10 @@ pub struct Drops {
     pub syscalls_map_full: u64,
     /// Syscall exits after the syscall blocked: counted, but their error and time are not.
     pub syscall_exits_unmatched: u64,
+    /// A process's name could not be stored in the kernel (it may show as `[unknown]`).
+    pub names_map_full: u64,
+    /// Run-queue wait older than the per-CPU holder ring: measured, but blamed on nobody.
+    pub blame_uncovered_ns: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -187,6 +191,8 @@ mod tests {
                 blame_map_full: 0,
                 syscalls_map_full: 0,
                 syscall_exits_unmatched: 0,
+                names_map_full: 0,
+                blame_uncovered_ns: 0,
             },
             signals: [("cpu".to_owned(), "on".to_owned())].into(),
             host: Host {

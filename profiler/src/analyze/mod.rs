@@ -99,7 +99,7 @@ pub fn build_report(
                 sched: p.sched.as_ref().map(sched::sched),
                 syscalls: facts
                     .signal_on("syscalls")
-                    .then(|| syscalls::summary(&p.syscalls, secs)),
+                    .then(|| syscalls::summary(&p.syscalls, secs, facts.signal_on("syscall-time"))),
             }
         })
         .collect();
@@ -152,6 +152,8 @@ pub fn build_report(
             blame_map_full: counter(Counter::BlameFull),
             syscalls_map_full: counter(Counter::SyscallsFull),
             syscall_exits_unmatched: counter(Counter::SyscallExitsUnmatched),
+            names_map_full: counter(Counter::NamesFull),
+            blame_uncovered_ns: counter(Counter::BlameUncoveredNs),
         },
         signals: facts.signals.clone(),
         host: Host {

@@ -13,7 +13,23 @@ const TOP: usize = 5;
 /// below a storm (a tight loop makes millions per second).
 const SUSPECT_MIN_PER_SECOND: f64 = 10_000.0;
 
-pub fn summary(list: &[(u32, SyscallStats)], secs: f64) -> Syscalls {
+/// `timed`: the exit hook ran, so errors and time mean something; otherwise they are zero
+/// (an entry stamp without its exit must not pass for time in the syscall).
+pub fn summary(list: &[(u32, SyscallStats)], secs: f64, timed: bool) -> Syscalls {
+    let list: Vec<(u32, SyscallStats)> = list
+        .iter()
+        .map(|&(nr, s)| {
+            let s = if timed {
+                s
+            } else {
+                SyscallStats {
+                    count: s.count,
+                    ..SyscallStats::default()
+                }
+            };
+            (nr, s)
+        })
+        .collect();
     let count: u64 = list.iter().map(|(_, s)| s.count).sum();
     let mut top: Vec<SyscallTop> = list
         .iter()
@@ -88,7 +104,8 @@ mod tests {
     fn summary_sums_and_names_the_top_syscalls() {
         let list: Vec<(u32, SyscallStats)> =
             (0..8).map(|nr| (nr, stats(u64::from(nr) + 1, 1))).collect();
-        let s = summary(&list, 2.0);
+        let s = summary(&list, 2.0, true);
+        assert_eq!(summary(&list, 2.0, false).time_ns, 0);
         assert_eq!(s.count, 36);
         assert_eq!(s.per_second, 18.0);
         assert_eq!(s.errors, 8);

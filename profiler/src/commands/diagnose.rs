@@ -40,7 +40,7 @@ pub async fn run(args: DiagnoseArgs) -> anyhow::Result<()> {
     });
     let out_dir = OutDir::prepare(&out_path)?;
 
-    let probes = probes::attach(
+    let mut probes = probes::attach(
         args.frequency,
         probes::Selection {
             cpu: args.signals.contains(&Signal::Cpu),
@@ -78,7 +78,7 @@ pub async fn run(args: DiagnoseArgs) -> anyhow::Result<()> {
             _ = terminate.recv() => break,
             _ = tick.tick() => {
                 let snapshot = collector.processes()?;
-                table.observe(&snapshot, &Procfs, |pid| stacks_of(&collector, pid));
+                table.observe(&snapshot, &Procfs, |pid| stacks_of(&collector, pid))?;
                 if let Some(bar) = &progress {
                     bar.set_position(start.elapsed().as_millis() as u64);
                     bar.set_message(top_so_far(&snapshot, &table, start.elapsed()));
@@ -96,15 +96,18 @@ pub async fn run(args: DiagnoseArgs) -> anyhow::Result<()> {
     let stack_counts = collector.stack_counts()?;
     let sched = collector.sched()?;
     let blame = collector.blame()?;
-    let syscalls = collector.syscalls()?;
     let stacks = collector.stacks(
         stack_counts
             .iter()
             .flat_map(|(key, _)| [key.user_stack_id, key.kernel_stack_id]),
     )?;
+    // Syscall counts move from the per-CPU pending buffers to the totals at every context
+    // switch; they are read once the programs have stopped, so none is seen twice or missed.
+    // Everything else was read above, at `elapsed`, since detaching takes a while.
+    probes.detach();
+    let syscalls = Collector::new(&probes.ebpf).syscalls()?;
     let cpus = u32::try_from(probes.cpus).unwrap_or(u32::MAX);
     let signals = probes.signals.clone();
-    // Detach before the userspace-heavy part so it is not measured as host load.
     drop(probes);
     let usage = table.finish(
         &snapshot,
@@ -163,16 +166,19 @@ pub async fn run(args: DiagnoseArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn stacks_of(collector: &Collector<'_>, pid: u32) -> std::collections::HashMap<StackPair, u64> {
+fn stacks_of(
+    collector: &Collector<'_>,
+    pid: u32,
+) -> anyhow::Result<std::collections::HashMap<StackPair, u64>> {
     let mut stacks = std::collections::HashMap::new();
-    for (key, count) in collector.stack_counts().unwrap_or_default() {
+    for (key, count) in collector.stack_counts()? {
         if key.tgid == pid {
             *stacks
                 .entry((key.user_stack_id, key.kernel_stack_id))
                 .or_default() += count;
         }
     }
-    stacks
+    Ok(stacks)
 }
 
 fn hostname() -> String {

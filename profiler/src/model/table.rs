@@ -77,15 +77,15 @@ impl ProcessTable {
 
     /// Registers processes first seen in `snapshot` and detects pid reuse among active ones.
     /// `stacks_of` gives a pid's cumulative sample counts; it is only called on reuse.
-    pub fn observe(
+    pub fn observe<E>(
         &mut self,
         snapshot: &ProcessSnapshot,
         source: &impl ProcSource,
-        mut stacks_of: impl FnMut(u32) -> HashMap<StackPair, u64>,
-    ) {
+        mut stacks_of: impl FnMut(u32) -> Result<HashMap<StackPair, u64>, E>,
+    ) -> Result<(), E> {
         for (&pid, &on_cpu_ns) in &snapshot.on_cpu_ns {
             let previous = self.last_on_cpu_ns.insert(pid, on_cpu_ns);
-            let exec = snapshot.execs.get(&pid);
+            let exec_at = snapshot.execs.get(&pid).map_or(0, |&(at, _)| at);
             let Some(incarnations) = self.by_pid.get_mut(&pid) else {
                 let mut identity = source.identity(pid).unwrap_or_else(|| {
                     ProcessIdentity::exited_unknown(
@@ -93,7 +93,7 @@ impl ProcessTable {
                         snapshot.comms.get(&pid).map(String::as_str),
                     )
                 });
-                identity.exec_at = exec.map_or(0, |&(at, _)| at);
+                identity.exec_at = exec_at;
                 self.by_pid.insert(
                     pid,
                     vec![Incarnation {
@@ -105,30 +105,39 @@ impl ProcessTable {
                 continue;
             };
             let current = incarnations.last_mut().expect("never empty");
-            if let Some((at, comm)) = exec
+            if let Some((at, comm)) = snapshot.execs.get(&pid)
                 && *at != current.identity.exec_at
                 && !current.identity.exited
             {
                 after_exec(&mut current.identity, *at, comm, source);
             }
-            if previous == Some(on_cpu_ns) || current.identity.start_time == 0 {
+            if previous == Some(on_cpu_ns) {
                 continue;
             }
-            match source.start_time(pid) {
-                Some(start) if start == current.identity.start_time => {}
-                Some(_) => {
+            // The pid ran since the last look: is it still the process we know?
+            let reused = match source.start_time(pid) {
+                Some(start) => start != current.identity.start_time,
+                None => {
                     current.identity.exited = true;
-                    if let Some(identity) = source.identity(pid) {
-                        incarnations.push(Incarnation {
-                            identity,
-                            base_on_cpu_ns: previous.unwrap_or(0),
-                            base_stacks: stacks_of(pid),
-                        });
-                    }
+                    false
                 }
-                None => current.identity.exited = true,
+            };
+            if !reused {
+                continue;
+            }
+            current.identity.exited = true;
+            if let Some(mut identity) = source.identity(pid) {
+                identity.exec_at = exec_at;
+                // Both baselines are taken now, so the counts since the last look go to the
+                // old process, consistently for time and samples.
+                incarnations.push(Incarnation {
+                    identity,
+                    base_on_cpu_ns: on_cpu_ns,
+                    base_stacks: stacks_of(pid)?,
+                });
             }
         }
+        Ok(())
     }
 
     /// Closes the run: refreshes live processes (exec may have renamed them), marks the gone
@@ -167,9 +176,10 @@ impl ProcessTable {
         {
             seen.on_cpu_ns.entry(pid).or_insert(0);
         }
-        self.observe(&seen, source, |pid| {
-            final_stacks.get(&pid).cloned().unwrap_or_default()
+        let no_error: Result<(), std::convert::Infallible> = self.observe(&seen, source, |pid| {
+            Ok(final_stacks.get(&pid).cloned().unwrap_or_default())
         });
+        let Ok(()) = no_error;
 
         let mut usage = Vec::new();
         for (pid, incarnations) in self.by_pid {
@@ -299,6 +309,16 @@ mod tests {
         }
     }
 
+    fn observe(
+        table: &mut ProcessTable,
+        snapshot: &ProcessSnapshot,
+        proc: &FakeProc,
+        stacks: HashMap<StackPair, u64>,
+    ) {
+        let result: Result<(), ()> = table.observe(snapshot, proc, |_| Ok(stacks.clone()));
+        result.unwrap();
+    }
+
     fn counts(stacks: &[(StackKey, u64)]) -> FinalCounts<'_> {
         static NO_SCHED: std::sync::LazyLock<HashMap<u32, SchedStats>> =
             std::sync::LazyLock::new(HashMap::new);
@@ -324,19 +344,22 @@ mod tests {
         let proc = FakeProc::default();
         proc.set(42, 100, "first");
         let mut table = ProcessTable::default();
-        table.observe(&snap(&[(42, 1_000)]), &proc, |_| HashMap::new());
+        observe(&mut table, &snap(&[(42, 1_000)]), &proc, HashMap::new());
         proc.set(42, 900, "second");
-        table.observe(&snap(&[(42, 3_000)]), &proc, |_| {
-            HashMap::from([((1, -1), 10)])
-        });
+        observe(
+            &mut table,
+            &snap(&[(42, 3_000)]),
+            &proc,
+            HashMap::from([((1, -1), 10)]),
+        );
         let usage = table.finish(&snap(&[(42, 5_000)]), &counts(&[(key(42, 1), 25)]), &proc);
         assert_eq!(usage.len(), 2);
         assert_eq!(usage[0].identity.comm, "first");
         assert!(usage[0].identity.exited);
-        assert_eq!((usage[0].on_cpu_ns, usage[0].samples), (1_000, 10));
+        assert_eq!((usage[0].on_cpu_ns, usage[0].samples), (3_000, 10));
         assert_eq!(usage[1].identity.comm, "second");
         assert!(!usage[1].identity.exited);
-        assert_eq!((usage[1].on_cpu_ns, usage[1].samples), (4_000, 15));
+        assert_eq!((usage[1].on_cpu_ns, usage[1].samples), (2_000, 15));
     }
 
     #[test]
@@ -356,7 +379,12 @@ mod tests {
         proc.set(10, 5, "sh");
         proc.set(11, 6, "bash");
         let mut table = ProcessTable::default();
-        table.observe(&snap(&[(10, 1), (11, 1)]), &proc, |_| HashMap::new());
+        observe(
+            &mut table,
+            &snap(&[(10, 1), (11, 1)]),
+            &proc,
+            HashMap::new(),
+        );
         proc.kill(10);
         proc.set(11, 6, "burner");
         let usage = table.finish(&snap(&[(10, 9), (11, 9)]), &counts(&[]), &proc);
@@ -373,7 +401,7 @@ mod tests {
         let proc = FakeProc::default();
         proc.set(50, 9, "bash");
         let mut table = ProcessTable::default();
-        table.observe(&snap(&[(50, 1)]), &proc, |_| HashMap::new());
+        observe(&mut table, &snap(&[(50, 1)]), &proc, HashMap::new());
         // bash exec'd the storm, which ran and exited between two looks at /proc.
         proc.kill(50);
         let mut last = snap(&[(50, 9)]);
@@ -382,5 +410,28 @@ mod tests {
         assert_eq!(usage[0].identity.comm, "storm");
         assert_eq!(usage[0].identity.exe, None);
         assert!(usage[0].identity.exited);
+    }
+
+    #[test]
+    fn pid_of_a_process_never_seen_in_proc_is_reused_by_a_new_one() {
+        let proc = FakeProc::default();
+        let mut table = ProcessTable::default();
+        // pid 7 lived 50 ms and was gone before /proc was read.
+        observe(&mut table, &snap(&[(7, 1_000)]), &proc, HashMap::new());
+        // A long-running hog gets pid 7.
+        proc.set(7, 500, "hog");
+        observe(&mut table, &snap(&[(7, 2_000)]), &proc, HashMap::new());
+        let usage = table.finish(&snap(&[(7, 9_000)]), &counts(&[]), &proc);
+        assert_eq!(usage.len(), 2);
+        assert_eq!(
+            (usage[0].identity.comm.as_str(), usage[0].on_cpu_ns),
+            ("ghost", 2_000)
+        );
+        assert!(usage[0].identity.exited);
+        assert_eq!(
+            (usage[1].identity.comm.as_str(), usage[1].on_cpu_ns),
+            ("hog", 7_000)
+        );
+        assert!(!usage[1].identity.exited);
     }
 }

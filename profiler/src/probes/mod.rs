@@ -9,15 +9,15 @@ use anyhow::Context as _;
 use aya::{
     Ebpf, EbpfLoader,
     programs::{
-        PerfEvent, RawTracePoint, TracePoint,
+        PerfEvent, Program, RawTracePoint, TracePoint,
         perf_event::{PerfEventConfig, PerfEventScope, SamplePolicy, SoftwareEvent},
     },
 };
 pub use privileges::check_privileges;
 use profiler_common::{
-    GLOBAL_SWITCH_NEXT_PID, GLOBAL_SWITCH_PREV_STATE, GLOBAL_SYSCALL_EXITS, GLOBAL_WAKEUP_PID,
-    PROG_CPU_SAMPLE, PROG_SCHED_PROCESS_EXEC, PROG_SCHED_SWITCH, PROG_SCHED_SWITCH_TP,
-    PROG_SCHED_WAKEUP, PROG_SCHED_WAKEUP_NEW, PROG_SYS_ENTER, PROG_SYS_EXIT,
+    GLOBAL_SAMPLE_STACKS, GLOBAL_SWITCH_NEXT_PID, GLOBAL_SWITCH_PREV_STATE, GLOBAL_SYSCALL_EXITS,
+    GLOBAL_WAKEUP_PID, PROG_CPU_SAMPLE, PROG_SCHED_PROCESS_EXEC, PROG_SCHED_SWITCH,
+    PROG_SCHED_SWITCH_TP, PROG_SCHED_WAKEUP, PROG_SCHED_WAKEUP_NEW, PROG_SYS_ENTER, PROG_SYS_EXIT,
 };
 
 /// The compiled eBPF programs, embedded by build.rs.
@@ -70,7 +70,10 @@ pub fn attach(frequency_hz: u64, selection: Selection) -> anyhow::Result<Probes>
     let offsets = selection.sched.then(sched_offsets);
     let mut loader = EbpfLoader::new();
     let syscall_exits = u32::from(selection.syscalls && selection.syscall_time);
-    loader.override_global(GLOBAL_SYSCALL_EXITS, &syscall_exits, true);
+    let sample_stacks = u32::from(selection.cpu);
+    loader
+        .override_global(GLOBAL_SYSCALL_EXITS, &syscall_exits, true)
+        .override_global(GLOBAL_SAMPLE_STACKS, &sample_stacks, true);
     if let Some(Ok(offsets)) = &offsets {
         loader
             .override_global(GLOBAL_SWITCH_PREV_STATE, &offsets.prev_state, true)
@@ -84,21 +87,21 @@ pub fn attach(frequency_hz: u64, selection: Selection) -> anyhow::Result<Probes>
     let cpus =
         aya::util::online_cpus().map_err(|(what, err)| anyhow::anyhow!("reading {what}: {err}"))?;
     let mut signals = BTreeMap::new();
-    if selection.cpu {
-        attach_sampler(&mut ebpf, &cpus, frequency_hz)?;
-        signals.insert("cpu".to_owned(), "on".to_owned());
-    } else {
-        signals.insert("cpu".to_owned(), "off".to_owned());
-    }
+    // The sampler runs even with `cpu` off (without stacks): its tick charges the on-CPU time
+    // of a process that never switches out.
+    let sampler = attach_sampler(&mut ebpf, &cpus, frequency_hz).map_err(|err| first_line(&err));
+    let state = match (selection.cpu, sampler) {
+        (true, Ok(())) => "on".to_owned(),
+        (false, _) => "off".to_owned(),
+        (true, Err(reason)) => {
+            eprintln!("profiler: warning: cpu signal unavailable: {reason}");
+            format!("unavailable: {reason}")
+        }
+    };
+    signals.insert("cpu".to_owned(), state);
 
-    // Verifier logs run to many lines; the report and the warning keep the first.
     let sched = offsets.map(|offsets| {
-        offsets.and_then(|_| {
-            attach_sched(&mut ebpf).map_err(|err| {
-                let text = format!("{err:#}");
-                text.lines().next().unwrap_or_default().to_owned()
-            })
-        })
+        offsets.and_then(|_| attach_sched(&mut ebpf).map_err(|err| first_line(&err)))
     });
     let state = match sched {
         Some(Ok(())) => "on".to_owned(),
@@ -163,6 +166,30 @@ fn attach_sampler(ebpf: &mut Ebpf, cpus: &[u32], frequency_hz: u64) -> anyhow::R
     Ok(())
 }
 
+/// Verifier logs run to many lines; the report and the warning keep the first.
+fn first_line(err: &anyhow::Error) -> String {
+    format!("{err:#}")
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+impl Probes {
+    /// Stops every program so the maps hold still while the run's final figures are read: a
+    /// context switch between two reads would move pending counts from one map to another.
+    pub fn detach(&mut self) {
+        for (_, program) in self.ebpf.programs_mut() {
+            let _ = match program {
+                Program::PerfEvent(p) => p.unload(),
+                Program::RawTracePoint(p) => p.unload(),
+                Program::TracePoint(p) => p.unload(),
+                _ => Ok(()),
+            };
+        }
+    }
+}
+
 fn attach_raw(ebpf: &mut Ebpf, name: &str, event: &str) -> anyhow::Result<()> {
     let prog: &mut RawTracePoint = program(ebpf, name)?.try_into()?;
     prog.load()
@@ -207,7 +234,7 @@ pub fn check_frequency(frequency_hz: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn program<'a>(ebpf: &'a mut Ebpf, name: &str) -> anyhow::Result<&'a mut aya::programs::Program> {
+fn program<'a>(ebpf: &'a mut Ebpf, name: &str) -> anyhow::Result<&'a mut Program> {
     ebpf.program_mut(name)
         .with_context(|| format!("eBPF object has no program {name}"))
 }
