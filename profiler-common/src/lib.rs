@@ -7,8 +7,11 @@ pub const MAP_STACK_COUNTS: &str = "STACK_COUNTS";
 pub const MAP_STACKS: &str = "STACKS";
 /// Per-CPU hash `tgid -> on-CPU nanoseconds`.
 pub const MAP_ONCPU: &str = "ONCPU";
-/// Hash `tgid -> TaskComm`, filled the first time a tgid is seen on a CPU.
+/// Hash `tgid -> ProcName`, filled the first time a tgid is seen on a CPU.
 pub const MAP_COMMS: &str = "COMMS";
+/// Hash `child tid -> Fork`: who started each task during the run (threads included; userspace
+/// keeps the children that turned out to be processes).
+pub const MAP_FORKS: &str = "FORKS";
 /// Hash `tgid -> ExecInfo`, written at every exec, so a process discovered before its exec is
 /// renamed, even when it exits before /proc shows the new program.
 pub const MAP_EXECS: &str = "EXECS";
@@ -41,6 +44,7 @@ pub const PROG_SCHED_SWITCH_TP: &str = "sched_switch_tp";
 pub const PROG_SCHED_WAKEUP: &str = "sched_wakeup";
 pub const PROG_SCHED_WAKEUP_NEW: &str = "sched_wakeup_new";
 pub const PROG_SCHED_PROCESS_EXEC: &str = "sched_process_exec";
+pub const PROG_SCHED_PROCESS_FORK: &str = "sched_process_fork";
 pub const PROG_SYS_ENTER: &str = "sys_enter";
 pub const PROG_SYS_EXIT: &str = "sys_exit";
 
@@ -48,6 +52,7 @@ pub const PROG_SYS_EXIT: &str = "sys_exit";
 pub const GLOBAL_SWITCH_PREV_STATE: &str = "SWITCH_PREV_STATE_OFFSET";
 pub const GLOBAL_SWITCH_NEXT_PID: &str = "SWITCH_NEXT_PID_OFFSET";
 pub const GLOBAL_WAKEUP_PID: &str = "WAKEUP_PID_OFFSET";
+pub const GLOBAL_FORK_CHILD_PID: &str = "FORK_CHILD_PID_OFFSET";
 /// `u32`: 1 when the sampler takes stacks (`cpu` signal); 0 keeps it as an on-CPU tick only.
 pub const GLOBAL_SAMPLE_STACKS: &str = "SAMPLE_STACKS";
 /// `u32`: 1 when `sys_exit` is attached and entries must be time-stamped.
@@ -125,10 +130,12 @@ pub enum Counter {
     NamesFull = 13,
     /// Nanoseconds of run-queue wait older than the CPU's holder ring: waited, not blamed.
     BlameUncoveredNs = 14,
+    /// Drop: a fork could not be recorded ([`MAP_FORKS`] full).
+    ForksFull = 15,
 }
 
 impl Counter {
-    pub const COUNT: u32 = 15;
+    pub const COUNT: u32 = 16;
     pub const ALL: [Counter; Self::COUNT as usize] = [
         Counter::Samples,
         Counter::IdleSamples,
@@ -145,6 +152,7 @@ impl Counter {
         Counter::SyscallExitsUnmatched,
         Counter::NamesFull,
         Counter::BlameUncoveredNs,
+        Counter::ForksFull,
     ];
 }
 
@@ -214,12 +222,30 @@ pub struct BlameKey {
     pub victim_tgid: u32,
 }
 
-/// The last exec of a process: when, and the comm it took.
+/// A process's name and cgroup as the kernel saw them, for processes gone before /proc is read.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProcName {
+    /// cgroup v2 id (the inode number of its directory under /sys/fs/cgroup).
+    pub cgroup_id: u64,
+    pub comm: TaskComm,
+}
+
+/// The last exec of a process: when, and the name it took.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ExecInfo {
     pub at: u64,
-    pub comm: TaskComm,
+    pub name: ProcName,
+}
+
+/// One task started during the run.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Fork {
+    pub at: u64,
+    pub parent_tgid: u32,
+    pub _pad: u32,
 }
 
 #[repr(C)]
@@ -267,7 +293,11 @@ mod user {
     // SAFETY: repr(C), two u32, no padding.
     unsafe impl aya::Pod for super::SyscallKey {}
     // SAFETY: repr(C), u64 then 16 bytes, no padding.
+    unsafe impl aya::Pod for super::ProcName {}
+    // SAFETY: repr(C), u64 then a padding-free ProcName.
     unsafe impl aya::Pod for super::ExecInfo {}
+    // SAFETY: repr(C), u64, u32 and an explicit u32 pad.
+    unsafe impl aya::Pod for super::Fork {}
     // SAFETY: repr(C), only u64 fields.
     unsafe impl aya::Pod for super::SyscallStats {}
     // SAFETY: repr(C); u32 fields come in pairs before the u64 ones, so there is no padding.

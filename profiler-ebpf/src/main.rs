@@ -9,6 +9,7 @@
 
 mod cpu;
 mod maps;
+mod process;
 mod sched;
 mod syscalls;
 
@@ -53,10 +54,13 @@ pub fn sched_wakeup_new(ctx: TracePointContext) -> u32 {
 /// `sched_process_exec` raw tracepoint: runs in the exec'ing task, its comm already the new one.
 #[raw_tracepoint(tracepoint = "sched_process_exec")]
 pub fn sched_process_exec(_ctx: RawTracePointContext) -> i32 {
-    let pid_tgid = aya_ebpf::helpers::bpf_get_current_pid_tgid();
-    // SAFETY: helper without preconditions.
-    let now = unsafe { aya_ebpf::helpers::bpf_ktime_get_ns() };
-    maps::remember_exec((pid_tgid >> 32) as u32, now);
+    process::exec();
+    0
+}
+
+#[tracepoint(category = "sched", name = "sched_process_fork")]
+pub fn sched_process_fork(ctx: TracePointContext) -> u32 {
+    process::fork(&ctx);
     0
 }
 

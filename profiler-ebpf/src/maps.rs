@@ -4,14 +4,14 @@ use core::intrinsics::{AtomicOrdering, atomic_xadd};
 
 use aya_ebpf::{
     bindings::BPF_NOEXIST,
-    helpers::bpf_get_current_comm,
+    helpers::{bpf_get_current_cgroup_id, bpf_get_current_comm},
     macros::map,
     maps::{HashMap, LruHashMap, PerCpuArray, PerCpuHashMap, StackTrace},
 };
 use profiler_common::{
-    BLAME_ENTRIES, BlameKey, Counter, ExecInfo, History, PROCESS_ENTRIES, PendingSyscalls,
-    RUNNABLE_ENTRIES, Runnable, STACK_COUNTS_ENTRIES, STACKS_ENTRIES, SYSCALL_ENTRIES, SchedStats,
-    StackKey, SyscallKey, SyscallStats, TaskComm,
+    BLAME_ENTRIES, BlameKey, Counter, ExecInfo, Fork, History, PROCESS_ENTRIES, PendingSyscalls,
+    ProcName, RUNNABLE_ENTRIES, Runnable, STACK_COUNTS_ENTRIES, STACKS_ENTRIES, SYSCALL_ENTRIES,
+    SchedStats, StackKey, SyscallKey, SyscallStats,
 };
 
 #[map]
@@ -25,7 +25,10 @@ pub static STACKS: StackTrace = StackTrace::with_max_entries(STACKS_ENTRIES, 0);
 pub static ONCPU: PerCpuHashMap<u32, u64> = PerCpuHashMap::with_max_entries(PROCESS_ENTRIES, 0);
 
 #[map]
-pub static COMMS: HashMap<u32, TaskComm> = HashMap::with_max_entries(PROCESS_ENTRIES, 0);
+pub static COMMS: HashMap<u32, ProcName> = HashMap::with_max_entries(PROCESS_ENTRIES, 0);
+
+#[map]
+pub static FORKS: HashMap<u32, Fork> = HashMap::with_max_entries(RUNNABLE_ENTRIES, 0);
 
 #[map]
 pub static EXECS: HashMap<u32, ExecInfo> = HashMap::with_max_entries(PROCESS_ENTRIES, 0);
@@ -128,13 +131,22 @@ pub fn add_per_cpu_with<K, V: Copy>(
     Some(false)
 }
 
-/// Remembers the comm of `tgid` the first time the process is seen, so it has a name even when
+/// The current task's name and cgroup.
+#[inline(always)]
+fn current_name() -> Option<ProcName> {
+    let comm = bpf_get_current_comm().ok()?;
+    // SAFETY: helper without preconditions.
+    let cgroup_id = unsafe { bpf_get_current_cgroup_id() };
+    Some(ProcName { cgroup_id, comm })
+}
+
+/// Remembers the name of `tgid` the first time the process is seen, so it has one even when
 /// it exits before userspace looks at /proc.
 #[inline(always)]
 pub fn remember_comm(tgid: u32) {
-    if let Ok(comm) = bpf_get_current_comm() {
+    if let Some(name) = current_name() {
         // EEXIST is expected (another CPU named it first); only a full map is a loss.
-        if COMMS.insert(tgid, comm, u64::from(BPF_NOEXIST)).is_err()
+        if COMMS.insert(tgid, name, u64::from(BPF_NOEXIST)).is_err()
             && COMMS.get_ptr(tgid).is_none()
         {
             bump(Counter::NamesFull);
@@ -145,9 +157,9 @@ pub fn remember_comm(tgid: u32) {
 /// At exec: the process's new name, and when it changed.
 #[inline(always)]
 pub fn remember_exec(tgid: u32, at: u64) {
-    if let Ok(comm) = bpf_get_current_comm()
-        && (EXECS.insert(tgid, ExecInfo { at, comm }, 0).is_err()
-            || COMMS.insert(tgid, comm, 0).is_err())
+    if let Some(name) = current_name()
+        && (EXECS.insert(tgid, ExecInfo { at, name }, 0).is_err()
+            || COMMS.insert(tgid, name, 0).is_err())
     {
         bump(Counter::NamesFull);
     }

@@ -42,6 +42,8 @@ pub enum Signal {
     Syscalls,
     /// Adds syscall errors and on-CPU time inside syscalls (exit hook: doubles the cost).
     SyscallTime,
+    /// Forks and exits: parents, spawn rates, processes that lived only milliseconds.
+    Processes,
 }
 
 #[derive(Debug, clap::Args)]
@@ -66,7 +68,7 @@ pub struct DiagnoseArgs {
         long,
         value_enum,
         value_delimiter = ',',
-        default_value = "cpu,sched,syscalls,syscall-time"
+        default_value = "cpu,sched,syscalls,syscall-time,processes"
     )]
     pub signals: Vec<Signal>,
 }
@@ -115,7 +117,8 @@ mod tests {
                 Signal::Cpu,
                 Signal::Sched,
                 Signal::Syscalls,
-                Signal::SyscallTime
+                Signal::SyscallTime,
+                Signal::Processes,
             ]
         );
     }

@@ -28,6 +28,8 @@ pub struct Report {
     pub processes: Vec<Process>,
     /// Who kept whom waiting for a CPU, largest delay first (sched signal).
     pub blame: Vec<Blame>,
+    /// Processes grouped into applications: by command name and by cgroup.
+    pub apps: Vec<App>,
     pub suspects: Vec<Suspect>,
     pub verdict: String,
 }
@@ -77,10 +79,14 @@ pub struct Process {
     /// Clock ticks after boot; with `pid`, the process's identity. 0 when never seen in /proc.
     pub start_time: u64,
     pub comm: String,
+    /// Parent pid, from /proc or from the fork seen during the run; null when unknown.
+    pub ppid: Option<u32>,
     pub exe: Option<String>,
     pub cmdline: Vec<String>,
     pub cgroup: Option<String>,
     pub exited: bool,
+    /// Child processes it started during the run (processes signal; threads not included).
+    pub spawned: u64,
     pub cpu: Cpu,
     /// Null when the sched signal is unavailable or the process never left a CPU in the run.
     pub sched: Option<Sched>,
@@ -121,6 +127,39 @@ pub struct Sched {
     /// Left the CPU while still runnable (preempted).
     pub involuntary_switches: u64,
     pub ctx_switches: u64,
+}
+
+/// What a group of processes used together.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct App {
+    pub name: String,
+    /// "comm" (same command name) or "cgroup" (same cgroup v2 path: systemd unit, container).
+    pub kind: String,
+    /// Processes seen in the run, exited ones included.
+    pub processes: u64,
+    pub exited: u64,
+    pub cpu: AppCpu,
+    pub sched: Option<AppSched>,
+    pub syscalls: Option<AppSyscalls>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AppCpu {
+    pub on_cpu_ns: u64,
+    pub cores: f64,
+    pub samples: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AppSched {
+    pub runq_wait_ns: u64,
+    pub ctx_switches: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AppSyscalls {
+    pub count: u64,
+    pub errors: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -205,10 +244,12 @@ mod tests {
                 pid: 10,
                 start_time: 5,
                 comm: "burner".to_owned(),
+                ppid: Some(1),
                 exe: Some("/bin/burner".to_owned()),
                 cmdline: vec!["burner".to_owned()],
                 cgroup: None,
                 exited: false,
+                spawned: 0,
                 cpu: Cpu {
                     samples: 495,
                     on_cpu_ns: 5_000_000_000,
@@ -247,6 +288,22 @@ mod tests {
                 victim_pid: 11,
                 victim_comm: "waker".to_owned(),
                 delay_ns: 1_000,
+            }],
+            apps: vec![App {
+                name: "burner".to_owned(),
+                kind: "comm".to_owned(),
+                processes: 1,
+                exited: 0,
+                cpu: AppCpu {
+                    on_cpu_ns: 5_000_000_000,
+                    cores: 1.0,
+                    samples: 495,
+                },
+                sched: Some(AppSched {
+                    runq_wait_ns: 1_000,
+                    ctx_switches: 4,
+                }),
+                syscalls: None,
             }],
             suspects: vec![Suspect {
                 rank: 1,

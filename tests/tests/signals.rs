@@ -101,6 +101,7 @@ fn run_without_tracefs_degrades_sched_and_still_ranks_cpu() {
         .current_dir(dir.path());
     let done = profiler_tests::ProfilerRun::start(command).finish(REPORT_GRACE);
     done.assert_success();
+    // Both tracefs users degrade, each with one line naming itself.
     let warnings: Vec<&str> = done
         .stderr
         .lines()
@@ -108,15 +109,19 @@ fn run_without_tracefs_degrades_sched_and_still_ranks_cpu() {
         .collect();
     assert_eq!(
         warnings.len(),
-        1,
-        "one warning line expected:\n{}",
+        2,
+        "one warning line per degraded signal expected:\n{}",
         done.stderr
     );
-    assert!(
-        warnings[0].contains("sched signal unavailable"),
-        "{}",
-        warnings[0]
-    );
+    for signal in ["sched", "processes"] {
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.contains(&format!("{signal} signal unavailable"))),
+            "no warning for {signal}:\n{}",
+            done.stderr
+        );
+    }
 
     let report = done.stdout_json();
     assert_matches_schema(&report);
@@ -126,6 +131,11 @@ fn run_without_tracefs_degrades_sched_and_still_ranks_cpu() {
         "signals.sched = {sched:?}"
     );
     assert_eq!(report["signals"]["cpu"], "on");
+    let processes = report["signals"]["processes"].as_str().unwrap_or_default();
+    assert!(
+        processes.starts_with("unavailable: "),
+        "signals.processes = {processes:?}"
+    );
     let top = &array(&report, "suspects")[0];
     assert_eq!(top["pid"], burner.pid(), "{report:#}");
     let entry = process_entry(&report, burner.pid()).expect("burner in processes");

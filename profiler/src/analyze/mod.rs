@@ -1,6 +1,8 @@
 //! Ranking and verdict: pure functions from measured usage to the report's suspects and prose.
 
+mod apps;
 mod sched;
+mod spawn;
 mod syscalls;
 mod verdict;
 
@@ -85,10 +87,12 @@ pub fn build_report(
                 pid: p.identity.pid,
                 start_time: p.identity.start_time,
                 comm: p.identity.comm.clone(),
+                ppid: p.identity.ppid,
                 exe: p.identity.exe.clone(),
                 cmdline: p.identity.cmdline.clone(),
                 cgroup: p.identity.cgroup.clone(),
                 exited: p.identity.exited,
+                spawned: p.spawned,
                 cpu: Cpu {
                     samples: p.samples,
                     on_cpu_ns: p.on_cpu_ns,
@@ -120,6 +124,8 @@ pub fn build_report(
     let mut scored = cpu_suspects(&processes, facts, busy_cores);
     scored.extend(sched_suspects(&blame, facts));
     scored.extend(syscalls::suspects(&processes, facts));
+    scored.extend(spawn::suspects(&processes, facts));
+    let apps = apps::apps(&processes, secs);
     scored.sort_by(|a, b| b.0.total_cmp(&a.0));
     let suspects = scored
         .into_iter()
@@ -164,6 +170,7 @@ pub fn build_report(
         },
         processes,
         blame: sched::truncate(blame),
+        apps,
         suspects,
         verdict: String::new(),
     };
@@ -286,6 +293,7 @@ mod tests {
             stacks: Vec::new(),
             sched: None,
             syscalls: Vec::new(),
+            spawned: 0,
         }
     }
 

@@ -66,6 +66,7 @@ fn sentence(report: &Report, suspect: &Suspect) -> String {
             }
             None => format!("{who} {}", suspect.reason),
         },
+        ("spawn", _) => format!("{who} spawns processes: it {}", suspect.reason),
         _ => format!("{who} {}", suspect.reason),
     }
 }

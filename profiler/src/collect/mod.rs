@@ -8,9 +8,9 @@ use aya::{
     maps::{HashMap as BpfHashMap, MapData, PerCpuArray, PerCpuHashMap, StackTraceMap},
 };
 use profiler_common::{
-    BlameKey, Counter, ExecInfo, MAP_BLAME, MAP_COMMS, MAP_COUNTERS, MAP_EXECS, MAP_ONCPU,
-    MAP_SCHED, MAP_STACK_COUNTS, MAP_STACKS, MAP_SYSCALL_PENDING, MAP_SYSCALLS, PendingSyscalls,
-    SchedStats, StackKey, SyscallKey, SyscallStats, TaskComm,
+    BlameKey, Counter, ExecInfo, Fork, MAP_BLAME, MAP_COMMS, MAP_COUNTERS, MAP_EXECS, MAP_FORKS,
+    MAP_ONCPU, MAP_SCHED, MAP_STACK_COUNTS, MAP_STACKS, MAP_SYSCALL_PENDING, MAP_SYSCALLS,
+    PendingSyscalls, ProcName, SchedStats, StackKey, SyscallKey, SyscallStats, TaskComm,
 };
 
 /// Per-CPU counters summed over CPUs, indexed by [`Counter`].
@@ -32,6 +32,15 @@ pub struct ProcessSnapshot {
     pub comms: HashMap<u32, String>,
     /// Last exec per tgid: kernel time and new comm.
     pub execs: HashMap<u32, (u64, String)>,
+    /// cgroup v2 id per tgid, as the kernel saw it at first sight or exec.
+    pub cgroups: HashMap<u32, u64>,
+}
+
+/// Lifecycle events of the run (processes signal).
+#[derive(Debug, Clone, Default)]
+pub struct Lifecycle {
+    /// Child tid -> (parent tgid, kernel time of the fork). Threads included.
+    pub forks: HashMap<u32, (u32, u64)>,
 }
 
 /// Reads the maps of attached probes.
@@ -58,22 +67,35 @@ impl<'a> Collector<'a> {
             let Ok((tgid, values)) = entry else { continue };
             on_cpu_ns.insert(tgid, values.iter().sum());
         }
-        let comms_map: BpfHashMap<&MapData, u32, TaskComm> = self.map(MAP_COMMS)?.try_into()?;
-        let comms = comms_map
-            .iter()
-            .filter_map(Result::ok)
-            .map(|(tgid, comm)| (tgid, comm_to_string(&comm)))
-            .collect();
+        let names: BpfHashMap<&MapData, u32, ProcName> = self.map(MAP_COMMS)?.try_into()?;
+        let mut comms = HashMap::new();
+        let mut cgroups = HashMap::new();
+        for (tgid, name) in names.iter().filter_map(Result::ok) {
+            comms.insert(tgid, comm_to_string(&name.comm));
+            cgroups.insert(tgid, name.cgroup_id);
+        }
         let execs_map: BpfHashMap<&MapData, u32, ExecInfo> = self.map(MAP_EXECS)?.try_into()?;
         let execs = execs_map
             .iter()
             .filter_map(Result::ok)
-            .map(|(tgid, exec)| (tgid, (exec.at, comm_to_string(&exec.comm))))
+            .map(|(tgid, exec)| (tgid, (exec.at, comm_to_string(&exec.name.comm))))
             .collect();
         Ok(ProcessSnapshot {
             on_cpu_ns,
             comms,
             execs,
+            cgroups,
+        })
+    }
+
+    pub fn lifecycle(&self) -> anyhow::Result<Lifecycle> {
+        let forks: BpfHashMap<&MapData, u32, Fork> = self.map(MAP_FORKS)?.try_into()?;
+        Ok(Lifecycle {
+            forks: forks
+                .iter()
+                .filter_map(Result::ok)
+                .map(|(child, fork)| (child, (fork.parent_tgid, fork.at)))
+                .collect(),
         })
     }
 

@@ -47,6 +47,7 @@ pub async fn run(args: DiagnoseArgs) -> anyhow::Result<()> {
             sched: args.signals.contains(&Signal::Sched),
             syscalls: args.signals.contains(&Signal::Syscalls),
             syscall_time: args.signals.contains(&Signal::SyscallTime),
+            processes: args.signals.contains(&Signal::Processes),
         },
     )?;
     let collector = Collector::new(&probes.ebpf);
@@ -96,6 +97,7 @@ pub async fn run(args: DiagnoseArgs) -> anyhow::Result<()> {
     let stack_counts = collector.stack_counts()?;
     let sched = collector.sched()?;
     let blame = collector.blame()?;
+    let lifecycle = collector.lifecycle()?;
     let stacks = collector.stacks(
         stack_counts
             .iter()
@@ -115,6 +117,7 @@ pub async fn run(args: DiagnoseArgs) -> anyhow::Result<()> {
             stacks: &stack_counts,
             sched: &sched,
             syscalls: &syscalls,
+            lifecycle: &lifecycle,
         },
         &Procfs,
     );

@@ -104,7 +104,7 @@ fn host_checks() -> Vec<Check> {
 /// Fix for a signal that is not ready, in words an operator can act on.
 fn fix(signal: &str) -> &'static str {
     match signal {
-        "sched" => {
+        "sched" | "processes" => {
             "mount tracefs (mount -t tracefs nodev /sys/kernel/tracing) or unset PROFILER_TRACEFS"
         }
         "syscalls" | "syscall-time" => {
@@ -128,16 +128,17 @@ pub fn run() -> anyhow::Result<()> {
                 sched: true,
                 syscalls: true,
                 syscall_time: true,
+                processes: true,
             },
         ) {
             Ok(probes) => probes.signals.into_iter().collect(),
-            Err(err) => ["cpu", "sched", "syscalls", "syscall-time"]
+            Err(err) => ["cpu", "sched", "syscalls", "syscall-time", "processes"]
                 .into_iter()
                 .map(|s| (s.to_owned(), format!("unavailable: {err:#}")))
                 .collect(),
         }
     } else {
-        ["cpu", "sched", "syscalls", "syscall-time"]
+        ["cpu", "sched", "syscalls", "syscall-time", "processes"]
             .into_iter()
             .map(|s| {
                 (

@@ -20,6 +20,8 @@ pub struct ProcessIdentity {
     /// with the pid it names one process even when the pid is reused.
     pub start_time: u64,
     pub comm: String,
+    /// Parent process, from /proc or from the fork seen during the run.
+    pub ppid: Option<u32>,
     pub exe: Option<String>,
     pub cmdline: Vec<String>,
     /// cgroup v2 path, e.g. `/system.slice/nginx.service`.
@@ -39,6 +41,7 @@ impl ProcessIdentity {
             pid,
             start_time: 0,
             comm: comm.unwrap_or("[unknown]").to_owned(),
+            ppid: None,
             exe: None,
             cmdline: Vec::new(),
             cgroup: None,
@@ -86,6 +89,7 @@ pub fn read_identity(pid: u32) -> Option<ProcessIdentity> {
         pid,
         start_time: stat.starttime,
         comm: stat.comm,
+        ppid: u32::try_from(stat.ppid).ok(),
         exe,
         cmdline,
         cgroup,

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use profiler_common::{SchedStats, StackKey, SyscallKey, SyscallStats};
 
 use super::identity::{ProcessIdentity, read_identity};
-use crate::collect::ProcessSnapshot;
+use crate::collect::{Lifecycle, ProcessSnapshot};
 
 /// (user stack id, kernel stack id).
 pub type StackPair = (i32, i32);
@@ -18,6 +18,8 @@ pub type StackPair = (i32, i32);
 pub trait ProcSource {
     fn start_time(&self, pid: u32) -> Option<u64>;
     fn identity(&self, pid: u32) -> Option<ProcessIdentity>;
+    /// cgroup ids to paths, for processes gone before /proc could name their cgroup.
+    fn cgroup_paths(&self) -> HashMap<u64, String>;
 }
 
 /// The live /proc filesystem.
@@ -31,6 +33,10 @@ impl ProcSource for Procfs {
 
     fn identity(&self, pid: u32) -> Option<ProcessIdentity> {
         read_identity(pid)
+    }
+
+    fn cgroup_paths(&self) -> HashMap<u64, String> {
+        super::cgroups::index()
     }
 }
 
@@ -60,6 +66,8 @@ pub struct ProcessUsage {
     pub sched: Option<SchedStats>,
     /// Per syscall number; like `sched`, keyed by tgid in the kernel.
     pub syscalls: Vec<(u32, SyscallStats)>,
+    /// Child processes it started during the run (threads not included).
+    pub spawned: u64,
 }
 
 /// Cumulative kernel figures at the end of the run.
@@ -68,6 +76,7 @@ pub struct FinalCounts<'a> {
     pub stacks: &'a [(StackKey, u64)],
     pub sched: &'a HashMap<u32, SchedStats>,
     pub syscalls: &'a HashMap<SyscallKey, SyscallStats>,
+    pub lifecycle: &'a Lifecycle,
 }
 
 impl ProcessTable {
@@ -152,6 +161,7 @@ impl ProcessTable {
             stacks: stack_counts,
             sched,
             syscalls,
+            lifecycle,
         } = *counts;
         let mut syscalls_by_pid: HashMap<u32, Vec<(u32, SyscallStats)>> = HashMap::new();
         for (key, stats) in syscalls {
@@ -181,6 +191,20 @@ impl ProcessTable {
         });
         let Ok(()) = no_error;
 
+        // A fork whose child tid became a process's pid started a process; other forks made
+        // threads.
+        let mut spawned: HashMap<u32, u64> = HashMap::new();
+        for (child, &(parent, _)) in &lifecycle.forks {
+            if self.by_pid.contains_key(child) {
+                *spawned.entry(parent).or_default() += 1;
+            }
+        }
+        let cgroup_paths = if seen.cgroups.is_empty() {
+            HashMap::new()
+        } else {
+            source.cgroup_paths()
+        };
+
         let mut usage = Vec::new();
         for (pid, incarnations) in self.by_pid {
             let end_on_cpu = seen.on_cpu_ns.get(&pid).copied().unwrap_or(0);
@@ -196,6 +220,19 @@ impl ProcessTable {
                 };
                 if is_last && !inc.identity.exited {
                     refresh(&mut inc.identity, source);
+                }
+                if is_last {
+                    let identity = &mut inc.identity;
+                    if identity.ppid.is_none() {
+                        identity.ppid = lifecycle.forks.get(&pid).map(|&(parent, _)| parent);
+                    }
+                    if identity.cgroup.is_none() {
+                        identity.cgroup = seen
+                            .cgroups
+                            .get(&pid)
+                            .and_then(|id| cgroup_paths.get(id))
+                            .cloned();
+                    }
                 }
                 let stacks: Vec<(StackPair, u64)> = next_stacks
                     .iter()
@@ -217,6 +254,11 @@ impl ProcessTable {
                         syscalls_by_pid.remove(&pid).unwrap_or_default()
                     } else {
                         Vec::new()
+                    },
+                    spawned: if is_last {
+                        spawned.get(&pid).copied().unwrap_or(0)
+                    } else {
+                        0
                     },
                     samples: stacks.iter().map(|(_, n)| n).sum(),
                     on_cpu_ns: next_on_cpu.saturating_sub(inc.base_on_cpu_ns),
@@ -299,6 +341,9 @@ mod tests {
                 ..ProcessIdentity::exited_unknown(pid, None)
             })
         }
+        fn cgroup_paths(&self) -> HashMap<u64, String> {
+            HashMap::from([(77, "/app.slice/rogue.service".to_owned())])
+        }
     }
 
     fn snap(on_cpu: &[(u32, u64)]) -> ProcessSnapshot {
@@ -306,6 +351,7 @@ mod tests {
             on_cpu_ns: on_cpu.iter().copied().collect(),
             comms: HashMap::from([(7, "ghost".to_owned())]),
             execs: HashMap::new(),
+            cgroups: HashMap::from([(7, 77)]),
         }
     }
 
@@ -324,10 +370,15 @@ mod tests {
             std::sync::LazyLock::new(HashMap::new);
         static NO_SYSCALLS: std::sync::LazyLock<HashMap<SyscallKey, SyscallStats>> =
             std::sync::LazyLock::new(HashMap::new);
+        static FORKS: std::sync::LazyLock<Lifecycle> = std::sync::LazyLock::new(|| Lifecycle {
+            // 7 is a process started by 11; 12 is a thread of 11.
+            forks: HashMap::from([(7, (11, 1)), (12, (11, 2))]),
+        });
         FinalCounts {
             stacks,
             sched: &NO_SCHED,
             syscalls: &NO_SYSCALLS,
+            lifecycle: &FORKS,
         }
     }
 
@@ -371,6 +422,12 @@ mod tests {
         assert_eq!(usage[0].identity.comm, "ghost");
         assert!(usage[0].identity.exited);
         assert_eq!(usage[0].samples, 2);
+        // Parent from the fork, cgroup from the kernel's id: both outlive the process.
+        assert_eq!(usage[0].identity.ppid, Some(11));
+        assert_eq!(
+            usage[0].identity.cgroup.as_deref(),
+            Some("/app.slice/rogue.service")
+        );
     }
 
     #[test]
@@ -394,6 +451,8 @@ mod tests {
         assert_eq!(by_pid[&10].identity.comm, "sh");
         assert_eq!(by_pid[&11].identity.comm, "burner");
         assert_eq!(by_pid[&11].on_cpu_ns, 9);
+        // The fork of 12 made a thread (12 never ran as a process), not a child process.
+        assert_eq!(by_pid[&11].spawned, 0);
     }
 
     #[test]

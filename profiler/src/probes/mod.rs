@@ -15,9 +15,10 @@ use aya::{
 };
 pub use privileges::check_privileges;
 use profiler_common::{
-    GLOBAL_SAMPLE_STACKS, GLOBAL_SWITCH_NEXT_PID, GLOBAL_SWITCH_PREV_STATE, GLOBAL_SYSCALL_EXITS,
-    GLOBAL_WAKEUP_PID, PROG_CPU_SAMPLE, PROG_SCHED_PROCESS_EXEC, PROG_SCHED_SWITCH,
-    PROG_SCHED_SWITCH_TP, PROG_SCHED_WAKEUP, PROG_SCHED_WAKEUP_NEW, PROG_SYS_ENTER, PROG_SYS_EXIT,
+    GLOBAL_FORK_CHILD_PID, GLOBAL_SAMPLE_STACKS, GLOBAL_SWITCH_NEXT_PID, GLOBAL_SWITCH_PREV_STATE,
+    GLOBAL_SYSCALL_EXITS, GLOBAL_WAKEUP_PID, PROG_CPU_SAMPLE, PROG_SCHED_PROCESS_EXEC,
+    PROG_SCHED_PROCESS_FORK, PROG_SCHED_SWITCH, PROG_SCHED_SWITCH_TP, PROG_SCHED_WAKEUP,
+    PROG_SCHED_WAKEUP_NEW, PROG_SYS_ENTER, PROG_SYS_EXIT,
 };
 
 /// The compiled eBPF programs, embedded by build.rs.
@@ -39,6 +40,8 @@ pub struct Selection {
     pub syscalls: bool,
     /// Errors and time: needs `syscalls` too.
     pub syscall_time: bool,
+    /// Forks: who started whom.
+    pub processes: bool,
 }
 
 /// Field offsets of the scheduler tracepoints, read from tracefs.
@@ -68,7 +71,14 @@ fn sched_offsets() -> Result<SchedOffsets, String> {
 pub fn attach(frequency_hz: u64, selection: Selection) -> anyhow::Result<Probes> {
     raise_memlock_limit();
     let offsets = selection.sched.then(sched_offsets);
+    let fork_offset = selection.processes.then(|| {
+        let root = tracefs::ensure_mounted()?;
+        tracefs::event_field_offset(&root, "sched", "sched_process_fork", "child_pid")
+    });
     let mut loader = EbpfLoader::new();
+    if let Some(Ok(offset)) = &fork_offset {
+        loader.override_global(GLOBAL_FORK_CHILD_PID, offset, true);
+    }
     let syscall_exits = u32::from(selection.syscalls && selection.syscall_time);
     let sample_stacks = u32::from(selection.cpu);
     loader
@@ -135,6 +145,22 @@ pub fn attach(frequency_hz: u64, selection: Selection) -> anyhow::Result<Probes>
         };
         signals.insert(name.to_owned(), state);
     }
+
+    let processes = fork_offset.map(|offset| {
+        offset.and_then(|_| {
+            attach_tracepoint(&mut ebpf, PROG_SCHED_PROCESS_FORK, "sched_process_fork")
+                .map_err(|err| first_line(&err))
+        })
+    });
+    let state = match processes {
+        None => "off".to_owned(),
+        Some(Ok(())) => "on".to_owned(),
+        Some(Err(reason)) => {
+            eprintln!("profiler: warning: processes signal unavailable: {reason}");
+            format!("unavailable: {reason}")
+        }
+    };
+    signals.insert("processes".to_owned(), state);
 
     // Without it a process that execs after discovery keeps its old name; the run goes on.
     if let Err(err) = attach_raw(&mut ebpf, PROG_SCHED_PROCESS_EXEC, "sched_process_exec") {
@@ -206,12 +232,18 @@ fn attach_sched(ebpf: &mut Ebpf) -> anyhow::Result<()> {
         (PROG_SCHED_WAKEUP_NEW, "sched_wakeup_new"),
         (PROG_SCHED_SWITCH_TP, "sched_switch"),
     ] {
-        let prog: &mut TracePoint = program(ebpf, name)?.try_into()?;
-        prog.load()
-            .with_context(|| format!("verifier rejected {name}"))?;
-        prog.attach("sched", event)
-            .with_context(|| format!("attaching tracepoint sched:{event}"))?;
+        attach_tracepoint(ebpf, name, event)?;
     }
+    Ok(())
+}
+
+/// A classic tracepoint of the `sched` category.
+fn attach_tracepoint(ebpf: &mut Ebpf, name: &str, event: &str) -> anyhow::Result<()> {
+    let prog: &mut TracePoint = program(ebpf, name)?.try_into()?;
+    prog.load()
+        .with_context(|| format!("verifier rejected {name}"))?;
+    prog.attach("sched", event)
+        .with_context(|| format!("attaching tracepoint sched:{event}"))?;
     Ok(())
 }
 

@@ -148,6 +148,7 @@ mod tests {
             stacks: vec![((5, -1), 3)],
             sched: None,
             syscalls: Vec::new(),
+            spawned: 0,
         };
         let stacks = HashMap::from([(5, vec![ip])]);
         let folded = symbolize(&[process], &stacks);
@@ -171,6 +172,7 @@ mod tests {
             stacks: vec![((3, 4), 4)],
             sched: None,
             syscalls: Vec::new(),
+            spawned: 0,
         };
         let folded = symbolize(&[process], &HashMap::new());
         assert_eq!(
@@ -197,6 +199,7 @@ mod tests {
             stacks: vec![((5, -1), 1)],
             sched: None,
             syscalls: Vec::new(),
+            spawned: 0,
         };
         let folded = symbolize(&[process], &HashMap::from([(5, vec![ip])]));
         let frames = &folded[0][0].0;

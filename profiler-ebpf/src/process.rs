@@ -1,0 +1,44 @@
+//! Process lifecycle: exec (new name) and fork (who started whom).
+
+use aya_ebpf::{
+    helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns},
+    programs::TracePointContext,
+};
+use profiler_common::{Counter, Fork};
+
+use crate::maps::{FORKS, bump, remember_exec};
+
+/// Offset of `child_pid` in the `sched_process_fork` record; set from its format file.
+#[unsafe(no_mangle)]
+static FORK_CHILD_PID_OFFSET: u32 = 20;
+
+#[inline(always)]
+fn now() -> u64 {
+    // SAFETY: helper without preconditions.
+    unsafe { bpf_ktime_get_ns() }
+}
+
+/// `sched_process_exec` (raw): runs in the exec'ing task, its comm already the new one.
+#[inline(always)]
+pub fn exec() {
+    remember_exec((bpf_get_current_pid_tgid() >> 32) as u32, now());
+}
+
+/// `sched:sched_process_fork`: runs in the parent.
+#[inline(always)]
+pub fn fork(ctx: &TracePointContext) {
+    // SAFETY: reads the record through bpf_probe_read_kernel at the format's offset.
+    let offset = unsafe { core::ptr::read_volatile(&FORK_CHILD_PID_OFFSET) } as usize;
+    // SAFETY: as above.
+    let Ok(child) = (unsafe { ctx.read_at::<u32>(offset) }) else {
+        return;
+    };
+    let fork = Fork {
+        at: now(),
+        parent_tgid: (bpf_get_current_pid_tgid() >> 32) as u32,
+        _pad: 0,
+    };
+    if FORKS.insert(child, fork, 0).is_err() {
+        bump(Counter::ForksFull);
+    }
+}

@@ -1,0 +1,68 @@
+//! Applications: processes grouped by command name and by cgroup (systemd unit, container), with
+//! their summed resources, so "the rogue" can be a whole application of many short processes.
+
+use std::collections::BTreeMap;
+
+use crate::report::{App, AppCpu, AppSched, AppSyscalls, Process};
+
+/// Groups kept per kind, busiest first.
+const MAX_PER_KIND: usize = 20;
+
+pub fn apps(processes: &[Process], secs: f64) -> Vec<App> {
+    let mut apps = Vec::new();
+    for kind in ["comm", "cgroup"] {
+        let mut groups: BTreeMap<&str, App> = BTreeMap::new();
+        for p in processes {
+            let name = match kind {
+                "comm" => p.comm.as_str(),
+                _ => match p.cgroup.as_deref() {
+                    Some(path) => path,
+                    None => continue,
+                },
+            };
+            let app = groups.entry(name).or_insert_with(|| App {
+                name: name.to_owned(),
+                kind: kind.to_owned(),
+                processes: 0,
+                exited: 0,
+                cpu: AppCpu {
+                    on_cpu_ns: 0,
+                    cores: 0.0,
+                    samples: 0,
+                },
+                sched: None,
+                syscalls: None,
+            });
+            app.processes += 1;
+            app.exited += u64::from(p.exited);
+            app.cpu.on_cpu_ns += p.cpu.on_cpu_ns;
+            app.cpu.samples += p.cpu.samples;
+            if let Some(s) = &p.sched {
+                let sched = app.sched.get_or_insert(AppSched {
+                    runq_wait_ns: 0,
+                    ctx_switches: 0,
+                });
+                sched.runq_wait_ns += s.runq_wait_ns;
+                sched.ctx_switches += s.ctx_switches;
+            }
+            if let Some(s) = &p.syscalls {
+                let syscalls = app.syscalls.get_or_insert(AppSyscalls {
+                    count: 0,
+                    errors: 0,
+                });
+                syscalls.count += s.count;
+                syscalls.errors += s.errors;
+            }
+        }
+        let mut kind_apps: Vec<App> = groups.into_values().collect();
+        for app in &mut kind_apps {
+            app.cpu.cores = super::round3(app.cpu.on_cpu_ns as f64 / 1e9 / secs);
+        }
+        kind_apps.sort_by(|a, b| {
+            (b.cpu.on_cpu_ns, b.processes, &a.name).cmp(&(a.cpu.on_cpu_ns, a.processes, &b.name))
+        });
+        kind_apps.truncate(MAX_PER_KIND);
+        apps.extend(kind_apps);
+    }
+    apps
+}

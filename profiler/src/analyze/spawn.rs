@@ -1,0 +1,43 @@
+//! Spawn storms: parents starting processes at a high rate, with what their children used.
+
+use super::{RunFacts, Scored, round3};
+use crate::report::{Process, Suspect};
+
+/// From this many new processes per second a parent is a suspect: far above a shell or a
+/// service manager at rest, and what a fork storm or a crash-looping supervisor does.
+const SUSPECT_MIN_PER_SECOND: f64 = 5.0;
+
+pub fn suspects(processes: &[Process], facts: &RunFacts) -> Vec<Scored> {
+    let secs = facts.seconds();
+    processes
+        .iter()
+        .filter(|p| p.pid != facts.own_pid)
+        .filter(|p| p.spawned as f64 / secs >= SUSPECT_MIN_PER_SECOND)
+        .map(|p| {
+            let children: Vec<&Process> =
+                processes.iter().filter(|c| c.ppid == Some(p.pid)).collect();
+            let children_ns: u64 = children.iter().map(|c| c.cpu.on_cpu_ns).sum();
+            let children_cores = children_ns as f64 / 1e9 / secs;
+            let per_second = round3(p.spawned as f64 / secs);
+            let mut reason = format!(
+                "started {} processes in {secs:.1} s ({per_second:.1} per second), which used {children_cores:.2} cores together",
+                p.spawned
+            );
+            if let Some(child) = children.first() {
+                reason.push_str(&format!("; e.g. {} (pid {})", child.comm, child.pid));
+            }
+            let suspect = Suspect {
+                rank: 0,
+                pid: p.pid,
+                comm: p.comm.clone(),
+                resource: "spawn".to_owned(),
+                value: per_second,
+                unit: "processes/s".to_owned(),
+                reason,
+            };
+            // What the children cost the host, plus a floor so a storm of tiny children ranks.
+            let score = children_cores / facts.cpus() + 0.01;
+            (score, suspect)
+        })
+        .collect()
+}
