@@ -35,6 +35,9 @@ pub const MAP_SYSCALLS: &str = "SYSCALLS";
 /// counted without a hash operation and flushed at context switches.
 pub const MAP_SYSCALL_PENDING: &str = "SYSCALL_PENDING";
 
+/// Per-CPU hash `tgid -> NetStats`: bytes through inet sockets.
+pub const MAP_NET: &str = "NET";
+
 /// Program names, as the eBPF functions are called.
 pub const PROG_CPU_SAMPLE: &str = "cpu_sample";
 /// Raw tracepoint fallback: on-CPU time only, needs no tracefs.
@@ -45,6 +48,8 @@ pub const PROG_SCHED_WAKEUP: &str = "sched_wakeup";
 pub const PROG_SCHED_WAKEUP_NEW: &str = "sched_wakeup_new";
 pub const PROG_SCHED_PROCESS_EXEC: &str = "sched_process_exec";
 pub const PROG_SCHED_PROCESS_FORK: &str = "sched_process_fork";
+pub const PROG_SOCK_SEND: &str = "sock_send_length";
+pub const PROG_SOCK_RECV: &str = "sock_recv_length";
 pub const PROG_SYS_ENTER: &str = "sys_enter";
 pub const PROG_SYS_EXIT: &str = "sys_exit";
 
@@ -53,6 +58,10 @@ pub const GLOBAL_SWITCH_PREV_STATE: &str = "SWITCH_PREV_STATE_OFFSET";
 pub const GLOBAL_SWITCH_NEXT_PID: &str = "SWITCH_NEXT_PID_OFFSET";
 pub const GLOBAL_WAKEUP_PID: &str = "WAKEUP_PID_OFFSET";
 pub const GLOBAL_FORK_CHILD_PID: &str = "FORK_CHILD_PID_OFFSET";
+/// Offsets in the `sock:sock_{send,recv}_length` records (both share one layout).
+pub const GLOBAL_SOCK_FAMILY: &str = "SOCK_FAMILY_OFFSET";
+pub const GLOBAL_SOCK_RET: &str = "SOCK_RET_OFFSET";
+pub const GLOBAL_SOCK_FLAGS: &str = "SOCK_FLAGS_OFFSET";
 /// `u32`: 1 when the sampler takes stacks (`cpu` signal); 0 keeps it as an on-CPU tick only.
 pub const GLOBAL_SAMPLE_STACKS: &str = "SAMPLE_STACKS";
 /// `u32`: 1 when `sys_exit` is attached and entries must be time-stamped.
@@ -132,10 +141,12 @@ pub enum Counter {
     BlameUncoveredNs = 14,
     /// Drop: a fork could not be recorded ([`MAP_FORKS`] full).
     ForksFull = 15,
+    /// Drop: a process's network bytes could not be stored ([`MAP_NET`] full).
+    NetFull = 16,
 }
 
 impl Counter {
-    pub const COUNT: u32 = 16;
+    pub const COUNT: u32 = 17;
     pub const ALL: [Counter; Self::COUNT as usize] = [
         Counter::Samples,
         Counter::IdleSamples,
@@ -153,6 +164,7 @@ impl Counter {
         Counter::NamesFull,
         Counter::BlameUncoveredNs,
         Counter::ForksFull,
+        Counter::NetFull,
     ];
 }
 
@@ -220,6 +232,16 @@ impl SchedStats {
 pub struct BlameKey {
     pub culprit_tgid: u32,
     pub victim_tgid: u32,
+}
+
+/// Bytes a process moved through inet (IPv4 and IPv6) sockets, loopback included.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NetStats {
+    pub tx_bytes: u64,
+    pub rx_bytes: u64,
+    pub tx_calls: u64,
+    pub rx_calls: u64,
 }
 
 /// A process's name and cgroup as the kernel saw them, for processes gone before /proc is read.
@@ -294,6 +316,8 @@ mod user {
     unsafe impl aya::Pod for super::SyscallKey {}
     // SAFETY: repr(C), u64 then 16 bytes, no padding.
     unsafe impl aya::Pod for super::ProcName {}
+    // SAFETY: repr(C), only u64 fields.
+    unsafe impl aya::Pod for super::NetStats {}
     // SAFETY: repr(C), u64 then a padding-free ProcName.
     unsafe impl aya::Pod for super::ExecInfo {}
     // SAFETY: repr(C), u64, u32 and an explicit u32 pad.

@@ -9,6 +9,7 @@
 
 mod cpu;
 mod maps;
+mod net;
 mod process;
 mod sched;
 mod syscalls;
@@ -61,6 +62,18 @@ pub fn sched_process_exec(_ctx: RawTracePointContext) -> i32 {
 #[tracepoint(category = "sched", name = "sched_process_fork")]
 pub fn sched_process_fork(ctx: TracePointContext) -> u32 {
     process::fork(&ctx);
+    0
+}
+
+#[tracepoint(category = "sock", name = "sock_send_length")]
+pub fn sock_send_length(ctx: TracePointContext) -> u32 {
+    net::transfer(&ctx, true);
+    0
+}
+
+#[tracepoint(category = "sock", name = "sock_recv_length")]
+pub fn sock_recv_length(ctx: TracePointContext) -> u32 {
+    net::transfer(&ctx, false);
     0
 }
 

@@ -42,8 +42,10 @@ pub enum Signal {
     Syscalls,
     /// Adds syscall errors and on-CPU time inside syscalls (exit hook: doubles the cost).
     SyscallTime,
-    /// Forks and exits: parents, spawn rates, processes that lived only milliseconds.
+    /// Forks: parents, spawn rates, processes that lived only milliseconds.
     Processes,
+    /// Bytes sent and received through TCP/UDP (inet) sockets, loopback included.
+    Net,
 }
 
 #[derive(Debug, clap::Args)]
@@ -68,7 +70,7 @@ pub struct DiagnoseArgs {
         long,
         value_enum,
         value_delimiter = ',',
-        default_value = "cpu,sched,syscalls,syscall-time,processes"
+        default_value = "cpu,sched,syscalls,syscall-time,processes,net"
     )]
     pub signals: Vec<Signal>,
 }
@@ -119,6 +121,7 @@ mod tests {
                 Signal::Syscalls,
                 Signal::SyscallTime,
                 Signal::Processes,
+                Signal::Net,
             ]
         );
     }

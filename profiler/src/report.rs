@@ -61,6 +61,7 @@ pub struct Drops {
     pub names_map_full: u64,
     /// Run-queue wait older than the per-CPU holder ring: measured, but blamed on nobody.
     pub blame_uncovered_ns: u64,
+    pub net_map_full: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -92,6 +93,17 @@ pub struct Process {
     pub sched: Option<Sched>,
     /// Null when the syscalls signal is unavailable or off.
     pub syscalls: Option<Syscalls>,
+    /// Null when the net signal is unavailable or off.
+    pub net: Option<Net>,
+}
+
+/// Bytes through TCP/UDP (inet) sockets, loopback included.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Net {
+    pub tx_bytes: u64,
+    pub rx_bytes: u64,
+    /// Sends plus receives per second, in bytes.
+    pub bytes_per_second: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -141,6 +153,7 @@ pub struct App {
     pub cpu: AppCpu,
     pub sched: Option<AppSched>,
     pub syscalls: Option<AppSyscalls>,
+    pub net: Option<Net>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -232,6 +245,7 @@ mod tests {
                 syscall_exits_unmatched: 0,
                 names_map_full: 0,
                 blame_uncovered_ns: 0,
+                net_map_full: 0,
             },
             signals: [("cpu".to_owned(), "on".to_owned())].into(),
             host: Host {
@@ -281,6 +295,11 @@ mod tests {
                         time_ns: 500,
                     }],
                 }),
+                net: Some(Net {
+                    tx_bytes: 10,
+                    rx_bytes: 0,
+                    bytes_per_second: 2.0,
+                }),
             }],
             blame: vec![Blame {
                 culprit_pid: 10,
@@ -304,6 +323,7 @@ mod tests {
                     ctx_switches: 4,
                 }),
                 syscalls: None,
+                net: None,
             }],
             suspects: vec![Suspect {
                 rank: 1,

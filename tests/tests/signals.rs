@@ -101,7 +101,7 @@ fn run_without_tracefs_degrades_sched_and_still_ranks_cpu() {
         .current_dir(dir.path());
     let done = profiler_tests::ProfilerRun::start(command).finish(REPORT_GRACE);
     done.assert_success();
-    // Both tracefs users degrade, each with one line naming itself.
+    // Every tracefs user degrades, each with one line naming itself.
     let warnings: Vec<&str> = done
         .stderr
         .lines()
@@ -109,11 +109,11 @@ fn run_without_tracefs_degrades_sched_and_still_ranks_cpu() {
         .collect();
     assert_eq!(
         warnings.len(),
-        2,
+        3,
         "one warning line per degraded signal expected:\n{}",
         done.stderr
     );
-    for signal in ["sched", "processes"] {
+    for signal in ["sched", "processes", "net"] {
         assert!(
             warnings
                 .iter()

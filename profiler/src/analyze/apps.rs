@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::report::{App, AppCpu, AppSched, AppSyscalls, Process};
+use crate::report::{App, AppCpu, AppSched, AppSyscalls, Net, Process};
 
 /// Groups kept per kind, busiest first.
 const MAX_PER_KIND: usize = 20;
@@ -32,6 +32,7 @@ pub fn apps(processes: &[Process], secs: f64) -> Vec<App> {
                 },
                 sched: None,
                 syscalls: None,
+                net: None,
             });
             app.processes += 1;
             app.exited += u64::from(p.exited);
@@ -45,6 +46,15 @@ pub fn apps(processes: &[Process], secs: f64) -> Vec<App> {
                 sched.runq_wait_ns += s.runq_wait_ns;
                 sched.ctx_switches += s.ctx_switches;
             }
+            if let Some(n) = &p.net {
+                let net = app.net.get_or_insert(Net {
+                    tx_bytes: 0,
+                    rx_bytes: 0,
+                    bytes_per_second: 0.0,
+                });
+                net.tx_bytes += n.tx_bytes;
+                net.rx_bytes += n.rx_bytes;
+            }
             if let Some(s) = &p.syscalls {
                 let syscalls = app.syscalls.get_or_insert(AppSyscalls {
                     count: 0,
@@ -57,6 +67,9 @@ pub fn apps(processes: &[Process], secs: f64) -> Vec<App> {
         let mut kind_apps: Vec<App> = groups.into_values().collect();
         for app in &mut kind_apps {
             app.cpu.cores = super::round3(app.cpu.on_cpu_ns as f64 / 1e9 / secs);
+            if let Some(net) = &mut app.net {
+                net.bytes_per_second = super::round3((net.tx_bytes + net.rx_bytes) as f64 / secs);
+            }
         }
         kind_apps.sort_by(|a, b| {
             (b.cpu.on_cpu_ns, b.processes, &a.name).cmp(&(a.cpu.on_cpu_ns, a.processes, &b.name))

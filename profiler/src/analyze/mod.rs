@@ -78,7 +78,11 @@ pub fn build_report(
         .iter()
         .zip(folded)
         .filter(|(p, _)| {
-            p.on_cpu_ns > 0 || p.samples > 0 || p.sched.is_some() || !p.syscalls.is_empty()
+            p.on_cpu_ns > 0
+                || p.samples > 0
+                || p.sched.is_some()
+                || !p.syscalls.is_empty()
+                || p.net.is_some()
         })
         .filter(|(p, _)| facts.reported(p.identity.pid))
         .map(|(p, stacks)| {
@@ -104,6 +108,14 @@ pub fn build_report(
                 syscalls: facts
                     .signal_on("syscalls")
                     .then(|| syscalls::summary(&p.syscalls, secs, facts.signal_on("syscall-time"))),
+                net: facts.signal_on("net").then(|| {
+                    let n = p.net.unwrap_or_default();
+                    report::Net {
+                        tx_bytes: n.tx_bytes,
+                        rx_bytes: n.rx_bytes,
+                        bytes_per_second: round3((n.tx_bytes + n.rx_bytes) as f64 / secs),
+                    }
+                }),
             }
         })
         .collect();
@@ -125,6 +137,7 @@ pub fn build_report(
     scored.extend(sched_suspects(&blame, facts));
     scored.extend(syscalls::suspects(&processes, facts));
     scored.extend(spawn::suspects(&processes, facts));
+    scored.extend(net_suspects(&processes, facts));
     let apps = apps::apps(&processes, secs);
     scored.sort_by(|a, b| b.0.total_cmp(&a.0));
     let suspects = scored
@@ -160,6 +173,7 @@ pub fn build_report(
             syscall_exits_unmatched: counter(Counter::SyscallExitsUnmatched),
             names_map_full: counter(Counter::NamesFull),
             blame_uncovered_ns: counter(Counter::BlameUncoveredNs),
+            net_map_full: counter(Counter::NetFull),
         },
         signals: facts.signals.clone(),
         host: Host {
@@ -247,6 +261,38 @@ fn cpu_suspects(processes: &[report::Process], facts: &RunFacts, busy_cores: f64
         .collect()
 }
 
+/// From 10 MB/s a process's network traffic is a suspect; ranked as a share of a 1 Gbit/s link
+/// per CPU, a rough scale that keeps it comparable with the CPU-based scores.
+const NET_SUSPECT_BYTES_PER_SECOND: f64 = 10e6;
+const NET_BYTES_PER_SECOND_PER_CPU: f64 = 125e6;
+
+fn net_suspects(processes: &[report::Process], facts: &RunFacts) -> Vec<Scored> {
+    processes
+        .iter()
+        .filter(|p| p.pid != facts.own_pid)
+        .filter_map(|p| Some((p, p.net?)))
+        .filter(|(_, n)| n.bytes_per_second >= NET_SUSPECT_BYTES_PER_SECOND)
+        .map(|(p, n)| {
+            let suspect = Suspect {
+                rank: 0,
+                pid: p.pid,
+                comm: p.comm.clone(),
+                resource: "net".to_owned(),
+                value: round3(n.bytes_per_second / 1e6),
+                unit: "MB/s".to_owned(),
+                reason: format!(
+                    "moved {:.1} MB/s through TCP/UDP sockets: sent {:.1} MB, received {:.1} MB in {:.1} s",
+                    n.bytes_per_second / 1e6,
+                    n.tx_bytes as f64 / 1e6,
+                    n.rx_bytes as f64 / 1e6,
+                    facts.seconds()
+                ),
+            };
+            (n.bytes_per_second / NET_BYTES_PER_SECOND_PER_CPU / facts.cpus(), suspect)
+        })
+        .collect()
+}
+
 fn sched_suspects(blame: &[report::Blame], facts: &RunFacts) -> Vec<Scored> {
     let secs = facts.seconds();
     sched::culprits(blame)
@@ -294,6 +340,7 @@ mod tests {
             sched: None,
             syscalls: Vec::new(),
             spawned: 0,
+            net: None,
         }
     }
 

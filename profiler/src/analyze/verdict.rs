@@ -66,6 +66,7 @@ fn sentence(report: &Report, suspect: &Suspect) -> String {
             }
             None => format!("{who} {}", suspect.reason),
         },
+        ("net", _) => format!("{who} floods the network: it {}", suspect.reason),
         ("spawn", _) => format!("{who} spawns processes: it {}", suspect.reason),
         _ => format!("{who} {}", suspect.reason),
     }
@@ -108,13 +109,16 @@ pub fn verdict(report: &Report) -> String {
     };
     let drops = &report.drops;
     let lost = drops.user_stack_lost + drops.kernel_stack_lost + drops.stack_counts_full;
-    let sched_lost = drops.on_cpu_map_full
+    let other_lost = drops.on_cpu_map_full
         + drops.runnable_map_full
         + drops.sched_map_full
-        + drops.blame_map_full;
-    if lost > 0 || sched_lost > 0 {
+        + drops.blame_map_full
+        + drops.syscalls_map_full
+        + drops.names_map_full
+        + drops.net_map_full;
+    if lost > 0 || other_lost > 0 {
         text.push_str(&format!(
-             " Caution: {lost} stack samples and {sched_lost} scheduler or syscall updates were dropped in the kernel (see drops)."
+            " Caution: {lost} stack samples and {other_lost} scheduler, syscall, name or network updates were dropped in the kernel (see drops)."
         ));
     }
     text

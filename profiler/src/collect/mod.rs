@@ -9,8 +9,8 @@ use aya::{
 };
 use profiler_common::{
     BlameKey, Counter, ExecInfo, Fork, MAP_BLAME, MAP_COMMS, MAP_COUNTERS, MAP_EXECS, MAP_FORKS,
-    MAP_ONCPU, MAP_SCHED, MAP_STACK_COUNTS, MAP_STACKS, MAP_SYSCALL_PENDING, MAP_SYSCALLS,
-    PendingSyscalls, ProcName, SchedStats, StackKey, SyscallKey, SyscallStats, TaskComm,
+    MAP_NET, MAP_ONCPU, MAP_SCHED, MAP_STACK_COUNTS, MAP_STACKS, MAP_SYSCALL_PENDING, MAP_SYSCALLS,
+    NetStats, PendingSyscalls, ProcName, SchedStats, StackKey, SyscallKey, SyscallStats, TaskComm,
 };
 
 /// Per-CPU counters summed over CPUs, indexed by [`Counter`].
@@ -86,6 +86,22 @@ impl<'a> Collector<'a> {
             execs,
             cgroups,
         })
+    }
+
+    /// Network bytes per tgid, summed over CPUs.
+    pub fn net(&self) -> anyhow::Result<HashMap<u32, NetStats>> {
+        let map: PerCpuHashMap<&MapData, u32, NetStats> = self.map(MAP_NET)?.try_into()?;
+        let mut totals: HashMap<u32, NetStats> = HashMap::new();
+        for (tgid, values) in map.iter().filter_map(Result::ok) {
+            let total = totals.entry(tgid).or_default();
+            for v in values.iter() {
+                total.tx_bytes += v.tx_bytes;
+                total.rx_bytes += v.rx_bytes;
+                total.tx_calls += v.tx_calls;
+                total.rx_calls += v.rx_calls;
+            }
+        }
+        Ok(totals)
     }
 
     pub fn lifecycle(&self) -> anyhow::Result<Lifecycle> {

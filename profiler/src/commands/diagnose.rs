@@ -48,6 +48,7 @@ pub async fn run(args: DiagnoseArgs) -> anyhow::Result<()> {
             syscalls: args.signals.contains(&Signal::Syscalls),
             syscall_time: args.signals.contains(&Signal::SyscallTime),
             processes: args.signals.contains(&Signal::Processes),
+            net: args.signals.contains(&Signal::Net),
         },
     )?;
     let collector = Collector::new(&probes.ebpf);
@@ -98,6 +99,7 @@ pub async fn run(args: DiagnoseArgs) -> anyhow::Result<()> {
     let sched = collector.sched()?;
     let blame = collector.blame()?;
     let lifecycle = collector.lifecycle()?;
+    let net = collector.net()?;
     let stacks = collector.stacks(
         stack_counts
             .iter()
@@ -118,6 +120,7 @@ pub async fn run(args: DiagnoseArgs) -> anyhow::Result<()> {
             sched: &sched,
             syscalls: &syscalls,
             lifecycle: &lifecycle,
+            net: &net,
         },
         &Procfs,
     );

@@ -104,7 +104,7 @@ fn host_checks() -> Vec<Check> {
 /// Fix for a signal that is not ready, in words an operator can act on.
 fn fix(signal: &str) -> &'static str {
     match signal {
-        "sched" | "processes" => {
+        "sched" | "processes" | "net" => {
             "mount tracefs (mount -t tracefs nodev /sys/kernel/tracing) or unset PROFILER_TRACEFS"
         }
         "syscalls" | "syscall-time" => {
@@ -129,24 +129,39 @@ pub fn run() -> anyhow::Result<()> {
                 syscalls: true,
                 syscall_time: true,
                 processes: true,
+                net: true,
             },
         ) {
             Ok(probes) => probes.signals.into_iter().collect(),
-            Err(err) => ["cpu", "sched", "syscalls", "syscall-time", "processes"]
-                .into_iter()
-                .map(|s| (s.to_owned(), format!("unavailable: {err:#}")))
-                .collect(),
+            Err(err) => [
+                "cpu",
+                "sched",
+                "syscalls",
+                "syscall-time",
+                "processes",
+                "net",
+            ]
+            .into_iter()
+            .map(|s| (s.to_owned(), format!("unavailable: {err:#}")))
+            .collect(),
         }
     } else {
-        ["cpu", "sched", "syscalls", "syscall-time", "processes"]
-            .into_iter()
-            .map(|s| {
-                (
-                    s.to_owned(),
-                    "unavailable: not privileged (run with sudo)".to_owned(),
-                )
-            })
-            .collect()
+        [
+            "cpu",
+            "sched",
+            "syscalls",
+            "syscall-time",
+            "processes",
+            "net",
+        ]
+        .into_iter()
+        .map(|s| {
+            (
+                s.to_owned(),
+                "unavailable: not privileged (run with sudo)".to_owned(),
+            )
+        })
+        .collect()
     };
 
     let mut out = std::io::stdout().lock();

@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use profiler_common::{SchedStats, StackKey, SyscallKey, SyscallStats};
+use profiler_common::{NetStats, SchedStats, StackKey, SyscallKey, SyscallStats};
 
 use super::identity::{ProcessIdentity, read_identity};
 use crate::collect::{Lifecycle, ProcessSnapshot};
@@ -68,6 +68,8 @@ pub struct ProcessUsage {
     pub syscalls: Vec<(u32, SyscallStats)>,
     /// Child processes it started during the run (threads not included).
     pub spawned: u64,
+    /// Like `sched`, keyed by tgid in the kernel.
+    pub net: Option<NetStats>,
 }
 
 /// Cumulative kernel figures at the end of the run.
@@ -77,6 +79,7 @@ pub struct FinalCounts<'a> {
     pub sched: &'a HashMap<u32, SchedStats>,
     pub syscalls: &'a HashMap<SyscallKey, SyscallStats>,
     pub lifecycle: &'a Lifecycle,
+    pub net: &'a HashMap<u32, NetStats>,
 }
 
 impl ProcessTable {
@@ -162,6 +165,7 @@ impl ProcessTable {
             sched,
             syscalls,
             lifecycle,
+            net,
         } = *counts;
         let mut syscalls_by_pid: HashMap<u32, Vec<(u32, SyscallStats)>> = HashMap::new();
         for (key, stats) in syscalls {
@@ -254,6 +258,11 @@ impl ProcessTable {
                         syscalls_by_pid.remove(&pid).unwrap_or_default()
                     } else {
                         Vec::new()
+                    },
+                    net: if is_last {
+                        net.get(&pid).copied()
+                    } else {
+                        None
                     },
                     spawned: if is_last {
                         spawned.get(&pid).copied().unwrap_or(0)
@@ -370,6 +379,8 @@ mod tests {
             std::sync::LazyLock::new(HashMap::new);
         static NO_SYSCALLS: std::sync::LazyLock<HashMap<SyscallKey, SyscallStats>> =
             std::sync::LazyLock::new(HashMap::new);
+        static NO_NET: std::sync::LazyLock<HashMap<u32, NetStats>> =
+            std::sync::LazyLock::new(HashMap::new);
         static FORKS: std::sync::LazyLock<Lifecycle> = std::sync::LazyLock::new(|| Lifecycle {
             // 7 is a process started by 11; 12 is a thread of 11.
             forks: HashMap::from([(7, (11, 1)), (12, (11, 2))]),
@@ -379,6 +390,7 @@ mod tests {
             sched: &NO_SCHED,
             syscalls: &NO_SYSCALLS,
             lifecycle: &FORKS,
+            net: &NO_NET,
         }
     }
 

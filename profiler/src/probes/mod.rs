@@ -15,10 +15,11 @@ use aya::{
 };
 pub use privileges::check_privileges;
 use profiler_common::{
-    GLOBAL_FORK_CHILD_PID, GLOBAL_SAMPLE_STACKS, GLOBAL_SWITCH_NEXT_PID, GLOBAL_SWITCH_PREV_STATE,
-    GLOBAL_SYSCALL_EXITS, GLOBAL_WAKEUP_PID, PROG_CPU_SAMPLE, PROG_SCHED_PROCESS_EXEC,
-    PROG_SCHED_PROCESS_FORK, PROG_SCHED_SWITCH, PROG_SCHED_SWITCH_TP, PROG_SCHED_WAKEUP,
-    PROG_SCHED_WAKEUP_NEW, PROG_SYS_ENTER, PROG_SYS_EXIT,
+    GLOBAL_FORK_CHILD_PID, GLOBAL_SAMPLE_STACKS, GLOBAL_SOCK_FAMILY, GLOBAL_SOCK_FLAGS,
+    GLOBAL_SOCK_RET, GLOBAL_SWITCH_NEXT_PID, GLOBAL_SWITCH_PREV_STATE, GLOBAL_SYSCALL_EXITS,
+    GLOBAL_WAKEUP_PID, PROG_CPU_SAMPLE, PROG_SCHED_PROCESS_EXEC, PROG_SCHED_PROCESS_FORK,
+    PROG_SCHED_SWITCH, PROG_SCHED_SWITCH_TP, PROG_SCHED_WAKEUP, PROG_SCHED_WAKEUP_NEW,
+    PROG_SOCK_RECV, PROG_SOCK_SEND, PROG_SYS_ENTER, PROG_SYS_EXIT,
 };
 
 /// The compiled eBPF programs, embedded by build.rs.
@@ -42,6 +43,8 @@ pub struct Selection {
     pub syscall_time: bool,
     /// Forks: who started whom.
     pub processes: bool,
+    /// Bytes through inet sockets.
+    pub net: bool,
 }
 
 /// Field offsets of the scheduler tracepoints, read from tracefs.
@@ -75,7 +78,23 @@ pub fn attach(frequency_hz: u64, selection: Selection) -> anyhow::Result<Probes>
         let root = tracefs::ensure_mounted()?;
         tracefs::event_field_offset(&root, "sched", "sched_process_fork", "child_pid")
     });
+    let net_offsets = selection.net.then(|| {
+        let root = tracefs::ensure_mounted()?;
+        let offset = |field| tracefs::event_field_offset(&root, "sock", "sock_send_length", field);
+        let offsets = [offset("family")?, offset("ret")?, offset("flags")?];
+        let recv = |field| tracefs::event_field_offset(&root, "sock", "sock_recv_length", field);
+        if [recv("family")?, recv("ret")?, recv("flags")?] != offsets {
+            return Err("sock_send_length and sock_recv_length records differ".to_owned());
+        }
+        Ok(offsets)
+    });
     let mut loader = EbpfLoader::new();
+    if let Some(Ok([family, ret, flags])) = &net_offsets {
+        loader
+            .override_global(GLOBAL_SOCK_FAMILY, family, true)
+            .override_global(GLOBAL_SOCK_RET, ret, true)
+            .override_global(GLOBAL_SOCK_FLAGS, flags, true);
+    }
     if let Some(Ok(offset)) = &fork_offset {
         loader.override_global(GLOBAL_FORK_CHILD_PID, offset, true);
     }
@@ -127,40 +146,45 @@ pub fn attach(frequency_hz: u64, selection: Selection) -> anyhow::Result<Probes>
     }
     signals.insert("sched".to_owned(), state);
 
-    let syscalls = selection
-        .syscalls
-        .then(|| attach_raw(&mut ebpf, PROG_SYS_ENTER, "sys_enter"));
-    let syscall_time =
-        (syscall_exits == 1).then(|| attach_raw(&mut ebpf, PROG_SYS_EXIT, "sys_exit"));
-    for (name, outcome) in [("syscalls", syscalls), ("syscall-time", syscall_time)] {
-        let state = match outcome {
-            None => "off".to_owned(),
-            Some(Ok(())) => "on".to_owned(),
-            Some(Err(err)) => {
-                let reason = format!("{err:#}");
-                let reason = reason.lines().next().unwrap_or_default();
-                eprintln!("profiler: warning: {name} signal unavailable: {reason}");
-                format!("unavailable: {reason}")
-            }
-        };
-        signals.insert(name.to_owned(), state);
-    }
+    let syscalls = selection.syscalls.then(|| {
+        attach_raw(&mut ebpf, PROG_SYS_ENTER, "sys_enter").map_err(|err| first_line(&err))
+    });
+    // Exits without their entries would all be unmatched: the exit hook needs the entry one.
+    let syscall_time = (syscall_exits == 1).then(|| match &syscalls {
+        Some(Ok(())) => {
+            attach_raw(&mut ebpf, PROG_SYS_EXIT, "sys_exit").map_err(|err| first_line(&err))
+        }
+        _ => Err("needs the syscalls signal".to_owned()),
+    });
+    signals.insert("syscalls".to_owned(), state_of("syscalls", syscalls));
+    signals.insert(
+        "syscall-time".to_owned(),
+        state_of("syscall-time", syscall_time),
+    );
 
     let processes = fork_offset.map(|offset| {
         offset.and_then(|_| {
-            attach_tracepoint(&mut ebpf, PROG_SCHED_PROCESS_FORK, "sched_process_fork")
+            attach_tracepoint(
+                &mut ebpf,
+                PROG_SCHED_PROCESS_FORK,
+                "sched",
+                "sched_process_fork",
+            )
+            .map_err(|err| first_line(&err))
+        })
+    });
+    signals.insert("processes".to_owned(), state_of("processes", processes));
+
+    let net = net_offsets.map(|offsets| {
+        offsets.and_then(|_| {
+            attach_tracepoint(&mut ebpf, PROG_SOCK_SEND, "sock", "sock_send_length")
+                .and_then(|()| {
+                    attach_tracepoint(&mut ebpf, PROG_SOCK_RECV, "sock", "sock_recv_length")
+                })
                 .map_err(|err| first_line(&err))
         })
     });
-    let state = match processes {
-        None => "off".to_owned(),
-        Some(Ok(())) => "on".to_owned(),
-        Some(Err(reason)) => {
-            eprintln!("profiler: warning: processes signal unavailable: {reason}");
-            format!("unavailable: {reason}")
-        }
-    };
-    signals.insert("processes".to_owned(), state);
+    signals.insert("net".to_owned(), state_of("net", net));
 
     // Without it a process that execs after discovery keeps its old name; the run goes on.
     if let Err(err) = attach_raw(&mut ebpf, PROG_SCHED_PROCESS_EXEC, "sched_process_exec") {
@@ -232,19 +256,35 @@ fn attach_sched(ebpf: &mut Ebpf) -> anyhow::Result<()> {
         (PROG_SCHED_WAKEUP_NEW, "sched_wakeup_new"),
         (PROG_SCHED_SWITCH_TP, "sched_switch"),
     ] {
-        attach_tracepoint(ebpf, name, event)?;
+        attach_tracepoint(ebpf, name, "sched", event)?;
     }
     Ok(())
 }
 
-/// A classic tracepoint of the `sched` category.
-fn attach_tracepoint(ebpf: &mut Ebpf, name: &str, event: &str) -> anyhow::Result<()> {
+fn attach_tracepoint(
+    ebpf: &mut Ebpf,
+    name: &str,
+    category: &str,
+    event: &str,
+) -> anyhow::Result<()> {
     let prog: &mut TracePoint = program(ebpf, name)?.try_into()?;
     prog.load()
         .with_context(|| format!("verifier rejected {name}"))?;
-    prog.attach("sched", event)
-        .with_context(|| format!("attaching tracepoint sched:{event}"))?;
+    prog.attach(category, event)
+        .with_context(|| format!("attaching tracepoint {category}:{event}"))?;
     Ok(())
+}
+
+/// A selected signal's state for the report, warning once when it could not attach.
+fn state_of(name: &str, outcome: Option<Result<(), String>>) -> String {
+    match outcome {
+        None => "off".to_owned(),
+        Some(Ok(())) => "on".to_owned(),
+        Some(Err(reason)) => {
+            eprintln!("profiler: warning: {name} signal unavailable: {reason}");
+            format!("unavailable: {reason}")
+        }
+    }
 }
 
 /// The kernel refuses sampling frequencies above `kernel.perf_event_max_sample_rate` (and lowers

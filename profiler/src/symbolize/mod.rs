@@ -149,6 +149,7 @@ mod tests {
             sched: None,
             syscalls: Vec::new(),
             spawned: 0,
+            net: None,
         };
         let stacks = HashMap::from([(5, vec![ip])]);
         let folded = symbolize(&[process], &stacks);
@@ -173,6 +174,7 @@ mod tests {
             sched: None,
             syscalls: Vec::new(),
             spawned: 0,
+            net: None,
         };
         let folded = symbolize(&[process], &HashMap::new());
         assert_eq!(
@@ -200,6 +202,7 @@ mod tests {
             sched: None,
             syscalls: Vec::new(),
             spawned: 0,
+            net: None,
         };
         let folded = symbolize(&[process], &HashMap::from([(5, vec![ip])]));
         let frames = &folded[0][0].0;
