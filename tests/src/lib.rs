@@ -3,7 +3,7 @@
 //! accounting, and report checks.
 
 use std::fs;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
@@ -88,8 +88,8 @@ pub fn tempdir() -> tempfile::TempDir {
         .expect("creating a temporary directory")
 }
 
-/// A workload child process (burner, sleeper, waker, storm), killed and reaped on drop so a
-/// failing test never leaves a CPU burner behind.
+/// A workload child process (burner, sleeper, waker, storm, netblast, spawner), killed and
+/// reaped on drop so a failing test never leaves a CPU burner behind.
 pub struct Workload {
     child: Child,
 }
@@ -163,6 +163,22 @@ impl Drop for Workload {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// For a workload's `--wait-stdin`: blocks until the test writes the start byte, so a workload
+/// started before the profiler attaches does its work only once released, inside the profiling
+/// window. End of file is an error rather than a start: it means the test went away (or never
+/// meant to release us), and the work would then land outside any profiling window.
+pub fn wait_for_start_byte() -> Result<(), String> {
+    let mut byte = [0_u8; 1];
+    loop {
+        match std::io::stdin().read(&mut byte) {
+            Ok(0) => return Err("stdin closed before the start byte".to_owned()),
+            Ok(_) => return Ok(()),
+            Err(err) if err.kind() == ErrorKind::Interrupted => {}
+            Err(err) => return Err(format!("reading the start byte from stdin: {err}")),
+        }
     }
 }
 
@@ -464,6 +480,64 @@ pub fn diagnose(args: &[&str], cwd: &Path, timeout: Duration) -> Finished {
     let mut command = profiler_command();
     command.arg("diagnose").args(args).current_dir(cwd);
     ProfilerRun::start(command).finish(timeout)
+}
+
+/// A `--wait-stdin` workload must have exited this long before the profiling window closes:
+/// work it did after the window would be missing from the report through no fault of the
+/// profiler.
+pub const EXIT_MARGIN: Duration = Duration::from_millis(500);
+
+/// A profiler run over a `--wait-stdin` workload that ran whole inside the profiling window.
+pub struct ReleasedRun {
+    /// `report.json`, already checked against the schema and against the JSON on stdout.
+    pub report: Value,
+    /// From the release to the workload's exit, as the test saw it.
+    pub took: Duration,
+}
+
+/// Runs `profiler diagnose --duration <window> --format json` and releases `workload` (started
+/// with `--wait-stdin`, `start` its stdin) once the profiler has attached, so everything the
+/// workload does is inside the profiling window; waits for it to exit successfully, reaping it,
+/// at least `EXIT_MARGIN` before the window ends.
+pub fn diagnose_released(
+    workload: &mut Workload,
+    mut start: ChildStdin,
+    window: Duration,
+) -> ReleasedRun {
+    let dir = tempdir();
+    let out = dir.path().join("out");
+    let mut command = profiler_command();
+    command
+        .args(["diagnose", "--duration"])
+        .arg(format!("{}ms", window.as_millis()))
+        .args(["--format", "json", "--out"])
+        .arg(&out)
+        .current_dir(dir.path());
+    let mut run = ProfilerRun::start(command);
+    let attached = run.wait_attached();
+
+    start
+        .write_all(b"\n")
+        .expect("releasing the workload through its stdin");
+    let released = Instant::now();
+    let status = workload.wait_exit(attached + window - EXIT_MARGIN);
+    let took = released.elapsed();
+    assert!(
+        status.success(),
+        "workload {} failed: {status}",
+        workload.pid()
+    );
+
+    let done = run.finish(REPORT_GRACE);
+    done.assert_success();
+    let report = read_json(&out.join("report.json"));
+    assert_eq!(
+        report,
+        done.stdout_json(),
+        "stdout JSON differs from report.json"
+    );
+    assert_matches_schema(&report);
+    ReleasedRun { report, took }
 }
 
 /// Temporary paths as arguments; they come from `tempdir()`, which yields UTF-8 paths.

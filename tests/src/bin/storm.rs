@@ -6,7 +6,6 @@
 //! arrives on stdin, so a test can start the storm before the profiler attaches and release it
 //! after, putting every call inside the profiling window.
 
-use std::io::{ErrorKind, Read};
 use std::process::ExitCode;
 
 const USAGE: &str = "usage: storm [--wait-stdin] [--getppid N] [--bad-close M]";
@@ -29,7 +28,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if wait_stdin && let Err(message) = wait_for_start_byte() {
+    if wait_stdin && let Err(message) = profiler_tests::wait_for_start_byte() {
         eprintln!("storm: {message}");
         return ExitCode::FAILURE;
     }
@@ -72,21 +71,6 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
         seen.push(flag);
     }
     Ok(parsed)
-}
-
-/// Blocks until the test writes the start byte. End of file is an error rather than a start: it
-/// means the test went away (or never meant to release us), and a storm then would land outside
-/// any profiling window.
-fn wait_for_start_byte() -> Result<(), String> {
-    let mut byte = [0_u8; 1];
-    loop {
-        match std::io::stdin().read(&mut byte) {
-            Ok(0) => return Err("stdin closed before the start byte".to_owned()),
-            Ok(_) => return Ok(()),
-            Err(err) if err.kind() == ErrorKind::Interrupted => {}
-            Err(err) => return Err(format!("reading the start byte from stdin: {err}")),
-        }
-    }
 }
 
 /// The storm itself. Results are checked so that a call behaving otherwise than the tests expect
