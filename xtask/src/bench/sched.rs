@@ -21,12 +21,20 @@ const SCANS: usize = 20;
 #[derive(Debug, Clone, Copy)]
 enum Condition {
     Untraced,
-    Profiler,
+    /// The profiler with these extra arguments.
+    Profiler(&'static [&'static str]),
 }
 
-const CONDITIONS: [(Condition, &str); 2] = [
+/// On-CPU accounting alone, then the sched signal, then everything: the pipe workload is also a
+/// syscall storm (four syscalls per round trip), so the last condition pays the syscall hooks.
+const CONDITIONS: [(Condition, &str); 4] = [
     (Condition::Untraced, "untraced"),
-    (Condition::Profiler, "profiler"),
+    (Condition::Profiler(&["--signals", "cpu"]), "profiler-cpu"),
+    (
+        Condition::Profiler(&["--signals", "cpu,sched"]),
+        "profiler-sched",
+    ),
+    (Condition::Profiler(&[]), "profiler-all"),
 ];
 
 pub fn run(target: &Path, runs: u32, loops: u64) -> Result<()> {
@@ -46,7 +54,11 @@ pub fn run(target: &Path, runs: u32, loops: u64) -> Result<()> {
         "  workload: {}  (its \"Total time\")",
         util::display(&pipe_bench())
     );
-    print_profiler_line(9, "profiler", &profiler, scratch.path(), &[]);
+    for (condition, name) in CONDITIONS {
+        if let Condition::Profiler(args) = condition {
+            print_profiler_line(14, name, &profiler, scratch.path(), args);
+        }
+    }
 
     run_rounds(
         "sched",
@@ -54,9 +66,11 @@ pub fn run(target: &Path, runs: u32, loops: u64) -> Result<()> {
         &CONDITIONS,
         |condition, round| match condition {
             Condition::Untraced => Ok((total_time(&mut pipe_bench())?, None)),
-            Condition::Profiler => under_profiler(&profiler, scratch.path(), round, &[], || {
-                total_time(&mut pipe_bench())
-            }),
+            Condition::Profiler(args) => {
+                under_profiler(&profiler, scratch.path(), round, args, || {
+                    total_time(&mut pipe_bench())
+                })
+            }
         },
     )?;
 
