@@ -35,6 +35,8 @@ pub const MAP_SYSCALLS: &str = "SYSCALLS";
 /// counted without a hash operation and flushed at context switches.
 pub const MAP_SYSCALL_PENDING: &str = "SYSCALL_PENDING";
 
+/// Per-CPU hash `tgid -> FaultStats`: page faults from the software perf events.
+pub const MAP_FAULTS: &str = "FAULTS";
 /// Per-CPU hash `tgid -> NetStats`: bytes through inet sockets.
 pub const MAP_NET: &str = "NET";
 
@@ -48,6 +50,8 @@ pub const PROG_SCHED_WAKEUP: &str = "sched_wakeup";
 pub const PROG_SCHED_WAKEUP_NEW: &str = "sched_wakeup_new";
 pub const PROG_SCHED_PROCESS_EXEC: &str = "sched_process_exec";
 pub const PROG_SCHED_PROCESS_FORK: &str = "sched_process_fork";
+pub const PROG_FAULT_MINOR: &str = "page_fault_minor";
+pub const PROG_FAULT_MAJOR: &str = "page_fault_major";
 pub const PROG_SOCK_SEND: &str = "sock_send_length";
 pub const PROG_SOCK_RECV: &str = "sock_recv_length";
 pub const PROG_SYS_ENTER: &str = "sys_enter";
@@ -143,10 +147,12 @@ pub enum Counter {
     ForksFull = 15,
     /// Drop: a process's network bytes could not be stored ([`MAP_NET`] full).
     NetFull = 16,
+    /// Drop: a process's page faults could not be stored ([`MAP_FAULTS`] full).
+    FaultsFull = 17,
 }
 
 impl Counter {
-    pub const COUNT: u32 = 17;
+    pub const COUNT: u32 = 18;
     pub const ALL: [Counter; Self::COUNT as usize] = [
         Counter::Samples,
         Counter::IdleSamples,
@@ -165,6 +171,7 @@ impl Counter {
         Counter::BlameUncoveredNs,
         Counter::ForksFull,
         Counter::NetFull,
+        Counter::FaultsFull,
     ];
 }
 
@@ -232,6 +239,16 @@ impl SchedStats {
 pub struct BlameKey {
     pub culprit_tgid: u32,
     pub victim_tgid: u32,
+}
+
+/// Page faults of one process.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FaultStats {
+    /// Served without IO (e.g. first touch of anonymous memory).
+    pub minor: u64,
+    /// Needed IO (e.g. reading a mapped file, swap-in).
+    pub major: u64,
 }
 
 /// Bytes a process moved through inet (IPv4 and IPv6) sockets, loopback included.
@@ -318,6 +335,8 @@ mod user {
     unsafe impl aya::Pod for super::ProcName {}
     // SAFETY: repr(C), only u64 fields.
     unsafe impl aya::Pod for super::NetStats {}
+    // SAFETY: repr(C), only u64 fields.
+    unsafe impl aya::Pod for super::FaultStats {}
     // SAFETY: repr(C), u64 then a padding-free ProcName.
     unsafe impl aya::Pod for super::ExecInfo {}
     // SAFETY: repr(C), u64, u32 and an explicit u32 pad.

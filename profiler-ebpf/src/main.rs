@@ -9,6 +9,7 @@
 
 mod cpu;
 mod maps;
+mod mem;
 mod net;
 mod process;
 mod sched;
@@ -23,6 +24,18 @@ use aya_ebpf::{
 #[perf_event]
 pub fn cpu_sample(ctx: PerfEventContext) -> u32 {
     cpu::sample(&ctx);
+    0
+}
+
+#[perf_event]
+pub fn page_fault_minor(_ctx: PerfEventContext) -> u32 {
+    mem::fault(false);
+    0
+}
+
+#[perf_event]
+pub fn page_fault_major(_ctx: PerfEventContext) -> u32 {
+    mem::fault(true);
     0
 }
 

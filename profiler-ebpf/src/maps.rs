@@ -9,9 +9,9 @@ use aya_ebpf::{
     maps::{HashMap, LruHashMap, PerCpuArray, PerCpuHashMap, StackTrace},
 };
 use profiler_common::{
-    BLAME_ENTRIES, BlameKey, Counter, ExecInfo, Fork, History, NetStats, PROCESS_ENTRIES,
-    PendingSyscalls, ProcName, RUNNABLE_ENTRIES, Runnable, STACK_COUNTS_ENTRIES, STACKS_ENTRIES,
-    SYSCALL_ENTRIES, SchedStats, StackKey, SyscallKey, SyscallStats,
+    BLAME_ENTRIES, BlameKey, Counter, ExecInfo, FaultStats, Fork, History, NetStats,
+    PROCESS_ENTRIES, PendingSyscalls, ProcName, RUNNABLE_ENTRIES, Runnable, STACK_COUNTS_ENTRIES,
+    STACKS_ENTRIES, SYSCALL_ENTRIES, SchedStats, StackKey, SyscallKey, SyscallStats,
 };
 
 #[map]
@@ -52,6 +52,10 @@ pub static SCHED: HashMap<u32, SchedStats> = HashMap::with_max_entries(PROCESS_E
 
 #[map]
 pub static BLAME: HashMap<BlameKey, u64> = HashMap::with_max_entries(BLAME_ENTRIES, 0);
+
+#[map]
+pub static FAULTS: PerCpuHashMap<u32, FaultStats> =
+    PerCpuHashMap::with_max_entries(PROCESS_ENTRIES, 0);
 
 #[map]
 pub static NET: PerCpuHashMap<u32, NetStats> = PerCpuHashMap::with_max_entries(PROCESS_ENTRIES, 0);

@@ -46,6 +46,8 @@ pub enum Signal {
     Processes,
     /// Bytes sent and received through TCP/UDP (inet) sockets, loopback included.
     Net,
+    /// Page faults (minor and major) per process, and resident memory.
+    Mem,
 }
 
 #[derive(Debug, clap::Args)]
@@ -70,7 +72,7 @@ pub struct DiagnoseArgs {
         long,
         value_enum,
         value_delimiter = ',',
-        default_value = "cpu,sched,syscalls,syscall-time,processes,net"
+        default_value = "cpu,sched,syscalls,syscall-time,processes,net,mem"
     )]
     pub signals: Vec<Signal>,
 }
@@ -122,6 +124,7 @@ mod tests {
                 Signal::SyscallTime,
                 Signal::Processes,
                 Signal::Net,
+                Signal::Mem,
             ]
         );
     }

@@ -62,6 +62,7 @@ pub struct Drops {
     /// Run-queue wait older than the per-CPU holder ring: measured, but blamed on nobody.
     pub blame_uncovered_ns: u64,
     pub net_map_full: u64,
+    pub faults_map_full: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -95,6 +96,16 @@ pub struct Process {
     pub syscalls: Option<Syscalls>,
     /// Null when the net signal is unavailable or off.
     pub net: Option<Net>,
+    /// Null when the mem signal is unavailable or off.
+    pub mem: Option<Mem>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Mem {
+    /// Resident set size when last read alive from /proc; null when it never was.
+    pub rss_bytes: Option<u64>,
+    pub minor_faults: u64,
+    pub major_faults: u64,
 }
 
 /// Bytes through TCP/UDP (inet) sockets, loopback included.
@@ -246,6 +257,7 @@ mod tests {
                 names_map_full: 0,
                 blame_uncovered_ns: 0,
                 net_map_full: 0,
+                faults_map_full: 0,
             },
             signals: [("cpu".to_owned(), "on".to_owned())].into(),
             host: Host {
@@ -299,6 +311,11 @@ mod tests {
                     tx_bytes: 10,
                     rx_bytes: 0,
                     bytes_per_second: 2.0,
+                }),
+                mem: Some(Mem {
+                    rss_bytes: Some(4096),
+                    minor_faults: 3,
+                    major_faults: 0,
                 }),
             }],
             blame: vec![Blame {

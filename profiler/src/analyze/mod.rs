@@ -44,6 +44,8 @@ pub struct RunFacts {
     pub only_pids: Vec<u32>,
     /// The profiler's own pid, never a suspect.
     pub own_pid: u32,
+    /// The host's memory, to weigh resident sets.
+    pub mem_total_bytes: Option<u64>,
 }
 
 impl RunFacts {
@@ -83,6 +85,7 @@ pub fn build_report(
                 || p.sched.is_some()
                 || !p.syscalls.is_empty()
                 || p.net.is_some()
+                || p.faults.is_some()
         })
         .filter(|(p, _)| facts.reported(p.identity.pid))
         .map(|(p, stacks)| {
@@ -108,6 +111,14 @@ pub fn build_report(
                 syscalls: facts
                     .signal_on("syscalls")
                     .then(|| syscalls::summary(&p.syscalls, secs, facts.signal_on("syscall-time"))),
+                mem: facts.signal_on("mem").then(|| {
+                    let f = p.faults.unwrap_or_default();
+                    report::Mem {
+                        rss_bytes: p.identity.rss_bytes,
+                        minor_faults: f.minor,
+                        major_faults: f.major,
+                    }
+                }),
                 net: facts.signal_on("net").then(|| {
                     let n = p.net.unwrap_or_default();
                     report::Net {
@@ -138,6 +149,7 @@ pub fn build_report(
     scored.extend(syscalls::suspects(&processes, facts));
     scored.extend(spawn::suspects(&processes, facts));
     scored.extend(net_suspects(&processes, facts));
+    scored.extend(mem_suspects(&processes, facts));
     let apps = apps::apps(&processes, secs);
     scored.sort_by(|a, b| b.0.total_cmp(&a.0));
     let suspects = scored
@@ -174,6 +186,7 @@ pub fn build_report(
             names_map_full: counter(Counter::NamesFull),
             blame_uncovered_ns: counter(Counter::BlameUncoveredNs),
             net_map_full: counter(Counter::NetFull),
+            faults_map_full: counter(Counter::FaultsFull),
         },
         signals: facts.signals.clone(),
         host: Host {
@@ -293,6 +306,45 @@ fn net_suspects(processes: &[report::Process], facts: &RunFacts) -> Vec<Scored> 
         .collect()
 }
 
+/// A process holding a fifth of the host's memory, or taking 100 major faults a second (reading
+/// pages from disk or swap), is a memory suspect; ranked by its share of the memory.
+const MEM_SUSPECT_SHARE: f64 = 0.2;
+const MEM_SUSPECT_MAJOR_PER_SECOND: f64 = 100.0;
+
+fn mem_suspects(processes: &[report::Process], facts: &RunFacts) -> Vec<Scored> {
+    processes
+        .iter()
+        .filter(|p| p.pid != facts.own_pid)
+        .filter_map(|p| Some((p, p.mem?)))
+        .filter_map(|(p, m)| {
+            let share = match (m.rss_bytes, facts.mem_total_bytes) {
+                (Some(rss), Some(total)) if total > 0 => rss as f64 / total as f64,
+                _ => 0.0,
+            };
+            let major_per_second = m.major_faults as f64 / facts.seconds();
+            if share < MEM_SUSPECT_SHARE && major_per_second < MEM_SUSPECT_MAJOR_PER_SECOND {
+                return None;
+            }
+            let suspect = Suspect {
+                rank: 0,
+                pid: p.pid,
+                comm: p.comm.clone(),
+                resource: "mem".to_owned(),
+                value: round3(m.rss_bytes.unwrap_or(0) as f64 / (1u64 << 30) as f64),
+                unit: "GiB".to_owned(),
+                reason: format!(
+                    "holds {:.2} GiB resident ({:.0}% of the host's memory) and took {} major and {} minor page faults ({major_per_second:.0} major per second)",
+                    m.rss_bytes.unwrap_or(0) as f64 / (1u64 << 30) as f64,
+                    share * 100.0,
+                    m.major_faults,
+                    m.minor_faults
+                ),
+            };
+            Some((share, suspect))
+        })
+        .collect()
+}
+
 fn sched_suspects(blame: &[report::Blame], facts: &RunFacts) -> Vec<Scored> {
     let secs = facts.seconds();
     sched::culprits(blame)
@@ -341,6 +393,7 @@ mod tests {
             syscalls: Vec::new(),
             spawned: 0,
             net: None,
+            faults: None,
         }
     }
 
@@ -352,6 +405,7 @@ mod tests {
             cpus: 2,
             frequency_hz: 99,
             counters: Counters::default(),
+            mem_total_bytes: Some(8 << 30),
             signals: BTreeMap::from([("cpu".to_owned(), "on".to_owned())]),
             blame: Vec::new(),
             only_pids,

@@ -66,6 +66,7 @@ fn sentence(report: &Report, suspect: &Suspect) -> String {
             }
             None => format!("{who} {}", suspect.reason),
         },
+        ("mem", _) => format!("{who} weighs on memory: it {}", suspect.reason),
         ("net", _) => format!("{who} floods the network: it {}", suspect.reason),
         ("spawn", _) => format!("{who} spawns processes: it {}", suspect.reason),
         _ => format!("{who} {}", suspect.reason),
@@ -115,7 +116,8 @@ pub fn verdict(report: &Report) -> String {
         + drops.blame_map_full
         + drops.syscalls_map_full
         + drops.names_map_full
-        + drops.net_map_full;
+        + drops.net_map_full
+        + drops.faults_map_full;
     if lost > 0 || other_lost > 0 {
         text.push_str(&format!(
             " Caution: {lost} stack samples and {other_lost} scheduler, syscall, name or network updates were dropped in the kernel (see drops)."

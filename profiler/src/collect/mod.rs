@@ -8,9 +8,10 @@ use aya::{
     maps::{HashMap as BpfHashMap, MapData, PerCpuArray, PerCpuHashMap, StackTraceMap},
 };
 use profiler_common::{
-    BlameKey, Counter, ExecInfo, Fork, MAP_BLAME, MAP_COMMS, MAP_COUNTERS, MAP_EXECS, MAP_FORKS,
-    MAP_NET, MAP_ONCPU, MAP_SCHED, MAP_STACK_COUNTS, MAP_STACKS, MAP_SYSCALL_PENDING, MAP_SYSCALLS,
-    NetStats, PendingSyscalls, ProcName, SchedStats, StackKey, SyscallKey, SyscallStats, TaskComm,
+    BlameKey, Counter, ExecInfo, FaultStats, Fork, MAP_BLAME, MAP_COMMS, MAP_COUNTERS, MAP_EXECS,
+    MAP_FAULTS, MAP_FORKS, MAP_NET, MAP_ONCPU, MAP_SCHED, MAP_STACK_COUNTS, MAP_STACKS,
+    MAP_SYSCALL_PENDING, MAP_SYSCALLS, NetStats, PendingSyscalls, ProcName, SchedStats, StackKey,
+    SyscallKey, SyscallStats, TaskComm,
 };
 
 /// Per-CPU counters summed over CPUs, indexed by [`Counter`].
@@ -86,6 +87,20 @@ impl<'a> Collector<'a> {
             execs,
             cgroups,
         })
+    }
+
+    /// Page faults per tgid, summed over CPUs.
+    pub fn faults(&self) -> anyhow::Result<HashMap<u32, FaultStats>> {
+        let map: PerCpuHashMap<&MapData, u32, FaultStats> = self.map(MAP_FAULTS)?.try_into()?;
+        let mut totals: HashMap<u32, FaultStats> = HashMap::new();
+        for (tgid, values) in map.iter().filter_map(Result::ok) {
+            let total = totals.entry(tgid).or_default();
+            for v in values.iter() {
+                total.minor += v.minor;
+                total.major += v.major;
+            }
+        }
+        Ok(totals)
     }
 
     /// Network bytes per tgid, summed over CPUs.

@@ -49,6 +49,7 @@ pub async fn run(args: DiagnoseArgs) -> anyhow::Result<()> {
             syscall_time: args.signals.contains(&Signal::SyscallTime),
             processes: args.signals.contains(&Signal::Processes),
             net: args.signals.contains(&Signal::Net),
+            mem: args.signals.contains(&Signal::Mem),
         },
     )?;
     let collector = Collector::new(&probes.ebpf);
@@ -100,6 +101,7 @@ pub async fn run(args: DiagnoseArgs) -> anyhow::Result<()> {
     let blame = collector.blame()?;
     let lifecycle = collector.lifecycle()?;
     let net = collector.net()?;
+    let faults = collector.faults()?;
     let stacks = collector.stacks(
         stack_counts
             .iter()
@@ -121,6 +123,7 @@ pub async fn run(args: DiagnoseArgs) -> anyhow::Result<()> {
             syscalls: &syscalls,
             lifecycle: &lifecycle,
             net: &net,
+            faults: &faults,
         },
         &Procfs,
     );
@@ -135,6 +138,10 @@ pub async fn run(args: DiagnoseArgs) -> anyhow::Result<()> {
     let facts = RunFacts {
         started_at: started_at.timestamp().to_string(),
         hostname: hostname(),
+        mem_total_bytes: {
+            use procfs::Current as _;
+            procfs::Meminfo::current().ok().map(|m| m.mem_total)
+        },
         duration: elapsed,
         cpus,
         frequency_hz: args.frequency,

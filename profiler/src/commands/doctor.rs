@@ -101,6 +101,17 @@ fn host_checks() -> Vec<Check> {
     checks
 }
 
+/// Every signal, in the order the table shows them.
+const SIGNALS: [&str; 7] = [
+    "cpu",
+    "sched",
+    "syscalls",
+    "syscall-time",
+    "processes",
+    "net",
+    "mem",
+];
+
 /// Fix for a signal that is not ready, in words an operator can act on.
 fn fix(signal: &str) -> &'static str {
     match signal {
@@ -110,6 +121,7 @@ fn fix(signal: &str) -> &'static str {
         "syscalls" | "syscall-time" => {
             "needs raw tracepoints on raw_syscalls:sys_enter and sys_exit"
         }
+        "mem" => "needs the page-fault software perf events (CONFIG_PERF_EVENTS)",
         "cpu" => "needs perf_event programs and the cpu-clock software event (CONFIG_PERF_EVENTS)",
         _ => "",
     }
@@ -130,38 +142,25 @@ pub fn run() -> anyhow::Result<()> {
                 syscall_time: true,
                 processes: true,
                 net: true,
+                mem: true,
             },
         ) {
             Ok(probes) => probes.signals.into_iter().collect(),
-            Err(err) => [
-                "cpu",
-                "sched",
-                "syscalls",
-                "syscall-time",
-                "processes",
-                "net",
-            ]
-            .into_iter()
-            .map(|s| (s.to_owned(), format!("unavailable: {err:#}")))
-            .collect(),
+            Err(err) => SIGNALS
+                .into_iter()
+                .map(|s| (s.to_owned(), format!("unavailable: {err:#}")))
+                .collect(),
         }
     } else {
-        [
-            "cpu",
-            "sched",
-            "syscalls",
-            "syscall-time",
-            "processes",
-            "net",
-        ]
-        .into_iter()
-        .map(|s| {
-            (
-                s.to_owned(),
-                "unavailable: not privileged (run with sudo)".to_owned(),
-            )
-        })
-        .collect()
+        SIGNALS
+            .into_iter()
+            .map(|s| {
+                (
+                    s.to_owned(),
+                    "unavailable: not privileged (run with sudo)".to_owned(),
+                )
+            })
+            .collect()
     };
 
     let mut out = std::io::stdout().lock();

@@ -27,6 +27,8 @@ pub struct ProcessIdentity {
     /// cgroup v2 path, e.g. `/system.slice/nginx.service`.
     pub cgroup: Option<String>,
     pub maps: Vec<Mapping>,
+    /// Resident set size when last read alive.
+    pub rss_bytes: Option<u64>,
     /// Gone before the run ended.
     pub exited: bool,
     /// Kernel time of the last exec known when this identity was read (0: none seen), so a
@@ -46,6 +48,7 @@ impl ProcessIdentity {
             cmdline: Vec::new(),
             cgroup: None,
             maps: Vec::new(),
+            rss_bytes: None,
             exited: true,
             exec_at: 0,
         }
@@ -94,6 +97,11 @@ pub fn read_identity(pid: u32) -> Option<ProcessIdentity> {
         cmdline,
         cgroup,
         maps,
+        rss_bytes: process
+            .status()
+            .ok()
+            .and_then(|s| s.vmrss)
+            .map(|kib| kib * 1024),
         exited: false,
         exec_at: 0,
     })

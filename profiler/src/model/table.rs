@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use profiler_common::{NetStats, SchedStats, StackKey, SyscallKey, SyscallStats};
+use profiler_common::{FaultStats, NetStats, SchedStats, StackKey, SyscallKey, SyscallStats};
 
 use super::identity::{ProcessIdentity, read_identity};
 use crate::collect::{Lifecycle, ProcessSnapshot};
@@ -70,6 +70,8 @@ pub struct ProcessUsage {
     pub spawned: u64,
     /// Like `sched`, keyed by tgid in the kernel.
     pub net: Option<NetStats>,
+    /// Like `sched`, keyed by tgid in the kernel.
+    pub faults: Option<FaultStats>,
 }
 
 /// Cumulative kernel figures at the end of the run.
@@ -80,6 +82,7 @@ pub struct FinalCounts<'a> {
     pub syscalls: &'a HashMap<SyscallKey, SyscallStats>,
     pub lifecycle: &'a Lifecycle,
     pub net: &'a HashMap<u32, NetStats>,
+    pub faults: &'a HashMap<u32, FaultStats>,
 }
 
 impl ProcessTable {
@@ -166,6 +169,7 @@ impl ProcessTable {
             syscalls,
             lifecycle,
             net,
+            faults,
         } = *counts;
         let mut syscalls_by_pid: HashMap<u32, Vec<(u32, SyscallStats)>> = HashMap::new();
         for (key, stats) in syscalls {
@@ -261,6 +265,11 @@ impl ProcessTable {
                     },
                     net: if is_last {
                         net.get(&pid).copied()
+                    } else {
+                        None
+                    },
+                    faults: if is_last {
+                        faults.get(&pid).copied()
                     } else {
                         None
                     },
@@ -381,6 +390,8 @@ mod tests {
             std::sync::LazyLock::new(HashMap::new);
         static NO_NET: std::sync::LazyLock<HashMap<u32, NetStats>> =
             std::sync::LazyLock::new(HashMap::new);
+        static NO_FAULTS: std::sync::LazyLock<HashMap<u32, FaultStats>> =
+            std::sync::LazyLock::new(HashMap::new);
         static FORKS: std::sync::LazyLock<Lifecycle> = std::sync::LazyLock::new(|| Lifecycle {
             // 7 is a process started by 11; 12 is a thread of 11.
             forks: HashMap::from([(7, (11, 1)), (12, (11, 2))]),
@@ -391,6 +402,7 @@ mod tests {
             syscalls: &NO_SYSCALLS,
             lifecycle: &FORKS,
             net: &NO_NET,
+            faults: &NO_FAULTS,
         }
     }
 

@@ -17,9 +17,10 @@ pub use privileges::check_privileges;
 use profiler_common::{
     GLOBAL_FORK_CHILD_PID, GLOBAL_SAMPLE_STACKS, GLOBAL_SOCK_FAMILY, GLOBAL_SOCK_FLAGS,
     GLOBAL_SOCK_RET, GLOBAL_SWITCH_NEXT_PID, GLOBAL_SWITCH_PREV_STATE, GLOBAL_SYSCALL_EXITS,
-    GLOBAL_WAKEUP_PID, PROG_CPU_SAMPLE, PROG_SCHED_PROCESS_EXEC, PROG_SCHED_PROCESS_FORK,
-    PROG_SCHED_SWITCH, PROG_SCHED_SWITCH_TP, PROG_SCHED_WAKEUP, PROG_SCHED_WAKEUP_NEW,
-    PROG_SOCK_RECV, PROG_SOCK_SEND, PROG_SYS_ENTER, PROG_SYS_EXIT,
+    GLOBAL_WAKEUP_PID, PROG_CPU_SAMPLE, PROG_FAULT_MAJOR, PROG_FAULT_MINOR,
+    PROG_SCHED_PROCESS_EXEC, PROG_SCHED_PROCESS_FORK, PROG_SCHED_SWITCH, PROG_SCHED_SWITCH_TP,
+    PROG_SCHED_WAKEUP, PROG_SCHED_WAKEUP_NEW, PROG_SOCK_RECV, PROG_SOCK_SEND, PROG_SYS_ENTER,
+    PROG_SYS_EXIT,
 };
 
 /// The compiled eBPF programs, embedded by build.rs.
@@ -45,6 +46,8 @@ pub struct Selection {
     pub processes: bool,
     /// Bytes through inet sockets.
     pub net: bool,
+    /// Page faults (a perf event sample per fault).
+    pub mem: bool,
 }
 
 /// Field offsets of the scheduler tracepoints, read from tracefs.
@@ -186,6 +189,20 @@ pub fn attach(frequency_hz: u64, selection: Selection) -> anyhow::Result<Probes>
     });
     signals.insert("net".to_owned(), state_of("net", net));
 
+    let mem = selection.mem.then(|| {
+        // A sample per fault: the program counts, nothing is sent to userspace.
+        [
+            (PROG_FAULT_MINOR, SoftwareEvent::PageFaultsMin),
+            (PROG_FAULT_MAJOR, SoftwareEvent::PageFaultsMaj),
+        ]
+        .into_iter()
+        .try_for_each(|(name, event)| {
+            attach_perf_event(&mut ebpf, name, &cpus, event, SamplePolicy::Period(1))
+        })
+        .map_err(|err| first_line(&err))
+    });
+    signals.insert("mem".to_owned(), state_of("mem", mem));
+
     // Without it a process that execs after discovery keeps its old name; the run goes on.
     if let Err(err) = attach_raw(&mut ebpf, PROG_SCHED_PROCESS_EXEC, "sched_process_exec") {
         eprintln!("profiler: warning: exec tracking unavailable: {err:#}");
@@ -199,19 +216,34 @@ pub fn attach(frequency_hz: u64, selection: Selection) -> anyhow::Result<Probes>
 }
 
 fn attach_sampler(ebpf: &mut Ebpf, cpus: &[u32], frequency_hz: u64) -> anyhow::Result<()> {
-    let sampler: &mut PerfEvent = program(ebpf, PROG_CPU_SAMPLE)?.try_into()?;
-    sampler
-        .load()
-        .context("verifier rejected the CPU sampler")?;
+    attach_perf_event(
+        ebpf,
+        PROG_CPU_SAMPLE,
+        cpus,
+        SoftwareEvent::CpuClock,
+        SamplePolicy::Frequency(frequency_hz),
+    )
+}
+
+/// A program on one software perf event per CPU, all processes.
+fn attach_perf_event(
+    ebpf: &mut Ebpf,
+    name: &str,
+    cpus: &[u32],
+    event: SoftwareEvent,
+    policy: SamplePolicy,
+) -> anyhow::Result<()> {
+    let prog: &mut PerfEvent = program(ebpf, name)?.try_into()?;
+    prog.load()
+        .with_context(|| format!("verifier rejected {name}"))?;
     for &cpu in cpus {
-        sampler
-            .attach(
-                PerfEventConfig::Software(SoftwareEvent::CpuClock),
-                PerfEventScope::AllProcessesOneCpu { cpu },
-                SamplePolicy::Frequency(frequency_hz),
-                false,
-            )
-            .with_context(|| format!("opening the cpu-clock perf event on CPU {cpu}"))?;
+        prog.attach(
+            PerfEventConfig::Software(event),
+            PerfEventScope::AllProcessesOneCpu { cpu },
+            policy,
+            false,
+        )
+        .with_context(|| format!("opening the {event:?} perf event on CPU {cpu}"))?;
     }
     Ok(())
 }

@@ -150,6 +150,7 @@ mod tests {
             syscalls: Vec::new(),
             spawned: 0,
             net: None,
+            faults: None,
         };
         let stacks = HashMap::from([(5, vec![ip])]);
         let folded = symbolize(&[process], &stacks);
@@ -175,6 +176,7 @@ mod tests {
             syscalls: Vec::new(),
             spawned: 0,
             net: None,
+            faults: None,
         };
         let folded = symbolize(&[process], &HashMap::new());
         assert_eq!(
@@ -203,6 +205,7 @@ mod tests {
             syscalls: Vec::new(),
             spawned: 0,
             net: None,
+            faults: None,
         };
         let folded = symbolize(&[process], &HashMap::from([(5, vec![ip])]));
         let frames = &folded[0][0].0;
