@@ -5,7 +5,8 @@
 use std::time::Duration;
 
 use profiler_tests::{
-    Workload, array, diagnose_released, number, process_entry, require_root, serial,
+    Workload, array, assert_near, count, diagnose_released, number, process_entry, require_root,
+    serial,
 };
 use serde_json::{Value, json};
 
@@ -40,7 +41,7 @@ fn loopback_transfer_is_counted_both_ways_and_named_a_net_suspect() {
     let (mut netblast, start) =
         Workload::spawn_piped(NETBLAST_EXE, &["--wait-stdin", "--bytes", &bytes]);
     let pid = netblast.pid();
-    let run = diagnose_released(&mut netblast, start, DURATION);
+    let run = diagnose_released(&mut netblast, start, DURATION, &[]);
     let report = &run.report;
     let context = || relevant(report, pid);
     assert_eq!(report["signals"]["net"], "on", "{}", context());
@@ -67,8 +68,8 @@ fn loopback_transfer_is_counted_both_ways_and_named_a_net_suspect() {
         net["bytes_per_second"],
         report["duration_s"],
     );
-    assert_near(tx, "tx_bytes", &context);
-    assert_near(rx, "rx_bytes", &context);
+    assert_near(tx, BYTES, BYTES_TOLERANCE, "tx_bytes", &context);
+    assert_near(rx, BYTES, BYTES_TOLERANCE, "rx_bytes", &context);
 
     // Anything else sending this much would make netblast's figures hard to read; it should not
     // exist on a test host, let alone inside the same four seconds.
@@ -99,25 +100,6 @@ fn loopback_transfer_is_counted_both_ways_and_named_a_net_suspect() {
         "net suspect value {value} MB/s, but netblast's bytes_per_second is {expected} MB/s:\n{}",
         context()
     );
-}
-
-/// Checks a counted figure against the bytes netblast sent.
-#[track_caller]
-fn assert_near(ours: u64, what: &str, context: &dyn Fn() -> String) {
-    let (ours, sent) = (ours as f64, BYTES as f64);
-    assert!(
-        (ours - sent).abs() <= BYTES_TOLERANCE * sent,
-        "{what}: profiler {ours}, netblast sent {sent} (allowed ±{} %):\n{}",
-        BYTES_TOLERANCE * 100.0,
-        context()
-    );
-}
-
-/// A non-negative integer field, panicking with context if it is missing or not one.
-fn count(value: &Value, field: &str) -> u64 {
-    value[field]
-        .as_u64()
-        .unwrap_or_else(|| panic!("`{field}` is not a non-negative integer in:\n{value:#}"))
 }
 
 /// The parts of the report these checks read, for failure messages: the whole report lists

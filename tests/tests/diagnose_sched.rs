@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use profiler_tests::{
     ProfilerRun, REPORT_GRACE, Schedstat, Workload, allowed_cpus, array, assert_matches_schema,
-    number, process_entry, profiler_command, read_json, require_root, serial, tempdir,
+    count, number, process_entry, profiler_command, read_json, require_root, serial, tempdir,
 };
 use serde_json::{Value, json};
 
@@ -279,13 +279,6 @@ fn sched_of(report: &Value, pid: u32) -> &Value {
         "pid {pid} has no sched object:\n{entry:#}"
     );
     sched
-}
-
-/// A non-negative integer field, panicking with context if it is missing or not one.
-fn count(value: &Value, field: &str) -> u64 {
-    value[field]
-        .as_u64()
-        .unwrap_or_else(|| panic!("`{field}` is not a non-negative integer in:\n{value:#}"))
 }
 
 /// The parts of the report these checks read, for failure messages: the whole report lists

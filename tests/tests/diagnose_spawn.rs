@@ -7,7 +7,8 @@
 use std::time::Duration;
 
 use profiler_tests::{
-    Workload, array, diagnose_released, number, process_entry, require_root, serial,
+    Workload, array, assert_near, count, diagnose_released, number, process_entry, require_root,
+    serial,
 };
 use serde_json::{Value, json};
 
@@ -45,7 +46,7 @@ fn short_lived_children_keep_comm_parent_and_exit_and_the_parent_is_a_spawn_susp
     let (mut spawner, start) =
         Workload::spawn_piped(SPAWNER_EXE, &["--wait-stdin", "--children", &children]);
     let pid = spawner.pid();
-    let run = diagnose_released(&mut spawner, start, DURATION);
+    let run = diagnose_released(&mut spawner, start, DURATION, &[]);
     let report = &run.report;
     let context = || relevant(report, pid);
     assert_eq!(report["signals"]["processes"], "on", "{}", context());
@@ -76,8 +77,20 @@ fn short_lived_children_keep_comm_parent_and_exit_and_the_parent_is_a_spawn_susp
         children.len(),
         report["duration_s"],
     );
-    assert_near(spawned, "spawner spawned", &context);
-    assert_near(app_processes, "app `true` processes", &context);
+    assert_near(
+        spawned,
+        CHILDREN,
+        COUNT_TOLERANCE,
+        "spawner spawned",
+        &context,
+    );
+    assert_near(
+        app_processes,
+        CHILDREN,
+        COUNT_TOLERANCE,
+        "app `true` processes",
+        &context,
+    );
     assert_eq!(
         app_exited,
         app_processes,
@@ -117,25 +130,6 @@ fn short_lived_children_keep_comm_parent_and_exit_and_the_parent_is_a_spawn_susp
         "spawn suspect value {value}, but spawned over duration_s is {expected:.3}:\n{}",
         context()
     );
-}
-
-/// Checks a counted figure against the children the spawner started.
-#[track_caller]
-fn assert_near(ours: u64, what: &str, context: &dyn Fn() -> String) {
-    let (ours, started) = (ours as f64, CHILDREN as f64);
-    assert!(
-        (ours - started).abs() <= COUNT_TOLERANCE * started,
-        "{what}: profiler {ours}, the spawner started {started} (allowed ±{} %):\n{}",
-        COUNT_TOLERANCE * 100.0,
-        context()
-    );
-}
-
-/// A non-negative integer field, panicking with context if it is missing or not one.
-fn count(value: &Value, field: &str) -> u64 {
-    value[field]
-        .as_u64()
-        .unwrap_or_else(|| panic!("`{field}` is not a non-negative integer in:\n{value:#}"))
 }
 
 /// The parts of the report these checks read, for failure messages: the whole report lists

@@ -4,12 +4,11 @@
 //! `syscalls` suspect; without the `syscall-time` signal the counts must stay while errors and
 //! time drop to zero.
 
-use std::io::Write;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use profiler_tests::{
-    ProfilerRun, REPORT_GRACE, Workload, array, assert_matches_schema, number, process_entry,
-    profiler_command, read_json, require_root, serial, tempdir,
+    Workload, array, assert_near, count, diagnose_released, number, process_entry, require_root,
+    serial,
 };
 use serde_json::{Value, json};
 
@@ -22,10 +21,6 @@ const BAD_CLOSES: u64 = 50_000;
 /// Long enough for the storm to run whole inside the window on a slow host, short enough to keep
 /// the suite quick.
 const DURATION: Duration = Duration::from_secs(4);
-
-/// The storm must have exited this long before the window closes: a call made after it would
-/// be missing from the report through no fault of the counting.
-const EXIT_MARGIN: Duration = Duration::from_millis(500);
 
 /// Allowed relative gap between a counted figure and the number of calls the storm made. Every
 /// call is counted, so the figures should be exact (the tests print them to show it); the margin
@@ -74,10 +69,17 @@ fn storm_is_counted_per_syscall_and_named_a_syscalls_suspect() {
     assert_near(
         count(getppid, "count"),
         GETPPID_CALLS,
+        COUNT_TOLERANCE,
         "getppid count",
         &context,
     );
-    assert_near(count(close, "errors"), BAD_CLOSES, "close errors", &context);
+    assert_near(
+        count(close, "errors"),
+        BAD_CLOSES,
+        COUNT_TOLERANCE,
+        "close errors",
+        &context,
+    );
     assert!(
         count(close, "count") >= BAD_CLOSES,
         "close count {} under the {BAD_CLOSES} calls made:\n{}",
@@ -158,6 +160,7 @@ fn without_syscall_time_counts_stay_and_errors_and_time_are_zero() {
     assert_near(
         count(getppid, "count"),
         GETPPID_CALLS,
+        COUNT_TOLERANCE,
         "getppid count",
         &context,
     );
@@ -186,7 +189,7 @@ struct StormRun {
 /// the profiler has attached, so every call the storm makes is inside the profiling window.
 fn run_storm(extra: &[&str]) -> StormRun {
     let (getppid, bad_close) = (GETPPID_CALLS.to_string(), BAD_CLOSES.to_string());
-    let (mut storm, mut start) = Workload::spawn_piped(
+    let (mut storm, start) = Workload::spawn_piped(
         STORM_EXE,
         &[
             "--wait-stdin",
@@ -196,34 +199,8 @@ fn run_storm(extra: &[&str]) -> StormRun {
             &bad_close,
         ],
     );
-    let dir = tempdir();
-    let out = dir.path().join("out");
-    let mut command = profiler_command();
-    command
-        .args(["diagnose", "--duration", "4s", "--format", "json", "--out"])
-        .arg(&out)
-        .args(extra)
-        .current_dir(dir.path());
-    let mut run = ProfilerRun::start(command);
-    let attached = run.wait_attached();
-
-    start
-        .write_all(b"\n")
-        .expect("releasing the storm through its stdin");
-    let released = Instant::now();
-    let status = storm.wait_exit(attached + DURATION - EXIT_MARGIN);
-    let took = released.elapsed();
-    assert!(status.success(), "storm failed: {status}");
-
-    let done = run.finish(REPORT_GRACE);
-    done.assert_success();
-    let report = read_json(&out.join("report.json"));
-    assert_eq!(
-        report,
-        done.stdout_json(),
-        "stdout JSON differs from report.json"
-    );
-    assert_matches_schema(&report);
+    let run = diagnose_released(&mut storm, start, DURATION, extra);
+    let (report, took) = (run.report, run.took);
     let pid = storm.pid();
     let entry = process_entry(&report, pid)
         .unwrap_or_else(|| panic!("storm {pid} not in processes:\n{}", relevant(&report, pid)));
@@ -251,25 +228,6 @@ fn top_entry<'a>(syscalls: &'a Value, name: &str, context: &dyn Fn() -> String) 
         .iter()
         .find(|entry| entry["name"] == name)
         .unwrap_or_else(|| panic!("no `{name}` in the storm's top syscalls:\n{}", context()))
-}
-
-/// Checks a counted figure against the number of calls the storm made.
-#[track_caller]
-fn assert_near(ours: u64, made: u64, what: &str, context: &dyn Fn() -> String) {
-    let (ours, made) = (ours as f64, made as f64);
-    assert!(
-        (ours - made).abs() <= COUNT_TOLERANCE * made,
-        "{what}: profiler {ours}, storm made {made} (allowed ±{} %):\n{}",
-        COUNT_TOLERANCE * 100.0,
-        context()
-    );
-}
-
-/// A non-negative integer field, panicking with context if it is missing or not one.
-fn count(value: &Value, field: &str) -> u64 {
-    value[field]
-        .as_u64()
-        .unwrap_or_else(|| panic!("`{field}` is not a non-negative integer in:\n{value:#}"))
 }
 
 /// The parts of the report these checks read, for failure messages: the whole report lists

@@ -122,27 +122,15 @@ pub fn attach(frequency_hz: u64, selection: Selection) -> anyhow::Result<Probes>
     // The sampler runs even with `cpu` off (without stacks): its tick charges the on-CPU time
     // of a process that never switches out.
     let sampler = attach_sampler(&mut ebpf, &cpus, frequency_hz).map_err(|err| first_line(&err));
-    let state = match (selection.cpu, sampler) {
-        (true, Ok(())) => "on".to_owned(),
-        (false, _) => "off".to_owned(),
-        (true, Err(reason)) => {
-            eprintln!("profiler: warning: cpu signal unavailable: {reason}");
-            format!("unavailable: {reason}")
-        }
-    };
-    signals.insert("cpu".to_owned(), state);
+    signals.insert(
+        "cpu".to_owned(),
+        state_of("cpu", selection.cpu.then_some(sampler)),
+    );
 
     let sched = offsets.map(|offsets| {
         offsets.and_then(|_| attach_sched(&mut ebpf).map_err(|err| first_line(&err)))
     });
-    let state = match sched {
-        Some(Ok(())) => "on".to_owned(),
-        Some(Err(reason)) => {
-            eprintln!("profiler: warning: sched signal unavailable: {reason}");
-            format!("unavailable: {reason}")
-        }
-        None => "off".to_owned(),
-    };
+    let state = state_of("sched", sched);
     if state != "on" {
         // On-CPU time is measured whatever the selection: every ranking needs it.
         attach_raw(&mut ebpf, PROG_SCHED_SWITCH, "sched_switch")?;

@@ -1,0 +1,217 @@
+//! Workload processes (spawned, released through stdin, killed on drop), CPU pinning, and the
+//! kernel's own /proc accounting the tests compare the profiler with.
+
+use std::fs;
+use std::io::{ErrorKind, Read};
+use std::path::Path;
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// A workload child process (burner, sleeper, waker, storm, netblast, spawner), killed and
+/// reaped on drop so a failing test never leaves a CPU burner behind.
+pub struct Workload {
+    child: Child,
+}
+
+impl Workload {
+    /// Starts `exe` (pass `env!("CARGO_BIN_EXE_burner")` or `..._sleeper`) and waits until it
+    /// has exec'd, so its pid already shows the workload's comm and exe to the profiler.
+    pub fn spawn(exe: &str, args: &[&str]) -> Self {
+        Self::spawn_with_stdin(exe, args, Stdio::null())
+    }
+
+    /// Like `spawn`, with stdin a pipe the test writes to: for a workload started with
+    /// `--wait-stdin`, which the test releases once the profiler has attached.
+    pub fn spawn_piped(exe: &str, args: &[&str]) -> (Self, ChildStdin) {
+        let mut workload = Self::spawn_with_stdin(exe, args, Stdio::piped());
+        let stdin = workload.child.stdin.take().expect("stdin is piped");
+        (workload, stdin)
+    }
+
+    fn spawn_with_stdin(exe: &str, args: &[&str], stdin: Stdio) -> Self {
+        let child = Command::new(exe)
+            .args(args)
+            .stdin(stdin)
+            .spawn()
+            .unwrap_or_else(|err| panic!("spawning {exe}: {err}"));
+        let mut workload = Self { child };
+        workload.wait_for_exec(Path::new(exe));
+        workload
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits until `deadline` for a workload that ends by itself, and reaps it: once reaped its
+    /// /proc entry is gone, as the profiler expects of an exited process. Panics if it is still
+    /// running by then (drop then kills it).
+    pub fn wait_exit(&mut self, deadline: Instant) -> ExitStatus {
+        loop {
+            if let Some(status) = self.child.try_wait().expect("waiting for a workload") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "workload {} still running at its deadline",
+                self.pid()
+            );
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    fn wait_for_exec(&mut self, exe: &Path) {
+        let want = fs::canonicalize(exe).unwrap_or_else(|err| panic!("{}: {err}", exe.display()));
+        let link = format!("/proc/{}/exe", self.pid());
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while fs::read_link(&link).ok().as_deref() != Some(want.as_path()) {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("{} exited at startup: {status}", exe.display());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} did not exec within 5 s",
+                exe.display()
+            );
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+impl Drop for Workload {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// For a workload's `--wait-stdin`: blocks until the test writes the start byte, so a workload
+/// started before the profiler attaches does its work only once released, inside the profiling
+/// window. End of file is an error rather than a start: it means the test went away (or never
+/// meant to release us), and the work would then land outside any profiling window.
+pub fn wait_for_start_byte() -> Result<(), String> {
+    let mut byte = [0_u8; 1];
+    loop {
+        match std::io::stdin().read(&mut byte) {
+            Ok(0) => return Err("stdin closed before the start byte".to_owned()),
+            Ok(_) => return Ok(()),
+            Err(err) if err.kind() == ErrorKind::Interrupted => {}
+            Err(err) => return Err(format!("reading the start byte from stdin: {err}")),
+        }
+    }
+}
+
+/// CPU time (utime + stime, all threads) a live process has used, in seconds.
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let path = format!("/proc/{pid}/stat");
+    let stat = fs::read_to_string(&path).unwrap_or_else(|err| panic!("{path}: {err}"));
+    // comm (field 2) may contain spaces and parentheses; only the last ')' ends it reliably.
+    let (_, rest) = stat
+        .rsplit_once(')')
+        .unwrap_or_else(|| panic!("{path}: no comm: {stat}"));
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // rest starts at field 3 (state); utime and stime are fields 14 and 15 (proc(5)).
+    let ticks = |index: usize| -> u64 {
+        fields
+            .get(index)
+            .and_then(|field| field.parse().ok())
+            .unwrap_or_else(|| panic!("{path}: bad field {}: {stat}", index + 3))
+    };
+    (ticks(11) + ticks(12)) as f64 / clock_ticks_per_second()
+}
+
+/// A task's scheduler accounting from `/proc/<pid>/schedstat` (the kernel's `sched_info`), for
+/// the thread the pid names: the whole process for the single-threaded workloads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Schedstat {
+    /// Time spent running on a CPU.
+    pub on_cpu_ns: u64,
+    /// Time spent runnable on a run queue, waiting for a CPU.
+    pub runq_wait_ns: u64,
+    /// Times it was switched in to run.
+    pub timeslices: u64,
+}
+
+impl Schedstat {
+    pub fn read(pid: u32) -> Self {
+        let path = format!("/proc/{pid}/schedstat");
+        let text = fs::read_to_string(&path).unwrap_or_else(|err| panic!("{path}: {err}"));
+        let fields: Vec<u64> = text
+            .split_whitespace()
+            .map(|field| {
+                field
+                    .parse()
+                    .unwrap_or_else(|_| panic!("{path}: bad field {field:?}: {text}"))
+            })
+            .collect();
+        let [on_cpu_ns, runq_wait_ns, timeslices] = fields[..] else {
+            panic!("{path}: expected 3 fields: {text}");
+        };
+        Self {
+            on_cpu_ns,
+            runq_wait_ns,
+            timeslices,
+        }
+    }
+
+    /// What accrued between `earlier` and `self`.
+    pub fn since(self, earlier: Self) -> Self {
+        Self {
+            on_cpu_ns: self.on_cpu_ns - earlier.on_cpu_ns,
+            runq_wait_ns: self.runq_wait_ns - earlier.runq_wait_ns,
+            timeslices: self.timeslices - earlier.timeslices,
+        }
+    }
+}
+
+/// CPUs the calling thread may run on, from its affinity mask: a cpuset or `taskset` can leave
+/// online CPUs out of reach, and pinning a workload there would fail.
+pub fn allowed_cpus() -> Vec<usize> {
+    // SAFETY: cpu_set_t is a plain bit array, for which all zeroes is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is a live cpu_set_t of the size passed; pid 0 is the calling thread.
+    let rc = unsafe { libc::sched_getaffinity(0, size_of::<libc::cpu_set_t>(), &raw mut set) };
+    assert_eq!(
+        rc,
+        0,
+        "sched_getaffinity: {}",
+        std::io::Error::last_os_error()
+    );
+    (0..libc::CPU_SETSIZE as usize)
+        // SAFETY: `cpu` is below CPU_SETSIZE, the set's capacity.
+        .filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &set) })
+        .collect()
+}
+
+/// Pins the calling process (pid 0: the calling thread, which for the single-threaded workloads
+/// is the whole process) to `cpu`; for the workloads' `--cpu`.
+pub fn pin_to_cpu(cpu: usize) -> Result<(), String> {
+    let capacity = libc::CPU_SETSIZE as usize;
+    if cpu >= capacity {
+        return Err(format!(
+            "CPU {cpu} is beyond the affinity mask's {capacity}"
+        ));
+    }
+    // SAFETY: cpu_set_t is a plain bit array, for which all zeroes is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `cpu` was checked against the set's capacity above.
+    unsafe { libc::CPU_SET(cpu, &mut set) };
+    // SAFETY: `set` is a live cpu_set_t of the size passed.
+    let rc = unsafe { libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &raw const set) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(format!(
+            "pinning to CPU {cpu}: {}",
+            std::io::Error::last_os_error()
+        ))
+    }
+}
+
+fn clock_ticks_per_second() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    assert!(ticks > 0, "sysconf(_SC_CLK_TCK) failed: {ticks}");
+    ticks as f64
+}
