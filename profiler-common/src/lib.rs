@@ -35,6 +35,19 @@ pub const MAP_SYSCALLS: &str = "SYSCALLS";
 /// counted without a hash operation and flushed at context switches.
 pub const MAP_SYSCALL_PENDING: &str = "SYSCALL_PENDING";
 
+/// Hash `StackKey -> nanoseconds` threads spent blocked (asleep, not runnable) after leaving
+/// a CPU with that stack.
+pub const MAP_OFFCPU: &str = "OFFCPU";
+
+/// Hash `tgid -> IoStats`: block IO charged to the process that submitted it.
+pub const MAP_IO: &str = "IO";
+/// LRU hash `IoKey -> IoPending`: block IO queued and not yet completed.
+pub const MAP_IO_PENDING: &str = "IO_PENDING";
+/// Hash `tid -> inode number` of the inode a writeback thread is writing back right now.
+pub const MAP_WRITEBACK_INODE: &str = "WRITEBACK_INODE";
+/// LRU hash `inode number -> tgid` of the process that last dirtied a page of the inode.
+pub const MAP_DIRTIER: &str = "DIRTIER";
+
 /// Per-CPU hash `tgid -> FaultStats`: page faults from the software perf events.
 pub const MAP_FAULTS: &str = "FAULTS";
 /// Per-CPU hash `tgid -> NetStats`: bytes through inet sockets.
@@ -56,6 +69,12 @@ pub const PROG_SOCK_SEND: &str = "sock_send_length";
 pub const PROG_SOCK_RECV: &str = "sock_recv_length";
 pub const PROG_SYS_ENTER: &str = "sys_enter";
 pub const PROG_SYS_EXIT: &str = "sys_exit";
+pub const PROG_BIO_QUEUE: &str = "block_bio_queue";
+pub const PROG_RQ_ISSUE: &str = "block_rq_issue";
+pub const PROG_RQ_COMPLETE: &str = "block_rq_complete";
+pub const PROG_DIRTY_FOLIO: &str = "writeback_dirty_folio";
+pub const PROG_WRITEBACK_START: &str = "writeback_single_inode_start";
+pub const PROG_WRITEBACK_END: &str = "writeback_single_inode";
 
 /// Globals patched at load time with field offsets read from the tracepoints' `format` files.
 pub const GLOBAL_SWITCH_PREV_STATE: &str = "SWITCH_PREV_STATE_OFFSET";
@@ -68,6 +87,16 @@ pub const GLOBAL_SOCK_RET: &str = "SOCK_RET_OFFSET";
 pub const GLOBAL_SOCK_FLAGS: &str = "SOCK_FLAGS_OFFSET";
 /// `u32`: 1 when the sampler takes stacks (`cpu` signal); 0 keeps it as an on-CPU tick only.
 pub const GLOBAL_SAMPLE_STACKS: &str = "SAMPLE_STACKS";
+/// `u32`: 1 when threads going to sleep get their stacks taken (`offcpu` signal).
+pub const GLOBAL_OFFCPU_STACKS: &str = "OFFCPU_STACKS";
+/// Offsets shared by the `block:block_bio_queue`, `block_rq_issue` and `block_rq_complete`
+/// records, and of `rwbs` in `block_bio_queue`.
+pub const GLOBAL_BLOCK_DEV: &str = "BLOCK_DEV_OFFSET";
+pub const GLOBAL_BLOCK_SECTOR: &str = "BLOCK_SECTOR_OFFSET";
+pub const GLOBAL_BLOCK_NR_SECTOR: &str = "BLOCK_NR_SECTOR_OFFSET";
+pub const GLOBAL_BIO_RWBS: &str = "BIO_RWBS_OFFSET";
+/// Offset of `ino` in the writeback records (`writeback_dirty_folio`, `_single_inode*`).
+pub const GLOBAL_WRITEBACK_INO: &str = "WRITEBACK_INO_OFFSET";
 /// `u32`: 1 when `sys_exit` is attached and entries must be time-stamped.
 pub const GLOBAL_SYSCALL_EXITS: &str = "SYSCALL_EXITS";
 
@@ -77,6 +106,15 @@ pub const RUNNABLE_ENTRIES: u32 = 65_536;
 pub const SYSCALL_ENTRIES: u32 = 32_768;
 /// Distinct syscalls one process may make between two flushes before an early flush.
 pub const PENDING_SYSCALLS: usize = 8;
+
+/// (process, stack) pairs of off-CPU time kept.
+pub const OFFCPU_ENTRIES: u32 = 32_768;
+/// Block IOs in flight that can be matched to their completion.
+pub const IO_PENDING_ENTRIES: u32 = 16_384;
+/// Inodes whose last dirtier is remembered, to charge their writeback to it.
+pub const DIRTIER_ENTRIES: u32 = 65_536;
+/// log2 buckets of block IO latency, as [`WAIT_BUCKETS`].
+pub const IO_LATENCY_BUCKETS: usize = 32;
 
 /// (culprit, victim) pairs kept.
 pub const BLAME_ENTRIES: u32 = 65_536;
@@ -149,10 +187,17 @@ pub enum Counter {
     NetFull = 16,
     /// Drop: a process's page faults could not be stored ([`MAP_FAULTS`] full).
     FaultsFull = 17,
+    /// Drop: blocked time could not be stored ([`MAP_OFFCPU`] full).
+    OffCpuFull = 18,
+    /// Drop: a process's block IO could not be stored ([`MAP_IO`] full).
+    IoFull = 19,
+    /// Bytes of write IO from writeback threads whose inode's dirtier is unknown (dirtied before
+    /// the run): charged to the writeback thread.
+    WritebackUnattributedBytes = 20,
 }
 
 impl Counter {
-    pub const COUNT: u32 = 18;
+    pub const COUNT: u32 = 21;
     pub const ALL: [Counter; Self::COUNT as usize] = [
         Counter::Samples,
         Counter::IdleSamples,
@@ -172,17 +217,38 @@ impl Counter {
         Counter::ForksFull,
         Counter::NetFull,
         Counter::FaultsFull,
+        Counter::OffCpuFull,
+        Counter::IoFull,
+        Counter::WritebackUnattributedBytes,
     ];
 }
 
-/// A thread's process and since when it has been runnable (0: running or asleep).
+/// A thread's process, since when it has been runnable (0: running or asleep), and since when
+/// it has been asleep with which stack (`offcpu` signal).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Runnable {
     pub since: u64,
+    /// 0 while running or runnable, or when off-CPU stacks are not taken.
+    pub blocked_since: u64,
     /// 0 until the thread has left a CPU once while probes were attached.
     pub tgid: u32,
+    /// Stacks at the moment it went to sleep, ids in [`MAP_STACKS`] or [`NO_STACK`].
+    pub user_stack_id: i32,
+    pub kernel_stack_id: i32,
     pub _pad: u32,
+}
+
+impl Runnable {
+    /// Neither runnable nor known asleep, process not known yet.
+    pub const NEW: Self = Self {
+        since: 0,
+        blocked_since: 0,
+        tgid: 0,
+        user_stack_id: NO_STACK,
+        kernel_stack_id: NO_STACK,
+        _pad: 0,
+    };
 }
 
 /// One stretch of a CPU held by one process (tgid 0: idle).
@@ -239,6 +305,52 @@ impl SchedStats {
 pub struct BlameKey {
     pub culprit_tgid: u32,
     pub victim_tgid: u32,
+}
+
+/// Block IO charged to one process.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IoStats {
+    pub read_bytes: u64,
+    pub write_bytes: u64,
+    /// Bios submitted: reads plus writes.
+    pub ops: u64,
+    /// Part of `write_bytes` a writeback thread submitted for pages this process dirtied.
+    pub writeback_bytes: u64,
+    /// Completed requests matched to their issue, and their latency.
+    pub completions: u64,
+    pub latency_ns: u64,
+    pub latency_hist: [u64; IO_LATENCY_BUCKETS],
+}
+
+impl IoStats {
+    pub const ZERO: Self = Self {
+        read_bytes: 0,
+        write_bytes: 0,
+        ops: 0,
+        writeback_bytes: 0,
+        completions: 0,
+        latency_ns: 0,
+        latency_hist: [0; IO_LATENCY_BUCKETS],
+    };
+}
+
+/// A block IO in flight: device and first sector, as the block tracepoints report them.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct IoKey {
+    pub dev: u32,
+    pub _pad: u32,
+    pub sector: u64,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IoPending {
+    /// Queued, then issued to the device driver: latency is counted from the later.
+    pub at: u64,
+    pub tgid: u32,
+    pub _pad: u32,
 }
 
 /// Page faults of one process.
@@ -323,8 +435,14 @@ pub struct PendingSyscalls {
 mod user {
     // SAFETY: repr(C), three u32-sized fields, no padding, every bit pattern valid.
     unsafe impl aya::Pod for super::StackKey {}
-    // SAFETY: repr(C), u64 + u32 + explicit u32 pad.
+    // SAFETY: repr(C), two u64 then four 32-bit fields (the last an explicit pad).
     unsafe impl aya::Pod for super::Runnable {}
+    // SAFETY: repr(C), only u64 fields.
+    unsafe impl aya::Pod for super::IoStats {}
+    // SAFETY: repr(C), u32 + explicit u32 pad + u64.
+    unsafe impl aya::Pod for super::IoKey {}
+    // SAFETY: repr(C), u64 + u32 + explicit u32 pad.
+    unsafe impl aya::Pod for super::IoPending {}
     // SAFETY: repr(C), only u64 fields.
     unsafe impl aya::Pod for super::SchedStats {}
     // SAFETY: repr(C), two u32, no padding.

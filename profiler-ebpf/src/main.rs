@@ -8,11 +8,13 @@
 )]
 
 mod cpu;
+mod io;
 mod maps;
 mod mem;
 mod net;
 mod process;
 mod sched;
+mod stacks;
 mod syscalls;
 
 use aya_ebpf::{
@@ -87,6 +89,43 @@ pub fn sock_send_length(ctx: TracePointContext) -> u32 {
 #[tracepoint(category = "sock", name = "sock_recv_length")]
 pub fn sock_recv_length(ctx: TracePointContext) -> u32 {
     net::transfer(&ctx, false);
+    0
+}
+
+#[tracepoint(category = "block", name = "block_bio_queue")]
+pub fn block_bio_queue(ctx: TracePointContext) -> u32 {
+    io::bio_queue(&ctx);
+    0
+}
+
+#[tracepoint(category = "block", name = "block_rq_issue")]
+pub fn block_rq_issue(ctx: TracePointContext) -> u32 {
+    io::rq_issue(&ctx);
+    0
+}
+
+#[tracepoint(category = "block", name = "block_rq_complete")]
+pub fn block_rq_complete(ctx: TracePointContext) -> u32 {
+    io::rq_complete(&ctx);
+    0
+}
+
+/// Attached to `writeback_dirty_folio`, or `writeback_dirty_page` before Linux 5.18.
+#[tracepoint(category = "writeback", name = "writeback_dirty_folio")]
+pub fn writeback_dirty_folio(ctx: TracePointContext) -> u32 {
+    io::dirty(&ctx);
+    0
+}
+
+#[tracepoint(category = "writeback", name = "writeback_single_inode_start")]
+pub fn writeback_single_inode_start(ctx: TracePointContext) -> u32 {
+    io::writeback(&ctx, true);
+    0
+}
+
+#[tracepoint(category = "writeback", name = "writeback_single_inode")]
+pub fn writeback_single_inode(ctx: TracePointContext) -> u32 {
+    io::writeback(&ctx, false);
     0
 }
 

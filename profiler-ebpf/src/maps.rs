@@ -9,9 +9,10 @@ use aya_ebpf::{
     maps::{HashMap, LruHashMap, PerCpuArray, PerCpuHashMap, StackTrace},
 };
 use profiler_common::{
-    BLAME_ENTRIES, BlameKey, Counter, ExecInfo, FaultStats, Fork, History, NetStats,
-    PROCESS_ENTRIES, PendingSyscalls, ProcName, RUNNABLE_ENTRIES, Runnable, STACK_COUNTS_ENTRIES,
-    STACKS_ENTRIES, SYSCALL_ENTRIES, SchedStats, StackKey, SyscallKey, SyscallStats,
+    BLAME_ENTRIES, BlameKey, Counter, DIRTIER_ENTRIES, ExecInfo, FaultStats, Fork, History,
+    IO_PENDING_ENTRIES, IoKey, IoPending, IoStats, NetStats, OFFCPU_ENTRIES, PROCESS_ENTRIES,
+    PendingSyscalls, ProcName, RUNNABLE_ENTRIES, Runnable, STACK_COUNTS_ENTRIES, STACKS_ENTRIES,
+    SYSCALL_ENTRIES, SchedStats, StackKey, SyscallKey, SyscallStats,
 };
 
 #[map]
@@ -52,6 +53,24 @@ pub static SCHED: HashMap<u32, SchedStats> = HashMap::with_max_entries(PROCESS_E
 
 #[map]
 pub static BLAME: HashMap<BlameKey, u64> = HashMap::with_max_entries(BLAME_ENTRIES, 0);
+
+#[map]
+pub static OFFCPU: HashMap<StackKey, u64> = HashMap::with_max_entries(OFFCPU_ENTRIES, 0);
+
+#[map]
+pub static IO: HashMap<u32, IoStats> = HashMap::with_max_entries(PROCESS_ENTRIES, 0);
+
+/// LRU: a bio merged into another's request never completes under its own sector; its entry
+/// is evicted rather than filling the map.
+#[map]
+pub static IO_PENDING: LruHashMap<IoKey, IoPending> =
+    LruHashMap::with_max_entries(IO_PENDING_ENTRIES, 0);
+
+#[map]
+pub static WRITEBACK_INODE: HashMap<u32, u64> = HashMap::with_max_entries(RUNNABLE_ENTRIES, 0);
+
+#[map]
+pub static DIRTIER: LruHashMap<u64, u32> = LruHashMap::with_max_entries(DIRTIER_ENTRIES, 0);
 
 #[map]
 pub static FAULTS: PerCpuHashMap<u32, FaultStats> =

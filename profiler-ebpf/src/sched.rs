@@ -9,6 +9,9 @@
 //! its process at switch-in. Blame: each CPU keeps a ring of who held it lately; the wait is
 //! split over the holders by overlap, so a waiting thread blames the processes that actually
 //! ran while it waited, not just the last one.
+//!
+//! Off-CPU time: a thread that leaves a CPU asleep has its stacks taken then (`sched_switch`
+//! runs in the task leaving); at its wakeup the time asleep is charged to that stack.
 
 use aya_ebpf::{
     bindings::BPF_NOEXIST,
@@ -16,15 +19,16 @@ use aya_ebpf::{
     programs::TracePointContext,
 };
 use profiler_common::{
-    BlameKey, Counter, HISTORY_SEGMENTS, History, Runnable, SchedStats, Segment, WAIT_BUCKETS,
+    BlameKey, Counter, HISTORY_SEGMENTS, History, Runnable, SchedStats, Segment, StackKey,
+    WAIT_BUCKETS,
 };
 
 use crate::{
     maps::{
-        BLAME, HISTORY, LAST_SWITCH, ONCPU, RUNNABLE_SINCE, SCHED, add_per_cpu, add_shared,
+        BLAME, HISTORY, LAST_SWITCH, OFFCPU, ONCPU, RUNNABLE_SINCE, SCHED, add_per_cpu, add_shared,
         atomic_add, bump, bump_by, remember_comm,
     },
-    syscalls,
+    stacks, syscalls,
 };
 
 // Field offsets in the classic tracepoints' records; userspace overwrites them with the values
@@ -35,10 +39,16 @@ static SWITCH_PREV_STATE_OFFSET: u32 = 32;
 static SWITCH_NEXT_PID_OFFSET: u32 = 56;
 #[unsafe(no_mangle)]
 static WAKEUP_PID_OFFSET: u32 = 24;
+/// 1 when threads going to sleep get their stacks taken (`offcpu` signal): two stack walks per
+/// voluntary switch, so it is a signal of its own.
+#[unsafe(no_mangle)]
+static OFFCPU_STACKS: u32 = 0;
 
 /// `prev_state` bits that mean the task went to sleep; none set means it is still runnable
 /// (preempted tasks report TASK_REPORT_MAX, above these bits).
 const SLEEP_STATE_MASK: i64 = 0xff;
+/// `prev_state` of a thread's last switch: EXIT_DEAD or EXIT_ZOMBIE. It never wakes again.
+const DEAD_STATE_MASK: i64 = 0x30;
 
 #[inline(always)]
 fn offset(global: &'static u32) -> usize {
@@ -64,14 +74,26 @@ pub fn wakeup(ctx: &TracePointContext, new_task: bool) {
     };
     let now = now();
     if !new_task && let Some(entry) = RUNNABLE_SINCE.get_ptr_mut(tid) {
-        // SAFETY: live map value; a thread is woken on one CPU at a time.
-        unsafe { (*entry).since = now };
+        // SAFETY: live map value; a thread is woken on one CPU at a time, and it is asleep, so
+        // no switch writes its entry meanwhile.
+        let entry = unsafe { &mut *entry };
+        entry.since = now;
+        let blocked_since = core::mem::replace(&mut entry.blocked_since, 0);
+        if blocked_since != 0 && entry.tgid != 0 && now > blocked_since {
+            let key = StackKey {
+                tgid: entry.tgid,
+                user_stack_id: entry.user_stack_id,
+                kernel_stack_id: entry.kernel_stack_id,
+            };
+            if !add_shared(&OFFCPU, &key, now - blocked_since) {
+                bump(Counter::OffCpuFull);
+            }
+        }
         return;
     }
     let entry = Runnable {
         since: now,
-        tgid: 0,
-        _pad: 0,
+        ..Runnable::NEW
     };
     if RUNNABLE_SINCE.insert(tid, entry, 0).is_err() {
         bump(Counter::RunnableFull);
@@ -100,27 +122,48 @@ pub fn switch_tracepoint(ctx: &TracePointContext) {
         let state = unsafe { ctx.read_at::<i64>(offset(&SWITCH_PREV_STATE_OFFSET)) }.unwrap_or(1);
         let still_runnable = state & SLEEP_STATE_MASK == 0;
         count_switch(prev_tgid, still_runnable);
-        let since = if still_runnable { now } else { 0 };
-        // Updating in place is much cheaper than an LRU insert, and after its first switch
-        // every thread has an entry.
-        if let Some(entry) = RUNNABLE_SINCE.get_ptr_mut(prev_tid) {
-            // SAFETY: live map value; `prev` is leaving this CPU, nobody else writes its entry.
-            unsafe {
-                (*entry).since = since;
-                (*entry).tgid = prev_tgid;
-            }
+        if state & DEAD_STATE_MASK != 0 {
+            // Its tid may be reused by another process; a stale entry would also count the
+            // dead thread as blocked until the end of the run.
+            let _ = RUNNABLE_SINCE.remove(prev_tid);
         } else {
-            let entry = Runnable {
-                since,
-                tgid: prev_tgid,
-                _pad: 0,
-            };
-            if RUNNABLE_SINCE.insert(prev_tid, entry, 0).is_err() {
-                bump(Counter::RunnableFull);
-            }
+            left_cpu(ctx, prev_tid, prev_tgid, still_runnable, now);
         }
     }
+    switch_in(ctx, history, now);
+}
 
+/// Remembers the thread leaving: runnable since now (preempted), or asleep since now with its
+/// stacks (`offcpu` signal).
+#[inline(always)]
+fn left_cpu(ctx: &TracePointContext, tid: u32, tgid: u32, still_runnable: bool, now: u64) {
+    let mut left = Runnable {
+        since: if still_runnable { now } else { 0 },
+        tgid,
+        ..Runnable::NEW
+    };
+    // SAFETY: plain read of a load-time constant; volatile keeps the default from being
+    // folded.
+    if !still_runnable && unsafe { core::ptr::read_volatile(&OFFCPU_STACKS) } != 0 {
+        let taken = stacks::take(ctx);
+        left.blocked_since = now;
+        left.user_stack_id = taken.user;
+        left.kernel_stack_id = taken.kernel;
+    }
+    // Updating in place is much cheaper than an LRU insert, and after its first switch
+    // every thread has an entry.
+    if let Some(entry) = RUNNABLE_SINCE.get_ptr_mut(tid) {
+        // SAFETY: live map value; the thread is leaving this CPU, nobody else writes its
+        // entry.
+        unsafe { *entry = left };
+    } else if RUNNABLE_SINCE.insert(tid, left, 0).is_err() {
+        bump(Counter::RunnableFull);
+    }
+}
+
+/// The thread switched in stops waiting: its wait is charged, and blamed on this CPU's holders.
+#[inline(always)]
+fn switch_in(ctx: &TracePointContext, history: &History, now: u64) {
     // SAFETY: as in `wakeup`.
     let next_tid = unsafe { ctx.read_at::<u32>(offset(&SWITCH_NEXT_PID_OFFSET)) }.unwrap_or(0);
     if next_tid == 0 {

@@ -38,6 +38,8 @@ pub enum Signal {
     Cpu,
     /// Run-queue wait, context switches and who delayed whom.
     Sched,
+    /// Time blocked (asleep) per process, with the stack it blocked in (offcpu.svg).
+    Offcpu,
     /// Syscall counts per process and per syscall (entry hook only: the cheap part).
     Syscalls,
     /// Adds syscall errors and on-CPU time inside syscalls (exit hook: doubles the cost).
@@ -48,6 +50,8 @@ pub enum Signal {
     Net,
     /// Page faults (minor and major) per process, and resident memory.
     Mem,
+    /// Block IO bytes, ops and latency, charged to the submitting process (writeback included).
+    Io,
 }
 
 #[derive(Debug, clap::Args)]
@@ -61,7 +65,7 @@ pub struct DiagnoseArgs {
     /// Only report these processes (repeatable). The host total is still measured.
     #[arg(long = "pid", value_name = "PID")]
     pub pids: Vec<u32>,
-    /// Where to write report.json, stacks.folded and flamegraph.svg [default: ./profiler-<time>].
+    /// Where to write report.json, the folded stacks and flamegraphs [default: ./profiler-<time>].
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// What to print on stdout.
@@ -72,7 +76,7 @@ pub struct DiagnoseArgs {
         long,
         value_enum,
         value_delimiter = ',',
-        default_value = "cpu,sched,syscalls,syscall-time,processes,net,mem"
+        default_value = "cpu,sched,offcpu,syscalls,syscall-time,processes,net,mem,io"
     )]
     pub signals: Vec<Signal>,
 }
@@ -120,11 +124,13 @@ mod tests {
             [
                 Signal::Cpu,
                 Signal::Sched,
+                Signal::Offcpu,
                 Signal::Syscalls,
                 Signal::SyscallTime,
                 Signal::Processes,
                 Signal::Net,
                 Signal::Mem,
+                Signal::Io,
             ]
         );
     }

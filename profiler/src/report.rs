@@ -63,6 +63,11 @@ pub struct Drops {
     pub blame_uncovered_ns: u64,
     pub net_map_full: u64,
     pub faults_map_full: u64,
+    pub offcpu_map_full: u64,
+    pub io_map_full: u64,
+    /// Written back by a writeback thread for pages dirtied before the run (their dirtier is
+    /// unknown): charged to the writeback thread.
+    pub writeback_unattributed_bytes: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -73,6 +78,15 @@ pub struct Host {
     /// Processes seen on a CPU during the run.
     pub processes_seen: usize,
     pub context_switches: u64,
+    /// The block device busy the largest share of the run (/proc/diskstats), if any was.
+    pub busiest_disk: Option<DiskBusy>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DiskBusy {
+    pub device: String,
+    /// Share of the run the device had IO in flight (as iostat's %util).
+    pub busy_percent: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -98,6 +112,23 @@ pub struct Process {
     pub net: Option<Net>,
     /// Null when the mem signal is unavailable or off.
     pub mem: Option<Mem>,
+    /// Null when the io signal is unavailable or off.
+    pub io: Option<Io>,
+}
+
+/// Block IO the process submitted, writeback of pages it dirtied included.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Io {
+    pub read_bytes: u64,
+    pub write_bytes: u64,
+    /// Part of `write_bytes` a writeback thread wrote for pages this process dirtied.
+    pub writeback_bytes: u64,
+    /// Bios submitted.
+    pub ops: u64,
+    /// Upper bound of the log2 latency bucket (issue to completion) holding the 99th percentile.
+    pub p99_latency_ns: u64,
+    /// Reads plus writes per second, in bytes.
+    pub bytes_per_second: f64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -150,6 +181,9 @@ pub struct Sched {
     /// Left the CPU while still runnable (preempted).
     pub involuntary_switches: u64,
     pub ctx_switches: u64,
+    /// Time its threads spent asleep (blocked), summed over threads; null when the offcpu
+    /// signal is off. Sleeps still going on at the end count until then.
+    pub offcpu_ns: Option<u64>,
 }
 
 /// What a group of processes used together.
@@ -165,6 +199,15 @@ pub struct App {
     pub sched: Option<AppSched>,
     pub syscalls: Option<AppSyscalls>,
     pub net: Option<Net>,
+    pub io: Option<AppIo>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AppIo {
+    pub read_bytes: u64,
+    pub write_bytes: u64,
+    pub ops: u64,
+    pub bytes_per_second: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -258,6 +301,9 @@ mod tests {
                 blame_uncovered_ns: 0,
                 net_map_full: 0,
                 faults_map_full: 0,
+                offcpu_map_full: 0,
+                io_map_full: 0,
+                writeback_unattributed_bytes: 0,
             },
             signals: [("cpu".to_owned(), "on".to_owned())].into(),
             host: Host {
@@ -265,6 +311,10 @@ mod tests {
                 busy_percent: 50.0,
                 processes_seen: 1,
                 context_switches: 10,
+                busiest_disk: Some(DiskBusy {
+                    device: "vda".to_owned(),
+                    busy_percent: 12.5,
+                }),
             },
             processes: vec![Process {
                 pid: 10,
@@ -294,6 +344,7 @@ mod tests {
                     voluntary_switches: 1,
                     involuntary_switches: 3,
                     ctx_switches: 4,
+                    offcpu_ns: Some(2_000),
                 }),
                 syscalls: Some(Syscalls {
                     count: 10,
@@ -316,6 +367,14 @@ mod tests {
                     rss_bytes: Some(4096),
                     minor_faults: 3,
                     major_faults: 0,
+                }),
+                io: Some(Io {
+                    read_bytes: 0,
+                    write_bytes: 4096,
+                    writeback_bytes: 0,
+                    ops: 1,
+                    p99_latency_ns: 131_071,
+                    bytes_per_second: 819.2,
                 }),
             }],
             blame: vec![Blame {
@@ -341,6 +400,12 @@ mod tests {
                 }),
                 syscalls: None,
                 net: None,
+                io: Some(AppIo {
+                    read_bytes: 0,
+                    write_bytes: 4096,
+                    ops: 1,
+                    bytes_per_second: 819.2,
+                }),
             }],
             suspects: vec![Suspect {
                 rank: 1,

@@ -38,7 +38,7 @@ fn doctor_reports_every_signal_ready_on_this_host() {
             "no `{check}` check:\n{stdout}"
         );
     }
-    for signal in ["cpu", "sched"] {
+    for signal in ["cpu", "sched", "offcpu", "io"] {
         let row = stdout
             .lines()
             .find(|l| l.split_whitespace().next() == Some(signal))
@@ -109,11 +109,11 @@ fn run_without_tracefs_degrades_sched_and_still_ranks_cpu() {
         .collect();
     assert_eq!(
         warnings.len(),
-        3,
+        5,
         "one warning line per degraded signal expected:\n{}",
         done.stderr
     );
-    for signal in ["sched", "processes", "net"] {
+    for signal in ["sched", "offcpu", "processes", "net", "io"] {
         assert!(
             warnings
                 .iter()

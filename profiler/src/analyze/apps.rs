@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::report::{App, AppCpu, AppSched, AppSyscalls, Net, Process};
+use crate::report::{App, AppCpu, AppIo, AppSched, AppSyscalls, Net, Process};
 
 /// Groups kept per kind, busiest first.
 const MAX_PER_KIND: usize = 20;
@@ -33,6 +33,7 @@ pub fn apps(processes: &[Process], secs: f64) -> Vec<App> {
                 sched: None,
                 syscalls: None,
                 net: None,
+                io: None,
             });
             app.processes += 1;
             app.exited += u64::from(p.exited);
@@ -55,6 +56,17 @@ pub fn apps(processes: &[Process], secs: f64) -> Vec<App> {
                 net.tx_bytes += n.tx_bytes;
                 net.rx_bytes += n.rx_bytes;
             }
+            if let Some(i) = &p.io {
+                let io = app.io.get_or_insert(AppIo {
+                    read_bytes: 0,
+                    write_bytes: 0,
+                    ops: 0,
+                    bytes_per_second: 0.0,
+                });
+                io.read_bytes += i.read_bytes;
+                io.write_bytes += i.write_bytes;
+                io.ops += i.ops;
+            }
             if let Some(s) = &p.syscalls {
                 let syscalls = app.syscalls.get_or_insert(AppSyscalls {
                     count: 0,
@@ -69,6 +81,9 @@ pub fn apps(processes: &[Process], secs: f64) -> Vec<App> {
             app.cpu.cores = super::round3(app.cpu.on_cpu_ns as f64 / 1e9 / secs);
             if let Some(net) = &mut app.net {
                 net.bytes_per_second = super::round3((net.tx_bytes + net.rx_bytes) as f64 / secs);
+            }
+            if let Some(io) = &mut app.io {
+                io.bytes_per_second = super::round3((io.read_bytes + io.write_bytes) as f64 / secs);
             }
         }
         kind_apps.sort_by(|a, b| {

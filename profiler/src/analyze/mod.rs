@@ -1,6 +1,7 @@
 //! Ranking and verdict: pure functions from measured usage to the report's suspects and prose.
 
 mod apps;
+mod io;
 mod sched;
 mod spawn;
 mod syscalls;
@@ -11,12 +12,12 @@ use std::{
     time::Duration,
 };
 
-use profiler_common::{BlameKey, Counter};
+use profiler_common::{BlameKey, Counter, IoStats};
 
 use crate::{
     collect::Counters,
     model::ProcessUsage,
-    report::{self, Cpu, Drops, Host, Hottest, Report, Samples, Suspect},
+    report::{self, Cpu, DiskBusy, Drops, Host, Hottest, Report, Samples, Suspect},
     symbolize::{FoldedStack, KERNEL_SUFFIX},
 };
 
@@ -46,6 +47,8 @@ pub struct RunFacts {
     pub own_pid: u32,
     /// The host's memory, to weigh resident sets.
     pub mem_total_bytes: Option<u64>,
+    /// The block device busy the largest share of the run.
+    pub busiest_disk: Option<DiskBusy>,
 }
 
 impl RunFacts {
@@ -86,6 +89,8 @@ pub fn build_report(
                 || !p.syscalls.is_empty()
                 || p.net.is_some()
                 || p.faults.is_some()
+                || p.io.is_some()
+                || !p.offcpu.is_empty()
         })
         .filter(|(p, _)| facts.reported(p.identity.pid))
         .map(|(p, stacks)| {
@@ -107,7 +112,15 @@ pub fn build_report(
                     host_percent: round3(cores / cpus * 100.0),
                     hottest: hottest(stacks),
                 },
-                sched: p.sched.as_ref().map(sched::sched),
+                sched: p.sched.as_ref().map(|stats| report::Sched {
+                    offcpu_ns: facts
+                        .signal_on("offcpu")
+                        .then(|| p.offcpu.iter().map(|(_, ns)| ns).sum()),
+                    ..sched::sched(stats)
+                }),
+                io: facts
+                    .signal_on("io")
+                    .then(|| io::io(&p.io.unwrap_or(IoStats::ZERO), secs)),
                 syscalls: facts
                     .signal_on("syscalls")
                     .then(|| syscalls::summary(&p.syscalls, secs, facts.signal_on("syscall-time"))),
@@ -150,6 +163,7 @@ pub fn build_report(
     scored.extend(spawn::suspects(&processes, facts));
     scored.extend(net_suspects(&processes, facts));
     scored.extend(mem_suspects(&processes, facts));
+    scored.extend(io::suspects(&processes, facts));
     let apps = apps::apps(&processes, secs);
     scored.sort_by(|a, b| b.0.total_cmp(&a.0));
     let suspects = scored
@@ -187,6 +201,9 @@ pub fn build_report(
             blame_uncovered_ns: counter(Counter::BlameUncoveredNs),
             net_map_full: counter(Counter::NetFull),
             faults_map_full: counter(Counter::FaultsFull),
+            offcpu_map_full: counter(Counter::OffCpuFull),
+            io_map_full: counter(Counter::IoFull),
+            writeback_unattributed_bytes: counter(Counter::WritebackUnattributedBytes),
         },
         signals: facts.signals.clone(),
         host: Host {
@@ -194,6 +211,7 @@ pub fn build_report(
             busy_percent: round3(busy_cores / cpus * 100.0),
             processes_seen: usage.len(),
             context_switches: counter(Counter::Switches),
+            busiest_disk: facts.busiest_disk.clone(),
         },
         processes,
         blame: sched::truncate(blame),
@@ -381,19 +399,13 @@ mod tests {
 
     fn usage(pid: u32, comm: &str, on_cpu_ns: u64, samples: u64) -> ProcessUsage {
         ProcessUsage {
-            identity: ProcessIdentity {
+            on_cpu_ns,
+            samples,
+            ..ProcessUsage::new(ProcessIdentity {
                 start_time: 1,
                 exited: false,
                 ..ProcessIdentity::exited_unknown(pid, Some(comm))
-            },
-            on_cpu_ns,
-            samples,
-            stacks: Vec::new(),
-            sched: None,
-            syscalls: Vec::new(),
-            spawned: 0,
-            net: None,
-            faults: None,
+            })
         }
     }
 
@@ -406,6 +418,7 @@ mod tests {
             frequency_hz: 99,
             counters: Counters::default(),
             mem_total_bytes: Some(8 << 30),
+            busiest_disk: None,
             signals: BTreeMap::from([("cpu".to_owned(), "on".to_owned())]),
             blame: Vec::new(),
             only_pids,

@@ -36,6 +36,7 @@ pub fn sched(stats: &SchedStats) -> Sched {
         voluntary_switches: stats.voluntary_switches,
         involuntary_switches: stats.involuntary_switches,
         ctx_switches: stats.voluntary_switches + stats.involuntary_switches,
+        offcpu_ns: None,
     }
 }
 

@@ -1,5 +1,7 @@
 //! Drains the kernel maps into plain values (`Snapshot`, stack frames); no analysis here.
 
+pub mod disks;
+
 use std::collections::HashMap;
 
 use anyhow::Context as _;
@@ -8,10 +10,10 @@ use aya::{
     maps::{HashMap as BpfHashMap, MapData, PerCpuArray, PerCpuHashMap, StackTraceMap},
 };
 use profiler_common::{
-    BlameKey, Counter, ExecInfo, FaultStats, Fork, MAP_BLAME, MAP_COMMS, MAP_COUNTERS, MAP_EXECS,
-    MAP_FAULTS, MAP_FORKS, MAP_NET, MAP_ONCPU, MAP_SCHED, MAP_STACK_COUNTS, MAP_STACKS,
-    MAP_SYSCALL_PENDING, MAP_SYSCALLS, NetStats, PendingSyscalls, ProcName, SchedStats, StackKey,
-    SyscallKey, SyscallStats, TaskComm,
+    BlameKey, Counter, ExecInfo, FaultStats, Fork, IoStats, MAP_BLAME, MAP_COMMS, MAP_COUNTERS,
+    MAP_EXECS, MAP_FAULTS, MAP_FORKS, MAP_IO, MAP_NET, MAP_OFFCPU, MAP_ONCPU, MAP_RUNNABLE_SINCE,
+    MAP_SCHED, MAP_STACK_COUNTS, MAP_STACKS, MAP_SYSCALL_PENDING, MAP_SYSCALLS, NetStats,
+    PendingSyscalls, ProcName, Runnable, SchedStats, StackKey, SyscallKey, SyscallStats, TaskComm,
 };
 
 /// Per-CPU counters summed over CPUs, indexed by [`Counter`].
@@ -136,6 +138,34 @@ impl<'a> Collector<'a> {
         Ok(counts.iter().filter_map(Result::ok).collect())
     }
 
+    /// Nanoseconds blocked per (process, user stack, kernel stack): the sleeps that ended, plus
+    /// those still going on, counted until `end_ns` (kernel monotonic time). Read it after the
+    /// programs are detached, so no sleep ends between the two reads and counts twice.
+    pub fn offcpu(&self, end_ns: u64) -> anyhow::Result<Vec<(StackKey, u64)>> {
+        let ended: BpfHashMap<&MapData, StackKey, u64> = self.map(MAP_OFFCPU)?.try_into()?;
+        let mut totals: HashMap<StackKey, u64> = ended.iter().filter_map(Result::ok).collect();
+        let threads: BpfHashMap<&MapData, u32, Runnable> =
+            self.map(MAP_RUNNABLE_SINCE)?.try_into()?;
+        for (_, thread) in threads.iter().filter_map(Result::ok) {
+            if thread.blocked_since == 0 || thread.tgid == 0 || end_ns <= thread.blocked_since {
+                continue;
+            }
+            let key = StackKey {
+                tgid: thread.tgid,
+                user_stack_id: thread.user_stack_id,
+                kernel_stack_id: thread.kernel_stack_id,
+            };
+            *totals.entry(key).or_default() += end_ns - thread.blocked_since;
+        }
+        Ok(totals.into_iter().collect())
+    }
+
+    /// Block IO per tgid; empty when the io signal is off.
+    pub fn io(&self) -> anyhow::Result<HashMap<u32, IoStats>> {
+        let map: BpfHashMap<&MapData, u32, IoStats> = self.map(MAP_IO)?.try_into()?;
+        Ok(map.iter().filter_map(Result::ok).collect())
+    }
+
     /// Instruction pointers of each stack id, leaf first. Ids that cannot be read are left out
     /// and show up as lost stacks downstream.
     pub fn stacks(
@@ -217,6 +247,17 @@ impl<'a> Collector<'a> {
         }
         Ok(counters)
     }
+}
+
+/// The kernel's monotonic clock, which `bpf_ktime_get_ns` reads.
+pub fn kernel_now_ns() -> u64 {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: valid pointer to a stack value; CLOCK_MONOTONIC always exists.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+    now.tv_sec as u64 * 1_000_000_000 + now.tv_nsec as u64
 }
 
 fn comm_to_string(comm: &TaskComm) -> String {

@@ -14,7 +14,7 @@ use super::out_dir::OutDir;
 use crate::{
     analyze::{self, RunFacts},
     cli::{DiagnoseArgs, Format, Signal},
-    collect::Collector,
+    collect::{Collector, disks::DiskTicks, kernel_now_ns},
     error::usage,
     model::{ProcessTable, table::FinalCounts, table::Procfs, table::StackPair},
     output::{self, ProcessStacks},
@@ -40,11 +40,15 @@ pub async fn run(args: DiagnoseArgs) -> anyhow::Result<()> {
     });
     let out_dir = OutDir::prepare(&out_path)?;
 
+    let offcpu = args.signals.contains(&Signal::Offcpu);
     let mut probes = probes::attach(
         args.frequency,
         probes::Selection {
             cpu: args.signals.contains(&Signal::Cpu),
-            sched: args.signals.contains(&Signal::Sched),
+            // Off-CPU time rides on the scheduler tracepoints, which measure the run queue too.
+            sched: args.signals.contains(&Signal::Sched) || offcpu,
+            offcpu,
+            io: args.signals.contains(&Signal::Io),
             syscalls: args.signals.contains(&Signal::Syscalls),
             syscall_time: args.signals.contains(&Signal::SyscallTime),
             processes: args.signals.contains(&Signal::Processes),
@@ -66,6 +70,7 @@ pub async fn run(args: DiagnoseArgs) -> anyhow::Result<()> {
         humantime::format_duration(args.duration)
     );
     let start = Instant::now();
+    let disks_before = DiskTicks::now();
     let progress = progress_bar(args.duration);
 
     let mut table = ProcessTable::default();
@@ -90,6 +95,8 @@ pub async fn run(args: DiagnoseArgs) -> anyhow::Result<()> {
         }
     }
     let elapsed = start.elapsed();
+    let end_ns = kernel_now_ns();
+    let busiest_disk = DiskTicks::now().busiest_since(&disks_before, elapsed);
     if let Some(bar) = progress {
         bar.finish_and_clear();
     }
@@ -102,16 +109,21 @@ pub async fn run(args: DiagnoseArgs) -> anyhow::Result<()> {
     let lifecycle = collector.lifecycle()?;
     let net = collector.net()?;
     let faults = collector.faults()?;
+    let io = collector.io()?;
+    // Syscall counts move from the per-CPU pending buffers to the totals at every context
+    // switch, and a sleep moves from the thread table to the off-CPU totals at its wakeup;
+    // both are read once the programs have stopped, so nothing is seen twice or missed.
+    // Everything else was read above, at `elapsed`, since detaching takes a while.
+    probes.detach();
+    let collector = Collector::new(&probes.ebpf);
+    let syscalls = collector.syscalls()?;
+    let offcpu = collector.offcpu(end_ns)?;
     let stacks = collector.stacks(
         stack_counts
             .iter()
+            .chain(&offcpu)
             .flat_map(|(key, _)| [key.user_stack_id, key.kernel_stack_id]),
     )?;
-    // Syscall counts move from the per-CPU pending buffers to the totals at every context
-    // switch; they are read once the programs have stopped, so none is seen twice or missed.
-    // Everything else was read above, at `elapsed`, since detaching takes a while.
-    probes.detach();
-    let syscalls = Collector::new(&probes.ebpf).syscalls()?;
     let cpus = u32::try_from(probes.cpus).unwrap_or(u32::MAX);
     let signals = probes.signals.clone();
     drop(probes);
@@ -124,6 +136,8 @@ pub async fn run(args: DiagnoseArgs) -> anyhow::Result<()> {
             lifecycle: &lifecycle,
             net: &net,
             faults: &faults,
+            offcpu: &offcpu,
+            io: &io,
         },
         &Procfs,
     );
@@ -146,24 +160,23 @@ pub async fn run(args: DiagnoseArgs) -> anyhow::Result<()> {
         cpus,
         frequency_hz: args.frequency,
         counters,
+        busiest_disk,
         signals,
         blame,
         only_pids: args.pids.clone(),
         own_pid: std::process::id(),
     };
-    let report = analyze::build_report(&facts, &usage, &folded);
-    let reported: Vec<ProcessStacks<'_>> = usage
-        .iter()
-        .zip(&folded)
-        .filter(|(p, _)| args.pids.is_empty() || args.pids.contains(&p.identity.pid))
-        .filter(|(_, stacks)| !stacks.is_empty())
-        .map(|(p, stacks)| ProcessStacks {
-            comm: &p.identity.comm,
-            pid: p.identity.pid,
-            stacks,
-        })
-        .collect();
-    output::write_run(out_dir.path(), &report, &reported)?;
+    let report = analyze::build_report(&facts, &usage, &folded.cpu);
+    let offcpu_us = micros(&folded.offcpu);
+    let offcpu_on = report.signals.get("offcpu").is_some_and(|s| s == "on");
+    output::write_run(
+        out_dir.path(),
+        &report,
+        &reported(&usage, &folded.cpu, &args.pids),
+        offcpu_on
+            .then(|| reported(&usage, &offcpu_us, &args.pids))
+            .as_deref(),
+    )?;
 
     let mut stdout = std::io::stdout().lock();
     match args.format {
@@ -177,6 +190,39 @@ pub async fn run(args: DiagnoseArgs) -> anyhow::Result<()> {
     eprintln!("profiler: wrote {}", out_dir.path().display());
     out_dir.keep();
     Ok(())
+}
+
+/// Processes with stacks in `sets` (parallel to `usage`), as the folded files name them.
+fn reported<'a>(
+    usage: &'a [crate::model::ProcessUsage],
+    sets: &'a [Vec<symbolize::FoldedStack>],
+    pids: &[u32],
+) -> Vec<ProcessStacks<'a>> {
+    usage
+        .iter()
+        .zip(sets)
+        .filter(|(p, _)| pids.is_empty() || pids.contains(&p.identity.pid))
+        .filter(|(_, stacks)| !stacks.is_empty())
+        .map(|(p, stacks)| ProcessStacks {
+            comm: &p.identity.comm,
+            pid: p.identity.pid,
+            stacks,
+        })
+        .collect()
+}
+
+/// Off-CPU stacks weighted in whole microseconds, as BCC's offcputime folds them; sleeps
+/// shorter than half a microsecond in total disappear.
+fn micros(sets: &[Vec<symbolize::FoldedStack>]) -> Vec<Vec<symbolize::FoldedStack>> {
+    sets.iter()
+        .map(|stacks| {
+            stacks
+                .iter()
+                .map(|(frames, ns)| (frames.clone(), (ns + 500) / 1000))
+                .filter(|(_, us)| *us > 0)
+                .collect()
+        })
+        .collect()
 }
 
 fn stacks_of(

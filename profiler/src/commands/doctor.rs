@@ -102,20 +102,22 @@ fn host_checks() -> Vec<Check> {
 }
 
 /// Every signal, in the order the table shows them.
-const SIGNALS: [&str; 7] = [
+const SIGNALS: [&str; 9] = [
     "cpu",
     "sched",
+    "offcpu",
     "syscalls",
     "syscall-time",
     "processes",
     "net",
     "mem",
+    "io",
 ];
 
 /// Fix for a signal that is not ready, in words an operator can act on.
 fn fix(signal: &str) -> &'static str {
     match signal {
-        "sched" | "processes" | "net" => {
+        "sched" | "offcpu" | "processes" | "net" | "io" => {
             "mount tracefs (mount -t tracefs nodev /sys/kernel/tracing) or unset PROFILER_TRACEFS"
         }
         "syscalls" | "syscall-time" => {
@@ -133,18 +135,7 @@ pub fn run() -> anyhow::Result<()> {
         .iter()
         .all(|c| c.name != "privileges" || c.status == Status::Ok);
     let signals: Vec<(String, String)> = if privileged {
-        match probes::attach(
-            99,
-            Selection {
-                cpu: true,
-                sched: true,
-                syscalls: true,
-                syscall_time: true,
-                processes: true,
-                net: true,
-                mem: true,
-            },
-        ) {
+        match probes::attach(99, Selection::ALL) {
             Ok(probes) => probes.signals.into_iter().collect(),
             Err(err) => SIGNALS
                 .into_iter()

@@ -6,7 +6,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use profiler_common::{FaultStats, NetStats, SchedStats, StackKey, SyscallKey, SyscallStats};
+use profiler_common::{
+    FaultStats, IoStats, NetStats, SchedStats, StackKey, SyscallKey, SyscallStats,
+};
 
 use super::identity::{ProcessIdentity, read_identity};
 use crate::collect::{Lifecycle, ProcessSnapshot};
@@ -72,6 +74,30 @@ pub struct ProcessUsage {
     pub net: Option<NetStats>,
     /// Like `sched`, keyed by tgid in the kernel.
     pub faults: Option<FaultStats>,
+    /// Nanoseconds blocked per stack pair; like `sched`, keyed by tgid in the kernel.
+    pub offcpu: Vec<(StackPair, u64)>,
+    /// Like `sched`, keyed by tgid in the kernel.
+    pub io: Option<IoStats>,
+}
+
+#[cfg(test)]
+impl ProcessUsage {
+    /// A process that used nothing yet.
+    pub fn new(identity: ProcessIdentity) -> Self {
+        Self {
+            identity,
+            on_cpu_ns: 0,
+            samples: 0,
+            stacks: Vec::new(),
+            sched: None,
+            syscalls: Vec::new(),
+            spawned: 0,
+            net: None,
+            faults: None,
+            offcpu: Vec::new(),
+            io: None,
+        }
+    }
 }
 
 /// Cumulative kernel figures at the end of the run.
@@ -83,6 +109,8 @@ pub struct FinalCounts<'a> {
     pub lifecycle: &'a Lifecycle,
     pub net: &'a HashMap<u32, NetStats>,
     pub faults: &'a HashMap<u32, FaultStats>,
+    pub offcpu: &'a [(StackKey, u64)],
+    pub io: &'a HashMap<u32, IoStats>,
 }
 
 impl ProcessTable {
@@ -170,7 +198,16 @@ impl ProcessTable {
             lifecycle,
             net,
             faults,
+            offcpu,
+            io,
         } = *counts;
+        let mut offcpu_by_pid: HashMap<u32, Vec<(StackPair, u64)>> = HashMap::new();
+        for (key, ns) in offcpu {
+            offcpu_by_pid
+                .entry(key.tgid)
+                .or_default()
+                .push(((key.user_stack_id, key.kernel_stack_id), *ns));
+        }
         let mut syscalls_by_pid: HashMap<u32, Vec<(u32, SyscallStats)>> = HashMap::new();
         for (key, stats) in syscalls {
             syscalls_by_pid
@@ -191,6 +228,7 @@ impl ProcessTable {
             .keys()
             .chain(sched.keys())
             .chain(syscalls_by_pid.keys())
+            .chain(io.keys())
         {
             seen.on_cpu_ns.entry(pid).or_insert(0);
         }
@@ -272,6 +310,12 @@ impl ProcessTable {
                         faults.get(&pid).copied()
                     } else {
                         None
+                    },
+                    io: if is_last { io.get(&pid).copied() } else { None },
+                    offcpu: if is_last {
+                        offcpu_by_pid.remove(&pid).unwrap_or_default()
+                    } else {
+                        Vec::new()
                     },
                     spawned: if is_last {
                         spawned.get(&pid).copied().unwrap_or(0)
@@ -392,6 +436,8 @@ mod tests {
             std::sync::LazyLock::new(HashMap::new);
         static NO_FAULTS: std::sync::LazyLock<HashMap<u32, FaultStats>> =
             std::sync::LazyLock::new(HashMap::new);
+        static NO_IO: std::sync::LazyLock<HashMap<u32, IoStats>> =
+            std::sync::LazyLock::new(HashMap::new);
         static FORKS: std::sync::LazyLock<Lifecycle> = std::sync::LazyLock::new(|| Lifecycle {
             // 7 is a process started by 11; 12 is a thread of 11.
             forks: HashMap::from([(7, (11, 1)), (12, (11, 2))]),
@@ -403,6 +449,8 @@ mod tests {
             lifecycle: &FORKS,
             net: &NO_NET,
             faults: &NO_FAULTS,
+            offcpu: &[],
+            io: &NO_IO,
         }
     }
 

@@ -22,9 +22,17 @@ pub struct ProcessStacks<'a> {
 pub const REPORT_JSON: &str = "report.json";
 pub const STACKS_FOLDED: &str = "stacks.folded";
 pub const FLAMEGRAPH_SVG: &str = "flamegraph.svg";
+pub const OFFCPU_FOLDED: &str = "offcpu.folded";
+pub const OFFCPU_SVG: &str = "offcpu.svg";
 
 /// Renders every file first, then moves each into place, so a failure leaves no partial set.
-pub fn write_run(dir: &Path, report: &Report, stacks: &[ProcessStacks<'_>]) -> anyhow::Result<()> {
+/// `offcpu` (counts in microseconds blocked) is written when the offcpu signal ran.
+pub fn write_run(
+    dir: &Path,
+    report: &Report,
+    stacks: &[ProcessStacks<'_>],
+    offcpu: Option<&[ProcessStacks<'_>]>,
+) -> anyhow::Result<()> {
     let mut json = serde_json::to_vec_pretty(report).context("serializing report.json")?;
     json.push(b'\n');
     let folded = folded::render(stacks);
@@ -38,12 +46,28 @@ pub fn write_run(dir: &Path, report: &Report, stacks: &[ProcessStacks<'_>]) -> a
             report.frequency_hz
         ),
     )?;
-    atomic::write_all(
-        dir,
-        &[
-            (REPORT_JSON, json.as_slice()),
-            (STACKS_FOLDED, folded.as_bytes()),
-            (FLAMEGRAPH_SVG, svg.as_slice()),
-        ],
-    )
+    let mut files = vec![
+        (REPORT_JSON, json),
+        (STACKS_FOLDED, folded.into_bytes()),
+        (FLAMEGRAPH_SVG, svg),
+    ];
+    if let Some(offcpu) = offcpu {
+        let folded = folded::render(offcpu);
+        let svg = flamegraph::render_kind(
+            flamegraph::OFFCPU,
+            &folded,
+            &format!(
+                "Off-CPU: {} processes, {:.1} s; width is time blocked",
+                offcpu.len(),
+                report.duration_s
+            ),
+        )?;
+        files.push((OFFCPU_FOLDED, folded.into_bytes()));
+        files.push((OFFCPU_SVG, svg));
+    }
+    let files: Vec<(&str, &[u8])> = files
+        .iter()
+        .map(|(name, bytes)| (*name, bytes.as_slice()))
+        .collect();
+    atomic::write_all(dir, &files)
 }

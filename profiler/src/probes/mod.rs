@@ -15,12 +15,14 @@ use aya::{
 };
 pub use privileges::check_privileges;
 use profiler_common::{
-    GLOBAL_FORK_CHILD_PID, GLOBAL_SAMPLE_STACKS, GLOBAL_SOCK_FAMILY, GLOBAL_SOCK_FLAGS,
-    GLOBAL_SOCK_RET, GLOBAL_SWITCH_NEXT_PID, GLOBAL_SWITCH_PREV_STATE, GLOBAL_SYSCALL_EXITS,
-    GLOBAL_WAKEUP_PID, PROG_CPU_SAMPLE, PROG_FAULT_MAJOR, PROG_FAULT_MINOR,
+    GLOBAL_BIO_RWBS, GLOBAL_BLOCK_DEV, GLOBAL_BLOCK_NR_SECTOR, GLOBAL_BLOCK_SECTOR,
+    GLOBAL_FORK_CHILD_PID, GLOBAL_OFFCPU_STACKS, GLOBAL_SAMPLE_STACKS, GLOBAL_SOCK_FAMILY,
+    GLOBAL_SOCK_FLAGS, GLOBAL_SOCK_RET, GLOBAL_SWITCH_NEXT_PID, GLOBAL_SWITCH_PREV_STATE,
+    GLOBAL_SYSCALL_EXITS, GLOBAL_WAKEUP_PID, GLOBAL_WRITEBACK_INO, PROG_BIO_QUEUE, PROG_CPU_SAMPLE,
+    PROG_DIRTY_FOLIO, PROG_FAULT_MAJOR, PROG_FAULT_MINOR, PROG_RQ_COMPLETE, PROG_RQ_ISSUE,
     PROG_SCHED_PROCESS_EXEC, PROG_SCHED_PROCESS_FORK, PROG_SCHED_SWITCH, PROG_SCHED_SWITCH_TP,
     PROG_SCHED_WAKEUP, PROG_SCHED_WAKEUP_NEW, PROG_SOCK_RECV, PROG_SOCK_SEND, PROG_SYS_ENTER,
-    PROG_SYS_EXIT,
+    PROG_SYS_EXIT, PROG_WRITEBACK_END, PROG_WRITEBACK_START,
 };
 
 /// The compiled eBPF programs, embedded by build.rs.
@@ -39,6 +41,8 @@ pub struct Probes {
 pub struct Selection {
     pub cpu: bool,
     pub sched: bool,
+    /// Blocked time with stacks: rides on the scheduler tracepoints.
+    pub offcpu: bool,
     pub syscalls: bool,
     /// Errors and time: needs `syscalls` too.
     pub syscall_time: bool,
@@ -48,6 +52,65 @@ pub struct Selection {
     pub net: bool,
     /// Page faults (a perf event sample per fault).
     pub mem: bool,
+    /// Block IO and writeback.
+    pub io: bool,
+}
+
+impl Selection {
+    pub const ALL: Self = Self {
+        cpu: true,
+        sched: true,
+        offcpu: true,
+        syscalls: true,
+        syscall_time: true,
+        processes: true,
+        net: true,
+        mem: true,
+        io: true,
+    };
+}
+
+/// Field offsets of the block and writeback tracepoints, read from tracefs.
+struct IoOffsets {
+    dev: u32,
+    sector: u32,
+    nr_sector: u32,
+    rwbs: u32,
+    ino: u32,
+    /// `writeback_dirty_folio`, or `writeback_dirty_page` before Linux 5.18.
+    dirty_event: &'static str,
+}
+
+fn io_offsets() -> Result<IoOffsets, String> {
+    let root = tracefs::ensure_mounted()?;
+    let offset =
+        |category, event, field| tracefs::event_field_offset(&root, category, event, field);
+    let dev = offset("block", "block_bio_queue", "dev")?;
+    let sector = offset("block", "block_bio_queue", "sector")?;
+    for event in ["block_rq_issue", "block_rq_complete"] {
+        if offset("block", event, "dev")? != dev || offset("block", event, "sector")? != sector {
+            return Err(format!("block_bio_queue and {event} records differ"));
+        }
+    }
+    let dirty_event = if root.join("events/writeback/writeback_dirty_folio").is_dir() {
+        "writeback_dirty_folio"
+    } else {
+        "writeback_dirty_page"
+    };
+    let ino = offset("writeback", dirty_event, "ino")?;
+    for event in ["writeback_single_inode_start", "writeback_single_inode"] {
+        if offset("writeback", event, "ino")? != ino {
+            return Err(format!("{dirty_event} and {event} records differ"));
+        }
+    }
+    Ok(IoOffsets {
+        dev,
+        sector,
+        nr_sector: offset("block", "block_bio_queue", "nr_sector")?,
+        rwbs: offset("block", "block_bio_queue", "rwbs")?,
+        ino,
+        dirty_event,
+    })
 }
 
 /// Field offsets of the scheduler tracepoints, read from tracefs.
@@ -76,7 +139,8 @@ fn sched_offsets() -> Result<SchedOffsets, String> {
 /// comes from the `sched_switch` raw tracepoint and the `sched` signal is reported unavailable.
 pub fn attach(frequency_hz: u64, selection: Selection) -> anyhow::Result<Probes> {
     raise_memlock_limit();
-    let offsets = selection.sched.then(sched_offsets);
+    let offsets = (selection.sched || selection.offcpu).then(sched_offsets);
+    let io_offsets = selection.io.then(io_offsets);
     let fork_offset = selection.processes.then(|| {
         let root = tracefs::ensure_mounted()?;
         tracefs::event_field_offset(&root, "sched", "sched_process_fork", "child_pid")
@@ -103,6 +167,16 @@ pub fn attach(frequency_hz: u64, selection: Selection) -> anyhow::Result<Probes>
     }
     let syscall_exits = u32::from(selection.syscalls && selection.syscall_time);
     let sample_stacks = u32::from(selection.cpu);
+    let offcpu_stacks = u32::from(selection.offcpu);
+    loader.override_global(GLOBAL_OFFCPU_STACKS, &offcpu_stacks, true);
+    if let Some(Ok(io)) = &io_offsets {
+        loader
+            .override_global(GLOBAL_BLOCK_DEV, &io.dev, true)
+            .override_global(GLOBAL_BLOCK_SECTOR, &io.sector, true)
+            .override_global(GLOBAL_BLOCK_NR_SECTOR, &io.nr_sector, true)
+            .override_global(GLOBAL_BIO_RWBS, &io.rwbs, true)
+            .override_global(GLOBAL_WRITEBACK_INO, &io.ino, true);
+    }
     loader
         .override_global(GLOBAL_SYSCALL_EXITS, &syscall_exits, true)
         .override_global(GLOBAL_SAMPLE_STACKS, &sample_stacks, true);
@@ -130,12 +204,19 @@ pub fn attach(frequency_hz: u64, selection: Selection) -> anyhow::Result<Probes>
     let sched = offsets.map(|offsets| {
         offsets.and_then(|_| attach_sched(&mut ebpf).map_err(|err| first_line(&err)))
     });
-    let state = state_of("sched", sched);
-    if state != "on" {
+    if !matches!(sched, Some(Ok(()))) {
         // On-CPU time is measured whatever the selection: every ranking needs it.
         attach_raw(&mut ebpf, PROG_SCHED_SWITCH, "sched_switch")?;
     }
-    signals.insert("sched".to_owned(), state);
+    let wanted = |on: bool| if on { sched.clone() } else { None };
+    signals.insert(
+        "sched".to_owned(),
+        state_of("sched", wanted(selection.sched)),
+    );
+    signals.insert(
+        "offcpu".to_owned(),
+        state_of("offcpu", wanted(selection.offcpu)),
+    );
 
     let syscalls = selection.syscalls.then(|| {
         attach_raw(&mut ebpf, PROG_SYS_ENTER, "sys_enter").map_err(|err| first_line(&err))
@@ -190,6 +271,11 @@ pub fn attach(frequency_hz: u64, selection: Selection) -> anyhow::Result<Probes>
         .map_err(|err| first_line(&err))
     });
     signals.insert("mem".to_owned(), state_of("mem", mem));
+
+    let io = io_offsets.map(|offsets| {
+        offsets.and_then(|offsets| attach_io(&mut ebpf, &offsets).map_err(|err| first_line(&err)))
+    });
+    signals.insert("io".to_owned(), state_of("io", io));
 
     // Without it a process that execs after discovery keeps its old name; the run goes on.
     if let Err(err) = attach_raw(&mut ebpf, PROG_SCHED_PROCESS_EXEC, "sched_process_exec") {
@@ -277,6 +363,25 @@ fn attach_sched(ebpf: &mut Ebpf) -> anyhow::Result<()> {
         (PROG_SCHED_SWITCH_TP, "sched_switch"),
     ] {
         attach_tracepoint(ebpf, name, "sched", event)?;
+    }
+    Ok(())
+}
+
+/// Writeback attribution first, so bios queued by a writeback thread find their dirtier.
+fn attach_io(ebpf: &mut Ebpf, offsets: &IoOffsets) -> anyhow::Result<()> {
+    for (name, category, event) in [
+        (PROG_DIRTY_FOLIO, "writeback", offsets.dirty_event),
+        (
+            PROG_WRITEBACK_START,
+            "writeback",
+            "writeback_single_inode_start",
+        ),
+        (PROG_WRITEBACK_END, "writeback", "writeback_single_inode"),
+        (PROG_RQ_COMPLETE, "block", "block_rq_complete"),
+        (PROG_RQ_ISSUE, "block", "block_rq_issue"),
+        (PROG_BIO_QUEUE, "block", "block_bio_queue"),
+    ] {
+        attach_tracepoint(ebpf, name, category, event)?;
     }
     Ok(())
 }

@@ -11,7 +11,7 @@ use blazesym::symbolize::{
     source::{Kernel, Source},
 };
 
-use crate::model::ProcessUsage;
+use crate::model::{ProcessUsage, table::StackPair};
 
 /// Frames of one sample stack, root first, and how many samples had it.
 pub type FoldedStack = (Vec<String>, u64);
@@ -21,41 +21,62 @@ pub const KERNEL_SUFFIX: &str = "_[k]";
 /// Frame standing for a stack the kernel could not store (counted in drops).
 pub const LOST_STACK: &str = "[lost stack]";
 
-/// Symbolizes every process's stacks. `stacks` maps stack id to instruction pointers, leaf first.
-/// Runs on the calling thread: blazesym's symbolizer is neither Send nor Sync.
-pub fn symbolize(
-    processes: &[ProcessUsage],
-    stacks: &HashMap<i32, Vec<u64>>,
-) -> Vec<Vec<FoldedStack>> {
+/// Each process's stacks by name, in the order of the processes given.
+#[derive(Debug, Clone, Default)]
+pub struct Folded {
+    /// CPU samples.
+    pub cpu: Vec<Vec<FoldedStack>>,
+    /// Nanoseconds blocked.
+    pub offcpu: Vec<Vec<FoldedStack>>,
+}
+
+/// Symbolizes every process's sampled and blocked stacks. `stacks` maps stack id to instruction
+/// pointers, leaf first. Runs on the calling thread: blazesym's symbolizer is neither Send nor
+/// Sync.
+pub fn symbolize(processes: &[ProcessUsage], stacks: &HashMap<i32, Vec<u64>>) -> Folded {
     let symbolizer = Symbolizer::builder()
         .enable_inlined_fns(true)
         .enable_code_info(false)
         .build();
     let kernel = KernelNames::new(&symbolizer, processes, stacks);
     let mut user = user::UserSymbolizer::new(&symbolizer);
-    processes
-        .iter()
-        .map(|process| {
-            let mut folded: HashMap<Vec<String>, u64> = HashMap::new();
-            for &((user_id, kernel_id), count) in &process.stacks {
-                let mut frames = Vec::new();
-                match stacks.get(&user_id) {
-                    Some(ips) => frames.extend(user.frames(&process.identity.maps, ips)),
-                    None if kernel_id < 0 || user_id >= 0 => frames.push(LOST_STACK.to_owned()),
-                    None => {}
-                }
-                if let Some(ips) = stacks.get(&kernel_id) {
-                    frames.extend(kernel.frames(ips));
-                } else if kernel_id >= 0 {
-                    frames.push(format!("{LOST_STACK}{KERNEL_SUFFIX}"));
-                }
-                *folded.entry(frames).or_default() += count;
-            }
-            let mut folded: Vec<FoldedStack> = folded.into_iter().collect();
-            folded.sort();
-            folded
-        })
-        .collect()
+    let mut fold = |pick: fn(&ProcessUsage) -> &[(StackPair, u64)]| -> Vec<Vec<FoldedStack>> {
+        processes
+            .iter()
+            .map(|process| fold_process(process, pick(process), stacks, &kernel, &mut user))
+            .collect()
+    };
+    Folded {
+        cpu: fold(|p| &p.stacks),
+        offcpu: fold(|p| &p.offcpu),
+    }
+}
+
+fn fold_process(
+    process: &ProcessUsage,
+    pairs: &[(StackPair, u64)],
+    stacks: &HashMap<i32, Vec<u64>>,
+    kernel: &KernelNames,
+    user: &mut user::UserSymbolizer<'_>,
+) -> Vec<FoldedStack> {
+    let mut folded: HashMap<Vec<String>, u64> = HashMap::new();
+    for &((user_id, kernel_id), count) in pairs {
+        let mut frames = Vec::new();
+        match stacks.get(&user_id) {
+            Some(ips) => frames.extend(user.frames(&process.identity.maps, ips)),
+            None if kernel_id < 0 || user_id >= 0 => frames.push(LOST_STACK.to_owned()),
+            None => {}
+        }
+        if let Some(ips) = stacks.get(&kernel_id) {
+            frames.extend(kernel.frames(ips));
+        } else if kernel_id >= 0 {
+            frames.push(format!("{LOST_STACK}{KERNEL_SUFFIX}"));
+        }
+        *folded.entry(frames).or_default() += count;
+    }
+    let mut folded: Vec<FoldedStack> = folded.into_iter().collect();
+    folded.sort();
+    folded
 }
 
 /// Return addresses point after the call; step back one byte so the caller's line is named.
@@ -76,7 +97,8 @@ impl KernelNames {
     ) -> Self {
         let mut addrs: Vec<u64> = processes
             .iter()
-            .flat_map(|p| p.stacks.iter().map(|&((_, kernel), _)| kernel))
+            .flat_map(|p| p.stacks.iter().chain(&p.offcpu))
+            .map(|&((_, kernel), _)| kernel)
             .filter_map(|id| stacks.get(&id))
             .flat_map(|ips| ips.iter().enumerate().map(|(i, &ip)| lookup_addr(ip, i)))
             .collect();
@@ -142,18 +164,12 @@ mod tests {
         let me = read_identity(std::process::id()).unwrap();
         let ip = distinctive_symbol_for_test as *const () as u64;
         let process = ProcessUsage {
-            identity: ProcessIdentity { exited: true, ..me },
-            on_cpu_ns: 0,
             samples: 3,
             stacks: vec![((5, -1), 3)],
-            sched: None,
-            syscalls: Vec::new(),
-            spawned: 0,
-            net: None,
-            faults: None,
+            ..ProcessUsage::new(ProcessIdentity { exited: true, ..me })
         };
         let stacks = HashMap::from([(5, vec![ip])]);
-        let folded = symbolize(&[process], &stacks);
+        let folded = symbolize(&[process], &stacks).cpu;
         assert_eq!(folded[0].len(), 1);
         let (frames, count) = &folded[0][0];
         assert_eq!(*count, 3);
@@ -168,17 +184,11 @@ mod tests {
     #[test]
     fn missing_stacks_are_named_lost_not_dropped() {
         let process = ProcessUsage {
-            identity: ProcessIdentity::exited_unknown(9, Some("x")),
-            on_cpu_ns: 0,
             samples: 4,
             stacks: vec![((3, 4), 4)],
-            sched: None,
-            syscalls: Vec::new(),
-            spawned: 0,
-            net: None,
-            faults: None,
+            ..ProcessUsage::new(ProcessIdentity::exited_unknown(9, Some("x")))
         };
-        let folded = symbolize(&[process], &HashMap::new());
+        let folded = symbolize(&[process], &HashMap::new()).cpu;
         assert_eq!(
             folded[0],
             vec![(
@@ -197,17 +207,11 @@ mod tests {
         // Inside libc's `write`, past its first instruction.
         let ip = libc::write as *const () as u64 + 4;
         let process = ProcessUsage {
-            identity: ProcessIdentity { exited: true, ..me },
-            on_cpu_ns: 0,
             samples: 1,
             stacks: vec![((5, -1), 1)],
-            sched: None,
-            syscalls: Vec::new(),
-            spawned: 0,
-            net: None,
-            faults: None,
+            ..ProcessUsage::new(ProcessIdentity { exited: true, ..me })
         };
-        let folded = symbolize(&[process], &HashMap::from([(5, vec![ip])]));
+        let folded = symbolize(&[process], &HashMap::from([(5, vec![ip])])).cpu;
         let frames = &folded[0][0].0;
         assert!(frames.iter().any(|f| f.contains("write")), "{frames:?}");
     }

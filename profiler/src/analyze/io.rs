@@ -1,0 +1,84 @@
+//! Block IO analysis: per-process figures and the processes that keep the disks busy.
+
+use profiler_common::IoStats;
+
+use super::{RunFacts, Scored, round3, sched::percentile};
+use crate::report::{self, Suspect};
+
+/// From 10 MB/s of block IO a process is a suspect whatever the disks can take.
+const IO_SUSPECT_BYTES_PER_SECOND: f64 = 10e6;
+/// Below this a process's IO does not make it a suspect even on a saturated disk: the disk is
+/// somebody else's doing.
+const IO_SUSPECT_MIN_SHARE: f64 = 0.2;
+
+pub fn io(stats: &IoStats, secs: f64) -> report::Io {
+    report::Io {
+        read_bytes: stats.read_bytes,
+        write_bytes: stats.write_bytes,
+        writeback_bytes: stats.writeback_bytes,
+        ops: stats.ops,
+        p99_latency_ns: percentile(&stats.latency_hist, 0.99),
+        bytes_per_second: round3((stats.read_bytes + stats.write_bytes) as f64 / secs),
+    }
+}
+
+/// Ranked by the process's share of all IO bytes times how busy the busiest disk was, so a
+/// process doing most of the IO on a saturated disk scores like a process holding a whole CPU.
+pub fn suspects(processes: &[report::Process], facts: &RunFacts) -> Vec<Scored> {
+    let bytes = |io: &report::Io| io.read_bytes + io.write_bytes;
+    let total: u64 = processes
+        .iter()
+        .filter_map(|p| p.io.as_ref())
+        .map(bytes)
+        .sum();
+    if total == 0 {
+        return Vec::new();
+    }
+    let busy = facts
+        .busiest_disk
+        .as_ref()
+        .map_or(0.0, |d| d.busy_percent / 100.0);
+    processes
+        .iter()
+        .filter(|p| p.pid != facts.own_pid)
+        .filter_map(|p| Some((p, p.io?)))
+        .filter_map(|(p, io)| {
+            let share = bytes(&io) as f64 / total as f64;
+            let heavy = io.bytes_per_second >= IO_SUSPECT_BYTES_PER_SECOND;
+            if !heavy && (share < IO_SUSPECT_MIN_SHARE || busy < 0.5) {
+                return None;
+            }
+            let mut reason = format!(
+                "moved {:.1} MB/s of block IO ({:.0}% of all): read {:.1} MB, wrote {:.1} MB in {} IOs, p99 latency {:.2} ms",
+                io.bytes_per_second / 1e6,
+                share * 100.0,
+                io.read_bytes as f64 / 1e6,
+                io.write_bytes as f64 / 1e6,
+                io.ops,
+                io.p99_latency_ns as f64 / 1e6,
+            );
+            if io.writeback_bytes > 0 {
+                reason.push_str(&format!(
+                    "; {:.1} MB of it written back later for pages it dirtied",
+                    io.writeback_bytes as f64 / 1e6
+                ));
+            }
+            if let Some(disk) = &facts.busiest_disk {
+                reason.push_str(&format!(
+                    "; {} was busy {:.0}% of the run",
+                    disk.device, disk.busy_percent
+                ));
+            }
+            let suspect = Suspect {
+                rank: 0,
+                pid: p.pid,
+                comm: p.comm.clone(),
+                resource: "io".to_owned(),
+                value: round3(io.bytes_per_second / 1e6),
+                unit: "MB/s".to_owned(),
+                reason,
+            };
+            Some((share * busy.max(0.1), suspect))
+        })
+        .collect()
+}
