@@ -69,6 +69,7 @@ fn sentence(report: &Report, suspect: &Suspect) -> String {
         ("mem", _) => format!("{who} weighs on memory: it {}", suspect.reason),
         ("net", _) => format!("{who} floods the network: it {}", suspect.reason),
         ("spawn", _) => format!("{who} spawns processes: it {}", suspect.reason),
+        ("io", _) => format!("{who} saturates the disk: it {}", suspect.reason),
         _ => format!("{who} {}", suspect.reason),
     }
 }
@@ -117,10 +118,12 @@ pub fn verdict(report: &Report) -> String {
         + drops.syscalls_map_full
         + drops.names_map_full
         + drops.net_map_full
-        + drops.faults_map_full;
+        + drops.faults_map_full
+        + drops.offcpu_map_full
+        + drops.io_map_full;
     if lost > 0 || other_lost > 0 {
         text.push_str(&format!(
-            " Caution: {lost} stack samples and {other_lost} scheduler, syscall, name or network updates were dropped in the kernel (see drops)."
+            " Caution: {lost} stack samples and {other_lost} scheduler, off-CPU, syscall, name, network, fault or IO updates were dropped in the kernel (see drops)."
         ));
     }
     text

@@ -48,7 +48,7 @@ pub fn render(report: &Report) -> String {
     );
     let _ = writeln!(
         out,
-        "{:>4} {:>8}  {:<16} {:<36} {:>6} {:>6} {:>8} {:>10} {:>9} {:>10}",
+        "{:>4} {:>8}  {:<16} {:<28} {:>6} {:>6} {:>8} {:>10} {:>9} {:>10} {:>8} {:>8}",
         "RANK",
         "PID",
         "COMM",
@@ -58,7 +58,9 @@ pub fn render(report: &Report) -> String {
         "SAMPLES",
         "RUNQ-WAIT",
         "RUNQ-P99",
-        "SYSCALLS/S"
+        "SYSCALLS/S",
+        "IO-MB/S",
+        "NET-MB/S"
     );
     for (p, rank) in report.processes.iter().take(ROWS).zip(1..) {
         let exe = p
@@ -73,12 +75,17 @@ pub fn render(report: &Report) -> String {
             .syscalls
             .as_ref()
             .map_or_else(|| "-".to_owned(), |s| format!("{:.0}", s.per_second));
+        let rate = |bytes_per_second: Option<f64>| {
+            bytes_per_second.map_or_else(|| "-".to_owned(), |b| format!("{:.1}", b / 1e6))
+        };
+        let io = rate(p.io.map(|io| io.bytes_per_second));
+        let net = rate(p.net.map(|net| net.bytes_per_second));
         let _ = writeln!(
             out,
-            "{rank:>4} {:>8}  {:<16} {:<36} {:>6.2} {:>5.1}% {:>8} {wait:>10} {p99:>9} {syscalls:>10}",
+            "{rank:>4} {:>8}  {:<16} {:<28} {:>6.2} {:>5.1}% {:>8} {wait:>10} {p99:>9} {syscalls:>10} {io:>8} {net:>8}",
             p.pid,
             truncate_tail(&p.comm, 16),
-            truncate_head(exe, 36),
+            truncate_head(exe, 28),
             p.cpu.cores,
             p.cpu.host_percent,
             p.cpu.samples
