@@ -1,15 +1,20 @@
 //! Shared harness for the end-to-end tests: locating the profiler binary, the root-or-skip rule
-//! and serialized runs; workloads, profiler runs and report checks live in their own modules.
+//! and serialized runs; workloads, profiler runs, report checks and folded stacks live in their
+//! own modules.
 
+mod folded;
 mod report;
 mod run;
 mod workload;
 
+use std::ffi::CString;
 use std::io::Write as _;
+use std::os::unix::ffi::OsStrExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+pub use folded::*;
 pub use report::*;
 pub use run::*;
 pub use workload::*;
@@ -86,4 +91,42 @@ pub fn tempdir() -> tempfile::TempDir {
         .prefix("profiler-tests-")
         .tempdir()
         .expect("creating a temporary directory")
+}
+
+/// `statfs` `f_type` of tmpfs and ramfs (linux/magic.h): memory-backed, so writes there never
+/// reach a block device for the profiler to count.
+const TMPFS_MAGIC: u32 = 0x0102_1994;
+const RAMFS_MAGIC: u32 = 0x8584_58f6;
+
+/// A fresh temporary directory (`tempdir()`, so `TMPDIR` picks where) on a file system backed by
+/// a block device, for workloads whose disk writes a test counts. `None`, after `skip_or_fail`,
+/// when it would be memory-backed.
+pub fn disk_backed_tempdir(test: &str) -> Option<tempfile::TempDir> {
+    let dir = tempdir();
+    let path = dir.path();
+    let c_path = CString::new(path.as_os_str().as_bytes()).expect("temporary paths have no NUL");
+    // SAFETY: statfs is plain old data, for which all zeroes is a valid value.
+    let mut stat: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c_path` is NUL-terminated and `stat` a live statfs, both outliving the call.
+    let rc = unsafe { libc::statfs(c_path.as_ptr(), &raw mut stat) };
+    assert_eq!(
+        rc,
+        0,
+        "statfs {}: {}",
+        path.display(),
+        std::io::Error::last_os_error()
+    );
+    // Magic numbers fit 32 bits, while the field is 32 or 64 bits wide depending on the
+    // architecture (and ramfs's magic negative where it is 32): compare the low 32 bits.
+    let magic = stat.f_type as u32;
+    if magic == TMPFS_MAGIC || magic == RAMFS_MAGIC {
+        let reason = format!(
+            "{} is memory-backed (tmpfs or ramfs), so no block device sees its writes; set \
+             TMPDIR to a directory on a disk",
+            path.display()
+        );
+        skip_or_fail(test, &reason);
+        return None;
+    }
+    Some(dir)
 }

@@ -1,14 +1,15 @@
-//! Profiler runs: the command, a running profiler with its output drained, and runs over a
-//! workload released once the profiler has attached.
+//! Profiler runs: the command, a running profiler with its output drained, and runs whose window
+//! the test fills with workloads released once the profiler has attached.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use tempfile::TempDir;
 
 use crate::{
     ATTACH_TIMEOUT, ATTACHED_PREFIX, REPORT_GRACE, Workload, assert_matches_schema, profiler_bin,
@@ -206,6 +207,56 @@ pub fn diagnose(args: &[&str], cwd: &Path, timeout: Duration) -> Finished {
 /// profiler.
 pub const EXIT_MARGIN: Duration = Duration::from_millis(500);
 
+/// A profiler run whose window the test filled itself, with the run's output directory kept.
+pub struct WindowRun {
+    /// `report.json`, already checked against the schema and against the JSON on stdout.
+    pub report: Value,
+    /// The run's `--out` directory, for the files written next to `report.json`.
+    pub out: PathBuf,
+    /// Owns `out`: removed when the run is dropped.
+    _dir: TempDir,
+}
+
+/// Runs `profiler diagnose --duration <window> --format json --out <temporary> <extra_args>`
+/// and, once it has attached, calls `during` with that instant: there the test releases its
+/// workloads and waits for whatever it needs to see inside the window. Then waits for the
+/// profiler to finish by itself and checks its report.
+pub fn diagnose_window(
+    window: Duration,
+    extra_args: &[&str],
+    during: impl FnOnce(Instant),
+) -> WindowRun {
+    let dir = tempdir();
+    let out = dir.path().join("out");
+    let mut command = profiler_command();
+    command
+        .args(["diagnose", "--duration"])
+        .arg(format!("{}ms", window.as_millis()))
+        .args(["--format", "json", "--out"])
+        .arg(&out)
+        .args(extra_args)
+        .current_dir(dir.path());
+    // Killed on drop, so a panic in `during` does not leave it running.
+    let mut run = ProfilerRun::start(command);
+    let attached = run.wait_attached();
+    during(attached);
+
+    let done = run.finish(REPORT_GRACE);
+    done.assert_success();
+    let report = read_json(&out.join("report.json"));
+    assert_eq!(
+        report,
+        done.stdout_json(),
+        "stdout JSON differs from report.json"
+    );
+    assert_matches_schema(&report);
+    WindowRun {
+        report,
+        out,
+        _dir: dir,
+    }
+}
+
 /// A profiler run over a `--wait-stdin` workload that ran whole inside the profiling window.
 pub struct ReleasedRun {
     /// `report.json`, already checked against the schema and against the JSON on stdout.
@@ -224,39 +275,28 @@ pub fn diagnose_released(
     window: Duration,
     extra_args: &[&str],
 ) -> ReleasedRun {
-    let dir = tempdir();
-    let out = dir.path().join("out");
-    let mut command = profiler_command();
-    command
-        .args(["diagnose", "--duration"])
-        .arg(format!("{}ms", window.as_millis()))
-        .args(["--format", "json", "--out"])
-        .arg(&out)
-        .args(extra_args)
-        .current_dir(dir.path());
-    let mut run = ProfilerRun::start(command);
-    let attached = run.wait_attached();
+    let mut took = Duration::ZERO;
+    let run = diagnose_window(window, extra_args, |attached| {
+        release(&mut start);
+        let released = Instant::now();
+        let status = workload.wait_exit(attached + window - EXIT_MARGIN);
+        took = released.elapsed();
+        assert!(
+            status.success(),
+            "workload {} failed: {status}",
+            workload.pid()
+        );
+    });
+    ReleasedRun {
+        report: run.report,
+        took,
+    }
+}
 
+/// Releases a workload started with `--wait-stdin`; `start` is its stdin. Closing it instead
+/// would not do: the workloads take end of file for a test gone away, not a release.
+pub fn release(start: &mut ChildStdin) {
     start
         .write_all(b"\n")
         .expect("releasing the workload through its stdin");
-    let released = Instant::now();
-    let status = workload.wait_exit(attached + window - EXIT_MARGIN);
-    let took = released.elapsed();
-    assert!(
-        status.success(),
-        "workload {} failed: {status}",
-        workload.pid()
-    );
-
-    let done = run.finish(REPORT_GRACE);
-    done.assert_success();
-    let report = read_json(&out.join("report.json"));
-    assert_eq!(
-        report,
-        done.stdout_json(),
-        "stdout JSON differs from report.json"
-    );
-    assert_matches_schema(&report);
-    ReleasedRun { report, took }
 }

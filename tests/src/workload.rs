@@ -1,5 +1,6 @@
-//! Workload processes (spawned, released through stdin, killed on drop), CPU pinning, and the
-//! kernel's own /proc accounting the tests compare the profiler with.
+//! Workload processes (spawned, released through stdin, killed on drop), what the workload
+//! programs share (release, pacing, option values), CPU pinning, and the kernel's own /proc
+//! accounting the tests compare the profiler with.
 
 use std::fs;
 use std::io::{ErrorKind, Read};
@@ -18,21 +19,31 @@ impl Workload {
     /// Starts `exe` (pass `env!("CARGO_BIN_EXE_burner")` or `..._sleeper`) and waits until it
     /// has exec'd, so its pid already shows the workload's comm and exe to the profiler.
     pub fn spawn(exe: &str, args: &[&str]) -> Self {
-        Self::spawn_with_stdin(exe, args, Stdio::null())
+        Self::spawn_with(exe, args, Stdio::null(), Stdio::inherit())
     }
 
     /// Like `spawn`, with stdin a pipe the test writes to: for a workload started with
     /// `--wait-stdin`, which the test releases once the profiler has attached.
     pub fn spawn_piped(exe: &str, args: &[&str]) -> (Self, ChildStdin) {
-        let mut workload = Self::spawn_with_stdin(exe, args, Stdio::piped());
+        let mut workload = Self::spawn_with(exe, args, Stdio::piped(), Stdio::inherit());
         let stdin = workload.child.stdin.take().expect("stdin is piped");
         (workload, stdin)
     }
 
-    fn spawn_with_stdin(exe: &str, args: &[&str], stdin: Stdio) -> Self {
+    /// Like `spawn_piped`, with stdout a pipe too: for a workload that reports what it did on
+    /// stdout (`diskwriter`'s `wrote N`), read with `stdout_after_exit`. Only for workloads that
+    /// print a few lines: nothing drains the pipe while they run, so a full one would stall them.
+    pub fn spawn_piped_stdout(exe: &str, args: &[&str]) -> (Self, ChildStdin) {
+        let mut workload = Self::spawn_with(exe, args, Stdio::piped(), Stdio::piped());
+        let stdin = workload.child.stdin.take().expect("stdin is piped");
+        (workload, stdin)
+    }
+
+    fn spawn_with(exe: &str, args: &[&str], stdin: Stdio, stdout: Stdio) -> Self {
         let child = Command::new(exe)
             .args(args)
             .stdin(stdin)
+            .stdout(stdout)
             .spawn()
             .unwrap_or_else(|err| panic!("spawning {exe}: {err}"));
         let mut workload = Self { child };
@@ -59,6 +70,21 @@ impl Workload {
             );
             thread::sleep(Duration::from_millis(5));
         }
+    }
+
+    /// Everything a workload started with `spawn_piped_stdout` printed, once it has exited
+    /// (`wait_exit`): the pipe then holds all of it and reading ends at end of file.
+    pub fn stdout_after_exit(&mut self) -> String {
+        let mut stdout = self
+            .child
+            .stdout
+            .take()
+            .expect("stdout is piped (spawn_piped_stdout) and read only once");
+        let mut text = String::new();
+        stdout
+            .read_to_string(&mut text)
+            .unwrap_or_else(|err| panic!("reading the stdout of workload {}: {err}", self.pid()));
+        text
     }
 
     fn wait_for_exec(&mut self, exe: &Path) {
@@ -100,6 +126,83 @@ pub fn wait_for_start_byte() -> Result<(), String> {
             Err(err) => return Err(format!("reading the start byte from stdin: {err}")),
         }
     }
+}
+
+/// For a workload's `--loop-seconds S` and `--round-ms T`: its round of work (the calls or bytes
+/// its other options ask for) repeated until S seconds after the release, a round starting every
+/// T ms at most, so a test can keep it going through a window at a set rate instead of letting
+/// it take a whole CPU.
+#[derive(Debug, Clone, Copy)]
+pub struct Pacing {
+    /// Rounds start until this long after `run` is called.
+    pub total: Duration,
+    /// From one round's start to the next one's; zero runs them back to back.
+    pub round: Duration,
+}
+
+impl Pacing {
+    /// From the parsed `--loop-seconds` and `--round-ms`; `None` when neither was given, an
+    /// error for `--round-ms` alone, which would have nothing to pace.
+    pub fn from_args(
+        loop_for: Option<Duration>,
+        round: Option<Duration>,
+    ) -> Result<Option<Self>, String> {
+        match (loop_for, round) {
+            (Some(total), round) => Ok(Some(Self {
+                total,
+                round: round.unwrap_or_default(),
+            })),
+            (None, Some(_)) => Err("--round-ms needs --loop-seconds".to_owned()),
+            (None, None) => Ok(None),
+        }
+    }
+
+    /// Runs `round` again and again until `total` has passed. Each round is due `round` after
+    /// the previous one started, not after it ended, so the time a round takes does not lower
+    /// the rate; a round that starts late resets the schedule instead of being followed by a
+    /// catch-up burst above the rate asked for.
+    pub fn run(self, mut round: impl FnMut() -> Result<(), String>) -> Result<(), String> {
+        let start = Instant::now();
+        let end = start + self.total;
+        let mut next = start;
+        while Instant::now() < end {
+            round()?;
+            next += self.round;
+            let now = Instant::now();
+            if next > now {
+                thread::sleep(next.min(end) - now);
+            } else {
+                next = now;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A workload's seconds option (`--seconds`, `--loop-seconds`): a non-negative number.
+pub fn parse_seconds(flag: &str, value: &str) -> Result<Duration, String> {
+    value
+        .parse::<f64>()
+        .ok()
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+        .ok_or_else(|| format!("{flag}: not a non-negative number: {value}"))
+}
+
+/// A workload's milliseconds option (`--round-ms`): a non-negative integer.
+pub fn parse_millis(flag: &str, value: &str) -> Result<Duration, String> {
+    value
+        .parse()
+        .map(Duration::from_millis)
+        .map_err(|_| format!("{flag}: not a non-negative integer: {value}"))
+}
+
+/// The byte count in `diskwriter`'s `wrote N` line, from its whole stdout.
+pub fn diskwriter_wrote(stdout: &str) -> u64 {
+    stdout
+        .lines()
+        .find_map(|line| line.strip_prefix("wrote "))
+        .and_then(|bytes| bytes.parse().ok())
+        .unwrap_or_else(|| panic!("diskwriter printed no `wrote N` line; stdout: {stdout:?}"))
 }
 
 /// CPU time (utime + stime, all threads) a live process has used, in seconds.
@@ -182,6 +285,29 @@ pub fn allowed_cpus() -> Vec<usize> {
         // SAFETY: `cpu` is below CPU_SETSIZE, the set's capacity.
         .filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &set) })
         .collect()
+}
+
+/// Waits until `pid` has pinned itself to `cpu` (a workload's `--cpu`): the workloads do so just
+/// after exec, which is all `Workload::spawn` waits for.
+pub fn wait_pinned(pid: u32, cpu: usize) {
+    let path = format!("/proc/{pid}/status");
+    let want = cpu.to_string();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let status = fs::read_to_string(&path).unwrap_or_else(|err| panic!("{path}: {err}"));
+        let allowed = status
+            .lines()
+            .find_map(|line| line.strip_prefix("Cpus_allowed_list:"))
+            .map(str::trim);
+        if allowed == Some(want.as_str()) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "pid {pid} not pinned to CPU {cpu} within 5 s: Cpus_allowed_list {allowed:?}"
+        );
+        thread::sleep(Duration::from_millis(5));
+    }
 }
 
 /// Pins the calling process (pid 0: the calling thread, which for the single-threaded workloads

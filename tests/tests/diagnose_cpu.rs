@@ -6,9 +6,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use profiler_tests::{
-    ProfilerRun, REPORT_GRACE, Workload, array, assert_matches_schema, cpu_seconds, diagnose,
-    file_mode, number, process_entry, profiler_command, read_json, require_root, serial, tempdir,
-    utf8,
+    ProfilerRun, REPORT_GRACE, Workload, array, assert_folded_well_formed, assert_matches_schema,
+    cpu_seconds, diagnose, file_mode, folded_lines_of, frames_in_order, number, process_entry,
+    profiler_command, read_json, require_root, serial, tempdir, utf8,
 };
 use serde_json::Value;
 
@@ -131,12 +131,9 @@ fn burner_is_the_cpu_suspect_and_sleeper_is_not() {
 
     let folded_path = out.join("stacks.folded");
     let folded = std::fs::read_to_string(&folded_path).expect("reading stacks.folded");
-    assert_folded_well_formed(&folded);
+    assert_folded_well_formed(&folded, "stacks.folded");
     let root = format!("burner ({})", burner.pid());
-    let burner_lines: Vec<&str> = folded
-        .lines()
-        .filter(|line| line.starts_with(&format!("{root};")))
-        .collect();
+    let burner_lines = folded_lines_of(&folded, &root);
     assert!(
         burner_lines
             .iter()
@@ -260,44 +257,4 @@ fn assert_sorted_by_cpu(report: &Value) {
         cores.windows(2).all(|pair| pair[0] >= pair[1]),
         "processes not sorted by cpu desc: {cores:?}"
     );
-}
-
-/// Checks every line is `comm (pid);frames... count`, kernel frames (`_[k]`) after user ones.
-fn assert_folded_well_formed(folded: &str) {
-    assert!(!folded.trim().is_empty(), "stacks.folded is empty");
-    for line in folded.lines() {
-        let (stack, count) = line
-            .rsplit_once(' ')
-            .unwrap_or_else(|| panic!("folded line without count: {line}"));
-        assert!(
-            count.parse::<u64>().is_ok_and(|n| n > 0),
-            "bad count in folded line: {line}"
-        );
-        let mut frames = stack.split(';');
-        let root = frames.next().unwrap_or_default();
-        assert!(
-            root.ends_with(')') && root.contains(" ("),
-            "folded root is not `comm (pid)`: {line}"
-        );
-        let mut in_kernel = false;
-        for frame in frames {
-            let kernel = frame.ends_with("_[k]");
-            assert!(
-                kernel || !in_kernel,
-                "user frame after kernel frame: {line}"
-            );
-            in_kernel = kernel;
-        }
-    }
-}
-
-/// Whether the folded line has frames containing `names` in that order (outermost first).
-fn frames_in_order(line: &str, names: &[&str]) -> bool {
-    let mut wanted = names.iter().peekable();
-    for frame in line.split(';') {
-        if wanted.peek().is_some_and(|name| frame.contains(**name)) {
-            wanted.next();
-        }
-    }
-    wanted.peek().is_none()
 }

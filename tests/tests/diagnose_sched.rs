@@ -2,13 +2,13 @@
 //! must show run-queue waits that match the kernel's own accounting (/proc/<pid>/schedstat), and
 //! the burners must be blamed for that wait and named as `sched` suspects.
 
-use std::fs;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use profiler_tests::{
     ProfilerRun, REPORT_GRACE, Schedstat, Workload, allowed_cpus, array, assert_matches_schema,
     count, number, process_entry, profiler_command, read_json, require_root, serial, tempdir,
+    wait_pinned,
 };
 use serde_json::{Value, json};
 
@@ -230,29 +230,6 @@ fn burners_sharing_a_cpu_are_blamed_for_the_wakers_run_queue_wait() {
         "sched suspect value {value} s, but its blame entries add up to {blamed_s:.3} s:\n{}",
         context()
     );
-}
-
-/// Waits until `pid` has pinned itself: the workloads do so just after exec, which is all
-/// `Workload::spawn` waits for.
-fn wait_pinned(pid: u32, cpu: usize) {
-    let path = format!("/proc/{pid}/status");
-    let want = cpu.to_string();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let status = fs::read_to_string(&path).unwrap_or_else(|err| panic!("{path}: {err}"));
-        let allowed = status
-            .lines()
-            .find_map(|line| line.strip_prefix("Cpus_allowed_list:"))
-            .map(str::trim);
-        if allowed == Some(want.as_str()) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "pid {pid} not pinned to CPU {cpu} within 5 s: Cpus_allowed_list {allowed:?}"
-        );
-        thread::sleep(Duration::from_millis(5));
-    }
 }
 
 /// Checks the profiler's run-queue wait for one process against schedstat's over its window.

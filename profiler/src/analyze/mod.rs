@@ -27,7 +27,7 @@ const SUSPECT_MIN_CORES: f64 = 0.2;
 const SUSPECT_MIN_HOST_PERCENT: f64 = 10.0;
 /// A process is a sched suspect when others waited behind it for a tenth of the run or more.
 const SUSPECT_MIN_DELAY_SHARE: f64 = 0.1;
-const MAX_SUSPECTS: usize = 8;
+const MAX_SUSPECTS: usize = 10;
 
 /// Facts of the run that are not per process.
 #[derive(Debug, Clone)]

@@ -4,16 +4,23 @@
 //! some day; the raw call always enters the kernel); `--bad-close M` makes M `close(-1)` calls,
 //! each failing with `EBADF`, for the error counts. `--wait-stdin` first blocks until one byte
 //! arrives on stdin, so a test can start the storm before the profiler attaches and release it
-//! after, putting every call inside the profiling window.
+//! after, putting every call inside the profiling window. `--loop-seconds S` makes those calls a
+//! round, repeated until S seconds have passed, for runs that need a storm all through a window;
+//! `--round-ms T` then starts a round at most every T ms, sleeping in between, so the storm keeps
+//! a set rate instead of taking a whole CPU.
 
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: storm [--wait-stdin] [--getppid N] [--bad-close M]";
+use profiler_tests::{Pacing, parse_millis, parse_seconds};
+
+const USAGE: &str = "usage: storm [--wait-stdin] [--getppid N] [--bad-close M] \
+                     [--loop-seconds S [--round-ms T]]";
 
 struct Args {
     wait_stdin: bool,
     getppid: u64,
     bad_close: u64,
+    pacing: Option<Pacing>,
 }
 
 fn main() -> ExitCode {
@@ -21,6 +28,7 @@ fn main() -> ExitCode {
         wait_stdin,
         getppid,
         bad_close,
+        pacing,
     } = match parse_args(std::env::args().skip(1)) {
         Ok(args) => args,
         Err(message) => {
@@ -32,7 +40,11 @@ fn main() -> ExitCode {
         eprintln!("storm: {message}");
         return ExitCode::FAILURE;
     }
-    match storm(getppid, bad_close) {
+    let result = match pacing {
+        None => storm(getppid, bad_close),
+        Some(pacing) => pacing.run(|| storm(getppid, bad_close)),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("storm: {message}");
@@ -46,7 +58,9 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
         wait_stdin: false,
         getppid: 0,
         bad_close: 0,
+        pacing: None,
     };
+    let (mut loop_for, mut round) = (None, None);
     let mut seen = Vec::new();
     while let Some(flag) = args.next() {
         // A repeated flag is more likely a mistake than a deliberate override.
@@ -66,9 +80,21 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
                     parsed.bad_close = count;
                 }
             }
+            "--loop-seconds" | "--round-ms" => {
+                let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
+                if flag == "--loop-seconds" {
+                    loop_for = Some(parse_seconds(&flag, &value)?);
+                } else {
+                    round = Some(parse_millis(&flag, &value)?);
+                }
+            }
             _ => return Err(format!("unknown argument: {flag}")),
         }
         seen.push(flag);
+    }
+    parsed.pacing = Pacing::from_args(loop_for, round)?;
+    if parsed.pacing.is_some() && parsed.getppid == 0 && parsed.bad_close == 0 {
+        return Err("--loop-seconds needs calls to repeat".to_owned());
     }
     Ok(parsed)
 }

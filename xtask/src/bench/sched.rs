@@ -25,14 +25,20 @@ enum Condition {
     Profiler(&'static [&'static str]),
 }
 
-/// On-CPU accounting alone, then the sched signal, then everything: the pipe workload is also a
-/// syscall storm (four syscalls per round trip), so the last condition pays the syscall hooks.
-const CONDITIONS: [(Condition, &str); 4] = [
+/// On-CPU accounting alone, then the sched signal, then off-CPU stacks (two stack walks per
+/// switch here: every switch is a thread going to sleep on the pipe), then everything: the pipe
+/// workload is also a syscall storm (four syscalls per round trip), so the last condition pays
+/// the syscall hooks.
+const CONDITIONS: [(Condition, &str); 5] = [
     (Condition::Untraced, "untraced"),
     (Condition::Profiler(&["--signals", "cpu"]), "profiler-cpu"),
     (
         Condition::Profiler(&["--signals", "cpu,sched"]),
         "profiler-sched",
+    ),
+    (
+        Condition::Profiler(&["--signals", "cpu,sched,offcpu"]),
+        "profiler-offcpu",
     ),
     (Condition::Profiler(&[]), "profiler-all"),
 ];
