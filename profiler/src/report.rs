@@ -32,6 +32,23 @@ pub struct Report {
     pub apps: Vec<App>,
     pub suspects: Vec<Suspect>,
     pub verdict: String,
+    /// What the profiler itself cost over the run; null when not measured.
+    pub own_cost: Option<OwnCost>,
+}
+
+/// The profiler's own cost over a run or window.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct OwnCost {
+    /// User plus system CPU time of the profiler process.
+    pub cpu_ns: u64,
+    /// Time its BPF programs ran, as the kernel accounts it (BPF_ENABLE_STATS); 0 when the kernel
+    /// does not keep the statistics.
+    pub bpf_run_time_ns: u64,
+    pub bpf_runs: u64,
+    /// `cpu_ns + bpf_run_time_ns` as a share of one core over the run, in percent.
+    pub cpu_percent_of_one_core: f64,
+    /// Largest resident set of the profiler process so far (VmHWM).
+    pub peak_rss_bytes: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -417,6 +434,13 @@ mod tests {
                 reason: "used 1.00 cores".to_owned(),
             }],
             verdict: "Suspect #1: burner".to_owned(),
+            own_cost: Some(OwnCost {
+                cpu_ns: 50_000_000,
+                bpf_run_time_ns: 20_000_000,
+                bpf_runs: 100_000,
+                cpu_percent_of_one_core: 1.4,
+                peak_rss_bytes: 30 << 20,
+            }),
         }
     }
 

@@ -218,6 +218,7 @@ pub fn build_report(
         apps,
         suspects,
         verdict: String::new(),
+        own_cost: None,
     };
     report.verdict = verdict::verdict(&report);
     report

@@ -1,6 +1,7 @@
 //! Drains the kernel maps into plain values (`Snapshot`, stack frames); no analysis here.
 
 pub mod disks;
+pub mod own_cost;
 
 use std::collections::HashMap;
 

@@ -14,7 +14,7 @@ use super::out_dir::OutDir;
 use crate::{
     analyze::{self, RunFacts},
     cli::{DiagnoseArgs, Format, Signal},
-    collect::{Collector, disks::DiskTicks, kernel_now_ns},
+    collect::{Collector, disks::DiskTicks, kernel_now_ns, own_cost::OwnCostMeter},
     error::usage,
     model::{ProcessTable, table::FinalCounts, table::Procfs, table::StackPair},
     output::{self, ProcessStacks},
@@ -70,6 +70,7 @@ pub async fn run(args: DiagnoseArgs) -> anyhow::Result<()> {
         humantime::format_duration(args.duration)
     );
     let start = Instant::now();
+    let mut own_cost = OwnCostMeter::start(&probes.ebpf);
     let disks_before = DiskTicks::now();
     let progress = progress_bar(args.duration);
 
@@ -96,6 +97,7 @@ pub async fn run(args: DiagnoseArgs) -> anyhow::Result<()> {
     }
     let elapsed = start.elapsed();
     let end_ns = kernel_now_ns();
+    let cost = own_cost.measure(&probes.ebpf, elapsed);
     let busiest_disk = DiskTicks::now().busiest_since(&disks_before, elapsed);
     if let Some(bar) = progress {
         bar.finish_and_clear();
@@ -166,7 +168,8 @@ pub async fn run(args: DiagnoseArgs) -> anyhow::Result<()> {
         only_pids: args.pids.clone(),
         own_pid: std::process::id(),
     };
-    let report = analyze::build_report(&facts, &usage, &folded.cpu);
+    let mut report = analyze::build_report(&facts, &usage, &folded.cpu);
+    report.own_cost = Some(cost);
     let offcpu_us = micros(&folded.offcpu);
     let offcpu_on = report.signals.get("offcpu").is_some_and(|s| s == "on");
     output::write_run(
