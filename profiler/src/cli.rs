@@ -21,6 +21,85 @@ pub enum Command {
     Diagnose(DiagnoseArgs),
     /// Check every prerequisite of each signal on this host and say how to fix what is missing.
     Doctor,
+    /// Run continuously: a report per window on disk, Prometheus metrics, alerts on rogues.
+    Record(RecordArgs),
+    /// Render a flamegraph offline from folded stacks, report directories or record windows.
+    Flamegraph(FlamegraphArgs),
+}
+
+/// Signals `record` runs by default: the cheap ones. Off-CPU stacks, syscall time and a perf
+/// sample per page fault cost too much on a busy host to run all the time.
+pub const RECORD_DEFAULT_SIGNALS: &str = "cpu,sched,syscalls,processes,net,io";
+
+#[derive(Debug, clap::Args)]
+pub struct RecordArgs {
+    /// Directory holding one sub-directory per window, and alerts.jsonl.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Length of each window (report.json, stacks.folded, profile.pb.gz).
+    #[arg(long, default_value = "60s", value_parser = parse_window)]
+    pub window: Duration,
+    /// Windows older than this are deleted.
+    #[arg(long, default_value = "24h", value_parser = parse_retention)]
+    pub retention: Duration,
+    /// Oldest windows are deleted while the windows take more than this (e.g. 500MiB, 2GiB).
+    #[arg(long, default_value = "1GiB", value_parser = parse_bytes)]
+    pub max_disk: u64,
+    /// Stack samples per second on each CPU.
+    #[arg(long, default_value_t = 19, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub frequency: u64,
+    /// Signals to measure, comma-separated.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = RECORD_DEFAULT_SIGNALS)]
+    pub signals: Vec<Signal>,
+    /// Address of the Prometheus /metrics endpoint; loopback unless told otherwise.
+    #[arg(long, default_value = "127.0.0.1:9464", value_name = "ADDR")]
+    pub metrics: std::net::SocketAddr,
+    /// Do not serve metrics.
+    #[arg(long, conflicts_with = "metrics")]
+    pub no_metrics: bool,
+    /// Processes exported per resource in the metrics (bounds their cardinality).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub top: u64,
+    /// Alert rule, repeatable: `<figure> <op> <number>[unit] [for <duration>]`, e.g.
+    /// `cpu.cores > 0.8 for 3s`. Without any, the default rules apply (see README).
+    #[arg(long = "alert", value_name = "RULE")]
+    pub alerts: Vec<String>,
+    /// Command run for each alert firing and resolving, the alert's JSON on its stdin. Split
+    /// into words like a shell would, but run without one.
+    #[arg(long, value_name = "CMD")]
+    pub on_alert: Option<String>,
+    /// How long `--on-alert` may run before it is killed.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub on_alert_timeout: Duration,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct FlamegraphArgs {
+    /// A folded stacks file, or a report directory (its stacks.folded); omit with --from.
+    #[arg(value_name = "INPUT", required_unless_present = "from")]
+    pub input: Option<PathBuf>,
+    /// A `profiler record` directory: merge its windows between --since and --until.
+    #[arg(long, value_name = "DIR", conflicts_with = "input")]
+    pub from: Option<PathBuf>,
+    /// With --from: windows that started at most this long ago (e.g. 10m).
+    #[arg(long, requires = "from", value_parser = humantime::parse_duration)]
+    pub since: Option<Duration>,
+    /// With --from: windows that ended at least this long ago (e.g. 2m).
+    #[arg(long, requires = "from", value_parser = humantime::parse_duration)]
+    pub until: Option<Duration>,
+    /// Baseline to compare against (same kinds of input): draws a differential flamegraph,
+    /// red where the input has more than the baseline, blue where less.
+    #[arg(long, value_name = "BASE")]
+    pub diff: Option<PathBuf>,
+    /// Use the off-CPU stacks (offcpu.folded) of report and record directories.
+    #[arg(long)]
+    pub offcpu: bool,
+    /// Where to write the SVG (written atomically); stdout when omitted.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Title of the picture.
+    #[arg(long)]
+    pub title: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -81,6 +160,59 @@ pub struct DiagnoseArgs {
     pub signals: Vec<Signal>,
 }
 
+/// A record window: long enough to amortize writing it, short enough to see a rogue appear.
+pub fn parse_window(text: &str) -> Result<Duration, String> {
+    let duration = parse_duration(text)?;
+    if duration < Duration::from_secs(1) {
+        return Err("must be at least 1s".to_owned());
+    }
+    Ok(duration)
+}
+
+/// How long windows are kept: up to a year.
+pub fn parse_retention(text: &str) -> Result<Duration, String> {
+    let duration = humantime::parse_duration(text)
+        .map_err(|err| format!("{err}; write it like 24h, 7days or 90m"))?;
+    if duration < Duration::from_secs(1) || duration > Duration::from_secs(366 * 24 * 3600) {
+        return Err("must be between 1s and 366days".to_owned());
+    }
+    Ok(duration)
+}
+
+/// A byte size with an optional unit: B, KB/MB/GB/TB (powers of 1000) or KiB/MiB/GiB/TiB
+/// (powers of 1024).
+pub fn parse_bytes(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size; write it like 500MiB or 2GiB"))?;
+    let scale: f64 = match unit.trim() {
+        "" | "B" => 1.0,
+        "KB" | "kB" => 1e3,
+        "MB" => 1e6,
+        "GB" => 1e9,
+        "TB" => 1e12,
+        "KiB" => 1024.0,
+        "MiB" => 1024.0 * 1024.0,
+        "GiB" => 1024.0 * 1024.0 * 1024.0,
+        "TiB" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        other => {
+            return Err(format!(
+                "unknown unit {other:?}; use B, KB, MB, GB, TB, KiB, MiB, GiB or TiB"
+            ));
+        }
+    };
+    let bytes = number * scale;
+    if !(1.0..=u64::MAX as f64).contains(&bytes) {
+        return Err("must be at least 1 byte".to_owned());
+    }
+    Ok(bytes as u64)
+}
+
 /// Humantime durations, bounded to what a diagnosis run can mean.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let duration = humantime::parse_duration(text)
@@ -97,6 +229,31 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_take_decimal_and_binary_units() {
+        assert_eq!(parse_bytes("1GiB"), Ok(1 << 30));
+        assert_eq!(parse_bytes("500MB"), Ok(500_000_000));
+        assert_eq!(parse_bytes("4096"), Ok(4096));
+        assert_eq!(parse_bytes("1.5KiB"), Ok(1536));
+        assert!(parse_bytes("12 parsecs").unwrap_err().contains("unknown unit"));
+        assert!(parse_bytes("MiB").is_err());
+        assert!(parse_bytes("0").is_err());
+    }
+
+    #[test]
+    fn record_defaults_are_the_cheap_signals() {
+        let cli = Cli::try_parse_from(["profiler", "record", "--out", "/tmp/x"]).unwrap();
+        let Command::Record(args) = cli.command else {
+            panic!("not record")
+        };
+        assert_eq!(args.window, Duration::from_secs(60));
+        assert_eq!(args.frequency, 19);
+        assert_eq!(args.max_disk, 1 << 30);
+        assert!(!args.signals.contains(&Signal::Offcpu));
+        assert!(args.signals.contains(&Signal::Io));
+        assert!(parse_window("500ms").is_err());
+    }
 
     #[test]
     fn durations_parse_and_are_bounded() {
