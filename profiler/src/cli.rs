@@ -236,7 +236,11 @@ mod tests {
         assert_eq!(parse_bytes("500MB"), Ok(500_000_000));
         assert_eq!(parse_bytes("4096"), Ok(4096));
         assert_eq!(parse_bytes("1.5KiB"), Ok(1536));
-        assert!(parse_bytes("12 parsecs").unwrap_err().contains("unknown unit"));
+        assert!(
+            parse_bytes("12 parsecs")
+                .unwrap_err()
+                .contains("unknown unit")
+        );
         assert!(parse_bytes("MiB").is_err());
         assert!(parse_bytes("0").is_err());
     }

@@ -5,6 +5,7 @@ mod cli;
 mod collect;
 mod commands;
 mod error;
+mod metrics;
 mod model;
 mod output;
 mod probes;

@@ -130,3 +130,54 @@ pub fn disk_backed_tempdir(test: &str) -> Option<tempfile::TempDir> {
     }
     Some(dir)
 }
+
+/// Body of `GET path` on 127.0.0.1:`port` (HTTP/1.1, connection closed after), or why not.
+pub fn http_get(port: u16, path: &str) -> Result<String, String> {
+    use std::io::Read as _;
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))
+        .map_err(|err| format!("connecting to port {port}: {err}"))?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(|err| err.to_string())?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|err| format!("sending the request: {err}"))?;
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .map_err(|err| format!("reading the response: {err}"))?;
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| format!("no HTTP header in {response:?}"))?;
+    if !head.starts_with("HTTP/1.1 200") {
+        return Err(format!(
+            "answered {}",
+            head.lines().next().unwrap_or_default()
+        ));
+    }
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        return Ok(dechunk(body));
+    }
+    Ok(body.to_owned())
+}
+
+/// Joins the chunks of a chunked body.
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let Ok(size) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if size == 0 || rest.len() < size {
+            break;
+        }
+        out.push_str(&rest[..size]);
+        body = rest[size..].trim_start_matches("\r\n");
+    }
+    out
+}

@@ -30,8 +30,9 @@ pub fn run(bench_tools: bool) -> Result<()> {
     }
     ensure_rust_src()?;
     ensure_bpf_linker()?;
+    ensure_packages("test tools", &TEST_TOOLS)?;
     if bench_tools {
-        ensure_bench_tools()?;
+        ensure_packages("bench tools", &BENCH_TOOLS)?;
     }
     Ok(())
 }
@@ -259,10 +260,18 @@ const BENCH_TOOLS: [(&str, &str); 3] = [
     ("syscount", "libbpf-tools"),
 ];
 
-/// Installs the packages of whichever [`BENCH_TOOLS`] are missing, in one apt-get run.
-fn ensure_bench_tools() -> Result<()> {
+/// The real clients the end-to-end tests drive: `bpftool` (no BPF program outlives a killed
+/// recorder), a Prometheus server scraping the metrics, and Go's pprof reading the profiles.
+const TEST_TOOLS: [(&str, &str); 3] = [
+    ("bpftool", "bpftool"),
+    ("prometheus", "prometheus"),
+    ("go", "golang-go"),
+];
+
+/// Installs the packages of whichever `tools` are missing, in one apt-get run.
+fn ensure_packages(what: &str, tools: &[(&str, &str)]) -> Result<()> {
     let mut missing = Vec::new();
-    for (command, package) in BENCH_TOOLS {
+    for &(command, package) in tools {
         let item = format!("{command} ({package})");
         if util::find_command(command).is_some() {
             status(&item, "ok");
@@ -280,11 +289,11 @@ fn ensure_bench_tools() -> Result<()> {
     util::run_step_quiet_stdout("setup: apt-get update", &mut update)?;
     let mut install = util::privileged("apt-get")?;
     install
-        .args(["install", "-y"])
+        .args(["install", "-y", "--no-install-recommends"])
         .args(&missing)
         .env("DEBIAN_FRONTEND", "noninteractive");
-    util::run_step_quiet_stdout("setup: install bench tools", &mut install)?;
-    for (command, package) in BENCH_TOOLS {
+    util::run_step_quiet_stdout(&format!("setup: install {what}"), &mut install)?;
+    for &(command, package) in tools {
         if util::find_command(command).is_none() {
             bail!("{package} is installed but `{command}` is still not found");
         }

@@ -1,5 +1,7 @@
 //! Drains the kernel maps into plain values (`Snapshot`, stack frames); no analysis here.
 
+pub mod cleanup;
+pub mod cumulative;
 pub mod disks;
 pub mod own_cost;
 
@@ -139,12 +141,17 @@ impl<'a> Collector<'a> {
         Ok(counts.iter().filter_map(Result::ok).collect())
     }
 
+    /// Nanoseconds blocked per (process, user stack, kernel stack), of sleeps that ended.
+    pub fn offcpu_ended(&self) -> anyhow::Result<HashMap<StackKey, u64>> {
+        let ended: BpfHashMap<&MapData, StackKey, u64> = self.map(MAP_OFFCPU)?.try_into()?;
+        Ok(ended.iter().filter_map(Result::ok).collect())
+    }
+
     /// Nanoseconds blocked per (process, user stack, kernel stack): the sleeps that ended, plus
     /// those still going on, counted until `end_ns` (kernel monotonic time). Read it after the
     /// programs are detached, so no sleep ends between the two reads and counts twice.
     pub fn offcpu(&self, end_ns: u64) -> anyhow::Result<Vec<(StackKey, u64)>> {
-        let ended: BpfHashMap<&MapData, StackKey, u64> = self.map(MAP_OFFCPU)?.try_into()?;
-        let mut totals: HashMap<StackKey, u64> = ended.iter().filter_map(Result::ok).collect();
+        let mut totals = self.offcpu_ended()?;
         let threads: BpfHashMap<&MapData, u32, Runnable> =
             self.map(MAP_RUNNABLE_SINCE)?.try_into()?;
         for (_, thread) in threads.iter().filter_map(Result::ok) {

@@ -13,12 +13,11 @@ use tokio::signal::unix::{SignalKind, signal};
 use super::out_dir::OutDir;
 use crate::{
     analyze::{self, RunFacts},
-    cli::{DiagnoseArgs, Format, Signal},
+    cli::{DiagnoseArgs, Format},
     collect::{Collector, disks::DiskTicks, kernel_now_ns, own_cost::OwnCostMeter},
     error::usage,
     model::{ProcessTable, table::FinalCounts, table::Procfs, table::StackPair},
-    output::{self, ProcessStacks},
-    probes, symbolize,
+    output, probes, symbolize,
 };
 
 /// How often new processes are looked up in /proc while they still live.
@@ -40,35 +39,15 @@ pub async fn run(args: DiagnoseArgs) -> anyhow::Result<()> {
     });
     let out_dir = OutDir::prepare(&out_path)?;
 
-    let offcpu = args.signals.contains(&Signal::Offcpu);
-    let mut probes = probes::attach(
+    let mut probes = super::attach(
         args.frequency,
-        probes::Selection {
-            cpu: args.signals.contains(&Signal::Cpu),
-            // Off-CPU time rides on the scheduler tracepoints, which measure the run queue too.
-            sched: args.signals.contains(&Signal::Sched) || offcpu,
-            offcpu,
-            io: args.signals.contains(&Signal::Io),
-            syscalls: args.signals.contains(&Signal::Syscalls),
-            syscall_time: args.signals.contains(&Signal::SyscallTime),
-            processes: args.signals.contains(&Signal::Processes),
-            net: args.signals.contains(&Signal::Net),
-            mem: args.signals.contains(&Signal::Mem),
-        },
+        &args.signals,
+        &format!(
+            "for {} (Ctrl-C to stop early)",
+            humantime::format_duration(args.duration)
+        ),
     )?;
     let collector = Collector::new(&probes.ebpf);
-    let signals: Vec<String> = probes
-        .signals
-        .iter()
-        .map(|(name, state)| format!("{name} {}", state.split(':').next().unwrap_or(state)))
-        .collect();
-    eprintln!(
-        "profiler: attached ({}): {} CPUs at {} Hz for {} (Ctrl-C to stop early)",
-        signals.join(", "),
-        probes.cpus,
-        args.frequency,
-        humantime::format_duration(args.duration)
-    );
     let start = Instant::now();
     let mut own_cost = OwnCostMeter::start(&probes.ebpf);
     let disks_before = DiskTicks::now();
@@ -153,7 +132,7 @@ pub async fn run(args: DiagnoseArgs) -> anyhow::Result<()> {
 
     let facts = RunFacts {
         started_at: started_at.timestamp().to_string(),
-        hostname: hostname(),
+        hostname: super::hostname(),
         mem_total_bytes: {
             use procfs::Current as _;
             procfs::Meminfo::current().ok().map(|m| m.mem_total)
@@ -170,14 +149,14 @@ pub async fn run(args: DiagnoseArgs) -> anyhow::Result<()> {
     };
     let mut report = analyze::build_report(&facts, &usage, &folded.cpu);
     report.own_cost = Some(cost);
-    let offcpu_us = micros(&folded.offcpu);
+    let offcpu_us = output::micros(&folded.offcpu);
     let offcpu_on = report.signals.get("offcpu").is_some_and(|s| s == "on");
     output::write_run(
         out_dir.path(),
         &report,
-        &reported(&usage, &folded.cpu, &args.pids),
+        &output::reported(&usage, &folded.cpu, &args.pids),
         offcpu_on
-            .then(|| reported(&usage, &offcpu_us, &args.pids))
+            .then(|| output::reported(&usage, &offcpu_us, &args.pids))
             .as_deref(),
     )?;
 
@@ -195,39 +174,6 @@ pub async fn run(args: DiagnoseArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Processes with stacks in `sets` (parallel to `usage`), as the folded files name them.
-fn reported<'a>(
-    usage: &'a [crate::model::ProcessUsage],
-    sets: &'a [Vec<symbolize::FoldedStack>],
-    pids: &[u32],
-) -> Vec<ProcessStacks<'a>> {
-    usage
-        .iter()
-        .zip(sets)
-        .filter(|(p, _)| pids.is_empty() || pids.contains(&p.identity.pid))
-        .filter(|(_, stacks)| !stacks.is_empty())
-        .map(|(p, stacks)| ProcessStacks {
-            comm: &p.identity.comm,
-            pid: p.identity.pid,
-            stacks,
-        })
-        .collect()
-}
-
-/// Off-CPU stacks weighted in whole microseconds, as BCC's offcputime folds them; sleeps
-/// shorter than half a microsecond in total disappear.
-fn micros(sets: &[Vec<symbolize::FoldedStack>]) -> Vec<Vec<symbolize::FoldedStack>> {
-    sets.iter()
-        .map(|stacks| {
-            stacks
-                .iter()
-                .map(|(frames, ns)| (frames.clone(), (ns + 500) / 1000))
-                .filter(|(_, us)| *us > 0)
-                .collect()
-        })
-        .collect()
-}
-
 fn stacks_of(
     collector: &Collector<'_>,
     pid: u32,
@@ -241,12 +187,6 @@ fn stacks_of(
         }
     }
     Ok(stacks)
-}
-
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|name| name.trim().to_owned())
-        .unwrap_or_default()
 }
 
 fn progress_bar(duration: Duration) -> Option<ProgressBar> {

@@ -6,7 +6,10 @@ mod flamegraph;
 mod out_dir;
 mod record;
 
-use crate::cli::{Cli, Command};
+use crate::{
+    cli::{Cli, Command, Signal},
+    probes::{self, Probes},
+};
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
@@ -15,4 +18,41 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Record(args) => record::run(args).await,
         Command::Flamegraph(args) => flamegraph::run(args),
     }
+}
+
+/// Attaches the chosen signals and says so on stderr, with each signal's state and `what_next`.
+fn attach(frequency: u64, signals: &[Signal], what_next: &str) -> anyhow::Result<Probes> {
+    let offcpu = signals.contains(&Signal::Offcpu);
+    let probes = probes::attach(
+        frequency,
+        probes::Selection {
+            cpu: signals.contains(&Signal::Cpu),
+            // Off-CPU time rides on the scheduler tracepoints, which measure the run queue too.
+            sched: signals.contains(&Signal::Sched) || offcpu,
+            offcpu,
+            io: signals.contains(&Signal::Io),
+            syscalls: signals.contains(&Signal::Syscalls),
+            syscall_time: signals.contains(&Signal::SyscallTime),
+            processes: signals.contains(&Signal::Processes),
+            net: signals.contains(&Signal::Net),
+            mem: signals.contains(&Signal::Mem),
+        },
+    )?;
+    let states: Vec<String> = probes
+        .signals
+        .iter()
+        .map(|(name, state)| format!("{name} {}", state.split(':').next().unwrap_or(state)))
+        .collect();
+    eprintln!(
+        "profiler: attached ({}): {} CPUs at {frequency} Hz {what_next}",
+        states.join(", "),
+        probes.cpus,
+    );
+    Ok(probes)
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|name| name.trim().to_owned())
+        .unwrap_or_default()
 }

@@ -1,7 +1,162 @@
-//! `profiler record`: continuous windows, metrics and alerts.
+//! `profiler record`: runs until stopped, writing a report per window, refreshing the metrics
+//! and evaluating alert rules every tick, and keeping the kernel maps bounded by forgetting
+//! processes once their last window is written.
 
-use crate::cli::RecordArgs;
+mod window;
+
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use anyhow::Context as _;
+use tokio::signal::unix::{SignalKind, signal};
+
+use self::window::Window;
+use super::out_dir::OutDir;
+use crate::{
+    cli::RecordArgs,
+    collect::{Collector, cleanup, cumulative::Cumulative, kernel_now_ns, own_cost::OwnCostMeter},
+    metrics::{self, Metrics},
+    output::windows,
+    probes,
+};
+
+/// How often alerts are evaluated and metrics refreshed.
+const TICK: Duration = Duration::from_secs(1);
+/// How often new processes are looked up in /proc while they live.
+const DISCOVERY_INTERVAL: Duration = Duration::from_millis(250);
 
 pub async fn run(args: RecordArgs) -> anyhow::Result<()> {
-    anyhow::bail!("record is being built: {args:?}")
+    probes::check_privileges()?;
+    probes::check_frequency(args.frequency)?;
+    OutDir::prepare(&args.out)?.keep();
+    let root = args.out.clone();
+
+    let metrics = (!args.no_metrics).then(|| Arc::new(Metrics::new(args.top as usize)));
+    let server = match &metrics {
+        Some(metrics) => Some(metrics::serve(args.metrics, Arc::clone(metrics)).await?),
+        None => None,
+    };
+    let mut probes = super::attach(
+        args.frequency,
+        &args.signals,
+        &format!(
+            "recording {} windows into {} (SIGINT or SIGTERM ends the current window and stops)",
+            humantime::format_duration(args.window),
+            root.display()
+        ),
+    )?;
+    if metrics.is_some() {
+        eprintln!("profiler: metrics at http://{}/metrics", args.metrics);
+    }
+    let mut interrupt = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
+    let mut terminate = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
+
+    let mut tick_cost = OwnCostMeter::start(&probes.ebpf);
+    let mut window = Window::start_from(
+        Cumulative::read(&Collector::new(&probes.ebpf))?,
+        (Instant::now(), jiff::Timestamp::now()),
+        &probes,
+        args.frequency,
+    );
+    let mut last_tick = (window.base.clone(), Instant::now(), kernel_now_ns());
+    let mut discovery = tokio::time::interval(DISCOVERY_INTERVAL);
+    let mut ticks = tokio::time::interval(TICK);
+    ticks.tick().await;
+    let mut written = 0u64;
+    loop {
+        tokio::select! {
+            _ = interrupt.recv() => break,
+            _ = terminate.recv() => break,
+            _ = discovery.tick() => window.observe(&Collector::new(&probes.ebpf))?,
+            _ = ticks.tick() => {
+                let collector = Collector::new(&probes.ebpf);
+                // The stack maps are only walked when the window closes.
+                let closing = window.elapsed() + TICK / 2 >= args.window;
+                let now = if closing {
+                    Cumulative::read(&collector)?
+                } else {
+                    Cumulative::read_without_stacks(&collector)?
+                };
+                let read_at = (Instant::now(), jiff::Timestamp::now());
+                let now_ns = kernel_now_ns();
+                let (before, at, before_ns) = &last_tick;
+                let elapsed = at.elapsed();
+                let tick = window.tick_report(&collector, &now.since(before), *before_ns, elapsed)?;
+                let cost = tick_cost.measure(&probes.ebpf, elapsed);
+                if let Some(metrics) = &metrics {
+                    metrics.update(&tick, &cost);
+                }
+                last_tick = (now.clone(), read_at.0, now_ns);
+                if closing {
+                    let next =
+                        close(window, (now, read_at), &mut probes, &root, &args, metrics.as_deref()).await?;
+                    written += 1;
+                    window = next;
+                }
+            }
+        }
+    }
+    let now = Cumulative::read(&Collector::new(&probes.ebpf))?;
+    window
+        .finish(&now, &probes, &root)
+        .await
+        .context("writing the last window")?;
+    written += 1;
+    probes.detach();
+    if let Some(server) = server {
+        server.abort();
+    }
+    eprintln!(
+        "profiler: stopped after {written} windows in {}{}",
+        root.display(),
+        if metrics.is_some() {
+            format!(", {} metrics scrapes served", metrics::scrapes())
+        } else {
+            String::new()
+        }
+    );
+    Ok(())
+}
+
+/// Writes the window, prunes old ones, forgets exited processes in the kernel maps, and starts
+/// the next window from `now`.
+async fn close(
+    window: Window,
+    (now, read_at): (Cumulative, (Instant, jiff::Timestamp)),
+    probes: &mut probes::Probes,
+    root: &Path,
+    args: &RecordArgs,
+    metrics: Option<&Metrics>,
+) -> anyhow::Result<Window> {
+    let end_ns = kernel_now_ns();
+    let path = window.finish(&now, probes, root).await?;
+    if let Some(metrics) = metrics {
+        metrics.window_written();
+    }
+    log::debug!("wrote {}", path.display());
+    for pruned in windows::prune(root, jiff::Timestamp::now(), args.retention, args.max_disk)? {
+        match pruned {
+            windows::Pruned::Expired(name) => {
+                eprintln!("profiler: pruned window {name}: older than --retention");
+            }
+            windows::Pruned::OverBudget(name) => {
+                eprintln!("profiler: pruned window {name}: windows exceed --max-disk");
+            }
+        }
+    }
+    let gone = |tgid: u32| !PathBuf::from(format!("/proc/{tgid}")).exists();
+    let deleted = cleanup::forget(&mut probes.ebpf, &gone, end_ns)?;
+    log::debug!(
+        "forgot {} map entries and {} stacks of exited processes",
+        deleted.entries,
+        deleted.stacks
+    );
+    // What live processes did since `now` belongs to the new window; the entries deleted above
+    // must not be counted against it.
+    let mut base = now;
+    base.forget(&gone);
+    Ok(Window::start_from(base, read_at, probes, args.frequency))
 }

@@ -183,6 +183,60 @@ impl ProcessTable {
         Ok(())
     }
 
+    /// A quick view of one short stretch (a tick of `record`): `counts` hold only that stretch's
+    /// figures and each pid goes to its newest known identity, without re-reading /proc or
+    /// splitting between incarnations. Stacks are left out. Pids not known yet are left out too;
+    /// `observe` learns them.
+    pub fn tick_usage(
+        &self,
+        on_cpu_ns: &HashMap<u32, u64>,
+        counts: &FinalCounts<'_>,
+    ) -> Vec<ProcessUsage> {
+        let mut syscalls_by_pid: HashMap<u32, Vec<(u32, SyscallStats)>> = HashMap::new();
+        for (key, stats) in counts.syscalls {
+            syscalls_by_pid
+                .entry(key.tgid)
+                .or_default()
+                .push((key.nr, *stats));
+        }
+        let mut spawned: HashMap<u32, u64> = HashMap::new();
+        for (child, &(parent, _)) in &counts.lifecycle.forks {
+            if self.by_pid.contains_key(child) {
+                *spawned.entry(parent).or_default() += 1;
+            }
+        }
+        let mut pids: Vec<u32> = on_cpu_ns
+            .keys()
+            .chain(counts.sched.keys())
+            .chain(syscalls_by_pid.keys())
+            .chain(counts.net.keys())
+            .chain(counts.io.keys())
+            .chain(counts.faults.keys())
+            .chain(spawned.keys())
+            .copied()
+            .collect();
+        pids.sort_unstable();
+        pids.dedup();
+        pids.into_iter()
+            .filter_map(|pid| {
+                let identity = self.identity(pid)?.clone();
+                Some(ProcessUsage {
+                    identity,
+                    on_cpu_ns: on_cpu_ns.get(&pid).copied().unwrap_or(0),
+                    samples: 0,
+                    stacks: Vec::new(),
+                    sched: counts.sched.get(&pid).copied(),
+                    syscalls: syscalls_by_pid.remove(&pid).unwrap_or_default(),
+                    spawned: spawned.get(&pid).copied().unwrap_or(0),
+                    net: counts.net.get(&pid).copied(),
+                    faults: counts.faults.get(&pid).copied(),
+                    offcpu: Vec::new(),
+                    io: counts.io.get(&pid).copied(),
+                })
+            })
+            .collect()
+    }
+
     /// Closes the run: refreshes live processes (exec may have renamed them), marks the gone
     /// ones exited, and splits the cumulative counts between incarnations.
     pub fn finish(

@@ -4,12 +4,13 @@ pub mod atomic;
 pub mod flamegraph;
 pub mod folded;
 pub mod table;
+pub mod windows;
 
 use std::path::Path;
 
 use anyhow::Context as _;
 
-use crate::{report::Report, symbolize::FoldedStack};
+use crate::{model::ProcessUsage, report::Report, symbolize::FoldedStack};
 
 /// A process's symbolized stacks, named for the flamegraph root frame.
 #[derive(Debug, Clone, Copy)]
@@ -70,4 +71,37 @@ pub fn write_run(
         .map(|(name, bytes)| (*name, bytes.as_slice()))
         .collect();
     atomic::write_all(dir, &files)
+}
+
+/// Processes with stacks in `sets` (parallel to `usage`), as the folded files name them.
+pub fn reported<'a>(
+    usage: &'a [ProcessUsage],
+    sets: &'a [Vec<FoldedStack>],
+    pids: &[u32],
+) -> Vec<ProcessStacks<'a>> {
+    usage
+        .iter()
+        .zip(sets)
+        .filter(|(p, _)| pids.is_empty() || pids.contains(&p.identity.pid))
+        .filter(|(_, stacks)| !stacks.is_empty())
+        .map(|(p, stacks)| ProcessStacks {
+            comm: &p.identity.comm,
+            pid: p.identity.pid,
+            stacks,
+        })
+        .collect()
+}
+
+/// Off-CPU stacks weighted in whole microseconds, as BCC's offcputime folds them; sleeps
+/// shorter than half a microsecond in total disappear.
+pub fn micros(sets: &[Vec<FoldedStack>]) -> Vec<Vec<FoldedStack>> {
+    sets.iter()
+        .map(|stacks| {
+            stacks
+                .iter()
+                .map(|(frames, ns)| (frames.clone(), (ns + 500) / 1000))
+                .filter(|(_, us)| *us > 0)
+                .collect()
+        })
+        .collect()
 }

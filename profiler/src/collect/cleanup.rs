@@ -1,0 +1,137 @@
+//! Deleting what a long-running profiler no longer needs from the kernel maps: entries of
+//! processes that exited (already reported), forks already reported, and stacks nothing
+//! references any more. Keeps `record`'s maps, and so its memory, bounded by the live processes.
+
+use std::collections::HashSet;
+
+use anyhow::Context as _;
+use aya::{
+    Ebpf,
+    maps::{HashMap as BpfHashMap, MapData, PerCpuHashMap, StackTraceMap},
+};
+use profiler_common::{
+    BlameKey, ExecInfo, FaultStats, Fork, IoStats, MAP_BLAME, MAP_COMMS, MAP_EXECS, MAP_FAULTS,
+    MAP_FORKS, MAP_IO, MAP_NET, MAP_OFFCPU, MAP_ONCPU, MAP_SCHED, MAP_STACK_COUNTS, MAP_STACKS,
+    MAP_SYSCALLS, NetStats, ProcName, SchedStats, StackKey, SyscallKey, SyscallStats,
+};
+
+/// How many entries a cleanup deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Deleted {
+    pub entries: usize,
+    pub stacks: usize,
+}
+
+fn hash<'a, K: aya::Pod, V: aya::Pod>(
+    ebpf: &'a mut Ebpf,
+    name: &str,
+) -> anyhow::Result<BpfHashMap<&'a mut MapData, K, V>> {
+    let map = ebpf
+        .map_mut(name)
+        .with_context(|| format!("eBPF object has no map {name}"))?;
+    Ok(BpfHashMap::try_from(map)?)
+}
+
+fn per_cpu<'a, K: aya::Pod, V: aya::Pod>(
+    ebpf: &'a mut Ebpf,
+    name: &str,
+) -> anyhow::Result<PerCpuHashMap<&'a mut MapData, K, V>> {
+    let map = ebpf
+        .map_mut(name)
+        .with_context(|| format!("eBPF object has no map {name}"))?;
+    Ok(PerCpuHashMap::try_from(map)?)
+}
+
+/// Deletes the keys `doomed` picks out. A key deleted concurrently by nobody else cannot fail
+/// but for being gone already, which is what was wanted.
+macro_rules! delete_where {
+    ($map:expr, $doomed:expr) => {{
+        let mut map = $map;
+        let keys: Vec<_> = map.keys().filter_map(Result::ok).filter($doomed).collect();
+        for key in &keys {
+            let _ = map.remove(key);
+        }
+        keys.len()
+    }};
+}
+
+/// Deletes the entries of processes `gone` says exited, and forks older than `forks_before`
+/// (kernel time). Then deletes stacks no remaining sample or sleep refers to.
+pub fn forget(
+    ebpf: &mut Ebpf,
+    gone: &impl Fn(u32) -> bool,
+    forks_before: u64,
+) -> anyhow::Result<Deleted> {
+    let mut entries = 0;
+    entries += delete_where!(per_cpu::<u32, u64>(ebpf, MAP_ONCPU)?, |t| gone(*t));
+    entries += delete_where!(hash::<u32, ProcName>(ebpf, MAP_COMMS)?, |t| gone(*t));
+    entries += delete_where!(hash::<u32, ExecInfo>(ebpf, MAP_EXECS)?, |t| gone(*t));
+    entries += delete_where!(hash::<u32, SchedStats>(ebpf, MAP_SCHED)?, |t| gone(*t));
+    entries += delete_where!(hash::<u32, IoStats>(ebpf, MAP_IO)?, |t| gone(*t));
+    entries += delete_where!(per_cpu::<u32, NetStats>(ebpf, MAP_NET)?, |t| gone(*t));
+    entries += delete_where!(per_cpu::<u32, FaultStats>(ebpf, MAP_FAULTS)?, |t| gone(*t));
+    entries += delete_where!(
+        per_cpu::<SyscallKey, SyscallStats>(ebpf, MAP_SYSCALLS)?,
+        |k: &SyscallKey| gone(k.tgid)
+    );
+    entries += delete_where!(
+        hash::<BlameKey, u64>(ebpf, MAP_BLAME)?,
+        |k: &BlameKey| gone(k.culprit_tgid) || gone(k.victim_tgid)
+    );
+    entries += delete_where!(
+        hash::<StackKey, u64>(ebpf, MAP_STACK_COUNTS)?,
+        |k: &StackKey| { gone(k.tgid) }
+    );
+    entries += delete_where!(hash::<StackKey, u64>(ebpf, MAP_OFFCPU)?, |k: &StackKey| {
+        gone(k.tgid)
+    });
+    {
+        let mut forks = hash::<u32, Fork>(ebpf, MAP_FORKS)?;
+        let old: Vec<u32> = forks
+            .iter()
+            .filter_map(Result::ok)
+            .filter(|(_, fork)| fork.at < forks_before)
+            .map(|(child, _)| child)
+            .collect();
+        for child in &old {
+            let _ = forks.remove(child);
+        }
+        entries += old.len();
+    }
+
+    // Stack ids listed before the references are read: a sample taken in between refers to
+    // an id either listed and referenced, or not listed; neither is deleted.
+    let listed: Vec<u32> = {
+        let map = ebpf
+            .map(MAP_STACKS)
+            .with_context(|| format!("eBPF object has no map {MAP_STACKS}"))?;
+        let stacks = StackTraceMap::try_from(map)?;
+        stacks.stack_ids().filter_map(Result::ok).collect()
+    };
+    let mut referenced: HashSet<u32> = HashSet::new();
+    for name in [MAP_STACK_COUNTS, MAP_OFFCPU] {
+        let map = hash::<StackKey, u64>(ebpf, name)?;
+        for key in map.keys().filter_map(Result::ok) {
+            for id in [key.user_stack_id, key.kernel_stack_id] {
+                if let Ok(id) = u32::try_from(id) {
+                    referenced.insert(id);
+                }
+            }
+        }
+    }
+    let map = ebpf
+        .map_mut(MAP_STACKS)
+        .with_context(|| format!("eBPF object has no map {MAP_STACKS}"))?;
+    let mut stacks = StackTraceMap::try_from(map)?;
+    let unreferenced: Vec<u32> = listed
+        .into_iter()
+        .filter(|id| !referenced.contains(id))
+        .collect();
+    for id in &unreferenced {
+        let _ = stacks.remove(id);
+    }
+    Ok(Deleted {
+        entries,
+        stacks: unreferenced.len(),
+    })
+}

@@ -1,0 +1,194 @@
+//! Every kernel figure at one instant, as the kernel keeps them (cumulative since attach), and
+//! the differences between two instants: the figures of a window or a tick.
+
+use std::collections::HashMap;
+
+use profiler_common::{
+    BlameKey, Counter, FaultStats, IoStats, NetStats, SchedStats, StackKey, SyscallKey,
+    SyscallStats,
+};
+
+use super::{Collector, Counters, ProcessSnapshot};
+
+/// Cumulative kernel figures read at one instant.
+#[derive(Debug, Clone, Default)]
+pub struct Cumulative {
+    pub processes: ProcessSnapshot,
+    pub stack_counts: HashMap<StackKey, u64>,
+    /// Sleeps that ended (their wakeup was seen), nanoseconds per stack.
+    pub offcpu: HashMap<StackKey, u64>,
+    pub sched: HashMap<u32, SchedStats>,
+    pub blame: HashMap<BlameKey, u64>,
+    pub syscalls: HashMap<SyscallKey, SyscallStats>,
+    pub net: HashMap<u32, NetStats>,
+    pub faults: HashMap<u32, FaultStats>,
+    pub io: HashMap<u32, IoStats>,
+    pub counters: Counters,
+}
+
+impl Cumulative {
+    /// Reads every map while the programs run. Counts moving between two maps during the read
+    /// (pending syscalls being flushed) may be missed now; they are seen at the next read, since
+    /// every figure is cumulative.
+    pub fn read(collector: &Collector<'_>) -> anyhow::Result<Self> {
+        let mut figures = Self::read_without_stacks(collector)?;
+        figures.stack_counts = collector.stack_counts()?.into_iter().collect();
+        figures.offcpu = collector.offcpu_ended()?;
+        Ok(figures)
+    }
+
+    /// Everything but the stack maps, the largest to walk: what a tick needs.
+    pub fn read_without_stacks(collector: &Collector<'_>) -> anyhow::Result<Self> {
+        Ok(Self {
+            processes: collector.processes()?,
+            stack_counts: HashMap::new(),
+            offcpu: HashMap::new(),
+            sched: collector.sched()?,
+            blame: collector.blame()?.into_iter().collect(),
+            syscalls: collector.syscalls()?,
+            net: collector.net()?,
+            faults: collector.faults()?,
+            io: collector.io()?,
+            counters: collector.counters()?,
+        })
+    }
+
+    /// What happened between `base` and `self`: only keys that changed, with their increase.
+    /// Names (comms, execs, cgroups) are the newest.
+    pub fn since(&self, base: &Self) -> Self {
+        let mut counters = Counters::default();
+        for counter in Counter::ALL {
+            let i = counter as usize;
+            counters.0[i] = self.counters.0[i].saturating_sub(base.counters.0[i]);
+        }
+        Self {
+            processes: ProcessSnapshot {
+                on_cpu_ns: delta(&self.processes.on_cpu_ns, &base.processes.on_cpu_ns),
+                ..self.processes.clone()
+            },
+            stack_counts: delta(&self.stack_counts, &base.stack_counts),
+            offcpu: delta(&self.offcpu, &base.offcpu),
+            sched: delta(&self.sched, &base.sched),
+            blame: delta(&self.blame, &base.blame),
+            syscalls: delta(&self.syscalls, &base.syscalls),
+            net: delta(&self.net, &base.net),
+            faults: delta(&self.faults, &base.faults),
+            io: delta(&self.io, &base.io),
+            counters,
+        }
+    }
+
+    /// Forgets processes whose map entries were deleted, so the next difference does not go
+    /// negative.
+    pub fn forget(&mut self, gone: &impl Fn(u32) -> bool) {
+        self.processes.on_cpu_ns.retain(|&tgid, _| !gone(tgid));
+        self.stack_counts.retain(|key, _| !gone(key.tgid));
+        self.offcpu.retain(|key, _| !gone(key.tgid));
+        self.sched.retain(|&tgid, _| !gone(tgid));
+        self.blame
+            .retain(|key, _| !gone(key.culprit_tgid) && !gone(key.victim_tgid));
+        self.syscalls.retain(|key, _| !gone(key.tgid));
+        self.net.retain(|&tgid, _| !gone(tgid));
+        self.faults.retain(|&tgid, _| !gone(tgid));
+        self.io.retain(|&tgid, _| !gone(tgid));
+    }
+}
+
+/// A cumulative figure: what it grew by since an earlier reading.
+pub trait Increase: Copy + PartialEq {
+    /// Nothing happened.
+    const NONE: Self;
+    fn minus(&self, base: &Self) -> Self;
+}
+
+impl Increase for u64 {
+    const NONE: Self = 0;
+    fn minus(&self, base: &Self) -> Self {
+        self.saturating_sub(*base)
+    }
+}
+
+/// Field-wise increase of a struct of u64 counters (and arrays of them).
+macro_rules! increase_fields {
+    ($ty:ty = $none:expr; $($field:ident),* $(; $($array:ident),*)?) => {
+        impl Increase for $ty {
+            const NONE: Self = $none;
+            fn minus(&self, base: &Self) -> Self {
+                let mut d = *self;
+                $(d.$field = self.$field.saturating_sub(base.$field);)*
+                $($(
+                    for (slot, before) in d.$array.iter_mut().zip(&base.$array) {
+                        *slot = slot.saturating_sub(*before);
+                    }
+                )*)?
+                d
+            }
+        }
+    };
+}
+
+increase_fields!(SchedStats = SchedStats::ZERO;
+    runq_wait_ns, runq_waits, voluntary_switches, involuntary_switches; wait_hist);
+increase_fields!(IoStats = IoStats::ZERO;
+    read_bytes, write_bytes, ops, writeback_bytes, completions, latency_ns; latency_hist);
+increase_fields!(SyscallStats = SyscallStats { count: 0, errors: 0, time_ns: 0 };
+    count, errors, time_ns);
+increase_fields!(NetStats = NetStats { tx_bytes: 0, rx_bytes: 0, tx_calls: 0, rx_calls: 0 };
+    tx_bytes, rx_bytes, tx_calls, rx_calls);
+increase_fields!(FaultStats = FaultStats { minor: 0, major: 0 }; minor, major);
+
+/// The keys whose figures grew between `base` and `now`, with their growth.
+fn delta<K: Copy + Eq + std::hash::Hash, V: Increase>(
+    now: &HashMap<K, V>,
+    base: &HashMap<K, V>,
+) -> HashMap<K, V> {
+    now.iter()
+        .filter_map(|(key, value)| {
+            let grown = base.get(key).map_or(*value, |before| value.minus(before));
+            (grown != V::NONE).then_some((*key, grown))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn differences_keep_only_what_grew() {
+        let mut base = Cumulative::default();
+        base.processes.on_cpu_ns = HashMap::from([(1, 100), (2, 50)]);
+        base.net.insert(
+            1,
+            NetStats {
+                tx_bytes: 10,
+                ..NetStats::default()
+            },
+        );
+        let mut now = base.clone();
+        now.processes.on_cpu_ns = HashMap::from([(1, 150), (2, 50), (3, 7)]);
+        now.net.insert(
+            1,
+            NetStats {
+                tx_bytes: 25,
+                tx_calls: 1,
+                ..NetStats::default()
+            },
+        );
+        now.counters.0[Counter::Samples as usize] = 9;
+        let d = now.since(&base);
+        assert_eq!(d.processes.on_cpu_ns, HashMap::from([(1, 50), (3, 7)]));
+        assert_eq!(d.net[&1].tx_bytes, 15);
+        assert_eq!(d.net[&1].tx_calls, 1);
+        assert_eq!(d.counters.get(Counter::Samples), 9);
+
+        let mut sched = SchedStats::ZERO;
+        sched.wait_hist[3] = 4;
+        let mut later = sched;
+        later.wait_hist[3] = 6;
+        assert_eq!(later.minus(&sched).wait_hist[3], 2);
+        now.forget(&|tgid| tgid == 1);
+        assert!(!now.net.contains_key(&1));
+        assert!(now.processes.on_cpu_ns.contains_key(&2));
+    }
+}

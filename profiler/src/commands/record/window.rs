@@ -1,0 +1,218 @@
+//! One record window: the kernel figures at its start, the processes seen during it, and the
+//! reports built from the differences: a light one every tick, the full one at its end.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
+
+use anyhow::Context as _;
+
+use crate::{
+    analyze::{self, RunFacts},
+    collect::{
+        Collector, Lifecycle, cumulative::Cumulative, disks::DiskTicks, own_cost::OwnCostMeter,
+    },
+    model::{ProcessTable, table::FinalCounts, table::Procfs, table::StackPair},
+    output::{self, windows},
+    probes::Probes,
+    report::Report,
+    symbolize,
+};
+
+pub struct Window {
+    /// Cumulative kernel figures when the window started.
+    pub base: Cumulative,
+    table: ProcessTable,
+    started: Instant,
+    started_at: jiff::Timestamp,
+    disks: DiskTicks,
+    cost: OwnCostMeter,
+    signals: BTreeMap<String, String>,
+    cpus: u32,
+    frequency_hz: u64,
+}
+
+impl Window {
+    /// A window starting at `started` (when `base` was read, on both clocks).
+    pub fn start_from(
+        base: Cumulative,
+        started: (Instant, jiff::Timestamp),
+        probes: &Probes,
+        frequency_hz: u64,
+    ) -> Self {
+        Self {
+            base,
+            table: ProcessTable::default(),
+            started: started.0,
+            started_at: started.1,
+            disks: DiskTicks::now(),
+            cost: OwnCostMeter::start(&probes.ebpf),
+            signals: probes.signals.clone(),
+            cpus: u32::try_from(probes.cpus).unwrap_or(u32::MAX),
+            frequency_hz,
+        }
+    }
+
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// Learns the processes that ran since the window started while they still live.
+    pub fn observe(&mut self, collector: &Collector<'_>) -> anyhow::Result<()> {
+        let mut snapshot = collector.processes()?;
+        snapshot.on_cpu_ns = snapshot
+            .on_cpu_ns
+            .into_iter()
+            .filter_map(|(tgid, ns)| {
+                let grown = ns.saturating_sub(
+                    self.base
+                        .processes
+                        .on_cpu_ns
+                        .get(&tgid)
+                        .copied()
+                        .unwrap_or(0),
+                );
+                (grown > 0).then_some((tgid, grown))
+            })
+            .collect();
+        let base = &self.base;
+        self.table
+            .observe(&snapshot, &Procfs, |pid| stacks_since(collector, base, pid))
+    }
+
+    fn facts(&self, duration: Duration, delta: &Cumulative) -> RunFacts {
+        RunFacts {
+            started_at: self.started_at.to_string(),
+            hostname: super::super::hostname(),
+            duration,
+            cpus: self.cpus,
+            frequency_hz: self.frequency_hz,
+            counters: delta.counters,
+            signals: self.signals.clone(),
+            blame: delta.blame.iter().map(|(k, v)| (*k, *v)).collect(),
+            only_pids: Vec::new(),
+            own_pid: std::process::id(),
+            mem_total_bytes: {
+                use procfs::Current as _;
+                procfs::Meminfo::current().ok().map(|m| m.mem_total)
+            },
+            busiest_disk: None,
+        }
+    }
+
+    /// A report of the last tick (`delta`, since kernel time `since_ns`): no stacks, no /proc
+    /// reads beyond what discovery does, cheap enough to build every second.
+    pub fn tick_report(
+        &self,
+        collector: &Collector<'_>,
+        delta: &Cumulative,
+        since_ns: u64,
+        elapsed: Duration,
+    ) -> anyhow::Result<Report> {
+        let mut lifecycle = collector.lifecycle()?;
+        lifecycle.forks.retain(|_, &mut (_, at)| at >= since_ns);
+        let usage = self.table.tick_usage(
+            &delta.processes.on_cpu_ns,
+            &FinalCounts {
+                stacks: &[],
+                sched: &delta.sched,
+                syscalls: &delta.syscalls,
+                lifecycle: &lifecycle,
+                net: &delta.net,
+                faults: &delta.faults,
+                offcpu: &[],
+                io: &delta.io,
+            },
+        );
+        let facts = self.facts(elapsed, delta);
+        Ok(analyze::build_report(
+            &facts,
+            &usage,
+            &vec![Vec::new(); usage.len()],
+        ))
+    }
+
+    /// Builds the window's report from the figures at its end (`now`) and writes it under
+    /// `root`; returns the window's directory.
+    pub async fn finish(
+        mut self,
+        now: &Cumulative,
+        probes: &Probes,
+        root: &Path,
+    ) -> anyhow::Result<PathBuf> {
+        let elapsed = self.started.elapsed();
+        let collector = Collector::new(&probes.ebpf);
+        self.observe(&collector)?;
+        let delta = now.since(&self.base);
+        let lifecycle: Lifecycle = collector.lifecycle()?;
+        let stack_counts: Vec<_> = delta.stack_counts.iter().map(|(k, v)| (*k, *v)).collect();
+        let offcpu: Vec<_> = delta.offcpu.iter().map(|(k, v)| (*k, *v)).collect();
+        let stacks = collector.stacks(
+            stack_counts
+                .iter()
+                .chain(&offcpu)
+                .flat_map(|(key, _)| [key.user_stack_id, key.kernel_stack_id]),
+        )?;
+        let mut facts = self.facts(elapsed, &delta);
+        facts.busiest_disk = DiskTicks::now().busiest_since(&self.disks, elapsed);
+        let table = std::mem::take(&mut self.table);
+        let usage = table.finish(
+            &delta.processes,
+            &FinalCounts {
+                stacks: &stack_counts,
+                sched: &delta.sched,
+                syscalls: &delta.syscalls,
+                lifecycle: &lifecycle,
+                net: &delta.net,
+                faults: &delta.faults,
+                offcpu: &offcpu,
+                io: &delta.io,
+            },
+            &Procfs,
+        );
+        let (usage, folded) = tokio::task::spawn_blocking(move || {
+            let folded = symbolize::symbolize(&usage, &stacks);
+            (usage, folded)
+        })
+        .await
+        .context("symbolizer thread")?;
+        let mut report = analyze::build_report(&facts, &usage, &folded.cpu);
+        report.own_cost = Some(self.cost.measure(&probes.ebpf, elapsed));
+
+        let offcpu_us = output::micros(&folded.offcpu);
+        let offcpu_on = report.signals.get("offcpu").is_some_and(|s| s == "on");
+        windows::write_window(root, &windows::window_name(self.started_at), |dir| {
+            output::write_run(
+                dir,
+                &report,
+                &output::reported(&usage, &folded.cpu, &[]),
+                offcpu_on
+                    .then(|| output::reported(&usage, &offcpu_us, &[]))
+                    .as_deref(),
+            )
+        })
+    }
+}
+
+/// A pid's sample counts since the window started, for the process table's pid-reuse split.
+fn stacks_since(
+    collector: &Collector<'_>,
+    base: &Cumulative,
+    pid: u32,
+) -> anyhow::Result<HashMap<StackPair, u64>> {
+    let mut stacks = HashMap::new();
+    for (key, count) in collector.stack_counts()? {
+        if key.tgid != pid {
+            continue;
+        }
+        let grown = count.saturating_sub(base.stack_counts.get(&key).copied().unwrap_or(0));
+        if grown > 0 {
+            *stacks
+                .entry((key.user_stack_id, key.kernel_stack_id))
+                .or_default() += grown;
+        }
+    }
+    Ok(stacks)
+}

@@ -1,0 +1,343 @@
+//! `profiler record` end to end: windows written whole and pruned by retention, SIGTERM
+//! finishing the current window, SIGKILL leaving no BPF program loaded, and the metrics endpoint
+//! scraped by a real Prometheus server.
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    thread,
+    time::{Duration, Instant},
+};
+
+use profiler_tests::{
+    ProfilerRun, REPORT_GRACE, Workload, assert_matches_schema, cpu_seconds, http_get, number,
+    process_entry, profiler_command, read_json, require_root, serial, skip_or_fail, tempdir, utf8,
+};
+use serde_json::Value;
+
+const BURNER: &str = env!("CARGO_BIN_EXE_burner");
+
+/// Short windows, so a test sees several within seconds.
+const WINDOW: &str = "2s";
+/// Short enough that the first windows of a 10 s run expire before it ends.
+const RETENTION: &str = "5s";
+/// Long enough for five windows at 2 s, plus the last partial one.
+const RUN: Duration = Duration::from_secs(10);
+
+/// Finished window directories, oldest first (hidden staging directories left out).
+fn windows(root: &Path) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = fs::read_dir(root)
+        .expect("listing the record directory")
+        .filter_map(Result::ok)
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        .filter(|e| e.path().is_dir())
+        .map(|e| e.path())
+        .collect();
+    dirs.sort();
+    dirs
+}
+
+fn record(root: &Path, extra: &[&str]) -> ProfilerRun {
+    let mut command = profiler_command();
+    command
+        .args(["record", "--out", utf8(root), "--window", WINDOW])
+        .args(extra);
+    let mut run = ProfilerRun::start(command);
+    run.wait_attached();
+    run
+}
+
+#[test]
+fn windows_are_whole_pruned_by_retention_and_sigterm_finishes_the_last() {
+    if !require_root("windows_are_whole_pruned_by_retention_and_sigterm_finishes_the_last") {
+        return;
+    }
+    let _serial = serial();
+    let dir = tempdir();
+    let root = dir.path().join("rec");
+    let burner = Workload::spawn(BURNER, &[]);
+    let run = record(&root, &["--retention", RETENTION, "--no-metrics"]);
+    thread::sleep(RUN);
+    let stopped_at = std::time::SystemTime::now();
+    run.signal(libc::SIGTERM);
+    let done = run.finish(REPORT_GRACE);
+    done.assert_success();
+
+    let written: usize = done
+        .stderr
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("profiler: stopped after ")?
+                .split(' ')
+                .next()?
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no summary line:\n{}", done.stderr));
+    assert!(
+        written >= 5,
+        "{written} windows in {RUN:?}:\n{}",
+        done.stderr
+    );
+    let pruned = done
+        .stderr
+        .lines()
+        .filter(|l| l.contains("pruned window") && l.contains("--retention"))
+        .count();
+    let left = windows(&root);
+    assert!(pruned >= 1, "nothing pruned:\n{}", done.stderr);
+    assert_eq!(
+        left.len() + pruned,
+        written,
+        "every window is either on disk or pruned:\n{}",
+        done.stderr
+    );
+    // At 2 s windows and 5 s retention, at most three (plus the partial last) can be young
+    // enough to stay.
+    assert!((1..=4).contains(&left.len()), "{left:?}");
+    assert!(
+        fs::read_dir(&root).unwrap().all(|e| !e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .starts_with('.')),
+        "a staging directory was left behind"
+    );
+
+    for window in &left {
+        for file in ["report.json", "stacks.folded", "flamegraph.svg"] {
+            assert!(
+                window.join(file).is_file(),
+                "{} lacks {file}",
+                window.display()
+            );
+        }
+        let report = read_json(&window.join("report.json"));
+        assert_matches_schema(&report);
+        let cost = &report["own_cost"];
+        assert!(cost.is_object(), "no own_cost in {}", window.display());
+        assert!(number(cost, "peak_rss_bytes") > 0.0, "{cost}");
+        let entry = process_entry(&report, burner.pid())
+            .unwrap_or_else(|| panic!("burner missing from {}", window.display()));
+        let cores = number(&entry["cpu"], "cores");
+        assert!(
+            cores > 0.7,
+            "burner used {cores} cores in {}",
+            window.display()
+        );
+    }
+    // The window SIGTERM interrupted was written after it, not dropped.
+    let newest = left.last().expect("windows left").join("report.json");
+    let written_at = fs::metadata(&newest).and_then(|m| m.modified()).unwrap();
+    assert!(
+        written_at >= stopped_at,
+        "the newest window {} predates SIGTERM",
+        newest.display()
+    );
+}
+
+/// Ids and names of the BPF programs loaded in the kernel, from bpftool.
+fn loaded_programs(test: &str) -> Option<Vec<(u64, String)>> {
+    let output = match Command::new("bpftool")
+        .args(["-j", "prog", "show"])
+        .output()
+    {
+        Ok(output) if output.status.success() => output,
+        Ok(output) => panic!(
+            "bpftool failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        ),
+        Err(err) => {
+            skip_or_fail(
+                test,
+                &format!("bpftool not runnable ({err}); run cargo xtask setup"),
+            );
+            return None;
+        }
+    };
+    let programs: Value = serde_json::from_slice(&output.stdout).expect("bpftool JSON");
+    Some(
+        programs
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|p| Some((p["id"].as_u64()?, p["name"].as_str()?.to_owned())))
+            .collect(),
+    )
+}
+
+#[test]
+fn sigkill_leaves_no_bpf_program_behind() {
+    const TEST: &str = "sigkill_leaves_no_bpf_program_behind";
+    if !require_root(TEST) {
+        return;
+    }
+    let _serial = serial();
+    let Some(before) = loaded_programs(TEST) else {
+        return;
+    };
+    let dir = tempdir();
+    let run = record(&dir.path().join("rec"), &["--no-metrics"]);
+    let during = loaded_programs(TEST).expect("bpftool worked a moment ago");
+    // The recorder's: loaded since, under the names of our programs.
+    let ours: Vec<(u64, String)> = during
+        .into_iter()
+        .filter(|p| !before.contains(p))
+        .filter(|(_, name)| ["cpu_sample", "sched_switch_tp", "sys_enter"].contains(&name.as_str()))
+        .collect();
+    assert_eq!(
+        ours.len(),
+        3,
+        "the recorder's programs are not all loaded: {ours:?}"
+    );
+    run.signal(libc::SIGKILL);
+    let done = run.finish(REPORT_GRACE);
+    assert!(!done.status.success());
+    // The kernel frees a program when its last file descriptor closes, which a killed
+    // process's exit does; give it a moment.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let after = loaded_programs(TEST).expect("bpftool worked a moment ago");
+        let left: Vec<_> = ours.iter().filter(|p| after.contains(p)).collect();
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "programs left after SIGKILL: {left:?}"
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A Prometheus server scraping `target` every second, killed on drop.
+struct Prometheus {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("binding a free port")
+        .port()
+}
+
+fn start_prometheus(test: &str, dir: &Path, target: u16) -> Option<Prometheus> {
+    let config = dir.join("prometheus.yml");
+    fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 900ms\n\
+             scrape_configs:\n  - job_name: profiler\n    static_configs:\n      \
+             - targets: ['127.0.0.1:{target}']\n"
+        ),
+    )
+    .expect("writing prometheus.yml");
+    let port = free_port();
+    let child = Command::new("prometheus")
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("data").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn();
+    match child {
+        Ok(child) => Some(Prometheus { child, port }),
+        Err(err) => {
+            skip_or_fail(
+                test,
+                &format!("prometheus not runnable ({err}); run cargo xtask setup"),
+            );
+            None
+        }
+    }
+}
+
+#[test]
+fn prometheus_scrapes_the_hogs_cpu() {
+    const TEST: &str = "prometheus_scrapes_the_hogs_cpu";
+    if !require_root(TEST) {
+        return;
+    }
+    let _serial = serial();
+    let dir = tempdir();
+    let burner = Workload::spawn(BURNER, &[]);
+    let metrics_port = free_port();
+    let address = format!("127.0.0.1:{metrics_port}");
+    let run = record(&dir.path().join("rec"), &["--metrics", &address]);
+    let Some(prometheus) = start_prometheus(TEST, dir.path(), metrics_port) else {
+        return;
+    };
+
+    let query = format!("profiler_process_cpu_cores{{pid=\"{}\"}}", burner.pid());
+    // Let a few scrapes land so the truth below covers the same stretch as the last ones.
+    thread::sleep(Duration::from_secs(3));
+    let path = format!("/api/v1/query?query={}", percent_encode(&query));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (value, truth) = loop {
+        let cpu_before = cpu_seconds(burner.pid());
+        let measured = Instant::now();
+        thread::sleep(Duration::from_secs(2));
+        let truth = (cpu_seconds(burner.pid()) - cpu_before) / measured.elapsed().as_secs_f64();
+        if let Ok(body) = http_get(prometheus.port, &path) {
+            let answer: Value = serde_json::from_str(&body).unwrap_or_default();
+            if let Some(sample) = answer["data"]["result"].as_array().and_then(|r| r.first()) {
+                let value = sample["value"][1]
+                    .as_str()
+                    .and_then(|v| v.parse::<f64>().ok())
+                    .unwrap_or_else(|| panic!("odd sample: {sample}"));
+                break (value, truth);
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Prometheus never got {query}; /metrics says:\n{}",
+            http_get(metrics_port, "/metrics").unwrap_or_default()
+        );
+        thread::sleep(Duration::from_millis(500));
+    };
+    let series = http_get(metrics_port, "/metrics").expect("scraping /metrics directly");
+    run.signal(libc::SIGTERM);
+    run.finish(REPORT_GRACE).assert_success();
+    drop(prometheus);
+    // The gauge covers the last 1 s tick, the truth the last 2 s from /proc: on a steady
+    // burner they agree to a few hundredths; the margin covers a busy host's jitter.
+    assert!(
+        (value - truth).abs() <= 0.25 && value > 0.0,
+        "Prometheus has the burner at {value} cores, /proc says {truth:.3}"
+    );
+    for name in [
+        "profiler_host_busy_cores",
+        "profiler_own_cpu_seconds_total",
+        "profiler_drops_total",
+        "profiler_app_cpu_cores",
+    ] {
+        assert!(series.contains(name), "no {name} in:\n{series}");
+    }
+    assert!(series.contains("comm=\"burner\""), "{series}");
+}
+
+/// Enough of RFC 3986 for PromQL: everything but unreserved characters is escaped.
+fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
