@@ -3,6 +3,7 @@
 //! handling, timing and the result table.
 
 mod cpu;
+mod record;
 mod sched;
 mod syscalls;
 mod tracer;
@@ -51,6 +52,22 @@ enum Kind {
         #[arg(long, default_value_t = 200_000)]
         loops: u64,
     },
+    /// What `profiler record` costs at its defaults: a churn workload untraced and recorded,
+    /// then one long recording of a busy, churning host (own CPU with BPF time, memory).
+    Record {
+        /// Rounds of the churn workload; each round runs both conditions once.
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+        runs: u32,
+        /// Children the churn workload starts, one after another.
+        #[arg(long, default_value_t = 2000)]
+        children: u64,
+        /// Length of the long recording (record's default window is 60 s).
+        #[arg(long, default_value_t = 150)]
+        seconds: u64,
+        /// Processes started per second during the long recording (28/s is 100 000 an hour).
+        #[arg(long, default_value_t = 28.0)]
+        churn: f64,
+    },
     /// Wall time of a getppid storm: untraced, under the profiler's syscall signals, under
     /// bpftrace and under libbpf-tools' syscount.
     Syscalls {
@@ -69,7 +86,7 @@ pub fn run(args: &Args) -> Result<()> {
         None => {
             setup::run(true)?;
             let target = util::target_dir()?;
-            build(matches!(args.kind, Kind::Cpu { .. }))?;
+            build(matches!(args.kind, Kind::Cpu { .. } | Kind::Record { .. }))?;
             target
         }
     };
@@ -80,6 +97,12 @@ pub fn run(args: &Args) -> Result<()> {
         Kind::Cpu { runs, work } => cpu::run(&target, runs, work),
         Kind::Sched { runs, loops } => sched::run(&target, runs, loops),
         Kind::Syscalls { runs, count } => syscalls::run(&target, runs, count),
+        Kind::Record {
+            runs,
+            children,
+            seconds,
+            churn,
+        } => record::run(&target, runs, children, seconds, churn),
     }
 }
 

@@ -6,8 +6,10 @@
 //! release it after, putting every spawn inside the profiling window.
 
 use std::process::{Command, ExitCode, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
 
-const USAGE: &str = "usage: spawner --children N [--wait-stdin]";
+const USAGE: &str = "usage: spawner --children N [--per-second R] [--wait-stdin]";
 
 /// The child: an absolute path so no PATH lookup can pick another program, and one that exits at
 /// once, so each child lives only for its exec and exit.
@@ -16,12 +18,16 @@ const CHILD: &str = "/bin/true";
 struct Args {
     wait_stdin: bool,
     children: u64,
+    /// Paces the children (process churn for `cargo xtask bench record`); as fast as possible
+    /// when absent.
+    per_second: Option<f64>,
 }
 
 fn main() -> ExitCode {
     let Args {
         wait_stdin,
         children,
+        per_second,
     } = match parse_args(std::env::args().skip(1)) {
         Ok(args) => args,
         Err(message) => {
@@ -33,7 +39,7 @@ fn main() -> ExitCode {
         eprintln!("spawner: {message}");
         return ExitCode::FAILURE;
     }
-    match spawn_all(children) {
+    match spawn_all(children, per_second) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("spawner: {message}");
@@ -45,6 +51,7 @@ fn main() -> ExitCode {
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
     let mut wait_stdin = false;
     let mut children = None;
+    let mut per_second = None;
     while let Some(flag) = args.next() {
         match flag.as_str() {
             // A repeated flag is more likely a mistake than a deliberate override.
@@ -59,6 +66,17 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
                         .map_err(|_| format!("{flag}: not a non-negative integer: {value}"))?,
                 );
             }
+            "--per-second" if per_second.is_some() => return Err(format!("{flag} given twice")),
+            "--per-second" => {
+                let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
+                per_second = Some(
+                    value
+                        .parse::<f64>()
+                        .ok()
+                        .filter(|r| r.is_finite() && *r > 0.0)
+                        .ok_or_else(|| format!("{flag}: not a positive number: {value}"))?,
+                );
+            }
             _ => return Err(format!("unknown argument: {flag}")),
         }
     }
@@ -67,6 +85,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
     Ok(Args {
         wait_stdin,
         children,
+        per_second,
     })
 }
 
@@ -74,8 +93,14 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
 /// every child has ended and is gone from /proc, as the tests expect of an exited process. A
 /// child that fails to start or exits non-zero fails the run: the tests count on N children that
 /// each exec'd.
-fn spawn_all(children: u64) -> Result<(), String> {
+fn spawn_all(children: u64, per_second: Option<f64>) -> Result<(), String> {
+    let start = Instant::now();
     for index in 0..children {
+        if let Some(rate) = per_second {
+            // Paced against the start, so a slow spawn does not lower the average rate.
+            let due = start + Duration::from_secs_f64(index as f64 / rate);
+            thread::sleep(due.saturating_duration_since(Instant::now()));
+        }
         // stdin closed: the spawner's stdin is the test's release pipe, not the children's.
         let status = Command::new(CHILD)
             .stdin(Stdio::null())
