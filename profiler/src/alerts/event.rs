@@ -1,0 +1,228 @@
+//! An alert firing or resolving: one line of alerts.jsonl, and what `--on-alert` reads on stdin.
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AlertState {
+    /// The condition has held for the rule's `for` duration.
+    Firing,
+    /// A firing condition stopped holding, or its subject is gone.
+    Resolved,
+}
+
+impl AlertState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Firing => "firing",
+            Self::Resolved => "resolved",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertEvent {
+    pub state: AlertState,
+    /// The rule's canonical text.
+    pub rule: String,
+    /// The figure compared, `app.`-prefixed for application rules.
+    pub figure: String,
+    /// Null for application rules.
+    pub pid: Option<u32>,
+    /// The process's name; for application rules, the name of its busiest process (the
+    /// application's name when none ran this tick).
+    pub comm: String,
+    /// The process's cgroup if known, else its name; for application rules the application.
+    pub app: String,
+    /// The figure this tick; null on a resolution when the subject is gone from the tick or the
+    /// figure went unmeasured.
+    pub value: Option<f64>,
+    /// In the figure's base unit (cores, ratio, per second, bytes): units are resolved.
+    pub threshold: f64,
+    /// RFC 3339, UTC, milliseconds: when the condition started holding (the start of the first
+    /// tick it held in).
+    pub since: String,
+    /// RFC 3339, UTC, milliseconds: the end of this tick.
+    pub at: String,
+    pub evidence: Evidence,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Evidence {
+    /// The process's hottest leaf function this tick (an application's busiest process's).
+    pub hottest: Option<String>,
+    /// Folded stack lines (`frame;frame;... count`) of the subject, busiest first. The engine
+    /// leaves it empty: stacks are not in the report, the caller holding them fills it in.
+    pub top_stacks: Vec<String>,
+    /// Whom the subject kept waiting for a CPU this tick, largest delay first, at most five.
+    pub victims: Vec<Victim>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Victim {
+    pub pid: u32,
+    pub comm: String,
+    /// Time its threads waited for a CPU the subject held.
+    pub delay_ns: u64,
+}
+
+impl AlertEvent {
+    /// One line for logs, e.g. `firing: cpu.cores > 0.8 for 2s: burner (pid 42) at 0.99 since
+    /// 2026-01-01T10:00:00.000Z`.
+    pub fn summary(&self) -> String {
+        let who = match self.pid {
+            Some(pid) if self.app != self.comm => {
+                format!("{} (pid {pid}, app {})", self.comm, self.app)
+            }
+            Some(pid) => format!("{} (pid {pid})", self.comm),
+            None => format!("app {}", self.app),
+        };
+        // No value: the subject is gone from the tick, or its figure went unmeasured.
+        let now = match self.value {
+            Some(value) => format!("at {}", number(value)),
+            None => "no value this tick".to_owned(),
+        };
+        let mut line = format!(
+            "{}: {}: {who} {now} since {}",
+            self.state.as_str(),
+            self.rule,
+            self.since
+        );
+        if let Some(hottest) = &self.evidence.hottest {
+            line.push_str(&format!("; hottest {hottest}"));
+        }
+        if let Some(victim) = self.evidence.victims.first() {
+            line.push_str(&format!(
+                "; kept {} (pid {}) waiting {:.3}s",
+                victim.comm,
+                victim.pid,
+                victim.delay_ns as f64 / 1e9
+            ));
+        }
+        line
+    }
+}
+
+/// The timestamps of events: fixed millisecond precision, so the text of two of them sorts as
+/// they do in time.
+pub fn rfc3339(at: Timestamp) -> String {
+    format!("{at:.3}")
+}
+
+/// A figure's value for humans: three decimals below a thousand, SI suffixes above.
+fn number(value: f64) -> String {
+    let (scaled, suffix) = match value.abs() {
+        v if v >= 1e12 => (value / 1e12, "T"),
+        v if v >= 1e9 => (value / 1e9, "G"),
+        v if v >= 1e6 => (value / 1e6, "M"),
+        v if v >= 1e3 => (value / 1e3, "K"),
+        _ => (value, ""),
+    };
+    let text = format!("{scaled:.3}");
+    let text = text.trim_end_matches('0').trim_end_matches('.');
+    format!("{text}{suffix}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event() -> AlertEvent {
+        AlertEvent {
+            state: AlertState::Firing,
+            rule: "cpu.cores > 0.8 for 2s".to_owned(),
+            figure: "cpu.cores".to_owned(),
+            pid: Some(42),
+            comm: "burner".to_owned(),
+            app: "/user.slice/burn.scope".to_owned(),
+            value: Some(0.987),
+            threshold: 0.8,
+            since: "2026-01-01T10:00:00.000Z".to_owned(),
+            at: "2026-01-01T10:00:02.000Z".to_owned(),
+            evidence: Evidence {
+                hottest: Some("burner_inner_gamma".to_owned()),
+                top_stacks: vec![],
+                victims: vec![Victim {
+                    pid: 7,
+                    comm: "waker".to_owned(),
+                    delay_ns: 1_500_000_000,
+                }],
+            },
+        }
+    }
+
+    #[test]
+    fn json_shape_is_stable() {
+        let json = serde_json::to_value(event()).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "state": "firing",
+                "rule": "cpu.cores > 0.8 for 2s",
+                "figure": "cpu.cores",
+                "pid": 42,
+                "comm": "burner",
+                "app": "/user.slice/burn.scope",
+                "value": 0.987,
+                "threshold": 0.8,
+                "since": "2026-01-01T10:00:00.000Z",
+                "at": "2026-01-01T10:00:02.000Z",
+                "evidence": {
+                    "hottest": "burner_inner_gamma",
+                    "top_stacks": [],
+                    "victims": [{"pid": 7, "comm": "waker", "delay_ns": 1_500_000_000_u64}],
+                },
+            })
+        );
+        let back: AlertEvent = serde_json::from_value(json).unwrap();
+        assert_eq!(back, event());
+    }
+
+    #[test]
+    fn app_and_gone_subjects_serialize_nulls() {
+        let mut gone = event();
+        gone.state = AlertState::Resolved;
+        gone.pid = None;
+        gone.value = None;
+        gone.evidence = Evidence::default();
+        let json = serde_json::to_value(&gone).unwrap();
+        assert_eq!(json["state"], "resolved");
+        assert!(json["pid"].is_null() && json["value"].is_null());
+        assert!(json["evidence"]["hottest"].is_null());
+    }
+
+    #[test]
+    fn summary_is_one_line_naming_rule_subject_and_value() {
+        let line = event().summary();
+        assert_eq!(
+            line,
+            "firing: cpu.cores > 0.8 for 2s: burner (pid 42, app /user.slice/burn.scope) at \
+             0.987 since 2026-01-01T10:00:00.000Z; hottest burner_inner_gamma; kept waker \
+             (pid 7) waiting 1.500s"
+        );
+        let mut gone = event();
+        gone.state = AlertState::Resolved;
+        gone.value = None;
+        gone.app = gone.comm.clone();
+        gone.evidence = Evidence::default();
+        assert_eq!(
+            gone.summary(),
+            "resolved: cpu.cores > 0.8 for 2s: burner (pid 42) no value this tick since \
+             2026-01-01T10:00:00.000Z"
+        );
+        let mut app = event();
+        app.pid = None;
+        app.value = Some(250e6);
+        assert!(app.summary().contains("app /user.slice/burn.scope at 250M"));
+    }
+
+    #[test]
+    fn timestamps_sort_as_text() {
+        let whole = Timestamp::from_second(1_767_261_600).unwrap();
+        let later = Timestamp::from_millisecond(1_767_261_600_500).unwrap();
+        assert_eq!(rfc3339(whole), "2026-01-01T10:00:00.000Z");
+        assert_eq!(rfc3339(later), "2026-01-01T10:00:00.500Z");
+        assert!(rfc3339(whole) < rfc3339(later));
+    }
+}
