@@ -1,9 +1,5 @@
 //! `profiler`: who is eating this host, and where in its code. Entry point and error reporting.
 
-#[cfg_attr(
-    not(test),
-    expect(dead_code, reason = "called by profiler record, which is being built")
-)]
 mod alerts;
 mod analyze;
 mod cli;

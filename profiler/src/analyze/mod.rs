@@ -230,7 +230,7 @@ fn round3(x: f64) -> f64 {
 
 /// The function most samples were in: the innermost user frame, since that is code the owner
 /// can change; the kernel leaf only for stacks without user frames (kernel threads).
-fn hottest(stacks: &[FoldedStack]) -> Option<Hottest> {
+pub fn hottest(stacks: &[FoldedStack]) -> Option<Hottest> {
     let total: u64 = stacks.iter().map(|(_, n)| n).sum();
     let mut by_leaf: HashMap<&str, u64> = HashMap::new();
     for (frames, count) in stacks {

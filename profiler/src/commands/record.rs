@@ -16,8 +16,15 @@ use tokio::signal::unix::{SignalKind, signal};
 use self::window::Window;
 use super::out_dir::OutDir;
 use crate::{
+    alerts::{
+        engine::Engine,
+        event::{AlertEvent, AlertState},
+        rule::rules_from_args,
+        sink::Sink,
+    },
     cli::RecordArgs,
     collect::{Collector, cleanup, cumulative::Cumulative, kernel_now_ns, own_cost::OwnCostMeter},
+    error::usage,
     metrics::{self, Metrics},
     output::windows,
     probes,
@@ -29,10 +36,18 @@ const TICK: Duration = Duration::from_secs(1);
 const DISCOVERY_INTERVAL: Duration = Duration::from_millis(250);
 
 pub async fn run(args: RecordArgs) -> anyhow::Result<()> {
+    let rules = rules_from_args(&args.alerts).map_err(|err| usage(err.to_string()))?;
+    if let Some(command) = &args.on_alert {
+        // Checked before anything is created: a bad hook is a startup error.
+        Sink::new(&std::env::temp_dir(), Some(command), args.on_alert_timeout)
+            .map_err(|err| usage(err.to_string()))?;
+    }
     probes::check_privileges()?;
     probes::check_frequency(args.frequency)?;
     OutDir::prepare(&args.out)?.keep();
     let root = args.out.clone();
+    let sink = Sink::new(&root, args.on_alert.as_deref(), args.on_alert_timeout)
+        .map_err(|err| usage(err.to_string()))?;
 
     let metrics = (!args.no_metrics).then(|| Arc::new(Metrics::new(args.top as usize)));
     let server = match &metrics {
@@ -51,6 +66,22 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<()> {
     if metrics.is_some() {
         eprintln!("profiler: metrics at http://{}/metrics", args.metrics);
     }
+    let mut engine = Engine::new(rules, std::process::id());
+    for rule in engine.rules() {
+        let signal = rule.signal();
+        // cpu figures come from on-CPU time, measured whatever the selection.
+        let state = probes.signals.get(signal).map_or("on", String::as_str);
+        if signal != "cpu" && state != "on" {
+            eprintln!(
+                "profiler: warning: alert rule `{rule}` needs the {signal} signal, which is {state}"
+            );
+        }
+    }
+    eprintln!(
+        "profiler: {} alert rules; alerts go to {}",
+        engine.rules().len(),
+        sink.path().display()
+    );
     let mut interrupt = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
     let mut terminate = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
 
@@ -89,6 +120,22 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<()> {
                 if let Some(metrics) = &metrics {
                     metrics.update(&tick, &cost);
                 }
+                for mut event in engine.evaluate(&tick, read_at.1) {
+                    if event.state == AlertState::Firing
+                        && let Some(pid) = event.pid
+                    {
+                        let stacks = window.top_stacks(&collector, pid)?;
+                        if event.evidence.hottest.is_none() {
+                            event.evidence.hottest =
+                                crate::analyze::hottest(&stacks).map(|h| h.function);
+                        }
+                        event.evidence.top_stacks = stacks
+                            .iter()
+                            .map(|(frames, count)| format!("{} {count}", frames.join(";")))
+                            .collect();
+                    }
+                    raise(&sink, &event, metrics.as_deref());
+                }
                 last_tick = (now.clone(), read_at.0, now_ns);
                 if closing {
                     let next =
@@ -109,6 +156,14 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<()> {
     if let Some(server) = server {
         server.abort();
     }
+    sink.drain().await;
+    if args.on_alert.is_some() {
+        let hooks = sink.hook_stats();
+        eprintln!(
+            "profiler: --on-alert ran {} times: {} succeeded, {} failed, {} timed out, {} skipped",
+            hooks.started, hooks.succeeded, hooks.failed, hooks.timed_out, hooks.skipped
+        );
+    }
     eprintln!(
         "profiler: stopped after {written} windows in {}{}",
         root.display(),
@@ -119,6 +174,18 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<()> {
         }
     );
     Ok(())
+}
+
+fn raise(sink: &Sink, event: &AlertEvent, metrics: Option<&Metrics>) {
+    if let Some(metrics) = metrics {
+        metrics.alert(match event.state {
+            AlertState::Firing => "firing",
+            AlertState::Resolved => "resolved",
+        });
+    }
+    if let Err(err) = sink.emit(event) {
+        eprintln!("profiler: warning: could not record an alert: {err}");
+    }
 }
 
 /// Writes the window, prunes old ones, forgets exited processes in the kernel maps, and starts

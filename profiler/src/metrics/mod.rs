@@ -341,7 +341,6 @@ impl Metrics {
         inner.1.windows.inc();
     }
 
-    #[expect(dead_code, reason = "called once record evaluates alert rules")]
     pub fn alert(&self, state: &str) {
         let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         inner

@@ -196,6 +196,45 @@ impl Window {
     }
 }
 
+/// Stacks an alert shows as evidence.
+const EVIDENCE_STACKS: usize = 5;
+
+impl Window {
+    /// The most sampled stacks of `pid` in this window so far, symbolized: an alert's evidence.
+    pub fn top_stacks(
+        &self,
+        collector: &Collector<'_>,
+        pid: u32,
+    ) -> anyhow::Result<Vec<symbolize::FoldedStack>> {
+        let Some(identity) = self.table.identity(pid) else {
+            return Ok(Vec::new());
+        };
+        let mut counts: Vec<(StackPair, u64)> = stacks_since(collector, &self.base, pid)?
+            .into_iter()
+            .collect();
+        counts.sort_by_key(|&(_, n)| std::cmp::Reverse(n));
+        counts.truncate(EVIDENCE_STACKS);
+        let stacks = collector.stacks(counts.iter().flat_map(|&((u, k), _)| [u, k]))?;
+        let process = crate::model::ProcessUsage {
+            identity: identity.clone(),
+            on_cpu_ns: 0,
+            samples: counts.iter().map(|(_, n)| n).sum(),
+            stacks: counts,
+            sched: None,
+            syscalls: Vec::new(),
+            spawned: 0,
+            net: None,
+            faults: None,
+            offcpu: Vec::new(),
+            io: None,
+        };
+        let mut folded = symbolize::symbolize(std::slice::from_ref(&process), &stacks).cpu;
+        let mut stacks = folded.pop().unwrap_or_default();
+        stacks.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
+        Ok(stacks)
+    }
+}
+
 /// A pid's sample counts since the window started, for the process table's pid-reuse split.
 fn stacks_since(
     collector: &Collector<'_>,
