@@ -87,8 +87,10 @@ pub struct FlamegraphArgs {
     /// With --from: windows that ended at least this long ago (e.g. 2m).
     #[arg(long, requires = "from", value_parser = humantime::parse_duration)]
     pub until: Option<Duration>,
-    /// Baseline to compare against (same kinds of input): draws a differential flamegraph,
-    /// red where the input has more than the baseline, blue where less.
+    /// Baseline to compare against (a folded file or a report directory): draws a differential
+    /// flamegraph of the input, red where the input has more than the baseline, blue where less.
+    /// The baseline is first scaled to the input's total, so a longer or busier baseline
+    /// compares by share, not by raw count.
     #[arg(long, value_name = "BASE")]
     pub diff: Option<PathBuf>,
     /// Use the off-CPU stacks (offcpu.folded) of report and record directories.
@@ -236,7 +238,11 @@ mod tests {
         assert_eq!(parse_bytes("500MB"), Ok(500_000_000));
         assert_eq!(parse_bytes("4096"), Ok(4096));
         assert_eq!(parse_bytes("1.5KiB"), Ok(1536));
-        assert!(parse_bytes("12 parsecs").unwrap_err().contains("unknown unit"));
+        assert!(
+            parse_bytes("12 parsecs")
+                .unwrap_err()
+                .contains("unknown unit")
+        );
         assert!(parse_bytes("MiB").is_err());
         assert!(parse_bytes("0").is_err());
     }
