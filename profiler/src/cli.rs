@@ -87,8 +87,10 @@ pub struct FlamegraphArgs {
     /// With --from: windows that ended at least this long ago (e.g. 2m).
     #[arg(long, requires = "from", value_parser = humantime::parse_duration)]
     pub until: Option<Duration>,
-    /// Baseline to compare against (same kinds of input): draws a differential flamegraph,
-    /// red where the input has more than the baseline, blue where less.
+    /// Baseline to compare against (a folded file or a report directory): draws a differential
+    /// flamegraph of the input, red where the input has more than the baseline, blue where less.
+    /// The baseline is first scaled to the input's total, so a longer or busier baseline
+    /// compares by share, not by raw count.
     #[arg(long, value_name = "BASE")]
     pub diff: Option<PathBuf>,
     /// Use the off-CPU stacks (offcpu.folded) of report and record directories.

@@ -33,9 +33,16 @@ pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
 /// the same one-line `Error: ...` as every other failure.
 pub fn one_line_clap(err: &clap::Error) -> String {
     let rendered = err.render().to_string();
-    let first = rendered.lines().next().unwrap_or_default();
+    let mut lines = rendered.lines();
+    let first = lines.next().unwrap_or_default();
     let message = first.strip_prefix("error: ").unwrap_or(first).trim();
-    format!("{message} (see --help)")
+    // "the following required arguments were not provided:" names them on the next line.
+    match lines.next().map(str::trim) {
+        Some(next) if message.ends_with(':') && !next.is_empty() => {
+            format!("{message} {next} (see --help)")
+        }
+        _ => format!("{message} (see --help)"),
+    }
 }
 
 #[cfg(test)]
@@ -60,6 +67,10 @@ mod tests {
         assert!(!line.contains('\n'), "{line}");
         assert!(line.contains("--duration"), "{line}");
         assert!(line.starts_with("invalid value"), "{line}");
+        let err = crate::cli::Cli::try_parse_from(["profiler", "flamegraph"]).unwrap_err();
+        let line = one_line_clap(&err);
+        assert!(!line.contains('\n'), "{line}");
+        assert!(line.contains("<INPUT>"), "{line}");
     }
 
     #[test]

@@ -42,14 +42,21 @@ pub fn bpf_required() -> bool {
     std::env::var_os("PROFILER_REQUIRE_BPF").is_some_and(|value| value == "1")
 }
 
-/// Gate for every end-to-end test: returns whether `test` can run (root, profiler built).
-/// Otherwise it panics when `PROFILER_REQUIRE_BPF=1`, else prints one `skipped:` line and the
+/// Gate for every end-to-end test that loads BPF: returns whether `test` can run (root, profiler
+/// built). Otherwise it panics when `PROFILER_REQUIRE_BPF=1`, else prints one `skipped:` line and the
 /// caller returns early.
 pub fn require_root(test: &str) -> bool {
     // SAFETY: geteuid has no preconditions and cannot fail.
     if unsafe { libc::geteuid() } != 0 {
         return skip_or_fail(test, "needs root to load BPF");
     }
+    require_built(test)
+}
+
+/// Gate for end-to-end tests that run the profiler without BPF (offline commands such as
+/// `flamegraph`): returns whether the profiler binary exists, else skips or fails like
+/// `require_root`.
+pub fn require_built(test: &str) -> bool {
     let bin = profiler_bin();
     if !bin.is_file() {
         let reason = format!(

@@ -1,7 +1,320 @@
-//! `profiler flamegraph`: offline rendering of folded stacks.
+//! `profiler flamegraph`: offline rendering of folded stacks (a file, a report directory or the
+//! windows of a record directory), optionally against a baseline as a differential flamegraph.
 
-use crate::cli::FlamegraphArgs;
+mod windows;
+
+use std::{
+    collections::BTreeMap,
+    fs,
+    io::{self, Write as _},
+    path::Path,
+};
+
+use crate::{
+    cli::FlamegraphArgs,
+    error::usage,
+    output::{
+        OFFCPU_FOLDED, STACKS_FOLDED, atomic,
+        flamegraph::{self, Picture},
+        folded::{self, MAX_TOTAL},
+    },
+};
+
+/// Parsed, merged stacks and how to name where they came from.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The input as the user named it, for titles.
+    pub label: String,
+    /// Sorted, identical stacks merged, no zero counts; never empty.
+    pub stacks: Vec<(String, u64)>,
+    /// Unit of the counts: `us` for off-CPU stacks, else `samples`.
+    pub count_name: &'static str,
+}
 
 pub fn run(args: FlamegraphArgs) -> anyhow::Result<()> {
-    anyhow::bail!("flamegraph is being built: {args:?}")
+    let wanted = if args.offcpu {
+        OFFCPU_FOLDED
+    } else {
+        STACKS_FOLDED
+    };
+    // clap skips `requires = "from"` once `from` is in a conflict (clap-rs/clap#4520).
+    if args.from.is_none() && (args.since.is_some() || args.until.is_some()) {
+        return Err(usage(
+            "--since and --until pick windows of a record directory: give it with --from DIR",
+        ));
+    }
+    let input = match (&args.from, &args.input) {
+        (Some(dir), _) => {
+            windows::load(dir, args.since, args.until, wanted, jiff::Timestamp::now())?
+        }
+        (None, Some(path)) => load_input(path, wanted, Role::Input)?,
+        (None, None) => {
+            return Err(usage(
+                "give a folded stacks file, a report directory, or --from DIR",
+            ));
+        }
+    };
+    let base = args
+        .diff
+        .as_deref()
+        .map(|path| load_input(path, wanted, Role::Base))
+        .transpose()?;
+    if let Some(base) = &base
+        && base.count_name != input.count_name
+    {
+        return Err(usage(format!(
+            "cannot compare {} counted in {} with a baseline counted in {}: give both as \
+             on-CPU stacks or both as off-CPU stacks (--offcpu)",
+            input.label, input.count_name, base.count_name
+        )));
+    }
+
+    let svg = match &base {
+        None => flamegraph::render_stacks(
+            &Picture {
+                title: args
+                    .title
+                    .unwrap_or_else(|| format!("profiler flamegraph: {}", input.label)),
+                subtitle: None,
+                count_name: input.count_name.to_owned(),
+            },
+            &input.stacks,
+        )?,
+        Some(base) => flamegraph::render_diff(
+            &Picture {
+                title: args.title.unwrap_or_else(|| {
+                    format!("profiler flamegraph: {} vs {}", input.label, base.label)
+                }),
+                subtitle: Some(format!(
+                    "red: more than in the baseline, blue: less; baseline counts scaled by {:.3} \
+                     to the same total",
+                    flamegraph::normalization(&base.stacks, &input.stacks)
+                )),
+                count_name: input.count_name.to_owned(),
+            },
+            &base.stacks,
+            &input.stacks,
+        )?,
+    };
+    match &args.out {
+        Some(path) => write_out(path, &svg),
+        None => {
+            let mut stdout = io::stdout().lock();
+            stdout.write_all(&svg)?;
+            stdout.flush()?;
+            Ok(())
+        }
+    }
+}
+
+/// Which side of the comparison a path is, for messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Input,
+    Base,
+}
+
+/// A folded file, or the `wanted` file (stacks.folded or offcpu.folded) of a report directory.
+fn load_input(path: &Path, wanted: &str, role: Role) -> anyhow::Result<Loaded> {
+    let meta = fs::metadata(path)
+        .map_err(|err| usage(format!("cannot read {}: {err}", path.display())))?;
+    let file = if meta.is_dir() {
+        let file = path.join(wanted);
+        if !file.exists() {
+            return Err(missing_in_dir(path, wanted, role));
+        }
+        file
+    } else {
+        path.to_owned()
+    };
+    let stacks = merge([read_folded(&file)?])?;
+    if stacks.is_empty() {
+        return Err(usage(format!("no stacks in {}", file.display())));
+    }
+    let offcpu =
+        wanted == OFFCPU_FOLDED || file.file_name().is_some_and(|name| name == OFFCPU_FOLDED);
+    Ok(Loaded {
+        label: path.display().to_string(),
+        stacks,
+        count_name: if offcpu { "us" } else { "samples" },
+    })
+}
+
+/// Why a directory has no `wanted` file, and what to give instead.
+fn missing_in_dir(dir: &Path, wanted: &str, role: Role) -> anyhow::Error {
+    let shown = dir.display();
+    if windows::looks_like_record_dir(dir) {
+        return usage(match role {
+            Role::Input => {
+                format!("{shown} is a `profiler record` directory: pass it as --from {shown}")
+            }
+            Role::Base => format!(
+                "{shown} is a `profiler record` directory: --diff takes a folded file or one of \
+                 its window directories"
+            ),
+        });
+    }
+    if wanted == OFFCPU_FOLDED {
+        usage(format!(
+            "{shown} has no {OFFCPU_FOLDED}: that run did not measure the offcpu signal"
+        ))
+    } else {
+        usage(format!(
+            "{shown} has no {STACKS_FOLDED}: give a folded stacks file or a `profiler diagnose` \
+             output directory"
+        ))
+    }
+}
+
+/// Reads and parses one folded file; unreadable or malformed input is a usage error.
+fn read_folded(file: &Path) -> anyhow::Result<Vec<(String, u64)>> {
+    let bytes =
+        fs::read(file).map_err(|err| usage(format!("cannot read {}: {err}", file.display())))?;
+    // Symbol names are bytes from binaries; a stray invalid sequence in one should cost that
+    // frame its spelling, not the whole picture.
+    let text = String::from_utf8_lossy(&bytes);
+    folded::parse(&text, &file.display().to_string()).map_err(|err| usage(err.to_string()))
+}
+
+/// Sums the counts of identical stacks across `parts`, drops zero counts, and sorts by stack.
+fn merge(
+    parts: impl IntoIterator<Item = Vec<(String, u64)>>,
+) -> anyhow::Result<Vec<(String, u64)>> {
+    let mut merged = BTreeMap::<String, u64>::new();
+    let mut total: u64 = 0;
+    for part in parts {
+        for (stack, count) in part {
+            if count == 0 {
+                continue;
+            }
+            total = total
+                .checked_add(count)
+                .filter(|&total| total <= MAX_TOTAL)
+                .ok_or_else(|| usage("the merged counts add up to more than 2^53"))?;
+            *merged.entry(stack).or_default() += count;
+        }
+    }
+    Ok(merged.into_iter().collect())
+}
+
+/// Writes the SVG atomically; an unwritable `--out` is the user's to fix.
+fn write_out(path: &Path, svg: &[u8]) -> anyhow::Result<()> {
+    if path.is_dir() {
+        return Err(usage(format!(
+            "--out {} is a directory; name the SVG file to write",
+            path.display()
+        )));
+    }
+    atomic::write_file(path, svg)
+        .map_err(|err| usage(format!("cannot write {}: {err:#}", path.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stacks(lines: &[(&str, u64)]) -> Vec<(String, u64)> {
+        lines.iter().map(|&(s, n)| (s.to_owned(), n)).collect()
+    }
+
+    #[test]
+    fn merge_sums_identical_stacks_and_drops_zeros() {
+        let merged = merge([
+            stacks(&[("b;x", 2), ("a", 1), ("z", 0)]),
+            stacks(&[("b;x", 3), ("a;y", 4)]),
+        ])
+        .unwrap();
+        assert_eq!(merged, stacks(&[("a", 1), ("a;y", 4), ("b;x", 5)]));
+    }
+
+    #[test]
+    fn merged_total_is_bounded() {
+        let half = MAX_TOTAL / 2 + 1;
+        let err = merge([stacks(&[("a", half)]), stacks(&[("a", half)])]).unwrap_err();
+        assert_eq!(crate::error::exit_code(&err), 2);
+    }
+
+    fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
+        let path = dir.join(name);
+        fs::write(&path, text).unwrap();
+        path
+    }
+
+    #[test]
+    fn report_dir_gives_its_stacks_or_offcpu_file() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), STACKS_FOLDED, "p (1);main 3\np (1);main 2\n");
+        let loaded = load_input(dir.path(), STACKS_FOLDED, Role::Input).unwrap();
+        assert_eq!(loaded.stacks, stacks(&[("p (1);main", 5)]));
+        assert_eq!(loaded.count_name, "samples");
+        let err = load_input(dir.path(), OFFCPU_FOLDED, Role::Input).unwrap_err();
+        assert!(err.to_string().contains("offcpu signal"), "{err}");
+        write(dir.path(), OFFCPU_FOLDED, "p (1);read 70\n");
+        let loaded = load_input(dir.path(), OFFCPU_FOLDED, Role::Input).unwrap();
+        assert_eq!(loaded.count_name, "us");
+    }
+
+    #[test]
+    fn bad_inputs_are_usage_errors_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = write(dir.path(), "empty.folded", "\n# nothing\n");
+        let err = load_input(&empty, STACKS_FOLDED, Role::Input).unwrap_err();
+        assert_eq!(err.to_string(), format!("no stacks in {}", empty.display()));
+        let zeros = write(dir.path(), "zeros.folded", "a 0\n");
+        assert!(load_input(&zeros, STACKS_FOLDED, Role::Input).is_err());
+        let bad = write(dir.path(), "bad.folded", "a;b 1\na;b;c\n");
+        let err = load_input(&bad, STACKS_FOLDED, Role::Input).unwrap_err();
+        assert_eq!(crate::error::exit_code(&err), 2);
+        assert!(
+            err.to_string()
+                .ends_with("bad.folded:2: expected \"<frames> <count>\", found \"a;b;c\"")
+        );
+        let err = load_input(&dir.path().join("nope"), STACKS_FOLDED, Role::Base).unwrap_err();
+        assert_eq!(crate::error::exit_code(&err), 2);
+        let binary = dir.path().join("bin.folded");
+        fs::write(&binary, b"a;\xff\xfe 3\r\n").unwrap();
+        let loaded = load_input(&binary, STACKS_FOLDED, Role::Input).unwrap();
+        assert_eq!(loaded.stacks, stacks(&[("a;\u{fffd}\u{fffd}", 3)]));
+    }
+
+    #[test]
+    fn record_dir_as_input_points_at_from() {
+        let dir = tempfile::tempdir().unwrap();
+        let window = dir.path().join("w1");
+        fs::create_dir(&window).unwrap();
+        write(&window, "report.json", "{}");
+        let err = load_input(dir.path(), STACKS_FOLDED, Role::Input).unwrap_err();
+        assert!(err.to_string().contains("--from"), "{err}");
+    }
+
+    #[test]
+    fn since_without_from_is_refused() {
+        use clap::Parser as _;
+        let cli = crate::cli::Cli::try_parse_from([
+            "profiler",
+            "flamegraph",
+            "x.folded",
+            "--since",
+            "5m",
+        ])
+        .unwrap();
+        let crate::cli::Command::Flamegraph(args) = cli.command else {
+            panic!("not flamegraph")
+        };
+        let err = run(args).unwrap_err();
+        assert_eq!(crate::error::exit_code(&err), 2);
+        assert!(err.to_string().contains("--from"), "{err}");
+    }
+
+    #[test]
+    fn output_lands_whole_and_a_directory_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("g.svg");
+        write_out(&out, b"<svg/>").unwrap();
+        assert_eq!(fs::read(&out).unwrap(), b"<svg/>");
+        let err = write_out(dir.path(), b"<svg/>").unwrap_err();
+        assert_eq!(crate::error::exit_code(&err), 2);
+        let err = write_out(&dir.path().join("no/such/g.svg"), b"x").unwrap_err();
+        assert_eq!(crate::error::exit_code(&err), 2);
+    }
 }
