@@ -30,10 +30,11 @@ pub fn run(bench_tools: bool) -> Result<()> {
     }
     ensure_rust_src()?;
     ensure_bpf_linker()?;
+    let mut tools = TEST_TOOLS.to_vec();
     if bench_tools {
-        ensure_bench_tools()?;
+        tools.extend(BENCH_TOOLS);
     }
-    Ok(())
+    ensure_packages(&tools)
 }
 
 fn ensure_rust_src() -> Result<()> {
@@ -252,17 +253,21 @@ fn warn_if_shadowed(root: &Path) {
     }
 }
 
-/// The benchmarks' peers: the command each bench runs, and the Debian package providing it.
+/// What the end-to-end tests run besides the profiler (`go tool pprof` reads `profile.pb.gz`):
+/// the command, and the Debian package providing it.
+const TEST_TOOLS: [(&str, &str); 1] = [("go", "golang-go")];
+
+/// The benchmarks' peers, as [`TEST_TOOLS`].
 const BENCH_TOOLS: [(&str, &str); 3] = [
     ("perf", "linux-perf"),
     ("bpftrace", "bpftrace"),
     ("syscount", "libbpf-tools"),
 ];
 
-/// Installs the packages of whichever [`BENCH_TOOLS`] are missing, in one apt-get run.
-fn ensure_bench_tools() -> Result<()> {
+/// Installs the packages of whichever `tools` are missing, in one apt-get run.
+fn ensure_packages(tools: &[(&str, &str)]) -> Result<()> {
     let mut missing = Vec::new();
-    for (command, package) in BENCH_TOOLS {
+    for &(command, package) in tools {
         let item = format!("{command} ({package})");
         if util::find_command(command).is_some() {
             status(&item, "ok");
@@ -283,8 +288,8 @@ fn ensure_bench_tools() -> Result<()> {
         .args(["install", "-y"])
         .args(&missing)
         .env("DEBIAN_FRONTEND", "noninteractive");
-    util::run_step_quiet_stdout("setup: install bench tools", &mut install)?;
-    for (command, package) in BENCH_TOOLS {
+    util::run_step_quiet_stdout("setup: install packages", &mut install)?;
+    for &(command, package) in tools {
         if util::find_command(command).is_none() {
             bail!("{package} is installed but `{command}` is still not found");
         }
