@@ -22,7 +22,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Install what building the eBPF side needs: nightly rust-src and a matching bpf-linker.
+    /// Install what building the eBPF side needs (nightly rust-src and a matching bpf-linker) and
+    /// what the end-to-end tests run (golang-go, for `go tool pprof`).
     Setup {
         /// Also install the benchmark peers (linux-perf, bpftrace, libbpf-tools).
         #[arg(long)]

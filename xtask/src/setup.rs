@@ -30,11 +30,11 @@ pub fn run(bench_tools: bool) -> Result<()> {
     }
     ensure_rust_src()?;
     ensure_bpf_linker()?;
-    ensure_packages("test tools", &TEST_TOOLS)?;
+    let mut tools = TEST_TOOLS.to_vec();
     if bench_tools {
-        ensure_packages("bench tools", &BENCH_TOOLS)?;
+        tools.extend(BENCH_TOOLS);
     }
-    Ok(())
+    ensure_packages(&tools)
 }
 
 fn ensure_rust_src() -> Result<()> {
@@ -253,23 +253,24 @@ fn warn_if_shadowed(root: &Path) {
     }
 }
 
-/// The benchmarks' peers: the command each bench runs, and the Debian package providing it.
-const BENCH_TOOLS: [(&str, &str); 3] = [
-    ("perf", "linux-perf"),
-    ("bpftrace", "bpftrace"),
-    ("syscount", "libbpf-tools"),
-];
-
-/// The real clients the end-to-end tests drive: `bpftool` (no BPF program outlives a killed
-/// recorder), a Prometheus server scraping the metrics, and Go's pprof reading the profiles.
+/// The real clients the end-to-end tests drive besides the profiler: `bpftool` (no BPF program
+/// outlives a killed recorder), a Prometheus server scraping the metrics, and `go tool pprof`
+/// reading `profile.pb.gz`; each command, and the Debian package providing it.
 const TEST_TOOLS: [(&str, &str); 3] = [
     ("bpftool", "bpftool"),
     ("prometheus", "prometheus"),
     ("go", "golang-go"),
 ];
 
+/// The benchmarks' peers, as [`TEST_TOOLS`].
+const BENCH_TOOLS: [(&str, &str); 3] = [
+    ("perf", "linux-perf"),
+    ("bpftrace", "bpftrace"),
+    ("syscount", "libbpf-tools"),
+];
+
 /// Installs the packages of whichever `tools` are missing, in one apt-get run.
-fn ensure_packages(what: &str, tools: &[(&str, &str)]) -> Result<()> {
+fn ensure_packages(tools: &[(&str, &str)]) -> Result<()> {
     let mut missing = Vec::new();
     for &(command, package) in tools {
         let item = format!("{command} ({package})");
@@ -292,7 +293,7 @@ fn ensure_packages(what: &str, tools: &[(&str, &str)]) -> Result<()> {
         .args(["install", "-y", "--no-install-recommends"])
         .args(&missing)
         .env("DEBIAN_FRONTEND", "noninteractive");
-    util::run_step_quiet_stdout(&format!("setup: install {what}"), &mut install)?;
+    util::run_step_quiet_stdout("setup: install packages", &mut install)?;
     for &(command, package) in tools {
         if util::find_command(command).is_none() {
             bail!("{package} is installed but `{command}` is still not found");

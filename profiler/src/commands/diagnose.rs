@@ -158,6 +158,7 @@ pub async fn run(args: DiagnoseArgs) -> anyhow::Result<()> {
         offcpu_on
             .then(|| output::reported(&usage, &offcpu_us, &args.pids))
             .as_deref(),
+        &output::pprof::Input::new(&usage, &folded.stacks, &args.pids),
     )?;
 
     let mut stdout = std::io::stdout().lock();

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use procfs::process::{MMPermissions, MMapPath, Process};
 
 /// One executable file mapping of a process, kept so its frames can be symbolized after exit.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Mapping {
     pub start: u64,
     pub end: u64,

@@ -3,6 +3,7 @@
 pub mod atomic;
 pub mod flamegraph;
 pub mod folded;
+pub mod pprof;
 pub mod table;
 pub mod windows;
 
@@ -25,14 +26,17 @@ pub const STACKS_FOLDED: &str = "stacks.folded";
 pub const FLAMEGRAPH_SVG: &str = "flamegraph.svg";
 pub const OFFCPU_FOLDED: &str = "offcpu.folded";
 pub const OFFCPU_SVG: &str = "offcpu.svg";
+pub const PROFILE_PB_GZ: &str = "profile.pb.gz";
 
 /// Renders every file first, then moves each into place, so a failure leaves no partial set.
-/// `offcpu` (counts in microseconds blocked) is written when the offcpu signal ran.
+/// `offcpu` (counts in microseconds blocked) is written when the offcpu signal ran; `profile`
+/// holds the same stacks with addresses, for `profile.pb.gz`.
 pub fn write_run(
     dir: &Path,
     report: &Report,
     stacks: &[ProcessStacks<'_>],
     offcpu: Option<&[ProcessStacks<'_>]>,
+    profile: &pprof::Input<'_>,
 ) -> anyhow::Result<()> {
     let mut json = serde_json::to_vec_pretty(report).context("serializing report.json")?;
     json.push(b'\n');
@@ -47,10 +51,13 @@ pub fn write_run(
             report.frequency_hz
         ),
     )?;
+    let profile = pprof::render(&pprof::Sampling::of(report, offcpu.is_some()), profile)
+        .context("encoding profile.pb.gz")?;
     let mut files = vec![
         (REPORT_JSON, json),
         (STACKS_FOLDED, folded.into_bytes()),
         (FLAMEGRAPH_SVG, svg),
+        (PROFILE_PB_GZ, profile),
     ];
     if let Some(offcpu) = offcpu {
         let folded = folded::render(offcpu);

@@ -1,16 +1,21 @@
-//! Turns stack ids into frame names: kernel frames via kallsyms, user frames via blazesym on the
-//! file mappings captured while each process lived, so exited processes still get names.
+//! Turns stack ids into frames: kernel frames via kallsyms, user frames via blazesym on the file
+//! mappings captured while each process lived, so exited processes still get names. Each frame
+//! is resolved once, into structured stacks (addresses, mappings, inlined functions) from which
+//! the folded names are derived.
 
+mod build_id;
+mod frames;
+mod kernel;
 mod user;
 
 use std::collections::HashMap;
 
-use blazesym::MaybeDefault;
-use blazesym::symbolize::{
-    Input, Symbolized, Symbolizer,
-    source::{Kernel, Source},
-};
+use blazesym::symbolize::{Symbolized, Symbolizer};
 
+use self::frames::Interner;
+#[cfg(test)]
+pub use self::frames::MappedFile;
+pub use self::frames::{Frame, Origin, Stack, Stacks};
 use crate::model::{ProcessUsage, table::StackPair};
 
 /// Frames of one sample stack, root first, and how many samples had it.
@@ -28,6 +33,8 @@ pub struct Folded {
     pub cpu: Vec<Vec<FoldedStack>>,
     /// Nanoseconds blocked.
     pub offcpu: Vec<Vec<FoldedStack>>,
+    /// The same stacks frame by frame, for formats that keep addresses and mappings (pprof).
+    pub stacks: Stacks,
 }
 
 /// Symbolizes every process's sampled and blocked stacks. `stacks` maps stack id to instruction
@@ -38,103 +45,64 @@ pub fn symbolize(processes: &[ProcessUsage], stacks: &HashMap<i32, Vec<u64>>) ->
         .enable_inlined_fns(true)
         .enable_code_info(false)
         .build();
-    let kernel = KernelNames::new(&symbolizer, processes, stacks);
+    let kernel = kernel::KernelNames::new(&symbolizer, processes, stacks);
     let mut user = user::UserSymbolizer::new(&symbolizer);
-    let mut fold = |pick: fn(&ProcessUsage) -> &[(StackPair, u64)]| -> Vec<Vec<FoldedStack>> {
+    let mut interner = Interner::new(&kernel, &mut user);
+    let mut resolve = |pick: fn(&ProcessUsage) -> &[(StackPair, u64)]| -> Vec<Vec<Stack>> {
         processes
             .iter()
-            .map(|process| fold_process(process, pick(process), stacks, &kernel, &mut user))
+            .map(|process| resolve_process(process, pick(process), stacks, &mut interner))
             .collect()
     };
+    let cpu = resolve(|p| &p.stacks);
+    let offcpu = resolve(|p| &p.offcpu);
+    let stacks = interner.finish(cpu, offcpu);
     Folded {
-        cpu: fold(|p| &p.stacks),
-        offcpu: fold(|p| &p.offcpu),
+        cpu: stacks.cpu.iter().map(|s| stacks.fold(s)).collect(),
+        offcpu: stacks.offcpu.iter().map(|s| stacks.fold(s)).collect(),
+        stacks,
     }
 }
 
-fn fold_process(
+/// A process's stacks, user frames then kernel frames, root first, merged by frame.
+fn resolve_process(
     process: &ProcessUsage,
     pairs: &[(StackPair, u64)],
     stacks: &HashMap<i32, Vec<u64>>,
-    kernel: &KernelNames,
-    user: &mut user::UserSymbolizer<'_>,
-) -> Vec<FoldedStack> {
-    let mut folded: HashMap<Vec<String>, u64> = HashMap::new();
+    interner: &mut Interner<'_, '_>,
+) -> Vec<Stack> {
+    let mut merged: HashMap<Vec<usize>, u64> = HashMap::new();
     for &((user_id, kernel_id), count) in pairs {
         let mut frames = Vec::new();
         match stacks.get(&user_id) {
-            Some(ips) => frames.extend(user.frames(&process.identity.maps, ips)),
-            None if kernel_id < 0 || user_id >= 0 => frames.push(LOST_STACK.to_owned()),
+            Some(ips) => frames
+                .extend(root_first(ips).map(|addr| interner.user(&process.identity.maps, addr))),
+            None if kernel_id < 0 || user_id >= 0 => frames.push(interner.lost(false)),
             None => {}
         }
         if let Some(ips) = stacks.get(&kernel_id) {
-            frames.extend(kernel.frames(ips));
+            frames.extend(root_first(ips).map(|addr| interner.kernel(addr)));
         } else if kernel_id >= 0 {
-            frames.push(format!("{LOST_STACK}{KERNEL_SUFFIX}"));
+            frames.push(interner.lost(true));
         }
-        *folded.entry(frames).or_default() += count;
+        *merged.entry(frames).or_default() += count;
     }
-    let mut folded: Vec<FoldedStack> = folded.into_iter().collect();
-    folded.sort();
-    folded
+    let mut merged: Vec<Stack> = merged.into_iter().collect();
+    merged.sort();
+    merged
+}
+
+/// Lookup addresses of a stack given leaf first, root first.
+fn root_first(ips: &[u64]) -> impl Iterator<Item = u64> + '_ {
+    ips.iter()
+        .enumerate()
+        .rev()
+        .map(|(index, &ip)| lookup_addr(ip, index))
 }
 
 /// Return addresses point after the call; step back one byte so the caller's line is named.
 fn lookup_addr(ip: u64, index: usize) -> u64 {
     if index == 0 { ip } else { ip.saturating_sub(1) }
-}
-
-/// Kernel addresses are the same for every process: resolve each once.
-struct KernelNames {
-    names: HashMap<u64, Vec<String>>,
-}
-
-impl KernelNames {
-    fn new(
-        symbolizer: &Symbolizer,
-        processes: &[ProcessUsage],
-        stacks: &HashMap<i32, Vec<u64>>,
-    ) -> Self {
-        let mut addrs: Vec<u64> = processes
-            .iter()
-            .flat_map(|p| p.stacks.iter().chain(&p.offcpu))
-            .map(|&((_, kernel), _)| kernel)
-            .filter_map(|id| stacks.get(&id))
-            .flat_map(|ips| ips.iter().enumerate().map(|(i, &ip)| lookup_addr(ip, i)))
-            .collect();
-        addrs.sort_unstable();
-        addrs.dedup();
-        let source = Source::Kernel(Kernel {
-            kallsyms: MaybeDefault::Default,
-            vmlinux: MaybeDefault::None,
-            debug_syms: false,
-            ..Kernel::default()
-        });
-        let resolved = symbolizer
-            .symbolize(&source, Input::AbsAddr(&addrs))
-            .unwrap_or_default();
-        let names = addrs
-            .iter()
-            .zip(resolved.iter().map(Some).chain(std::iter::repeat(None)))
-            .map(|(&addr, sym)| {
-                let names = match sym {
-                    Some(Symbolized::Sym(sym)) => vec![format!("{}{KERNEL_SUFFIX}", sym.name)],
-                    _ => vec![format!("[unknown]{KERNEL_SUFFIX}")],
-                };
-                (addr, names)
-            })
-            .collect();
-        Self { names }
-    }
-
-    fn frames<'a>(&'a self, ips: &'a [u64]) -> impl Iterator<Item = String> + 'a {
-        ips.iter().enumerate().rev().flat_map(|(i, &ip)| {
-            self.names
-                .get(&lookup_addr(ip, i))
-                .cloned()
-                .unwrap_or_default()
-        })
-    }
 }
 
 /// Function names of one symbol, outermost first (the symbol, then what was inlined into it).
@@ -199,6 +167,47 @@ mod tests {
                 4
             )]
         );
+    }
+
+    #[test]
+    fn structured_frames_carry_address_mapping_and_build_id() {
+        let me = read_identity(std::process::id()).unwrap();
+        let ip = distinctive_symbol_for_test as *const () as u64;
+        let process = ProcessUsage {
+            samples: 2,
+            stacks: vec![((5, 6), 2)],
+            ..ProcessUsage::new(ProcessIdentity { exited: true, ..me })
+        };
+        // The caller's return address one byte past `ip` is looked up at `ip`: the same frame.
+        let folded = symbolize(&[process], &HashMap::from([(5, vec![ip, ip + 1])]));
+        let stacks = &folded.stacks;
+        let (ids, count) = &stacks.cpu[0][0];
+        assert_eq!(*count, 2);
+        assert_eq!(ids.len(), 3, "{ids:?}");
+        assert_eq!(ids[0], ids[1]);
+        let frame = &stacks.frames[ids[0]];
+        assert_eq!(frame.addr, ip);
+        let Origin::File(mapping) = frame.origin else {
+            panic!("{frame:?}")
+        };
+        let exe = std::fs::canonicalize(std::env::current_exe().unwrap()).unwrap();
+        assert_eq!(stacks.mappings[mapping].mapping.path, exe);
+        assert!(stacks.mappings[mapping].build_id.is_some());
+        assert!(
+            frame
+                .names
+                .iter()
+                .any(|n| n.contains("distinctive_symbol_for_test")),
+            "{frame:?}"
+        );
+        assert_eq!(stacks.frames[ids[2]].origin, Origin::Lost { kernel: true });
+        let names = &folded.cpu[0][0].0;
+        assert_eq!(
+            names.last().map(String::as_str),
+            Some("[lost stack]_[k]"),
+            "{names:?}"
+        );
+        assert_eq!(names.len(), 2 * frame.names.len() + 1);
     }
 
     #[test]

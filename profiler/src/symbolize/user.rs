@@ -1,5 +1,5 @@
-//! User frames: address -> captured file mapping -> file offset -> blazesym ELF symbol, cached
-//! per (file, offset) so shared libraries are resolved once for all processes.
+//! User frames: file offset in a captured file mapping -> blazesym ELF symbol, cached per (file,
+//! offset) so shared libraries are resolved once for all processes; and each file's build id.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -11,7 +11,7 @@ use blazesym::symbolize::{
     source::{Elf, Source},
 };
 
-use super::{lookup_addr, names_of};
+use super::names_of;
 use crate::model::Mapping;
 
 pub struct UserSymbolizer<'a> {
@@ -20,6 +20,7 @@ pub struct UserSymbolizer<'a> {
     /// Files whose debug information blazesym fails to read (seen with Debian's libc and its
     /// `.gnu_debuglink`); they are symbolized from their ELF symbol tables alone.
     no_debug_syms: HashSet<PathBuf>,
+    build_ids: HashMap<PathBuf, Option<String>>,
 }
 
 impl<'a> UserSymbolizer<'a> {
@@ -28,25 +29,30 @@ impl<'a> UserSymbolizer<'a> {
             symbolizer,
             cache: HashMap::new(),
             no_debug_syms: HashSet::new(),
+            build_ids: HashMap::new(),
         }
     }
 
-    /// Frames of a user stack (leaf first in `ips`), returned root first.
-    pub fn frames(&mut self, maps: &[Mapping], ips: &[u64]) -> Vec<String> {
-        let mut frames = Vec::new();
-        for (index, &ip) in ips.iter().enumerate().rev() {
-            let addr = lookup_addr(ip, index);
-            let Some(map) = maps.iter().find(|m| m.start <= addr && addr < m.end) else {
-                frames.push("[unknown]".to_owned());
-                continue;
-            };
-            let offset = addr - map.start + map.file_offset;
-            frames.extend(self.resolve(map, offset));
+    /// The file's GNU build id in lowercase hex, read once per file; `None` when the file has
+    /// none or cannot be read (deleted since, or not an ELF file).
+    pub fn build_id(&mut self, path: &Path) -> Option<String> {
+        if let Some(id) = self.build_ids.get(path) {
+            return id.clone();
         }
-        frames
+        let id = match super::build_id::read(path) {
+            Ok(id) => id.map(|bytes| bytes.iter().map(|b| format!("{b:02x}")).collect()),
+            Err(err) => {
+                log::debug!("{}: no build id: {err}", path.display());
+                None
+            }
+        };
+        self.build_ids.insert(path.to_owned(), id.clone());
+        id
     }
 
-    fn resolve(&mut self, map: &Mapping, offset: u64) -> Vec<String> {
+    /// Function names at `offset` in `map`'s file, outermost first; a file name in brackets
+    /// when the file has no symbol there.
+    pub fn names(&mut self, map: &Mapping, offset: u64) -> Vec<String> {
         let key = (map.path.clone(), offset);
         if let Some(names) = self.cache.get(&key) {
             return names.clone();
@@ -96,17 +102,34 @@ mod tests {
     }
 
     #[test]
-    fn one_lookup_per_file_offset_and_unmapped_addresses_are_unknown() {
+    fn one_lookup_per_file_offset() {
         let symbolizer = Symbolizer::new();
         let mut user = UserSymbolizer::new(&symbolizer);
         let maps = read_identity(std::process::id()).unwrap().maps;
         let ip = cached_symbol_for_test as *const () as u64;
-        let first = user.frames(&maps, &[ip]);
+        let map = maps.iter().find(|m| m.start <= ip && ip < m.end).unwrap();
+        let offset = ip - map.start + map.file_offset;
+        let first = user.names(map, offset);
         assert!(first[0].contains("cached_symbol_for_test"), "{first:?}");
         assert_eq!(user.cache.len(), 1);
-        assert_eq!(user.frames(&maps, &[ip, ip + 1]).len(), 2);
-        // The caller frame (ip + 1 - 1) is the same offset: still one entry.
+        assert_eq!(user.names(map, offset), first);
         assert_eq!(user.cache.len(), 1);
-        assert_eq!(user.frames(&maps, &[8]), ["[unknown]"]);
+    }
+
+    #[test]
+    fn build_id_is_lowercase_hex_of_the_gnu_note() {
+        let symbolizer = Symbolizer::new();
+        let mut user = UserSymbolizer::new(&symbolizer);
+        let exe = std::env::current_exe().unwrap();
+        // Debian's gcc, the linker driver rustc calls, asks for a build id by default.
+        let id = user.build_id(&exe).expect("test binary has a build id");
+        assert!(
+            id.len() >= 16
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
+            "{id}"
+        );
+        assert_eq!(user.build_id(Path::new("/nonexistent/file")), None);
     }
 }

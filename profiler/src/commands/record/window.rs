@@ -191,6 +191,7 @@ impl Window {
                 offcpu_on
                     .then(|| output::reported(&usage, &offcpu_us, &[]))
                     .as_deref(),
+                &output::pprof::Input::new(&usage, &folded.stacks, &[]),
             )
         })
     }
