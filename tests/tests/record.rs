@@ -106,7 +106,12 @@ fn windows_are_whole_pruned_by_retention_and_sigterm_finishes_the_last() {
     );
 
     for window in &left {
-        for file in ["report.json", "stacks.folded", "flamegraph.svg", "profile.pb.gz"] {
+        for file in [
+            "report.json",
+            "stacks.folded",
+            "flamegraph.svg",
+            "profile.pb.gz",
+        ] {
             assert!(
                 window.join(file).is_file(),
                 "{} lacks {file}",

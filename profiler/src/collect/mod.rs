@@ -1,5 +1,6 @@
 //! Drains the kernel maps into plain values (`Snapshot`, stack frames); no analysis here.
 
+mod batch;
 pub mod cleanup;
 pub mod cumulative;
 pub mod disks;
@@ -65,25 +66,57 @@ impl<'a> Collector<'a> {
             .with_context(|| format!("eBPF object has no map {name}"))
     }
 
-    pub fn processes(&self) -> anyhow::Result<ProcessSnapshot> {
-        let oncpu: PerCpuHashMap<&MapData, u32, u64> = self.map(MAP_ONCPU)?.try_into()?;
-        let mut on_cpu_ns = HashMap::new();
-        for entry in oncpu.iter() {
-            // An entry deleted between key and value lookups is skipped, not fatal.
-            let Ok((tgid, values)) = entry else { continue };
-            on_cpu_ns.insert(tgid, values.iter().sum());
+    /// Every entry of a hash map `name`, in batches where the kernel can.
+    fn hash<K: aya::Pod, V: aya::Pod>(&self, name: &str) -> anyhow::Result<Vec<(K, V)>> {
+        let map = self.map(name)?;
+        if let aya::maps::Map::HashMap(data) | aya::maps::Map::LruHashMap(data) = map
+            && let Ok(entries) = batch::entries::<K, V>(data, None)
+        {
+            return Ok(entries
+                .into_iter()
+                .filter_map(|(k, v)| Some((k, *v.first()?)))
+                .collect());
         }
-        let names: BpfHashMap<&MapData, u32, ProcName> = self.map(MAP_COMMS)?.try_into()?;
+        let map: BpfHashMap<&MapData, K, V> = map.try_into()?;
+        // An entry deleted between key and value lookups is skipped, not fatal.
+        Ok(map.iter().filter_map(Result::ok).collect())
+    }
+
+    /// Every entry of a per-CPU hash map `name`, each with one value per possible CPU.
+    fn per_cpu_hash<K: aya::Pod, V: aya::Pod>(
+        &self,
+        name: &str,
+    ) -> anyhow::Result<Vec<(K, Vec<V>)>> {
+        let map = self.map(name)?;
+        if let aya::maps::Map::PerCpuHashMap(data) = map
+            && let Ok(cpus) = aya::util::nr_cpus()
+            && let Ok(entries) = batch::entries::<K, V>(data, Some(cpus))
+        {
+            return Ok(entries);
+        }
+        let map: PerCpuHashMap<&MapData, K, V> = map.try_into()?;
+        Ok(map
+            .iter()
+            .filter_map(Result::ok)
+            .map(|(k, values)| (k, values.iter().copied().collect()))
+            .collect())
+    }
+
+    pub fn processes(&self) -> anyhow::Result<ProcessSnapshot> {
+        let on_cpu_ns = self
+            .per_cpu_hash::<u32, u64>(MAP_ONCPU)?
+            .into_iter()
+            .map(|(tgid, values)| (tgid, values.iter().sum()))
+            .collect();
         let mut comms = HashMap::new();
         let mut cgroups = HashMap::new();
-        for (tgid, name) in names.iter().filter_map(Result::ok) {
+        for (tgid, name) in self.hash::<u32, ProcName>(MAP_COMMS)? {
             comms.insert(tgid, comm_to_string(&name.comm));
             cgroups.insert(tgid, name.cgroup_id);
         }
-        let execs_map: BpfHashMap<&MapData, u32, ExecInfo> = self.map(MAP_EXECS)?.try_into()?;
-        let execs = execs_map
-            .iter()
-            .filter_map(Result::ok)
+        let execs = self
+            .hash::<u32, ExecInfo>(MAP_EXECS)?
+            .into_iter()
             .map(|(tgid, exec)| (tgid, (exec.at, comm_to_string(&exec.name.comm))))
             .collect();
         Ok(ProcessSnapshot {
@@ -96,9 +129,8 @@ impl<'a> Collector<'a> {
 
     /// Page faults per tgid, summed over CPUs.
     pub fn faults(&self) -> anyhow::Result<HashMap<u32, FaultStats>> {
-        let map: PerCpuHashMap<&MapData, u32, FaultStats> = self.map(MAP_FAULTS)?.try_into()?;
         let mut totals: HashMap<u32, FaultStats> = HashMap::new();
-        for (tgid, values) in map.iter().filter_map(Result::ok) {
+        for (tgid, values) in self.per_cpu_hash::<u32, FaultStats>(MAP_FAULTS)? {
             let total = totals.entry(tgid).or_default();
             for v in values.iter() {
                 total.minor += v.minor;
@@ -110,9 +142,8 @@ impl<'a> Collector<'a> {
 
     /// Network bytes per tgid, summed over CPUs.
     pub fn net(&self) -> anyhow::Result<HashMap<u32, NetStats>> {
-        let map: PerCpuHashMap<&MapData, u32, NetStats> = self.map(MAP_NET)?.try_into()?;
         let mut totals: HashMap<u32, NetStats> = HashMap::new();
-        for (tgid, values) in map.iter().filter_map(Result::ok) {
+        for (tgid, values) in self.per_cpu_hash::<u32, NetStats>(MAP_NET)? {
             let total = totals.entry(tgid).or_default();
             for v in values.iter() {
                 total.tx_bytes += v.tx_bytes;
@@ -125,11 +156,10 @@ impl<'a> Collector<'a> {
     }
 
     pub fn lifecycle(&self) -> anyhow::Result<Lifecycle> {
-        let forks: BpfHashMap<&MapData, u32, Fork> = self.map(MAP_FORKS)?.try_into()?;
         Ok(Lifecycle {
-            forks: forks
-                .iter()
-                .filter_map(Result::ok)
+            forks: self
+                .hash::<u32, Fork>(MAP_FORKS)?
+                .into_iter()
                 .map(|(child, fork)| (child, (fork.parent_tgid, fork.at)))
                 .collect(),
         })
@@ -137,14 +167,12 @@ impl<'a> Collector<'a> {
 
     /// Cumulative sample counts per (process, user stack, kernel stack).
     pub fn stack_counts(&self) -> anyhow::Result<Vec<(StackKey, u64)>> {
-        let counts: BpfHashMap<&MapData, StackKey, u64> = self.map(MAP_STACK_COUNTS)?.try_into()?;
-        Ok(counts.iter().filter_map(Result::ok).collect())
+        self.hash(MAP_STACK_COUNTS)
     }
 
     /// Nanoseconds blocked per (process, user stack, kernel stack), of sleeps that ended.
     pub fn offcpu_ended(&self) -> anyhow::Result<HashMap<StackKey, u64>> {
-        let ended: BpfHashMap<&MapData, StackKey, u64> = self.map(MAP_OFFCPU)?.try_into()?;
-        Ok(ended.iter().filter_map(Result::ok).collect())
+        Ok(self.hash(MAP_OFFCPU)?.into_iter().collect())
     }
 
     /// Nanoseconds blocked per (process, user stack, kernel stack): the sleeps that ended, plus
@@ -152,9 +180,7 @@ impl<'a> Collector<'a> {
     /// programs are detached, so no sleep ends between the two reads and counts twice.
     pub fn offcpu(&self, end_ns: u64) -> anyhow::Result<Vec<(StackKey, u64)>> {
         let mut totals = self.offcpu_ended()?;
-        let threads: BpfHashMap<&MapData, u32, Runnable> =
-            self.map(MAP_RUNNABLE_SINCE)?.try_into()?;
-        for (_, thread) in threads.iter().filter_map(Result::ok) {
+        for (_, thread) in self.hash::<u32, Runnable>(MAP_RUNNABLE_SINCE)? {
             if thread.blocked_since == 0 || thread.tgid == 0 || end_ns <= thread.blocked_since {
                 continue;
             }
@@ -170,8 +196,7 @@ impl<'a> Collector<'a> {
 
     /// Block IO per tgid; empty when the io signal is off.
     pub fn io(&self) -> anyhow::Result<HashMap<u32, IoStats>> {
-        let map: BpfHashMap<&MapData, u32, IoStats> = self.map(MAP_IO)?.try_into()?;
-        Ok(map.iter().filter_map(Result::ok).collect())
+        Ok(self.hash(MAP_IO)?.into_iter().collect())
     }
 
     /// Instruction pointers of each stack id, leaf first. Ids that cannot be read are left out
@@ -196,14 +221,15 @@ impl<'a> Collector<'a> {
 
     /// Scheduler figures per tgid; empty when the sched signal is off.
     pub fn sched(&self) -> anyhow::Result<HashMap<u32, SchedStats>> {
-        let map: BpfHashMap<&MapData, u32, SchedStats> = self.map(MAP_SCHED)?.try_into()?;
-        Ok(map.iter().filter_map(Result::ok).collect())
+        Ok(self
+            .hash::<u32, SchedStats>(MAP_SCHED)?
+            .into_iter()
+            .collect())
     }
 
     /// Nanoseconds each victim process waited for a CPU held by each culprit process.
     pub fn blame(&self) -> anyhow::Result<Vec<(BlameKey, u64)>> {
-        let map: BpfHashMap<&MapData, BlameKey, u64> = self.map(MAP_BLAME)?.try_into()?;
-        Ok(map.iter().filter_map(Result::ok).collect())
+        self.hash(MAP_BLAME)
     }
 
     /// Syscall figures per (tgid, syscall): the flushed per-CPU totals plus what each CPU
@@ -216,9 +242,7 @@ impl<'a> Collector<'a> {
             total.errors += stats.errors;
             total.time_ns += stats.time_ns;
         };
-        let flushed: PerCpuHashMap<&MapData, SyscallKey, SyscallStats> =
-            self.map(MAP_SYSCALLS)?.try_into()?;
-        for (key, values) in flushed.iter().filter_map(Result::ok) {
+        for (key, values) in self.per_cpu_hash::<SyscallKey, SyscallStats>(MAP_SYSCALLS)? {
             for stats in values.iter() {
                 add(key, stats);
             }

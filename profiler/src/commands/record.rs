@@ -32,8 +32,6 @@ use crate::{
 
 /// How often alerts are evaluated and metrics refreshed.
 const TICK: Duration = Duration::from_secs(1);
-/// How often new processes are looked up in /proc while they live.
-const DISCOVERY_INTERVAL: Duration = Duration::from_millis(250);
 
 pub async fn run(args: RecordArgs) -> anyhow::Result<()> {
     let rules = rules_from_args(&args.alerts).map_err(|err| usage(err.to_string()))?;
@@ -93,7 +91,6 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<()> {
         args.frequency,
     );
     let mut last_tick = (window.base.clone(), Instant::now(), kernel_now_ns());
-    let mut discovery = tokio::time::interval(DISCOVERY_INTERVAL);
     let mut ticks = tokio::time::interval(TICK);
     ticks.tick().await;
     let mut written = 0u64;
@@ -101,7 +98,6 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<()> {
         tokio::select! {
             _ = interrupt.recv() => break,
             _ = terminate.recv() => break,
-            _ = discovery.tick() => window.observe(&Collector::new(&probes.ebpf))?,
             _ = ticks.tick() => {
                 let collector = Collector::new(&probes.ebpf);
                 // The stack maps are only walked when the window closes.
@@ -115,6 +111,9 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<()> {
                 let now_ns = kernel_now_ns();
                 let (before, at, before_ns) = &last_tick;
                 let elapsed = at.elapsed();
+                // New processes are looked up in /proc once a tick: a process that lives less
+                // than a tick keeps the name and cgroup the kernel saw, without its exe.
+                window.observe(&collector, now.processes.clone())?;
                 let tick = window.tick_report(&collector, &now.since(before), *before_ns, elapsed)?;
                 let cost = tick_cost.measure(&probes.ebpf, elapsed);
                 if let Some(metrics) = &metrics {

@@ -59,9 +59,13 @@ impl Window {
         self.started.elapsed()
     }
 
-    /// Learns the processes that ran since the window started while they still live.
-    pub fn observe(&mut self, collector: &Collector<'_>) -> anyhow::Result<()> {
-        let mut snapshot = collector.processes()?;
+    /// Learns the processes that ran since the window started while they still live, from
+    /// `snapshot` (cumulative, as read at the last tick).
+    pub fn observe(
+        &mut self,
+        collector: &Collector<'_>,
+        mut snapshot: crate::collect::ProcessSnapshot,
+    ) -> anyhow::Result<()> {
         snapshot.on_cpu_ns = snapshot
             .on_cpu_ns
             .into_iter()
@@ -144,7 +148,7 @@ impl Window {
     ) -> anyhow::Result<PathBuf> {
         let elapsed = self.started.elapsed();
         let collector = Collector::new(&probes.ebpf);
-        self.observe(&collector)?;
+        self.observe(&collector, now.processes.clone())?;
         let delta = now.since(&self.base);
         let lifecycle: Lifecycle = collector.lifecycle()?;
         let stack_counts: Vec<_> = delta.stack_counts.iter().map(|(k, v)| (*k, *v)).collect();
