@@ -53,7 +53,9 @@ fn run_e2e(workspace: &Path, profiler_bin: &Path, extra_args: &[String]) -> Vec<
     const STEP: &str = "e2e tests";
     if util::is_root() {
         let mut cmd = util::cargo();
-        cmd.args(["test", "--release", "-p", "profiler-tests", "--tests", "--"])
+        // Every test binary runs even after one fails: CI shows all failures at once.
+        cmd.args(["test", "--release", "--no-fail-fast", "-p", "profiler-tests", "--tests"])
+            .arg("--")
             .args(extra_args)
             .env("PROFILER_BIN", profiler_bin)
             .current_dir(workspace);

@@ -55,12 +55,15 @@ macro_rules! delete_where {
     }};
 }
 
-/// Deletes the entries of processes `gone` says exited, and forks older than `forks_before`
-/// (kernel time). Then deletes stacks no remaining sample or sleep refers to.
+/// Deletes the entries of processes `gone` says exited, forks older than `forks_before`
+/// (kernel time), and the sample counts in `stale` (stacks of live processes that were not
+/// sampled in the last window: a long-lived process would otherwise fill the map with every
+/// stack it ever had). Then deletes stacks no remaining sample or sleep refers to.
 pub fn forget(
     ebpf: &mut Ebpf,
     gone: &impl Fn(u32) -> bool,
     forks_before: u64,
+    stale: &HashSet<StackKey>,
 ) -> anyhow::Result<Deleted> {
     let mut entries = 0;
     entries += delete_where!(per_cpu::<u32, u64>(ebpf, MAP_ONCPU)?, |t| gone(*t));
@@ -80,7 +83,7 @@ pub fn forget(
     );
     entries += delete_where!(
         hash::<StackKey, u64>(ebpf, MAP_STACK_COUNTS)?,
-        |k: &StackKey| { gone(k.tgid) }
+        |k: &StackKey| gone(k.tgid) || stale.contains(k)
     );
     entries += delete_where!(hash::<StackKey, u64>(ebpf, MAP_OFFCPU)?, |k: &StackKey| {
         gone(k.tgid)

@@ -5,12 +5,14 @@
 mod window;
 
 use std::{
+    collections::HashSet,
     path::{Path, PathBuf},
     sync::Arc,
     time::{Duration, Instant},
 };
 
 use anyhow::Context as _;
+use profiler_common::StackKey;
 use tokio::signal::unix::{SignalKind, signal};
 
 use self::window::Window;
@@ -198,6 +200,12 @@ async fn close(
     metrics: Option<&Metrics>,
 ) -> anyhow::Result<Window> {
     let end_ns = kernel_now_ns();
+    let stale: HashSet<StackKey> = now
+        .stack_counts
+        .iter()
+        .filter(|&(key, count)| window.base.stack_counts.get(key) == Some(count))
+        .map(|(key, _)| *key)
+        .collect();
     let path = window.finish(&now, probes, root).await?;
     if let Some(metrics) = metrics {
         metrics.window_written();
@@ -214,7 +222,7 @@ async fn close(
         }
     }
     let gone = |tgid: u32| !PathBuf::from(format!("/proc/{tgid}")).exists();
-    let deleted = cleanup::forget(&mut probes.ebpf, &gone, end_ns)?;
+    let deleted = cleanup::forget(&mut probes.ebpf, &gone, end_ns, &stale)?;
     log::debug!(
         "forgot {} map entries and {} stacks of exited processes",
         deleted.entries,
@@ -224,5 +232,6 @@ async fn close(
     // must not be counted against it.
     let mut base = now;
     base.forget(&gone);
+    base.stack_counts.retain(|key, _| !stale.contains(key));
     Ok(Window::start_from(base, read_at, probes, args.frequency))
 }
