@@ -141,7 +141,12 @@ fn long_run(
         "window", "length s", "own cpu %", "bpf ms", "peak MiB"
     );
     let mut percents = Vec::new();
-    for entry in fs::read_dir(&out)?.filter_map(Result::ok) {
+    let mut windows: Vec<_> = fs::read_dir(&out)?
+        .filter_map(Result::ok)
+        .filter(|e| e.path().is_dir())
+        .collect();
+    windows.sort_by_key(|e| e.file_name());
+    for entry in windows {
         let report: serde_json::Value =
             serde_json::from_slice(&fs::read(entry.path().join("report.json"))?)?;
         let cost = &report["own_cost"];
