@@ -346,3 +346,34 @@ fn percent_encode(text: &str) -> String {
         })
         .collect()
 }
+
+/// Bad input to `record` ends before anything is written: exit 2, one `Error:` line naming the
+/// flag, and no record directory.
+#[test]
+fn bad_record_input_is_one_line_and_leaves_nothing() {
+    if !require_root("bad_record_input_is_one_line_and_leaves_nothing") {
+        return;
+    }
+    let _serial = serial();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("binding a port");
+    let taken = taken.local_addr().expect("its address").to_string();
+    for (args, names) in [
+        (vec!["--window", "500ms"], "--window"),
+        (vec!["--max-disk", "12 parsecs"], "--max-disk"),
+        (vec!["--retention", "soon"], "--retention"),
+        (vec!["--metrics", taken.as_str()], "--metrics"),
+        (vec!["--on-alert", "/nonexistent/hook"], "hook"),
+    ] {
+        let dir = tempdir();
+        let root = dir.path().join("rec");
+        let mut command = profiler_command();
+        command.args(["record", "--out", utf8(&root)]).args(&args);
+        let done = ProfilerRun::start(command).finish(REPORT_GRACE);
+        let line = done.error_line();
+        assert!(
+            line.contains(names),
+            "{args:?}: error does not name {names}: {line}"
+        );
+        assert!(!root.exists(), "{args:?} left {} behind", root.display());
+    }
+}

@@ -44,10 +44,9 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<()> {
     }
     probes::check_privileges()?;
     probes::check_frequency(args.frequency)?;
-    OutDir::prepare(&args.out)?.keep();
+    // Removed again if startup fails below: a failed start leaves nothing behind.
+    let out_dir = OutDir::prepare(&args.out)?;
     let root = args.out.clone();
-    let sink = Sink::new(&root, args.on_alert.as_deref(), args.on_alert_timeout)
-        .map_err(|err| usage(err.to_string()))?;
 
     let metrics = (!args.no_metrics).then(|| Arc::new(Metrics::new(args.top as usize)));
     let server = match &metrics {
@@ -63,6 +62,9 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<()> {
             root.display()
         ),
     )?;
+    let sink = Sink::new(&root, args.on_alert.as_deref(), args.on_alert_timeout)
+        .map_err(|err| usage(err.to_string()))?;
+    out_dir.keep();
     if metrics.is_some() {
         eprintln!("profiler: metrics at http://{}/metrics", args.metrics);
     }
