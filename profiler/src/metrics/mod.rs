@@ -187,7 +187,24 @@ fn families(registry: &mut Registry) -> Families {
 }
 
 fn app_of(p: &Process) -> String {
-    p.cgroup.clone().unwrap_or_else(|| p.comm.clone())
+    label(p.cgroup.as_deref().unwrap_or(&p.comm))
+}
+
+/// A label value as the exposition format wants it. prometheus-client writes label values as
+/// given, and process names are chosen by whoever runs the process: a `"` or a newline in one
+/// would otherwise break the whole scrape.
+fn label(value: &str) -> String {
+    let mut escaped = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '\\' => escaped.push_str("\\\\"),
+            '"' => escaped.push_str("\\\""),
+            '\n' => escaped.push_str("\\n"),
+            c if c.is_control() => escaped.push(char::REPLACEMENT_CHARACTER),
+            c => escaped.push(c),
+        }
+    }
+    escaped
 }
 
 impl Metrics {
@@ -244,7 +261,7 @@ impl Metrics {
         for p in chosen {
             let labels = ProcessLabels {
                 pid: p.pid,
-                comm: p.comm.clone(),
+                comm: label(&p.comm),
                 app: app_of(p),
             };
             f.cpu_cores.get_or_create(&labels).set(p.cpu.cores);
@@ -297,7 +314,7 @@ impl Metrics {
             .take(2 * self.top)
         {
             let labels = AppLabels {
-                app: app.name.clone(),
+                app: label(&app.name),
                 kind: app.kind.clone(),
             };
             f.app_cpu_cores.get_or_create(&labels).set(app.cpu.cores);
@@ -367,4 +384,39 @@ pub static SCRAPES: AtomicU64 = AtomicU64::new(0);
 
 pub fn scrapes() -> u64 {
     SCRAPES.load(Ordering::Relaxed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostile_process_names_cannot_break_the_exposition() {
+        assert_eq!(label(r#"a"b\c"#), r#"a\"b\\c"#);
+        assert_eq!(label("x\ny"), "x\\ny");
+        assert_eq!(label("bell\u{7}"), "bell\u{fffd}");
+
+        let metrics = Metrics::new(5);
+        {
+            let inner = metrics.inner.lock().unwrap();
+            inner
+                .1
+                .cpu_cores
+                .get_or_create(&ProcessLabels {
+                    pid: 7,
+                    comm: label("evil\"} 1\nprofiler_fake 9"),
+                    app: label("/"),
+                })
+                .set(0.5);
+        }
+        let text = metrics.encode();
+        assert!(
+            !text.lines().any(|l| l.starts_with("profiler_fake")),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"comm="evil\"} 1\nprofiler_fake 9""#),
+            "{text}"
+        );
+    }
 }
