@@ -23,6 +23,8 @@ pub enum Command {
     Doctor,
     /// Run continuously: a report per window on disk, Prometheus metrics, alerts on rogues.
     Record(RecordArgs),
+    /// Live full-screen view of who uses the host now, refreshed every interval.
+    Top(TopArgs),
     /// Render a flamegraph offline from folded stacks, report directories or record windows.
     Flamegraph(FlamegraphArgs),
 }
@@ -71,6 +73,28 @@ pub struct RecordArgs {
     /// How long `--on-alert` may run before it is killed.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub on_alert_timeout: Duration,
+}
+
+/// Signals `top` runs by default: `record`'s cheap ones plus resident memory for its RSS column.
+pub const TOP_DEFAULT_SIGNALS: &str = "cpu,sched,syscalls,processes,net,io,mem";
+
+#[derive(Debug, clap::Args)]
+pub struct TopArgs {
+    /// Time between refreshes (at least 200ms).
+    #[arg(long, default_value = "1s", value_parser = parse_interval)]
+    pub interval: Duration,
+    /// Stack samples per second on each CPU (for the hottest stacks of a process).
+    #[arg(long, default_value_t = 49, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub frequency: u64,
+    /// Signals to measure, comma-separated.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = TOP_DEFAULT_SIGNALS)]
+    pub signals: Vec<Signal>,
+    /// Print one plain table after one interval and exit (for scripts and pipes).
+    #[arg(long, conflicts_with = "json")]
+    pub once: bool,
+    /// Print each interval's report as one JSON line until SIGINT or SIGTERM.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -167,6 +191,15 @@ pub fn parse_window(text: &str) -> Result<Duration, String> {
     let duration = parse_duration(text)?;
     if duration < Duration::from_secs(1) {
         return Err("must be at least 1s".to_owned());
+    }
+    Ok(duration)
+}
+
+/// A `top` refresh: shorter ones measure too little to be readable and cost more than they show.
+pub fn parse_interval(text: &str) -> Result<Duration, String> {
+    let duration = parse_duration(text)?;
+    if duration < Duration::from_millis(200) {
+        return Err("must be at least 200ms".to_owned());
     }
     Ok(duration)
 }
@@ -308,6 +341,20 @@ mod tests {
         let err =
             Cli::try_parse_from(["profiler", "diagnose", "--signals", "cpu,disk"]).unwrap_err();
         assert!(err.to_string().contains("disk"), "{err}");
+    }
+
+    #[test]
+    fn top_defaults_and_interval_bounds() {
+        let cli = Cli::try_parse_from(["profiler", "top"]).unwrap();
+        let Command::Top(args) = cli.command else {
+            panic!("not top")
+        };
+        assert_eq!(args.interval, Duration::from_secs(1));
+        assert!(args.signals.contains(&Signal::Mem));
+        assert!(!args.signals.contains(&Signal::Offcpu));
+        assert!(parse_interval("100ms").unwrap_err().contains("200ms"));
+        assert_eq!(parse_interval("250ms"), Ok(Duration::from_millis(250)));
+        assert!(Cli::try_parse_from(["profiler", "top", "--once", "--json"]).is_err());
     }
 
     #[test]

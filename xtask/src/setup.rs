@@ -255,11 +255,13 @@ fn warn_if_shadowed(root: &Path) {
 
 /// The real clients the end-to-end tests drive besides the profiler: `bpftool` (no BPF program
 /// outlives a killed recorder), a Prometheus server scraping the metrics, and `go tool pprof`
-/// reading `profile.pb.gz`; each command, and the Debian package providing it.
-const TEST_TOOLS: [(&str, &str); 3] = [
+/// reading `profile.pb.gz`, and `tmux` as a real terminal for `profiler top`; each command, and
+/// the Debian package providing it.
+const TEST_TOOLS: [(&str, &str); 4] = [
     ("bpftool", "bpftool"),
     ("prometheus", "prometheus"),
     ("go", "golang-go"),
+    ("tmux", "tmux"),
 ];
 
 /// The benchmarks' peers, as [`TEST_TOOLS`].

@@ -5,6 +5,7 @@ mod doctor;
 mod flamegraph;
 mod out_dir;
 mod record;
+mod top;
 
 use crate::{
     cli::{Cli, Command, Signal},
@@ -16,6 +17,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Diagnose(args) => diagnose::run(args).await,
         Command::Doctor => doctor::run(),
         Command::Record(args) => record::run(args).await,
+        Command::Top(args) => top::run(args).await,
         Command::Flamegraph(args) => flamegraph::run(args),
     }
 }

@@ -2,7 +2,8 @@
 //! and evaluating alert rules every tick, and keeping the kernel maps bounded by forgetting
 //! processes once their last window is written.
 
-mod window;
+/// Shared with `top`, which builds its screens from the same tick reports.
+pub(super) mod window;
 
 use std::{
     collections::HashSet,

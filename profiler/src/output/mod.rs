@@ -5,6 +5,7 @@ pub mod flamegraph;
 pub mod folded;
 pub mod pprof;
 pub mod table;
+pub mod tui;
 pub mod windows;
 
 use std::path::Path;

@@ -1,0 +1,287 @@
+//! `profiler top`: a live full-screen view of the last interval's tick report (processes or
+//! applications, suspects, verdict), or with `--once` / `--json` the same reports for scripts.
+
+mod live;
+mod terminal;
+
+use std::{
+    collections::BTreeMap,
+    io::{IsTerminal as _, Write as _},
+};
+
+use anyhow::Context as _;
+use crossterm::event::{Event, KeyEventKind};
+use tokio::signal::unix::{Signal, SignalKind, signal};
+
+use self::{
+    live::Live,
+    terminal::{Input, Screen},
+};
+use crate::{
+    cli::TopArgs,
+    error::usage,
+    output::tui::{
+        self,
+        detail::{BlameLine, Detail},
+        plain,
+        state::{Action, UiState, color_allowed},
+    },
+    probes::{self, Probes},
+    report::Report,
+};
+
+pub async fn run(args: TopArgs) -> anyhow::Result<()> {
+    if !args.once && !args.json && !std::io::stdout().is_terminal() {
+        return Err(usage(
+            "stdout is not a terminal: use `profiler top --once` for one table or \
+             `profiler top --json` for a report per interval",
+        ));
+    }
+    probes::check_privileges()?;
+    probes::check_frequency(args.frequency)?;
+    let every = humantime::format_duration(args.interval);
+    let what_next = if args.once {
+        format!("printing one table after {every}")
+    } else if args.json {
+        format!("printing a JSON report every {every} (SIGINT or SIGTERM stops)")
+    } else {
+        format!("refreshing every {every} (q quits)")
+    };
+    let mut probes = super::attach(args.frequency, &args.signals, &what_next)?;
+    let mut stops = Stops::install()?;
+    let mut live = Live::start(&probes, args.frequency)?;
+    let result = if args.once {
+        once(&args, &probes, &mut live, &mut stops).await
+    } else if args.json {
+        json(&args, &probes, &mut live, &mut stops).await
+    } else {
+        interactive(&args, &probes, &mut live, &mut stops).await
+    };
+    probes.detach();
+    result
+}
+
+/// SIGINT and SIGTERM, which end every mode.
+struct Stops {
+    interrupt: Signal,
+    terminate: Signal,
+}
+
+impl Stops {
+    fn install() -> anyhow::Result<Self> {
+        Ok(Self {
+            interrupt: signal(SignalKind::interrupt()).context("installing SIGINT handler")?,
+            terminate: signal(SignalKind::terminate()).context("installing SIGTERM handler")?,
+        })
+    }
+
+    async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
+    }
+}
+
+async fn once(
+    args: &TopArgs,
+    probes: &Probes,
+    live: &mut Live,
+    stops: &mut Stops,
+) -> anyhow::Result<()> {
+    tokio::select! {
+        () = tokio::time::sleep(args.interval) => {}
+        () = stops.recv() => return Ok(()),
+    }
+    let report = live.tick(probes)?;
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(plain::render(&report).as_bytes())?;
+    stdout.flush()?;
+    Ok(())
+}
+
+async fn json(
+    args: &TopArgs,
+    probes: &Probes,
+    live: &mut Live,
+    stops: &mut Stops,
+) -> anyhow::Result<()> {
+    let mut ticks = tokio::time::interval(args.interval);
+    ticks.tick().await;
+    loop {
+        tokio::select! {
+            () = stops.recv() => return Ok(()),
+            _ = ticks.tick() => {
+                let report = live.tick(probes)?;
+                let mut stdout = std::io::stdout().lock();
+                serde_json::to_writer(&mut stdout, &report)?;
+                stdout.write_all(b"\n")?;
+                stdout.flush()?;
+            }
+        }
+    }
+}
+
+/// Run-queue delays between two processes, summed over every tick since `top` started.
+#[derive(Default)]
+struct BlameTotals(BTreeMap<(u32, u32), (String, String, u64)>);
+
+impl BlameTotals {
+    fn add(&mut self, report: &Report) {
+        for b in &report.blame {
+            let entry = self
+                .0
+                .entry((b.culprit_pid, b.victim_pid))
+                .or_insert_with(|| (b.culprit_comm.clone(), b.victim_comm.clone(), 0));
+            entry.2 += b.delay_ns;
+        }
+    }
+
+    /// (who delays `pid`, whom `pid` delays), largest delay first.
+    fn of(&self, pid: u32) -> (Vec<BlameLine>, Vec<BlameLine>) {
+        let mut delayed_by = Vec::new();
+        let mut delays = Vec::new();
+        for (&(culprit, victim), (culprit_comm, victim_comm, ns)) in &self.0 {
+            if victim == pid && culprit != pid {
+                delayed_by.push(BlameLine {
+                    pid: culprit,
+                    comm: culprit_comm.clone(),
+                    delay_ns: *ns,
+                });
+            }
+            if culprit == pid && victim != pid {
+                delays.push(BlameLine {
+                    pid: victim,
+                    comm: victim_comm.clone(),
+                    delay_ns: *ns,
+                });
+            }
+        }
+        for list in [&mut delayed_by, &mut delays] {
+            list.sort_by_key(|b| std::cmp::Reverse(b.delay_ns));
+            list.truncate(DETAIL_BLAME);
+        }
+        (delayed_by, delays)
+    }
+}
+
+/// Blame lines per side in the detail view.
+const DETAIL_BLAME: usize = 8;
+
+/// Everything the interactive loop keeps between events.
+struct View {
+    state: UiState,
+    report: Option<Report>,
+    detail: Option<Detail>,
+    blame: BlameTotals,
+}
+
+impl View {
+    fn draw(&self, screen: &mut Screen, interval: std::time::Duration) -> anyhow::Result<()> {
+        screen
+            .terminal
+            .draw(|frame| {
+                tui::draw(
+                    frame,
+                    &tui::Screen {
+                        report: self.report.as_ref(),
+                        state: &self.state,
+                        detail: self.detail.as_ref(),
+                        interval,
+                    },
+                );
+            })
+            .context("drawing the screen")?;
+        Ok(())
+    }
+
+    fn gather_detail(&mut self, probes: &Probes, live: &Live, pid: u32) -> anyhow::Result<()> {
+        let comm = self
+            .report
+            .as_ref()
+            .and_then(|r| r.processes.iter().find(|p| p.pid == pid))
+            .map(|p| p.comm.clone())
+            .unwrap_or_default();
+        let (delayed_by, delays) = self.blame.of(pid);
+        self.detail = Some(Detail {
+            pid,
+            comm,
+            stacks: live.top_stacks(probes, pid)?,
+            delayed_by,
+            delays,
+        });
+        Ok(())
+    }
+
+    fn rows(&self) -> Vec<tui::rows::Row> {
+        self.report
+            .as_ref()
+            .map(|report| tui::displayed_rows(report, &self.state))
+            .unwrap_or_default()
+    }
+}
+
+async fn interactive(
+    args: &TopArgs,
+    probes: &Probes,
+    live: &mut Live,
+    stops: &mut Stops,
+) -> anyhow::Result<()> {
+    let mut screen = Screen::enter().context("setting up the terminal")?;
+    let mut input = Input::start();
+    let mut view = View {
+        state: UiState {
+            color: color_allowed(std::env::var_os("NO_COLOR").as_deref()),
+            ..UiState::default()
+        },
+        report: None,
+        detail: None,
+        blame: BlameTotals::default(),
+    };
+    let mut ticks = tokio::time::interval(args.interval);
+    ticks.tick().await;
+    view.draw(&mut screen, args.interval)?;
+    loop {
+        tokio::select! {
+            () = stops.recv() => return Ok(()),
+            _ = ticks.tick() => {
+                // Measured even while paused, so resuming shows one interval, not the pause.
+                let report = live.tick(probes)?;
+                view.blame.add(&report);
+                if view.state.paused {
+                    continue;
+                }
+                view.report = Some(report);
+                if let Some(pid) = view.state.detail {
+                    view.gather_detail(probes, live, pid)?;
+                }
+            }
+            event = input.events.recv() => match event {
+                None => return Ok(()),
+                Some(Event::Key(key)) if key.kind != KeyEventKind::Release => {
+                    let rows = view.rows();
+                    match view.state.handle_key(key, rows.len()) {
+                        Action::Quit => return Ok(()),
+                        Action::None => continue,
+                        Action::Redraw => {
+                            if view.state.detail.is_none() {
+                                view.detail = None;
+                            }
+                        }
+                        Action::OpenDetail => {
+                            let pid = rows[view.state.selected.min(rows.len() - 1)].pid;
+                            view.state.detail = Some(pid);
+                            view.detail = None;
+                            // Symbolizing can take a moment: say so before doing it.
+                            view.draw(&mut screen, args.interval)?;
+                            view.gather_detail(probes, live, pid)?;
+                        }
+                    }
+                }
+                Some(Event::Resize(..)) => {}
+                Some(_) => continue,
+            },
+        }
+        view.draw(&mut screen, args.interval)?;
+    }
+}

@@ -1,0 +1,112 @@
+//! The detail of one process: its hottest stacks with their share of its samples, and the
+//! run-queue blame it is part of (who delays it, whom it delays).
+
+use ratatui::{
+    buffer::Buffer,
+    layout::{Constraint, Layout, Rect},
+    text::Line,
+    widgets::{Block, Borders, Paragraph, Widget as _, Wrap},
+};
+
+use super::{format, style::Palette};
+use crate::symbolize::FoldedStack;
+
+/// Frames shown per stack, leaf first: enough to say where, short enough for one line.
+const FRAMES: usize = 4;
+
+/// One side of a blame relation, summed over the ticks seen so far.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlameLine {
+    pub pid: u32,
+    pub comm: String,
+    pub delay_ns: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Detail {
+    pub pid: u32,
+    pub comm: String,
+    /// Hottest stacks, root first in each, most sampled first.
+    pub stacks: Vec<FoldedStack>,
+    /// Processes that held the CPU while this one waited for it.
+    pub delayed_by: Vec<BlameLine>,
+    /// Processes that waited while this one held their CPU.
+    pub delays: Vec<BlameLine>,
+}
+
+fn stack_lines(detail: &Detail) -> Vec<Line<'static>> {
+    let total: u64 = detail.stacks.iter().map(|(_, n)| n).sum();
+    if total == 0 {
+        return vec![Line::from(
+            " no stack samples yet (needs the cpu signal and time on a CPU)",
+        )];
+    }
+    detail
+        .stacks
+        .iter()
+        .map(|(frames, count)| {
+            let leaf_first: Vec<&str> = frames
+                .iter()
+                .rev()
+                .take(FRAMES)
+                .map(String::as_str)
+                .collect();
+            Line::from(format!(
+                " {:>5.1}%  {}",
+                *count as f64 * 100.0 / total as f64,
+                leaf_first.join(" ← ")
+            ))
+        })
+        .collect()
+}
+
+fn blame_lines(title: &str, lines: &[BlameLine]) -> Vec<Line<'static>> {
+    let mut out = vec![Line::from(format!(" {title}:"))];
+    if lines.is_empty() {
+        out.push(Line::from("   nobody measured"));
+    }
+    out.extend(lines.iter().map(|b| {
+        Line::from(format!(
+            "   {:>9}  {} (pid {})",
+            format::duration_ns(b.delay_ns),
+            b.comm,
+            b.pid
+        ))
+    }));
+    out
+}
+
+pub fn render(detail: &Detail, color: bool, area: Rect, buf: &mut Buffer) {
+    let palette = Palette::new(color);
+    let stacks = stack_lines(detail);
+    let height = u16::try_from(stacks.len())
+        .unwrap_or(u16::MAX)
+        .saturating_add(2);
+    let [top, bottom] = Layout::vertical([Constraint::Max(height), Constraint::Min(0)]).areas(area);
+    Paragraph::new(stacks)
+        .block(
+            Block::default()
+                .borders(Borders::ALL)
+                .title(format!(
+                    " {} (pid {}): hottest stacks, leaf first ",
+                    detail.comm, detail.pid
+                ))
+                .title_style(palette.verdict),
+        )
+        .render(top, buf);
+    let mut lines = blame_lines(
+        "delayed by (held the CPU it waited for)",
+        &detail.delayed_by,
+    );
+    lines.extend(blame_lines("delays (waited while it ran)", &detail.delays));
+    lines.push(Line::from(""));
+    lines.push(Line::from(" Esc: back to the table").style(palette.hint));
+    Paragraph::new(lines)
+        .wrap(Wrap { trim: false })
+        .block(
+            Block::default()
+                .borders(Borders::ALL)
+                .title(" run-queue blame since top started "),
+        )
+        .render(bottom, buf);
+}
