@@ -4,6 +4,7 @@
 
 use std::collections::HashSet;
 
+use super::cumulative::Cumulative;
 use anyhow::Context as _;
 use aya::{
     Ebpf,
@@ -137,4 +138,29 @@ pub fn forget(
         entries,
         stacks: unreferenced.len(),
     })
+}
+
+/// Stack counts that did not grow between `base` and `now`: stacks not sampled in that window.
+pub fn stale_stacks(now: &Cumulative, base: &Cumulative) -> HashSet<StackKey> {
+    now.stack_counts
+        .iter()
+        .filter(|&(key, count)| base.stack_counts.get(key) == Some(count))
+        .map(|(key, _)| *key)
+        .collect()
+}
+
+/// Closes a window in the kernel maps: forgets processes that exited, forks older than
+/// `forks_before` and `stale` stacks, and takes the same entries out of `now`, which becomes
+/// the next window's base.
+pub fn after_window(
+    ebpf: &mut Ebpf,
+    now: &mut Cumulative,
+    stale: &HashSet<StackKey>,
+    forks_before: u64,
+) -> anyhow::Result<Deleted> {
+    let gone = |tgid: u32| !std::path::Path::new(&format!("/proc/{tgid}")).exists();
+    let deleted = forget(ebpf, &gone, forks_before, stale)?;
+    now.forget(&gone);
+    now.stack_counts.retain(|key, _| !stale.contains(key));
+    Ok(deleted)
 }

@@ -6,14 +6,12 @@
 pub(super) mod window;
 
 use std::{
-    collections::HashSet,
-    path::{Path, PathBuf},
+    path::Path,
     sync::Arc,
     time::{Duration, Instant},
 };
 
 use anyhow::Context as _;
-use profiler_common::StackKey;
 use tokio::signal::unix::{SignalKind, signal};
 
 use self::window::Window;
@@ -203,12 +201,7 @@ async fn close(
     metrics: Option<&Metrics>,
 ) -> anyhow::Result<Window> {
     let end_ns = kernel_now_ns();
-    let stale: HashSet<StackKey> = now
-        .stack_counts
-        .iter()
-        .filter(|&(key, count)| window.base.stack_counts.get(key) == Some(count))
-        .map(|(key, _)| *key)
-        .collect();
+    let stale = cleanup::stale_stacks(&now, &window.base);
     let path = window.finish(&now, probes, root).await?;
     if let Some(metrics) = metrics {
         metrics.window_written();
@@ -224,17 +217,14 @@ async fn close(
             }
         }
     }
-    let gone = |tgid: u32| !PathBuf::from(format!("/proc/{tgid}")).exists();
-    let deleted = cleanup::forget(&mut probes.ebpf, &gone, end_ns, &stale)?;
+    // What live processes did since `now` belongs to the new window; the entries deleted here
+    // must not be counted against it.
+    let mut base = now;
+    let deleted = cleanup::after_window(&mut probes.ebpf, &mut base, &stale, end_ns)?;
     log::debug!(
         "forgot {} map entries and {} stacks of exited processes",
         deleted.entries,
         deleted.stacks
     );
-    // What live processes did since `now` belongs to the new window; the entries deleted above
-    // must not be counted against it.
-    let mut base = now;
-    base.forget(&gone);
-    base.stack_counts.retain(|key, _| !stale.contains(key));
     Ok(Window::start_from(base, read_at, probes, args.frequency))
 }

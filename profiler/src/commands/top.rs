@@ -51,11 +51,11 @@ pub async fn run(args: TopArgs) -> anyhow::Result<()> {
     let mut stops = Stops::install()?;
     let mut live = Live::start(&probes, args.frequency)?;
     let result = if args.once {
-        once(&args, &probes, &mut live, &mut stops).await
+        once(&args, &mut probes, &mut live, &mut stops).await
     } else if args.json {
-        json(&args, &probes, &mut live, &mut stops).await
+        json(&args, &mut probes, &mut live, &mut stops).await
     } else {
-        interactive(&args, &probes, &mut live, &mut stops).await
+        interactive(&args, &mut probes, &mut live, &mut stops).await
     };
     probes.detach();
     result
@@ -85,7 +85,7 @@ impl Stops {
 
 async fn once(
     args: &TopArgs,
-    probes: &Probes,
+    probes: &mut Probes,
     live: &mut Live,
     stops: &mut Stops,
 ) -> anyhow::Result<()> {
@@ -102,7 +102,7 @@ async fn once(
 
 async fn json(
     args: &TopArgs,
-    probes: &Probes,
+    probes: &mut Probes,
     live: &mut Live,
     stops: &mut Stops,
 ) -> anyhow::Result<()> {
@@ -223,7 +223,7 @@ impl View {
 
 async fn interactive(
     args: &TopArgs,
-    probes: &Probes,
+    probes: &mut Probes,
     live: &mut Live,
     stops: &mut Stops,
 ) -> anyhow::Result<()> {

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use crate::{
-    collect::{Collector, cumulative::Cumulative, kernel_now_ns},
+    collect::{Collector, cleanup, cumulative::Cumulative, kernel_now_ns},
     commands::record::window::Window,
     probes::Probes,
     report::Report,
@@ -40,7 +40,7 @@ impl Live {
     }
 
     /// The report of what happened since the previous tick.
-    pub fn tick(&mut self, probes: &Probes) -> anyhow::Result<Report> {
+    pub fn tick(&mut self, probes: &mut Probes) -> anyhow::Result<Report> {
         let collector = Collector::new(&probes.ebpf);
         let renew = self.window.elapsed() >= RENEW;
         // The stack maps are only walked when they become the next window's base.
@@ -57,7 +57,12 @@ impl Live {
         let report =
             self.window
                 .tick_report(&collector, &now.since(before), *before_ns, elapsed)?;
+        let mut now = now;
         if renew {
+            // As record does after each window: the kernel maps keep only live processes and
+            // recently sampled stacks, so a long session cannot fill them.
+            let stale = cleanup::stale_stacks(&now, &self.window.base);
+            cleanup::after_window(&mut probes.ebpf, &mut now, &stale, now_ns)?;
             self.window = Window::start_from(
                 now.clone(),
                 (read_at, jiff::Timestamp::now()),
