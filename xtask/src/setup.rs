@@ -254,12 +254,14 @@ fn warn_if_shadowed(root: &Path) {
 }
 
 /// The real clients the end-to-end tests drive besides the profiler: `bpftool` (no BPF program
-/// outlives a killed recorder), a Prometheus server scraping the metrics, and `go tool pprof`
-/// reading `profile.pb.gz`; each command, and the Debian package providing it.
-const TEST_TOOLS: [(&str, &str); 3] = [
+/// outlives a killed recorder), a Prometheus server scraping the metrics, `go tool pprof`
+/// reading `profile.pb.gz`, and headless Chromium rendering `report.html`; each command, and
+/// the Debian package providing it.
+const TEST_TOOLS: [(&str, &str); 4] = [
     ("bpftool", "bpftool"),
     ("prometheus", "prometheus"),
     ("go", "golang-go"),
+    ("chromium", "chromium"),
 ];
 
 /// The benchmarks' peers, as [`TEST_TOOLS`].

@@ -54,11 +54,18 @@ fn run_e2e(workspace: &Path, profiler_bin: &Path, extra_args: &[String]) -> Vec<
     if util::is_root() {
         let mut cmd = util::cargo();
         // Every test binary runs even after one fails: CI shows all failures at once.
-        cmd.args(["test", "--release", "--no-fail-fast", "-p", "profiler-tests", "--tests"])
-            .arg("--")
-            .args(extra_args)
-            .env("PROFILER_BIN", profiler_bin)
-            .current_dir(workspace);
+        cmd.args([
+            "test",
+            "--release",
+            "--no-fail-fast",
+            "-p",
+            "profiler-tests",
+            "--tests",
+        ])
+        .arg("--")
+        .args(extra_args)
+        .env("PROFILER_BIN", profiler_bin)
+        .current_dir(workspace);
         return util::run_step(STEP, &mut cmd).err().into_iter().collect();
     }
 
