@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::model::timeline::{Series, Timeline};
+
 pub const SCHEMA: &str = "profiler.report/v1";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -34,6 +36,10 @@ pub struct Report {
     pub verdict: String,
     /// What the profiler itself cost over the run; null when not measured.
     pub own_cost: Option<OwnCost>,
+    /// CPU and run-queue wait of the busiest processes second by second; empty in record
+    /// windows, and absent from reports written before it existed.
+    #[serde(default)]
+    pub timeline: Timeline,
 }
 
 /// The profiler's own cost over a run or window.
@@ -441,6 +447,16 @@ mod tests {
                 cpu_percent_of_one_core: 1.4,
                 peak_rss_bytes: 30 << 20,
             }),
+            timeline: Timeline {
+                interval_s: 1.0,
+                start_offsets_s: vec![0.0, 1.0, 2.0],
+                series: vec![Series {
+                    pid: 10,
+                    comm: "burner".to_owned(),
+                    cpu_cores: vec![1.0, 0.98, 1.0],
+                    runq_wait_ratio: vec![0.0, 0.02, 0.0],
+                }],
+            },
         }
     }
 

@@ -254,14 +254,16 @@ fn warn_if_shadowed(root: &Path) {
 }
 
 /// The real clients the end-to-end tests drive besides the profiler: `bpftool` (no BPF program
-/// outlives a killed recorder), a Prometheus server scraping the metrics, and `go tool pprof`
-/// reading `profile.pb.gz`, and `tmux` as a real terminal for `profiler top`; each command, and
+/// outlives a killed recorder), a Prometheus server scraping the metrics, `go tool pprof`
+/// reading `profile.pb.gz`, `tmux` as a real terminal for `profiler top`, and headless
+/// Chromium rendering `report.html`; each command, and
 /// the Debian package providing it.
-const TEST_TOOLS: [(&str, &str); 4] = [
+const TEST_TOOLS: [(&str, &str); 5] = [
     ("bpftool", "bpftool"),
     ("prometheus", "prometheus"),
     ("go", "golang-go"),
     ("tmux", "tmux"),
+    ("chromium", "chromium"),
 ];
 
 /// The benchmarks' peers, as [`TEST_TOOLS`].

@@ -68,6 +68,7 @@ pub fn report(secs: f64) -> Report {
         suspects: Vec::new(),
         verdict: String::new(),
         own_cost: None,
+        timeline: crate::report::Timeline::default(),
     }
 }
 

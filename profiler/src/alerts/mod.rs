@@ -5,7 +5,8 @@
 pub mod engine;
 pub mod event;
 pub mod figure;
+/// Report fixtures, shared with the other modules' tests.
 #[cfg(test)]
-mod fixtures;
+pub mod fixtures;
 pub mod rule;
 pub mod sink;

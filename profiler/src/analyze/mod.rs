@@ -17,7 +17,7 @@ use profiler_common::{BlameKey, Counter, IoStats};
 use crate::{
     collect::Counters,
     model::ProcessUsage,
-    report::{self, Cpu, DiskBusy, Drops, Host, Hottest, Report, Samples, Suspect},
+    report::{self, Cpu, DiskBusy, Drops, Host, Hottest, Report, Samples, Suspect, Timeline},
     symbolize::{FoldedStack, KERNEL_SUFFIX},
 };
 
@@ -219,6 +219,7 @@ pub fn build_report(
         suspects,
         verdict: String::new(),
         own_cost: None,
+        timeline: Timeline::default(),
     };
     report.verdict = verdict::verdict(&report);
     report

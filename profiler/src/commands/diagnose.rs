@@ -14,14 +14,21 @@ use super::out_dir::OutDir;
 use crate::{
     analyze::{self, RunFacts},
     cli::{DiagnoseArgs, Format},
-    collect::{Collector, disks::DiskTicks, kernel_now_ns, own_cost::OwnCostMeter},
+    collect::{
+        Collector, cumulative::Cumulative, disks::DiskTicks, kernel_now_ns, own_cost::OwnCostMeter,
+    },
     error::usage,
-    model::{ProcessTable, table::FinalCounts, table::Procfs, table::StackPair},
+    model::{
+        ProcessTable, table::FinalCounts, table::Procfs, table::StackPair,
+        timeline::TimelineBuilder,
+    },
     output, probes, symbolize,
 };
 
 /// How often new processes are looked up in /proc while they still live.
 const DISCOVERY_INTERVAL: Duration = Duration::from_millis(250);
+/// Bucket length of the report's timeline.
+const TIMELINE_INTERVAL: Duration = Duration::from_secs(1);
 
 pub async fn run(args: DiagnoseArgs) -> anyhow::Result<()> {
     for &pid in &args.pids {
@@ -59,11 +66,24 @@ pub async fn run(args: DiagnoseArgs) -> anyhow::Result<()> {
     let deadline = tokio::time::sleep(args.duration);
     tokio::pin!(deadline);
     let mut tick = tokio::time::interval(DISCOVERY_INTERVAL);
+    let mut timeline = TimelineBuilder::new(TIMELINE_INTERVAL.as_secs_f64());
+    let mut last_reading = (
+        Cumulative::read_without_stacks(&collector)?,
+        start.elapsed(),
+    );
+    let mut timeline_tick = tokio::time::interval(TIMELINE_INTERVAL);
+    // The first tick of an interval completes at once; the reading above is its base.
+    timeline_tick.tick().await;
     loop {
         tokio::select! {
             () = &mut deadline => break,
             _ = interrupt.recv() => break,
             _ = terminate.recv() => break,
+            _ = timeline_tick.tick() => {
+                let now = (Cumulative::read_without_stacks(&collector)?, start.elapsed());
+                push_bucket(&mut timeline, &last_reading, &now);
+                last_reading = now;
+            }
             _ = tick.tick() => {
                 let snapshot = collector.processes()?;
                 table.observe(&snapshot, &Procfs, |pid| stacks_of(&collector, pid))?;
@@ -76,6 +96,11 @@ pub async fn run(args: DiagnoseArgs) -> anyhow::Result<()> {
     }
     let elapsed = start.elapsed();
     let end_ns = kernel_now_ns();
+    // The last, partial bucket: a run stopped early still shows its final moments.
+    let now = (Cumulative::read_without_stacks(&collector)?, elapsed);
+    if now.1 > last_reading.1 + TIMELINE_INTERVAL / 10 {
+        push_bucket(&mut timeline, &last_reading, &now);
+    }
     let cost = own_cost.measure(&probes.ebpf, elapsed);
     let busiest_disk = DiskTicks::now().busiest_since(&disks_before, elapsed);
     if let Some(bar) = progress {
@@ -149,6 +174,7 @@ pub async fn run(args: DiagnoseArgs) -> anyhow::Result<()> {
     };
     let mut report = analyze::build_report(&facts, &usage, &folded.cpu);
     report.own_cost = Some(cost);
+    report.timeline = timeline.finish(&report.processes);
     let offcpu_us = output::micros(&folded.offcpu);
     let offcpu_on = report.signals.get("offcpu").is_some_and(|s| s == "on");
     output::write_run(
@@ -159,6 +185,7 @@ pub async fn run(args: DiagnoseArgs) -> anyhow::Result<()> {
             .then(|| output::reported(&usage, &offcpu_us, &args.pids))
             .as_deref(),
         &output::pprof::Input::new(&usage, &folded.stacks, &args.pids),
+        output::HtmlReport::Write,
     )?;
 
     let mut stdout = std::io::stdout().lock();
@@ -173,6 +200,17 @@ pub async fn run(args: DiagnoseArgs) -> anyhow::Result<()> {
     eprintln!("profiler: wrote {}", out_dir.path().display());
     out_dir.keep();
     Ok(())
+}
+
+/// Adds the bucket between two readings, each taken at an offset from the run's start.
+fn push_bucket(
+    timeline: &mut TimelineBuilder,
+    (before, before_at): &(Cumulative, Duration),
+    (now, now_at): &(Cumulative, Duration),
+) {
+    let start_ns = u64::try_from(before_at.as_nanos()).unwrap_or(u64::MAX);
+    let len_ns = u64::try_from(now_at.saturating_sub(*before_at).as_nanos()).unwrap_or(u64::MAX);
+    timeline.push(start_ns, len_ns, &now.since(before));
 }
 
 fn stacks_of(

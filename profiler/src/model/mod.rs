@@ -11,6 +11,7 @@ mod identity;
 )]
 mod syscall_names;
 pub mod table;
+pub mod timeline;
 
 pub use identity::Mapping;
 #[cfg(test)]

@@ -3,6 +3,7 @@
 pub mod atomic;
 pub mod flamegraph;
 pub mod folded;
+pub mod html;
 pub mod pprof;
 pub mod table;
 pub mod tui;
@@ -28,16 +29,26 @@ pub const FLAMEGRAPH_SVG: &str = "flamegraph.svg";
 pub const OFFCPU_FOLDED: &str = "offcpu.folded";
 pub const OFFCPU_SVG: &str = "offcpu.svg";
 pub const PROFILE_PB_GZ: &str = "profile.pb.gz";
+pub const REPORT_HTML: &str = "report.html";
+
+/// Whether a run's files include `report.html`: diagnose writes it, record windows do not (a
+/// second copy of every flamegraph per window).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HtmlReport {
+    Write,
+    Skip,
+}
 
 /// Renders every file first, then moves each into place, so a failure leaves no partial set.
 /// `offcpu` (counts in microseconds blocked) is written when the offcpu signal ran; `profile`
-/// holds the same stacks with addresses, for `profile.pb.gz`.
+/// holds the same stacks with addresses, for `profile.pb.gz`; `report.html` shows them all.
 pub fn write_run(
     dir: &Path,
     report: &Report,
     stacks: &[ProcessStacks<'_>],
     offcpu: Option<&[ProcessStacks<'_>]>,
     profile: &pprof::Input<'_>,
+    html: HtmlReport,
 ) -> anyhow::Result<()> {
     let mut json = serde_json::to_vec_pretty(report).context("serializing report.json")?;
     json.push(b'\n');
@@ -54,23 +65,39 @@ pub fn write_run(
     )?;
     let profile = pprof::render(&pprof::Sampling::of(report, offcpu.is_some()), profile)
         .context("encoding profile.pb.gz")?;
+    let offcpu_files = offcpu
+        .map(|offcpu| -> anyhow::Result<_> {
+            let folded = folded::render(offcpu);
+            let svg = flamegraph::render_kind(
+                flamegraph::OFFCPU,
+                &folded,
+                &format!(
+                    "Off-CPU: {} processes, {:.1} s; width is time blocked",
+                    offcpu.len(),
+                    report.duration_s
+                ),
+            )?;
+            Ok((folded, svg))
+        })
+        .transpose()?;
+    let page = (html == HtmlReport::Write).then(|| {
+        html::render(
+            report,
+            &folded,
+            &svg,
+            offcpu_files.as_ref().map(|(_, svg)| svg.as_slice()),
+        )
+    });
     let mut files = vec![
         (REPORT_JSON, json),
         (STACKS_FOLDED, folded.into_bytes()),
         (FLAMEGRAPH_SVG, svg),
         (PROFILE_PB_GZ, profile),
     ];
-    if let Some(offcpu) = offcpu {
-        let folded = folded::render(offcpu);
-        let svg = flamegraph::render_kind(
-            flamegraph::OFFCPU,
-            &folded,
-            &format!(
-                "Off-CPU: {} processes, {:.1} s; width is time blocked",
-                offcpu.len(),
-                report.duration_s
-            ),
-        )?;
+    if let Some(page) = page {
+        files.push((REPORT_HTML, page.into_bytes()));
+    }
+    if let Some((folded, svg)) = offcpu_files {
         files.push((OFFCPU_FOLDED, folded.into_bytes()));
         files.push((OFFCPU_SVG, svg));
     }

@@ -196,6 +196,7 @@ impl Window {
                     .then(|| output::reported(&usage, &offcpu_us, &[]))
                     .as_deref(),
                 &output::pprof::Input::new(&usage, &folded.stacks, &[]),
+                output::HtmlReport::Skip,
             )
         })
     }
