@@ -70,6 +70,9 @@ pub struct RecordArgs {
     /// into words like a shell would, but run without one.
     #[arg(long, value_name = "CMD")]
     pub on_alert: Option<String>,
+    /// Also write a self-contained report.html into every window (with its flamegraphs).
+    #[arg(long)]
+    pub html: bool,
     /// How long `--on-alert` may run before it is killed.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub on_alert_timeout: Duration,

@@ -57,7 +57,7 @@ fn windows_are_whole_pruned_by_retention_and_sigterm_finishes_the_last() {
     let dir = tempdir();
     let root = dir.path().join("rec");
     let burner = Workload::spawn(BURNER, &[]);
-    let run = record(&root, &["--retention", RETENTION, "--no-metrics"]);
+    let run = record(&root, &["--retention", RETENTION, "--no-metrics", "--html"]);
     thread::sleep(RUN);
     let stopped_at = std::time::SystemTime::now();
     run.signal(libc::SIGTERM);
@@ -111,6 +111,7 @@ fn windows_are_whole_pruned_by_retention_and_sigterm_finishes_the_last() {
             "stacks.folded",
             "flamegraph.svg",
             "profile.pb.gz",
+            "report.html",
         ] {
             assert!(
                 window.join(file).is_file(),
@@ -129,6 +130,21 @@ fn windows_are_whole_pruned_by_retention_and_sigterm_finishes_the_last() {
         assert!(
             cores > 0.7,
             "burner used {cores} cores in {}",
+            window.display()
+        );
+        // The window's ticks make its timeline: the burner's series is there, near one core.
+        let series = report["timeline"]["series"]
+            .as_array()
+            .and_then(|s| s.iter().find(|s| s["pid"] == burner.pid()))
+            .unwrap_or_else(|| panic!("no timeline series for the burner in {}", window.display()));
+        let peak = series["cpu_cores"].as_array().map_or(0.0, |v| {
+            v.iter()
+                .filter_map(Value::as_f64)
+                .fold(0.0, f64::max)
+        });
+        assert!(
+            peak > 0.5,
+            "burner's timeline peaks at {peak} in {}",
             window.display()
         );
     }

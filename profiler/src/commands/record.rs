@@ -93,6 +93,7 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<()> {
         &probes,
         args.frequency,
     );
+    window.html = args.html;
     let mut last_tick = (window.base.clone(), Instant::now(), kernel_now_ns());
     let mut ticks = tokio::time::interval(TICK);
     ticks.tick().await;
@@ -117,7 +118,9 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<()> {
                 // New processes are looked up in /proc once a tick: a process that lives less
                 // than a tick keeps the name and cgroup the kernel saw, without its exe.
                 window.observe(&collector, now.processes.clone())?;
-                let tick = window.tick_report(&collector, &now.since(before), *before_ns, elapsed)?;
+                let delta = now.since(before);
+                window.add_tick(&delta, *at, elapsed);
+                let tick = window.tick_report(&collector, &delta, *before_ns, elapsed)?;
                 let cost = tick_cost.measure(&probes.ebpf, elapsed);
                 if let Some(metrics) = &metrics {
                     metrics.update(&tick, &cost);
@@ -149,6 +152,9 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<()> {
         }
     }
     let now = Cumulative::read(&Collector::new(&probes.ebpf))?;
+    // The part of a tick between the last one and the stop belongs to the timeline too.
+    let (before, at, _) = &last_tick;
+    window.add_tick(&now.since(before), *at, at.elapsed());
     window
         .finish(&now, &probes, &root)
         .await
@@ -226,5 +232,7 @@ async fn close(
         deleted.entries,
         deleted.stacks
     );
-    Ok(Window::start_from(base, read_at, probes, args.frequency))
+    let mut next = Window::start_from(base, read_at, probes, args.frequency);
+    next.html = args.html;
+    Ok(next)
 }

@@ -14,7 +14,10 @@ use crate::{
     collect::{
         Collector, Lifecycle, cumulative::Cumulative, disks::DiskTicks, own_cost::OwnCostMeter,
     },
-    model::{ProcessTable, table::FinalCounts, table::Procfs, table::StackPair},
+    model::{
+        ProcessTable, table::FinalCounts, table::Procfs, table::StackPair,
+        timeline::TimelineBuilder,
+    },
     output::{self, windows},
     probes::Probes,
     report::Report,
@@ -32,7 +35,14 @@ pub struct Window {
     signals: BTreeMap<String, String>,
     cpus: u32,
     frequency_hz: u64,
+    /// Per-second CPU and run-queue wait of the window's processes, from the ticks.
+    timeline: TimelineBuilder,
+    /// Whether the window gets a report.html.
+    pub html: bool,
 }
+
+/// The timeline's bucket: one tick.
+const TIMELINE_INTERVAL_S: f64 = 1.0;
 
 impl Window {
     /// A window starting at `started` (when `base` was read, on both clocks).
@@ -52,7 +62,19 @@ impl Window {
             signals: probes.signals.clone(),
             cpus: u32::try_from(probes.cpus).unwrap_or(u32::MAX),
             frequency_hz,
+            timeline: TimelineBuilder::new(TIMELINE_INTERVAL_S),
+            html: false,
         }
+    }
+
+    /// Adds a tick to the window's timeline: `delta` happened from `since` for `len`.
+    pub fn add_tick(&mut self, delta: &Cumulative, since: Instant, len: Duration) {
+        let start = since.saturating_duration_since(self.started);
+        self.timeline.push(
+            u64::try_from(start.as_nanos()).unwrap_or(u64::MAX),
+            u64::try_from(len.as_nanos()).unwrap_or(u64::MAX),
+            delta,
+        );
     }
 
     pub fn elapsed(&self) -> Duration {
@@ -184,6 +206,7 @@ impl Window {
         .context("symbolizer thread")?;
         let mut report = analyze::build_report(&facts, &usage, &folded.cpu);
         report.own_cost = Some(self.cost.measure(&probes.ebpf, elapsed));
+        report.timeline = self.timeline.finish(&report.processes);
 
         let offcpu_us = output::micros(&folded.offcpu);
         let offcpu_on = report.signals.get("offcpu").is_some_and(|s| s == "on");
@@ -196,7 +219,11 @@ impl Window {
                     .then(|| output::reported(&usage, &offcpu_us, &[]))
                     .as_deref(),
                 &output::pprof::Input::new(&usage, &folded.stacks, &[]),
-                output::HtmlReport::Skip,
+                if self.html {
+                    output::HtmlReport::Write
+                } else {
+                    output::HtmlReport::Skip
+                },
             )
         })
     }
