@@ -15,6 +15,9 @@ pub const MAP_FORKS: &str = "FORKS";
 /// Hash `tgid -> ExecInfo`, written at every exec, so a process discovered before its exec is
 /// renamed, even when it exits before /proc shows the new program.
 pub const MAP_EXECS: &str = "EXECS";
+/// Hash `tgid -> kernel time` of processes whose main thread exited, so a long-running reader
+/// can drop their state without polling /proc; the reader deletes what it has handled.
+pub const MAP_EXITS: &str = "EXITS";
 /// Per-CPU array of `u64` counters, indexed by [`Counter`].
 pub const MAP_COUNTERS: &str = "COUNTERS";
 /// Per-CPU array with one `u64`: when the CPU last switched tasks (or was last sampled).
@@ -63,6 +66,7 @@ pub const PROG_SCHED_WAKEUP: &str = "sched_wakeup";
 pub const PROG_SCHED_WAKEUP_NEW: &str = "sched_wakeup_new";
 pub const PROG_SCHED_PROCESS_EXEC: &str = "sched_process_exec";
 pub const PROG_SCHED_PROCESS_FORK: &str = "sched_process_fork";
+pub const PROG_SCHED_PROCESS_EXIT: &str = "sched_process_exit";
 pub const PROG_FAULT_MINOR: &str = "page_fault_minor";
 pub const PROG_FAULT_MAJOR: &str = "page_fault_major";
 pub const PROG_SOCK_SEND: &str = "sock_send_length";

@@ -32,6 +32,9 @@ pub static COMMS: HashMap<u32, ProcName> = HashMap::with_max_entries(PROCESS_ENT
 pub static FORKS: HashMap<u32, Fork> = HashMap::with_max_entries(RUNNABLE_ENTRIES, 0);
 
 #[map]
+pub static EXITS: HashMap<u32, u64> = HashMap::with_max_entries(PROCESS_ENTRIES, 0);
+
+#[map]
 pub static EXECS: HashMap<u32, ExecInfo> = HashMap::with_max_entries(PROCESS_ENTRIES, 0);
 
 #[map]

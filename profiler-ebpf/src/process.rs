@@ -1,4 +1,4 @@
-//! Process lifecycle: exec (new name) and fork (who started whom).
+//! Process lifecycle: exec (new name), fork (who started whom) and exit.
 
 use aya_ebpf::{
     helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns},
@@ -6,7 +6,7 @@ use aya_ebpf::{
 };
 use profiler_common::{Counter, Fork};
 
-use crate::maps::{FORKS, bump, remember_exec};
+use crate::maps::{EXITS, FORKS, bump, remember_exec};
 
 /// Offset of `child_pid` in the `sched_process_fork` record; set from its format file.
 #[unsafe(no_mangle)]
@@ -22,6 +22,17 @@ fn now() -> u64 {
 #[inline(always)]
 pub fn exec() {
     remember_exec((bpf_get_current_pid_tgid() >> 32) as u32, now());
+}
+
+/// `sched_process_exit` (raw): runs in the exiting thread. The main thread's exit marks the
+/// process; a map full of unread exits only delays the reader's cleanup, so it is not counted.
+#[inline(always)]
+pub fn exit() {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let tgid = (pid_tgid >> 32) as u32;
+    if pid_tgid as u32 == tgid {
+        let _ = EXITS.insert(tgid, now(), 0);
+    }
 }
 
 /// `sched:sched_process_fork`: runs in the parent.

@@ -138,9 +138,7 @@ fn windows_are_whole_pruned_by_retention_and_sigterm_finishes_the_last() {
             .and_then(|s| s.iter().find(|s| s["pid"] == burner.pid()))
             .unwrap_or_else(|| panic!("no timeline series for the burner in {}", window.display()));
         let peak = series["cpu_cores"].as_array().map_or(0.0, |v| {
-            v.iter()
-                .filter_map(Value::as_f64)
-                .fold(0.0, f64::max)
+            v.iter().filter_map(Value::as_f64).fold(0.0, f64::max)
         });
         assert!(
             peak > 0.5,

@@ -11,9 +11,9 @@ use aya::{
     maps::{HashMap as BpfHashMap, MapData, PerCpuHashMap, StackTraceMap},
 };
 use profiler_common::{
-    BlameKey, ExecInfo, FaultStats, Fork, IoStats, MAP_BLAME, MAP_COMMS, MAP_EXECS, MAP_FAULTS,
-    MAP_FORKS, MAP_IO, MAP_NET, MAP_OFFCPU, MAP_ONCPU, MAP_SCHED, MAP_STACK_COUNTS, MAP_STACKS,
-    MAP_SYSCALLS, NetStats, ProcName, SchedStats, StackKey, SyscallKey, SyscallStats,
+    BlameKey, ExecInfo, FaultStats, Fork, IoStats, MAP_BLAME, MAP_COMMS, MAP_EXECS, MAP_EXITS,
+    MAP_FAULTS, MAP_FORKS, MAP_IO, MAP_NET, MAP_OFFCPU, MAP_ONCPU, MAP_SCHED, MAP_STACK_COUNTS,
+    MAP_STACKS, MAP_SYSCALLS, NetStats, ProcName, SchedStats, StackKey, SyscallKey, SyscallStats,
 };
 
 /// How many entries a cleanup deleted.
@@ -158,9 +158,67 @@ pub fn after_window(
     stale: &HashSet<StackKey>,
     forks_before: u64,
 ) -> anyhow::Result<Deleted> {
-    let gone = |tgid: u32| !std::path::Path::new(&format!("/proc/{tgid}")).exists();
+    // One /proc lookup per process, however many maps and keys name it.
+    let checked: std::cell::RefCell<std::collections::HashMap<u32, bool>> = Default::default();
+    let gone = |tgid: u32| {
+        *checked
+            .borrow_mut()
+            .entry(tgid)
+            .or_insert_with(|| !std::path::Path::new(&format!("/proc/{tgid}")).exists())
+    };
     let deleted = forget(ebpf, &gone, forks_before, stale)?;
     now.forget(&gone);
     now.stack_counts.retain(|key, _| !stale.contains(key));
+    Ok(deleted)
+}
+
+/// Deletes, key by key, the entries of processes that exited during a window (`gone`, whose
+/// final figures `dead` the caller keeps), and the exit marks `handled`. Cheaper than a sweep of
+/// every map, so it can run every tick and keep the maps from filling under process churn.
+/// Stack counts stay until the window's end: they are only read then.
+pub fn forget_exited(
+    ebpf: &mut Ebpf,
+    gone: &HashSet<u32>,
+    dead: &Cumulative,
+    handled: &[u32],
+) -> anyhow::Result<usize> {
+    fn remove<K: aya::Pod, V: aya::Pod>(
+        ebpf: &mut Ebpf,
+        name: &str,
+        keys: impl IntoIterator<Item = K>,
+    ) -> anyhow::Result<usize> {
+        let mut map = hash::<K, V>(ebpf, name)?;
+        Ok(keys
+            .into_iter()
+            .filter(|key| map.remove(key).is_ok())
+            .count())
+    }
+    fn remove_per_cpu<K: aya::Pod, V: aya::Pod>(
+        ebpf: &mut Ebpf,
+        name: &str,
+        keys: impl IntoIterator<Item = K>,
+    ) -> anyhow::Result<usize> {
+        let mut map = per_cpu::<K, V>(ebpf, name)?;
+        Ok(keys
+            .into_iter()
+            .filter(|key| map.remove(key).is_ok())
+            .count())
+    }
+    let tgids = || gone.iter().copied();
+    let mut deleted = 0;
+    deleted += remove_per_cpu::<u32, u64>(ebpf, MAP_ONCPU, tgids())?;
+    deleted += remove::<u32, ProcName>(ebpf, MAP_COMMS, tgids())?;
+    deleted += remove::<u32, ExecInfo>(ebpf, MAP_EXECS, tgids())?;
+    deleted += remove::<u32, SchedStats>(ebpf, MAP_SCHED, tgids())?;
+    deleted += remove::<u32, IoStats>(ebpf, MAP_IO, tgids())?;
+    deleted += remove_per_cpu::<u32, NetStats>(ebpf, MAP_NET, tgids())?;
+    deleted += remove_per_cpu::<u32, FaultStats>(ebpf, MAP_FAULTS, tgids())?;
+    deleted += remove_per_cpu::<SyscallKey, SyscallStats>(
+        ebpf,
+        MAP_SYSCALLS,
+        dead.syscalls.keys().copied(),
+    )?;
+    deleted += remove::<BlameKey, u64>(ebpf, MAP_BLAME, dead.blame.keys().copied())?;
+    remove::<u32, u64>(ebpf, MAP_EXITS, handled.iter().copied())?;
     Ok(deleted)
 }

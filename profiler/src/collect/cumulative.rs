@@ -1,7 +1,10 @@
 //! Every kernel figure at one instant, as the kernel keeps them (cumulative since attach), and
 //! the differences between two instants: the figures of a window or a tick.
 
-use std::collections::HashMap;
+use std::{
+    collections::{HashMap, HashSet},
+    hash::Hash,
+};
 
 use profiler_common::{
     BlameKey, Counter, FaultStats, IoStats, NetStats, SchedStats, StackKey, SyscallKey,
@@ -78,6 +81,68 @@ impl Cumulative {
         }
     }
 
+    /// Moves the entries of the processes in `gone` out into a reading of their own.
+    pub fn split_off(&mut self, gone: &HashSet<u32>) -> Self {
+        fn take<K: Copy + Eq + Hash, V>(
+            map: &mut HashMap<K, V>,
+            doomed: impl Fn(&K) -> bool,
+        ) -> HashMap<K, V> {
+            let keys: Vec<K> = map.keys().filter(|k| doomed(k)).copied().collect();
+            keys.into_iter()
+                .filter_map(|k| Some((k, map.remove(&k)?)))
+                .collect()
+        }
+        let dead = |tgid: &u32| gone.contains(tgid);
+        Self {
+            processes: ProcessSnapshot {
+                on_cpu_ns: take(&mut self.processes.on_cpu_ns, dead),
+                comms: self.processes.comms.clone(),
+                execs: self.processes.execs.clone(),
+                cgroups: self.processes.cgroups.clone(),
+            },
+            stack_counts: take(&mut self.stack_counts, |k| dead(&k.tgid)),
+            offcpu: take(&mut self.offcpu, |k| dead(&k.tgid)),
+            sched: take(&mut self.sched, dead),
+            blame: take(&mut self.blame, |k| {
+                dead(&k.culprit_tgid) || dead(&k.victim_tgid)
+            }),
+            syscalls: take(&mut self.syscalls, |k| dead(&k.tgid)),
+            net: take(&mut self.net, dead),
+            faults: take(&mut self.faults, dead),
+            io: take(&mut self.io, dead),
+            counters: Counters::default(),
+        }
+    }
+
+    /// Adds `other`'s figures into these, key by key: the final figures of processes whose
+    /// entries left the maps during a window join the window's reading.
+    pub fn absorb(&mut self, other: &Self) {
+        fn add<K: Copy + Eq + Hash, V: Increase>(into: &mut HashMap<K, V>, from: &HashMap<K, V>) {
+            for (key, value) in from {
+                let total = into.entry(*key).or_insert(V::NONE);
+                *total = total.plus(value);
+            }
+        }
+        add(&mut self.processes.on_cpu_ns, &other.processes.on_cpu_ns);
+        for (tgid, comm) in &other.processes.comms {
+            self.processes
+                .comms
+                .entry(*tgid)
+                .or_insert_with(|| comm.clone());
+        }
+        for (tgid, cgroup) in &other.processes.cgroups {
+            self.processes.cgroups.entry(*tgid).or_insert(*cgroup);
+        }
+        add(&mut self.stack_counts, &other.stack_counts);
+        add(&mut self.offcpu, &other.offcpu);
+        add(&mut self.sched, &other.sched);
+        add(&mut self.blame, &other.blame);
+        add(&mut self.syscalls, &other.syscalls);
+        add(&mut self.net, &other.net);
+        add(&mut self.faults, &other.faults);
+        add(&mut self.io, &other.io);
+    }
+
     /// Forgets processes whose map entries were deleted, so the next difference does not go
     /// negative.
     pub fn forget(&mut self, gone: &impl Fn(u32) -> bool) {
@@ -99,12 +164,16 @@ pub trait Increase: Copy + PartialEq {
     /// Nothing happened.
     const NONE: Self;
     fn minus(&self, base: &Self) -> Self;
+    fn plus(&self, other: &Self) -> Self;
 }
 
 impl Increase for u64 {
     const NONE: Self = 0;
     fn minus(&self, base: &Self) -> Self {
         self.saturating_sub(*base)
+    }
+    fn plus(&self, other: &Self) -> Self {
+        self.saturating_add(*other)
     }
 }
 
@@ -123,6 +192,16 @@ macro_rules! increase_fields {
                 )*)?
                 d
             }
+            fn plus(&self, other: &Self) -> Self {
+                let mut sum = *self;
+                $(sum.$field = self.$field.saturating_add(other.$field);)*
+                $($(
+                    for (slot, more) in sum.$array.iter_mut().zip(&other.$array) {
+                        *slot = slot.saturating_add(*more);
+                    }
+                )*)?
+                sum
+            }
         }
     };
 }
@@ -138,7 +217,7 @@ increase_fields!(NetStats = NetStats { tx_bytes: 0, rx_bytes: 0, tx_calls: 0, rx
 increase_fields!(FaultStats = FaultStats { minor: 0, major: 0 }; minor, major);
 
 /// The keys whose figures grew between `base` and `now`, with their growth.
-fn delta<K: Copy + Eq + std::hash::Hash, V: Increase>(
+fn delta<K: Copy + Eq + Hash, V: Increase>(
     now: &HashMap<K, V>,
     base: &HashMap<K, V>,
 ) -> HashMap<K, V> {
@@ -187,6 +266,14 @@ mod tests {
         let mut later = sched;
         later.wait_hist[3] = 6;
         assert_eq!(later.minus(&sched).wait_hist[3], 2);
+        // An exited process's final figures move out, then rejoin the window's reading.
+        let mut reading = now.clone();
+        let dead = reading.split_off(&HashSet::from([1]));
+        assert_eq!(dead.processes.on_cpu_ns, HashMap::from([(1, 150)]));
+        assert!(!reading.net.contains_key(&1));
+        reading.absorb(&dead);
+        assert_eq!(reading.since(&base).net[&1].tx_bytes, 15);
+        assert_eq!(reading.processes.on_cpu_ns[&1], 150);
         now.forget(&|tgid| tgid == 1);
         assert!(!now.net.contains_key(&1));
         assert!(now.processes.on_cpu_ns.contains_key(&2));

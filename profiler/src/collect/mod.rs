@@ -15,9 +15,10 @@ use aya::{
 };
 use profiler_common::{
     BlameKey, Counter, ExecInfo, FaultStats, Fork, IoStats, MAP_BLAME, MAP_COMMS, MAP_COUNTERS,
-    MAP_EXECS, MAP_FAULTS, MAP_FORKS, MAP_IO, MAP_NET, MAP_OFFCPU, MAP_ONCPU, MAP_RUNNABLE_SINCE,
-    MAP_SCHED, MAP_STACK_COUNTS, MAP_STACKS, MAP_SYSCALL_PENDING, MAP_SYSCALLS, NetStats,
-    PendingSyscalls, ProcName, Runnable, SchedStats, StackKey, SyscallKey, SyscallStats, TaskComm,
+    MAP_EXECS, MAP_EXITS, MAP_FAULTS, MAP_FORKS, MAP_IO, MAP_NET, MAP_OFFCPU, MAP_ONCPU,
+    MAP_RUNNABLE_SINCE, MAP_SCHED, MAP_STACK_COUNTS, MAP_STACKS, MAP_SYSCALL_PENDING, MAP_SYSCALLS,
+    NetStats, PendingSyscalls, ProcName, Runnable, SchedStats, StackKey, SyscallKey, SyscallStats,
+    TaskComm,
 };
 
 /// Per-CPU counters summed over CPUs, indexed by [`Counter`].
@@ -192,6 +193,15 @@ impl<'a> Collector<'a> {
             *totals.entry(key).or_default() += end_ns - thread.blocked_since;
         }
         Ok(totals.into_iter().collect())
+    }
+
+    /// Processes whose main thread exited since their entries were last deleted.
+    pub fn exits(&self) -> anyhow::Result<Vec<u32>> {
+        Ok(self
+            .hash::<u32, u64>(MAP_EXITS)?
+            .into_iter()
+            .map(|(tgid, _)| tgid)
+            .collect())
     }
 
     /// Block IO per tgid; empty when the io signal is off.

@@ -6,6 +6,7 @@
 pub(super) mod window;
 
 use std::{
+    collections::HashSet,
     path::Path,
     sync::Arc,
     time::{Duration, Instant},
@@ -106,7 +107,7 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<()> {
                 let collector = Collector::new(&probes.ebpf);
                 // The stack maps are only walked when the window closes.
                 let closing = window.elapsed() + TICK / 2 >= args.window;
-                let now = if closing {
+                let mut now = if closing {
                     Cumulative::read(&collector)?
                 } else {
                     Cumulative::read_without_stacks(&collector)?
@@ -140,6 +141,19 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<()> {
                             .collect();
                     }
                     raise(&sink, &event, metrics.as_deref());
+                }
+                // Processes that exited leave the maps now, their final figures kept for the
+                // window: under heavy churn the maps would otherwise fill before it ends.
+                let exits = collector.exits()?;
+                if !exits.is_empty() {
+                    let gone: HashSet<u32> = exits
+                        .iter()
+                        .copied()
+                        .filter(|tgid| !Path::new(&format!("/proc/{tgid}")).exists())
+                        .collect();
+                    let dead = now.split_off(&gone);
+                    window.bury(&dead);
+                    cleanup::forget_exited(&mut probes.ebpf, &gone, &dead, &exits)?;
                 }
                 last_tick = (now.clone(), read_at.0, now_ns);
                 if closing {

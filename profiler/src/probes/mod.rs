@@ -20,9 +20,9 @@ use profiler_common::{
     GLOBAL_SOCK_FLAGS, GLOBAL_SOCK_RET, GLOBAL_SWITCH_NEXT_PID, GLOBAL_SWITCH_PREV_STATE,
     GLOBAL_SYSCALL_EXITS, GLOBAL_WAKEUP_PID, GLOBAL_WRITEBACK_INO, PROG_BIO_QUEUE, PROG_CPU_SAMPLE,
     PROG_DIRTY_FOLIO, PROG_FAULT_MAJOR, PROG_FAULT_MINOR, PROG_RQ_COMPLETE, PROG_RQ_ISSUE,
-    PROG_SCHED_PROCESS_EXEC, PROG_SCHED_PROCESS_FORK, PROG_SCHED_SWITCH, PROG_SCHED_SWITCH_TP,
-    PROG_SCHED_WAKEUP, PROG_SCHED_WAKEUP_NEW, PROG_SOCK_RECV, PROG_SOCK_SEND, PROG_SYS_ENTER,
-    PROG_SYS_EXIT, PROG_WRITEBACK_END, PROG_WRITEBACK_START,
+    PROG_SCHED_PROCESS_EXEC, PROG_SCHED_PROCESS_EXIT, PROG_SCHED_PROCESS_FORK, PROG_SCHED_SWITCH,
+    PROG_SCHED_SWITCH_TP, PROG_SCHED_WAKEUP, PROG_SCHED_WAKEUP_NEW, PROG_SOCK_RECV, PROG_SOCK_SEND,
+    PROG_SYS_ENTER, PROG_SYS_EXIT, PROG_WRITEBACK_END, PROG_WRITEBACK_START,
 };
 
 /// The compiled eBPF programs, embedded by build.rs.
@@ -278,6 +278,11 @@ pub fn attach(frequency_hz: u64, selection: Selection) -> anyhow::Result<Probes>
     signals.insert("io".to_owned(), state_of("io", io));
 
     // Without it a process that execs after discovery keeps its old name; the run goes on.
+    // Lets long runs drop exited processes' state as they go; without it they wait for the
+    // window's end.
+    if let Err(err) = attach_raw(&mut ebpf, PROG_SCHED_PROCESS_EXIT, "sched_process_exit") {
+        eprintln!("profiler: warning: exit tracking unavailable: {err:#}");
+    }
     if let Err(err) = attach_raw(&mut ebpf, PROG_SCHED_PROCESS_EXEC, "sched_process_exec") {
         eprintln!("profiler: warning: exec tracking unavailable: {err:#}");
     }

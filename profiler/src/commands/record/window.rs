@@ -39,6 +39,9 @@ pub struct Window {
     timeline: TimelineBuilder,
     /// Whether the window gets a report.html.
     pub html: bool,
+    /// Final figures of processes that exited during the window and left the maps before its
+    /// end.
+    graveyard: Cumulative,
 }
 
 /// The timeline's bucket: one tick.
@@ -64,7 +67,13 @@ impl Window {
             frequency_hz,
             timeline: TimelineBuilder::new(TIMELINE_INTERVAL_S),
             html: false,
+            graveyard: Cumulative::default(),
         }
+    }
+
+    /// Keeps the final figures of processes that exit now, for the window's report.
+    pub fn bury(&mut self, dead: &Cumulative) {
+        self.graveyard.absorb(dead);
     }
 
     /// Adds a tick to the window's timeline: `delta` happened from `since` for `len`.
@@ -171,6 +180,8 @@ impl Window {
         let elapsed = self.started.elapsed();
         let collector = Collector::new(&probes.ebpf);
         self.observe(&collector, now.processes.clone())?;
+        let mut now = now.clone();
+        now.absorb(&self.graveyard);
         let delta = now.since(&self.base);
         let lifecycle: Lifecycle = collector.lifecycle()?;
         let stack_counts: Vec<_> = delta.stack_counts.iter().map(|(k, v)| (*k, *v)).collect();
