@@ -68,7 +68,7 @@ pub struct Samples {
 }
 
 /// Nothing is lost silently: every failed capture or insert in the kernel is counted here.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Drops {
     pub user_stack_lost: u64,
     pub kernel_stack_lost: u64,
@@ -310,24 +310,7 @@ mod tests {
                 idle: 400,
                 kernel_only: 3,
             },
-            drops: Drops {
-                user_stack_lost: 0,
-                kernel_stack_lost: 0,
-                stack_counts_full: 0,
-                on_cpu_map_full: 0,
-                runnable_map_full: 0,
-                sched_map_full: 0,
-                blame_map_full: 0,
-                syscalls_map_full: 0,
-                syscall_exits_unmatched: 0,
-                names_map_full: 0,
-                blame_uncovered_ns: 0,
-                net_map_full: 0,
-                faults_map_full: 0,
-                offcpu_map_full: 0,
-                io_map_full: 0,
-                writeback_unattributed_bytes: 0,
-            },
+            drops: Drops::default(),
             signals: [("cpu".to_owned(), "on".to_owned())].into(),
             host: Host {
                 busy_cores: 1.0,

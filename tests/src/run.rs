@@ -202,6 +202,19 @@ pub fn diagnose(args: &[&str], cwd: &Path, timeout: Duration) -> Finished {
     ProfilerRun::start(command).finish(timeout)
 }
 
+/// Runs `profiler diagnose --duration <duration>` into `<dir>/out`, which must succeed, and
+/// returns that output directory and the run.
+pub fn diagnose_into(dir: &Path, duration: &str) -> (PathBuf, Finished) {
+    let out = dir.join("out");
+    let done = diagnose(
+        &["--duration", duration, "--out", crate::utf8(&out)],
+        dir,
+        REPORT_GRACE,
+    );
+    done.assert_success();
+    (out, done)
+}
+
 /// A `--wait-stdin` workload must have exited this long before the profiling window closes:
 /// work it did after the window would be missing from the report through no fault of the
 /// profiler.

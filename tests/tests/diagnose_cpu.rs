@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use profiler_tests::{
     ProfilerRun, REPORT_GRACE, Workload, array, assert_folded_well_formed, assert_matches_schema,
-    cpu_seconds, diagnose, file_mode, folded_lines_of, frames_in_order, number, process_entry,
-    profiler_command, read_json, require_root, serial, tempdir, utf8,
+    cpu_seconds, diagnose, diagnose_into, file_mode, folded_lines_of, frames_in_order, number,
+    process_entry, profiler_command, read_json, require_root, serial, tempdir, utf8,
 };
 use serde_json::Value;
 
@@ -161,13 +161,7 @@ fn text_format_shows_table_and_verdict_naming_the_burner() {
     let _serial = serial();
     let burner = Workload::spawn(BURNER, &[]);
     let dir = tempdir();
-    let out = dir.path().join("out");
-    let done = diagnose(
-        &["--duration", "2s", "--out", utf8(&out)],
-        dir.path(),
-        REPORT_GRACE,
-    );
-    done.assert_success();
+    let (out, done) = diagnose_into(dir.path(), "2s");
 
     let pid = burner.pid().to_string();
     let stdout = &done.stdout;

@@ -7,8 +7,8 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use profiler_tests::{
-    REPORT_GRACE, Workload, assert_matches_schema, diagnose, file_mode, number, read_json,
-    require_root, serial, skip_or_fail, tempdir, utf8,
+    Workload, assert_matches_schema, diagnose_into, file_mode, number, read_json, require_root,
+    serial, skip_or_fail, tempdir,
 };
 
 const BURNER: &str = env!("CARGO_BIN_EXE_burner");
@@ -64,13 +64,7 @@ fn chromium_renders_the_report_with_the_burner_and_its_flamegraph() {
     let _serial = serial();
     let burner = Workload::spawn(BURNER, &[]);
     let dir = tempdir();
-    let out = dir.path().join("out");
-    let done = diagnose(
-        &["--duration", "3s", "--out", utf8(&out)],
-        dir.path(),
-        REPORT_GRACE,
-    );
-    done.assert_success();
+    let (out, _) = diagnose_into(dir.path(), "3s");
 
     let html_path = out.join("report.html");
     assert_eq!(file_mode(&html_path), 0o600, "report.html mode");

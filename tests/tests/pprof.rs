@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use profiler_tests::{
-    REPORT_GRACE, Workload, diagnose, file_mode, require_root, serial, skip_or_fail, tempdir, utf8,
+    Workload, diagnose_into, file_mode, require_root, serial, skip_or_fail, tempdir, utf8,
 };
 
 const BURNER: &str = env!("CARGO_BIN_EXE_burner");
@@ -28,13 +28,7 @@ fn go_tool_pprof_ranks_the_burner_and_labels_its_samples() {
     let _serial = serial();
     let burner = Workload::spawn(BURNER, &[]);
     let dir = tempdir();
-    let out = dir.path().join("out");
-    let done = diagnose(
-        &["--duration", "3s", "--out", utf8(&out)],
-        dir.path(),
-        REPORT_GRACE,
-    );
-    done.assert_success();
+    let (out, _) = diagnose_into(dir.path(), "3s");
 
     let profile = out.join("profile.pb.gz");
     let bytes = std::fs::read(&profile).expect("reading profile.pb.gz");

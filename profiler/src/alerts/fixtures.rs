@@ -33,24 +33,7 @@ pub fn report(secs: f64) -> Report {
             idle: 0,
             kernel_only: 0,
         },
-        drops: Drops {
-            user_stack_lost: 0,
-            kernel_stack_lost: 0,
-            stack_counts_full: 0,
-            on_cpu_map_full: 0,
-            runnable_map_full: 0,
-            sched_map_full: 0,
-            blame_map_full: 0,
-            syscalls_map_full: 0,
-            syscall_exits_unmatched: 0,
-            names_map_full: 0,
-            blame_uncovered_ns: 0,
-            net_map_full: 0,
-            faults_map_full: 0,
-            offcpu_map_full: 0,
-            io_map_full: 0,
-            writeback_unattributed_bytes: 0,
-        },
+        drops: Drops::default(),
         signals: ALL_SIGNALS
             .iter()
             .map(|name| ((*name).to_owned(), "on".to_owned()))
