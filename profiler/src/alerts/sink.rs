@@ -128,7 +128,10 @@ impl Sink {
                     source,
                 })?;
         }
-        eprintln!("profiler: alert {}", event.summary());
+        eprintln!(
+            "profiler: alert {}",
+            crate::output::table::terminal_safe(&event.summary())
+        );
         if let Some(hook) = &self.hook {
             hook.start(line, event);
         }

@@ -35,6 +35,21 @@ fn millis(ns: u64) -> String {
     format!("{:.1}ms", ns as f64 / 1e6)
 }
 
+/// Text for a terminal, where process names (anyone's to choose) could otherwise carry escape
+/// sequences that move the cursor, retitle the window or worse: every control character but the
+/// line breaks this module writes becomes U+FFFD.
+pub fn terminal_safe(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() && c != '\n' {
+                char::REPLACEMENT_CHARACTER
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
 pub fn render(report: &Report) -> String {
     let mut out = String::new();
     let _ = writeln!(
@@ -115,12 +130,23 @@ pub fn render(report: &Report) -> String {
     }
     let _ = writeln!(out);
     let _ = writeln!(out, "Verdict: {}", report.verdict);
-    out
+    terminal_safe(&out)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn escape_sequences_in_names_cannot_reach_the_terminal() {
+        let safe = terminal_safe("evil\u{1b}]0;owned\u{7}\u{1b}[2J\nnext\tline");
+        assert!(
+            !safe.chars().any(|c| c.is_control() && c != '\n'),
+            "{safe:?}"
+        );
+        assert!(safe.contains("evil"));
+        assert_eq!(safe.lines().count(), 2);
+    }
 
     #[test]
     fn long_paths_keep_their_tail_long_names_their_head() {

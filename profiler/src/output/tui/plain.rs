@@ -41,7 +41,7 @@ pub fn render(report: &Report) -> String {
             if row.suspect { "yes" } else { "" },
         );
     }
-    out
+    crate::output::table::terminal_safe(&out)
 }
 
 #[cfg(test)]
