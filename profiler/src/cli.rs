@@ -162,6 +162,16 @@ pub enum Signal {
     Io,
 }
 
+impl Signal {
+    /// Every signal's name, as `--signals` and the report spell it, in declaration order.
+    pub fn all_names() -> Vec<String> {
+        Self::value_variants()
+            .iter()
+            .filter_map(|signal| Some(signal.to_possible_value()?.get_name().to_owned()))
+            .collect()
+    }
+}
+
 #[derive(Debug, clap::Args)]
 pub struct DiagnoseArgs {
     /// How long to sample (e.g. 10s, 500ms, 1m); Ctrl-C ends earlier and still reports.

@@ -6,18 +6,6 @@ use crate::report::{
     Process, Report, Samples, Sched, Syscalls,
 };
 
-pub const ALL_SIGNALS: [&str; 9] = [
-    "cpu",
-    "sched",
-    "offcpu",
-    "syscalls",
-    "syscall-time",
-    "processes",
-    "net",
-    "mem",
-    "io",
-];
-
 /// A report of one tick of `secs` on a 4-CPU host, every signal on, nothing in it yet.
 pub fn report(secs: f64) -> Report {
     Report {
@@ -34,9 +22,9 @@ pub fn report(secs: f64) -> Report {
             kernel_only: 0,
         },
         drops: Drops::default(),
-        signals: ALL_SIGNALS
-            .iter()
-            .map(|name| ((*name).to_owned(), "on".to_owned()))
+        signals: crate::cli::Signal::all_names()
+            .into_iter()
+            .map(|name| (name, "on".to_owned()))
             .collect(),
         host: Host {
             busy_cores: 0.0,

@@ -22,7 +22,7 @@ use crate::{
         ProcessTable, table::FinalCounts, table::Procfs, table::StackPair,
         timeline::TimelineBuilder,
     },
-    output, probes, symbolize,
+    output, probes,
 };
 
 /// How often new processes are looked up in /proc while they still live.
@@ -148,12 +148,7 @@ pub async fn run(args: DiagnoseArgs) -> anyhow::Result<()> {
         &Procfs,
     );
 
-    let (usage, folded) = tokio::task::spawn_blocking(move || {
-        let folded = symbolize::symbolize(&usage, &stacks);
-        (usage, folded)
-    })
-    .await
-    .context("symbolizer thread")?;
+    let (usage, folded) = super::symbolize_off_thread(usage, stacks).await?;
 
     let facts = RunFacts {
         started_at: started_at.timestamp().to_string(),
@@ -175,16 +170,12 @@ pub async fn run(args: DiagnoseArgs) -> anyhow::Result<()> {
     let mut report = analyze::build_report(&facts, &usage, &folded.cpu);
     report.own_cost = Some(cost);
     report.timeline = timeline.finish(&report.processes);
-    let offcpu_us = output::micros(&folded.offcpu);
-    let offcpu_on = report.signals.get("offcpu").is_some_and(|s| s == "on");
-    output::write_run(
+    output::write_usage(
         out_dir.path(),
         &report,
-        &output::reported(&usage, &folded.cpu, &args.pids),
-        offcpu_on
-            .then(|| output::reported(&usage, &offcpu_us, &args.pids))
-            .as_deref(),
-        &output::pprof::Input::new(&usage, &folded.stacks, &args.pids),
+        &usage,
+        &folded,
+        &args.pids,
         output::HtmlReport::Write,
     )?;
 

@@ -4,7 +4,10 @@ use std::{io::Write as _, path::Path};
 
 use anyhow::Context as _;
 
-use crate::probes::{self, Selection, tracefs};
+use crate::{
+    cli::Signal,
+    probes::{self, Selection, tracefs},
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Status {
@@ -101,19 +104,6 @@ fn host_checks() -> Vec<Check> {
     checks
 }
 
-/// Every signal, in the order the table shows them.
-const SIGNALS: [&str; 9] = [
-    "cpu",
-    "sched",
-    "offcpu",
-    "syscalls",
-    "syscall-time",
-    "processes",
-    "net",
-    "mem",
-    "io",
-];
-
 /// Fix for a signal that is not ready, in words an operator can act on.
 fn fix(signal: &str) -> &'static str {
     match signal {
@@ -137,20 +127,15 @@ pub fn run() -> anyhow::Result<()> {
     let signals: Vec<(String, String)> = if privileged {
         match probes::attach(99, Selection::ALL) {
             Ok(probes) => probes.signals.into_iter().collect(),
-            Err(err) => SIGNALS
+            Err(err) => Signal::all_names()
                 .into_iter()
-                .map(|s| (s.to_owned(), format!("unavailable: {err:#}")))
+                .map(|s| (s, format!("unavailable: {err:#}")))
                 .collect(),
         }
     } else {
-        SIGNALS
+        Signal::all_names()
             .into_iter()
-            .map(|s| {
-                (
-                    s.to_owned(),
-                    "unavailable: not privileged (run with sudo)".to_owned(),
-                )
-            })
+            .map(|s| (s, "unavailable: not privileged (run with sudo)".to_owned()))
             .collect()
     };
 

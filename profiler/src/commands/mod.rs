@@ -58,3 +58,18 @@ fn hostname() -> String {
         .map(|name| name.trim().to_owned())
         .unwrap_or_default()
 }
+
+/// Symbolizes on a blocking thread (blazesym's symbolizer is neither Send nor Sync, and takes a
+/// while), handing the processes back with their stacks by name.
+async fn symbolize_off_thread(
+    usage: Vec<crate::model::ProcessUsage>,
+    stacks: std::collections::HashMap<i32, Vec<u64>>,
+) -> anyhow::Result<(Vec<crate::model::ProcessUsage>, crate::symbolize::Folded)> {
+    use anyhow::Context as _;
+    tokio::task::spawn_blocking(move || {
+        let folded = crate::symbolize::symbolize(&usage, &stacks);
+        (usage, folded)
+    })
+    .await
+    .context("symbolizer thread")
+}

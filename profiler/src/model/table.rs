@@ -80,7 +80,6 @@ pub struct ProcessUsage {
     pub io: Option<IoStats>,
 }
 
-#[cfg(test)]
 impl ProcessUsage {
     /// A process that used nothing yet.
     pub fn new(identity: ProcessIdentity) -> Self {

@@ -140,3 +140,27 @@ pub fn micros(sets: &[Vec<FoldedStack>]) -> Vec<Vec<FoldedStack>> {
         })
         .collect()
 }
+
+/// Writes a run's files from its processes and their symbolized stacks (parallel to `usage`),
+/// keeping only `pids` when given; the off-CPU files only when that signal ran.
+pub fn write_usage(
+    dir: &Path,
+    report: &Report,
+    usage: &[ProcessUsage],
+    folded: &crate::symbolize::Folded,
+    pids: &[u32],
+    html: HtmlReport,
+) -> anyhow::Result<()> {
+    let offcpu_us = micros(&folded.offcpu);
+    let offcpu_on = report.signals.get("offcpu").is_some_and(|s| s == "on");
+    write_run(
+        dir,
+        report,
+        &reported(usage, &folded.cpu, pids),
+        offcpu_on
+            .then(|| reported(usage, &offcpu_us, pids))
+            .as_deref(),
+        &pprof::Input::new(usage, &folded.stacks, pids),
+        html,
+    )
+}

@@ -7,8 +7,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-use anyhow::Context as _;
-
 use crate::{
     analyze::{self, RunFacts},
     collect::{
@@ -209,33 +207,18 @@ impl Window {
             },
             &Procfs,
         );
-        let (usage, folded) = tokio::task::spawn_blocking(move || {
-            let folded = symbolize::symbolize(&usage, &stacks);
-            (usage, folded)
-        })
-        .await
-        .context("symbolizer thread")?;
+        let (usage, folded) = super::super::symbolize_off_thread(usage, stacks).await?;
         let mut report = analyze::build_report(&facts, &usage, &folded.cpu);
         report.own_cost = Some(self.cost.measure(&probes.ebpf, elapsed));
         report.timeline = self.timeline.finish(&report.processes);
 
-        let offcpu_us = output::micros(&folded.offcpu);
-        let offcpu_on = report.signals.get("offcpu").is_some_and(|s| s == "on");
+        let html = if self.html {
+            output::HtmlReport::Write
+        } else {
+            output::HtmlReport::Skip
+        };
         windows::write_window(root, &windows::window_name(self.started_at), |dir| {
-            output::write_run(
-                dir,
-                &report,
-                &output::reported(&usage, &folded.cpu, &[]),
-                offcpu_on
-                    .then(|| output::reported(&usage, &offcpu_us, &[]))
-                    .as_deref(),
-                &output::pprof::Input::new(&usage, &folded.stacks, &[]),
-                if self.html {
-                    output::HtmlReport::Write
-                } else {
-                    output::HtmlReport::Skip
-                },
-            )
+            output::write_usage(dir, &report, &usage, &folded, &[], html)
         })
     }
 }
@@ -260,17 +243,9 @@ impl Window {
         counts.truncate(EVIDENCE_STACKS);
         let stacks = collector.stacks(counts.iter().flat_map(|&((u, k), _)| [u, k]))?;
         let process = crate::model::ProcessUsage {
-            identity: identity.clone(),
-            on_cpu_ns: 0,
             samples: counts.iter().map(|(_, n)| n).sum(),
             stacks: counts,
-            sched: None,
-            syscalls: Vec::new(),
-            spawned: 0,
-            net: None,
-            faults: None,
-            offcpu: Vec::new(),
-            io: None,
+            ..crate::model::ProcessUsage::new(identity.clone())
         };
         let mut folded = symbolize::symbolize(std::slice::from_ref(&process), &stacks).cpu;
         let mut stacks = folded.pop().unwrap_or_default();
