@@ -1,0 +1,55 @@
+//! `profiler`'s library half: every module of the binary, so that fuzz targets and benchmarks
+//! reach the same parsers and renderers the command line uses.
+
+mod alerts;
+mod analyze;
+mod cli;
+mod collect;
+mod commands;
+mod error;
+mod metrics;
+mod model;
+mod output;
+mod probes;
+mod report;
+mod symbolize;
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+
+/// Parses the command line, runs the command and turns its outcome into the exit code.
+#[must_use]
+pub fn main() -> ExitCode {
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) if !err.use_stderr() => {
+            // --help and --version.
+            let _ = err.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(err)
+            if err.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand =>
+        {
+            let _ = err.print();
+            return ExitCode::from(2);
+        }
+        Err(err) => {
+            eprintln!("Error: {}", error::one_line_clap(&err));
+            return ExitCode::from(2);
+        }
+    };
+    let result = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(anyhow::Error::from)
+        .and_then(|runtime| runtime.block_on(commands::run(cli)));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) if error::is_broken_pipe(&err) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("Error: {err:#}");
+            ExitCode::from(error::exit_code(&err))
+        }
+    }
+}
