@@ -256,10 +256,11 @@ fn warn_if_shadowed(root: &Path) {
 /// The real clients the end-to-end tests drive besides the profiler: `bpftool` (no BPF program
 /// outlives a killed recorder), a Prometheus server scraping the metrics, `go tool pprof`
 /// reading `profile.pb.gz`, `tmux` as a real terminal for `profiler top`, and headless
-/// Chromium rendering `report.html`; each command, and
-/// the Debian package providing it.
-const TEST_TOOLS: [(&str, &str); 5] = [
+/// Chromium rendering `report.html`, and `perf` recording the same workload as the profiler
+/// for the fidelity test; each command, and the Debian package providing it.
+const TEST_TOOLS: [(&str, &str); 6] = [
     ("bpftool", "bpftool"),
+    ("perf", "linux-perf"),
     ("prometheus", "prometheus"),
     ("go", "golang-go"),
     ("tmux", "tmux"),
@@ -267,11 +268,7 @@ const TEST_TOOLS: [(&str, &str); 5] = [
 ];
 
 /// The benchmarks' peers, as [`TEST_TOOLS`].
-const BENCH_TOOLS: [(&str, &str); 3] = [
-    ("perf", "linux-perf"),
-    ("bpftrace", "bpftrace"),
-    ("syscount", "libbpf-tools"),
-];
+const BENCH_TOOLS: [(&str, &str); 2] = [("bpftrace", "bpftrace"), ("syscount", "libbpf-tools")];
 
 /// Installs the packages of whichever `tools` are missing, in one apt-get run.
 fn ensure_packages(tools: &[(&str, &str)]) -> Result<()> {
