@@ -58,7 +58,7 @@ fn cpu_share_and_frame_shares_match_proc_and_perf() {
     let pid = mixer.pid();
     let dir = tempdir();
     let data = dir.path().join("perf.data");
-    let mut perf = Command::new("perf")
+    let perf = Command::new("perf")
         .args([
             "record",
             "-F",
