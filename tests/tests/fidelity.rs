@@ -127,6 +127,16 @@ fn cpu_share_and_frame_shares_match_proc_and_perf() {
     for (frame, (our, their)) in FRAMES.iter().zip(ours.iter().zip(&theirs)) {
         eprintln!("{frame}: profiler {our:.2} %, perf {their:.2} %");
     }
+    // One machine-readable line for `cargo xtask bench fidelity`, which runs this test.
+    eprintln!(
+        "fidelity: {}",
+        serde_json::json!({
+            "cpu_share": {"profiler": share, "proc": proc_share},
+            "frames": FRAMES.iter().zip(ours.iter().zip(&theirs)).map(|(frame, (our, their))| {
+                serde_json::json!({"frame": frame, "profiler": our, "perf": their})
+            }).collect::<Vec<_>>(),
+        })
+    );
     for (frame, (our, their)) in FRAMES.iter().zip(ours.iter().zip(&theirs)) {
         assert!(
             (our - their).abs() <= FRAME_TOLERANCE_POINTS,
