@@ -5,8 +5,10 @@ mod doctor;
 mod flamegraph;
 mod out_dir;
 mod record;
+mod stops;
 mod top;
 
+pub(crate) use self::stops::Stops;
 use crate::{
     cli::{Cli, Command, Signal},
     probes::{self, Probes},
