@@ -75,9 +75,13 @@ pub fn one_line_clap(err: &clap::Error) -> String {
     let mut lines = rendered.lines();
     let first = lines.next().unwrap_or_default();
     let message = first.strip_prefix("error: ").unwrap_or(first).trim();
-    // "the following required arguments were not provided:" names them on the next line.
+    // "the following required arguments were not provided:" names them on the next line, and
+    // an invalid value of a fixed set is followed by "[possible values: ...]": both are the fix.
     match lines.next().map(str::trim) {
-        Some(next) if message.ends_with(':') && !next.is_empty() => {
+        Some(next)
+            if (message.ends_with(':') && !next.is_empty())
+                || next.starts_with("[possible values:") =>
+        {
             format!("{message} {next} (see --help)")
         }
         _ => format!("{message} (see --help)"),
@@ -110,6 +114,13 @@ mod tests {
         let line = one_line_clap(&err);
         assert!(!line.contains('\n'), "{line}");
         assert!(line.contains("<INPUT>"), "{line}");
+        let err = crate::cli::Cli::try_parse_from(["profiler", "diagnose", "--format", "xml"])
+            .unwrap_err();
+        let line = one_line_clap(&err);
+        assert_eq!(
+            line,
+            "invalid value 'xml' for '--format <FORMAT>' [possible values: text, json] (see --help)"
+        );
     }
 
     #[test]
