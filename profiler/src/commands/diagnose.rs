@@ -55,8 +55,9 @@ pub async fn run(args: DiagnoseArgs) -> anyhow::Result<()> {
             "for {} (Ctrl-C to stop early)",
             humantime::format_duration(args.duration)
         ),
-    )?;
-    stops.none_yet().await?;
+        &mut stops,
+    )
+    .await?;
     let collector = Collector::new(&probes.ebpf);
     let start = Instant::now();
     let mut own_cost = OwnCostMeter::start(&probes.ebpf);

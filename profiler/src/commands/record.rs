@@ -62,10 +62,11 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<()> {
             humantime::format_duration(args.window),
             root.display()
         ),
-    )?;
+        &mut stops,
+    )
+    .await?;
     let sink = Sink::new(&root, args.on_alert.as_deref(), args.on_alert_timeout)
         .map_err(|err| usage(err.to_string()))?;
-    stops.none_yet().await?;
     out_dir.keep();
     if metrics.is_some() {
         eprintln!("profiler: metrics at http://{}/metrics", args.metrics);

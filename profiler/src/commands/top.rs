@@ -47,8 +47,8 @@ pub async fn run(args: TopArgs) -> anyhow::Result<()> {
     } else {
         format!("refreshing every {every} (q quits)")
     };
-    let mut probes = super::attach(args.frequency, &args.signals, &what_next)?;
     let mut stops = Stops::install()?;
+    let mut probes = super::attach(args.frequency, &args.signals, &what_next, &mut stops).await?;
     let mut live = Live::start(&probes, args.frequency)?;
     let result = if args.once {
         once(&args, &mut probes, &mut live, &mut stops).await
