@@ -152,6 +152,9 @@ fn fix(signal: &str) -> &'static str {
     }
 }
 
+/// Every signal's reason when the privileges check failed; that check says what to do.
+const NOT_PRIVILEGED: &str = "not privileged (see the privileges check above)";
+
 pub fn run() -> anyhow::Result<()> {
     let checks = host_checks();
     let privileged = checks
@@ -168,7 +171,7 @@ pub fn run() -> anyhow::Result<()> {
     } else {
         Signal::all_names()
             .into_iter()
-            .map(|s| (s, "unavailable: not privileged (run with sudo)".to_owned()))
+            .map(|s| (s, format!("unavailable: {NOT_PRIVILEGED}")))
             .collect()
     };
 
@@ -191,7 +194,7 @@ pub fn run() -> anyhow::Result<()> {
             ("ready", String::new())
         } else {
             let reason = state.strip_prefix("unavailable: ").unwrap_or(state);
-            if reason.contains("sudo") {
+            if reason == NOT_PRIVILEGED {
                 ("unavailable", reason.to_owned())
             } else {
                 ("unavailable", format!("{reason}; fix: {}", fix(signal)))

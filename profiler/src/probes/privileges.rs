@@ -36,19 +36,25 @@ pub fn check_privileges() -> anyhow::Result<()> {
     if missing.is_empty() {
         return Ok(());
     }
-    let missing = missing.join(" and ");
+    let names = missing.join(" and ");
     // SAFETY: geteuid has no preconditions and cannot fail.
     let root = unsafe { libc::geteuid() } == 0;
     Err(usage(if root {
+        let cap_add: Vec<String> = missing
+            .iter()
+            .map(|cap| format!("--cap-add {}", cap.trim_start_matches("CAP_")))
+            .collect();
         format!(
-            "running as root but without {missing} (or CAP_SYS_ADMIN), which loading eBPF \
+            "running as root but without {names} (or CAP_SYS_ADMIN), which loading eBPF \
              programs and sampling every CPU need: capabilities were dropped (setpriv, capsh, a \
-             container or unit without them); run it with them, e.g. `--cap-add BPF --cap-add \
-             PERFMON` for a container or `AmbientCapabilities=CAP_BPF CAP_PERFMON` for a unit"
+             container or unit without them); give them back, e.g. `{}` for a container or \
+             `AmbientCapabilities={}` for a unit",
+            cap_add.join(" "),
+            missing.join(" ")
         )
     } else {
         format!(
-            "missing {missing} (or CAP_SYS_ADMIN) to load eBPF programs and sample every CPU; \
+            "missing {names} (or CAP_SYS_ADMIN) to load eBPF programs and sample every CPU; \
              run it as root: sudo profiler ..."
         )
     }))
