@@ -20,11 +20,19 @@ pub struct KernelBtf {
 }
 
 impl KernelBtf {
+    /// Reads and parses the kernel BTF `PROFILER_BTF` names, else the system's.
     pub fn read() -> Self {
-        let (path, overridden) = match std::env::var_os(BTF_ENV) {
-            Some(path) => (PathBuf::from(path), true),
-            None => (PathBuf::from(SYS_BTF), false),
-        };
+        Self::overridden().unwrap_or_else(|| Self::parse(PathBuf::from(SYS_BTF), false))
+    }
+
+    /// The file `PROFILER_BTF` names, parsed; `None` without the variable, when aya's loader
+    /// reads /sys/kernel/btf/vmlinux by itself (5 MiB: not worth parsing twice).
+    pub fn overridden() -> Option<Self> {
+        let path = std::env::var_os(BTF_ENV)?;
+        Some(Self::parse(PathBuf::from(path), true))
+    }
+
+    fn parse(path: PathBuf, overridden: bool) -> Self {
         let btf = Btf::parse_file(&path, Endianness::default())
             // `{:#}` adds the cause, e.g. "No such file or directory".
             .map_err(|err| format!("{:#}", anyhow::Error::from(err)));
@@ -34,6 +42,12 @@ impl KernelBtf {
             overridden,
         }
     }
+}
+
+/// Why the system has no kernel BTF for the loader, if it has none.
+pub fn system_btf_missing() -> Option<String> {
+    let path = std::path::Path::new(SYS_BTF);
+    (!path.is_file()).then(|| format!("{SYS_BTF} does not exist"))
 }
 
 /// How many CO-RE relocations the eBPF object holds: each is a field offset or type check the

@@ -157,8 +157,12 @@ pub fn attach(frequency_hz: u64, selection: Selection) -> anyhow::Result<Probes>
         Ok(offsets)
     });
     // Read before the loader, which borrows it.
-    let kernel_btf = btf::KernelBtf::read();
-    if let Err(reason) = &kernel_btf.btf {
+    let chosen_btf = btf::KernelBtf::overridden();
+    let missing_btf = match &chosen_btf {
+        Some(kernel) => kernel.btf.as_ref().err().cloned(),
+        None => btf::system_btf_missing(),
+    };
+    if let Some(reason) = missing_btf {
         let relocations = btf::core_relocations(EBPF_OBJECT).map_err(anyhow::Error::msg)?;
         if relocations > 0 {
             return Err(crate::error::usage(format!(
@@ -173,7 +177,9 @@ pub fn attach(frequency_hz: u64, selection: Selection) -> anyhow::Result<Probes>
         );
     }
     let mut loader = EbpfLoader::new();
-    loader.btf(kernel_btf.btf.as_ref().ok());
+    if let Some(kernel) = &chosen_btf {
+        loader.btf(kernel.btf.as_ref().ok());
+    }
     if let Some(Ok([family, ret, flags])) = &net_offsets {
         loader
             .override_global(GLOBAL_SOCK_FAMILY, family, true)
