@@ -171,10 +171,18 @@ fn full_output_disk_is_one_line_exit_2_and_nothing_left() {
         ),
         ("record", vec!["--window", "1s", "--no-metrics", "--out"]),
     ];
-    let target = tiny.join("x");
-    for (subcommand, mut args) in runs {
-        args.insert(0, subcommand);
-        args.push(utf8(&target));
+    for (subcommand, options) in runs {
+        // diagnose creates two levels, both of which must go again.
+        let target = if subcommand == "diagnose" {
+            tiny.join("a/x")
+        } else {
+            tiny.join("x")
+        };
+        let args: Vec<&str> = [subcommand]
+            .into_iter()
+            .chain(options)
+            .chain([utf8(&target)])
+            .collect();
         let Some(mut command) = in_private_mounts(TEST, TINY_TMPFS, &profiler_bin(), &args) else {
             return;
         };
