@@ -1,8 +1,8 @@
 //! A host missing what the profiler leans on, made for real in a private mount namespace so
 //! the rest of the host keeps it: tracefs unmounted (the profiler mounts it and says so, and
 //! the report is complete), kernel BTF missing (nothing needs it: doctor says so, the run is
-//! complete), and an output directory that fills up while the report is written (one line
-//! naming "no space left on device", exit 2, no file or directory left).
+//! complete), and an output directory that fills up while the report or an SVG is written (one
+//! line naming "no space left on device", exit 2, no file or directory left).
 
 use std::time::Duration;
 
@@ -225,6 +225,37 @@ fn full_output_disk_is_one_line_exit_2_and_nothing_left() {
             "{subcommand} left {left:?}"
         );
     }
+    // An SVG too big for the disk: `flamegraph --out` is written whole or not at all.
+    let folded = dir.path().join("big.folded");
+    let lines: String = (0..20_000)
+        .map(|i| format!("main;frame_{i};leaf_{} {}\n", i % 97, i + 1))
+        .collect();
+    std::fs::write(&folded, lines).expect("writing the folded input");
+    let svg = tiny.join("g.svg");
+    let Some(mut command) = in_private_mounts(
+        TEST,
+        TINY_TMPFS,
+        &profiler_bin(),
+        &["flamegraph", utf8(&folded), "--out", utf8(&svg)],
+    ) else {
+        return;
+    };
+    command.env("TINY", &tiny).current_dir(dir.path());
+    let done = ProfilerRun::start(command).finish(REPORT_GRACE);
+    assert_eq!(done.status.code(), Some(2), "flamegraph: {}", done.stderr);
+    let line = done.stderr.trim_end();
+    assert!(
+        !line.contains('\n')
+            && line.starts_with("Error: ")
+            && line.contains(utf8(&svg))
+            && line.to_lowercase().contains("no space left on device"),
+        "flamegraph: {line}"
+    );
+    assert!(
+        done.stdout.contains("listed:") && !done.stdout.contains("entry: "),
+        "flamegraph left files:\n{}",
+        done.stdout
+    );
     // Unchanged outside the namespace.
     assert!(
         std::fs::read_dir(&tiny)
