@@ -109,10 +109,10 @@ pub struct FlamegraphArgs {
     #[arg(long, value_name = "DIR", conflicts_with = "input")]
     pub from: Option<PathBuf>,
     /// With --from: windows that started at most this long ago (e.g. 10m).
-    #[arg(long, requires = "from", value_parser = humantime::parse_duration)]
+    #[arg(long, requires = "from", value_parser = parse_age)]
     pub since: Option<Duration>,
     /// With --from: windows that ended at least this long ago (e.g. 2m).
-    #[arg(long, requires = "from", value_parser = humantime::parse_duration)]
+    #[arg(long, requires = "from", value_parser = parse_age)]
     pub until: Option<Duration>,
     /// Baseline to compare against (a folded file or a report directory): draws a differential
     /// flamegraph of the input, red where the input has more than the baseline, blue where less.
@@ -259,6 +259,11 @@ pub fn parse_bytes(text: &str) -> Result<u64, String> {
         return Err("must be at least 1 byte".to_owned());
     }
     Ok(bytes as u64)
+}
+
+/// How long ago, for picking record windows: any humantime duration, zero included.
+pub fn parse_age(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text).map_err(|err| format!("{err}; write it like 10m, 2h or 1day"))
 }
 
 /// Humantime durations, bounded to what a diagnosis run can mean.

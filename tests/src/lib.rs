@@ -2,7 +2,10 @@
 //! and serialized runs; workloads, profiler runs, report checks and folded stacks live in their
 //! own modules.
 
+mod bpf;
 mod folded;
+mod namespace;
+mod outputs;
 mod report;
 mod run;
 mod workload;
@@ -14,7 +17,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+pub use bpf::*;
 pub use folded::*;
+pub use namespace::*;
+pub use outputs::*;
 pub use report::*;
 pub use run::*;
 pub use workload::*;

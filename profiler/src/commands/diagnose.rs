@@ -8,7 +8,6 @@ use std::{
 
 use anyhow::Context as _;
 use indicatif::{ProgressBar, ProgressStyle};
-use tokio::signal::unix::{SignalKind, signal};
 
 use super::out_dir::OutDir;
 use crate::{
@@ -40,6 +39,9 @@ pub async fn run(args: DiagnoseArgs) -> anyhow::Result<()> {
     }
     probes::check_privileges()?;
     probes::check_frequency(args.frequency)?;
+    // Caught from here on, so a signal during setup cannot kill the run half-way and leave the
+    // output directory behind; one that came before sampling starts ends the run below.
+    let mut stops = super::Stops::install()?;
     let started_at = jiff::Zoned::now();
     let out_path = args.out.clone().unwrap_or_else(|| {
         PathBuf::from(format!("profiler-{}", started_at.strftime("%Y%m%d-%H%M%S")))
@@ -53,7 +55,9 @@ pub async fn run(args: DiagnoseArgs) -> anyhow::Result<()> {
             "for {} (Ctrl-C to stop early)",
             humantime::format_duration(args.duration)
         ),
-    )?;
+        &mut stops,
+    )
+    .await?;
     let collector = Collector::new(&probes.ebpf);
     let start = Instant::now();
     let mut own_cost = OwnCostMeter::start(&probes.ebpf);
@@ -61,8 +65,6 @@ pub async fn run(args: DiagnoseArgs) -> anyhow::Result<()> {
     let progress = progress_bar(args.duration);
 
     let mut table = ProcessTable::default();
-    let mut interrupt = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
-    let mut terminate = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
     let deadline = tokio::time::sleep(args.duration);
     tokio::pin!(deadline);
     let mut tick = tokio::time::interval(DISCOVERY_INTERVAL);
@@ -77,8 +79,7 @@ pub async fn run(args: DiagnoseArgs) -> anyhow::Result<()> {
     loop {
         tokio::select! {
             () = &mut deadline => break,
-            _ = interrupt.recv() => break,
-            _ = terminate.recv() => break,
+            () = stops.recv() => break,
             _ = timeline_tick.tick() => {
                 let now = (Cumulative::read_without_stacks(&collector)?, start.elapsed());
                 push_bucket(&mut timeline, &last_reading, &now);
@@ -177,7 +178,8 @@ pub async fn run(args: DiagnoseArgs) -> anyhow::Result<()> {
         &folded,
         &args.pids,
         output::HtmlReport::Write,
-    )?;
+    )
+    .map_err(|err| crate::error::output_write(err, out_dir.path()))?;
 
     let mut stdout = std::io::stdout().lock();
     match args.format {

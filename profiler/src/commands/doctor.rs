@@ -1,12 +1,12 @@
 //! `profiler doctor`: every prerequisite of each signal, checked on this host, with the fix.
 
-use std::{io::Write as _, path::Path};
+use std::io::Write as _;
 
 use anyhow::Context as _;
 
 use crate::{
     cli::Signal,
-    probes::{self, Selection, tracefs},
+    probes::{self, Selection, btf, tracefs},
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,24 +76,16 @@ fn host_checks() -> Vec<Check> {
             detail: format!("{err:#}"),
         },
     });
-    let btf = Path::new("/sys/kernel/btf/vmlinux").exists();
-    checks.push(Check {
-        name: "BTF",
-        status: if btf { Status::Ok } else { Status::Warn },
-        detail: if btf {
-            "/sys/kernel/btf/vmlinux present".to_owned()
-        } else {
-            "no /sys/kernel/btf/vmlinux; not needed by the current signals".to_owned()
-        },
-    });
+    checks.push(btf_check());
     checks.push(match tracefs::ensure_mounted() {
         Ok(root) => Check {
             name: "tracefs",
             status: Status::Ok,
-            detail: format!(
-                "{} (mounted by the profiler when it was not)",
-                root.display()
-            ),
+            detail: if tracefs::mounted_by_us() {
+                format!("{} (was not mounted; mounted it now)", root.display())
+            } else {
+                format!("{} mounted", root.display())
+            },
         },
         Err(reason) => Check {
             name: "tracefs",
@@ -102,6 +94,47 @@ fn host_checks() -> Vec<Check> {
         },
     });
     checks
+}
+
+/// Kernel BTF matters only to programs with CO-RE relocations: say whether ours have any, so a
+/// host without BTF is not sent chasing a kernel rebuild it does not need.
+fn btf_check() -> Check {
+    let kernel = btf::KernelBtf::read();
+    let source = if kernel.overridden {
+        format!("{}={}", btf::BTF_ENV, kernel.path.display())
+    } else {
+        kernel.path.display().to_string()
+    };
+    let needed = btf::core_relocations(probes::EBPF_OBJECT);
+    match (&kernel.btf, needed) {
+        (Ok(_), _) => Check {
+            name: "BTF",
+            status: Status::Ok,
+            detail: format!("{source} present"),
+        },
+        (Err(reason), Ok(0)) => Check {
+            name: "BTF",
+            status: Status::Ok,
+            detail: format!(
+                "missing ({reason}); not needed: no signal depends on it (the eBPF programs have \
+                 no CO-RE relocations; field offsets come from tracefs)"
+            ),
+        },
+        (Err(reason), Ok(relocations)) => Check {
+            name: "BTF",
+            status: Status::Fail,
+            detail: format!(
+                "missing ({reason}); every signal needs it ({relocations} CO-RE relocations); \
+                 point {} at the kernel's BTF file",
+                btf::BTF_ENV
+            ),
+        },
+        (Err(reason), Err(object)) => Check {
+            name: "BTF",
+            status: Status::Warn,
+            detail: format!("missing ({reason}); whether it is needed is unknown: {object}"),
+        },
+    }
 }
 
 /// Fix for a signal that is not ready, in words an operator can act on.
@@ -119,6 +152,9 @@ fn fix(signal: &str) -> &'static str {
     }
 }
 
+/// Every signal's reason when the privileges check failed; that check says what to do.
+const NOT_PRIVILEGED: &str = "not privileged (see the privileges check above)";
+
 pub fn run() -> anyhow::Result<()> {
     let checks = host_checks();
     let privileged = checks
@@ -135,7 +171,7 @@ pub fn run() -> anyhow::Result<()> {
     } else {
         Signal::all_names()
             .into_iter()
-            .map(|s| (s, "unavailable: not privileged (run with sudo)".to_owned()))
+            .map(|s| (s, format!("unavailable: {NOT_PRIVILEGED}")))
             .collect()
     };
 
@@ -158,7 +194,7 @@ pub fn run() -> anyhow::Result<()> {
             ("ready", String::new())
         } else {
             let reason = state.strip_prefix("unavailable: ").unwrap_or(state);
-            if reason.contains("sudo") {
+            if reason == NOT_PRIVILEGED {
                 ("unavailable", reason.to_owned())
             } else {
                 ("unavailable", format!("{reason}; fix: {}", fix(signal)))

@@ -5,8 +5,10 @@ mod doctor;
 mod flamegraph;
 mod out_dir;
 mod record;
+mod stops;
 mod top;
 
+pub(crate) use self::stops::Stops;
 use crate::{
     cli::{Cli, Command, Signal},
     probes::{self, Probes},
@@ -22,8 +24,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-/// Attaches the chosen signals and says so on stderr, with each signal's state and `what_next`.
-fn attach(frequency: u64, signals: &[Signal], what_next: &str) -> anyhow::Result<Probes> {
+/// Attaches the chosen signals and says so on stderr, with each signal's state and `what_next`;
+/// a stop that arrived meanwhile ends the run instead, before anything was measured.
+async fn attach(
+    frequency: u64,
+    signals: &[Signal],
+    what_next: &str,
+    stops: &mut Stops,
+) -> anyhow::Result<Probes> {
     let offcpu = signals.contains(&Signal::Offcpu);
     let probes = probes::attach(
         frequency,
@@ -40,6 +48,7 @@ fn attach(frequency: u64, signals: &[Signal], what_next: &str) -> anyhow::Result
             mem: signals.contains(&Signal::Mem),
         },
     )?;
+    stops.none_yet().await?;
     let states: Vec<String> = probes
         .signals
         .iter()

@@ -10,7 +10,9 @@ use crate::error::usage;
 
 pub struct OutDir {
     path: PathBuf,
-    created: bool,
+    /// The outermost directory this run created (`a` of `--out a/b` when neither existed),
+    /// removed with everything in it unless the run succeeds.
+    created: Option<PathBuf>,
     keep: bool,
 }
 
@@ -22,12 +24,20 @@ impl OutDir {
                 path.display()
             ))
         };
-        let created = !path.exists();
-        if created {
+        let created = if path.exists() {
+            if !path.is_dir() {
+                return Err(unwritable(&"it exists and is not a directory"));
+            }
+            None
+        } else {
+            let outermost = path
+                .ancestors()
+                .take_while(|dir| !dir.as_os_str().is_empty() && !dir.exists())
+                .last()
+                .map(Path::to_owned);
             fs::create_dir_all(path).map_err(|err| unwritable(&err))?;
-        } else if !path.is_dir() {
-            return Err(unwritable(&"it exists and is not a directory"));
-        }
+            outermost
+        };
         let dir = Self {
             path: path.to_owned(),
             created,
@@ -49,8 +59,8 @@ impl OutDir {
 
 impl Drop for OutDir {
     fn drop(&mut self) {
-        if self.created && !self.keep {
-            let _ = fs::remove_dir_all(&self.path);
+        if let Some(created) = self.created.as_ref().filter(|_| !self.keep) {
+            let _ = fs::remove_dir_all(created);
         }
     }
 }
@@ -64,7 +74,8 @@ mod tests {
         let base = tempfile::tempdir().unwrap();
         let target = base.path().join("a/b");
         drop(OutDir::prepare(&target).unwrap());
-        assert!(!target.exists());
+        // Every directory it created goes, `a` included.
+        assert!(!base.path().join("a").exists());
         OutDir::prepare(&target).unwrap().keep();
         assert!(target.is_dir());
         // An existing directory is never removed.

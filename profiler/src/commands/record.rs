@@ -13,7 +13,6 @@ use std::{
 };
 
 use anyhow::Context as _;
-use tokio::signal::unix::{SignalKind, signal};
 
 use self::window::Window;
 use super::out_dir::OutDir;
@@ -44,6 +43,8 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<()> {
     }
     probes::check_privileges()?;
     probes::check_frequency(args.frequency)?;
+    // Caught from here on: a stop during startup leaves no directory instead of an empty one.
+    let mut stops = super::Stops::install()?;
     // Removed again if startup fails below: a failed start leaves nothing behind.
     let out_dir = OutDir::prepare(&args.out)?;
     let root = args.out.clone();
@@ -61,7 +62,9 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<()> {
             humantime::format_duration(args.window),
             root.display()
         ),
-    )?;
+        &mut stops,
+    )
+    .await?;
     let sink = Sink::new(&root, args.on_alert.as_deref(), args.on_alert_timeout)
         .map_err(|err| usage(err.to_string()))?;
     out_dir.keep();
@@ -84,8 +87,6 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<()> {
         engine.rules().len(),
         sink.path().display()
     );
-    let mut interrupt = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
-    let mut terminate = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
 
     let mut tick_cost = OwnCostMeter::start(&probes.ebpf);
     let mut window = Window::start_from(
@@ -101,8 +102,7 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<()> {
     let mut written = 0u64;
     loop {
         tokio::select! {
-            _ = interrupt.recv() => break,
-            _ = terminate.recv() => break,
+            () = stops.recv() => break,
             _ = ticks.tick() => {
                 let collector = Collector::new(&probes.ebpf);
                 // The stack maps are only walked when the window closes.
@@ -172,7 +172,8 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<()> {
     window
         .finish(&now, &probes, &root)
         .await
-        .context("writing the last window")?;
+        .context("writing the last window")
+        .map_err(|err| crate::error::output_write(err, &root))?;
     written += 1;
     probes.detach();
     if let Some(server) = server {
@@ -222,7 +223,10 @@ async fn close(
 ) -> anyhow::Result<Window> {
     let end_ns = kernel_now_ns();
     let stale = cleanup::stale_stacks(&now, &window.base);
-    let path = window.finish(&now, probes, root).await?;
+    let path = window
+        .finish(&now, probes, root)
+        .await
+        .map_err(|err| crate::error::output_write(err, root))?;
     if let Some(metrics) = metrics {
         metrics.window_written();
     }

@@ -11,12 +11,12 @@ use std::{
 
 use anyhow::Context as _;
 use crossterm::event::{Event, KeyEventKind};
-use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use self::{
     live::Live,
     terminal::{Input, Screen},
 };
+use super::Stops;
 use crate::{
     cli::TopArgs,
     error::usage,
@@ -47,8 +47,8 @@ pub async fn run(args: TopArgs) -> anyhow::Result<()> {
     } else {
         format!("refreshing every {every} (q quits)")
     };
-    let mut probes = super::attach(args.frequency, &args.signals, &what_next)?;
     let mut stops = Stops::install()?;
+    let mut probes = super::attach(args.frequency, &args.signals, &what_next, &mut stops).await?;
     let mut live = Live::start(&probes, args.frequency)?;
     let result = if args.once {
         once(&args, &mut probes, &mut live, &mut stops).await
@@ -59,28 +59,6 @@ pub async fn run(args: TopArgs) -> anyhow::Result<()> {
     };
     probes.detach();
     result
-}
-
-/// SIGINT and SIGTERM, which end every mode.
-struct Stops {
-    interrupt: Signal,
-    terminate: Signal,
-}
-
-impl Stops {
-    fn install() -> anyhow::Result<Self> {
-        Ok(Self {
-            interrupt: signal(SignalKind::interrupt()).context("installing SIGINT handler")?,
-            terminate: signal(SignalKind::terminate()).context("installing SIGTERM handler")?,
-        })
-    }
-
-    async fn recv(&mut self) {
-        tokio::select! {
-            _ = self.interrupt.recv() => {}
-            _ = self.terminate.recv() => {}
-        }
-    }
 }
 
 async fn once(

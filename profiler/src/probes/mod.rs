@@ -1,5 +1,6 @@
 //! Loads the eBPF object and attaches each signal's programs; checks privileges first.
 
+pub mod btf;
 mod privileges;
 pub mod tracefs;
 
@@ -26,7 +27,7 @@ use profiler_common::{
 };
 
 /// The compiled eBPF programs, embedded by build.rs.
-static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/profiler"));
+pub static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/profiler"));
 
 /// What the loader attached; maps stay readable through `ebpf` until it is dropped.
 pub struct Probes {
@@ -155,7 +156,30 @@ pub fn attach(frequency_hz: u64, selection: Selection) -> anyhow::Result<Probes>
         }
         Ok(offsets)
     });
+    // Read before the loader, which borrows it.
+    let chosen_btf = btf::KernelBtf::overridden();
+    let missing_btf = match &chosen_btf {
+        Some(kernel) => kernel.btf.as_ref().err().cloned(),
+        None => btf::system_btf_missing(),
+    };
+    if let Some(reason) = missing_btf {
+        let relocations = btf::core_relocations(EBPF_OBJECT).map_err(anyhow::Error::msg)?;
+        if relocations > 0 {
+            return Err(crate::error::usage(format!(
+                "the eBPF programs need kernel BTF for {relocations} CO-RE relocations, and there \
+                 is none ({reason}); point {} at the kernel's BTF file",
+                btf::BTF_ENV
+            )));
+        }
+        eprintln!(
+            "profiler: no kernel BTF ({reason}); nothing degraded: the eBPF programs have no \
+             CO-RE relocations"
+        );
+    }
     let mut loader = EbpfLoader::new();
+    if let Some(kernel) = &chosen_btf {
+        loader.btf(kernel.btf.as_ref().ok());
+    }
     if let Some(Ok([family, ret, flags])) = &net_offsets {
         loader
             .override_global(GLOBAL_SOCK_FAMILY, family, true)

@@ -26,7 +26,9 @@ fn missing(caps: u64) -> Vec<&'static str> {
         .collect()
 }
 
-/// Fails with a usage error (exit 2) naming the missing capabilities and `sudo`.
+/// Fails with a usage error (exit 2) naming the missing capabilities and the fix: `sudo` for
+/// a user, restoring the capabilities for root whose bounding set lacks them (setpriv, capsh,
+/// a container started without them), since sudo cannot give those back.
 pub fn check_privileges() -> anyhow::Result<()> {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let caps = effective_caps(&status).unwrap_or(0);
@@ -34,10 +36,28 @@ pub fn check_privileges() -> anyhow::Result<()> {
     if missing.is_empty() {
         return Ok(());
     }
-    Err(usage(format!(
-        "missing {} (or CAP_SYS_ADMIN) to load eBPF programs and sample every CPU; run it as root: sudo profiler ...",
-        missing.join(" and ")
-    )))
+    let names = missing.join(" and ");
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    Err(usage(if root {
+        let cap_add: Vec<String> = missing
+            .iter()
+            .map(|cap| format!("--cap-add {}", cap.trim_start_matches("CAP_")))
+            .collect();
+        format!(
+            "running as root but without {names} (or CAP_SYS_ADMIN), which loading eBPF \
+             programs and sampling every CPU need: capabilities were dropped (setpriv, capsh, a \
+             container or unit without them); give them back, e.g. `{}` for a container or \
+             `AmbientCapabilities={}` for a unit",
+            cap_add.join(" "),
+            missing.join(" ")
+        )
+    } else {
+        format!(
+            "missing {names} (or CAP_SYS_ADMIN) to load eBPF programs and sample every CPU; \
+             run it as root: sudo profiler ..."
+        )
+    }))
 }
 
 #[cfg(test)]

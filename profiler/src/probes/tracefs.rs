@@ -1,7 +1,10 @@
 //! tracefs: where classic tracepoints are found, mounting it when the host has not, and the
 //! field offsets in their `format` files.
 
-use std::path::{Path, PathBuf};
+use std::{
+    path::{Path, PathBuf},
+    sync::atomic::{AtomicBool, Ordering},
+};
 
 const TRACEFS: &str = "/sys/kernel/tracing";
 const DEBUGFS_TRACING: &str = "/sys/kernel/debug/tracing";
@@ -14,8 +17,17 @@ fn has_events(dir: &Path) -> bool {
 /// turns classic tracepoints off on a host where they misbehave (point it at an empty folder).
 pub const TRACEFS_ENV: &str = "PROFILER_TRACEFS";
 
-/// The tracefs root, mounting it at /sys/kernel/tracing when nothing is mounted (needs root).
-/// The error is the reason, for `signals` and the warning line.
+/// Whether this process mounted tracefs (for `doctor`'s line).
+static MOUNTED: AtomicBool = AtomicBool::new(false);
+
+/// Whether tracefs was mounted by this process, rather than found mounted.
+pub fn mounted_by_us() -> bool {
+    MOUNTED.load(Ordering::Relaxed)
+}
+
+/// The tracefs root, mounting it at /sys/kernel/tracing when nothing is mounted (needs root),
+/// and saying so on stderr: the mount outlives the run. The error is the reason, for `signals`
+/// and the warning line.
 pub fn ensure_mounted() -> Result<PathBuf, String> {
     if let Some(dir) = std::env::var_os(TRACEFS_ENV) {
         let dir = PathBuf::from(dir);
@@ -50,6 +62,8 @@ pub fn ensure_mounted() -> Result<PathBuf, String> {
             "tracefs is not mounted and mounting it at {TRACEFS} failed ({err}); mount it with `mount -t tracefs nodev {TRACEFS}`"
         ));
     }
+    MOUNTED.store(true, Ordering::Relaxed);
+    eprintln!("profiler: tracefs was not mounted; mounted it at {TRACEFS}");
     if has_events(Path::new(TRACEFS)) {
         Ok(PathBuf::from(TRACEFS))
     } else {

@@ -1,0 +1,266 @@
+//! A host missing what the profiler leans on, made for real in a private mount namespace so
+//! the rest of the host keeps it: tracefs unmounted (the profiler mounts it and says so, and
+//! the report is complete), kernel BTF missing (nothing needs it: doctor says so, the run is
+//! complete), and an output directory that fills up while the report or an SVG is written (one
+//! line naming "no space left on device", exit 2, no file or directory left).
+
+use std::time::Duration;
+
+use profiler_tests::{
+    DIAGNOSE_FILES, ProfilerRun, REPORT_GRACE, assert_complete_outputs, in_private_mounts,
+    profiler_bin, profiler_command, require_root, serial, tempdir, utf8,
+};
+use serde_json::Value;
+
+/// Every signal of a default diagnose run, each of which must be on.
+const SIGNALS: &[&str] = &[
+    "cpu",
+    "sched",
+    "offcpu",
+    "syscalls",
+    "syscall-time",
+    "processes",
+    "net",
+    "mem",
+    "io",
+];
+
+fn assert_every_signal_on(report: &Value) {
+    for signal in SIGNALS {
+        assert_eq!(
+            report["signals"][signal], "on",
+            "signal {signal}: {report:#}"
+        );
+    }
+}
+
+#[test]
+fn unmounted_tracefs_is_mounted_announced_and_the_report_complete() {
+    const TEST: &str = "unmounted_tracefs_is_mounted_announced_and_the_report_complete";
+    if !require_root(TEST) {
+        return;
+    }
+    let _serial = serial();
+    let dir = tempdir();
+    let out = dir.path().join("out");
+    // Whatever the host has mounted goes, in this namespace only; exit 97 if any tracefs stays.
+    let script = "for m in /sys/kernel/tracing /sys/kernel/debug/tracing; do \
+                  umount \"$m\" 2>/dev/null; done; \
+                  grep -q ' tracefs ' /proc/self/mounts && exit 97; exec \"$@\"";
+    let Some(mut command) = in_private_mounts(
+        TEST,
+        script,
+        &profiler_bin(),
+        &[
+            "diagnose",
+            "--duration",
+            "1s",
+            "--format",
+            "json",
+            "--out",
+            utf8(&out),
+        ],
+    ) else {
+        return;
+    };
+    command.current_dir(dir.path());
+    let done = ProfilerRun::start(command).finish(REPORT_GRACE);
+    done.assert_success();
+    let mounted: Vec<&str> = done
+        .stderr
+        .lines()
+        .filter(|line| line.contains("tracefs"))
+        .collect();
+    assert_eq!(
+        mounted,
+        ["profiler: tracefs was not mounted; mounted it at /sys/kernel/tracing"],
+        "stderr:\n{}",
+        done.stderr
+    );
+    let report = assert_complete_outputs(&out, DIAGNOSE_FILES);
+    assert_eq!(done.stdout_json(), report);
+    assert_every_signal_on(&report);
+    // The host's own mount was never touched.
+    let mounts = std::fs::read_to_string("/proc/self/mounts").expect("reading mounts");
+    assert!(
+        mounts.contains(" tracefs "),
+        "the host lost its tracefs:\n{mounts}"
+    );
+}
+
+#[test]
+fn missing_btf_degrades_nothing_and_doctor_says_not_needed() {
+    const TEST: &str = "missing_btf_degrades_nothing_and_doctor_says_not_needed";
+    if !require_root(TEST) {
+        return;
+    }
+    let _serial = serial();
+    let dir = tempdir();
+    let missing = dir.path().join("no-vmlinux");
+
+    let output = profiler_command()
+        .arg("doctor")
+        .env("PROFILER_BTF", &missing)
+        .output()
+        .expect("running profiler doctor");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "doctor failed:\n{stdout}");
+    let btf = stdout
+        .lines()
+        .find(|line| line.starts_with("BTF"))
+        .unwrap_or_else(|| panic!("no BTF row:\n{stdout}"));
+    assert!(
+        btf.contains("missing") && btf.contains(utf8(&missing)) && btf.contains("not needed"),
+        "{btf}"
+    );
+    for signal in SIGNALS {
+        let row = stdout
+            .lines()
+            .find(|line| line.split_whitespace().next() == Some(signal))
+            .unwrap_or_else(|| panic!("no row for {signal}:\n{stdout}"));
+        assert_eq!(row.split_whitespace().nth(1), Some("ready"), "{row}");
+    }
+
+    let out = dir.path().join("out");
+    let mut command = profiler_command();
+    command
+        .args([
+            "diagnose",
+            "--duration",
+            "1s",
+            "--format",
+            "json",
+            "--out",
+            utf8(&out),
+        ])
+        .env("PROFILER_BTF", &missing)
+        .current_dir(dir.path());
+    let done = ProfilerRun::start(command).finish(REPORT_GRACE);
+    done.assert_success();
+    let said: Vec<&str> = done.stderr.lines().filter(|l| l.contains("BTF")).collect();
+    assert!(
+        said.len() == 1 && said[0].contains("nothing degraded"),
+        "expected one line saying nothing was degraded:\n{}",
+        done.stderr
+    );
+    assert!(!done.stderr.contains("warning"), "{}", done.stderr);
+    let report = assert_complete_outputs(&out, DIAGNOSE_FILES);
+    assert_every_signal_on(&report);
+}
+
+/// A tmpfs of 8 KiB at `DIR` in a private namespace: room for the empty output directory and
+/// a file or two, not a report. After the run, the script lists what is left there.
+const TINY_TMPFS: &str = "mount -t tmpfs -o size=8k none \"$TINY\" || exit 97; \"$@\"; rc=$?; \
+                          echo; echo listed:; cd \"$TINY\" && find . -mindepth 1 | \
+                          sed 's/^/entry: /'; exit $rc";
+
+#[test]
+fn full_output_disk_is_one_line_exit_2_and_nothing_left() {
+    const TEST: &str = "full_output_disk_is_one_line_exit_2_and_nothing_left";
+    if !require_root(TEST) {
+        return;
+    }
+    let _serial = serial();
+    let dir = tempdir();
+    let tiny = dir.path().join("tiny");
+    std::fs::create_dir(&tiny).expect("creating the mount point");
+    let runs: [(&str, Vec<&str>); 2] = [
+        (
+            "diagnose",
+            vec!["--duration", "1s", "--signals", "cpu,sched", "--out"],
+        ),
+        ("record", vec!["--window", "1s", "--no-metrics", "--out"]),
+    ];
+    for (subcommand, options) in runs {
+        // diagnose creates two levels, both of which must go again.
+        let target = if subcommand == "diagnose" {
+            tiny.join("a/x")
+        } else {
+            tiny.join("x")
+        };
+        let args: Vec<&str> = [subcommand]
+            .into_iter()
+            .chain(options)
+            .chain([utf8(&target)])
+            .collect();
+        let Some(mut command) = in_private_mounts(TEST, TINY_TMPFS, &profiler_bin(), &args) else {
+            return;
+        };
+        command.env("TINY", &tiny).current_dir(dir.path());
+        // record writes its first window after a second and must stop there.
+        let done = ProfilerRun::start(command).finish(REPORT_GRACE + Duration::from_secs(10));
+        assert_eq!(done.status.code(), Some(2), "{subcommand}: {}", done.stderr);
+        let lines: Vec<&str> = done
+            .stderr
+            .lines()
+            .filter(|l| l.starts_with("Error: "))
+            .collect();
+        assert_eq!(lines.len(), 1, "{subcommand}: stderr:\n{}", done.stderr);
+        assert!(
+            lines[0].contains("no space left on device")
+                && lines[0].contains(utf8(&target))
+                && lines[0].contains("pick another --out DIR"),
+            "{subcommand}: {}",
+            lines[0]
+        );
+        assert!(
+            done.stdout.contains("listed:"),
+            "{subcommand}: {}",
+            done.stdout
+        );
+        let left: Vec<&str> = done
+            .stdout
+            .lines()
+            .filter_map(|line| line.strip_prefix("entry: "))
+            .collect();
+        // No half-written file, no staging directory; diagnose leaves no directory at all,
+        // record only its root (and its alert log) without any window.
+        let allowed: &[&str] = if subcommand == "record" {
+            &["./x", "./x/alerts.jsonl"]
+        } else {
+            &[]
+        };
+        assert!(
+            left.iter().all(|entry| allowed.contains(entry)),
+            "{subcommand} left {left:?}"
+        );
+    }
+    // An SVG too big for the disk: `flamegraph --out` is written whole or not at all.
+    let folded = dir.path().join("big.folded");
+    let lines: String = (0..20_000)
+        .map(|i| format!("main;frame_{i};leaf_{} {}\n", i % 97, i + 1))
+        .collect();
+    std::fs::write(&folded, lines).expect("writing the folded input");
+    let svg = tiny.join("g.svg");
+    let Some(mut command) = in_private_mounts(
+        TEST,
+        TINY_TMPFS,
+        &profiler_bin(),
+        &["flamegraph", utf8(&folded), "--out", utf8(&svg)],
+    ) else {
+        return;
+    };
+    command.env("TINY", &tiny).current_dir(dir.path());
+    let done = ProfilerRun::start(command).finish(REPORT_GRACE);
+    assert_eq!(done.status.code(), Some(2), "flamegraph: {}", done.stderr);
+    let line = done.stderr.trim_end();
+    assert!(
+        !line.contains('\n')
+            && line.starts_with("Error: ")
+            && line.contains(utf8(&svg))
+            && line.to_lowercase().contains("no space left on device"),
+        "flamegraph: {line}"
+    );
+    assert!(
+        done.stdout.contains("listed:") && !done.stdout.contains("entry: "),
+        "flamegraph left files:\n{}",
+        done.stdout
+    );
+    // Unchanged outside the namespace.
+    assert!(
+        std::fs::read_dir(&tiny)
+            .expect("mount point")
+            .next()
+            .is_none()
+    );
+}
