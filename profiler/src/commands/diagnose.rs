@@ -19,7 +19,7 @@ use crate::{
     },
     error::usage,
     model::{
-        ProcessTable, table::FinalCounts, table::Procfs, table::StackPair,
+        ProcessTable, cmdline::Cmdlines, table::FinalCounts, table::Procfs, table::StackPair,
         timeline::TimelineBuilder,
     },
     output, probes,
@@ -61,6 +61,9 @@ pub async fn run(args: DiagnoseArgs) -> anyhow::Result<()> {
     let progress = progress_bar(args.duration);
 
     let mut table = ProcessTable::default();
+    let procfs = Procfs {
+        cmdlines: Cmdlines::redacted(args.redact),
+    };
     let mut interrupt = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
     let mut terminate = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
     let deadline = tokio::time::sleep(args.duration);
@@ -86,7 +89,7 @@ pub async fn run(args: DiagnoseArgs) -> anyhow::Result<()> {
             }
             _ = tick.tick() => {
                 let snapshot = collector.processes()?;
-                table.observe(&snapshot, &Procfs, |pid| stacks_of(&collector, pid))?;
+                table.observe(&snapshot, &procfs, |pid| stacks_of(&collector, pid))?;
                 if let Some(bar) = &progress {
                     bar.set_position(start.elapsed().as_millis() as u64);
                     bar.set_message(top_so_far(&snapshot, &table, start.elapsed()));
@@ -145,7 +148,7 @@ pub async fn run(args: DiagnoseArgs) -> anyhow::Result<()> {
             offcpu: &offcpu,
             io: &io,
         },
-        &Procfs,
+        &procfs,
     );
 
     let (usage, folded) = super::symbolize_off_thread(usage, stacks).await?;

@@ -28,6 +28,7 @@ use crate::{
     collect::{Collector, cleanup, cumulative::Cumulative, kernel_now_ns, own_cost::OwnCostMeter},
     error::usage,
     metrics::{self, Metrics},
+    model::cmdline::Cmdlines,
     output::windows,
     probes,
 };
@@ -95,6 +96,7 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<()> {
         args.frequency,
     );
     window.html = args.html;
+    window.procfs.cmdlines = Cmdlines::redacted(args.redact);
     let mut last_tick = (window.base.clone(), Instant::now(), kernel_now_ns());
     let mut ticks = tokio::time::interval(TICK);
     ticks.tick().await;
@@ -248,5 +250,6 @@ async fn close(
     );
     let mut next = Window::start_from(base, read_at, probes, args.frequency);
     next.html = args.html;
+    next.procfs.cmdlines = Cmdlines::redacted(args.redact);
     Ok(next)
 }

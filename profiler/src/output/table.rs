@@ -37,17 +37,23 @@ fn millis(ns: u64) -> String {
 
 /// Text for a terminal, where process names (anyone's to choose) could otherwise carry escape
 /// sequences that move the cursor, retitle the window or worse: every control character but the
-/// line breaks this module writes becomes U+FFFD.
+/// line breaks this module writes becomes U+FFFD, and so does every bidirectional formatting
+/// character, which would let a name reorder how the rest of its line reads.
 pub fn terminal_safe(text: &str) -> String {
     text.chars()
         .map(|c| {
-            if c.is_control() && c != '\n' {
+            if (c.is_control() && c != '\n') || is_bidi_control(c) {
                 char::REPLACEMENT_CHARACTER
             } else {
                 c
             }
         })
         .collect()
+}
+
+/// Unicode's explicit directional marks, embeddings, overrides and isolates (UAX #9).
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
 pub fn render(report: &Report) -> String {
@@ -146,6 +152,7 @@ mod tests {
         );
         assert!(safe.contains("evil"));
         assert_eq!(safe.lines().count(), 2);
+        assert_eq!(terminal_safe("a\u{202e}gpj.exe"), "a\u{fffd}gpj.exe");
     }
 
     #[test]
