@@ -5,6 +5,7 @@
 mod folded;
 mod report;
 mod run;
+mod tools;
 mod workload;
 
 use std::ffi::CString;
@@ -17,6 +18,7 @@ use std::time::Duration;
 pub use folded::*;
 pub use report::*;
 pub use run::*;
+pub use tools::*;
 pub use workload::*;
 
 /// The stderr line the profiler prints once its BPF programs are attached.

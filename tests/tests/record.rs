@@ -11,8 +11,9 @@ use std::{
 };
 
 use profiler_tests::{
-    ProfilerRun, REPORT_GRACE, Workload, assert_matches_schema, cpu_seconds, http_get, number,
-    process_entry, profiler_command, read_json, require_root, serial, skip_or_fail, tempdir, utf8,
+    ProfilerRun, REPORT_GRACE, Workload, assert_matches_schema, cpu_seconds, free_port, http_get,
+    number, process_entry, profiler_command, read_json, require_root, serial, skip_or_fail,
+    tempdir, utf8,
 };
 use serde_json::Value;
 
@@ -242,13 +243,6 @@ impl Drop for Prometheus {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("binding a free port")
-        .port()
 }
 
 fn start_prometheus(test: &str, dir: &Path, target: u16) -> Option<Prometheus> {

@@ -40,9 +40,19 @@ fn millis(ns: u64) -> String {
 /// line breaks this module writes becomes U+FFFD, and so does every bidirectional formatting
 /// character, which would let a name reorder how the rest of its line reads.
 pub fn terminal_safe(text: &str) -> String {
+    replace_unsafe(text, |c| c == '\n')
+}
+
+/// `terminal_safe` for one line or one cell: a line break in a name becomes U+FFFD too, so it
+/// cannot start a row of its own (or a log line that looks like the profiler's).
+pub fn one_line(text: &str) -> String {
+    replace_unsafe(text, |_| false)
+}
+
+fn replace_unsafe(text: &str, allowed: impl Fn(char) -> bool) -> String {
     text.chars()
         .map(|c| {
-            if (c.is_control() && c != '\n') || is_bidi_control(c) {
+            if (c.is_control() && !allowed(c)) || is_bidi_control(c) {
                 char::REPLACEMENT_CHARACTER
             } else {
                 c
@@ -105,8 +115,8 @@ pub fn render(report: &Report) -> String {
             out,
             "{rank:>4} {:>8}  {:<16} {:<28} {:>6.2} {:>5.1}% {:>8} {wait:>10} {p99:>9} {syscalls:>10} {io:>8} {net:>8}",
             p.pid,
-            truncate_tail(&p.comm, 16),
-            truncate_head(exe, 28),
+            truncate_tail(&one_line(&p.comm), 16),
+            truncate_head(&one_line(exe), 28),
             p.cpu.cores,
             p.cpu.host_percent,
             p.cpu.samples
@@ -126,16 +136,16 @@ pub fn render(report: &Report) -> String {
             let _ = writeln!(
                 out,
                 "  {} ({}) delayed {} ({}) by {}",
-                b.culprit_comm,
+                one_line(&b.culprit_comm),
                 b.culprit_pid,
-                b.victim_comm,
+                one_line(&b.victim_comm),
                 b.victim_pid,
                 millis(b.delay_ns)
             );
         }
     }
     let _ = writeln!(out);
-    let _ = writeln!(out, "Verdict: {}", report.verdict);
+    let _ = writeln!(out, "Verdict: {}", one_line(&report.verdict));
     terminal_safe(&out)
 }
 
@@ -153,6 +163,7 @@ mod tests {
         assert!(safe.contains("evil"));
         assert_eq!(safe.lines().count(), 2);
         assert_eq!(terminal_safe("a\u{202e}gpj.exe"), "a\u{fffd}gpj.exe");
+        assert_eq!(one_line("a\nb\r"), "a\u{fffd}b\u{fffd}");
     }
 
     #[test]

@@ -13,7 +13,7 @@ pub fn render(report: &Report) -> String {
     let mut rows = rows::rows(report, Grouping::Process);
     rows::sort(&mut rows, Column::Cpu, true);
     let mut out = String::new();
-    let _ = writeln!(out, "{}", report.verdict);
+    let _ = writeln!(out, "{}", crate::output::table::one_line(&report.verdict));
     let _ = writeln!(
         out,
         "host {:.0}% busy on {} CPUs over {:.1} s",
