@@ -603,3 +603,81 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
         .windows(needle.len())
         .any(|window| window == needle)
 }
+
+#[test]
+fn redact_keeps_a_secret_argument_out_of_diagnose_and_top() {
+    if !require_root("redact_keeps_a_secret_argument_out_of_diagnose_and_top") {
+        return;
+    }
+    let _serial = serial();
+    let secret = format!("hunter2-{}-{:?}", std::process::id(), Instant::now());
+    let workload = spawn_evil(
+        b"secretive",
+        &[b"--password".to_vec(), secret.clone().into_bytes()],
+    );
+    let pid = workload.pid();
+    let dir = tempdir();
+
+    // Without --redact the secret is in the report: the checks below can see it.
+    let plain = dir.path().join("plain");
+    diagnose(
+        &["--duration", "2s", "--out", utf8(&plain)],
+        dir.path(),
+        RUN_TIMEOUT,
+    )
+    .assert_success();
+    let report = read_json(&plain.join("report.json"));
+    let process = process_entry(&report, pid).expect("the workload in the report");
+    assert_eq!(process["cmdline"][5], secret.as_str(), "{process:#}");
+
+    let out = dir.path().join("redacted");
+    let done = diagnose(
+        &["--duration", "2s", "--out", utf8(&out), "--redact"],
+        dir.path(),
+        RUN_TIMEOUT,
+    );
+    done.assert_success();
+    let report = read_json(&out.join("report.json"));
+    assert_matches_schema(&report);
+    let process = process_entry(&report, pid).expect("the workload in the report");
+    assert_eq!(process["cmdline"][5], redacted(&secret), "{process:#}");
+    assert_eq!(process["cmdline"][1], redacted("--name"), "{process:#}");
+    assert!(
+        process["cmdline"][0]
+            .as_str()
+            .is_some_and(|exe| exe.ends_with("evilname")),
+        "the program is kept: {process:#}"
+    );
+    let mut texts = vec![
+        ("stdout".to_owned(), done.stdout.into_bytes()),
+        ("stderr".to_owned(), done.stderr.into_bytes()),
+    ];
+    texts.extend(files_under(&out));
+
+    let mut command = profiler_command();
+    command
+        .args(["top", "--json", "--interval", "500ms", "--redact"])
+        .current_dir(dir.path());
+    let mut top = ProfilerRun::start(command);
+    top.wait_attached();
+    thread::sleep(Duration::from_secs(3));
+    top.signal(libc::SIGTERM);
+    let done = top.finish(RUN_TIMEOUT);
+    done.assert_success();
+    let seen = done
+        .stdout
+        .lines()
+        .map(|line| serde_json::from_str::<Value>(line).expect("top --json prints JSON lines"))
+        .find_map(|tick| process_entry(&tick, pid).cloned())
+        .unwrap_or_else(|| panic!("the workload is in no tick of top --json:\n{}", done.stdout));
+    assert_eq!(seen["cmdline"][5], redacted(&secret), "{seen:#}");
+    texts.push(("top stdout".to_owned(), done.stdout.into_bytes()));
+    texts.push(("top stderr".to_owned(), done.stderr.into_bytes()));
+
+    for (what, bytes) in texts {
+        assert!(
+            !contains(&bytes, secret.as_bytes()),
+            "the secret argument is in {what} despite --redact"
+        );
+    }
+}
