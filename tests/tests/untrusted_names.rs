@@ -141,6 +141,54 @@ fn diagnose_keeps_every_output_well_formed_with_hostile_names() {
     }
 }
 
+#[test]
+fn top_once_prints_hostile_names_on_their_own_row() {
+    if !require_root("top_once_prints_hostile_names_on_their_own_row") {
+        return;
+    }
+    let _serial = serial();
+    let workloads: Vec<Workload> = [ESCAPES, MARKUP, SHELL, MIXED]
+        .iter()
+        .map(|name| spawn_evil(name, &[]))
+        .collect();
+    let dir = tempdir();
+    let mut command = profiler_command();
+    command
+        .args(["top", "--once", "--interval", "1s"])
+        .current_dir(dir.path());
+    let done = ProfilerRun::start(command).finish(RUN_TIMEOUT);
+    done.assert_success();
+    let stdout = &done.stdout;
+    let bad: Vec<char> = stdout
+        .chars()
+        .filter(|&c| c.is_control() && c != '\n')
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "control characters {bad:?} on stdout:\n{stdout}"
+    );
+    let header = stdout
+        .lines()
+        .find(|line| line.trim_start().starts_with("PID"))
+        .unwrap_or_else(|| panic!("no table header:\n{stdout}"));
+    // CPU is right-aligned under its header: the row's figure ends where the header's name does.
+    let cpu_end = header.find(" CPU").expect("CPU column") + " CPU".len();
+    for workload in &workloads {
+        let pid = workload.pid().to_string();
+        let row = stdout
+            .lines()
+            .find(|line| line.split_whitespace().next() == Some(pid.as_str()))
+            .unwrap_or_else(|| panic!("no row for evilname {pid}:\n{stdout}"));
+        let cpu: String = row.chars().take(cpu_end).collect();
+        let figure = cpu.rsplit(' ').next().unwrap_or_default();
+        assert!(
+            figure.parse::<f64>().is_ok(),
+            "row of {pid} is misaligned: {figure:?} under CPU\n{header}\n{row}"
+        );
+    }
+    assert!(!dir.path().join("pwned").exists(), "something ran a name");
+}
+
 /// No control character but line breaks reaches the terminal, and each evil row's EXE column
 /// starts where the header's does.
 fn check_table(stdout: &str, evil: &[(u32, &[u8])]) {
