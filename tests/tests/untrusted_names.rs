@@ -29,6 +29,8 @@ const ESCAPES: &[u8] = b"\x1b[2J\x1b]0;pwn\x07";
 const MARKUP: &[u8] = b"<script>&\"'\n";
 const SHELL: &[u8] = b"$(touch pwned)";
 const MIXED: &[u8] = b"`id`;\r\xff\xfe|x";
+/// Two terminal columns per character: aligned by columns, not characters.
+const WIDE: &[u8] = "日本語テス".as_bytes();
 
 /// The bytes after which a cmdline is cut (docs/report.md).
 const CMDLINE_MAX_BYTES: usize = 4096;
@@ -94,7 +96,7 @@ fn diagnose_keeps_every_output_well_formed_with_hostile_names() {
         return;
     }
     let _serial = serial();
-    let names = [ESCAPES, MARKUP, SHELL, MIXED];
+    let names = [ESCAPES, MARKUP, SHELL, MIXED, WIDE];
     let workloads: Vec<(Workload, &[u8])> = names
         .iter()
         .map(|name| (spawn_evil(name, &hostile_arguments()), *name))
@@ -147,7 +149,7 @@ fn top_once_prints_hostile_names_on_their_own_row() {
         return;
     }
     let _serial = serial();
-    let workloads: Vec<Workload> = [ESCAPES, MARKUP, SHELL, MIXED]
+    let workloads: Vec<Workload> = [ESCAPES, MARKUP, SHELL, MIXED, WIDE]
         .iter()
         .map(|name| spawn_evil(name, &[]))
         .collect();
@@ -179,7 +181,7 @@ fn top_once_prints_hostile_names_on_their_own_row() {
             .lines()
             .find(|line| line.split_whitespace().next() == Some(pid.as_str()))
             .unwrap_or_else(|| panic!("no row for evilname {pid}:\n{stdout}"));
-        let cpu: String = row.chars().take(cpu_end).collect();
+        let cpu = at_columns(row, 0, cpu_end);
         let figure = cpu.rsplit(' ').next().unwrap_or_default();
         assert!(
             figure.parse::<f64>().is_ok(),
@@ -210,12 +212,26 @@ fn check_table(stdout: &str, evil: &[(u32, &[u8])]) {
             .lines()
             .find(|line| line.split_whitespace().nth(1) == Some(&pid.to_string()))
             .unwrap_or_else(|| panic!("no row for evilname {pid}:\n{stdout}"));
-        let exe: String = row.chars().skip(exe_column).take(28).collect();
+        let exe = at_columns(row, exe_column, 28);
         assert!(
             exe.trim_end().ends_with("evilname"),
             "row of {pid} is misaligned: EXE column reads {exe:?}\n{header}\n{row}"
         );
     }
+}
+
+/// The characters of `line` drawn in terminal columns `start..start + width`.
+fn at_columns(line: &str, start: usize, width: usize) -> String {
+    use unicode_width::UnicodeWidthChar as _;
+    let mut column = 0;
+    let mut out = String::new();
+    for c in line.chars() {
+        if (start..start + width).contains(&column) {
+            out.push(c);
+        }
+        column += c.width().unwrap_or(0);
+    }
+    out
 }
 
 /// Names round-trip through JSON (invalid UTF-8 as U+FFFD) and the command line is kept, the

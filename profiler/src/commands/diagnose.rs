@@ -248,7 +248,10 @@ fn top_so_far(
         .max_by_key(|&(_, &ns)| ns);
     match top {
         Some((&pid, &ns)) => {
-            let comm = table.identity(pid).map_or("?", |id| id.comm.as_str());
+            // The bar is drawn on a terminal, and a name can hold escape sequences.
+            let comm = table
+                .identity(pid)
+                .map_or_else(|| "?".to_owned(), |id| output::table::one_line(&id.comm));
             let cores = ns as f64 / 1e9 / elapsed.as_secs_f64().max(1e-3);
             format!("top suspect so far: {comm} (pid {pid}) {cores:.2} cores")
         }
