@@ -76,6 +76,10 @@ pub struct RecordArgs {
     /// How long `--on-alert` may run before it is killed.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub on_alert_timeout: Duration,
+    /// Replace command-line arguments (all but the program) with a SHA-256 hash in every
+    /// output, so secrets passed on command lines stay out of the reports.
+    #[arg(long)]
+    pub redact: bool,
 }
 
 /// Signals `top` runs by default: `record`'s cheap ones plus resident memory for its RSS column.
@@ -98,6 +102,10 @@ pub struct TopArgs {
     /// Print each interval's report as one JSON line until SIGINT or SIGTERM.
     #[arg(long)]
     pub json: bool,
+    /// Replace command-line arguments (all but the program) with a SHA-256 hash in every
+    /// output, so secrets passed on command lines stay out of the reports.
+    #[arg(long)]
+    pub redact: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -197,6 +205,10 @@ pub struct DiagnoseArgs {
         default_value = "cpu,sched,offcpu,syscalls,syscall-time,processes,net,mem,io"
     )]
     pub signals: Vec<Signal>,
+    /// Replace command-line arguments (all but the program) with a SHA-256 hash in every
+    /// output, so secrets passed on command lines stay out of the reports.
+    #[arg(long)]
+    pub redact: bool,
 }
 
 /// A record window: long enough to amortize writing it, short enough to see a rogue appear.

@@ -8,6 +8,7 @@ mod namespace;
 mod outputs;
 mod report;
 mod run;
+mod tools;
 mod workload;
 
 use std::ffi::CString;
@@ -23,6 +24,7 @@ pub use namespace::*;
 pub use outputs::*;
 pub use report::*;
 pub use run::*;
+pub use tools::*;
 pub use workload::*;
 
 /// The stderr line the profiler prints once its BPF programs are attached.

@@ -2,6 +2,7 @@
 //! programs share (release, pacing, option values), CPU pinning, and the kernel's own /proc
 //! accounting the tests compare the profiler with.
 
+use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::io::{ErrorKind, Read};
 use std::path::Path;
@@ -39,7 +40,13 @@ impl Workload {
         (workload, stdin)
     }
 
-    fn spawn_with(exe: &str, args: &[&str], stdin: Stdio, stdout: Stdio) -> Self {
+    /// Like `spawn`, with arguments that need not be UTF-8 (a command line is any bytes but
+    /// NUL).
+    pub fn spawn_os(exe: &str, args: &[OsString]) -> Self {
+        Self::spawn_with(exe, args, Stdio::null(), Stdio::inherit())
+    }
+
+    fn spawn_with(exe: &str, args: &[impl AsRef<OsStr>], stdin: Stdio, stdout: Stdio) -> Self {
         let child = Command::new(exe)
             .args(args)
             .stdin(stdin)

@@ -1,11 +1,9 @@
 //! End-to-end pprof export: the `profile.pb.gz` of a diagnose run over a burner must open in Go's
 //! own `go tool pprof`, rank the burner's hot function and label its samples with pid and comm.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
 use profiler_tests::{
-    Workload, diagnose_into, file_mode, require_root, serial, skip_or_fail, tempdir, utf8,
+    Workload, diagnose_into, file_mode, find_go, go_pprof, require_root, serial, skip_or_fail,
+    tempdir, utf8,
 };
 
 const BURNER: &str = env!("CARGO_BIN_EXE_burner");
@@ -90,43 +88,4 @@ fn go_tool_pprof_ranks_the_burner_and_labels_its_samples() {
         "no mapping of {} with functions in `go tool pprof -raw`:\n{raw}",
         exe.display()
     );
-}
-
-/// `go` on PATH, else where Debian's golang-go puts it.
-fn find_go() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain([PathBuf::from("/usr/lib/go/bin")])
-        .map(|dir| dir.join("go"))
-        .find(|go| go.is_file())
-}
-
-/// Runs `go tool pprof <report> <profile>` and returns its stdout. Everything go or pprof could
-/// write or fetch is kept local: no toolchain download, no module proxy, caches and home in
-/// `home`, no user go.env.
-fn go_pprof(go: &Path, home: &Path, report: &str, profile: &Path) -> String {
-    let output = Command::new(go)
-        .args(["tool", "pprof", report])
-        .arg(profile)
-        .current_dir(home)
-        .env("HOME", home)
-        .env("GOPATH", home.join("gopath"))
-        .env("GOCACHE", home.join("gocache"))
-        .env("GOENV", "off")
-        .env("GOFLAGS", "")
-        .env("GOTOOLCHAIN", "local")
-        .env("GOPROXY", "off")
-        .env("GOWORK", "off")
-        .env("PPROF_TMPDIR", home)
-        .env("PPROF_BINARY_PATH", home)
-        .output()
-        .unwrap_or_else(|err| panic!("running {} tool pprof: {err}", go.display()));
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "`go tool pprof {report}` failed ({}):\n{}\n{stdout}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout
 }

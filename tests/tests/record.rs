@@ -12,7 +12,7 @@ use std::{
 
 use profiler_tests::{
     ProfilerRun, REPORT_GRACE, Workload, assert_matches_schema, assert_programs_unloaded,
-    cpu_seconds, http_get, loaded_programs, number, process_entry, profiler_command,
+    cpu_seconds, free_port, http_get, loaded_programs, number, process_entry, profiler_command,
     programs_held_by, read_json, require_root, serial, skip_or_fail, tempdir, utf8,
 };
 use serde_json::Value;
@@ -195,13 +195,6 @@ impl Drop for Prometheus {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("binding a free port")
-        .port()
 }
 
 fn start_prometheus(test: &str, dir: &Path, target: u16) -> Option<Prometheus> {

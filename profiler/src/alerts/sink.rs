@@ -130,7 +130,7 @@ impl Sink {
         }
         eprintln!(
             "profiler: alert {}",
-            crate::output::table::terminal_safe(&event.summary())
+            crate::output::table::one_line(&event.summary())
         );
         if let Some(hook) = &self.hook {
             hook.start(line, event);

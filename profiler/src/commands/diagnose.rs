@@ -18,7 +18,7 @@ use crate::{
     },
     error::usage,
     model::{
-        ProcessTable, table::FinalCounts, table::Procfs, table::StackPair,
+        ProcessTable, cmdline::Cmdlines, table::FinalCounts, table::Procfs, table::StackPair,
         timeline::TimelineBuilder,
     },
     output, probes,
@@ -65,6 +65,9 @@ pub async fn run(args: DiagnoseArgs) -> anyhow::Result<()> {
     let progress = progress_bar(args.duration);
 
     let mut table = ProcessTable::default();
+    let procfs = Procfs {
+        cmdlines: Cmdlines::redacted(args.redact),
+    };
     let deadline = tokio::time::sleep(args.duration);
     tokio::pin!(deadline);
     let mut tick = tokio::time::interval(DISCOVERY_INTERVAL);
@@ -87,7 +90,7 @@ pub async fn run(args: DiagnoseArgs) -> anyhow::Result<()> {
             }
             _ = tick.tick() => {
                 let snapshot = collector.processes()?;
-                table.observe(&snapshot, &Procfs, |pid| stacks_of(&collector, pid))?;
+                table.observe(&snapshot, &procfs, |pid| stacks_of(&collector, pid))?;
                 if let Some(bar) = &progress {
                     bar.set_position(start.elapsed().as_millis() as u64);
                     bar.set_message(top_so_far(&snapshot, &table, start.elapsed()));
@@ -146,7 +149,7 @@ pub async fn run(args: DiagnoseArgs) -> anyhow::Result<()> {
             offcpu: &offcpu,
             io: &io,
         },
-        &Procfs,
+        &procfs,
     );
 
     let (usage, folded) = super::symbolize_off_thread(usage, stacks).await?;
@@ -247,7 +250,10 @@ fn top_so_far(
         .max_by_key(|&(_, &ns)| ns);
     match top {
         Some((&pid, &ns)) => {
-            let comm = table.identity(pid).map_or("?", |id| id.comm.as_str());
+            // The bar is drawn on a terminal, and a name can hold escape sequences.
+            let comm = table
+                .identity(pid)
+                .map_or_else(|| "?".to_owned(), |id| output::table::one_line(&id.comm));
             let cores = ns as f64 / 1e9 / elapsed.as_secs_f64().max(1e-3);
             format!("top suspect so far: {comm} (pid {pid}) {cores:.2} cores")
         }

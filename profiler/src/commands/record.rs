@@ -27,6 +27,7 @@ use crate::{
     collect::{Collector, cleanup, cumulative::Cumulative, kernel_now_ns, own_cost::OwnCostMeter},
     error::usage,
     metrics::{self, Metrics},
+    model::cmdline::Cmdlines,
     output::windows,
     probes,
 };
@@ -96,6 +97,7 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<()> {
         args.frequency,
     );
     window.html = args.html;
+    window.procfs.cmdlines = Cmdlines::redacted(args.redact);
     let mut last_tick = (window.base.clone(), Instant::now(), kernel_now_ns());
     let mut ticks = tokio::time::interval(TICK);
     ticks.tick().await;
@@ -252,5 +254,6 @@ async fn close(
     );
     let mut next = Window::start_from(base, read_at, probes, args.frequency);
     next.html = args.html;
+    next.procfs.cmdlines = Cmdlines::redacted(args.redact);
     Ok(next)
 }

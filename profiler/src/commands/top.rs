@@ -20,6 +20,7 @@ use super::Stops;
 use crate::{
     cli::TopArgs,
     error::usage,
+    model::cmdline::Cmdlines,
     output::tui::{
         self,
         detail::{BlameLine, Detail},
@@ -49,7 +50,7 @@ pub async fn run(args: TopArgs) -> anyhow::Result<()> {
     };
     let mut stops = Stops::install()?;
     let mut probes = super::attach(args.frequency, &args.signals, &what_next, &mut stops).await?;
-    let mut live = Live::start(&probes, args.frequency)?;
+    let mut live = Live::start(&probes, args.frequency, Cmdlines::redacted(args.redact))?;
     let result = if args.once {
         once(&args, &mut probes, &mut live, &mut stops).await
     } else if args.json {

@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use procfs::process::{MMPermissions, MMapPath, Process};
 
+use super::cmdline::{self, Cmdlines};
+
 /// One executable file mapping of a process, kept so its frames can be symbolized after exit.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Mapping {
@@ -23,6 +25,7 @@ pub struct ProcessIdentity {
     /// Parent process, from /proc or from the fork seen during the run.
     pub ppid: Option<u32>,
     pub exe: Option<String>,
+    /// As `cmdline::parse` leaves it: text, capped, redacted when asked.
     pub cmdline: Vec<String>,
     /// cgroup v2 path, e.g. `/system.slice/nginx.service`.
     pub cgroup: Option<String>,
@@ -55,15 +58,25 @@ impl ProcessIdentity {
     }
 }
 
-/// Reads a live process's identity from /proc; `None` when it is gone.
+/// Reads a live process's identity from /proc, its whole command line; `None` when it is gone.
+#[cfg(test)]
 pub fn read_identity(pid: u32) -> Option<ProcessIdentity> {
+    read_identity_with(pid, Cmdlines::Full)
+}
+
+/// Reads a live process's identity from /proc, its command line as `cmdlines` allows; `None`
+/// when it is gone.
+pub fn read_identity_with(pid: u32, cmdlines: Cmdlines) -> Option<ProcessIdentity> {
     let process = Process::new(i32::try_from(pid).ok()?).ok()?;
     let stat = process.stat().ok()?;
     let exe = process
         .exe()
         .ok()
         .map(|path| path.to_string_lossy().into_owned());
-    let cmdline = process.cmdline().unwrap_or_default();
+    // As bytes: procfs's `cmdline()` reads text and fails on invalid UTF-8.
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|raw| cmdline::parse(&raw, cmdlines))
+        .unwrap_or_default();
     let cgroup = process.cgroups().ok().and_then(|groups| {
         groups
             .0

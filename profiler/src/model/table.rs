@@ -10,7 +10,10 @@ use profiler_common::{
     FaultStats, IoStats, NetStats, SchedStats, StackKey, SyscallKey, SyscallStats,
 };
 
-use super::identity::{ProcessIdentity, read_identity};
+use super::{
+    cmdline::Cmdlines,
+    identity::{ProcessIdentity, read_identity_with},
+};
 use crate::collect::{Lifecycle, ProcessSnapshot};
 
 /// (user stack id, kernel stack id).
@@ -24,8 +27,11 @@ pub trait ProcSource {
     fn cgroup_paths(&self) -> HashMap<u64, String>;
 }
 
-/// The live /proc filesystem.
-pub struct Procfs;
+/// The live /proc filesystem, command lines as `cmdlines` allows.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Procfs {
+    pub cmdlines: Cmdlines,
+}
 
 impl ProcSource for Procfs {
     fn start_time(&self, pid: u32) -> Option<u64> {
@@ -34,7 +40,7 @@ impl ProcSource for Procfs {
     }
 
     fn identity(&self, pid: u32) -> Option<ProcessIdentity> {
-        read_identity(pid)
+        read_identity_with(pid, self.cmdlines)
     }
 
     fn cgroup_paths(&self) -> HashMap<u64, String> {

@@ -83,9 +83,18 @@ fn quote(text: &str) -> String {
     quoted
 }
 
-/// `;` separates frames and a trailing number is the count, so neither may hide in a name.
+/// `;` separates frames and a line break ends a stack, so neither may hide in a name (anyone's
+/// to choose): `;` becomes `:` and every control character U+FFFD, as in the text output. No
+/// control character is left for the SVGs either, where XML 1.0 forbids most of them.
 fn clean(frame: &str) -> String {
-    frame.replace(';', ":").replace(['\n', '\r'], " ")
+    frame
+        .chars()
+        .map(|c| match c {
+            ';' => ':',
+            c if c.is_control() => char::REPLACEMENT_CHARACTER,
+            c => c,
+        })
+        .collect()
 }
 
 pub fn render(processes: &[ProcessStacks<'_>]) -> String {
@@ -142,6 +151,18 @@ mod tests {
 
     fn error(text: &str) -> String {
         parse(text, "stacks.folded").unwrap_err().to_string()
+    }
+
+    #[test]
+    fn separators_and_control_characters_in_names_cannot_split_a_stack() {
+        let stacks = vec![(vec!["a;b\nc".to_owned()], 1)];
+        let text = render(&[ProcessStacks {
+            comm: "x;\n\u{1b}[2J\r",
+            pid: 7,
+            stacks: &stacks,
+        }]);
+        assert_eq!(text, "x:\u{fffd}\u{fffd}[2J\u{fffd} (7);a:b\u{fffd}c 1\n");
+        assert_eq!(parse(&text, "x").unwrap().len(), 1);
     }
 
     #[test]

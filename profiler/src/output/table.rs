@@ -7,28 +7,47 @@ use crate::report::Report;
 const ROWS: usize = 15;
 const BLAME_ROWS: usize = 5;
 
-/// Paths keep their tail (the file name); names keep their head.
-fn truncate_head(text: &str, width: usize) -> String {
-    if text.chars().count() <= width {
-        return text.to_owned();
-    }
-    let tail: String = text
-        .chars()
-        .rev()
-        .take(width - 1)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .collect();
-    format!("…{tail}")
+/// Which end of a too-wide text a column keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keep {
+    /// Names: their start tells them apart.
+    Head,
+    /// Paths: their file name is at the end.
+    Tail,
 }
 
-fn truncate_tail(text: &str, width: usize) -> String {
-    if text.chars().count() <= width {
-        return text.to_owned();
-    }
-    let head: String = text.chars().take(width - 1).collect();
-    format!("{head}…")
+/// `text` in exactly `width` terminal columns: cut with `…` on the side `keep` does not keep
+/// when wider, padded with spaces after it when narrower. Counted in columns, not characters,
+/// so a name in CJK characters (two columns each) or with combining marks (none) keeps the
+/// columns after it aligned.
+pub fn fit(text: &str, width: usize, keep: Keep) -> String {
+    use unicode_width::{UnicodeWidthChar as _, UnicodeWidthStr as _};
+    let columns = text.width();
+    let mut out = if columns <= width {
+        text.to_owned()
+    } else {
+        let mut kept = Vec::new();
+        let mut used = 1; // the ellipsis
+        let chars: Box<dyn Iterator<Item = char>> = match keep {
+            Keep::Head => Box::new(text.chars()),
+            Keep::Tail => Box::new(text.chars().rev()),
+        };
+        for c in chars {
+            let w = c.width().unwrap_or(0);
+            if used + w > width {
+                break;
+            }
+            used += w;
+            kept.push(c);
+        }
+        match keep {
+            Keep::Head => format!("{}…", kept.into_iter().collect::<String>()),
+            Keep::Tail => format!("…{}", kept.into_iter().rev().collect::<String>()),
+        }
+    };
+    let pad = width.saturating_sub(out.width());
+    out.extend(std::iter::repeat_n(' ', pad));
+    out
 }
 
 fn millis(ns: u64) -> String {
@@ -37,17 +56,33 @@ fn millis(ns: u64) -> String {
 
 /// Text for a terminal, where process names (anyone's to choose) could otherwise carry escape
 /// sequences that move the cursor, retitle the window or worse: every control character but the
-/// line breaks this module writes becomes U+FFFD.
+/// line breaks this module writes becomes U+FFFD, and so does every bidirectional formatting
+/// character, which would let a name reorder how the rest of its line reads.
 pub fn terminal_safe(text: &str) -> String {
+    replace_unsafe(text, |c| c == '\n')
+}
+
+/// `terminal_safe` for one line or one cell: a line break in a name becomes U+FFFD too, so it
+/// cannot start a row of its own (or a log line that looks like the profiler's).
+pub fn one_line(text: &str) -> String {
+    replace_unsafe(text, |_| false)
+}
+
+fn replace_unsafe(text: &str, allowed: impl Fn(char) -> bool) -> String {
     text.chars()
         .map(|c| {
-            if c.is_control() && c != '\n' {
+            if (c.is_control() && !allowed(c)) || is_bidi_control(c) {
                 char::REPLACEMENT_CHARACTER
             } else {
                 c
             }
         })
         .collect()
+}
+
+/// Unicode's explicit directional marks, embeddings, overrides and isolates (UAX #9).
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
 pub fn render(report: &Report) -> String {
@@ -97,10 +132,10 @@ pub fn render(report: &Report) -> String {
         let net = rate(p.net.map(|net| net.bytes_per_second));
         let _ = writeln!(
             out,
-            "{rank:>4} {:>8}  {:<16} {:<28} {:>6.2} {:>5.1}% {:>8} {wait:>10} {p99:>9} {syscalls:>10} {io:>8} {net:>8}",
+            "{rank:>4} {:>8}  {} {} {:>6.2} {:>5.1}% {:>8} {wait:>10} {p99:>9} {syscalls:>10} {io:>8} {net:>8}",
             p.pid,
-            truncate_tail(&p.comm, 16),
-            truncate_head(exe, 28),
+            fit(&one_line(&p.comm), 16, Keep::Head),
+            fit(&one_line(exe), 28, Keep::Tail),
             p.cpu.cores,
             p.cpu.host_percent,
             p.cpu.samples
@@ -120,16 +155,16 @@ pub fn render(report: &Report) -> String {
             let _ = writeln!(
                 out,
                 "  {} ({}) delayed {} ({}) by {}",
-                b.culprit_comm,
+                one_line(&b.culprit_comm),
                 b.culprit_pid,
-                b.victim_comm,
+                one_line(&b.victim_comm),
                 b.victim_pid,
                 millis(b.delay_ns)
             );
         }
     }
     let _ = writeln!(out);
-    let _ = writeln!(out, "Verdict: {}", report.verdict);
+    let _ = writeln!(out, "Verdict: {}", one_line(&report.verdict));
     terminal_safe(&out)
 }
 
@@ -146,15 +181,26 @@ mod tests {
         );
         assert!(safe.contains("evil"));
         assert_eq!(safe.lines().count(), 2);
+        assert_eq!(terminal_safe("a\u{202e}gpj.exe"), "a\u{fffd}gpj.exe");
+        assert_eq!(one_line("a\nb\r"), "a\u{fffd}b\u{fffd}");
     }
 
     #[test]
     fn long_paths_keep_their_tail_long_names_their_head() {
         assert_eq!(
-            truncate_head("/usr/local/bin/some-very-long-name", 10),
+            fit("/usr/local/bin/some-very-long-name", 10, Keep::Tail),
             "…long-name"
         );
-        assert_eq!(truncate_head("short", 10), "short");
-        assert_eq!(truncate_tail("kworker/u8:1-ext4-rsv", 10), "kworker/u…");
+        assert_eq!(fit("short", 10, Keep::Tail), "short     ");
+        assert_eq!(fit("kworker/u8:1-ext4-rsv", 10, Keep::Head), "kworker/u…");
+    }
+
+    #[test]
+    fn columns_are_counted_as_the_terminal_draws_them() {
+        // Two columns per CJK character; a combining accent takes none.
+        assert_eq!(fit("日本語", 8, Keep::Head), "日本語  ");
+        assert_eq!(fit("日本語テスト", 8, Keep::Head), "日本語… ");
+        assert_eq!(fit("e\u{301}x", 4, Keep::Head), "e\u{301}x  ");
+        assert_eq!(fit("\u{fffd}\u{fffd}", 3, Keep::Head), "\u{fffd}\u{fffd} ");
     }
 }

@@ -37,6 +37,8 @@ pub struct Window {
     timeline: TimelineBuilder,
     /// Whether the window gets a report.html.
     pub html: bool,
+    /// /proc, with command lines redacted or not.
+    pub procfs: Procfs,
     /// Final figures of processes that exited during the window and left the maps before its
     /// end.
     graveyard: Cumulative,
@@ -65,6 +67,7 @@ impl Window {
             frequency_hz,
             timeline: TimelineBuilder::new(TIMELINE_INTERVAL_S),
             html: false,
+            procfs: Procfs::default(),
             graveyard: Cumulative::default(),
         }
     }
@@ -111,8 +114,9 @@ impl Window {
             })
             .collect();
         let base = &self.base;
-        self.table
-            .observe(&snapshot, &Procfs, |pid| stacks_since(collector, base, pid))
+        self.table.observe(&snapshot, &self.procfs, |pid| {
+            stacks_since(collector, base, pid)
+        })
     }
 
     fn facts(&self, duration: Duration, delta: &Cumulative) -> RunFacts {
@@ -205,7 +209,7 @@ impl Window {
                 offcpu: &offcpu,
                 io: &delta.io,
             },
-            &Procfs,
+            &self.procfs,
         );
         let (usage, folded) = super::super::symbolize_off_thread(usage, stacks).await?;
         let mut report = analyze::build_report(&facts, &usage, &folded.cpu);

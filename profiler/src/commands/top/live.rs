@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use crate::{
     collect::{Collector, cleanup, cumulative::Cumulative, kernel_now_ns},
     commands::record::window::Window,
+    model::cmdline::Cmdlines,
     probes::Probes,
     report::Report,
     symbolize::FoldedStack,
@@ -23,17 +24,19 @@ pub struct Live {
 }
 
 impl Live {
-    pub fn start(probes: &Probes, frequency_hz: u64) -> anyhow::Result<Self> {
+    pub fn start(probes: &Probes, frequency_hz: u64, cmdlines: Cmdlines) -> anyhow::Result<Self> {
         let base = Cumulative::read(&Collector::new(&probes.ebpf))?;
         let started = Instant::now();
         let last = (base.clone(), started, kernel_now_ns());
+        let mut window = Window::start_from(
+            base,
+            (started, jiff::Timestamp::now()),
+            probes,
+            frequency_hz,
+        );
+        window.procfs.cmdlines = cmdlines;
         Ok(Self {
-            window: Window::start_from(
-                base,
-                (started, jiff::Timestamp::now()),
-                probes,
-                frequency_hz,
-            ),
+            window,
             last,
             frequency_hz,
         })
@@ -63,12 +66,14 @@ impl Live {
             // recently sampled stacks, so a long session cannot fill them.
             let stale = cleanup::stale_stacks(&now, &self.window.base);
             cleanup::after_window(&mut probes.ebpf, &mut now, &stale, now_ns)?;
+            let procfs = self.window.procfs;
             self.window = Window::start_from(
                 now.clone(),
                 (read_at, jiff::Timestamp::now()),
                 probes,
                 self.frequency_hz,
             );
+            self.window.procfs = procfs;
         }
         self.last = (now, read_at, now_ns);
         Ok(report)

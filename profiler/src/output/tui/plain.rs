@@ -13,7 +13,7 @@ pub fn render(report: &Report) -> String {
     let mut rows = rows::rows(report, Grouping::Process);
     rows::sort(&mut rows, Column::Cpu, true);
     let mut out = String::new();
-    let _ = writeln!(out, "{}", report.verdict);
+    let _ = writeln!(out, "{}", crate::output::table::one_line(&report.verdict));
     let _ = writeln!(
         out,
         "host {:.0}% busy on {} CPUs over {:.1} s",
@@ -27,9 +27,9 @@ pub fn render(report: &Report) -> String {
     for row in rows {
         let _ = writeln!(
             out,
-            "{:>7}  {:<16} {:>6} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>7} {}",
+            "{:>7}  {} {:>6} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>7} {}",
             row.pid,
-            row.name,
+            crate::output::table::fit(&row.name, 16, crate::output::table::Keep::Head),
             format::cores(row.cores),
             format::optional(row.wait_ms_per_s, format::wait),
             format::optional(row.syscalls_per_s, format::rate),

@@ -154,7 +154,7 @@ pub fn rows(report: &Report, grouping: Grouping) -> Vec<Row> {
             .map(|p| Row {
                 pid: p.pid,
                 processes: 1,
-                name: crate::output::table::terminal_safe(&p.comm),
+                name: crate::output::table::one_line(&p.comm),
                 cores: p.cpu.cores,
                 wait_ms_per_s: p.sched.as_ref().map(|s| per_s(s.runq_wait_ns) / 1e6),
                 syscalls_per_s: p.syscalls.as_ref().map(|s| s.per_second),
@@ -193,7 +193,7 @@ pub fn rows(report: &Report, grouping: Grouping) -> Vec<Row> {
                         // Processes come busiest first, so the first member is the busiest.
                         pid: members.first().map_or(0, |p| p.pid),
                         processes: app.processes,
-                        name: crate::output::table::terminal_safe(&app.name),
+                        name: crate::output::table::one_line(&app.name),
                         cores: app.cpu.cores,
                         wait_ms_per_s: app.sched.as_ref().map(|s| per_s(s.runq_wait_ns) / 1e6),
                         syscalls_per_s: app.syscalls.as_ref().map(|s| per_s(s.count)),

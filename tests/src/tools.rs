@@ -1,0 +1,52 @@
+//! The real clients the tests drive, found and run the same way by every test: Go's `pprof`,
+//! and a free port for a server under test.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// A TCP port on 127.0.0.1 nobody listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("binding a free port")
+        .port()
+}
+
+/// `go` on PATH, else where Debian's golang-go puts it.
+pub fn find_go() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/lib/go/bin")])
+        .map(|dir| dir.join("go"))
+        .find(|go| go.is_file())
+}
+
+/// Runs `go tool pprof <report> <profile>` and returns its stdout. Everything go or pprof could
+/// write or fetch is kept local: no toolchain download, no module proxy, caches and home in
+/// `home`, no user go.env.
+pub fn go_pprof(go: &Path, home: &Path, report: &str, profile: &Path) -> String {
+    let output = Command::new(go)
+        .args(["tool", "pprof", report])
+        .arg(profile)
+        .current_dir(home)
+        .env("HOME", home)
+        .env("GOPATH", home.join("gopath"))
+        .env("GOCACHE", home.join("gocache"))
+        .env("GOENV", "off")
+        .env("GOFLAGS", "")
+        .env("GOTOOLCHAIN", "local")
+        .env("GOPROXY", "off")
+        .env("GOWORK", "off")
+        .env("PPROF_TMPDIR", home)
+        .env("PPROF_BINARY_PATH", home)
+        .output()
+        .unwrap_or_else(|err| panic!("running {} tool pprof: {err}", go.display()));
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "`go tool pprof {report}` failed ({}):\n{}\n{stdout}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
