@@ -145,11 +145,17 @@ mod tests {
             .args(["30", "1.5"])
             .spawn()
             .unwrap();
-        // Until it has exec'd, the child's command line is still this test's.
+        // Until it has exec'd, the child's command line is still this test's; and the kernel
+        // names the process before it sets up the new command line.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         let identity = loop {
             let identity = read_identity_with(child.id(), Cmdlines::Redacted).unwrap();
-            if identity.comm == "sleep" || std::time::Instant::now() > deadline {
+            if identity
+                .cmdline
+                .first()
+                .is_some_and(|program| program == "sleep")
+                || std::time::Instant::now() > deadline
+            {
                 break identity;
             }
             std::thread::sleep(std::time::Duration::from_millis(5));
