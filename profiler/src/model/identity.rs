@@ -139,6 +139,40 @@ mod tests {
     }
 
     #[test]
+    fn redacted_identity_keeps_only_the_program_of_the_command_line() {
+        let mut child = std::process::Command::new("sleep")
+            // sleep adds up its arguments.
+            .args(["30", "1.5"])
+            .spawn()
+            .unwrap();
+        // Until it has exec'd, the child's command line is still this test's; and the kernel
+        // names the process before it sets up the new command line.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let identity = loop {
+            let identity = read_identity_with(child.id(), Cmdlines::Redacted).unwrap();
+            if identity
+                .cmdline
+                .first()
+                .is_some_and(|program| program == "sleep")
+                || std::time::Instant::now() > deadline
+            {
+                break identity;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        };
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(
+            identity.cmdline,
+            [
+                "sleep".to_owned(),
+                cmdline::redact(b"30"),
+                cmdline::redact(b"1.5")
+            ]
+        );
+    }
+
+    #[test]
     fn missing_pid_is_none() {
         assert!(read_identity(u32::MAX - 1).is_none());
     }
