@@ -212,6 +212,7 @@ fn record_stopped_at_any_point_leaves_whole_windows_or_nothing() {
             "--window",
             "1s",
             "--no-metrics",
+            "--html",
             "--out",
             utf8(&root),
         ]);
@@ -219,16 +220,18 @@ fn record_stopped_at_any_point_leaves_whole_windows_or_nothing() {
             let names = entries(&root);
             let windows: Vec<&String> = names.iter().filter(|n| *n != "alerts.jsonl").collect();
             assert!(!windows.is_empty(), "no window in {names:?}");
+            let mut files = WINDOW_FILES.to_vec();
+            files.push("report.html");
+            files.sort_unstable();
             for window in windows {
                 assert!(
                     !window.starts_with('.'),
                     "staging entry {window} left in {names:?}"
                 );
-                assert_complete_outputs(&root.join(window), WINDOW_FILES);
+                assert_complete_outputs(&root.join(window), &files);
             }
-            if names.iter().any(|n| n == "alerts.jsonl") {
-                assert_eq!(file_mode(&root.join("alerts.jsonl")), 0o600);
-            }
+            // Opened at startup, so there whether or not an alert fired.
+            assert_eq!(file_mode(&root.join("alerts.jsonl")), 0o600);
         }));
         if !matches!(when, When::Spawned(_)) {
             assert_eq!(
