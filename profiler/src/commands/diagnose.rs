@@ -46,7 +46,9 @@ pub async fn run(args: DiagnoseArgs) -> anyhow::Result<()> {
     let out_path = args.out.clone().unwrap_or_else(|| {
         PathBuf::from(format!("profiler-{}", started_at.strftime("%Y%m%d-%H%M%S")))
     });
-    let out_dir = OutDir::prepare(&out_path)?;
+    // Checked writable now, but created only once there is something to write: a run killed
+    // while sampling (SIGKILL, OOM) leaves no empty directory behind.
+    drop(OutDir::prepare(&out_path)?);
 
     let mut probes = super::attach(
         args.frequency,
@@ -171,6 +173,7 @@ pub async fn run(args: DiagnoseArgs) -> anyhow::Result<()> {
     let mut report = analyze::build_report(&facts, &usage, &folded.cpu);
     report.own_cost = Some(cost);
     report.timeline = timeline.finish(&report.processes);
+    let out_dir = OutDir::prepare(&out_path)?;
     output::write_usage(
         out_dir.path(),
         &report,
