@@ -39,8 +39,8 @@ pub async fn run(args: DiagnoseArgs) -> anyhow::Result<()> {
     }
     probes::check_privileges()?;
     probes::check_frequency(args.frequency)?;
-    // Caught from here on, so a signal during setup cannot kill the run half-way and leave the
-    // output directory behind; one that came before sampling starts ends the run below.
+    // Caught from here on: a stop before sampling starts ends the run with one line and exit
+    // 130 or 143 (in `attach`), a later one ends the sampling and the report is written.
     let mut stops = super::Stops::install()?;
     let started_at = jiff::Zoned::now();
     let out_path = args.out.clone().unwrap_or_else(|| {
