@@ -2,7 +2,7 @@
 //! the rest of the host keeps it: tracefs unmounted (the profiler mounts it and says so, and
 //! the report is complete), kernel BTF missing (nothing needs it: doctor says so, the run is
 //! complete), and an output directory that fills up while the report or an SVG is written (one
-//! line naming "no space left on device", exit 2, no file or directory left).
+//! line naming "no space left on device", exit 2, no file or directory left), or is read-only.
 
 use std::time::Duration;
 
@@ -263,4 +263,33 @@ fn full_output_disk_is_one_line_exit_2_and_nothing_left() {
             .next()
             .is_none()
     );
+}
+
+#[test]
+fn read_only_output_file_system_is_one_line_exit_2() {
+    const TEST: &str = "read_only_output_file_system_is_one_line_exit_2";
+    if !require_root(TEST) {
+        return;
+    }
+    let dir = tempdir();
+    let ro = dir.path().join("ro");
+    std::fs::create_dir(&ro).expect("creating the mount point");
+    let target = ro.join("x");
+    let script = "mount -t tmpfs -o ro none \"$RO\" || exit 97; exec \"$@\"";
+    for args in [
+        vec!["diagnose", "--duration", "1s", "--out", utf8(&target)],
+        vec!["record", "--no-metrics", "--out", utf8(&target)],
+    ] {
+        let Some(mut command) = in_private_mounts(TEST, script, &profiler_bin(), &args) else {
+            return;
+        };
+        command.env("RO", &ro).current_dir(dir.path());
+        let done = ProfilerRun::start(command).finish(REPORT_GRACE);
+        let line = done.error_line();
+        assert!(
+            line.contains(utf8(&target)) && line.contains("Read-only file system"),
+            "{args:?}: {line}"
+        );
+        assert!(done.stdout.is_empty(), "{args:?}: {}", done.stdout);
+    }
 }

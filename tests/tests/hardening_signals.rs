@@ -212,6 +212,7 @@ fn record_stopped_at_any_point_leaves_whole_windows_or_nothing() {
             "--window",
             "1s",
             "--no-metrics",
+            "--html",
             "--out",
             utf8(&root),
         ]);
@@ -219,16 +220,18 @@ fn record_stopped_at_any_point_leaves_whole_windows_or_nothing() {
             let names = entries(&root);
             let windows: Vec<&String> = names.iter().filter(|n| *n != "alerts.jsonl").collect();
             assert!(!windows.is_empty(), "no window in {names:?}");
+            let mut files = WINDOW_FILES.to_vec();
+            files.push("report.html");
+            files.sort_unstable();
             for window in windows {
                 assert!(
                     !window.starts_with('.'),
                     "staging entry {window} left in {names:?}"
                 );
-                assert_complete_outputs(&root.join(window), WINDOW_FILES);
+                assert_complete_outputs(&root.join(window), &files);
             }
-            if names.iter().any(|n| n == "alerts.jsonl") {
-                assert_eq!(file_mode(&root.join("alerts.jsonl")), 0o600);
-            }
+            // Opened at startup, so there whether or not an alert fired.
+            assert_eq!(file_mode(&root.join("alerts.jsonl")), 0o600);
         }));
         if !matches!(when, When::Spawned(_)) {
             assert_eq!(
@@ -245,15 +248,15 @@ fn record_stopped_at_any_point_leaves_whole_windows_or_nothing() {
     );
 }
 
-/// SIGKILL cannot be caught: the programs must go with the process's file descriptors.
-fn sigkill_leaves_no_program(test: &str, args: &[&str]) {
+/// SIGKILL cannot be caught: the programs must go with the process's file descriptors, and
+/// nothing may be left in the working directory (`--out`, when given, must be inside it).
+fn sigkill_leaves_no_program(test: &str, args: &[&str], dir: &Path) {
     let _serial = serial();
     if loaded_programs(test).is_none() {
         return;
     }
-    let dir = tempdir();
     let mut command = profiler_command();
-    command.args(args).current_dir(dir.path());
+    command.args(args).current_dir(dir);
     let mut run = ProfilerRun::start(command);
     run.wait_attached();
     let ours = programs_held_by(run.pid());
@@ -267,23 +270,21 @@ fn sigkill_leaves_no_program(test: &str, args: &[&str]) {
     let done = run.finish(REPORT_GRACE);
     assert_eq!(done.status.signal(), Some(libc::SIGKILL), "{}", done.stderr);
     assert_programs_unloaded(test, &ours);
+    assert_eq!(
+        entries(dir),
+        Vec::<String>::new(),
+        "left in the working directory"
+    );
 }
 
 #[test]
 fn sigkilled_diagnose_leaves_no_bpf_program() {
     const TEST: &str = "sigkilled_diagnose_leaves_no_bpf_program";
     if require_root(TEST) {
-        let out = tempdir();
-        sigkill_leaves_no_program(
-            TEST,
-            &[
-                "diagnose",
-                "--duration",
-                "60s",
-                "--out",
-                utf8(&out.path().join("x")),
-            ],
-        );
+        // Killed while sampling: the output directory is only created to write the report.
+        let dir = tempdir();
+        let args = ["diagnose", "--duration", "60s", "--out", "x"];
+        sigkill_leaves_no_program(TEST, &args, dir.path());
     }
 }
 
@@ -291,6 +292,7 @@ fn sigkilled_diagnose_leaves_no_bpf_program() {
 fn sigkilled_top_leaves_no_bpf_program() {
     const TEST: &str = "sigkilled_top_leaves_no_bpf_program";
     if require_root(TEST) {
-        sigkill_leaves_no_program(TEST, &["top", "--once", "--interval", "60s"]);
+        let dir = tempdir();
+        sigkill_leaves_no_program(TEST, &["top", "--once", "--interval", "60s"], dir.path());
     }
 }

@@ -39,14 +39,16 @@ pub async fn run(args: DiagnoseArgs) -> anyhow::Result<()> {
     }
     probes::check_privileges()?;
     probes::check_frequency(args.frequency)?;
-    // Caught from here on, so a signal during setup cannot kill the run half-way and leave the
-    // output directory behind; one that came before sampling starts ends the run below.
+    // Caught from here on: a stop before sampling starts ends the run with one line and exit
+    // 130 or 143 (in `attach`), a later one ends the sampling and the report is written.
     let mut stops = super::Stops::install()?;
     let started_at = jiff::Zoned::now();
     let out_path = args.out.clone().unwrap_or_else(|| {
         PathBuf::from(format!("profiler-{}", started_at.strftime("%Y%m%d-%H%M%S")))
     });
-    let out_dir = OutDir::prepare(&out_path)?;
+    // Checked writable now, but created only once there is something to write: a run killed
+    // while sampling (SIGKILL, OOM) leaves no empty directory behind.
+    drop(OutDir::prepare(&out_path)?);
 
     let mut probes = super::attach(
         args.frequency,
@@ -174,6 +176,7 @@ pub async fn run(args: DiagnoseArgs) -> anyhow::Result<()> {
     let mut report = analyze::build_report(&facts, &usage, &folded.cpu);
     report.own_cost = Some(cost);
     report.timeline = timeline.finish(&report.processes);
+    let out_dir = OutDir::prepare(&out_path)?;
     output::write_usage(
         out_dir.path(),
         &report,
