@@ -49,6 +49,7 @@ impl OwnCostMeter {
             bpf_runs,
             cpu_percent_of_one_core: percent(cpu_ns + bpf_run_time_ns),
             peak_rss_bytes: peak_rss_bytes(),
+            phases_ms: None,
         }
     }
 }

@@ -39,19 +39,38 @@ pub enum HtmlReport {
     Skip,
 }
 
-/// Renders every file first, then moves each into place, so a failure leaves no partial set.
-/// `offcpu` (counts in microseconds blocked) is written when the offcpu signal ran; `profile`
-/// holds the same stacks with addresses, for `profile.pb.gz`; `report.html` shows them all.
-pub fn write_run(
-    dir: &Path,
+/// A run's rendered files but report.json, which is serialized last so that it can carry how
+/// long the rest took.
+pub struct RunFiles {
+    files: Vec<(&'static str, Vec<u8>)>,
+}
+
+impl RunFiles {
+    /// Serializes `report` into report.json, then moves every file into place: a failure leaves
+    /// no partial set.
+    pub fn write(mut self, dir: &Path, report: &Report) -> anyhow::Result<()> {
+        let mut json = serde_json::to_vec_pretty(report).context("serializing report.json")?;
+        json.push(b'\n');
+        self.files.insert(0, (REPORT_JSON, json));
+        let files: Vec<(&str, &[u8])> = self
+            .files
+            .iter()
+            .map(|(name, bytes)| (*name, bytes.as_slice()))
+            .collect();
+        atomic::write_all(dir, &files)
+    }
+}
+
+/// Renders every file but report.json. `offcpu` (counts in microseconds blocked) is rendered
+/// when the offcpu signal ran; `profile` holds the same stacks with addresses, for
+/// `profile.pb.gz`; `report.html` shows them all.
+pub fn render_run(
     report: &Report,
     stacks: &[ProcessStacks<'_>],
     offcpu: Option<&[ProcessStacks<'_>]>,
     profile: &pprof::Input<'_>,
     html: HtmlReport,
-) -> anyhow::Result<()> {
-    let mut json = serde_json::to_vec_pretty(report).context("serializing report.json")?;
-    json.push(b'\n');
+) -> anyhow::Result<RunFiles> {
     let folded = folded::render(stacks);
     let svg = flamegraph::render(
         &folded,
@@ -89,7 +108,6 @@ pub fn write_run(
         )
     });
     let mut files = vec![
-        (REPORT_JSON, json),
         (STACKS_FOLDED, folded.into_bytes()),
         (FLAMEGRAPH_SVG, svg),
         (PROFILE_PB_GZ, profile),
@@ -101,11 +119,7 @@ pub fn write_run(
         files.push((OFFCPU_FOLDED, folded.into_bytes()));
         files.push((OFFCPU_SVG, svg));
     }
-    let files: Vec<(&str, &[u8])> = files
-        .iter()
-        .map(|(name, bytes)| (*name, bytes.as_slice()))
-        .collect();
-    atomic::write_all(dir, &files)
+    Ok(RunFiles { files })
 }
 
 /// Processes with stacks in `sets` (parallel to `usage`), as the folded files name them.
@@ -141,20 +155,18 @@ pub fn micros(sets: &[Vec<FoldedStack>]) -> Vec<Vec<FoldedStack>> {
         .collect()
 }
 
-/// Writes a run's files from its processes and their symbolized stacks (parallel to `usage`),
+/// Renders a run's files from its processes and their symbolized stacks (parallel to `usage`),
 /// keeping only `pids` when given; the off-CPU files only when that signal ran.
-pub fn write_usage(
-    dir: &Path,
+pub fn render_usage(
     report: &Report,
     usage: &[ProcessUsage],
     folded: &crate::symbolize::Folded,
     pids: &[u32],
     html: HtmlReport,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<RunFiles> {
     let offcpu_us = micros(&folded.offcpu);
     let offcpu_on = report.signals.get("offcpu").is_some_and(|s| s == "on");
-    write_run(
-        dir,
+    render_run(
         report,
         &reported(usage, &folded.cpu, pids),
         offcpu_on
@@ -163,4 +175,16 @@ pub fn write_usage(
         &pprof::Input::new(usage, &folded.stacks, pids),
         html,
     )
+}
+
+/// [`render_usage`], then writes the files into `dir`.
+pub fn write_usage(
+    dir: &Path,
+    report: &Report,
+    usage: &[ProcessUsage],
+    folded: &crate::symbolize::Folded,
+    pids: &[u32],
+    html: HtmlReport,
+) -> anyhow::Result<()> {
+    render_usage(report, usage, folded, pids, html)?.write(dir, report)
 }

@@ -7,6 +7,7 @@ mod build_id;
 mod frames;
 mod kernel;
 mod user;
+mod worker;
 
 use std::collections::HashMap;
 
@@ -16,6 +17,7 @@ use self::frames::Interner;
 #[cfg(test)]
 pub use self::frames::MappedFile;
 pub use self::frames::{Frame, Origin, Stack, Stacks};
+pub use self::worker::Worker;
 use crate::model::{ProcessUsage, table::StackPair};
 
 /// Frames of one sample stack, root first, and how many samples had it.
@@ -41,13 +43,32 @@ pub struct Folded {
 /// pointers, leaf first. Runs on the calling thread: blazesym's symbolizer is neither Send nor
 /// Sync.
 pub fn symbolize(processes: &[ProcessUsage], stacks: &HashMap<i32, Vec<u64>>) -> Folded {
-    let symbolizer = Symbolizer::builder()
+    let symbolizer = new_symbolizer();
+    symbolize_with(
+        &symbolizer,
+        &mut user::UserSymbolizer::new(&symbolizer),
+        processes,
+        stacks,
+    )
+}
+
+/// The one configuration of blazesym: inlined functions named, no source lines.
+fn new_symbolizer() -> Symbolizer {
+    Symbolizer::builder()
         .enable_inlined_fns(true)
         .enable_code_info(false)
-        .build();
-    let kernel = kernel::KernelNames::new(&symbolizer, processes, stacks);
-    let mut user = user::UserSymbolizer::new(&symbolizer);
-    let mut interner = Interner::new(&kernel, &mut user);
+        .build()
+}
+
+/// [`symbolize`] with a symbolizer and user-frame caches that may already hold parsed files.
+fn symbolize_with(
+    symbolizer: &Symbolizer,
+    user: &mut user::UserSymbolizer<'_>,
+    processes: &[ProcessUsage],
+    stacks: &HashMap<i32, Vec<u64>>,
+) -> Folded {
+    let kernel = kernel::KernelNames::new(symbolizer, processes, stacks);
+    let mut interner = Interner::new(&kernel, user);
     let mut resolve = |pick: fn(&ProcessUsage) -> &[(StackPair, u64)]| -> Vec<Vec<Stack>> {
         processes
             .iter()

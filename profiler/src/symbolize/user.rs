@@ -50,6 +50,16 @@ impl<'a> UserSymbolizer<'a> {
         id
     }
 
+    /// Parses `map`'s file (symbol tables, debug information) and reads its build id ahead of
+    /// the real lookups, by naming an address in the middle of the mapping; once per file.
+    pub fn warm(&mut self, map: &Mapping) {
+        if self.build_ids.contains_key(&map.path) {
+            return;
+        }
+        self.build_id(&map.path);
+        self.names(map, map.file_offset + (map.end - map.start) / 2);
+    }
+
     /// Function names at `offset` in `map`'s file, outermost first; a file name in brackets
     /// when the file has no symbol there.
     pub fn names(&mut self, map: &Mapping, offset: u64) -> Vec<String> {
