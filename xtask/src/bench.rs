@@ -3,8 +3,10 @@
 //! handling, timing and the result table.
 
 mod cpu;
+mod goal;
 mod record;
 mod sched;
+mod suspect;
 mod syscalls;
 mod tracer;
 
@@ -68,6 +70,16 @@ enum Kind {
         #[arg(long, default_value_t = 28.0)]
         churn: f64,
     },
+    /// Time to suspect: launch of `profiler diagnose` to a report naming a planted CPU hog
+    /// suspect #1, with the report's own phase timings.
+    Suspect {
+        /// Rounds; each launches the profiler once.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+        runs: u32,
+        /// `diagnose --duration`.
+        #[arg(long, default_value = "1s")]
+        duration: String,
+    },
     /// Wall time of a getppid storm: untraced, under the profiler's syscall signals, under
     /// bpftrace and under libbpf-tools' syscount.
     Syscalls {
@@ -86,7 +98,10 @@ pub fn run(args: &Args) -> Result<()> {
         None => {
             setup::run(true)?;
             let target = util::target_dir()?;
-            build(matches!(args.kind, Kind::Cpu { .. } | Kind::Record { .. }))?;
+            build(matches!(
+                args.kind,
+                Kind::Cpu { .. } | Kind::Record { .. } | Kind::Suspect { .. }
+            ))?;
             target
         }
     };
@@ -94,6 +109,10 @@ pub fn run(args: &Args) -> Result<()> {
         return reexec_as_root(&target);
     }
     match args.kind {
+        Kind::Suspect { runs, ref duration } => {
+            goal::print(&suspect::run(&target, runs, duration)?);
+            Ok(())
+        }
         Kind::Cpu { runs, work } => cpu::run(&target, runs, work),
         Kind::Sched { runs, loops } => sched::run(&target, runs, loops),
         Kind::Syscalls { runs, count } => syscalls::run(&target, runs, count),
