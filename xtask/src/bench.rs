@@ -5,6 +5,7 @@
 mod cpu;
 mod goal;
 mod record;
+mod render;
 mod sched;
 mod suspect;
 mod syscalls;
@@ -80,6 +81,13 @@ enum Kind {
         #[arg(long, default_value = "1s")]
         duration: String,
     },
+    /// A million samples over fifty thousand stacks of real addresses symbolized and rendered
+    /// (folded, flamegraph, pprof, html, report.json) as diagnose does after sampling.
+    Render {
+        /// Rounds; each runs the render example once, in a fresh process.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+        runs: u32,
+    },
     /// Wall time of a getppid storm: untraced, under the profiler's syscall signals, under
     /// bpftrace and under libbpf-tools' syscount.
     Syscalls {
@@ -102,6 +110,9 @@ pub fn run(args: &Args) -> Result<()> {
                 args.kind,
                 Kind::Cpu { .. } | Kind::Record { .. } | Kind::Suspect { .. }
             ))?;
+            if matches!(args.kind, Kind::Render { .. }) {
+                build_render_example()?;
+            }
             target
         }
     };
@@ -111,6 +122,10 @@ pub fn run(args: &Args) -> Result<()> {
     match args.kind {
         Kind::Suspect { runs, ref duration } => {
             goal::print(&suspect::run(&target, runs, duration)?);
+            Ok(())
+        }
+        Kind::Render { runs } => {
+            goal::print(&render::run(&target, runs)?);
             Ok(())
         }
         Kind::Cpu { runs, work } => cpu::run(&target, runs, work),
@@ -144,6 +159,23 @@ fn build(with_workloads: bool) -> Result<()> {
         )?;
     }
     Ok(())
+}
+
+/// The `render` example of the profiler crate, which `bench render` runs.
+fn build_render_example() -> Result<()> {
+    util::run_step_quiet_stdout(
+        "build the render example",
+        util::cargo()
+            .args([
+                "build",
+                "--release",
+                "-p",
+                "profiler",
+                "--example",
+                "render",
+            ])
+            .current_dir(util::workspace_root()),
+    )
 }
 
 /// Builds ran as the calling user so target/ stays theirs; only the measurement needs root.

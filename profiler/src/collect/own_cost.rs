@@ -55,7 +55,7 @@ impl OwnCostMeter {
 }
 
 /// User plus system time of this process, all threads.
-fn own_cpu() -> Duration {
+pub fn own_cpu() -> Duration {
     // SAFETY: getrusage writes the struct it is given; RUSAGE_SELF always exists.
     let usage = unsafe {
         let mut usage = std::mem::zeroed::<libc::rusage>();

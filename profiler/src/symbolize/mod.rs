@@ -13,9 +13,9 @@ use std::collections::HashMap;
 
 use blazesym::symbolize::{Symbolized, Symbolizer};
 
-use self::frames::Interner;
 #[cfg(test)]
 pub use self::frames::MappedFile;
+use self::frames::{Folder, Interner};
 pub use self::frames::{Frame, Origin, Stack, Stacks};
 pub use self::worker::Worker;
 use crate::model::{ProcessUsage, table::StackPair};
@@ -68,6 +68,7 @@ fn symbolize_with(
     stacks: &HashMap<i32, Vec<u64>>,
 ) -> Folded {
     let kernel = kernel::KernelNames::new(symbolizer, processes, stacks);
+    user.resolve_all(processes, stacks);
     let mut interner = Interner::new(&kernel, user);
     let mut resolve = |pick: fn(&ProcessUsage) -> &[(StackPair, u64)]| -> Vec<Vec<Stack>> {
         processes
@@ -78,9 +79,10 @@ fn symbolize_with(
     let cpu = resolve(|p| &p.stacks);
     let offcpu = resolve(|p| &p.offcpu);
     let stacks = interner.finish(cpu, offcpu);
+    let folder = Folder::new(&stacks);
     Folded {
-        cpu: stacks.cpu.iter().map(|s| stacks.fold(s)).collect(),
-        offcpu: stacks.offcpu.iter().map(|s| stacks.fold(s)).collect(),
+        cpu: stacks.cpu.iter().map(|s| folder.fold(s)).collect(),
+        offcpu: stacks.offcpu.iter().map(|s| folder.fold(s)).collect(),
         stacks,
     }
 }
@@ -92,12 +94,17 @@ fn resolve_process(
     stacks: &HashMap<i32, Vec<u64>>,
     interner: &mut Interner<'_, '_>,
 ) -> Vec<Stack> {
+    let maps = &process.identity.maps;
+    let mut mapping_ids = vec![None; maps.len()];
     let mut merged: HashMap<Vec<usize>, u64> = HashMap::new();
     for &((user_id, kernel_id), count) in pairs {
         let mut frames = Vec::new();
         match stacks.get(&user_id) {
-            Some(ips) => frames
-                .extend(root_first(ips).map(|addr| interner.user(&process.identity.maps, addr))),
+            Some(ips) => {
+                frames.extend(
+                    root_first(ips).map(|addr| interner.user(maps, &mut mapping_ids, addr)),
+                );
+            }
             None if kernel_id < 0 || user_id >= 0 => frames.push(interner.lost(false)),
             None => {}
         }

@@ -26,6 +26,19 @@ impl GoalRow {
     }
 }
 
+impl GoalRow {
+    /// A row whose goal is a median under `limit` `unit`.
+    pub fn below(condition: String, median: f64, unit: &'static str, limit: f64) -> Self {
+        Self {
+            condition,
+            median,
+            unit,
+            goal: format!("< {limit} {unit}"),
+            met: median < limit,
+        }
+    }
+}
+
 pub fn print(rows: &[GoalRow]) {
     let width = super::name_width(rows.iter().map(|row| row.condition.as_str()));
     println!(
@@ -53,5 +66,7 @@ mod tests {
         let over = GoalRow::at_most("x".to_owned(), 3.01, "s", 3.0);
         assert!(!over.met);
         assert_eq!(over.goal, "≤ 3 s");
+        assert!(!GoalRow::below("x".to_owned(), 2.0, "s", 2.0).met);
+        assert!(GoalRow::below("x".to_owned(), 1.99, "s", 2.0).met);
     }
 }
