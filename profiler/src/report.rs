@@ -70,7 +70,8 @@ pub struct Phases {
     pub sampling: f64,
     /// Reading the maps once sampling ended.
     pub collect: f64,
-    /// Detaching the programs, then reading what only holds still once they are gone.
+    /// Detaching the programs that move counts between maps, reading those, and putting each
+    /// process's figures together.
     pub detach: f64,
     /// Waiting for the symbolizer thread (most of its parsing happened during sampling).
     pub symbolize: f64,
