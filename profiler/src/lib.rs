@@ -3,6 +3,8 @@
 
 mod alerts;
 mod analyze;
+#[doc(hidden)]
+pub mod bench;
 mod cli;
 mod collect;
 mod commands;

@@ -55,6 +55,32 @@ pub struct OwnCost {
     pub cpu_percent_of_one_core: f64,
     /// Largest resident set of the profiler process so far (VmHWM).
     pub peak_rss_bytes: u64,
+    /// Where a `diagnose` run's wall time went; absent from record windows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phases_ms: Option<Phases>,
+}
+
+/// Wall time of each phase of a `diagnose` run, in milliseconds, in the order they run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Phases {
+    /// From the process's start (as /proc knows it, to 10 ms) to the command's first step.
+    pub startup: f64,
+    /// Checks, loading the eBPF programs and attaching them.
+    pub attach: f64,
+    pub sampling: f64,
+    /// Reading the maps once sampling ended.
+    pub collect: f64,
+    /// Detaching the programs that move counts between maps, reading those, and putting each
+    /// process's figures together.
+    pub detach: f64,
+    /// Waiting for the symbolizer thread (most of its parsing happened during sampling).
+    pub symbolize: f64,
+    /// Ranking, verdict, timeline.
+    pub analyze: f64,
+    /// Rendering every output file but report.json itself.
+    pub render: f64,
+    /// The sum of the above: launch to rendered output.
+    pub total: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -429,6 +455,17 @@ mod tests {
                 bpf_runs: 100_000,
                 cpu_percent_of_one_core: 1.4,
                 peak_rss_bytes: 30 << 20,
+                phases_ms: Some(Phases {
+                    startup: 10.0,
+                    attach: 400.0,
+                    sampling: 1000.0,
+                    collect: 5.0,
+                    detach: 80.0,
+                    symbolize: 20.0,
+                    analyze: 2.0,
+                    render: 60.0,
+                    total: 1577.0,
+                }),
             }),
             timeline: Timeline {
                 interval_s: 1.0,

@@ -3,8 +3,11 @@
 //! handling, timing and the result table.
 
 mod cpu;
+mod goal;
 mod record;
+mod render;
 mod sched;
+mod suspect;
 mod syscalls;
 mod tracer;
 
@@ -68,6 +71,23 @@ enum Kind {
         #[arg(long, default_value_t = 28.0)]
         churn: f64,
     },
+    /// Time to suspect: launch of `profiler diagnose` to a report naming a planted CPU hog
+    /// suspect #1, with the report's own phase timings.
+    Suspect {
+        /// Rounds; each launches the profiler once.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+        runs: u32,
+        /// `diagnose --duration`.
+        #[arg(long, default_value = "1s")]
+        duration: String,
+    },
+    /// A million samples over fifty thousand stacks of real addresses symbolized and rendered
+    /// (folded, flamegraph, pprof, html, report.json) as diagnose does after sampling.
+    Render {
+        /// Rounds; each runs the render example once, in a fresh process.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+        runs: u32,
+    },
     /// Wall time of a getppid storm: untraced, under the profiler's syscall signals, under
     /// bpftrace and under libbpf-tools' syscount.
     Syscalls {
@@ -86,7 +106,13 @@ pub fn run(args: &Args) -> Result<()> {
         None => {
             setup::run(true)?;
             let target = util::target_dir()?;
-            build(matches!(args.kind, Kind::Cpu { .. } | Kind::Record { .. }))?;
+            build(matches!(
+                args.kind,
+                Kind::Cpu { .. } | Kind::Record { .. } | Kind::Suspect { .. }
+            ))?;
+            if matches!(args.kind, Kind::Render { .. }) {
+                build_render_example()?;
+            }
             target
         }
     };
@@ -94,6 +120,14 @@ pub fn run(args: &Args) -> Result<()> {
         return reexec_as_root(&target);
     }
     match args.kind {
+        Kind::Suspect { runs, ref duration } => {
+            goal::print(&suspect::run(&target, runs, duration)?);
+            Ok(())
+        }
+        Kind::Render { runs } => {
+            goal::print(&render::run(&target, runs)?);
+            Ok(())
+        }
         Kind::Cpu { runs, work } => cpu::run(&target, runs, work),
         Kind::Sched { runs, loops } => sched::run(&target, runs, loops),
         Kind::Syscalls { runs, count } => syscalls::run(&target, runs, count),
@@ -125,6 +159,23 @@ fn build(with_workloads: bool) -> Result<()> {
         )?;
     }
     Ok(())
+}
+
+/// The `render` example of the profiler crate, which `bench render` runs.
+fn build_render_example() -> Result<()> {
+    util::run_step_quiet_stdout(
+        "build the render example",
+        util::cargo()
+            .args([
+                "build",
+                "--release",
+                "-p",
+                "profiler",
+                "--example",
+                "render",
+            ])
+            .current_dir(util::workspace_root()),
+    )
 }
 
 /// Builds ran as the calling user so target/ stays theirs; only the measurement needs root.

@@ -49,12 +49,13 @@ impl OwnCostMeter {
             bpf_runs,
             cpu_percent_of_one_core: percent(cpu_ns + bpf_run_time_ns),
             peak_rss_bytes: peak_rss_bytes(),
+            phases_ms: None,
         }
     }
 }
 
 /// User plus system time of this process, all threads.
-fn own_cpu() -> Duration {
+pub fn own_cpu() -> Duration {
     // SAFETY: getrusage writes the struct it is given; RUSAGE_SELF always exists.
     let usage = unsafe {
         let mut usage = std::mem::zeroed::<libc::rusage>();

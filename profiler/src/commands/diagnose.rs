@@ -1,6 +1,9 @@
 //! `profiler diagnose`: sample the host for a while, then report who ate the CPU and where.
 
+mod phases;
+
 use std::{
+    collections::HashSet,
     io::{IsTerminal as _, Write as _},
     path::PathBuf,
     time::{Duration, Instant},
@@ -9,6 +12,7 @@ use std::{
 use anyhow::Context as _;
 use indicatif::{ProgressBar, ProgressStyle};
 
+use self::phases::PhaseClock;
 use super::out_dir::OutDir;
 use crate::{
     analyze::{self, RunFacts},
@@ -18,10 +22,13 @@ use crate::{
     },
     error::usage,
     model::{
-        ProcessTable, cmdline::Cmdlines, table::FinalCounts, table::Procfs, table::StackPair,
+        Mapping, ProcessTable, cmdline::Cmdlines, table::FinalCounts, table::Procfs,
+        table::StackPair,
         timeline::TimelineBuilder,
     },
     output, probes,
+    report::OwnCost,
+    symbolize,
 };
 
 /// How often new processes are looked up in /proc while they still live.
@@ -30,6 +37,7 @@ const DISCOVERY_INTERVAL: Duration = Duration::from_millis(250);
 const TIMELINE_INTERVAL: Duration = Duration::from_secs(1);
 
 pub async fn run(args: DiagnoseArgs) -> anyhow::Result<()> {
+    let mut clock = PhaseClock::start();
     for &pid in &args.pids {
         if !PathBuf::from(format!("/proc/{pid}")).exists() {
             return Err(usage(format!(
@@ -49,6 +57,9 @@ pub async fn run(args: DiagnoseArgs) -> anyhow::Result<()> {
     // Checked writable now, but created only once there is something to write: a run killed
     // while sampling (SIGKILL, OOM) leaves no empty directory behind.
     drop(OutDir::prepare(&out_path)?);
+    // Reads kallsyms while the probes load, then the files of what runs while sampling.
+    let symbolizer = symbolize::Worker::start()?;
+    let mut warmed = HashSet::new();
 
     let mut probes = super::attach(
         args.frequency,
@@ -60,6 +71,7 @@ pub async fn run(args: DiagnoseArgs) -> anyhow::Result<()> {
         &mut stops,
     )
     .await?;
+    clock.lap(|p| &mut p.attach);
     let collector = Collector::new(&probes.ebpf);
     let start = Instant::now();
     let mut own_cost = OwnCostMeter::start(&probes.ebpf);
@@ -93,6 +105,7 @@ pub async fn run(args: DiagnoseArgs) -> anyhow::Result<()> {
             _ = tick.tick() => {
                 let snapshot = collector.processes()?;
                 table.observe(&snapshot, &procfs, |pid| stacks_of(&collector, pid))?;
+                symbolizer.warm(new_files(&snapshot, &table, &mut warmed));
                 if let Some(bar) = &progress {
                     bar.set_position(start.elapsed().as_millis() as u64);
                     bar.set_message(top_so_far(&snapshot, &table, start.elapsed()));
@@ -102,6 +115,7 @@ pub async fn run(args: DiagnoseArgs) -> anyhow::Result<()> {
     }
     let elapsed = start.elapsed();
     let end_ns = kernel_now_ns();
+    clock.lap(|p| &mut p.sampling);
     // The last, partial bucket: a run stopped early still shows its final moments.
     let now = (Cumulative::read_without_stacks(&collector)?, elapsed);
     if now.1 > last_reading.1 + TIMELINE_INTERVAL / 10 {
@@ -126,7 +140,8 @@ pub async fn run(args: DiagnoseArgs) -> anyhow::Result<()> {
     // switch, and a sleep moves from the thread table to the off-CPU totals at its wakeup;
     // both are read once the programs have stopped, so nothing is seen twice or missed.
     // Everything else was read above, at `elapsed`, since detaching takes a while.
-    probes.detach();
+    clock.lap(|p| &mut p.collect);
+    probes.quiesce();
     let collector = Collector::new(&probes.ebpf);
     let syscalls = collector.syscalls()?;
     let offcpu = collector.offcpu(end_ns)?;
@@ -138,7 +153,8 @@ pub async fn run(args: DiagnoseArgs) -> anyhow::Result<()> {
     )?;
     let cpus = u32::try_from(probes.cpus).unwrap_or(u32::MAX);
     let signals = probes.signals.clone();
-    drop(probes);
+    // The rest detaches while the stacks are symbolized and the files rendered.
+    let released = probes.release();
     let usage = table.finish(
         &snapshot,
         &FinalCounts {
@@ -154,7 +170,10 @@ pub async fn run(args: DiagnoseArgs) -> anyhow::Result<()> {
         &procfs,
     );
 
-    let (usage, folded) = super::symbolize_off_thread(usage, stacks).await?;
+    clock.lap(|p| &mut p.detach);
+
+    let (usage, folded) = symbolizer.symbolize(usage, stacks).await?;
+    clock.lap(|p| &mut p.symbolize);
 
     let facts = RunFacts {
         started_at: started_at.timestamp().to_string(),
@@ -174,18 +193,24 @@ pub async fn run(args: DiagnoseArgs) -> anyhow::Result<()> {
         own_pid: std::process::id(),
     };
     let mut report = analyze::build_report(&facts, &usage, &folded.cpu);
-    report.own_cost = Some(cost);
     report.timeline = timeline.finish(&report.processes);
-    let out_dir = OutDir::prepare(&out_path)?;
-    output::write_usage(
-        out_dir.path(),
+    clock.lap(|p| &mut p.analyze);
+    let files = output::render_usage(
         &report,
         &usage,
         &folded,
         &args.pids,
         output::HtmlReport::Write,
-    )
-    .map_err(|err| crate::error::output_write(err, out_dir.path()))?;
+    )?;
+    clock.lap(|p| &mut p.render);
+    report.own_cost = Some(OwnCost {
+        phases_ms: Some(clock.phases()),
+        ..cost
+    });
+    let out_dir = OutDir::prepare(&out_path)?;
+    files
+        .write(out_dir.path(), &report)
+        .map_err(|err| crate::error::output_write(err, out_dir.path()))?;
 
     let mut stdout = std::io::stdout().lock();
     match args.format {
@@ -198,6 +223,9 @@ pub async fn run(args: DiagnoseArgs) -> anyhow::Result<()> {
     .context("writing to stdout")?;
     eprintln!("profiler: wrote {}", out_dir.path().display());
     out_dir.keep();
+    if released.join().is_err() {
+        eprintln!("profiler: warning: detaching the probes failed");
+    }
     Ok(())
 }
 
@@ -210,6 +238,29 @@ fn push_bucket(
     let start_ns = u64::try_from(before_at.as_nanos()).unwrap_or(u64::MAX);
     let len_ns = u64::try_from(now_at.saturating_sub(*before_at).as_nanos()).unwrap_or(u64::MAX);
     timeline.push(start_ns, len_ns, &now.since(before));
+}
+
+/// One mapping of each file not yet asked for, from the processes that ran since the last look,
+/// busiest first.
+fn new_files(
+    snapshot: &crate::collect::ProcessSnapshot,
+    table: &ProcessTable,
+    warmed: &mut HashSet<PathBuf>,
+) -> Vec<Mapping> {
+    let mut running: Vec<(u32, u64)> = snapshot
+        .on_cpu_ns
+        .iter()
+        .filter(|&(_, &ns)| ns > 0)
+        .map(|(&pid, &ns)| (pid, ns))
+        .collect();
+    running.sort_unstable_by_key(|&(_, ns)| std::cmp::Reverse(ns));
+    running
+        .iter()
+        .filter_map(|&(pid, _)| table.identity(pid))
+        .flat_map(|identity| &identity.maps)
+        .filter(|map| warmed.insert(map.path.clone()))
+        .cloned()
+        .collect()
 }
 
 fn stacks_of(

@@ -14,9 +14,9 @@ mod syscall_names;
 pub mod table;
 pub mod timeline;
 
-pub use identity::Mapping;
 #[cfg(test)]
-pub use identity::{ProcessIdentity, read_identity};
+pub use identity::read_identity;
+pub use identity::{Mapping, ProcessIdentity};
 pub use table::{ProcessTable, ProcessUsage};
 
 /// The syscall's name on the architecture this profiler was built for, or `syscall_<nr>`.

@@ -9,7 +9,10 @@ pub mod table;
 pub mod tui;
 pub mod windows;
 
-use std::path::Path;
+use std::{
+    path::Path,
+    time::{Duration, Instant},
+};
 
 use anyhow::Context as _;
 
@@ -39,73 +42,139 @@ pub enum HtmlReport {
     Skip,
 }
 
-/// Renders every file first, then moves each into place, so a failure leaves no partial set.
-/// `offcpu` (counts in microseconds blocked) is written when the offcpu signal ran; `profile`
-/// holds the same stacks with addresses, for `profile.pb.gz`; `report.html` shows them all.
-pub fn write_run(
-    dir: &Path,
+/// A run's rendered files but report.json, which is serialized last so that it can carry how
+/// long the rest took.
+pub struct RunFiles {
+    files: Vec<(&'static str, Vec<u8>)>,
+    /// How long each part took to render, in the order rendered.
+    parts: Vec<(&'static str, Duration)>,
+}
+
+impl RunFiles {
+    /// How long each part took to render: `folded`, `flamegraph`, `pprof`, then `html` and
+    /// `offcpu` when rendered.
+    pub fn parts(&self) -> &[(&'static str, Duration)] {
+        &self.parts
+    }
+
+    /// Serializes `report` into report.json, then moves every file into place: a failure leaves
+    /// no partial set.
+    pub fn write(mut self, dir: &Path, report: &Report) -> anyhow::Result<()> {
+        let mut json = serde_json::to_vec_pretty(report).context("serializing report.json")?;
+        json.push(b'\n');
+        self.files.insert(0, (REPORT_JSON, json));
+        let files: Vec<(&str, &[u8])> = self
+            .files
+            .iter()
+            .map(|(name, bytes)| (*name, bytes.as_slice()))
+            .collect();
+        atomic::write_all(dir, &files)
+    }
+}
+
+/// Renders every file but report.json. `offcpu` (counts in microseconds blocked) is rendered
+/// when the offcpu signal ran; `profile` holds the same stacks with addresses, for
+/// `profile.pb.gz`; `report.html` shows them all. The profile and the off-CPU files are
+/// rendered on threads of their own, beside the CPU flamegraph.
+pub fn render_run(
     report: &Report,
     stacks: &[ProcessStacks<'_>],
     offcpu: Option<&[ProcessStacks<'_>]>,
     profile: &pprof::Input<'_>,
     html: HtmlReport,
-) -> anyhow::Result<()> {
-    let mut json = serde_json::to_vec_pretty(report).context("serializing report.json")?;
-    json.push(b'\n');
-    let folded = folded::render(stacks);
-    let svg = flamegraph::render(
-        &folded,
-        &format!(
-            "CPU: {} processes, {:.1} s on {} CPUs at {} Hz",
-            stacks.len(),
-            report.duration_s,
-            report.cpus,
-            report.frequency_hz
-        ),
-    )?;
-    let profile = pprof::render(&pprof::Sampling::of(report, offcpu.is_some()), profile)
-        .context("encoding profile.pb.gz")?;
-    let offcpu_files = offcpu
-        .map(|offcpu| -> anyhow::Result<_> {
-            let folded = folded::render(offcpu);
-            let svg = flamegraph::render_kind(
-                flamegraph::OFFCPU,
+) -> anyhow::Result<RunFiles> {
+    std::thread::scope(|scope| {
+        let profile = scope.spawn(|| {
+            timed(|| {
+                pprof::render(&pprof::Sampling::of(report, offcpu.is_some()), profile)
+                    .context("encoding profile.pb.gz")
+            })
+        });
+        let offcpu_files = offcpu.map(|offcpu| {
+            scope.spawn(move || {
+                timed(|| -> anyhow::Result<_> {
+                    let folded = folded::render(offcpu);
+                    let svg = flamegraph::render_kind(
+                        flamegraph::OFFCPU,
+                        &folded,
+                        &format!(
+                            "Off-CPU: {} processes, {:.1} s; width is time blocked",
+                            offcpu.len(),
+                            report.duration_s
+                        ),
+                    )?;
+                    Ok((folded, svg))
+                })
+            })
+        });
+        let mut parts = Vec::new();
+        let (folded, took) = timed(|| folded::render(stacks));
+        parts.push(("folded", took));
+        let (svg, took) = timed(|| {
+            flamegraph::render(
                 &folded,
                 &format!(
-                    "Off-CPU: {} processes, {:.1} s; width is time blocked",
-                    offcpu.len(),
-                    report.duration_s
+                    "CPU: {} processes, {:.1} s on {} CPUs at {} Hz",
+                    stacks.len(),
+                    report.duration_s,
+                    report.cpus,
+                    report.frequency_hz
                 ),
-            )?;
-            Ok((folded, svg))
-        })
-        .transpose()?;
-    let page = (html == HtmlReport::Write).then(|| {
-        html::render(
-            report,
-            &folded,
-            &svg,
-            offcpu_files.as_ref().map(|(_, svg)| svg.as_slice()),
-        )
-    });
-    let mut files = vec![
-        (REPORT_JSON, json),
-        (STACKS_FOLDED, folded.into_bytes()),
-        (FLAMEGRAPH_SVG, svg),
-        (PROFILE_PB_GZ, profile),
-    ];
-    if let Some(page) = page {
-        files.push((REPORT_HTML, page.into_bytes()));
-    }
-    if let Some((folded, svg)) = offcpu_files {
-        files.push((OFFCPU_FOLDED, folded.into_bytes()));
-        files.push((OFFCPU_SVG, svg));
-    }
-    let files: Vec<(&str, &[u8])> = files
-        .iter()
-        .map(|(name, bytes)| (*name, bytes.as_slice()))
-        .collect();
-    atomic::write_all(dir, &files)
+            )
+        });
+        parts.push(("flamegraph", took));
+        let svg = svg?;
+        let (profile, took) = join(profile);
+        parts.push(("pprof", took));
+        let profile = profile?;
+        let offcpu_files = match offcpu_files {
+            Some(handle) => {
+                let (files, took) = join(handle);
+                parts.push(("offcpu", took));
+                Some(files?)
+            }
+            None => None,
+        };
+        let page = (html == HtmlReport::Write).then(|| {
+            let (page, took) = timed(|| {
+                html::render(
+                    report,
+                    &folded,
+                    &svg,
+                    offcpu_files.as_ref().map(|(_, svg)| svg.as_slice()),
+                )
+            });
+            parts.push(("html", took));
+            page
+        });
+        let mut files = vec![
+            (STACKS_FOLDED, folded.into_bytes()),
+            (FLAMEGRAPH_SVG, svg),
+            (PROFILE_PB_GZ, profile),
+        ];
+        if let Some(page) = page {
+            files.push((REPORT_HTML, page.into_bytes()));
+        }
+        if let Some((folded, svg)) = offcpu_files {
+            files.push((OFFCPU_FOLDED, folded.into_bytes()));
+            files.push((OFFCPU_SVG, svg));
+        }
+        Ok(RunFiles { files, parts })
+    })
+}
+
+/// `f`'s result and how long it took.
+fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration) {
+    let start = Instant::now();
+    let result = f();
+    (result, start.elapsed())
+}
+
+/// A rendering thread's result; its panic goes on in the caller.
+fn join<T>(handle: std::thread::ScopedJoinHandle<'_, T>) -> T {
+    handle
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
 }
 
 /// Processes with stacks in `sets` (parallel to `usage`), as the folded files name them.
@@ -141,20 +210,18 @@ pub fn micros(sets: &[Vec<FoldedStack>]) -> Vec<Vec<FoldedStack>> {
         .collect()
 }
 
-/// Writes a run's files from its processes and their symbolized stacks (parallel to `usage`),
+/// Renders a run's files from its processes and their symbolized stacks (parallel to `usage`),
 /// keeping only `pids` when given; the off-CPU files only when that signal ran.
-pub fn write_usage(
-    dir: &Path,
+pub fn render_usage(
     report: &Report,
     usage: &[ProcessUsage],
     folded: &crate::symbolize::Folded,
     pids: &[u32],
     html: HtmlReport,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<RunFiles> {
     let offcpu_us = micros(&folded.offcpu);
     let offcpu_on = report.signals.get("offcpu").is_some_and(|s| s == "on");
-    write_run(
-        dir,
+    render_run(
         report,
         &reported(usage, &folded.cpu, pids),
         offcpu_on
@@ -163,4 +230,16 @@ pub fn write_usage(
         &pprof::Input::new(usage, &folded.stacks, pids),
         html,
     )
+}
+
+/// [`render_usage`], then writes the files into `dir`.
+pub fn write_usage(
+    dir: &Path,
+    report: &Report,
+    usage: &[ProcessUsage],
+    folded: &crate::symbolize::Folded,
+    pids: &[u32],
+    html: HtmlReport,
+) -> anyhow::Result<()> {
+    render_usage(report, usage, folded, pids, html)?.write(dir, report)
 }

