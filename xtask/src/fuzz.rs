@@ -43,6 +43,14 @@ pub fn run(args: &Args) -> Result<()> {
         args.targets.clone()
     };
 
+    // `cargo fmt --all` stops at the workspace, which leaves fuzz/ out.
+    util::run_step(
+        "fuzz: rustfmt --check",
+        util::cargo()
+            .args(["fmt", "--manifest-path"])
+            .arg(fuzz_dir.join("Cargo.toml"))
+            .args(["--", "--check"]),
+    )?;
     let started = Instant::now();
     util::run_step(
         "fuzz: build",
