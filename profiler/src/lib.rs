@@ -16,6 +16,27 @@ mod probes;
 mod report;
 mod symbolize;
 
+/// The parsers of external input, for the fuzz targets in `fuzz/`: folded stacks, record
+/// windows (report.json and directory names), alert rules, command-line values, the /proc and
+/// tracefs text read directly rather than through procfs, and ELF build-id notes. Not an API.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::alerts::rule::Rule;
+    pub use crate::cli::{
+        parse_bytes, parse_duration, parse_interval, parse_retention, parse_window,
+    };
+    pub use crate::commands::flamegraph::{merge, windows::window};
+    pub use crate::model::cgroups::root_from as cgroup2_root;
+    pub use crate::output::{
+        ProcessStacks,
+        flamegraph::{Picture, render_diff, render_stacks},
+        folded::{MAX_TOTAL, parse as parse_folded, render as render_folded},
+        windows::{parse_name as parse_window_name, window_name},
+    };
+    pub use crate::probes::{privileges::effective_caps, tracefs::field_offset};
+    pub use crate::symbolize::build_id::read_from as read_build_id;
+}
+
 use std::process::ExitCode;
 
 use clap::Parser as _;

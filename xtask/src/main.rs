@@ -1,6 +1,8 @@
-//! `cargo xtask`: the project's developer commands (setup, test, run, bench); CLI and dispatch.
+//! `cargo xtask`: the project's developer commands (setup, test, run, bench, fuzz); CLI and
+//! dispatch.
 
 mod bench;
+mod fuzz;
 mod run;
 mod setup;
 mod test;
@@ -42,6 +44,8 @@ enum Command {
     },
     /// Measure the profiler's overhead.
     Bench(bench::Args),
+    /// Run the cargo-fuzz targets in fuzz/ (nightly; installs cargo-fuzz when missing).
+    Fuzz(fuzz::Args),
 }
 
 fn main() -> ExitCode {
@@ -50,6 +54,7 @@ fn main() -> ExitCode {
         Command::Test { args } => test::run(&args),
         Command::Run { args } => run::run(&args),
         Command::Bench(args) => bench::run(&args),
+        Command::Fuzz(args) => fuzz::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,7 +1,7 @@
 //! `profiler flamegraph`: offline rendering of folded stacks (a file, a report directory or the
 //! windows of a record directory), optionally against a baseline as a differential flamegraph.
 
-mod windows;
+pub mod windows;
 
 use std::{
     collections::BTreeMap,
@@ -177,7 +177,7 @@ fn read_folded(file: &Path) -> anyhow::Result<Vec<(String, u64)>> {
 }
 
 /// Sums the counts of identical stacks across `parts`, drops zero counts, and sorts by stack.
-fn merge(
+pub fn merge(
     parts: impl IntoIterator<Item = Vec<(String, u64)>>,
 ) -> anyhow::Result<Vec<(String, u64)>> {
     let mut merged = BTreeMap::<String, u64>::new();

@@ -2,7 +2,7 @@
 
 mod diagnose;
 mod doctor;
-mod flamegraph;
+pub mod flamegraph;
 mod out_dir;
 mod record;
 mod stops;

@@ -9,7 +9,7 @@ const MAX_DIRS: usize = 100_000;
 
 /// Where cgroup2 is mounted: /sys/fs/cgroup on unified hosts, /sys/fs/cgroup/unified on hybrid
 /// ones.
-fn root_from(mounts: &str) -> PathBuf {
+pub fn root_from(mounts: &str) -> PathBuf {
     mounts
         .lines()
         .find_map(|line| {

@@ -1,6 +1,6 @@
 //! The process table: who ran during the run, under which identity, and what each used.
 
-mod cgroups;
+pub mod cgroups;
 pub mod cmdline;
 mod identity;
 #[cfg_attr(

@@ -97,10 +97,22 @@ fn clean(frame: &str) -> String {
         .collect()
 }
 
+/// The root frame of a process: its name cleaned, and written so that a line starting with it
+/// is no `# ` comment, which every folded reader (ours, inferno's) would skip: the space after
+/// such a leading `#` becomes a no-break space, which looks the same.
+fn root_frame(comm: &str, pid: u32) -> String {
+    let mut root = clean(&format!("{comm} ({pid})"));
+    let lead = root.len() - root.trim_start().len();
+    if root[lead..].starts_with("# ") {
+        root.replace_range(lead + 1..lead + 2, "\u{a0}");
+    }
+    root
+}
+
 pub fn render(processes: &[ProcessStacks<'_>]) -> String {
     let mut out = String::new();
     for process in processes {
-        let root = clean(&format!("{} ({})", process.comm, process.pid));
+        let root = root_frame(process.comm, process.pid);
         for (frames, count) in process.stacks {
             out.push_str(&root);
             for frame in frames {
@@ -147,6 +159,26 @@ mod tests {
                 ("burner (42);main;<[u8: 4]>::f;sys_write_[k]".to_owned(), 2),
             ]
         );
+    }
+
+    #[test]
+    fn a_process_named_like_a_comment_keeps_its_stacks() {
+        // Found by fuzzing: a process named "# x" (or "  # x") wrote comment lines, and its
+        // stacks vanished from `profiler flamegraph` and flamegraph.svg.
+        let stacks = vec![(vec!["main".to_owned()], 3)];
+        for comm in ["# x", "  # x", "#"] {
+            let text = render(&[ProcessStacks {
+                comm,
+                pid: 7,
+                stacks: &stacks,
+            }]);
+            let back = parse(&text, "stacks.folded").unwrap();
+            assert_eq!(back.len(), 1, "{comm:?}: {text:?}");
+            assert_eq!(
+                back[0].0.replace('\u{a0}', " ").trim(),
+                format!("{} (7);main", comm.trim())
+            );
+        }
     }
 
     fn error(text: &str) -> String {

@@ -17,13 +17,13 @@ pub fn window_name(start: jiff::Timestamp) -> String {
     start.strftime(NAME_FORMAT).to_string()
 }
 
-fn parse_name(name: &str) -> Option<jiff::Timestamp> {
+/// The start of the window `name` names: only names [`window_name`] writes, so retention never
+/// takes a foreign directory (a negative year, another fraction length) for a window.
+pub fn parse_name(name: &str) -> Option<jiff::Timestamp> {
     let stamp = name.strip_suffix('Z')?;
     let civil = jiff::civil::DateTime::strptime("%Y%m%dT%H%M%S%.f", stamp).ok()?;
-    civil
-        .to_zoned(jiff::tz::TimeZone::UTC)
-        .ok()
-        .map(|z| z.timestamp())
+    let start = civil.to_zoned(jiff::tz::TimeZone::UTC).ok()?.timestamp();
+    (window_name(start) == name).then_some(start)
 }
 
 /// Writes one window: `fill` writes the files into a hidden directory, which then takes the
@@ -139,6 +139,18 @@ mod tests {
         assert!(a < b);
         assert_eq!(parse_name(&a), Some(at("2026-11-24T09:05:00.120Z")));
         assert_eq!(parse_name(".20261124T090500.120Z.x"), None);
+    }
+
+    #[test]
+    fn only_names_the_writer_writes_are_windows() {
+        // Found by fuzzing: these parsed, as year -26 and with a finer fraction, and
+        // retention would have deleted such directories as expired windows.
+        assert_eq!(parse_name("-0261129T090500.5000Z"), None);
+        assert_eq!(parse_name("20261124T090500.1204Z"), None);
+        assert_eq!(parse_name("20261124T090500.12Z"), None);
+        assert_eq!(parse_name("20261124T090500Z"), None);
+        let name = window_name(at("2026-11-24T09:05:00Z"));
+        assert_eq!(parse_name(&name), Some(at("2026-11-24T09:05:00Z")));
     }
 
     #[test]

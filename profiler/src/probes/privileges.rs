@@ -7,7 +7,7 @@ const CAP_PERFMON: u32 = 38;
 const CAP_BPF: u32 = 39;
 
 /// Effective capability set from /proc/self/status (`CapEff:` hex mask).
-fn effective_caps(status: &str) -> Option<u64> {
+pub fn effective_caps(status: &str) -> Option<u64> {
     status
         .lines()
         .find_map(|line| line.strip_prefix("CapEff:"))

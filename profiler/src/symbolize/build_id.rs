@@ -4,7 +4,7 @@
 
 use std::{
     fs::File,
-    io::{self, Read as _, Seek as _, SeekFrom},
+    io::{self, Read, Seek, SeekFrom},
     path::Path,
 };
 
@@ -28,9 +28,13 @@ pub enum BuildIdError {
 
 /// The build id of the ELF file at `path`, `None` when it has none.
 pub fn read(path: &Path) -> Result<Option<Vec<u8>>, BuildIdError> {
-    let mut file = File::open(path)?;
+    read_from(&mut File::open(path)?)
+}
+
+/// The build id of the ELF file `file` holds, `None` when it has none.
+pub fn read_from(file: &mut (impl Read + Seek)) -> Result<Option<Vec<u8>>, BuildIdError> {
     let mut ident = [0_u8; 64];
-    let len = read_up_to(&mut file, &mut ident)?;
+    let len = read_up_to(file, &mut ident)?;
     let header = &ident[..len];
     if !header.starts_with(b"\x7fELF") || header.len() < 52 {
         return Err(BuildIdError::NotElf);
@@ -71,7 +75,7 @@ pub fn read(path: &Path) -> Result<Option<Vec<u8>>, BuildIdError> {
     let mut phdrs =
         vec![0_u8; usize::try_from(entry * u64::from(phnum).min(MAX_PHDRS)).unwrap_or(0)];
     file.seek(SeekFrom::Start(phoff))?;
-    let len = read_up_to(&mut file, &mut phdrs)?;
+    let len = read_up_to(file, &mut phdrs)?;
     for phdr in phdrs[..len].chunks_exact(usize::from(phentsize)) {
         if elf.u32(phdr) != PT_NOTE {
             continue;
@@ -92,7 +96,7 @@ pub fn read(path: &Path) -> Result<Option<Vec<u8>>, BuildIdError> {
         };
         let mut notes = vec![0_u8; usize::try_from(size.min(MAX_NOTES)).unwrap_or(0)];
         file.seek(SeekFrom::Start(offset))?;
-        let len = read_up_to(&mut file, &mut notes)?;
+        let len = read_up_to(file, &mut notes)?;
         if let Some(id) = find_build_id(&elf, &notes[..len], if align == 8 { 8 } else { 4 }) {
             return Ok(Some(id.to_vec()));
         }
@@ -123,7 +127,7 @@ fn find_build_id<'n>(elf: &Layout, mut notes: &'n [u8], align: usize) -> Option<
 }
 
 /// Fills `buf` as far as the file goes; returns how much was read.
-fn read_up_to(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
+fn read_up_to(file: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     let mut filled = 0;
     while filled < buf.len() {
         match file.read(&mut buf[filled..]) {

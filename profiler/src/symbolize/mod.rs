@@ -3,7 +3,7 @@
 //! is resolved once, into structured stacks (addresses, mappings, inlined functions) from which
 //! the folded names are derived.
 
-mod build_id;
+pub mod build_id;
 mod frames;
 mod kernel;
 mod user;

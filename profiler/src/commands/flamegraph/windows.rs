@@ -79,7 +79,7 @@ pub fn list(dir: &Path) -> anyhow::Result<Vec<Window>> {
     Ok(windows)
 }
 
-fn window(dir: PathBuf, report: &Path, bytes: &[u8]) -> anyhow::Result<Window> {
+pub fn window(dir: PathBuf, report: &Path, bytes: &[u8]) -> anyhow::Result<Window> {
     let shown = report.display();
     let parsed: WindowReport = serde_json::from_slice(bytes).map_err(|err| {
         usage(format!(

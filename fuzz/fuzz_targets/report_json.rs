@@ -1,0 +1,31 @@
+//! What `profiler flamegraph --from` and `record`'s retention read of a record directory: each
+//! window's report.json (`started_at`, `duration_s`) and the window directory names. A window
+//! never ends before it starts, a bad report is one line of error, and the only names taken for
+//! windows are those the writer gives them.
+
+#![no_main]
+
+use std::path::{Path, PathBuf};
+
+use libfuzzer_sys::fuzz_target;
+use profiler::fuzzing::{parse_window_name, window, window_name};
+
+fuzz_target!(|data: &[u8]| {
+    match window(PathBuf::from("w"), Path::new("w/report.json"), data) {
+        Ok(window) => assert!(window.ended >= window.started, "{window:?}"),
+        Err(err) => {
+            let message = format!("{err:#}");
+            assert!(!message.contains(['\n', '\r']), "{message:?}");
+        }
+    }
+
+    if let Ok(name) = std::str::from_utf8(data)
+        && let Some(start) = parse_window_name(name)
+    {
+        assert_eq!(
+            window_name(start),
+            name,
+            "only the writer's own names are windows"
+        );
+    }
+});
