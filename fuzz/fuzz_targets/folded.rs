@@ -50,8 +50,8 @@ fuzz_target!(|data: &[u8]| {
 });
 
 /// `stacks.folded` written for a process named by the input's first NUL-separated field, with
-/// the other fields as frames, reads back as that process's one stack: `;` and line breaks in
-/// names cleaned, the space of a leading `# ` (a comment) written as a no-break space.
+/// the other fields as frames, reads back as that process's one stack: `;` and control characters
+/// in names cleaned, the space of a leading `# ` (a comment) written as a no-break space.
 fn writer_round_trips(text: &str, count: u64) {
     let mut fields = text.split('\0');
     let comm = fields.next().unwrap_or_default();
@@ -62,7 +62,15 @@ fn writer_round_trips(text: &str, count: u64) {
         pid: 4242,
         stacks: &stacks,
     }]);
-    let clean = |name: &str| name.replace(';', ":").replace(['\n', '\r'], " ");
+    let clean = |name: &str| -> String {
+        name.chars()
+            .map(|c| match c {
+                ';' => ':',
+                c if c.is_control() => char::REPLACEMENT_CHARACTER,
+                c => c,
+            })
+            .collect()
+    };
     let mut expected = clean(&format!("{comm} (4242)"));
     let lead = expected.len() - expected.trim_start().len();
     if expected[lead..].starts_with("# ") {
