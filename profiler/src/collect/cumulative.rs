@@ -27,6 +27,9 @@ pub struct Cumulative {
     pub faults: HashMap<u32, FaultStats>,
     pub io: HashMap<u32, IoStats>,
     pub counters: Counters,
+    /// Kernel monotonic time just before the maps were read: events stamped earlier (forks)
+    /// belong to the stretch this reading ends, later ones to the next.
+    pub read_at_ns: u64,
 }
 
 impl Cumulative {
@@ -42,6 +45,7 @@ impl Cumulative {
 
     /// Everything but the stack maps, the largest to walk: what a tick needs.
     pub fn read_without_stacks(collector: &Collector<'_>) -> anyhow::Result<Self> {
+        let read_at_ns = super::kernel_now_ns();
         Ok(Self {
             processes: collector.processes()?,
             stack_counts: HashMap::new(),
@@ -53,6 +57,7 @@ impl Cumulative {
             faults: collector.faults()?,
             io: collector.io()?,
             counters: collector.counters()?,
+            read_at_ns,
         })
     }
 
@@ -78,6 +83,7 @@ impl Cumulative {
             faults: delta(&self.faults, &base.faults),
             io: delta(&self.io, &base.io),
             counters,
+            read_at_ns: self.read_at_ns,
         }
     }
 
@@ -111,6 +117,7 @@ impl Cumulative {
             faults: take(&mut self.faults, dead),
             io: take(&mut self.io, dead),
             counters: Counters::default(),
+            read_at_ns: self.read_at_ns,
         }
     }
 

@@ -105,6 +105,11 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<()> {
             _ = terminate.recv() => break,
             _ = ticks.tick() => {
                 let collector = Collector::new(&probes.ebpf);
+                // Exits are read before the figures: a process whose exit is handled below
+                // has its final figures in `now`. Read after, a process exiting in between
+                // would have its entries deleted without them ever being read, and vanish
+                // from the window.
+                let exits = collector.exits()?;
                 // The stack maps are only walked when the window closes.
                 let closing = window.elapsed() + TICK / 2 >= args.window;
                 let mut now = if closing {
@@ -144,7 +149,6 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<()> {
                 }
                 // Processes that exited leave the maps now, their final figures kept for the
                 // window: under heavy churn the maps would otherwise fill before it ends.
-                let exits = collector.exits()?;
                 if !exits.is_empty() {
                     let gone: HashSet<u32> = exits
                         .iter()
@@ -220,7 +224,10 @@ async fn close(
     args: &RecordArgs,
     metrics: Option<&Metrics>,
 ) -> anyhow::Result<Window> {
-    let end_ns = kernel_now_ns();
+    // Forks up to the reading that ends this window are this window's; later ones stay in the
+    // map for the next. A cut taken later would delete forks whose children this window never
+    // saw (they had not run yet at the reading) and the next one would not count.
+    let forks_before = now.read_at_ns;
     let stale = cleanup::stale_stacks(&now, &window.base);
     let path = window.finish(&now, probes, root).await?;
     if let Some(metrics) = metrics {
@@ -240,7 +247,7 @@ async fn close(
     // What live processes did since `now` belongs to the new window; the entries deleted here
     // must not be counted against it.
     let mut base = now;
-    let deleted = cleanup::after_window(&mut probes.ebpf, &mut base, &stale, end_ns)?;
+    let deleted = cleanup::after_window(&mut probes.ebpf, &mut base, &stale, forks_before)?;
     log::debug!(
         "forgot {} map entries and {} stacks of exited processes",
         deleted.entries,
