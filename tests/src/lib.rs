@@ -138,6 +138,15 @@ pub fn disk_backed_tempdir(test: &str) -> Option<tempfile::TempDir> {
     Some(dir)
 }
 
+/// A TCP port on 127.0.0.1 free right now, for a server the test starts (a recorder's
+/// `--metrics`, Prometheus): the default ports may be taken by another run on the host.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("binding a free port")
+        .port()
+}
+
 /// Body of `GET path` on 127.0.0.1:`port` (HTTP/1.1, connection closed after), or why not.
 pub fn http_get(port: u16, path: &str) -> Result<String, String> {
     use std::io::Read as _;

@@ -4,15 +4,16 @@
 
 use std::{
     fs,
-    path::{Path, PathBuf},
+    path::Path,
     process::{Child, Command, Stdio},
     thread,
     time::{Duration, Instant},
 };
 
 use profiler_tests::{
-    ProfilerRun, REPORT_GRACE, Workload, assert_matches_schema, cpu_seconds, http_get, number,
-    process_entry, profiler_command, read_json, require_root, serial, skip_or_fail, tempdir, utf8,
+    ProfilerRun, REPORT_GRACE, Workload, assert_matches_schema, cpu_seconds, free_port, http_get,
+    number, process_entry, profiler_command, read_json, record_windows, require_root, serial,
+    skip_or_fail, tempdir, utf8, windows_written,
 };
 use serde_json::Value;
 
@@ -24,19 +25,6 @@ const WINDOW: &str = "2s";
 const RETENTION: &str = "5s";
 /// Long enough for five windows at 2 s, plus the last partial one.
 const RUN: Duration = Duration::from_secs(10);
-
-/// Finished window directories, oldest first (hidden staging directories left out).
-fn windows(root: &Path) -> Vec<PathBuf> {
-    let mut dirs: Vec<PathBuf> = fs::read_dir(root)
-        .expect("listing the record directory")
-        .filter_map(Result::ok)
-        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
-        .filter(|e| e.path().is_dir())
-        .map(|e| e.path())
-        .collect();
-    dirs.sort();
-    dirs
-}
 
 fn record(root: &Path, extra: &[&str]) -> ProfilerRun {
     let mut command = profiler_command();
@@ -64,17 +52,7 @@ fn windows_are_whole_pruned_by_retention_and_sigterm_finishes_the_last() {
     let done = run.finish(REPORT_GRACE);
     done.assert_success();
 
-    let written: usize = done
-        .stderr
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("profiler: stopped after ")?
-                .split(' ')
-                .next()?
-                .parse()
-                .ok()
-        })
-        .unwrap_or_else(|| panic!("no summary line:\n{}", done.stderr));
+    let written = windows_written(&done.stderr);
     assert!(
         written >= 5,
         "{written} windows in {RUN:?}:\n{}",
@@ -85,7 +63,7 @@ fn windows_are_whole_pruned_by_retention_and_sigterm_finishes_the_last() {
         .lines()
         .filter(|l| l.contains("pruned window") && l.contains("--retention"))
         .count();
-    let left = windows(&root);
+    let left = record_windows(&root);
     assert!(pruned >= 1, "nothing pruned:\n{}", done.stderr);
     assert_eq!(
         left.len() + pruned,
@@ -242,13 +220,6 @@ impl Drop for Prometheus {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("binding a free port")
-        .port()
 }
 
 fn start_prometheus(test: &str, dir: &Path, target: u16) -> Option<Prometheus> {
