@@ -82,6 +82,12 @@ impl Stacks {
     }
 }
 
+/// The file mapping of `maps` that user address `addr` lies in, and its offset in that file.
+pub fn file_offset(maps: &[Mapping], addr: u64) -> Option<(&Mapping, u64)> {
+    let map = maps.iter().find(|m| m.start <= addr && addr < m.end)?;
+    Some((map, addr - map.start + map.file_offset))
+}
+
 /// Builds [`Stacks`]: resolves each frame and reads each mapping's build id the first time they
 /// are met, through the symbolizers' own caches.
 pub struct Interner<'s, 'a> {
@@ -116,7 +122,7 @@ impl<'s, 'a> Interner<'s, 'a> {
 
     /// A user frame at lookup address `addr` of a process with file mappings `maps`.
     pub fn user(&mut self, maps: &[Mapping], addr: u64) -> usize {
-        let Some(map) = maps.iter().find(|m| m.start <= addr && addr < m.end) else {
+        let Some((map, offset)) = file_offset(maps, addr) else {
             return self.intern(Origin::Unmapped, addr, |_| vec!["[unknown]".to_owned()]);
         };
         let mapping = match self.mapping_ids.get(map) {
@@ -131,7 +137,6 @@ impl<'s, 'a> Interner<'s, 'a> {
                 id
             }
         };
-        let offset = addr - map.start + map.file_offset;
         self.intern(Origin::File(mapping), addr, |this| {
             this.user.names(map, offset)
         })

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use blazesym::MaybeDefault;
 use blazesym::symbolize::{
-    Input, Symbolized, Symbolizer,
+    Input, Symbolized,
     source::{Kernel, Source},
 };
 
@@ -20,11 +20,8 @@ pub struct KernelNames {
 }
 
 impl KernelNames {
-    pub fn new(
-        symbolizer: &Symbolizer,
-        processes: &[ProcessUsage],
-        stacks: &HashMap<i32, Vec<u64>>,
-    ) -> Self {
+    /// Resolves with a symbolizer of its own, dropped on return with the kallsyms it parsed.
+    pub fn new(processes: &[ProcessUsage], stacks: &HashMap<i32, Vec<u64>>) -> Self {
         let mut addrs: Vec<u64> = processes
             .iter()
             .flat_map(|p| p.stacks.iter().chain(&p.offcpu))
@@ -40,6 +37,7 @@ impl KernelNames {
             debug_syms: false,
             ..Kernel::default()
         });
+        let symbolizer = super::user::new_symbolizer();
         let resolved = symbolizer
             .symbolize(&source, Input::AbsAddr(&addrs))
             .unwrap_or_default();

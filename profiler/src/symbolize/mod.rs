@@ -8,9 +8,12 @@ mod frames;
 mod kernel;
 mod user;
 
-use std::collections::HashMap;
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap},
+    path::Path,
+};
 
-use blazesym::symbolize::{Symbolized, Symbolizer};
+use blazesym::symbolize::Symbolized;
 
 use self::frames::Interner;
 #[cfg(test)]
@@ -41,12 +44,27 @@ pub struct Folded {
 /// pointers, leaf first. Runs on the calling thread: blazesym's symbolizer is neither Send nor
 /// Sync.
 pub fn symbolize(processes: &[ProcessUsage], stacks: &HashMap<i32, Vec<u64>>) -> Folded {
-    let symbolizer = Symbolizer::builder()
-        .enable_inlined_fns(true)
-        .enable_code_info(false)
-        .build();
-    let kernel = kernel::KernelNames::new(&symbolizer, processes, stacks);
+    let kernel = kernel::KernelNames::new(processes, stacks);
+    let symbolizer = user::new_symbolizer();
     let mut user = user::UserSymbolizer::new(&symbolizer);
+    // Every user frame's file and offset first, then one file at a time: see `prefetch`.
+    let mut by_file: BTreeMap<&Path, BTreeSet<u64>> = BTreeMap::new();
+    for process in processes {
+        for &((user_id, _), _) in process.stacks.iter().chain(&process.offcpu) {
+            for addr in stacks
+                .get(&user_id)
+                .into_iter()
+                .flat_map(|ips| root_first(ips))
+            {
+                if let Some((map, offset)) = frames::file_offset(&process.identity.maps, addr) {
+                    by_file.entry(&map.path).or_default().insert(offset);
+                }
+            }
+        }
+    }
+    for (path, offsets) in by_file {
+        user.prefetch(path, &offsets.into_iter().collect::<Vec<_>>());
+    }
     let mut interner = Interner::new(&kernel, &mut user);
     let mut resolve = |pick: fn(&ProcessUsage) -> &[(StackPair, u64)]| -> Vec<Vec<Stack>> {
         processes

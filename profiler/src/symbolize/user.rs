@@ -57,25 +57,48 @@ impl<'a> UserSymbolizer<'a> {
         if let Some(names) = self.cache.get(&key) {
             return names.clone();
         }
-        let names = self.lookup(&map.path, offset).unwrap_or_else(|| {
-            let file = map.path.file_name().map_or_else(
-                || map.path.display().to_string(),
-                |f| f.to_string_lossy().into_owned(),
-            );
-            vec![format!("[{file}]")]
-        });
+        let names = self
+            .lookup(self.symbolizer, &map.path, &[offset])
+            .pop()
+            .flatten()
+            .unwrap_or_else(|| unnamed(&map.path));
         self.cache.insert(key, names.clone());
         names
     }
 
-    fn lookup(&mut self, path: &Path, offset: u64) -> Option<Vec<String>> {
+    /// Resolves `offsets` of the file at `path` in one batch, with a symbolizer of its own that
+    /// is dropped right after: blazesym keeps every file it parsed (its symbol tables, and the
+    /// pages of the file it mapped, which count as the profiler's resident memory) until its
+    /// symbolizer goes. One file at a time, a window's peak is its largest file's, not the sum
+    /// of all of them (a compiler's shared library alone maps over 100 MiB of symbols).
+    pub fn prefetch(&mut self, path: &Path, offsets: &[u64]) {
+        let missing: Vec<u64> = offsets
+            .iter()
+            .copied()
+            .filter(|&offset| !self.cache.contains_key(&(path.to_owned(), offset)))
+            .collect();
+        if missing.is_empty() {
+            return;
+        }
+        let symbolizer = new_symbolizer();
+        let resolved = self.lookup(&symbolizer, path, &missing);
+        for (offset, names) in missing.into_iter().zip(resolved) {
+            let names = names.unwrap_or_else(|| unnamed(path));
+            self.cache.insert((path.to_owned(), offset), names);
+        }
+    }
+
+    /// Names at each of `offsets` in the file, `None` where it has no symbol.
+    fn lookup(
+        &mut self,
+        symbolizer: &Symbolizer,
+        path: &Path,
+        offsets: &[u64],
+    ) -> Vec<Option<Vec<String>>> {
         let mut elf = Elf::new(path);
         if !self.no_debug_syms.contains(path) {
-            match self
-                .symbolizer
-                .symbolize_single(&Source::Elf(elf.clone()), Input::FileOffset(offset))
-            {
-                Ok(sym) => return names_of(&sym),
+            match symbolizer.symbolize(&Source::Elf(elf.clone()), Input::FileOffset(offsets)) {
+                Ok(syms) => return syms.iter().map(names_of).collect(),
                 Err(err) => {
                     log::debug!("{}: {err}; retrying without debug info", path.display());
                     self.no_debug_syms.insert(path.to_owned());
@@ -83,12 +106,31 @@ impl<'a> UserSymbolizer<'a> {
             }
         }
         elf.debug_syms = false;
-        let sym = self
-            .symbolizer
-            .symbolize_single(&Source::Elf(elf), Input::FileOffset(offset))
-            .ok()?;
-        names_of(&sym)
+        match symbolizer.symbolize(&Source::Elf(elf), Input::FileOffset(offsets)) {
+            Ok(syms) => syms.iter().map(names_of).collect(),
+            Err(err) => {
+                log::debug!("{}: {err}", path.display());
+                vec![None; offsets.len()]
+            }
+        }
     }
+}
+
+/// The symbolizer every lookup uses: inlined functions named, no source lines.
+pub fn new_symbolizer() -> Symbolizer {
+    Symbolizer::builder()
+        .enable_inlined_fns(true)
+        .enable_code_info(false)
+        .build()
+}
+
+/// The frame name of an address in `path` that no symbol covers: the file name in brackets.
+fn unnamed(path: &Path) -> Vec<String> {
+    let file = path.file_name().map_or_else(
+        || path.display().to_string(),
+        |f| f.to_string_lossy().into_owned(),
+    );
+    vec![format!("[{file}]")]
 }
 
 #[cfg(test)]
@@ -114,6 +156,24 @@ mod tests {
         assert_eq!(user.cache.len(), 1);
         assert_eq!(user.names(map, offset), first);
         assert_eq!(user.cache.len(), 1);
+    }
+
+    #[test]
+    fn prefetched_offsets_are_served_from_the_cache() {
+        let symbolizer = Symbolizer::new();
+        let mut user = UserSymbolizer::new(&symbolizer);
+        let maps = read_identity(std::process::id()).unwrap().maps;
+        let ip = cached_symbol_for_test as *const () as u64;
+        let map = maps.iter().find(|m| m.start <= ip && ip < m.end).unwrap();
+        let offset = ip - map.start + map.file_offset;
+        // An offset before the first symbol is named after the file, and cached as well.
+        user.prefetch(&map.path, &[offset, 0]);
+        assert_eq!(user.cache.len(), 2);
+        let names = user.cache[&(map.path.clone(), offset)].clone();
+        assert!(names[0].contains("cached_symbol_for_test"), "{names:?}");
+        assert_eq!(user.names(map, offset), names);
+        user.prefetch(&map.path, &[offset]);
+        assert_eq!(user.cache.len(), 2);
     }
 
     #[test]
