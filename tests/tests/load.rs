@@ -209,9 +209,12 @@ fn record_survives_churn_storm_and_full_maps_with_flat_memory() {
         storm_rate > 100_000.0,
         "the storm's syscalls counted at {storm_rate:.0}/s over the run"
     );
+    // Each child counts once, in the window it started in, whether it ended during a tick or
+    // while a window was being written; 1 % is left for forks the kernel map could not hold
+    // while other users' threads crowded it.
     let spawned: u64 = facts.iter().map(|w| w.spawned).sum();
     assert!(
-        spawned as f64 >= 0.95 * children as f64 && spawned <= children,
+        spawned as f64 >= 0.99 * children as f64 && spawned <= children,
         "the spawner started {children} processes; the windows count {spawned}"
     );
 

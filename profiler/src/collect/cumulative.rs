@@ -150,6 +150,29 @@ impl Cumulative {
         add(&mut self.io, &other.io);
     }
 
+    /// Every process this reading has a figure or a name of.
+    pub fn tgids(&self) -> HashSet<u32> {
+        let p = &self.processes;
+        p.on_cpu_ns
+            .keys()
+            .chain(p.comms.keys())
+            .chain(p.execs.keys())
+            .chain(self.sched.keys())
+            .chain(self.net.keys())
+            .chain(self.faults.keys())
+            .chain(self.io.keys())
+            .copied()
+            .chain(self.stack_counts.keys().map(|k| k.tgid))
+            .chain(self.offcpu.keys().map(|k| k.tgid))
+            .chain(self.syscalls.keys().map(|k| k.tgid))
+            .chain(
+                self.blame
+                    .keys()
+                    .flat_map(|k| [k.culprit_tgid, k.victim_tgid]),
+            )
+            .collect()
+    }
+
     /// Forgets processes whose map entries were deleted, so the next difference does not go
     /// negative.
     pub fn forget(&mut self, gone: &impl Fn(u32) -> bool) {
@@ -281,6 +304,7 @@ mod tests {
         reading.absorb(&dead);
         assert_eq!(reading.since(&base).net[&1].tx_bytes, 15);
         assert_eq!(reading.processes.on_cpu_ns[&1], 150);
+        assert_eq!(now.tgids(), HashSet::from([1, 2, 3]));
         now.forget(&|tgid| tgid == 1);
         assert!(!now.net.contains_key(&1));
         assert!(now.processes.on_cpu_ns.contains_key(&2));

@@ -148,7 +148,9 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<()> {
                     raise(&sink, &event, metrics.as_deref());
                 }
                 // Processes that exited leave the maps now, their final figures kept for the
-                // window: under heavy churn the maps would otherwise fill before it ends.
+                // window: under heavy churn the maps would otherwise fill before it ends. An
+                // exit mark stays until /proc shows the process gone (a zombie, or threads
+                // still running): the process may still add to its figures.
                 if !exits.is_empty() {
                     let gone: HashSet<u32> = exits
                         .iter()
@@ -157,7 +159,7 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<()> {
                         .collect();
                     let dead = now.split_off(&gone);
                     window.bury(&dead);
-                    cleanup::forget_exited(&mut probes.ebpf, &gone, &dead, &exits)?;
+                    cleanup::forget_exited(&mut probes.ebpf, &gone, &dead)?;
                 }
                 last_tick = (now.clone(), read_at.0, now_ns);
                 if closing {
