@@ -97,3 +97,32 @@ pub fn assert_near(
         context()
     );
 }
+
+/// Finished window directories of a `profiler record` directory, oldest first (hidden staging
+/// directories left out).
+pub fn record_windows(root: &Path) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = fs::read_dir(root)
+        .unwrap_or_else(|err| panic!("listing {}: {err}", root.display()))
+        .filter_map(Result::ok)
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        .filter(|e| e.path().is_dir())
+        .map(|e| e.path())
+        .collect();
+    dirs.sort();
+    dirs
+}
+
+/// How many windows a stopped recorder says it wrote, from its `profiler: stopped after N
+/// windows` line on stderr.
+pub fn windows_written(stderr: &str) -> usize {
+    stderr
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("profiler: stopped after ")?
+                .split(' ')
+                .next()?
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no `profiler: stopped after` line:\n{stderr}"))
+}

@@ -4,7 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// A TCP port on 127.0.0.1 nobody listens on right now.
+/// A TCP port on 127.0.0.1 free right now, for a server the test starts (a recorder's
+/// `--metrics`, Prometheus): the default ports may be taken by another run on the host.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())

@@ -4,7 +4,7 @@
 
 use std::{
     fs,
-    path::{Path, PathBuf},
+    path::Path,
     process::{Child, Command, Stdio},
     thread,
     time::{Duration, Instant},
@@ -13,7 +13,8 @@ use std::{
 use profiler_tests::{
     ProfilerRun, REPORT_GRACE, Workload, assert_matches_schema, assert_programs_unloaded,
     cpu_seconds, free_port, http_get, loaded_programs, number, process_entry, profiler_command,
-    programs_held_by, read_json, require_root, serial, skip_or_fail, tempdir, utf8,
+    programs_held_by, read_json, record_windows, require_root, serial, skip_or_fail, tempdir,
+    utf8, windows_written,
 };
 use serde_json::Value;
 
@@ -25,19 +26,6 @@ const WINDOW: &str = "2s";
 const RETENTION: &str = "5s";
 /// Long enough for five windows at 2 s, plus the last partial one.
 const RUN: Duration = Duration::from_secs(10);
-
-/// Finished window directories, oldest first (hidden staging directories left out).
-fn windows(root: &Path) -> Vec<PathBuf> {
-    let mut dirs: Vec<PathBuf> = fs::read_dir(root)
-        .expect("listing the record directory")
-        .filter_map(Result::ok)
-        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
-        .filter(|e| e.path().is_dir())
-        .map(|e| e.path())
-        .collect();
-    dirs.sort();
-    dirs
-}
 
 fn record(root: &Path, extra: &[&str]) -> ProfilerRun {
     let mut command = profiler_command();
@@ -65,17 +53,7 @@ fn windows_are_whole_pruned_by_retention_and_sigterm_finishes_the_last() {
     let done = run.finish(REPORT_GRACE);
     done.assert_success();
 
-    let written: usize = done
-        .stderr
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("profiler: stopped after ")?
-                .split(' ')
-                .next()?
-                .parse()
-                .ok()
-        })
-        .unwrap_or_else(|| panic!("no summary line:\n{}", done.stderr));
+    let written = windows_written(&done.stderr);
     assert!(
         written >= 5,
         "{written} windows in {RUN:?}:\n{}",
@@ -86,7 +64,7 @@ fn windows_are_whole_pruned_by_retention_and_sigterm_finishes_the_last() {
         .lines()
         .filter(|l| l.contains("pruned window") && l.contains("--retention"))
         .count();
-    let left = windows(&root);
+    let left = record_windows(&root);
     assert!(pruned >= 1, "nothing pruned:\n{}", done.stderr);
     assert_eq!(
         left.len() + pruned,

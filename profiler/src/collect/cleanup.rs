@@ -158,13 +158,22 @@ pub fn after_window(
     stale: &HashSet<StackKey>,
     forks_before: u64,
 ) -> anyhow::Result<Deleted> {
+    // Only processes this reading saw: one that started after it, and exited before now, has
+    // entries no window has counted yet; deleted here, it would be missing from the next
+    // window too (under churn, every process that ended while this window was being written).
+    let read = now.tgids();
+    // Nor processes with an exit mark: they exited after the reading, maybe after doing more,
+    // and the next tick takes their final figures before deleting their entries.
+    let exiting: HashSet<u32> = super::Collector::new(ebpf).exits()?.into_iter().collect();
     // One /proc lookup per process, however many maps and keys name it.
     let checked: std::cell::RefCell<std::collections::HashMap<u32, bool>> = Default::default();
     let gone = |tgid: u32| {
-        *checked
-            .borrow_mut()
-            .entry(tgid)
-            .or_insert_with(|| !std::path::Path::new(&format!("/proc/{tgid}")).exists())
+        read.contains(&tgid)
+            && !exiting.contains(&tgid)
+            && *checked
+                .borrow_mut()
+                .entry(tgid)
+                .or_insert_with(|| !std::path::Path::new(&format!("/proc/{tgid}")).exists())
     };
     let deleted = forget(ebpf, &gone, forks_before, stale)?;
     now.forget(&gone);
@@ -173,14 +182,13 @@ pub fn after_window(
 }
 
 /// Deletes, key by key, the entries of processes that exited during a window (`gone`, whose
-/// final figures `dead` the caller keeps), and the exit marks `handled`. Cheaper than a sweep of
+/// final figures `dead` the caller keeps), and their exit marks. Cheaper than a sweep of
 /// every map, so it can run every tick and keep the maps from filling under process churn.
 /// Stack counts stay until the window's end: they are only read then.
 pub fn forget_exited(
     ebpf: &mut Ebpf,
     gone: &HashSet<u32>,
     dead: &Cumulative,
-    handled: &[u32],
 ) -> anyhow::Result<usize> {
     fn remove<K: aya::Pod, V: aya::Pod>(
         ebpf: &mut Ebpf,
@@ -219,6 +227,6 @@ pub fn forget_exited(
         dead.syscalls.keys().copied(),
     )?;
     deleted += remove::<BlameKey, u64>(ebpf, MAP_BLAME, dead.blame.keys().copied())?;
-    remove::<u32, u64>(ebpf, MAP_EXITS, handled.iter().copied())?;
+    remove::<u32, u64>(ebpf, MAP_EXITS, tgids())?;
     Ok(deleted)
 }

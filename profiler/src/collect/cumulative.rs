@@ -27,6 +27,9 @@ pub struct Cumulative {
     pub faults: HashMap<u32, FaultStats>,
     pub io: HashMap<u32, IoStats>,
     pub counters: Counters,
+    /// Kernel monotonic time just before the maps were read: events stamped earlier (forks)
+    /// belong to the stretch this reading ends, later ones to the next.
+    pub read_at_ns: u64,
 }
 
 impl Cumulative {
@@ -42,6 +45,7 @@ impl Cumulative {
 
     /// Everything but the stack maps, the largest to walk: what a tick needs.
     pub fn read_without_stacks(collector: &Collector<'_>) -> anyhow::Result<Self> {
+        let read_at_ns = super::kernel_now_ns();
         Ok(Self {
             processes: collector.processes()?,
             stack_counts: HashMap::new(),
@@ -53,6 +57,7 @@ impl Cumulative {
             faults: collector.faults()?,
             io: collector.io()?,
             counters: collector.counters()?,
+            read_at_ns,
         })
     }
 
@@ -78,6 +83,7 @@ impl Cumulative {
             faults: delta(&self.faults, &base.faults),
             io: delta(&self.io, &base.io),
             counters,
+            read_at_ns: self.read_at_ns,
         }
     }
 
@@ -111,6 +117,7 @@ impl Cumulative {
             faults: take(&mut self.faults, dead),
             io: take(&mut self.io, dead),
             counters: Counters::default(),
+            read_at_ns: self.read_at_ns,
         }
     }
 
@@ -141,6 +148,29 @@ impl Cumulative {
         add(&mut self.net, &other.net);
         add(&mut self.faults, &other.faults);
         add(&mut self.io, &other.io);
+    }
+
+    /// Every process this reading has a figure or a name of.
+    pub fn tgids(&self) -> HashSet<u32> {
+        let p = &self.processes;
+        p.on_cpu_ns
+            .keys()
+            .chain(p.comms.keys())
+            .chain(p.execs.keys())
+            .chain(self.sched.keys())
+            .chain(self.net.keys())
+            .chain(self.faults.keys())
+            .chain(self.io.keys())
+            .copied()
+            .chain(self.stack_counts.keys().map(|k| k.tgid))
+            .chain(self.offcpu.keys().map(|k| k.tgid))
+            .chain(self.syscalls.keys().map(|k| k.tgid))
+            .chain(
+                self.blame
+                    .keys()
+                    .flat_map(|k| [k.culprit_tgid, k.victim_tgid]),
+            )
+            .collect()
     }
 
     /// Forgets processes whose map entries were deleted, so the next difference does not go
@@ -274,6 +304,7 @@ mod tests {
         reading.absorb(&dead);
         assert_eq!(reading.since(&base).net[&1].tx_bytes, 15);
         assert_eq!(reading.processes.on_cpu_ns[&1], 150);
+        assert_eq!(now.tgids(), HashSet::from([1, 2, 3]));
         now.forget(&|tgid| tgid == 1);
         assert!(!now.net.contains_key(&1));
         assert!(now.processes.on_cpu_ns.contains_key(&2));

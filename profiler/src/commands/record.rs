@@ -107,6 +107,11 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<()> {
             () = stops.recv() => break,
             _ = ticks.tick() => {
                 let collector = Collector::new(&probes.ebpf);
+                // Exits are read before the figures: a process whose exit is handled below
+                // has its final figures in `now`. Read after, a process exiting in between
+                // would have its entries deleted without them ever being read, and vanish
+                // from the window.
+                let exits = collector.exits()?;
                 // The stack maps are only walked when the window closes.
                 let closing = window.elapsed() + TICK / 2 >= args.window;
                 let mut now = if closing {
@@ -145,8 +150,9 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<()> {
                     raise(&sink, &event, metrics.as_deref());
                 }
                 // Processes that exited leave the maps now, their final figures kept for the
-                // window: under heavy churn the maps would otherwise fill before it ends.
-                let exits = collector.exits()?;
+                // window: under heavy churn the maps would otherwise fill before it ends. An
+                // exit mark stays until /proc shows the process gone (a zombie, or threads
+                // still running): the process may still add to its figures.
                 if !exits.is_empty() {
                     let gone: HashSet<u32> = exits
                         .iter()
@@ -155,7 +161,7 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<()> {
                         .collect();
                     let dead = now.split_off(&gone);
                     window.bury(&dead);
-                    cleanup::forget_exited(&mut probes.ebpf, &gone, &dead, &exits)?;
+                    cleanup::forget_exited(&mut probes.ebpf, &gone, &dead)?;
                 }
                 last_tick = (now.clone(), read_at.0, now_ns);
                 if closing {
@@ -223,7 +229,10 @@ async fn close(
     args: &RecordArgs,
     metrics: Option<&Metrics>,
 ) -> anyhow::Result<Window> {
-    let end_ns = kernel_now_ns();
+    // Forks up to the reading that ends this window are this window's; later ones stay in the
+    // map for the next. A cut taken later would delete forks whose children this window never
+    // saw (they had not run yet at the reading) and the next one would not count.
+    let forks_before = now.read_at_ns;
     let stale = cleanup::stale_stacks(&now, &window.base);
     let path = window
         .finish(&now, probes, root)
@@ -246,7 +255,7 @@ async fn close(
     // What live processes did since `now` belongs to the new window; the entries deleted here
     // must not be counted against it.
     let mut base = now;
-    let deleted = cleanup::after_window(&mut probes.ebpf, &mut base, &stale, end_ns)?;
+    let deleted = cleanup::after_window(&mut probes.ebpf, &mut base, &stale, forks_before)?;
     log::debug!(
         "forgot {} map entries and {} stacks of exited processes",
         deleted.entries,

@@ -41,12 +41,14 @@ pub struct Folded {
 
 /// Symbolizes every process's sampled and blocked stacks. `stacks` maps stack id to instruction
 /// pointers, leaf first. Runs on the calling thread: blazesym's symbolizer is neither Send nor
-/// Sync.
+/// Sync. Each file gets a symbolizer of its own, dropped once its batch is resolved, which keeps
+/// the peak memory of a record window low ([`user::UserSymbolizer::one_file_at_a_time`]);
+/// diagnose's [`Worker`] instead keeps files parsed while sampling.
 pub fn symbolize(processes: &[ProcessUsage], stacks: &HashMap<i32, Vec<u64>>) -> Folded {
     let symbolizer = new_symbolizer();
     symbolize_with(
         &symbolizer,
-        &mut user::UserSymbolizer::new(&symbolizer),
+        &mut user::UserSymbolizer::one_file_at_a_time(&symbolizer),
         processes,
         stacks,
     )

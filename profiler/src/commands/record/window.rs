@@ -185,7 +185,12 @@ impl Window {
         let mut now = now.clone();
         now.absorb(&self.graveyard);
         let delta = now.since(&self.base);
-        let lifecycle: Lifecycle = collector.lifecycle()?;
+        let mut lifecycle: Lifecycle = collector.lifecycle()?;
+        // Forks since the reading belong to the next window, which counts them: the map keeps
+        // them until this window is closed (`cleanup::after_window`).
+        lifecycle
+            .forks
+            .retain(|_, &mut (_, at)| at < now.read_at_ns);
         let stack_counts: Vec<_> = delta.stack_counts.iter().map(|(k, v)| (*k, *v)).collect();
         let offcpu: Vec<_> = delta.offcpu.iter().map(|(k, v)| (*k, *v)).collect();
         let stacks = collector.stacks(
