@@ -1,15 +1,21 @@
 //! `cargo xtask bench`: how much the profiler slows workloads down, next to untraced runs and
-//! other tracers (`perf record`, bpftrace, syscount); shared argument parsing, privilege
-//! handling, timing and the result table.
+//! other tracers (`perf record`, bpftrace, syscount), and what it costs itself. The umbrella runs
+//! every sub-bench (or one), gathers their result rows and writes `bench/results.md`; shared here:
+//! privilege handling, timing and alternating rounds.
 
 mod cpu;
+mod floor;
+mod machine;
 mod record;
+mod redis;
+mod results;
 mod sched;
 mod syscalls;
 mod tracer;
 
 use std::{
     env, fs,
+    net::{Ipv4Addr, TcpListener},
     os::unix::process::CommandExt as _,
     path::{Path, PathBuf},
     process::{Command, Stdio},
@@ -17,93 +23,246 @@ use std::{
 };
 
 use anyhow::{Context as _, Result, bail};
+use clap::Args as _;
+use results::Row;
 use tempfile::TempDir;
 
 use crate::{setup, util};
 
+/// One sub-bench: its options are its subcommand's arguments (clap's defaults are the full run's
+/// sizes), and it hands back one row per condition.
+trait SubBench: clap::Args + clap::FromArgMatches + Clone {
+    /// Its name in the table and on the command line.
+    const NAME: &'static str;
+    /// Whether it runs the workload programs of `profiler-tests` (built before it runs).
+    const WORKLOADS: bool;
+    /// Options for `--quick`: tiny sizes and one round.
+    fn quick() -> Self;
+    fn run(&self, ctx: &Context) -> Result<Vec<Row>>;
+}
+
+/// What every sub-bench gets.
+#[derive(Debug)]
+pub struct Context {
+    /// Cargo's target directory; binaries are in `release/`.
+    target: PathBuf,
+}
+
+impl Context {
+    fn release(&self, binary: &str) -> PathBuf {
+        self.target.join("release").join(binary)
+    }
+}
+
+/// The sub-benches, in the order `cargo xtask bench` runs them: a new one is a module plus one
+/// line here. The doc comment is its `--help` text and its line in `bench/results.md`.
+macro_rules! sub_benches {
+    ($($(#[doc = $doc:literal])* $variant:ident($options:ty),)*) => {
+        #[derive(Debug, Clone, clap::Subcommand)]
+        enum Kind {
+            $($(#[doc = $doc])* #[command(name = <$options as SubBench>::NAME)] $variant($options),)*
+        }
+
+        impl Kind {
+            fn all(quick: bool) -> Vec<Self> {
+                vec![$(Self::$variant(options::<$options>(quick)),)*]
+            }
+
+            fn name(&self) -> &'static str {
+                match self { $(Self::$variant(_) => <$options as SubBench>::NAME,)* }
+            }
+
+            fn workloads(&self) -> bool {
+                match self { $(Self::$variant(_) => <$options as SubBench>::WORKLOADS,)* }
+            }
+
+            fn run(&self, ctx: &Context) -> Result<Vec<Row>> {
+                match self { $(Self::$variant(options) => options.run(ctx),)* }
+            }
+        }
+    };
+}
+
+sub_benches! {
+    /// Wall time of a getppid storm: untraced, under an empty sys_enter program (the floor of
+    /// any syscall hook), under the profiler's syscall signals and all signals, under bpftrace
+    /// and under libbpf-tools' syscount.
+    Syscalls(syscalls::Options),
+    /// Wall time of a fixed CPU-bound workload: untraced, under `profiler diagnose`, under
+    /// `perf record -a -g` and under profile-bee.
+    Cpu(cpu::Options),
+    /// Cost of context-switch accounting (`perf bench sched pipe`), and of scanning
+    /// /proc/PID/schedstat instead.
+    Sched(sched::Options),
+    /// Throughput of `redis-benchmark` against a private `redis-server`, untraced and under
+    /// `profiler record` at its defaults.
+    Redis(redis::Options),
+    /// What `profiler record` costs at its defaults: a churn workload untraced and recorded,
+    /// then one long recording of a busy, churning host (own CPU with BPF time, memory).
+    Record(record::Options),
+}
+
+/// The options clap gives `T` when the command line names none: the full run's sizes.
+fn options<T: SubBench>(quick: bool) -> T {
+    if quick {
+        return T::quick();
+    }
+    let cmd = T::augment_args(clap::Command::new(T::NAME));
+    T::from_arg_matches(&cmd.get_matches_from([T::NAME]))
+        .expect("every option of a sub-bench has a default")
+}
+
 #[derive(Debug, clap::Args)]
+// `--quick` is for the whole set; a single sub-bench takes its own small sizes.
+#[command(args_conflicts_with_subcommands = true)]
 pub struct Args {
+    /// One sub-bench; without one, every sub-bench runs, one after another.
     #[command(subcommand)]
-    kind: Kind,
+    kind: Option<Kind>,
+    /// Every sub-bench with tiny sizes and one round, to check that they work (CI); fails when
+    /// one cannot run, not when a goal is unmet. Writes target/bench-quick.md unless --results.
+    #[arg(long)]
+    quick: bool,
+    /// Where the markdown results go: default bench/results.md for a full run; a single sub-bench
+    /// writes none unless given this.
+    #[arg(long, global = true, value_name = "PATH")]
+    results: Option<PathBuf>,
     /// Set by the re-exec under sudo: setup and builds already ran as the calling user, whose
     /// target directory this is.
     #[arg(long, global = true, hide = true, value_name = "TARGET_DIR")]
     prepared: Option<PathBuf>,
 }
 
-#[derive(Debug, clap::Subcommand)]
-enum Kind {
-    /// Wall time of a fixed CPU-bound workload: untraced, under the profiler, under perf record.
-    Cpu {
-        /// Rounds; each round runs every condition once.
-        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
-        runs: u32,
-        /// Work units for `burner --work`.
-        #[arg(long, default_value_t = 400)]
-        work: u64,
-    },
-    /// Cost of context-switch accounting (`perf bench sched pipe`), and of scanning
-    /// /proc/PID/schedstat instead.
-    Sched {
-        /// Rounds; each round runs every condition once.
-        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
-        runs: u32,
-        /// Round trips for `perf bench sched pipe -l`.
-        #[arg(long, default_value_t = 200_000)]
-        loops: u64,
-    },
-    /// What `profiler record` costs at its defaults: a churn workload untraced and recorded,
-    /// then one long recording of a busy, churning host (own CPU with BPF time, memory).
-    Record {
-        /// Rounds of the churn workload; each round runs both conditions once.
-        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
-        runs: u32,
-        /// Children the churn workload starts, one after another.
-        #[arg(long, default_value_t = 2000)]
-        children: u64,
-        /// Length of the long recording (record's default window is 60 s).
-        #[arg(long, default_value_t = 150)]
-        seconds: u64,
-        /// Processes started per second during the long recording (28/s is 100 000 an hour).
-        #[arg(long, default_value_t = 28.0)]
-        churn: f64,
-    },
-    /// Wall time of a getppid storm: untraced, under the profiler's syscall signals, under
-    /// bpftrace and under libbpf-tools' syscount.
-    Syscalls {
-        /// Rounds; each round runs every condition once.
-        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
-        runs: u32,
-        /// getppid syscalls the storm makes.
-        #[arg(long, default_value_t = 3_000_000)]
-        count: u64,
-    },
-}
-
 pub fn run(args: &Args) -> Result<()> {
+    let benches = match &args.kind {
+        Some(kind) => vec![kind.clone()],
+        None => Kind::all(args.quick),
+    };
     let target = match &args.prepared {
         Some(target) => target.clone(),
         None => {
             setup::run(true)?;
             let target = util::target_dir()?;
-            build(matches!(args.kind, Kind::Cpu { .. } | Kind::Record { .. }))?;
+            build(benches.iter().any(Kind::workloads))?;
             target
         }
     };
     if !util::is_root() {
         return reexec_as_root(&target);
     }
-    match args.kind {
-        Kind::Cpu { runs, work } => cpu::run(&target, runs, work),
-        Kind::Sched { runs, loops } => sched::run(&target, runs, loops),
-        Kind::Syscalls { runs, count } => syscalls::run(&target, runs, count),
-        Kind::Record {
-            runs,
-            children,
-            seconds,
-            churn,
-        } => record::run(&target, runs, children, seconds, churn),
+    let workspace = util::workspace_root();
+    let results = args
+        .results
+        .clone()
+        .or_else(|| match (&args.kind, args.quick) {
+            (Some(_), _) => None,
+            (None, true) => Some(target.join("bench-quick.md")),
+            (None, false) => Some(workspace.join("bench").join("results.md")),
+        });
+    let ctx = Context { target };
+    // Gathered before the run, so the commit is the one that was measured.
+    let facts = machine::facts(&workspace);
+
+    let mut rows = Vec::new();
+    let mut failed = Vec::new();
+    for bench in &benches {
+        let started = Instant::now();
+        eprintln!("\n== bench {} ==", bench.name());
+        match bench.run(&ctx) {
+            Ok(bench_rows) => rows.extend(bench_rows),
+            // The other sub-benches still run: one broken peer must not cost the whole table.
+            Err(err) => {
+                eprintln!("bench {}: failed: {err:#}", bench.name());
+                rows.push(Row::skipped(
+                    bench.name(),
+                    "(all)",
+                    format!("failed: {}", first_line(&format!("{err:#}"))),
+                ));
+                failed.push(bench.name());
+            }
+        }
+        eprintln!(
+            "bench {}: done in {:.0} s",
+            bench.name(),
+            started.elapsed().as_secs_f64()
+        );
     }
+
+    println!("\n{}", results::table(&rows));
+    if let Some(path) = results {
+        let command = match (&args.kind, args.quick) {
+            (Some(kind), _) => format!("cargo xtask bench {}", kind.name()),
+            (None, true) => "cargo xtask bench --quick".to_owned(),
+            (None, false) => "cargo xtask bench".to_owned(),
+        };
+        write_results(&path, &command, &facts, &benches, &rows)?;
+        println!("results written to {}", path.display());
+    }
+    if !failed.is_empty() {
+        bail!("sub-bench(es) failed to run: {}", failed.join(", "));
+    }
+    Ok(())
+}
+
+fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or_default()
+}
+
+/// Writes the markdown results atomically: the header facts, what each sub-bench measures, the
+/// table.
+fn write_results(
+    path: &Path,
+    command: &str,
+    facts: &[(&str, String)],
+    benches: &[Kind],
+    rows: &[Row],
+) -> Result<()> {
+    let mut text = format!(
+        "# Benchmark results\n\n\
+         Written by `{command}`. Each sub-bench runs its conditions alternately, \
+         in rotating order, and reports medians of its rounds; the ratio is a condition's \
+         median over the median of the sub-bench's first condition (untraced) in the same \
+         run, and is the headline: absolute figures depend on the machine and on what else \
+         runs on it.\n\n| | |\n|---|---|\n"
+    );
+    for (label, value) in facts {
+        text.push_str(&format!("| {label} | {} |\n", value.replace('|', "\\|")));
+    }
+    text.push_str("\n## Sub-benches\n\n");
+    let command = Args::augment_args(clap::Command::new("bench"));
+    for bench in benches {
+        let about = command
+            .find_subcommand(bench.name())
+            .and_then(clap::Command::get_about)
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        text.push_str(&format!(
+            "- `{}`: {about} (`cargo xtask bench {} --help`)\n",
+            bench.name(),
+            bench.name()
+        ));
+    }
+    text.push_str("\n## Results\n\n");
+    text.push_str(&results::markdown_table(rows));
+    let dir = path
+        .parent()
+        .filter(|dir| !dir.as_os_str().is_empty())
+        .unwrap_or_else(|| Path::new("."));
+    fs::create_dir_all(dir).with_context(|| format!("could not create {}", dir.display()))?;
+    let mut file = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("could not create a file in {}", dir.display()))?;
+    std::io::Write::write_all(&mut file, text.as_bytes())?;
+    file.persist(path)
+        .with_context(|| format!("could not write {}", path.display()))?;
+    Ok(())
+}
+
+/// A TCP port on loopback that nothing listens on now, for a server the bench starts (redis, the
+/// recorder's metrics), so benches never collide with another user of a fixed port.
+fn free_port() -> Result<u16> {
+    let listener =
+        TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("could not bind a loopback port")?;
+    Ok(listener.local_addr()?.port())
 }
 
 /// Separate cargo invocations, not one with two `-p`: features unify across the packages of one
@@ -167,52 +326,53 @@ fn time_workload(cmd: &mut Command) -> Result<f64> {
     Ok(wall)
 }
 
-/// What one run of a condition measured: the workload's seconds, and how long the profiler took
-/// to exit after SIGINT (writing its report) when the condition ran it.
+/// What one run of a condition measured: its figure, and how long the profiler took to exit
+/// after SIGINT (writing its report) when the condition ran it.
 type Measured = (f64, Option<Duration>);
 
-/// Runs every condition once per round, printing a progress line per run, then prints the table.
-/// `conditions` name each condition; the first is the untraced baseline the ratios compare with.
-/// `run` measures one condition in one round (counted from 0).
+/// Runs every condition once per round, printing a progress line per run, and returns a row per
+/// condition with figures in `unit`. `conditions` name each condition; the first is the baseline
+/// the ratios compare with. `run` measures one condition in one round (counted from 0).
 fn run_rounds<C: Copy>(
-    bench: &str,
+    bench: &'static str,
+    unit: &'static str,
     runs: u32,
     conditions: &[(C, &str)],
     mut run: impl FnMut(C, usize) -> Result<Measured>,
-) -> Result<()> {
+) -> Result<Vec<Row>> {
     let width = name_width(conditions.iter().map(|(_, name)| *name));
     let mut samples = vec![Vec::new(); conditions.len()];
-    let mut report_seconds = vec![Vec::new(); conditions.len()];
     for round in 0..runs as usize {
-        // Rotating the order keeps any drift (thermal, page cache) from always hitting the same
-        // condition.
+        // Rotating the order keeps any drift (thermal, page cache, the neighbours' load) from
+        // always hitting the same condition.
         for offset in 0..conditions.len() {
             let index = (round + offset) % conditions.len();
             let (condition, name) = conditions[index];
-            let (seconds, report) = run(condition, round)?;
+            let (value, report) = run(condition, round)?;
+            let report = report.map_or_else(String::new, |report| {
+                format!("  (report written in {:.3} s)", report.as_secs_f64())
+            });
             eprintln!(
-                "bench {bench}: round {}/{runs}: {name:<width$} {seconds:.3} s",
+                "bench {bench}: round {}/{runs}: {name:<width$} {value:.3} {unit}{report}",
                 round + 1
             );
-            samples[index].push(seconds);
-            if let Some(report) = report {
-                report_seconds[index].push(report.as_secs_f64());
-            }
+            samples[index].push(value);
         }
     }
-
-    println!();
-    let rows = conditions
+    let mut rows: Vec<Row> = conditions
         .iter()
-        .zip(samples.iter().zip(&report_seconds))
-        .map(|((_, name), (samples, report_seconds))| Row {
-            condition: name,
-            samples,
-            report_seconds,
-        })
-        .collect::<Vec<_>>();
-    print_table("s", &rows);
-    Ok(())
+        .zip(&samples)
+        .map(|((_, name), samples)| Row::measured(bench, *name, unit, samples))
+        .collect();
+    let baseline = rows
+        .first()
+        .and_then(|row| row.summary)
+        .map(|summary| summary.median)
+        .filter(|median| *median > 0.0);
+    for row in &mut rows {
+        row.ratio = baseline.zip(row.summary).map(|(base, s)| s.median / base);
+    }
+    Ok(rows)
 }
 
 /// Runs `workload` under the profiler, given `extra_args`, which writes to a fresh directory for
@@ -257,7 +417,7 @@ fn print_profiler_line(
     );
 }
 
-/// Characters of the longest condition name, and at least of the table's "condition" header.
+/// Characters of the longest condition name, and at least of the word "condition".
 fn name_width<'a>(names: impl Iterator<Item = &'a str>) -> usize {
     names
         .map(str::len)
@@ -266,74 +426,13 @@ fn name_width<'a>(names: impl Iterator<Item = &'a str>) -> usize {
         .unwrap_or_default()
 }
 
-/// Median, min and max of one condition's samples.
-#[derive(Debug, Clone, Copy)]
-struct Summary {
-    median: f64,
-    min: f64,
-    max: f64,
-}
-
-impl Summary {
-    /// `None` for no samples.
-    fn of(samples: &[f64]) -> Option<Self> {
-        let mut sorted = samples.to_vec();
-        sorted.sort_by(f64::total_cmp);
-        let (first, last) = (*sorted.first()?, *sorted.last()?);
-        let mid = sorted.len() / 2;
-        let median = if sorted.len().is_multiple_of(2) {
-            f64::midpoint(sorted[mid - 1], sorted[mid])
-        } else {
-            sorted[mid]
-        };
-        Some(Self {
-            median,
-            min: first,
-            max: last,
-        })
-    }
-}
-
-/// One line of the result table.
-#[derive(Debug)]
-struct Row<'a> {
-    condition: &'a str,
-    samples: &'a [f64],
-    /// Seconds the profiler took to exit after SIGINT (writing its report), when it ran.
-    report_seconds: &'a [f64],
-}
-
-/// Prints the table; ratios are against the first row, the untraced baseline.
-fn print_table(unit: &str, rows: &[Row<'_>]) {
-    let width = name_width(rows.iter().map(|row| row.condition));
-    let baseline = rows
-        .first()
-        .and_then(|row| Summary::of(row.samples))
-        .map(|summary| summary.median);
-    println!(
-        "{:<width$} {:>10} {:>10} {:>10} {:>12} {:>16}",
-        "condition",
-        format!("median {unit}"),
-        format!("min {unit}"),
-        format!("max {unit}"),
-        "vs untraced",
-        "report s (med)"
-    );
-    for row in rows {
-        let Some(summary) = Summary::of(row.samples) else {
-            continue;
-        };
-        let ratio = baseline.filter(|base| *base > 0.0).map_or_else(
-            || "-".to_owned(),
-            |base| format!("{:.2}x", summary.median / base),
-        );
-        let report = Summary::of(row.report_seconds)
-            .map_or_else(|| "-".to_owned(), |report| format!("{:.3}", report.median));
-        println!(
-            "{:<width$} {:>10.3} {:>10.3} {:>10.3} {:>12} {:>16}",
-            row.condition, summary.median, summary.min, summary.max, ratio, report
-        );
-    }
+/// The row of a condition whose peer tool is missing: skipped, saying what installs it.
+fn missing_tool(bench: &'static str, condition: &str, command: &str, install: &str) -> Row {
+    Row::skipped(
+        bench,
+        condition,
+        format!("skipped: `{command}` is not installed ({install})"),
+    )
 }
 
 #[cfg(test)]
@@ -341,11 +440,54 @@ mod tests {
     use super::*;
 
     #[test]
-    fn summary_takes_middle_values() {
-        let odd = Summary::of(&[3.0, 1.0, 2.0]).unwrap();
-        assert_eq!((odd.median, odd.min, odd.max), (2.0, 1.0, 3.0));
-        let even = Summary::of(&[4.0, 1.0, 2.0, 3.0]).unwrap();
-        assert_eq!((even.median, even.min, even.max), (2.5, 1.0, 4.0));
-        assert!(Summary::of(&[]).is_none());
+    fn full_run_options_are_the_clap_defaults() {
+        let Kind::Cpu(cpu) = Kind::all(false).remove(1) else {
+            panic!("the second sub-bench is cpu");
+        };
+        let parsed = Args::augment_args(clap::Command::new("bench"))
+            .try_get_matches_from(["bench", "cpu"])
+            .unwrap();
+        let Some(Kind::Cpu(from_line)) = <Args as clap::FromArgMatches>::from_arg_matches(&parsed)
+            .unwrap()
+            .kind
+        else {
+            panic!("`bench cpu` is the cpu sub-bench");
+        };
+        assert_eq!(format!("{cpu:?}"), format!("{from_line:?}"));
+    }
+
+    #[test]
+    fn every_sub_bench_has_a_distinct_name_and_help() {
+        let command = Args::augment_args(clap::Command::new("bench"));
+        let mut names: Vec<_> = Kind::all(true).iter().map(Kind::name).collect();
+        for name in &names {
+            let sub = command.find_subcommand(name).unwrap();
+            assert!(sub.get_about().is_some(), "{name} has no help text");
+        }
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), Kind::all(true).len());
+    }
+
+    #[test]
+    fn rounds_alternate_and_compare_with_the_first_condition() {
+        let mut order = Vec::new();
+        let rows = run_rounds(
+            "t",
+            "s",
+            3,
+            &[(1.0, "base"), (2.0, "double")],
+            |value, round| {
+                order.push((round, value));
+                Ok((value * (1.0 + round as f64 / 10.0), None))
+            },
+        )
+        .unwrap();
+        // Round 1 starts with the second condition.
+        assert_eq!(order[..4], [(0, 1.0), (0, 2.0), (1, 2.0), (1, 1.0)]);
+        assert_eq!(rows.len(), 2);
+        assert!((rows[0].ratio.unwrap() - 1.0).abs() < 1e-9);
+        assert!((rows[1].ratio.unwrap() - 2.0).abs() < 1e-9);
+        assert_eq!(rows[1].runs, 3);
     }
 }

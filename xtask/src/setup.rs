@@ -266,11 +266,14 @@ const TEST_TOOLS: [(&str, &str); 5] = [
     ("chromium", "chromium"),
 ];
 
-/// The benchmarks' peers, as [`TEST_TOOLS`].
-const BENCH_TOOLS: [(&str, &str); 3] = [
+/// The benchmarks' peers and workloads, as [`TEST_TOOLS`]: redis-server and redis-benchmark
+/// (redis-tools) are the messaging workload of `cargo xtask bench redis`.
+const BENCH_TOOLS: [(&str, &str); 5] = [
     ("perf", "linux-perf"),
     ("bpftrace", "bpftrace"),
     ("syscount", "libbpf-tools"),
+    ("redis-server", "redis-server"),
+    ("redis-benchmark", "redis-tools"),
 ];
 
 /// Installs the packages of whichever `tools` are missing, in one apt-get run.
