@@ -17,14 +17,15 @@ use std::{
     env, fs,
     net::{Ipv4Addr, TcpListener},
     os::unix::process::CommandExt as _,
+    os::unix::process::ExitStatusExt as _,
     path::{Path, PathBuf},
-    process::{Command, Stdio},
+    process::{Child, Command, ExitStatus, Stdio},
     time::{Duration, Instant},
 };
 
 use anyhow::{Context as _, Result, bail};
 use clap::Args as _;
-use results::Row;
+use results::{Row, Summary};
 use tempfile::TempDir;
 
 use crate::{setup, util};
@@ -314,21 +315,84 @@ fn prepare(bench: &str, binaries: &[&Path]) -> Result<TempDir> {
         .context("could not create a scratch directory")
 }
 
-/// Wall seconds of `cmd`, which must succeed; its stdout is dropped so it cannot garble the table.
-fn time_workload(cmd: &mut Command) -> Result<f64> {
-    cmd.stdout(Stdio::null());
-    let start = Instant::now();
-    let status = cmd
-        .status()
-        .with_context(|| format!("could not start `{}`", util::display(cmd)))?;
-    let wall = start.elapsed().as_secs_f64();
-    util::check("workload", cmd, status)?;
-    Ok(wall)
+/// How long a workload took: its CPU time (user + system, its waited-for children included) and
+/// its wall time.
+#[derive(Debug, Clone, Copy)]
+struct Timed {
+    cpu: f64,
+    wall: f64,
 }
 
-/// What one run of a condition measured: its figure, and how long the profiler took to exit
-/// after SIGINT (writing its report) when the condition ran it.
-type Measured = (f64, Option<Duration>);
+/// Runs `cmd`, which must succeed, and times it; its stdout is dropped so it cannot garble the
+/// table.
+fn time_workload(cmd: &mut Command) -> Result<Timed> {
+    cmd.stdout(Stdio::null());
+    let start = Instant::now();
+    let child = cmd
+        .spawn()
+        .with_context(|| format!("could not start `{}`", util::display(cmd)))?;
+    let (status, usage) = wait_with_usage(&child)
+        .with_context(|| format!("could not wait for `{}`", util::display(cmd)))?;
+    let wall = start.elapsed().as_secs_f64();
+    util::check("workload", cmd, status)?;
+    let seconds = |time: libc::timeval| time.tv_sec as f64 + time.tv_usec as f64 / 1e6;
+    Ok(Timed {
+        cpu: seconds(usage.ru_utime) + seconds(usage.ru_stime),
+        wall,
+    })
+}
+
+/// Reaps `child` with wait4(2), which std does not offer, for its resource usage.
+fn wait_with_usage(child: &Child) -> std::io::Result<(ExitStatus, libc::rusage)> {
+    let pid = libc::pid_t::try_from(child.id()).map_err(std::io::Error::other)?;
+    let mut status = 0;
+    // SAFETY: rusage is plain integers, for which all zeroes is a valid value.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: both pointers are to live locals; the child is ours and not yet reaped.
+        if unsafe { libc::wait4(pid, &raw mut status, 0, &raw mut usage) } == pid {
+            return Ok((ExitStatus::from_raw(status), usage));
+        }
+        let err = std::io::Error::last_os_error();
+        if err.kind() != std::io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}
+
+/// What one run of a condition measured: its figure, the workload's wall seconds where the
+/// figure is its CPU time, and how long the profiler took to exit after SIGINT (writing its
+/// report) when the condition ran it.
+#[derive(Debug, Clone, Copy)]
+struct Measured {
+    value: f64,
+    wall: Option<f64>,
+    report: Option<Duration>,
+}
+
+/// A figure the workload reports itself (a total time, requests per second).
+impl From<f64> for Measured {
+    fn from(value: f64) -> Self {
+        Self {
+            value,
+            wall: None,
+            report: None,
+        }
+    }
+}
+
+/// CPU time is the figure: on a host shared with other work, a workload's wall time mostly
+/// measures how long it waited for a CPU, while a tracer's cost in its context (probes in its
+/// syscalls, sampling interrupts) is charged to its CPU time.
+impl From<Timed> for Measured {
+    fn from(timed: Timed) -> Self {
+        Self {
+            value: timed.cpu,
+            wall: Some(timed.wall),
+            report: None,
+        }
+    }
+}
 
 /// Runs every condition once per round, printing a progress line per run, and returns a row per
 /// condition with figures in `unit`. `conditions` name each condition; the first is the baseline
@@ -342,21 +406,27 @@ fn run_rounds<C: Copy>(
 ) -> Result<Vec<Row>> {
     let width = name_width(conditions.iter().map(|(_, name)| *name));
     let mut samples = vec![Vec::new(); conditions.len()];
+    let mut walls = vec![Vec::new(); conditions.len()];
     for round in 0..runs as usize {
         // Rotating the order keeps any drift (thermal, page cache, the neighbours' load) from
         // always hitting the same condition.
         for offset in 0..conditions.len() {
             let index = (round + offset) % conditions.len();
             let (condition, name) = conditions[index];
-            let (value, report) = run(condition, round)?;
-            let report = report.map_or_else(String::new, |report| {
+            let measured = run(condition, round)?;
+            let wall = measured
+                .wall
+                .map_or_else(String::new, |wall| format!("  (wall {wall:.3} s)"));
+            let report = measured.report.map_or_else(String::new, |report| {
                 format!("  (report written in {:.3} s)", report.as_secs_f64())
             });
             eprintln!(
-                "bench {bench}: round {}/{runs}: {name:<width$} {value:.3} {unit}{report}",
-                round + 1
+                "bench {bench}: round {}/{runs}: {name:<width$} {:.3} {unit}{wall}{report}",
+                round + 1,
+                measured.value
             );
-            samples[index].push(value);
+            samples[index].push(measured.value);
+            walls[index].extend(measured.wall);
         }
     }
     let mut rows: Vec<Row> = conditions
@@ -364,32 +434,40 @@ fn run_rounds<C: Copy>(
         .zip(&samples)
         .map(|((_, name), samples)| Row::measured(bench, *name, unit, samples))
         .collect();
-    let baseline = rows
-        .first()
-        .and_then(|row| row.summary)
-        .map(|summary| summary.median)
-        .filter(|median| *median > 0.0);
-    for row in &mut rows {
-        row.ratio = baseline.zip(row.summary).map(|(base, s)| s.median / base);
+    let baseline = |values: &[f64]| Summary::of(values).map(|s| s.median).filter(|m| *m > 0.0);
+    let base = samples.first().and_then(|first| baseline(first));
+    let base_wall = walls.first().and_then(|first| baseline(first));
+    for (row, walls) in rows.iter_mut().zip(&walls) {
+        row.ratio = base.zip(row.summary).map(|(base, s)| s.median / base);
+        if let (Some(base_wall), Some(wall)) = (base_wall, Summary::of(walls)) {
+            row.note = Some(format!(
+                "wall time {:.3} s, {:.2}x",
+                wall.median,
+                wall.median / base_wall
+            ));
+        }
     }
     Ok(rows)
 }
 
 /// Runs `workload` under the profiler, given `extra_args`, which writes to a fresh directory for
 /// `round` in `scratch` (the `profiler-N` of [`print_profiler_line`]).
-fn under_profiler(
+fn under_profiler<T: Into<Measured>>(
     profiler: &Path,
     scratch: &Path,
     round: usize,
     extra_args: &[&str],
-    workload: impl FnOnce() -> Result<f64>,
+    workload: impl FnOnce() -> Result<T>,
 ) -> Result<Measured> {
     let out_dir = scratch.join(format!("profiler-{round}"));
     fs::create_dir(&out_dir).with_context(|| format!("could not create {}", out_dir.display()))?;
-    let (seconds, report) = tracer::under_profiler(profiler, &out_dir, extra_args, workload)?;
+    let (measured, report) = tracer::under_profiler(profiler, &out_dir, extra_args, workload)?;
     // Reports are not kept; a round's output only has to prove the run completed.
     fs::remove_dir_all(&out_dir)?;
-    Ok((seconds, Some(report)))
+    Ok(Measured {
+        report: Some(report),
+        ..measured.into()
+    })
 }
 
 /// One `  label: text` line of a bench's header; labels are padded to `width` characters (colon
@@ -479,7 +557,11 @@ mod tests {
             &[(1.0, "base"), (2.0, "double")],
             |value, round| {
                 order.push((round, value));
-                Ok((value * (1.0 + round as f64 / 10.0), None))
+                let value = value * (1.0 + round as f64 / 10.0);
+                Ok(Measured {
+                    wall: Some(value * 3.0),
+                    ..Measured::from(value)
+                })
             },
         )
         .unwrap();
@@ -489,5 +571,7 @@ mod tests {
         assert!((rows[0].ratio.unwrap() - 1.0).abs() < 1e-9);
         assert!((rows[1].ratio.unwrap() - 2.0).abs() < 1e-9);
         assert_eq!(rows[1].runs, 3);
+        // Medians 1.1 and 2.2, wall times three times that.
+        assert_eq!(rows[1].note.as_deref(), Some("wall time 6.600 s, 2.00x"));
     }
 }

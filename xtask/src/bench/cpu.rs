@@ -78,7 +78,14 @@ fn run(ctx: &Context, runs: u32, work: u64) -> Result<Vec<Row>> {
         conditions.push((Condition::ProfileBee, "profile-bee"));
     }
     println!("bench cpu: {runs} rounds; each runs every condition once, in rotating order");
-    print_header_line(12, "workload", &util::display(&workload()));
+    print_header_line(
+        12,
+        "workload",
+        &format!(
+            "{}  (its CPU time, user + system; wall time in the note)",
+            util::display(&workload())
+        ),
+    );
     print_profiler_line(12, "profiler", &profiler, scratch.path(), &[]);
     print_header_line(
         12,
@@ -99,37 +106,55 @@ fn run(ctx: &Context, runs: u32, work: u64) -> Result<Vec<Row>> {
         );
     }
 
-    let mut rows =
-        run_rounds(
-            Options::NAME,
-            "s",
-            runs,
-            &conditions,
-            |condition, round| match condition {
-                Condition::Untraced => Ok((time_workload(&mut workload())?, None)),
-                Condition::Profiler => {
-                    under_profiler(&profiler, scratch.path(), round, &[], || {
-                        time_workload(&mut workload())
-                    })
+    // Why profile-bee failed after SIGINT, per failing round: the workload ran under it all the
+    // same, so the round counts and the row says so.
+    let mut profile_bee_failures = Vec::new();
+    let mut rows = run_rounds(
+        Options::NAME,
+        "s CPU",
+        runs,
+        &conditions,
+        |condition, round| match condition {
+            Condition::Untraced => Ok(time_workload(&mut workload())?.into()),
+            Condition::Profiler => under_profiler(&profiler, scratch.path(), round, &[], || {
+                time_workload(&mut workload())
+            }),
+            Condition::Perf => {
+                let timed = tracer::under_perf(&perf_data, || time_workload(&mut workload()))?;
+                fs::remove_file(&perf_data)?;
+                Ok(timed.into())
+            }
+            Condition::ProfileBee => {
+                let binary = profile_bee.as_deref().expect("only run when installed");
+                let (timed, stopped) = tracer::under_tolerant(
+                    "profile-bee",
+                    &mut profile_bee_command(binary),
+                    tracer::Ready::After(PROFILE_BEE_HEAD_START),
+                    || time_workload(&mut workload()),
+                )?;
+                if let Err(err) = stopped {
+                    let cause = failure_cause(&format!("{err:#}"));
+                    eprintln!("bench cpu: profile-bee failed on its way out: {cause}");
+                    profile_bee_failures.push(cause);
                 }
-                Condition::Perf => {
-                    let wall = tracer::under_perf(&perf_data, || time_workload(&mut workload()))?;
-                    fs::remove_file(&perf_data)?;
-                    Ok((wall, None))
-                }
-                Condition::ProfileBee => {
-                    let binary = profile_bee.as_deref().expect("only run when installed");
-                    let (wall, _) = tracer::under(
-                        "profile-bee",
-                        &mut profile_bee_command(binary),
-                        tracer::Ready::After(PROFILE_BEE_HEAD_START),
-                        || time_workload(&mut workload()),
-                    )?;
-                    let _ = fs::remove_file(&profile_bee_svg);
-                    Ok((wall, None))
-                }
-            },
-        )?;
+                let _ = fs::remove_file(&profile_bee_svg);
+                Ok(timed.into())
+            }
+        },
+    )?;
+    if let Some(cause) = profile_bee_failures.first()
+        && let Some(row) = rows.iter_mut().find(|row| row.condition == "profile-bee")
+    {
+        let failed = format!(
+            "profile-bee failed after SIGINT (its output, not the measurement) in {} of {runs} \
+             rounds: {cause}",
+            profile_bee_failures.len()
+        );
+        row.note = Some(match row.note.take() {
+            Some(wall) => format!("{failed}; {wall}"),
+            None => failed,
+        });
+    }
     if profile_bee.is_none() {
         rows.push(missing_tool(
             Options::NAME,
@@ -139,4 +164,33 @@ fn run(ctx: &Context, runs: u32, work: u64) -> Result<Vec<Row>> {
         ));
     }
     Ok(rows)
+}
+
+/// The line of a tracer's failure that says what went wrong: a Rust panic's message when it
+/// panicked, else the first line.
+fn failure_cause(error: &str) -> String {
+    let mut lines = error.lines();
+    match lines.by_ref().position(|line| line.contains("panicked at")) {
+        Some(_) => lines.next().unwrap_or_default().trim().to_owned(),
+        None => error.lines().next().unwrap_or_default().to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failure_cause_is_the_panic_message() {
+        let error = "`probee -f 99` failed after SIGINT (exit status: 101); its output:\n\
+                     Waiting for Ctrl-C...\n\n\
+                     thread 'main' (22241) panicked at src/types.rs:156:41:\n\
+                     called `Result::unwrap()` on an `Err` value: Utf8Error\n\
+                     stack backtrace:\n";
+        assert_eq!(
+            failure_cause(error),
+            "called `Result::unwrap()` on an `Err` value: Utf8Error"
+        );
+        assert_eq!(failure_cause("exited (1)\nmore"), "exited (1)");
+    }
 }

@@ -14,7 +14,7 @@ use std::{
 use anyhow::{Context as _, Result};
 
 use super::{
-    Context, SubBench, prepare, print_header_line,
+    Context, Measured, SubBench, prepare, print_header_line,
     results::{Goal, Row},
     run_rounds, time_workload, tracer,
 };
@@ -87,7 +87,14 @@ fn run(ctx: &Context, options: &Options) -> Result<Vec<Row>> {
         "bench record: {} rounds of a churn workload, then one {} s recording",
         options.runs, options.seconds
     );
-    print_header_line(9, "workload", &util::display(&churn_workload()));
+    print_header_line(
+        9,
+        "workload",
+        &format!(
+            "{}  (its CPU time and its children's, user + system; wall time in the note)",
+            util::display(&churn_workload())
+        ),
+    );
     print_header_line(
         9,
         "record",
@@ -102,18 +109,21 @@ fn run(ctx: &Context, options: &Options) -> Result<Vec<Row>> {
     let mut rows =
         run_rounds(
             Options::NAME,
-            "s",
+            "s CPU",
             options.runs,
             &CONDITIONS,
             |condition, round| match condition {
-                Condition::Untraced => Ok((time_workload(&mut churn_workload())?, None)),
+                Condition::Untraced => Ok(time_workload(&mut churn_workload())?.into()),
                 Condition::Record => {
                     let out = scratch.path().join(format!("record-{round}"));
-                    let (seconds, stop) = tracer::under_record(&profiler, &out, |_| {
+                    let (timed, stop) = tracer::under_record(&profiler, &out, |_| {
                         time_workload(&mut churn_workload())
                     })?;
                     fs::remove_dir_all(&out)?;
-                    Ok((seconds, Some(stop)))
+                    Ok(Measured {
+                        report: Some(stop),
+                        ..timed.into()
+                    })
                 }
             },
         )?;

@@ -12,7 +12,7 @@ use std::{
 use anyhow::{Context as _, Result, bail};
 
 use super::{
-    Context, SubBench, free_port, missing_tool, prepare, print_header_line,
+    Context, Measured, SubBench, free_port, missing_tool, prepare, print_header_line,
     results::{Goal, Row, set_goal},
     run_rounds, tracer,
 };
@@ -142,14 +142,17 @@ fn run(ctx: &Context, options: &Options) -> Result<Vec<Row>> {
             options.runs,
             &CONDITIONS,
             |condition, round| match condition {
-                Condition::Untraced => Ok((throughput(&mut benchmark_command())?, None)),
+                Condition::Untraced => Ok(throughput(&mut benchmark_command())?.into()),
                 Condition::Record => {
                     let out = scratch.path().join(format!("record-{round}"));
                     let (rps, stop) = tracer::under_record(&profiler, &out, |_| {
                         throughput(&mut benchmark_command())
                     })?;
                     std::fs::remove_dir_all(&out)?;
-                    Ok((rps, Some(stop)))
+                    Ok(Measured {
+                        report: Some(stop),
+                        ..rps.into()
+                    })
                 }
             },
         )?;

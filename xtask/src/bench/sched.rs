@@ -101,7 +101,7 @@ fn run(ctx: &Context, runs: u32, loops: u64) -> Result<Vec<Row>> {
             runs,
             &CONDITIONS,
             |condition, round| match condition {
-                Condition::Untraced => Ok((total_time(&mut pipe_bench())?, None)),
+                Condition::Untraced => Ok(total_time(&mut pipe_bench())?.into()),
                 Condition::Profiler(args) => {
                     under_profiler(&profiler, scratch.path(), round, args, || {
                         total_time(&mut pipe_bench())

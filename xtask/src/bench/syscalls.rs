@@ -159,7 +159,7 @@ fn run(ctx: &Context, runs: u32, count: u64) -> Result<Vec<Row>> {
         LABEL_WIDTH,
         "workload",
         &format!(
-            "{}  ({count} getppid syscalls; wall time of the process)",
+            "{}  ({count} getppid syscalls; its CPU time, user + system)",
             util::display(&workload())
         ),
     );
@@ -200,46 +200,45 @@ fn run(ctx: &Context, runs: u32, count: u64) -> Result<Vec<Row>> {
          the cost of each part"
     );
 
-    let mut rows =
-        run_rounds(
-            Options::NAME,
-            "s",
-            runs,
-            &conditions,
-            |condition, round| match condition {
-                Condition::Untraced => Ok((time_workload(&mut workload())?, None)),
-                Condition::Floor => {
-                    let hook = floor::EmptySysEnter::attach()?;
-                    let wall = time_workload(&mut workload())?;
-                    drop(hook);
-                    Ok((wall, None))
-                }
-                Condition::Profiler(extra_args) => {
-                    under_profiler(&profiler, scratch.path(), round, extra_args, || {
-                        time_workload(&mut workload())
-                    })
-                }
-                // Like perf in `bench cpu`, no report column: their exit prints a map, not a report.
-                Condition::Bpftrace => {
-                    let (wall, _) = tracer::under(
-                        "bpftrace",
-                        &mut bpftrace_command(bpftrace.as_deref().expect("run when installed")),
-                        tracer::Ready::Line(BPFTRACE_ATTACHING, BPFTRACE_SETTLE),
-                        || time_workload(&mut workload()),
-                    )?;
-                    Ok((wall, None))
-                }
-                Condition::Syscount => {
-                    let (wall, _) = tracer::under(
-                        "syscount",
-                        &mut syscount_command(syscount.as_deref().expect("run when installed")),
-                        tracer::Ready::After(SYSCOUNT_HEAD_START),
-                        || time_workload(&mut workload()),
-                    )?;
-                    Ok((wall, None))
-                }
-            },
-        )?;
+    let mut rows = run_rounds(
+        Options::NAME,
+        "s CPU",
+        runs,
+        &conditions,
+        |condition, round| match condition {
+            Condition::Untraced => Ok(time_workload(&mut workload())?.into()),
+            Condition::Floor => {
+                let hook = floor::EmptySysEnter::attach()?;
+                let timed = time_workload(&mut workload())?;
+                drop(hook);
+                Ok(timed.into())
+            }
+            Condition::Profiler(extra_args) => {
+                under_profiler(&profiler, scratch.path(), round, extra_args, || {
+                    time_workload(&mut workload())
+                })
+            }
+            // Like perf in `bench cpu`, no report column: their exit prints a map, not a report.
+            Condition::Bpftrace => {
+                let (timed, _) = tracer::under(
+                    "bpftrace",
+                    &mut bpftrace_command(bpftrace.as_deref().expect("run when installed")),
+                    tracer::Ready::Line(BPFTRACE_ATTACHING, BPFTRACE_SETTLE),
+                    || time_workload(&mut workload()),
+                )?;
+                Ok(timed.into())
+            }
+            Condition::Syscount => {
+                let (timed, _) = tracer::under(
+                    "syscount",
+                    &mut syscount_command(syscount.as_deref().expect("run when installed")),
+                    tracer::Ready::After(SYSCOUNT_HEAD_START),
+                    || time_workload(&mut workload()),
+                )?;
+                Ok(timed.into())
+            }
+        },
+    )?;
     let floor = rows
         .iter()
         .find(|row| row.condition == FLOOR)
@@ -251,11 +250,15 @@ fn run(ctx: &Context, runs: u32, count: u64) -> Result<Vec<Row>> {
         if row.met() == Some(false)
             && let Some(floor) = floor
         {
-            row.note = Some(format!(
+            let floor_note = format!(
                 "an empty sys_enter program alone is {floor:.2}x here (the floor of any syscall \
                  hook); the profiler adds {:.2}x on top",
                 row.ratio.unwrap_or_default() / floor
-            ));
+            );
+            row.note = Some(match row.note.take() {
+                Some(wall) => format!("{floor_note}; {wall}"),
+                None => floor_note,
+            });
         }
     }
     rows.extend(skipped);

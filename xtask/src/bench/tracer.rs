@@ -130,6 +130,30 @@ pub fn under_pid<T>(
     ready: Ready,
     workload: impl FnOnce(u32) -> Result<T>,
 ) -> Result<(T, Duration)> {
+    let (result, stopped) = observe(name, cmd, ready, workload)?;
+    Ok((result, stopped?))
+}
+
+/// Like [`under`], but a tracer that fails on its way out, after the workload ran under it,
+/// keeps the measurement: its error comes back beside it. For peers whose crash at exit is
+/// theirs to fix, not a reason to lose the row.
+pub fn under_tolerant<T>(
+    name: &'static str,
+    cmd: &mut Command,
+    ready: Ready,
+    workload: impl FnOnce() -> Result<T>,
+) -> Result<(T, Result<Duration>)> {
+    observe(name, cmd, ready, |_| workload())
+}
+
+/// Starts the tracer, runs `workload` once it observes, then stops it: the workload's result, and
+/// how the tracer's exit went.
+fn observe<T>(
+    name: &'static str,
+    cmd: &mut Command,
+    ready: Ready,
+    workload: impl FnOnce(u32) -> Result<T>,
+) -> Result<(T, Result<Duration>)> {
     let mut tracer = Tracer::start(name, cmd)?;
     match ready {
         Ready::Line(prefix, settle) => {
@@ -141,7 +165,7 @@ pub fn under_pid<T>(
     // A tracer that died while we waited would otherwise turn into a fast "traced" sample.
     tracer.ensure_running()?;
     let result = workload(tracer.child.id())?;
-    Ok((result, tracer.stop()?))
+    Ok((result, tracer.stop()))
 }
 
 /// A background tracer whose stdout and stderr are collected (shown when it fails) and scanned
