@@ -11,15 +11,14 @@ mod redis;
 mod results;
 mod sched;
 mod syscalls;
+mod timing;
 mod tracer;
 
 use std::{
     env, fs,
     net::{Ipv4Addr, TcpListener},
     os::unix::process::CommandExt as _,
-    os::unix::process::ExitStatusExt as _,
     path::{Path, PathBuf},
-    process::{Child, Command, ExitStatus, Stdio},
     time::{Duration, Instant},
 };
 
@@ -27,6 +26,7 @@ use anyhow::{Context as _, Result, bail};
 use clap::Args as _;
 use results::{Row, Summary};
 use tempfile::TempDir;
+use timing::{Timed, time_workload};
 
 use crate::{setup, util};
 
@@ -196,7 +196,19 @@ pub fn run(args: &Args) -> Result<()> {
             (None, true) => "cargo xtask bench --quick".to_owned(),
             (None, false) => "cargo xtask bench".to_owned(),
         };
-        write_results(&path, &command, &facts, &benches, &rows)?;
+        let command_line = Args::augment_args(clap::Command::new("bench"));
+        let about = |name: &str| {
+            command_line
+                .find_subcommand(name)
+                .and_then(clap::Command::get_about)
+                .map(ToString::to_string)
+                .unwrap_or_default()
+        };
+        let benches: Vec<_> = benches
+            .iter()
+            .map(|bench| (bench.name(), about(bench.name())))
+            .collect();
+        results::write_markdown(&path, &command, &facts, &benches, &rows)?;
         println!("results written to {}", path.display());
     }
     if !failed.is_empty() {
@@ -207,55 +219,6 @@ pub fn run(args: &Args) -> Result<()> {
 
 fn first_line(text: &str) -> &str {
     text.lines().next().unwrap_or_default()
-}
-
-/// Writes the markdown results atomically: the header facts, what each sub-bench measures, the
-/// table.
-fn write_results(
-    path: &Path,
-    command: &str,
-    facts: &[(&str, String)],
-    benches: &[Kind],
-    rows: &[Row],
-) -> Result<()> {
-    let mut text = format!(
-        "# Benchmark results\n\n\
-         Written by `{command}`. Each sub-bench runs its conditions alternately, \
-         in rotating order, and reports medians of its rounds; the ratio is a condition's \
-         median over the median of the sub-bench's first condition (untraced) in the same \
-         run, and is the headline: absolute figures depend on the machine and on what else \
-         runs on it.\n\n| | |\n|---|---|\n"
-    );
-    for (label, value) in facts {
-        text.push_str(&format!("| {label} | {} |\n", value.replace('|', "\\|")));
-    }
-    text.push_str("\n## Sub-benches\n\n");
-    let command = Args::augment_args(clap::Command::new("bench"));
-    for bench in benches {
-        let about = command
-            .find_subcommand(bench.name())
-            .and_then(clap::Command::get_about)
-            .map(ToString::to_string)
-            .unwrap_or_default();
-        text.push_str(&format!(
-            "- `{}`: {about} (`cargo xtask bench {} --help`)\n",
-            bench.name(),
-            bench.name()
-        ));
-    }
-    text.push_str("\n## Results\n\n");
-    text.push_str(&results::markdown_table(rows));
-    let dir = path
-        .parent()
-        .filter(|dir| !dir.as_os_str().is_empty())
-        .unwrap_or_else(|| Path::new("."));
-    fs::create_dir_all(dir).with_context(|| format!("could not create {}", dir.display()))?;
-    let mut file = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("could not create a file in {}", dir.display()))?;
-    std::io::Write::write_all(&mut file, text.as_bytes())?;
-    file.persist(path)
-        .with_context(|| format!("could not write {}", path.display()))?;
-    Ok(())
 }
 
 /// A TCP port on loopback that nothing listens on now, for a server the bench starts (redis, the
@@ -313,51 +276,6 @@ fn prepare(bench: &str, binaries: &[&Path]) -> Result<TempDir> {
         .prefix(&format!("xtask-bench-{bench}-"))
         .tempdir()
         .context("could not create a scratch directory")
-}
-
-/// How long a workload took: its CPU time (user + system, its waited-for children included) and
-/// its wall time.
-#[derive(Debug, Clone, Copy)]
-struct Timed {
-    cpu: f64,
-    wall: f64,
-}
-
-/// Runs `cmd`, which must succeed, and times it; its stdout is dropped so it cannot garble the
-/// table.
-fn time_workload(cmd: &mut Command) -> Result<Timed> {
-    cmd.stdout(Stdio::null());
-    let start = Instant::now();
-    let child = cmd
-        .spawn()
-        .with_context(|| format!("could not start `{}`", util::display(cmd)))?;
-    let (status, usage) = wait_with_usage(&child)
-        .with_context(|| format!("could not wait for `{}`", util::display(cmd)))?;
-    let wall = start.elapsed().as_secs_f64();
-    util::check("workload", cmd, status)?;
-    let seconds = |time: libc::timeval| time.tv_sec as f64 + time.tv_usec as f64 / 1e6;
-    Ok(Timed {
-        cpu: seconds(usage.ru_utime) + seconds(usage.ru_stime),
-        wall,
-    })
-}
-
-/// Reaps `child` with wait4(2), which std does not offer, for its resource usage.
-fn wait_with_usage(child: &Child) -> std::io::Result<(ExitStatus, libc::rusage)> {
-    let pid = libc::pid_t::try_from(child.id()).map_err(std::io::Error::other)?;
-    let mut status = 0;
-    // SAFETY: rusage is plain integers, for which all zeroes is a valid value.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    loop {
-        // SAFETY: both pointers are to live locals; the child is ours and not yet reaped.
-        if unsafe { libc::wait4(pid, &raw mut status, 0, &raw mut usage) } == pid {
-            return Ok((ExitStatus::from_raw(status), usage));
-        }
-        let err = std::io::Error::last_os_error();
-        if err.kind() != std::io::ErrorKind::Interrupted {
-            return Err(err);
-        }
-    }
 }
 
 /// What one run of a condition measured: its figure, the workload's wall seconds where the

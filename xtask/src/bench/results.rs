@@ -1,8 +1,10 @@
 //! What a sub-bench hands back: one row per condition (median, spread, ratio against its
 //! baseline, goal and whether it was met, a note), and the two renderings of all rows, the table
-//! printed at the end and the markdown of `bench/results.md`.
+//! printed at the end and the markdown of `bench/results.md`, written atomically.
 
-use std::fmt::Write as _;
+use std::{fmt::Write as _, fs, io::Write as _, path::Path};
+
+use anyhow::{Context as _, Result};
 
 /// Median, min and max of one condition's samples.
 #[derive(Debug, Clone, Copy)]
@@ -223,6 +225,47 @@ pub fn markdown_table(rows: &[Row]) -> String {
         out.push_str(&line(&cells(row)));
     }
     out
+}
+
+/// Writes the markdown results atomically: the header facts, what each sub-bench measures, the
+/// table.
+pub fn write_markdown(
+    path: &Path,
+    command: &str,
+    facts: &[(&str, String)],
+    benches: &[(&str, String)],
+    rows: &[Row],
+) -> Result<()> {
+    let mut text = format!(
+        "# Benchmark results\n\n\
+         Written by `{command}`. Each sub-bench runs its conditions alternately, \
+         in rotating order, and reports medians of its rounds; the ratio is a condition's \
+         median over the median of the sub-bench's first condition (untraced) in the same \
+         run, and is the headline: absolute figures depend on the machine and on what else \
+         runs on it.\n\n| | |\n|---|---|\n"
+    );
+    for (label, value) in facts {
+        text.push_str(&format!("| {label} | {} |\n", value.replace('|', "\\|")));
+    }
+    text.push_str("\n## Sub-benches\n\n");
+    for (name, about) in benches {
+        text.push_str(&format!(
+            "- `{name}`: {about} (`cargo xtask bench {name} --help`)\n"
+        ));
+    }
+    text.push_str("\n## Results\n\n");
+    text.push_str(&markdown_table(rows));
+    let dir = path
+        .parent()
+        .filter(|dir| !dir.as_os_str().is_empty())
+        .unwrap_or_else(|| Path::new("."));
+    fs::create_dir_all(dir).with_context(|| format!("could not create {}", dir.display()))?;
+    let mut file = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("could not create a file in {}", dir.display()))?;
+    file.write_all(text.as_bytes())?;
+    file.persist(path)
+        .with_context(|| format!("could not write {}", path.display()))?;
+    Ok(())
 }
 
 #[cfg(test)]

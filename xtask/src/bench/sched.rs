@@ -14,7 +14,8 @@ use std::{
 use anyhow::{Context as _, Result};
 
 use super::{
-    Context, SubBench, prepare, print_profiler_line, results::Row, run_rounds, under_profiler,
+    Context, SubBench, prepare, print_profiler_line, results::Row, run_rounds, time_workload,
+    under_profiler,
 };
 use crate::util;
 
@@ -85,7 +86,7 @@ fn run(ctx: &Context, runs: u32, loops: u64) -> Result<Vec<Row>> {
 
     println!("bench sched: {runs} rounds; each runs every condition once, in rotating order");
     println!(
-        "  workload: {}  (its \"Total time\")",
+        "  workload: {}  (its CPU time and its children's, user + system; wall time in the note)",
         util::display(&pipe_bench())
     );
     for (condition, name) in CONDITIONS {
@@ -94,21 +95,20 @@ fn run(ctx: &Context, runs: u32, loops: u64) -> Result<Vec<Row>> {
         }
     }
 
-    let mut rows =
-        run_rounds(
-            Options::NAME,
-            "s",
-            runs,
-            &CONDITIONS,
-            |condition, round| match condition {
-                Condition::Untraced => Ok(total_time(&mut pipe_bench())?.into()),
-                Condition::Profiler(args) => {
-                    under_profiler(&profiler, scratch.path(), round, args, || {
-                        total_time(&mut pipe_bench())
-                    })
-                }
-            },
-        )?;
+    let mut rows = run_rounds(
+        Options::NAME,
+        "s CPU",
+        runs,
+        &CONDITIONS,
+        |condition, round| match condition {
+            Condition::Untraced => Ok(time_workload(&mut pipe_bench())?.into()),
+            Condition::Profiler(args) => {
+                under_profiler(&profiler, scratch.path(), round, args, || {
+                    time_workload(&mut pipe_bench())
+                })
+            }
+        },
+    )?;
 
     let (per_scan, processes) = scan_cost()?;
     eprintln!(
@@ -123,24 +123,6 @@ fn run(ctx: &Context, runs: u32, loops: u64) -> Result<Vec<Row>> {
         ..Row::measured(Options::NAME, "procfs-scan", "ms", &per_scan)
     });
     Ok(rows)
-}
-
-/// The `Total time: X [sec]` that `perf bench sched pipe` prints.
-fn total_time(cmd: &mut Command) -> Result<f64> {
-    let output = util::stdout_of(cmd)?;
-    parse_total_time(&output).with_context(|| {
-        format!(
-            "`{}` printed no \"Total time: X [sec]\":\n{output}",
-            util::display(cmd)
-        )
-    })
-}
-
-fn parse_total_time(output: &str) -> Option<f64> {
-    output
-        .lines()
-        .find_map(|line| line.trim().strip_prefix("Total time:"))
-        .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
 }
 
 /// Milliseconds per full scan, and the processes the last scan read.
@@ -195,15 +177,6 @@ fn is_pid(name: &OsStr) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_perf_bench_total_time() {
-        let output = "# Running 'sched/pipe' benchmark:\n\
-                      # Executed 200000 pipe operations between two processes\n\n     \
-                      Total time: 2.071 [sec]\n\n      10.356 usecs/op\n";
-        assert_eq!(parse_total_time(output), Some(2.071));
-        assert_eq!(parse_total_time("no numbers"), None);
-    }
 
     #[test]
     fn scans_at_least_this_process() {
