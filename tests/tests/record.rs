@@ -13,8 +13,8 @@ use std::{
 use profiler_tests::{
     ProfilerRun, REPORT_GRACE, Workload, assert_matches_schema, assert_programs_unloaded,
     cpu_seconds, free_port, http_get, loaded_programs, number, process_entry, profiler_command,
-    programs_held_by, read_json, record_windows, require_root, serial, skip_or_fail, tempdir,
-    utf8, windows_written,
+    programs_held_by, read_json, record_windows, require_root, serial, skip_or_fail, tempdir, utf8,
+    windows_written,
 };
 use serde_json::Value;
 

@@ -1,143 +1,244 @@
 //! `cargo xtask bench`: how much the profiler slows workloads down, next to untraced runs and
-//! other tracers (`perf record`, bpftrace, syscount); shared argument parsing, privilege
-//! handling, timing and the result table.
+//! other tracers (`perf record`, bpftrace, syscount), and what it costs itself. The umbrella runs
+//! every sub-bench (or one), gathers their result rows and writes `bench/results.md`; shared here:
+//! privilege handling, timing and alternating rounds.
 
 mod cpu;
-mod goal;
+mod fidelity;
+mod floor;
+mod machine;
 mod record;
+mod redis;
 mod render;
+mod results;
 mod sched;
 mod suspect;
 mod syscalls;
+mod timing;
 mod tracer;
 
 use std::{
     env, fs,
+    net::{Ipv4Addr, TcpListener},
     os::unix::process::CommandExt as _,
     path::{Path, PathBuf},
-    process::{Command, Stdio},
     time::{Duration, Instant},
 };
 
 use anyhow::{Context as _, Result, bail};
+use clap::Args as _;
+use results::{Row, Summary};
 use tempfile::TempDir;
+use timing::{Timed, time_workload};
 
 use crate::{setup, util};
 
+/// One sub-bench: its options are its subcommand's arguments (clap's defaults are the full run's
+/// sizes), and it hands back one row per condition.
+trait SubBench: clap::Args + clap::FromArgMatches + Clone {
+    /// Its name in the table and on the command line.
+    const NAME: &'static str;
+    /// Whether it runs the workload programs of `profiler-tests` (built before it runs).
+    const WORKLOADS: bool;
+    /// Options for `--quick`: tiny sizes and one round.
+    fn quick() -> Self;
+    fn run(&self, ctx: &Context) -> Result<Vec<Row>>;
+}
+
+/// What every sub-bench gets.
+#[derive(Debug)]
+pub struct Context {
+    /// Cargo's target directory; binaries are in `release/`.
+    target: PathBuf,
+}
+
+impl Context {
+    fn release(&self, binary: &str) -> PathBuf {
+        self.target.join("release").join(binary)
+    }
+}
+
+/// The sub-benches, in the order `cargo xtask bench` runs them: a new one is a module plus one
+/// line here. The doc comment is its `--help` text and its line in `bench/results.md`.
+macro_rules! sub_benches {
+    ($($(#[doc = $doc:literal])* $variant:ident($options:ty),)*) => {
+        #[derive(Debug, Clone, clap::Subcommand)]
+        enum Kind {
+            $($(#[doc = $doc])* #[command(name = <$options as SubBench>::NAME)] $variant($options),)*
+        }
+
+        impl Kind {
+            fn all(quick: bool) -> Vec<Self> {
+                vec![$(Self::$variant(options::<$options>(quick)),)*]
+            }
+
+            fn name(&self) -> &'static str {
+                match self { $(Self::$variant(_) => <$options as SubBench>::NAME,)* }
+            }
+
+            fn workloads(&self) -> bool {
+                match self { $(Self::$variant(_) => <$options as SubBench>::WORKLOADS,)* }
+            }
+
+            fn run(&self, ctx: &Context) -> Result<Vec<Row>> {
+                match self { $(Self::$variant(options) => options.run(ctx),)* }
+            }
+        }
+    };
+}
+
+sub_benches! {
+    /// Wall time of a getppid storm: untraced, under an empty sys_enter program (the floor of
+    /// any syscall hook), under the profiler's syscall signals and all signals, under bpftrace
+    /// and under libbpf-tools' syscount.
+    Syscalls(syscalls::Options),
+    /// Wall time of a fixed CPU-bound workload: untraced, under `profiler diagnose`, under
+    /// `perf record -a -g` and under profile-bee.
+    Cpu(cpu::Options),
+    /// Cost of context-switch accounting (`perf bench sched pipe`), and of scanning
+    /// /proc/PID/schedstat instead.
+    Sched(sched::Options),
+    /// Throughput of `redis-benchmark` against a private `redis-server`, untraced and under
+    /// `profiler record` at its defaults.
+    Redis(redis::Options),
+    /// What `profiler record` costs at its defaults: a churn workload untraced and recorded,
+    /// then one long recording of a busy, churning host (own CPU with BPF time, memory).
+    Record(record::Options),
+    /// Time to suspect: launch of `profiler diagnose` to a report naming a planted CPU hog
+    /// suspect #1, with the report's own phase timings.
+    Suspect(suspect::Options),
+    /// A million samples over fifty thousand stacks of real addresses symbolized and rendered
+    /// (folded, flamegraph, pprof, html, report.json) as diagnose does after sampling.
+    Render(render::Options),
+    /// Fidelity: a 60/30/10 workload's CPU share against /proc and its frame shares against
+    /// `perf record -g` on the same run (the `fidelity` end-to-end test, its figures read back).
+    Fidelity(fidelity::Options),
+}
+
+/// The options clap gives `T` when the command line names none: the full run's sizes.
+fn options<T: SubBench>(quick: bool) -> T {
+    if quick {
+        return T::quick();
+    }
+    let cmd = T::augment_args(clap::Command::new(T::NAME));
+    T::from_arg_matches(&cmd.get_matches_from([T::NAME]))
+        .expect("every option of a sub-bench has a default")
+}
+
 #[derive(Debug, clap::Args)]
+// `--quick` is for the whole set; a single sub-bench takes its own small sizes.
+#[command(args_conflicts_with_subcommands = true)]
 pub struct Args {
+    /// One sub-bench; without one, every sub-bench runs, one after another.
     #[command(subcommand)]
-    kind: Kind,
+    kind: Option<Kind>,
+    /// Every sub-bench with tiny sizes and one round, to check that they work (CI); fails when
+    /// one cannot run, not when a goal is unmet. Writes target/bench-quick.md unless --results.
+    #[arg(long)]
+    quick: bool,
+    /// Where the markdown results go: default bench/results.md for a full run; a single sub-bench
+    /// writes none unless given this.
+    #[arg(long, global = true, value_name = "PATH")]
+    results: Option<PathBuf>,
     /// Set by the re-exec under sudo: setup and builds already ran as the calling user, whose
     /// target directory this is.
     #[arg(long, global = true, hide = true, value_name = "TARGET_DIR")]
     prepared: Option<PathBuf>,
 }
 
-#[derive(Debug, clap::Subcommand)]
-enum Kind {
-    /// Wall time of a fixed CPU-bound workload: untraced, under the profiler, under perf record.
-    Cpu {
-        /// Rounds; each round runs every condition once.
-        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
-        runs: u32,
-        /// Work units for `burner --work`.
-        #[arg(long, default_value_t = 400)]
-        work: u64,
-    },
-    /// Cost of context-switch accounting (`perf bench sched pipe`), and of scanning
-    /// /proc/PID/schedstat instead.
-    Sched {
-        /// Rounds; each round runs every condition once.
-        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
-        runs: u32,
-        /// Round trips for `perf bench sched pipe -l`.
-        #[arg(long, default_value_t = 200_000)]
-        loops: u64,
-    },
-    /// What `profiler record` costs at its defaults: a churn workload untraced and recorded,
-    /// then one long recording of a busy, churning host (own CPU with BPF time, memory).
-    Record {
-        /// Rounds of the churn workload; each round runs both conditions once.
-        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
-        runs: u32,
-        /// Children the churn workload starts, one after another.
-        #[arg(long, default_value_t = 2000)]
-        children: u64,
-        /// Length of the long recording (record's default window is 60 s).
-        #[arg(long, default_value_t = 150)]
-        seconds: u64,
-        /// Processes started per second during the long recording (28/s is 100 000 an hour).
-        #[arg(long, default_value_t = 28.0)]
-        churn: f64,
-    },
-    /// Time to suspect: launch of `profiler diagnose` to a report naming a planted CPU hog
-    /// suspect #1, with the report's own phase timings.
-    Suspect {
-        /// Rounds; each launches the profiler once.
-        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
-        runs: u32,
-        /// `diagnose --duration`.
-        #[arg(long, default_value = "1s")]
-        duration: String,
-    },
-    /// A million samples over fifty thousand stacks of real addresses symbolized and rendered
-    /// (folded, flamegraph, pprof, html, report.json) as diagnose does after sampling.
-    Render {
-        /// Rounds; each runs the render example once, in a fresh process.
-        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
-        runs: u32,
-    },
-    /// Wall time of a getppid storm: untraced, under the profiler's syscall signals, under
-    /// bpftrace and under libbpf-tools' syscount.
-    Syscalls {
-        /// Rounds; each round runs every condition once.
-        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
-        runs: u32,
-        /// getppid syscalls the storm makes.
-        #[arg(long, default_value_t = 3_000_000)]
-        count: u64,
-    },
-}
-
 pub fn run(args: &Args) -> Result<()> {
+    let benches = match &args.kind {
+        Some(kind) => vec![kind.clone()],
+        None => Kind::all(args.quick),
+    };
     let target = match &args.prepared {
         Some(target) => target.clone(),
         None => {
             setup::run(true)?;
             let target = util::target_dir()?;
-            build(matches!(
-                args.kind,
-                Kind::Cpu { .. } | Kind::Record { .. } | Kind::Suspect { .. }
-            ))?;
-            if matches!(args.kind, Kind::Render { .. }) {
-                build_render_example()?;
-            }
+            build(benches.iter().any(Kind::workloads))?;
             target
         }
     };
     if !util::is_root() {
         return reexec_as_root(&target);
     }
-    match args.kind {
-        Kind::Suspect { runs, ref duration } => {
-            goal::print(&suspect::run(&target, runs, duration)?);
-            Ok(())
+    let workspace = util::workspace_root();
+    let results = args
+        .results
+        .clone()
+        .or_else(|| match (&args.kind, args.quick) {
+            (Some(_), _) => None,
+            (None, true) => Some(target.join("bench-quick.md")),
+            (None, false) => Some(workspace.join("bench").join("results.md")),
+        });
+    let ctx = Context { target };
+    // Gathered before the run, so the commit is the one that was measured.
+    let facts = machine::facts(&workspace);
+
+    let mut rows = Vec::new();
+    let mut failed = Vec::new();
+    for bench in &benches {
+        let started = Instant::now();
+        eprintln!("\n== bench {} ==", bench.name());
+        match bench.run(&ctx) {
+            Ok(bench_rows) => rows.extend(bench_rows),
+            // The other sub-benches still run: one broken peer must not cost the whole table.
+            Err(err) => {
+                eprintln!("bench {}: failed: {err:#}", bench.name());
+                rows.push(Row::skipped(
+                    bench.name(),
+                    "(all)",
+                    format!("failed: {}", first_line(&format!("{err:#}"))),
+                ));
+                failed.push(bench.name());
+            }
         }
-        Kind::Render { runs } => {
-            goal::print(&render::run(&target, runs)?);
-            Ok(())
-        }
-        Kind::Cpu { runs, work } => cpu::run(&target, runs, work),
-        Kind::Sched { runs, loops } => sched::run(&target, runs, loops),
-        Kind::Syscalls { runs, count } => syscalls::run(&target, runs, count),
-        Kind::Record {
-            runs,
-            children,
-            seconds,
-            churn,
-        } => record::run(&target, runs, children, seconds, churn),
+        eprintln!(
+            "bench {}: done in {:.0} s",
+            bench.name(),
+            started.elapsed().as_secs_f64()
+        );
     }
+
+    println!("\n{}", results::table(&rows));
+    if let Some(path) = results {
+        let command = match (&args.kind, args.quick) {
+            (Some(kind), _) => format!("cargo xtask bench {}", kind.name()),
+            (None, true) => "cargo xtask bench --quick".to_owned(),
+            (None, false) => "cargo xtask bench".to_owned(),
+        };
+        let command_line = Args::augment_args(clap::Command::new("bench"));
+        let about = |name: &str| {
+            command_line
+                .find_subcommand(name)
+                .and_then(clap::Command::get_about)
+                .map(ToString::to_string)
+                .unwrap_or_default()
+        };
+        let benches: Vec<_> = benches
+            .iter()
+            .map(|bench| (bench.name(), about(bench.name())))
+            .collect();
+        results::write_markdown(&path, &command, &facts, &benches, &rows)?;
+        println!("results written to {}", path.display());
+    }
+    if !failed.is_empty() {
+        bail!("sub-bench(es) failed to run: {}", failed.join(", "));
+    }
+    Ok(())
+}
+
+fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or_default()
+}
+
+/// A TCP port on loopback that nothing listens on now, for a server the bench starts (redis, the
+/// recorder's metrics), so benches never collide with another user of a fixed port.
+fn free_port() -> Result<u16> {
+    let listener =
+        TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("could not bind a loopback port")?;
+    Ok(listener.local_addr()?.port())
 }
 
 /// Separate cargo invocations, not one with two `-p`: features unify across the packages of one
@@ -147,7 +248,15 @@ fn build(with_workloads: bool) -> Result<()> {
     util::run_step_quiet_stdout(
         "build profiler",
         util::cargo()
-            .args(["build", "--release", "-p", "profiler"])
+            // The render example is the render sub-bench's workload.
+            .args([
+                "build",
+                "--release",
+                "-p",
+                "profiler",
+                "--bins",
+                "--examples",
+            ])
             .current_dir(&workspace),
     )?;
     if with_workloads {
@@ -157,25 +266,22 @@ fn build(with_workloads: bool) -> Result<()> {
                 .args(["build", "--release", "-p", "profiler-tests", "--bins"])
                 .current_dir(&workspace),
         )?;
+        util::run_step_quiet_stdout(
+            "build the fidelity test",
+            util::cargo()
+                .args([
+                    "test",
+                    "--release",
+                    "-p",
+                    "profiler-tests",
+                    "--test",
+                    "fidelity",
+                ])
+                .arg("--no-run")
+                .current_dir(&workspace),
+        )?;
     }
     Ok(())
-}
-
-/// The `render` example of the profiler crate, which `bench render` runs.
-fn build_render_example() -> Result<()> {
-    util::run_step_quiet_stdout(
-        "build the render example",
-        util::cargo()
-            .args([
-                "build",
-                "--release",
-                "-p",
-                "profiler",
-                "--example",
-                "render",
-            ])
-            .current_dir(util::workspace_root()),
-    )
 }
 
 /// Builds ran as the calling user so target/ stays theirs; only the measurement needs root.
@@ -206,81 +312,114 @@ fn prepare(bench: &str, binaries: &[&Path]) -> Result<TempDir> {
         .context("could not create a scratch directory")
 }
 
-/// Wall seconds of `cmd`, which must succeed; its stdout is dropped so it cannot garble the table.
-fn time_workload(cmd: &mut Command) -> Result<f64> {
-    cmd.stdout(Stdio::null());
-    let start = Instant::now();
-    let status = cmd
-        .status()
-        .with_context(|| format!("could not start `{}`", util::display(cmd)))?;
-    let wall = start.elapsed().as_secs_f64();
-    util::check("workload", cmd, status)?;
-    Ok(wall)
+/// What one run of a condition measured: its figure, the workload's wall seconds where the
+/// figure is its CPU time, and how long the profiler took to exit after SIGINT (writing its
+/// report) when the condition ran it.
+#[derive(Debug, Clone, Copy)]
+struct Measured {
+    value: f64,
+    wall: Option<f64>,
+    report: Option<Duration>,
 }
 
-/// What one run of a condition measured: the workload's seconds, and how long the profiler took
-/// to exit after SIGINT (writing its report) when the condition ran it.
-type Measured = (f64, Option<Duration>);
+/// A figure the workload reports itself (a total time, requests per second).
+impl From<f64> for Measured {
+    fn from(value: f64) -> Self {
+        Self {
+            value,
+            wall: None,
+            report: None,
+        }
+    }
+}
 
-/// Runs every condition once per round, printing a progress line per run, then prints the table.
-/// `conditions` name each condition; the first is the untraced baseline the ratios compare with.
-/// `run` measures one condition in one round (counted from 0).
+/// CPU time is the figure: on a host shared with other work, a workload's wall time mostly
+/// measures how long it waited for a CPU, while a tracer's cost in its context (probes in its
+/// syscalls, sampling interrupts) is charged to its CPU time.
+impl From<Timed> for Measured {
+    fn from(timed: Timed) -> Self {
+        Self {
+            value: timed.cpu,
+            wall: Some(timed.wall),
+            report: None,
+        }
+    }
+}
+
+/// Runs every condition once per round, printing a progress line per run, and returns a row per
+/// condition with figures in `unit`. `conditions` name each condition; the first is the baseline
+/// the ratios compare with. `run` measures one condition in one round (counted from 0).
 fn run_rounds<C: Copy>(
-    bench: &str,
+    bench: &'static str,
+    unit: &'static str,
     runs: u32,
     conditions: &[(C, &str)],
     mut run: impl FnMut(C, usize) -> Result<Measured>,
-) -> Result<()> {
+) -> Result<Vec<Row>> {
     let width = name_width(conditions.iter().map(|(_, name)| *name));
     let mut samples = vec![Vec::new(); conditions.len()];
-    let mut report_seconds = vec![Vec::new(); conditions.len()];
+    let mut walls = vec![Vec::new(); conditions.len()];
     for round in 0..runs as usize {
-        // Rotating the order keeps any drift (thermal, page cache) from always hitting the same
-        // condition.
+        // Rotating the order keeps any drift (thermal, page cache, the neighbours' load) from
+        // always hitting the same condition.
         for offset in 0..conditions.len() {
             let index = (round + offset) % conditions.len();
             let (condition, name) = conditions[index];
-            let (seconds, report) = run(condition, round)?;
+            let measured = run(condition, round)?;
+            let wall = measured
+                .wall
+                .map_or_else(String::new, |wall| format!("  (wall {wall:.3} s)"));
+            let report = measured.report.map_or_else(String::new, |report| {
+                format!("  (report written in {:.3} s)", report.as_secs_f64())
+            });
             eprintln!(
-                "bench {bench}: round {}/{runs}: {name:<width$} {seconds:.3} s",
-                round + 1
+                "bench {bench}: round {}/{runs}: {name:<width$} {:.3} {unit}{wall}{report}",
+                round + 1,
+                measured.value
             );
-            samples[index].push(seconds);
-            if let Some(report) = report {
-                report_seconds[index].push(report.as_secs_f64());
-            }
+            samples[index].push(measured.value);
+            walls[index].extend(measured.wall);
         }
     }
-
-    println!();
-    let rows = conditions
+    let mut rows: Vec<Row> = conditions
         .iter()
-        .zip(samples.iter().zip(&report_seconds))
-        .map(|((_, name), (samples, report_seconds))| Row {
-            condition: name,
-            samples,
-            report_seconds,
-        })
-        .collect::<Vec<_>>();
-    print_table("s", &rows);
-    Ok(())
+        .zip(&samples)
+        .map(|((_, name), samples)| Row::measured(bench, *name, unit, samples))
+        .collect();
+    let baseline = |values: &[f64]| Summary::of(values).map(|s| s.median).filter(|m| *m > 0.0);
+    let base = samples.first().and_then(|first| baseline(first));
+    let base_wall = walls.first().and_then(|first| baseline(first));
+    for (row, walls) in rows.iter_mut().zip(&walls) {
+        row.ratio = base.zip(row.summary).map(|(base, s)| s.median / base);
+        if let (Some(base_wall), Some(wall)) = (base_wall, Summary::of(walls)) {
+            row.note = Some(format!(
+                "wall time {:.3} s, {:.2}x",
+                wall.median,
+                wall.median / base_wall
+            ));
+        }
+    }
+    Ok(rows)
 }
 
 /// Runs `workload` under the profiler, given `extra_args`, which writes to a fresh directory for
 /// `round` in `scratch` (the `profiler-N` of [`print_profiler_line`]).
-fn under_profiler(
+fn under_profiler<T: Into<Measured>>(
     profiler: &Path,
     scratch: &Path,
     round: usize,
     extra_args: &[&str],
-    workload: impl FnOnce() -> Result<f64>,
+    workload: impl FnOnce() -> Result<T>,
 ) -> Result<Measured> {
     let out_dir = scratch.join(format!("profiler-{round}"));
     fs::create_dir(&out_dir).with_context(|| format!("could not create {}", out_dir.display()))?;
-    let (seconds, report) = tracer::under_profiler(profiler, &out_dir, extra_args, workload)?;
+    let (measured, report) = tracer::under_profiler(profiler, &out_dir, extra_args, workload)?;
     // Reports are not kept; a round's output only has to prove the run completed.
     fs::remove_dir_all(&out_dir)?;
-    Ok((seconds, Some(report)))
+    Ok(Measured {
+        report: Some(report),
+        ..measured.into()
+    })
 }
 
 /// One `  label: text` line of a bench's header; labels are padded to `width` characters (colon
@@ -308,7 +447,7 @@ fn print_profiler_line(
     );
 }
 
-/// Characters of the longest condition name, and at least of the table's "condition" header.
+/// Characters of the longest condition name, and at least of the word "condition".
 fn name_width<'a>(names: impl Iterator<Item = &'a str>) -> usize {
     names
         .map(str::len)
@@ -317,74 +456,13 @@ fn name_width<'a>(names: impl Iterator<Item = &'a str>) -> usize {
         .unwrap_or_default()
 }
 
-/// Median, min and max of one condition's samples.
-#[derive(Debug, Clone, Copy)]
-struct Summary {
-    median: f64,
-    min: f64,
-    max: f64,
-}
-
-impl Summary {
-    /// `None` for no samples.
-    fn of(samples: &[f64]) -> Option<Self> {
-        let mut sorted = samples.to_vec();
-        sorted.sort_by(f64::total_cmp);
-        let (first, last) = (*sorted.first()?, *sorted.last()?);
-        let mid = sorted.len() / 2;
-        let median = if sorted.len().is_multiple_of(2) {
-            f64::midpoint(sorted[mid - 1], sorted[mid])
-        } else {
-            sorted[mid]
-        };
-        Some(Self {
-            median,
-            min: first,
-            max: last,
-        })
-    }
-}
-
-/// One line of the result table.
-#[derive(Debug)]
-struct Row<'a> {
-    condition: &'a str,
-    samples: &'a [f64],
-    /// Seconds the profiler took to exit after SIGINT (writing its report), when it ran.
-    report_seconds: &'a [f64],
-}
-
-/// Prints the table; ratios are against the first row, the untraced baseline.
-fn print_table(unit: &str, rows: &[Row<'_>]) {
-    let width = name_width(rows.iter().map(|row| row.condition));
-    let baseline = rows
-        .first()
-        .and_then(|row| Summary::of(row.samples))
-        .map(|summary| summary.median);
-    println!(
-        "{:<width$} {:>10} {:>10} {:>10} {:>12} {:>16}",
-        "condition",
-        format!("median {unit}"),
-        format!("min {unit}"),
-        format!("max {unit}"),
-        "vs untraced",
-        "report s (med)"
-    );
-    for row in rows {
-        let Some(summary) = Summary::of(row.samples) else {
-            continue;
-        };
-        let ratio = baseline.filter(|base| *base > 0.0).map_or_else(
-            || "-".to_owned(),
-            |base| format!("{:.2}x", summary.median / base),
-        );
-        let report = Summary::of(row.report_seconds)
-            .map_or_else(|| "-".to_owned(), |report| format!("{:.3}", report.median));
-        println!(
-            "{:<width$} {:>10.3} {:>10.3} {:>10.3} {:>12} {:>16}",
-            row.condition, summary.median, summary.min, summary.max, ratio, report
-        );
-    }
+/// The row of a condition whose peer tool is missing: skipped, saying what installs it.
+fn missing_tool(bench: &'static str, condition: &str, command: &str, install: &str) -> Row {
+    Row::skipped(
+        bench,
+        condition,
+        format!("skipped: `{command}` is not installed ({install})"),
+    )
 }
 
 #[cfg(test)]
@@ -392,11 +470,60 @@ mod tests {
     use super::*;
 
     #[test]
-    fn summary_takes_middle_values() {
-        let odd = Summary::of(&[3.0, 1.0, 2.0]).unwrap();
-        assert_eq!((odd.median, odd.min, odd.max), (2.0, 1.0, 3.0));
-        let even = Summary::of(&[4.0, 1.0, 2.0, 3.0]).unwrap();
-        assert_eq!((even.median, even.min, even.max), (2.5, 1.0, 4.0));
-        assert!(Summary::of(&[]).is_none());
+    fn full_run_options_are_the_clap_defaults() {
+        let Kind::Cpu(cpu) = Kind::all(false).remove(1) else {
+            panic!("the second sub-bench is cpu");
+        };
+        let parsed = Args::augment_args(clap::Command::new("bench"))
+            .try_get_matches_from(["bench", "cpu"])
+            .unwrap();
+        let Some(Kind::Cpu(from_line)) = <Args as clap::FromArgMatches>::from_arg_matches(&parsed)
+            .unwrap()
+            .kind
+        else {
+            panic!("`bench cpu` is the cpu sub-bench");
+        };
+        assert_eq!(format!("{cpu:?}"), format!("{from_line:?}"));
+    }
+
+    #[test]
+    fn every_sub_bench_has_a_distinct_name_and_help() {
+        let command = Args::augment_args(clap::Command::new("bench"));
+        let mut names: Vec<_> = Kind::all(true).iter().map(Kind::name).collect();
+        for name in &names {
+            let sub = command.find_subcommand(name).unwrap();
+            assert!(sub.get_about().is_some(), "{name} has no help text");
+        }
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), Kind::all(true).len());
+    }
+
+    #[test]
+    fn rounds_alternate_and_compare_with_the_first_condition() {
+        let mut order = Vec::new();
+        let rows = run_rounds(
+            "t",
+            "s",
+            3,
+            &[(1.0, "base"), (2.0, "double")],
+            |value, round| {
+                order.push((round, value));
+                let value = value * (1.0 + round as f64 / 10.0);
+                Ok(Measured {
+                    wall: Some(value * 3.0),
+                    ..Measured::from(value)
+                })
+            },
+        )
+        .unwrap();
+        // Round 1 starts with the second condition.
+        assert_eq!(order[..4], [(0, 1.0), (0, 2.0), (1, 2.0), (1, 1.0)]);
+        assert_eq!(rows.len(), 2);
+        assert!((rows[0].ratio.unwrap() - 1.0).abs() < 1e-9);
+        assert!((rows[1].ratio.unwrap() - 2.0).abs() < 1e-9);
+        assert_eq!(rows[1].runs, 3);
+        // Medians 1.1 and 2.2, wall times three times that.
+        assert_eq!(rows[1].note.as_deref(), Some("wall time 6.600 s, 2.00x"));
     }
 }

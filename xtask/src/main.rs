@@ -27,7 +27,8 @@ enum Command {
     /// Install what building the eBPF side needs (nightly rust-src and a matching bpf-linker) and
     /// what the end-to-end tests run (golang-go, for `go tool pprof`).
     Setup {
-        /// Also install the benchmark peers (linux-perf, bpftrace, libbpf-tools).
+        /// Also install the benchmark peers and workloads (linux-perf, bpftrace, libbpf-tools,
+        /// redis-server, redis-tools).
         #[arg(long)]
         bench: bool,
     },
@@ -42,7 +43,8 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
-    /// Measure the profiler's overhead.
+    /// Measure the profiler's overhead: every sub-bench, or the one named, then a table of
+    /// medians and ratios, written to bench/results.md.
     Bench(bench::Args),
     /// Run the cargo-fuzz targets in fuzz/ (nightly; installs cargo-fuzz when missing).
     Fuzz(fuzz::Args),

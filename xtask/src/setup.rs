@@ -267,8 +267,14 @@ const TEST_TOOLS: [(&str, &str); 6] = [
     ("chromium", "chromium"),
 ];
 
-/// The benchmarks' peers, as [`TEST_TOOLS`].
-const BENCH_TOOLS: [(&str, &str); 2] = [("bpftrace", "bpftrace"), ("syscount", "libbpf-tools")];
+/// The benchmarks' peers and workloads, as [`TEST_TOOLS`]: redis-server and redis-benchmark
+/// (redis-tools) are the messaging workload of `cargo xtask bench redis`.
+const BENCH_TOOLS: [(&str, &str); 4] = [
+    ("bpftrace", "bpftrace"),
+    ("syscount", "libbpf-tools"),
+    ("redis-server", "redis-server"),
+    ("redis-benchmark", "redis-tools"),
+];
 
 /// Installs the packages of whichever `tools` are missing, in one apt-get run.
 fn ensure_packages(tools: &[(&str, &str)]) -> Result<()> {

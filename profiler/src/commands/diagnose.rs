@@ -23,8 +23,7 @@ use crate::{
     error::usage,
     model::{
         Mapping, ProcessTable, cmdline::Cmdlines, table::FinalCounts, table::Procfs,
-        table::StackPair,
-        timeline::TimelineBuilder,
+        table::StackPair, timeline::TimelineBuilder,
     },
     output, probes,
     report::OwnCost,

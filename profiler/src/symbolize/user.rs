@@ -162,8 +162,7 @@ impl<'a> UserSymbolizer<'a> {
         };
         let mut elf = Elf::new(path);
         if !self.no_debug_syms.contains(path) {
-            match symbolizer.symbolize(&Source::Elf(elf.clone()), Input::FileOffset(offsets))
-            {
+            match symbolizer.symbolize(&Source::Elf(elf.clone()), Input::FileOffset(offsets)) {
                 Ok(syms) => return syms.iter().map(names_of).collect(),
                 Err(err) => {
                     log::debug!("{}: {err}; retrying without debug info", path.display());
@@ -172,8 +171,7 @@ impl<'a> UserSymbolizer<'a> {
             }
         }
         elf.debug_syms = false;
-        match symbolizer.symbolize(&Source::Elf(elf), Input::FileOffset(offsets))
-        {
+        match symbolizer.symbolize(&Source::Elf(elf), Input::FileOffset(offsets)) {
             Ok(syms) => syms.iter().map(names_of).collect(),
             Err(err) => {
                 log::debug!("{}: {err}", path.display());

@@ -1,7 +1,7 @@
 //! `cargo xtask bench record`: what `profiler record` costs at its defaults. First the slowdown
 //! of a process-churn workload under it, next to untraced runs; then one long recording on a
 //! busy, churning host, with the recorder's own CPU (BPF run time included, from its reports)
-//! and resident memory over time, which must stay flat.
+//! and its memory, which must stay flat.
 
 use std::{
     fs,
@@ -13,8 +13,50 @@ use std::{
 
 use anyhow::{Context as _, Result};
 
-use super::{Summary, prepare, print_header_line, run_rounds, time_workload, tracer};
+use super::{
+    Context, Measured, SubBench, prepare, print_header_line,
+    results::{Goal, Row},
+    run_rounds, time_workload, tracer,
+};
 use crate::util;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct Options {
+    /// Rounds of the churn workload; each round runs both conditions once.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    runs: u32,
+    /// Children the churn workload starts, one after another.
+    #[arg(long, default_value_t = 2000)]
+    children: u64,
+    /// Length of the long recording (record's default window is 60 s).
+    #[arg(long, default_value_t = 150)]
+    seconds: u64,
+    /// Processes started per second during the long recording (28/s is 100 000 an hour).
+    #[arg(long, default_value_t = 28.0)]
+    churn: f64,
+}
+
+impl SubBench for Options {
+    const NAME: &'static str = "record";
+    const WORKLOADS: bool = true;
+
+    fn quick() -> Self {
+        Self {
+            runs: 1,
+            children: 50,
+            seconds: 3,
+            churn: 28.0,
+        }
+    }
+
+    fn run(&self, ctx: &Context) -> Result<Vec<Row>> {
+        run(ctx, self)
+    }
+}
+
+/// The issue's goals for the recorder's own cost at its defaults.
+const CPU_GOAL: Goal = Goal::Max(0.3);
+const MEMORY_GOAL: Goal = Goal::Max(64.0);
 
 #[derive(Debug, Clone, Copy)]
 enum Condition {
@@ -30,72 +72,87 @@ const CONDITIONS: [(Condition, &str); 2] = [
 /// How often the recorder's resident memory is sampled during the long run.
 const RSS_EVERY: Duration = Duration::from_secs(5);
 
-pub fn run(target: &Path, runs: u32, children: u64, seconds: u64, churn: f64) -> Result<()> {
-    let release = target.join("release");
-    let profiler = release.join("profiler");
-    let spawner = release.join("spawner");
-    let burner = release.join("burner");
-    let scratch = prepare("record", &[&profiler, &spawner, &burner])?;
-    let record = |out: &Path| {
-        let mut cmd = Command::new(&profiler);
-        cmd.arg("record").arg("--out").arg(out);
-        cmd
-    };
+fn run(ctx: &Context, options: &Options) -> Result<Vec<Row>> {
+    let profiler = ctx.release("profiler");
+    let spawner = ctx.release("spawner");
+    let burner = ctx.release("burner");
+    let scratch = prepare(Options::NAME, &[&profiler, &spawner, &burner])?;
     let churn_workload = || {
         let mut cmd = Command::new(&spawner);
-        cmd.args(["--children", &children.to_string()]);
+        cmd.args(["--children", &options.children.to_string()]);
         cmd
     };
 
-    println!("bench record: {runs} rounds of a churn workload, then one {seconds} s recording");
-    print_header_line(9, "workload", &util::display(&churn_workload()));
+    println!(
+        "bench record: {} rounds of a churn workload, then one {} s recording",
+        options.runs, options.seconds
+    );
+    print_header_line(
+        9,
+        "workload",
+        &format!(
+            "{}  (its CPU time and its children's, user + system; wall time in the note)",
+            util::display(&churn_workload())
+        ),
+    );
     print_header_line(
         9,
         "record",
         &format!(
             "{}  (defaults; started first, SIGINT after)",
-            util::display(&record(&scratch.path().join("record-N")))
+            util::display(&tracer::record_command(
+                &profiler,
+                &scratch.path().join("record-N")
+            )?)
         ),
     );
-    run_rounds(
-        "record",
-        runs,
-        &CONDITIONS,
-        |condition, round| match condition {
-            Condition::Untraced => Ok((time_workload(&mut churn_workload())?, None)),
-            Condition::Record => {
-                let out = scratch.path().join(format!("record-{round}"));
-                let (seconds, stop) = tracer::under(
-                    "profiler record",
-                    &mut record(&out),
-                    tracer::Ready::Line("profiler: attached", Duration::ZERO),
-                    || time_workload(&mut churn_workload()),
-                )?;
-                fs::remove_dir_all(&out)?;
-                Ok((seconds, Some(stop)))
-            }
-        },
-    )?;
+    let mut rows =
+        run_rounds(
+            Options::NAME,
+            "s CPU",
+            options.runs,
+            &CONDITIONS,
+            |condition, round| match condition {
+                Condition::Untraced => Ok(time_workload(&mut churn_workload())?.into()),
+                Condition::Record => {
+                    let out = scratch.path().join(format!("record-{round}"));
+                    let (timed, stop) = tracer::under_record(&profiler, &out, |_| {
+                        time_workload(&mut churn_workload())
+                    })?;
+                    fs::remove_dir_all(&out)?;
+                    Ok(Measured {
+                        report: Some(stop),
+                        ..timed.into()
+                    })
+                }
+            },
+        )?;
 
-    println!();
-    long_run(&profiler, &spawner, &burner, scratch.path(), seconds, churn)
+    rows.extend(long_run(
+        &profiler,
+        &spawner,
+        &burner,
+        scratch.path(),
+        options,
+    )?);
+    Ok(rows)
 }
 
 /// One recording at defaults while every CPU is half busy and processes come and go at `churn`
-/// per second; prints the recorder's cost per window and its memory over time.
+/// per second; rows of the recorder's CPU per window and its peak memory.
 fn long_run(
     profiler: &Path,
     spawner: &Path,
     burner: &Path,
     scratch: &Path,
-    seconds: u64,
-    churn: f64,
-) -> Result<()> {
+    options: &Options,
+) -> Result<Vec<Row>> {
+    let Options { seconds, churn, .. } = *options;
     let out = scratch.join("long");
     let cpus = thread::available_parallelism().map_or(1, |n| n.get());
-    println!(
-        "long run: {seconds} s of `profiler record` at defaults, {churn} processes/s of churn, \
-         {cpus} burners"
+    eprintln!(
+        "bench record: long run: {seconds} s of `profiler record` at defaults, {churn} \
+         processes/s of churn, {cpus} burners"
     );
     let mut load: Vec<Child> = (0..cpus)
         .map(|_| {
@@ -116,84 +173,83 @@ fn long_run(
             .context("starting the spawner")?,
     );
     let mut rss = Vec::new();
-    let result = tracer::under(
-        "profiler record",
-        Command::new(profiler).arg("record").arg("--out").arg(&out),
-        tracer::Ready::Line("profiler: attached", Duration::ZERO),
-        || {
-            let start = Instant::now();
-            let pid = newest_pid("profiler")?;
-            while start.elapsed() < Duration::from_secs(seconds) {
-                thread::sleep(RSS_EVERY);
-                rss.push((start.elapsed().as_secs(), vm_rss_kib(pid)?));
-            }
-            Ok(())
-        },
-    );
+    let result = tracer::under_record(profiler, &out, |pid| {
+        let start = Instant::now();
+        let end = Duration::from_secs(seconds);
+        while start.elapsed() < end {
+            thread::sleep(RSS_EVERY.min(end.saturating_sub(start.elapsed())));
+            rss.push((start.elapsed().as_secs(), vm_rss_kib(pid)?));
+        }
+        Ok(())
+    });
     for mut child in load {
         let _ = child.kill();
         let _ = child.wait();
     }
     result?;
 
-    println!(
-        "\n{:<26} {:>8} {:>12} {:>12} {:>10}",
-        "window", "length s", "own cpu %", "bpf ms", "peak MiB"
-    );
     let mut percents = Vec::new();
+    let mut peaks = Vec::new();
     let mut windows: Vec<_> = fs::read_dir(&out)?
         .filter_map(Result::ok)
         .filter(|e| e.path().is_dir())
         .collect();
-    windows.sort_by_key(|e| e.file_name());
+    windows.sort_by_key(fs::DirEntry::file_name);
     for entry in windows {
-        let report: serde_json::Value =
-            serde_json::from_slice(&fs::read(entry.path().join("report.json"))?)?;
+        let path = entry.path().join("report.json");
+        let report: serde_json::Value = serde_json::from_slice(
+            &fs::read(&path).with_context(|| format!("could not read {}", path.display()))?,
+        )?;
         let cost = &report["own_cost"];
-        let percent = cost["cpu_percent_of_one_core"].as_f64().unwrap_or(0.0);
-        println!(
-            "{:<26} {:>8.1} {:>12.3} {:>12.1} {:>10.1}",
+        let percent = cost["cpu_percent_of_one_core"]
+            .as_f64()
+            .with_context(|| format!("{} has no own_cost", path.display()))?;
+        let peak = cost["peak_rss_bytes"].as_f64().unwrap_or(0.0) / f64::from(1 << 20);
+        eprintln!(
+            "bench record: window {}: {:.1} s, own CPU {percent:.3} % of a core (BPF {:.1} ms), \
+             peak RSS {peak:.1} MiB",
             entry.file_name().to_string_lossy(),
             report["duration_s"].as_f64().unwrap_or(0.0),
-            percent,
             cost["bpf_run_time_ns"].as_f64().unwrap_or(0.0) / 1e6,
-            cost["peak_rss_bytes"].as_f64().unwrap_or(0.0) / f64::from(1 << 20)
         );
         percents.push(percent);
+        peaks.push(peak);
     }
-    if let Some(summary) = Summary::of(&percents) {
-        println!(
-            "own CPU incl. BPF, % of one core per window: median {:.3} (min {:.3}, max {:.3}); goal <= 0.3",
-            summary.median, summary.min, summary.max
-        );
-    }
+    fs::remove_dir_all(&out)?;
+
+    let listed = |values: &[f64]| {
+        values
+            .iter()
+            .map(|value| format!("{value:.2}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     let mib = |kib: u64| kib as f64 / 1024.0;
-    if let (Some(first), Some(last), Some(max)) =
-        (rss.first(), rss.last(), rss.iter().map(|r| r.1).max())
-    {
-        println!(
-            "resident memory: {:.1} MiB at {} s, {:.1} MiB at {} s, max {:.1} MiB; goal <= 64 MiB and flat",
+    let rss_note = match (rss.first(), rss.last(), rss.iter().map(|r| r.1).max()) {
+        (Some(first), Some(last), Some(max)) => format!(
+            "; resident {:.1} MiB at {} s, {:.1} MiB at {} s, max {:.1} MiB",
             mib(first.1),
             first.0,
             mib(last.1),
             last.0,
             mib(max)
-        );
-    }
-    fs::remove_dir_all(&out)?;
-    Ok(())
-}
-
-/// The newest process named `name`: the recorder the tracer just started.
-fn newest_pid(name: &str) -> Result<u32> {
-    let output = Command::new("pgrep")
-        .args(["-n", "-x", name])
-        .output()
-        .context("running pgrep")?;
-    String::from_utf8_lossy(&output.stdout)
-        .trim()
-        .parse()
-        .with_context(|| format!("no running {name}"))
+        ),
+        _ => String::new(),
+    };
+    let cpu = Row {
+        note: Some(format!(
+            "per window: {} (the first includes start-up); BPF run time included",
+            listed(&percents)
+        )),
+        ..Row::measured(Options::NAME, "own-cpu", "% of a core", &percents).with_goal(CPU_GOAL)
+    };
+    // The high-water mark only grows, so the run's peak is the largest; one figure per run.
+    let peak = peaks.iter().copied().reduce(f64::max);
+    let memory = Row {
+        note: Some(format!("VmHWM per window: {}{rss_note}", listed(&peaks))),
+        ..Row::measured(Options::NAME, "peak-rss", "MiB", peak.as_slice()).with_goal(MEMORY_GOAL)
+    };
+    Ok(vec![cpu, memory])
 }
 
 fn vm_rss_kib(pid: u32) -> Result<u64> {

@@ -13,8 +13,37 @@ use std::{
 
 use anyhow::{Context as _, Result};
 
-use super::{Summary, prepare, print_profiler_line, run_rounds, under_profiler};
+use super::{
+    Context, SubBench, prepare, print_profiler_line, results::Row, run_rounds, time_workload,
+    under_profiler,
+};
 use crate::util;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct Options {
+    /// Rounds; each round runs every condition once.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    runs: u32,
+    /// Round trips for `perf bench sched pipe -l`.
+    #[arg(long, default_value_t = 200_000)]
+    loops: u64,
+}
+
+impl SubBench for Options {
+    const NAME: &'static str = "sched";
+    const WORKLOADS: bool = false;
+
+    fn quick() -> Self {
+        Self {
+            runs: 1,
+            loops: 10_000,
+        }
+    }
+
+    fn run(&self, ctx: &Context) -> Result<Vec<Row>> {
+        run(ctx, self.runs, self.loops)
+    }
+}
 
 const SCANS: usize = 20;
 
@@ -43,9 +72,9 @@ const CONDITIONS: [(Condition, &str); 5] = [
     (Condition::Profiler(&[]), "profiler-all"),
 ];
 
-pub fn run(target: &Path, runs: u32, loops: u64) -> Result<()> {
-    let profiler = target.join("release").join("profiler");
-    let scratch = prepare("sched", &[&profiler])?;
+fn run(ctx: &Context, runs: u32, loops: u64) -> Result<Vec<Row>> {
+    let profiler = ctx.release("profiler");
+    let scratch = prepare(Options::NAME, &[&profiler])?;
     // Both ends pinned to one CPU: every round trip is two context switches on that CPU and
     // no cross-CPU wakeup, whose cost in a VM depends on idle states more than on the probe.
     let pipe_bench = || {
@@ -57,7 +86,7 @@ pub fn run(target: &Path, runs: u32, loops: u64) -> Result<()> {
 
     println!("bench sched: {runs} rounds; each runs every condition once, in rotating order");
     println!(
-        "  workload: {}  (its \"Total time\")",
+        "  workload: {}  (its CPU time and its children's, user + system; wall time in the note)",
         util::display(&pipe_bench())
     );
     for (condition, name) in CONDITIONS {
@@ -66,47 +95,34 @@ pub fn run(target: &Path, runs: u32, loops: u64) -> Result<()> {
         }
     }
 
-    run_rounds(
-        "sched",
+    let mut rows = run_rounds(
+        Options::NAME,
+        "s CPU",
         runs,
         &CONDITIONS,
         |condition, round| match condition {
-            Condition::Untraced => Ok((total_time(&mut pipe_bench())?, None)),
+            Condition::Untraced => Ok(time_workload(&mut pipe_bench())?.into()),
             Condition::Profiler(args) => {
                 under_profiler(&profiler, scratch.path(), round, args, || {
-                    total_time(&mut pipe_bench())
+                    time_workload(&mut pipe_bench())
                 })
             }
         },
     )?;
 
-    println!();
     let (per_scan, processes) = scan_cost()?;
-    let summary = Summary::of(&per_scan).context("no scans ran")?;
-    println!(
-        "procfs alternative: {SCANS} scans reading /proc/<pid>/schedstat of every process \
-         ({processes} processes): median {:.3} ms per scan (min {:.3}, max {:.3})",
-        summary.median, summary.min, summary.max
+    eprintln!(
+        "bench sched: {SCANS} scans reading /proc/<pid>/schedstat of every process \
+         ({processes} processes)"
     );
-    Ok(())
-}
-
-/// The `Total time: X [sec]` that `perf bench sched pipe` prints.
-fn total_time(cmd: &mut Command) -> Result<f64> {
-    let output = util::stdout_of(cmd)?;
-    parse_total_time(&output).with_context(|| {
-        format!(
-            "`{}` printed no \"Total time: X [sec]\":\n{output}",
-            util::display(cmd)
-        )
-    })
-}
-
-fn parse_total_time(output: &str) -> Option<f64> {
-    output
-        .lines()
-        .find_map(|line| line.trim().strip_prefix("Total time:"))
-        .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+    rows.push(Row {
+        note: Some(format!(
+            "the procfs alternative: one read of /proc/<pid>/schedstat for each of the \
+             {processes} processes"
+        )),
+        ..Row::measured(Options::NAME, "procfs-scan", "ms", &per_scan)
+    });
+    Ok(rows)
 }
 
 /// Milliseconds per full scan, and the processes the last scan read.
@@ -161,15 +177,6 @@ fn is_pid(name: &OsStr) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_perf_bench_total_time() {
-        let output = "# Running 'sched/pipe' benchmark:\n\
-                      # Executed 200000 pipe operations between two processes\n\n     \
-                      Total time: 2.071 [sec]\n\n      10.356 usecs/op\n";
-        assert_eq!(parse_total_time(output), Some(2.071));
-        assert_eq!(parse_total_time("no numbers"), None);
-    }
 
     #[test]
     fn scans_at_least_this_process() {

@@ -1,6 +1,7 @@
-//! `cargo xtask bench syscalls`: wall time of a getppid storm, untraced, under the profiler's
-//! syscall signals (entry hook alone, with the exit hook, all signals), under bpftrace per-pid
-//! counting and under libbpf-tools' `syscount -P`.
+//! `cargo xtask bench syscalls`: wall time of a getppid storm, untraced, under an empty
+//! sys_enter program (the floor), under the profiler's syscall signals (entry hook alone, with
+//! the exit hook, all signals), under bpftrace per-pid counting and under libbpf-tools'
+//! `syscount -P`.
 
 use std::{
     fs,
@@ -12,10 +13,41 @@ use std::{
 use anyhow::{Context as _, Result};
 
 use super::{
-    prepare, print_header_line, print_profiler_line, run_rounds, time_workload, tracer,
-    under_profiler,
+    Context, SubBench, floor, missing_tool, prepare, print_header_line, print_profiler_line,
+    results::{Goal, Row, set_goal},
+    run_rounds, time_workload, tracer, under_profiler,
 };
 use crate::util;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct Options {
+    /// Rounds; each round runs every condition once.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    runs: u32,
+    /// getppid syscalls the storm makes.
+    #[arg(long, default_value_t = 3_000_000)]
+    count: u64,
+}
+
+impl SubBench for Options {
+    const NAME: &'static str = "syscalls";
+    const WORKLOADS: bool = false;
+
+    fn quick() -> Self {
+        Self {
+            runs: 1,
+            count: 200_000,
+        }
+    }
+
+    fn run(&self, ctx: &Context) -> Result<Vec<Row>> {
+        run(ctx, self.runs, self.count)
+    }
+}
+
+/// The issue's goal for a syscall storm under the profiler, syscall counting or every signal.
+const GOAL: Goal = Goal::MaxSlowdown(1.55);
+const FLOOR: &str = "empty-hook (floor)";
 
 /// The storm: exactly the requested number of getppid syscalls and nothing else in the loop.
 /// `syscall(SYS_getppid)` rather than `getppid()` so no libc can answer from a cache; getppid
@@ -53,14 +85,15 @@ const LABEL_WIDTH: usize = 22;
 #[derive(Debug, Clone, Copy)]
 enum Condition {
     Untraced,
+    /// An empty raw_tracepoint program on sys_enter: what any syscall hook costs at least.
+    Floor,
     /// The profiler, given these extra arguments.
     Profiler(&'static [&'static str]),
     Bpftrace,
     Syscount,
 }
 
-const CONDITIONS: [(Condition, &str); 6] = [
-    (Condition::Untraced, "untraced"),
+const PROFILER_CONDITIONS: [(Condition, &str); 3] = [
     (
         Condition::Profiler(&["--signals", "syscalls"]),
         "profiler-syscalls",
@@ -71,31 +104,50 @@ const CONDITIONS: [(Condition, &str); 6] = [
     ),
     // No --signals: the default, every signal.
     (Condition::Profiler(&[]), "profiler-all"),
-    (Condition::Bpftrace, "bpftrace"),
-    (Condition::Syscount, "syscount"),
 ];
 
-pub fn run(target: &Path, runs: u32, count: u64) -> Result<()> {
-    let profiler = target.join("release").join("profiler");
-    let scratch = prepare("syscalls", &[&profiler])?;
-    let bpftrace = tool("bpftrace", "bpftrace")?;
-    let syscount = tool("syscount", "libbpf-tools")?;
+fn run(ctx: &Context, runs: u32, count: u64) -> Result<Vec<Row>> {
+    let profiler = ctx.release("profiler");
+    let scratch = prepare(Options::NAME, &[&profiler])?;
+    let bpftrace = util::find_command("bpftrace");
+    let syscount = util::find_command("syscount");
     let (storm, compile) = compile_storm(scratch.path())?;
     let workload = || {
         let mut cmd = Command::new(&storm);
         cmd.arg(count.to_string());
         cmd
     };
-    let bpftrace_command = || {
-        let mut cmd = Command::new(&bpftrace);
+    let bpftrace_command = |bpftrace: &Path| {
+        let mut cmd = Command::new(bpftrace);
         cmd.args(["-e", BPFTRACE_PROGRAM]);
         cmd
     };
-    let syscount_command = || {
-        let mut cmd = Command::new(&syscount);
+    let syscount_command = |syscount: &Path| {
+        let mut cmd = Command::new(syscount);
         cmd.arg("-P");
         cmd
     };
+    let mut conditions = vec![(Condition::Untraced, "untraced"), (Condition::Floor, FLOOR)];
+    conditions.extend(PROFILER_CONDITIONS);
+    let mut skipped = Vec::new();
+    match &bpftrace {
+        Some(_) => conditions.push((Condition::Bpftrace, "bpftrace")),
+        None => skipped.push(missing_tool(
+            Options::NAME,
+            "bpftrace",
+            "bpftrace",
+            "`cargo xtask setup --bench` installs it",
+        )),
+    }
+    match &syscount {
+        Some(_) => conditions.push((Condition::Syscount, "syscount")),
+        None => skipped.push(missing_tool(
+            Options::NAME,
+            "syscount",
+            "syscount",
+            "libbpf-tools: `cargo xtask setup --bench` installs it",
+        )),
+    }
 
     println!("bench syscalls: {runs} rounds; each runs every condition once, in rotating order");
     print_header_line(
@@ -107,44 +159,60 @@ pub fn run(target: &Path, runs: u32, count: u64) -> Result<()> {
         LABEL_WIDTH,
         "workload",
         &format!(
-            "{}  ({count} getppid syscalls; wall time of the process)",
+            "{}  ({count} getppid syscalls; its CPU time, user + system)",
             util::display(&workload())
         ),
     );
-    for (condition, name) in CONDITIONS {
+    print_header_line(
+        LABEL_WIDTH,
+        FLOOR,
+        "raw_tracepoint sys_enter running `r0 = 0; exit`, loaded and attached by the xtask",
+    );
+    for (condition, name) in PROFILER_CONDITIONS {
         if let Condition::Profiler(extra_args) = condition {
             print_profiler_line(LABEL_WIDTH, name, &profiler, scratch.path(), extra_args);
         }
     }
-    print_header_line(
-        LABEL_WIDTH,
-        "bpftrace",
-        &format!(
-            "{}  (started first; workload {BPFTRACE_SETTLE:?} after it prints \
-             \"{BPFTRACE_ATTACHING}\"; then SIGINT)",
-            util::display(&bpftrace_command())
-        ),
-    );
-    print_header_line(
-        LABEL_WIDTH,
-        "syscount",
-        &format!(
-            "{}  (started {SYSCOUNT_HEAD_START:?} before the workload; then SIGINT)",
-            util::display(&syscount_command())
-        ),
-    );
+    if let Some(bpftrace) = &bpftrace {
+        print_header_line(
+            LABEL_WIDTH,
+            "bpftrace",
+            &format!(
+                "{}  (started first; workload {BPFTRACE_SETTLE:?} after it prints \
+                 \"{BPFTRACE_ATTACHING}\"; then SIGINT)",
+                util::display(&bpftrace_command(bpftrace))
+            ),
+        );
+    }
+    if let Some(syscount) = &syscount {
+        print_header_line(
+            LABEL_WIDTH,
+            "syscount",
+            &format!(
+                "{}  (started {SYSCOUNT_HEAD_START:?} before the workload; then SIGINT)",
+                util::display(&syscount_command(syscount))
+            ),
+        );
+    }
     println!(
         "  `--signals syscalls` is the entry hook only (counting); `syscall-time` adds the exit \
          hook (errors and time in syscalls), so profiler-syscalls and profiler-syscall-time show \
          the cost of each part"
     );
 
-    run_rounds(
-        "syscalls",
+    let mut rows = run_rounds(
+        Options::NAME,
+        "s CPU",
         runs,
-        &CONDITIONS,
+        &conditions,
         |condition, round| match condition {
-            Condition::Untraced => Ok((time_workload(&mut workload())?, None)),
+            Condition::Untraced => Ok(time_workload(&mut workload())?.into()),
+            Condition::Floor => {
+                let hook = floor::EmptySysEnter::attach()?;
+                let timed = time_workload(&mut workload())?;
+                drop(hook);
+                Ok(timed.into())
+            }
             Condition::Profiler(extra_args) => {
                 under_profiler(&profiler, scratch.path(), round, extra_args, || {
                     time_workload(&mut workload())
@@ -152,35 +220,49 @@ pub fn run(target: &Path, runs: u32, count: u64) -> Result<()> {
             }
             // Like perf in `bench cpu`, no report column: their exit prints a map, not a report.
             Condition::Bpftrace => {
-                let (wall, _) = tracer::under(
+                let (timed, _) = tracer::under(
                     "bpftrace",
-                    &mut bpftrace_command(),
+                    &mut bpftrace_command(bpftrace.as_deref().expect("run when installed")),
                     tracer::Ready::Line(BPFTRACE_ATTACHING, BPFTRACE_SETTLE),
                     || time_workload(&mut workload()),
                 )?;
-                Ok((wall, None))
+                Ok(timed.into())
             }
             Condition::Syscount => {
-                let (wall, _) = tracer::under(
+                let (timed, _) = tracer::under(
                     "syscount",
-                    &mut syscount_command(),
+                    &mut syscount_command(syscount.as_deref().expect("run when installed")),
                     tracer::Ready::After(SYSCOUNT_HEAD_START),
                     || time_workload(&mut workload()),
                 )?;
-                Ok((wall, None))
+                Ok(timed.into())
             }
         },
-    )
-}
-
-/// Where `command` is installed; `setup --bench` installs `package` when it is missing.
-fn tool(command: &str, package: &str) -> Result<PathBuf> {
-    util::find_command(command).with_context(|| {
-        format!(
-            "`{command}` (Debian package {package}) is not installed: `cargo xtask setup --bench` \
-             installs it"
-        )
-    })
+    )?;
+    let floor = rows
+        .iter()
+        .find(|row| row.condition == FLOOR)
+        .and_then(|row| row.ratio);
+    for (_, name) in [PROFILER_CONDITIONS[0], PROFILER_CONDITIONS[2]] {
+        set_goal(&mut rows, name, GOAL);
+    }
+    for row in &mut rows {
+        if row.met() == Some(false)
+            && let Some(floor) = floor
+        {
+            let floor_note = format!(
+                "an empty sys_enter program alone is {floor:.2}x here (the floor of any syscall \
+                 hook); the profiler adds {:.2}x on top",
+                row.ratio.unwrap_or_default() / floor
+            );
+            row.note = Some(match row.note.take() {
+                Some(wall) => format!("{floor_note}; {wall}"),
+                None => floor_note,
+            });
+        }
+    }
+    rows.extend(skipped);
+    Ok(rows)
 }
 
 /// Writes [`STORM_C`] into `scratch` and compiles it there; returns the binary and the compile

@@ -44,6 +44,33 @@ pub fn profiler_command(profiler: &Path, out_dir: &Path, extra_args: &[&str]) ->
     cmd
 }
 
+/// `profiler record` at its defaults, writing to `out_dir`, and its metrics on a free loopback
+/// port rather than the default 9464, which another recorder on the host may hold.
+pub fn record_command(profiler: &Path, out_dir: &Path) -> Result<Command> {
+    let mut cmd = Command::new(profiler);
+    cmd.arg("record")
+        .arg("--out")
+        .arg(out_dir)
+        .arg("--metrics")
+        .arg(format!("127.0.0.1:{}", super::free_port()?));
+    Ok(cmd)
+}
+
+/// Runs `workload`, given the recorder's pid, while `profiler record` at its defaults observes,
+/// once it is attached; also returns how long it took to exit after SIGINT (finishing its window).
+pub fn under_record<T>(
+    profiler: &Path,
+    out_dir: &Path,
+    workload: impl FnOnce(u32) -> Result<T>,
+) -> Result<(T, Duration)> {
+    under_pid(
+        "profiler record",
+        &mut record_command(profiler, out_dir)?,
+        Ready::Line(ATTACHED, Duration::ZERO),
+        workload,
+    )
+}
+
 pub fn perf_command(data: &Path) -> Command {
     let mut cmd = Command::new("perf");
     cmd.args(["record", "-F", "99", "-a", "-g", "-o"]).arg(data);
@@ -93,6 +120,40 @@ pub fn under<T>(
     ready: Ready,
     workload: impl FnOnce() -> Result<T>,
 ) -> Result<(T, Duration)> {
+    under_pid(name, cmd, ready, |_| workload())
+}
+
+/// Like [`under`], the workload given the tracer's pid.
+pub fn under_pid<T>(
+    name: &'static str,
+    cmd: &mut Command,
+    ready: Ready,
+    workload: impl FnOnce(u32) -> Result<T>,
+) -> Result<(T, Duration)> {
+    let (result, stopped) = observe(name, cmd, ready, workload)?;
+    Ok((result, stopped?))
+}
+
+/// Like [`under`], but a tracer that fails on its way out, after the workload ran under it,
+/// keeps the measurement: its error comes back beside it. For peers whose crash at exit is
+/// theirs to fix, not a reason to lose the row.
+pub fn under_tolerant<T>(
+    name: &'static str,
+    cmd: &mut Command,
+    ready: Ready,
+    workload: impl FnOnce() -> Result<T>,
+) -> Result<(T, Result<Duration>)> {
+    observe(name, cmd, ready, |_| workload())
+}
+
+/// Starts the tracer, runs `workload` once it observes, then stops it: the workload's result, and
+/// how the tracer's exit went.
+fn observe<T>(
+    name: &'static str,
+    cmd: &mut Command,
+    ready: Ready,
+    workload: impl FnOnce(u32) -> Result<T>,
+) -> Result<(T, Result<Duration>)> {
     let mut tracer = Tracer::start(name, cmd)?;
     match ready {
         Ready::Line(prefix, settle) => {
@@ -103,8 +164,8 @@ pub fn under<T>(
     }
     // A tracer that died while we waited would otherwise turn into a fast "traced" sample.
     tracer.ensure_running()?;
-    let result = workload()?;
-    Ok((result, tracer.stop()?))
+    let result = workload(tracer.child.id())?;
+    Ok((result, tracer.stop()))
 }
 
 /// A background tracer whose stdout and stderr are collected (shown when it fails) and scanned
