@@ -10,7 +10,7 @@ use std::{collections::HashMap, path::PathBuf, time::Duration, time::Instant};
 
 use anyhow::{Context as _, bail};
 use clap::Parser;
-use profiler::bench::{Mapping, Process};
+use profiler::bench::Process;
 
 #[derive(Debug, Parser)]
 struct Args {
@@ -40,7 +40,9 @@ fn main() -> anyhow::Result<()> {
         bail!("--stacks must be between 1 and --samples, --processes at least 1");
     }
     let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
-    let maps = own_text_mappings()?;
+    let maps = profiler::bench::own_text_mappings()
+        .filter(|maps| !maps.is_empty())
+        .context("no executable file mappings in /proc/self/maps")?;
     let user_pool: Vec<u64> = (0..args.user_addrs)
         .map(|_| {
             let map = &maps[rng.below(maps.len())];
@@ -122,29 +124,6 @@ fn counts(rng: &mut XorShift, samples: u64, stacks: usize) -> Vec<u64> {
         counts[skewed] += 1;
     }
     counts
-}
-
-/// This process's executable file mappings, as the profiler captures them from /proc.
-fn own_text_mappings() -> anyhow::Result<Vec<Mapping>> {
-    use procfs::process::{MMPermissions, MMapPath, Process};
-    let maps: Vec<Mapping> = Process::myself()?
-        .maps()?
-        .into_iter()
-        .filter(|map| map.perms.contains(MMPermissions::EXECUTE))
-        .filter_map(|map| match map.pathname {
-            MMapPath::Path(path) => Some(Mapping {
-                start: map.address.0,
-                end: map.address.1,
-                file_offset: map.offset,
-                path,
-            }),
-            _ => None,
-        })
-        .collect();
-    if maps.is_empty() {
-        bail!("no executable file mappings in /proc/self/maps");
-    }
-    Ok(maps)
 }
 
 /// `count` addresses inside kernel text symbols, empty when kallsyms hides the addresses.

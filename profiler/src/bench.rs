@@ -12,6 +12,13 @@ use crate::{
     output, symbolize,
 };
 
+/// This process's executable file mappings, captured from /proc as for any profiled process;
+/// `None` if /proc could not be read.
+pub fn own_text_mappings() -> Option<Vec<Mapping>> {
+    crate::model::read_identity_with(std::process::id(), crate::model::cmdline::Cmdlines::Full)
+        .map(|identity| identity.maps)
+}
+
 /// One process as the kernel maps leave it: file mappings, and sample counts per (user stack
 /// id, kernel stack id).
 #[derive(Debug, Clone)]

@@ -16,7 +16,7 @@ pub mod timeline;
 
 #[cfg(test)]
 pub use identity::read_identity;
-pub use identity::{Mapping, ProcessIdentity};
+pub use identity::{Mapping, ProcessIdentity, read_identity_with};
 pub use table::{ProcessTable, ProcessUsage};
 
 /// The syscall's name on the architecture this profiler was built for, or `syscall_<nr>`.
