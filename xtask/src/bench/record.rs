@@ -106,27 +106,26 @@ fn run(ctx: &Context, options: &Options) -> Result<Vec<Row>> {
             )?)
         ),
     );
-    let mut rows =
-        run_rounds(
-            Options::NAME,
-            "s CPU",
-            options.runs,
-            &CONDITIONS,
-            |condition, round| match condition {
-                Condition::Untraced => Ok(time_workload(&mut churn_workload())?.into()),
-                Condition::Record => {
-                    let out = scratch.path().join(format!("record-{round}"));
-                    let (timed, stop) = tracer::under_record(&profiler, &out, |_| {
-                        time_workload(&mut churn_workload())
-                    })?;
-                    fs::remove_dir_all(&out)?;
-                    Ok(Measured {
-                        report: Some(stop),
-                        ..timed.into()
-                    })
-                }
-            },
-        )?;
+    let mut rows = run_rounds(
+        Options::NAME,
+        "s CPU",
+        options.runs,
+        &CONDITIONS,
+        |condition, round| match condition {
+            Condition::Untraced => Ok(time_workload(&mut churn_workload())?.into()),
+            Condition::Record => {
+                let out = scratch.path().join(format!("record-{round}"));
+                let (timed, stop) = tracer::under_record(&profiler, &out, &[], |_| {
+                    time_workload(&mut churn_workload())
+                })?;
+                fs::remove_dir_all(&out)?;
+                Ok(Measured {
+                    report: Some(stop),
+                    ..timed.into()
+                })
+            }
+        },
+    )?;
 
     rows.extend(long_run(
         &profiler,
@@ -173,7 +172,7 @@ fn long_run(
             .context("starting the spawner")?,
     );
     let mut rss = Vec::new();
-    let result = tracer::under_record(profiler, &out, |pid| {
+    let result = tracer::under_record(profiler, &out, &[], |pid| {
         let start = Instant::now();
         let end = Duration::from_secs(seconds);
         while start.elapsed() < end {

@@ -20,7 +20,7 @@ use crate::util;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Options {
-    /// Rounds; each round runs both conditions once.
+    /// Rounds; each round runs every condition once.
     #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..))]
     runs: u32,
     /// Requests of each test (SET, then GET) per redis-benchmark run.
@@ -57,12 +57,20 @@ const KEYSPACE: &str = "100000";
 #[derive(Debug, Clone, Copy)]
 enum Condition {
     Untraced,
-    Record,
+    /// `record` with these arguments besides its defaults.
+    Record(&'static [&'static str]),
 }
 
-const CONDITIONS: [(Condition, &str); 2] = [
+/// The defaults, then the defaults without the two hooks redis hits on every request (a
+/// syscall hook on each syscall, the socket tracepoints on each send and receive): the gap
+/// between the two rows is what those hooks cost.
+const CONDITIONS: [(Condition, &str); 3] = [
     (Condition::Untraced, "untraced"),
-    (Condition::Record, "record"),
+    (Condition::Record(&[]), "record"),
+    (
+        Condition::Record(&["--signals", "cpu,sched,processes,io"]),
+        "record-without-syscalls-net",
+    ),
 ];
 
 fn run(ctx: &Context, options: &Options) -> Result<Vec<Row>> {
@@ -109,7 +117,7 @@ fn run(ctx: &Context, options: &Options) -> Result<Vec<Row>> {
     };
 
     println!(
-        "bench redis: {} rounds; each runs both conditions once, in rotating order",
+        "bench redis: {} rounds; each runs every condition once, in rotating order",
         options.runs
     );
     print_header_line(9, "server", &util::display(&server_command));
@@ -135,27 +143,26 @@ fn run(ctx: &Context, options: &Options) -> Result<Vec<Row>> {
     );
 
     let _server = Server::start(&mut server_command, port)?;
-    let mut rows =
-        run_rounds(
-            Options::NAME,
-            "req/s",
-            options.runs,
-            &CONDITIONS,
-            |condition, round| match condition {
-                Condition::Untraced => Ok(throughput(&mut benchmark_command())?.into()),
-                Condition::Record => {
-                    let out = scratch.path().join(format!("record-{round}"));
-                    let (rps, stop) = tracer::under_record(&profiler, &out, |_| {
-                        throughput(&mut benchmark_command())
-                    })?;
-                    std::fs::remove_dir_all(&out)?;
-                    Ok(Measured {
-                        report: Some(stop),
-                        ..rps.into()
-                    })
-                }
-            },
-        )?;
+    let mut rows = run_rounds(
+        Options::NAME,
+        "req/s",
+        options.runs,
+        &CONDITIONS,
+        |condition, round| match condition {
+            Condition::Untraced => Ok(throughput(&mut benchmark_command())?.into()),
+            Condition::Record(extra_args) => {
+                let out = scratch.path().join(format!("record-{round}"));
+                let (rps, stop) = tracer::under_record(&profiler, &out, extra_args, |_| {
+                    throughput(&mut benchmark_command())
+                })?;
+                std::fs::remove_dir_all(&out)?;
+                Ok(Measured {
+                    report: Some(stop),
+                    ..rps.into()
+                })
+            }
+        },
+    )?;
     set_goal(&mut rows, "record", GOAL);
     Ok(rows)
 }

@@ -56,16 +56,18 @@ pub fn record_command(profiler: &Path, out_dir: &Path) -> Result<Command> {
     Ok(cmd)
 }
 
-/// Runs `workload`, given the recorder's pid, while `profiler record` at its defaults observes,
-/// once it is attached; also returns how long it took to exit after SIGINT (finishing its window).
+/// Runs `workload`, given the recorder's pid, while `profiler record` (at its defaults but for
+/// `extra_args`) observes, once it is attached; also returns how long it took to exit after
+/// SIGINT (finishing its window).
 pub fn under_record<T>(
     profiler: &Path,
     out_dir: &Path,
+    extra_args: &[&str],
     workload: impl FnOnce(u32) -> Result<T>,
 ) -> Result<(T, Duration)> {
     under_pid(
         "profiler record",
-        &mut record_command(profiler, out_dir)?,
+        record_command(profiler, out_dir)?.args(extra_args),
         Ready::Line(ATTACHED, Duration::ZERO),
         workload,
     )
