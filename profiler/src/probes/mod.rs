@@ -144,6 +144,34 @@ fn sched_offsets() -> Result<SchedOffsets, String> {
 /// probes. Scheduler wait needs classic tracepoints (tracefs); without them on-CPU time still
 /// comes from the `sched_switch` raw tracepoint and the `sched` signal is reported unavailable.
 pub fn attach(frequency_hz: u64, selection: Selection) -> anyhow::Result<Probes> {
+    with_stops_held(|| attach_now(frequency_hz, selection))
+}
+
+/// Runs `f` with SIGINT and SIGTERM blocked on this thread. A signal arriving while the kernel
+/// verifies a program fails that bpf(2) call, and aya takes a failed probe of a kernel feature
+/// (its first loads) for a missing feature: a Ctrl-C 20 ms after start surfaced as "error
+/// relocating ... section not found" (global data maps skipped) instead of a clean stop. Held
+/// here, the signal is taken by another thread or right after `f`, and the caller's stop check
+/// sees it then.
+fn with_stops_held<T>(f: impl FnOnce() -> T) -> T {
+    // SAFETY: sigemptyset/sigaddset fill a local set; pthread_sigmask only changes this thread's
+    // mask, and the old mask is put back below whatever `f` returns.
+    unsafe {
+        let mut held: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&raw mut held);
+        libc::sigaddset(&raw mut held, libc::SIGINT);
+        libc::sigaddset(&raw mut held, libc::SIGTERM);
+        let blocked = libc::pthread_sigmask(libc::SIG_BLOCK, &raw const held, &raw mut old) == 0;
+        let result = f();
+        if blocked {
+            libc::pthread_sigmask(libc::SIG_SETMASK, &raw const old, std::ptr::null_mut());
+        }
+        result
+    }
+}
+
+fn attach_now(frequency_hz: u64, selection: Selection) -> anyhow::Result<Probes> {
     raise_memlock_limit();
     let offsets = (selection.sched || selection.offcpu).then(sched_offsets);
     let io_offsets = selection.io.then(io_offsets);
