@@ -161,14 +161,7 @@ fn top_once_prints_hostile_names_on_their_own_row() {
     let done = ProfilerRun::start(command).finish(RUN_TIMEOUT);
     done.assert_success();
     let stdout = &done.stdout;
-    let bad: Vec<char> = stdout
-        .chars()
-        .filter(|&c| c.is_control() && c != '\n')
-        .collect();
-    assert!(
-        bad.is_empty(),
-        "control characters {bad:?} on stdout:\n{stdout}"
-    );
+    assert_no_control_characters(stdout);
     let header = stdout
         .lines()
         .find(|line| line.trim_start().starts_with("PID"))
@@ -191,9 +184,8 @@ fn top_once_prints_hostile_names_on_their_own_row() {
     assert!(!dir.path().join("pwned").exists(), "something ran a name");
 }
 
-/// No control character but line breaks reaches the terminal, and each evil row's EXE column
-/// starts where the header's does.
-fn check_table(stdout: &str, evil: &[(u32, &[u8])]) {
+/// No control character but line breaks reaches the terminal through `stdout`.
+fn assert_no_control_characters(stdout: &str) {
     let bad: Vec<char> = stdout
         .chars()
         .filter(|&c| c.is_control() && c != '\n')
@@ -202,6 +194,12 @@ fn check_table(stdout: &str, evil: &[(u32, &[u8])]) {
         bad.is_empty(),
         "control characters {bad:?} on stdout:\n{stdout}"
     );
+}
+
+/// No control character but line breaks reaches the terminal, and each evil row's EXE column
+/// starts where the header's does.
+fn check_table(stdout: &str, evil: &[(u32, &[u8])]) {
+    assert_no_control_characters(stdout);
     let header = stdout
         .lines()
         .find(|line| line.trim_start().starts_with("RANK"))
