@@ -14,6 +14,7 @@ mod model;
 mod output;
 mod probes;
 mod report;
+mod session;
 mod symbolize;
 
 /// The parsers of external input, for the fuzz targets in `fuzz/`: folded stacks, record

@@ -1,20 +1,11 @@
 //! `profiler record`: runs until stopped, writing a report per window, refreshing the metrics
-//! and evaluating alert rules every tick, and keeping the kernel maps bounded by forgetting
-//! processes once their last window is written.
+//! and evaluating alert rules every tick; the session keeps the kernel maps bounded by
+//! forgetting processes once their last window is written.
 
-/// Shared with `top`, which builds its screens from the same tick reports.
-pub(super) mod window;
-
-use std::{
-    collections::HashSet,
-    path::Path,
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::{path::Path, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
 
-use self::window::Window;
 use super::out_dir::OutDir;
 use crate::{
     alerts::{
@@ -24,12 +15,12 @@ use crate::{
         sink::Sink,
     },
     cli::RecordArgs,
-    collect::{Collector, cleanup, cumulative::Cumulative, kernel_now_ns, own_cost::OwnCostMeter},
     error::usage,
     metrics::{self, Metrics},
     model::cmdline::Cmdlines,
-    output::windows,
+    output::{self, windows},
     probes,
+    session::{Config, Session, Stops, Symbolization, Tick, WindowReport},
 };
 
 /// How often alerts are evaluated and metrics refreshed.
@@ -45,7 +36,7 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<()> {
     probes::check_privileges()?;
     probes::check_frequency(args.frequency)?;
     // Caught from here on: a stop during startup leaves no directory instead of an empty one.
-    let mut stops = super::Stops::install()?;
+    let mut stops = Stops::install()?;
     // Removed again if startup fails below: a failed start leaves nothing behind.
     let out_dir = OutDir::prepare(&args.out)?;
     let root = args.out.clone();
@@ -55,17 +46,22 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<()> {
         Some(metrics) => Some(metrics::serve(args.metrics, Arc::clone(metrics)).await?),
         None => None,
     };
-    let mut probes = super::attach(
-        args.frequency,
-        &args.signals,
-        &format!(
+    let config = Config {
+        frequency_hz: args.frequency,
+        signals: args.signals.clone(),
+        cmdlines: Cmdlines::redacted(args.redact),
+        only_pids: Vec::new(),
+        tick: TICK,
+        window: Some(args.window),
+        symbolization: Symbolization::PerWindow,
+        what_next: format!(
             "recording {} windows into {} (SIGINT or SIGTERM ends the current window and stops)",
             humantime::format_duration(args.window),
             root.display()
         ),
-        &mut stops,
-    )
-    .await?;
+    };
+    let mut session =
+        Session::start(config, crate::session::PhaseClock::start(), &mut stops).await?;
     let sink = Sink::new(&root, args.on_alert.as_deref(), args.on_alert_timeout)
         .map_err(|err| usage(err.to_string()))?;
     out_dir.keep();
@@ -73,32 +69,13 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<()> {
         eprintln!("profiler: metrics at http://{}/metrics", args.metrics);
     }
     let mut engine = Engine::new(rules, std::process::id());
-    for rule in engine.rules() {
-        let signal = rule.signal();
-        // cpu figures come from on-CPU time, measured whatever the selection.
-        let state = probes.signals.get(signal).map_or("on", String::as_str);
-        if signal != "cpu" && state != "on" {
-            eprintln!(
-                "profiler: warning: alert rule `{rule}` needs the {signal} signal, which is {state}"
-            );
-        }
-    }
+    warn_missing_signals(&engine, &session);
     eprintln!(
         "profiler: {} alert rules; alerts go to {}",
         engine.rules().len(),
         sink.path().display()
     );
 
-    let mut tick_cost = OwnCostMeter::start(&probes.ebpf);
-    let mut window = Window::start_from(
-        Cumulative::read(&Collector::new(&probes.ebpf))?,
-        (Instant::now(), jiff::Timestamp::now()),
-        &probes,
-        args.frequency,
-    );
-    window.html = args.html;
-    window.procfs.cmdlines = Cmdlines::redacted(args.redact);
-    let mut last_tick = (window.base.clone(), Instant::now(), kernel_now_ns());
     let mut ticks = tokio::time::interval(TICK);
     ticks.tick().await;
     let mut written = 0u64;
@@ -106,84 +83,23 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<()> {
         tokio::select! {
             () = stops.recv() => break,
             _ = ticks.tick() => {
-                let collector = Collector::new(&probes.ebpf);
-                // Exits are read before the figures: a process whose exit is handled below
-                // has its final figures in `now`. Read after, a process exiting in between
-                // would have its entries deleted without them ever being read, and vanish
-                // from the window.
-                let exits = collector.exits()?;
-                // The stack maps are only walked when the window closes.
-                let closing = window.elapsed() + TICK / 2 >= args.window;
-                let mut now = if closing {
-                    Cumulative::read(&collector)?
-                } else {
-                    Cumulative::read_without_stacks(&collector)?
-                };
-                let read_at = (Instant::now(), jiff::Timestamp::now());
-                let now_ns = kernel_now_ns();
-                let (before, at, before_ns) = &last_tick;
-                let elapsed = at.elapsed();
-                // New processes are looked up in /proc once a tick: a process that lives less
-                // than a tick keeps the name and cgroup the kernel saw, without its exe.
-                window.observe(&collector, now.processes.clone())?;
-                let delta = now.since(before);
-                window.add_tick(&delta, *at, elapsed);
-                let tick = window.tick_report(&collector, &delta, *before_ns, elapsed)?;
-                let cost = tick_cost.measure(&probes.ebpf, elapsed);
+                let tick = session.tick()?;
                 if let Some(metrics) = &metrics {
-                    metrics.update(&tick, &cost);
+                    metrics.update(&tick.report, &tick.cost);
                 }
-                for mut event in engine.evaluate(&tick, read_at.1) {
-                    if event.state == AlertState::Firing
-                        && let Some(pid) = event.pid
-                    {
-                        let stacks = window.top_stacks(&collector, pid)?;
-                        if event.evidence.hottest.is_none() {
-                            event.evidence.hottest =
-                                crate::analyze::hottest(&stacks).map(|h| h.function);
-                        }
-                        event.evidence.top_stacks = stacks
-                            .iter()
-                            .map(|(frames, count)| format!("{} {count}", frames.join(";")))
-                            .collect();
-                    }
-                    raise(&sink, &event, metrics.as_deref());
-                }
-                // Processes that exited leave the maps now, their final figures kept for the
-                // window: under heavy churn the maps would otherwise fill before it ends. An
-                // exit mark stays until /proc shows the process gone (a zombie, or threads
-                // still running): the process may still add to its figures.
-                if !exits.is_empty() {
-                    let gone: HashSet<u32> = exits
-                        .iter()
-                        .copied()
-                        .filter(|tgid| !Path::new(&format!("/proc/{tgid}")).exists())
-                        .collect();
-                    let dead = now.split_off(&gone);
-                    window.bury(&dead);
-                    cleanup::forget_exited(&mut probes.ebpf, &gone, &dead)?;
-                }
-                last_tick = (now.clone(), read_at.0, now_ns);
-                if closing {
-                    let next =
-                        close(window, (now, read_at), &mut probes, &root, &args, metrics.as_deref()).await?;
+                alert(&mut engine, &tick, &session, &sink, metrics.as_deref())?;
+                if tick.window_due {
+                    let window = session.window().await?;
+                    write(&window, &root, &args, metrics.as_deref())?;
                     written += 1;
-                    window = next;
                 }
             }
         }
     }
-    let now = Cumulative::read(&Collector::new(&probes.ebpf))?;
-    // The part of a tick between the last one and the stop belongs to the timeline too.
-    let (before, at, _) = &last_tick;
-    window.add_tick(&now.since(before), *at, at.elapsed());
-    window
-        .finish(&now, &probes, &root)
-        .await
-        .context("writing the last window")
-        .map_err(|err| crate::error::output_write(err, &root))?;
+    let (window, _, released) = session.finish().await.context("reading the last window")?;
+    write(&window, &root, &args, None)?;
     written += 1;
-    probes.detach();
+    released.wait();
     if let Some(server) = server {
         server.abort();
     }
@@ -207,6 +123,47 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Warns about each rule whose signal is not on: it can never fire.
+fn warn_missing_signals(engine: &Engine, session: &Session) {
+    for rule in engine.rules() {
+        let signal = rule.signal();
+        // cpu figures come from on-CPU time, measured whatever the selection.
+        let state = session.signals().get(signal).map_or("on", String::as_str);
+        if signal != "cpu" && state != "on" {
+            eprintln!(
+                "profiler: warning: alert rule `{rule}` needs the {signal} signal, which is {state}"
+            );
+        }
+    }
+}
+
+/// Evaluates the rules on the tick's report and raises what changed, with the firing
+/// process's hottest stacks as evidence.
+fn alert(
+    engine: &mut Engine,
+    tick: &Tick,
+    session: &Session,
+    sink: &Sink,
+    metrics: Option<&Metrics>,
+) -> anyhow::Result<()> {
+    for mut event in engine.evaluate(&tick.report, tick.at) {
+        if event.state == AlertState::Firing
+            && let Some(pid) = event.pid
+        {
+            let stacks = session.top_stacks(pid)?;
+            if event.evidence.hottest.is_none() {
+                event.evidence.hottest = crate::analyze::hottest(&stacks).map(|h| h.function);
+            }
+            event.evidence.top_stacks = stacks
+                .iter()
+                .map(|(frames, count)| format!("{} {count}", frames.join(";")))
+                .collect();
+        }
+        raise(sink, &event, metrics);
+    }
+    Ok(())
+}
+
 fn raise(sink: &Sink, event: &AlertEvent, metrics: Option<&Metrics>) {
     if let Some(metrics) = metrics {
         metrics.alert(match event.state {
@@ -219,25 +176,29 @@ fn raise(sink: &Sink, event: &AlertEvent, metrics: Option<&Metrics>) {
     }
 }
 
-/// Writes the window, prunes old ones, forgets exited processes in the kernel maps, and starts
-/// the next window from `now`.
-async fn close(
-    window: Window,
-    (now, read_at): (Cumulative, (Instant, jiff::Timestamp)),
-    probes: &mut probes::Probes,
+/// Writes a window into its directory under `root` and prunes old ones.
+fn write(
+    window: &WindowReport,
     root: &Path,
     args: &RecordArgs,
     metrics: Option<&Metrics>,
-) -> anyhow::Result<Window> {
-    // Forks up to the reading that ends this window are this window's; later ones stay in the
-    // map for the next. A cut taken later would delete forks whose children this window never
-    // saw (they had not run yet at the reading) and the next one would not count.
-    let forks_before = now.read_at_ns;
-    let stale = cleanup::stale_stacks(&now, &window.base);
-    let path = window
-        .finish(&now, probes, root)
-        .await
-        .map_err(|err| crate::error::output_write(err, root))?;
+) -> anyhow::Result<()> {
+    let html = if args.html {
+        output::HtmlReport::Write
+    } else {
+        output::HtmlReport::Skip
+    };
+    let path = windows::write_window(root, &windows::window_name(window.started_at), |dir| {
+        output::write_usage(
+            dir,
+            &window.report,
+            &window.usage,
+            &window.folded,
+            &[],
+            html,
+        )
+    })
+    .map_err(|err| crate::error::output_write(err, root))?;
     if let Some(metrics) = metrics {
         metrics.window_written();
     }
@@ -252,17 +213,5 @@ async fn close(
             }
         }
     }
-    // What live processes did since `now` belongs to the new window; the entries deleted here
-    // must not be counted against it.
-    let mut base = now;
-    let deleted = cleanup::after_window(&mut probes.ebpf, &mut base, &stale, forks_before)?;
-    log::debug!(
-        "forgot {} map entries and {} stacks of exited processes",
-        deleted.entries,
-        deleted.stacks
-    );
-    let mut next = Window::start_from(base, read_at, probes, args.frequency);
-    next.html = args.html;
-    next.procfs.cmdlines = Cmdlines::redacted(args.redact);
-    Ok(next)
+    Ok(())
 }

@@ -1,22 +1,18 @@
 //! `profiler top`: a live full-screen view of the last interval's tick report (processes or
 //! applications, suspects, verdict), or with `--once` / `--json` the same reports for scripts.
 
-mod live;
 mod terminal;
 
 use std::{
     collections::BTreeMap,
     io::{IsTerminal as _, Write as _},
+    time::Duration,
 };
 
 use anyhow::Context as _;
 use crossterm::event::{Event, KeyEventKind};
 
-use self::{
-    live::Live,
-    terminal::{Input, Screen},
-};
-use super::Stops;
+use self::terminal::{Input, Screen};
 use crate::{
     cli::TopArgs,
     error::usage,
@@ -27,9 +23,14 @@ use crate::{
         plain,
         state::{Action, UiState, color_allowed},
     },
-    probes::{self, Probes},
+    probes,
     report::Report,
+    session::{Config, PhaseClock, Session, Stops, Symbolization},
 };
+
+/// How much history the hottest stacks cover at most, and how long the process table keeps
+/// processes that stopped running: a live view should show what happens now.
+const RENEW: Duration = Duration::from_secs(60);
 
 pub async fn run(args: TopArgs) -> anyhow::Result<()> {
     if !args.once && !args.json && !std::io::stdout().is_terminal() {
@@ -49,49 +50,56 @@ pub async fn run(args: TopArgs) -> anyhow::Result<()> {
         format!("refreshing every {every} (q quits)")
     };
     let mut stops = Stops::install()?;
-    let mut probes = super::attach(args.frequency, &args.signals, &what_next, &mut stops).await?;
-    let mut live = Live::start(&probes, args.frequency, Cmdlines::redacted(args.redact))?;
-    let result = if args.once {
-        once(&args, &mut probes, &mut live, &mut stops).await
-    } else if args.json {
-        json(&args, &mut probes, &mut live, &mut stops).await
-    } else {
-        interactive(&args, &mut probes, &mut live, &mut stops).await
+    let config = Config {
+        frequency_hz: args.frequency,
+        signals: args.signals.clone(),
+        cmdlines: Cmdlines::redacted(args.redact),
+        only_pids: Vec::new(),
+        tick: args.interval,
+        window: Some(RENEW),
+        symbolization: Symbolization::PerWindow,
+        what_next,
     };
-    probes.detach();
-    result
+    let mut session = Session::start(config, PhaseClock::start(), &mut stops).await?;
+    if args.once {
+        once(&args, &mut session, &mut stops).await
+    } else if args.json {
+        json(&args, &mut session, &mut stops).await
+    } else {
+        interactive(&args, &mut session, &mut stops).await
+    }
 }
 
-async fn once(
-    args: &TopArgs,
-    probes: &mut Probes,
-    live: &mut Live,
-    stops: &mut Stops,
-) -> anyhow::Result<()> {
+/// The report of the interval since the previous tick; a due window renews the session's,
+/// so the stacks stay recent and a long session cannot fill the kernel maps.
+fn tick(session: &mut Session) -> anyhow::Result<Report> {
+    let tick = session.tick()?;
+    if tick.window_due {
+        session.renew()?;
+    }
+    Ok(tick.report)
+}
+
+async fn once(args: &TopArgs, session: &mut Session, stops: &mut Stops) -> anyhow::Result<()> {
     tokio::select! {
         () = tokio::time::sleep(args.interval) => {}
         () = stops.recv() => return Ok(()),
     }
-    let report = live.tick(probes)?;
+    let report = tick(session)?;
     let mut stdout = std::io::stdout().lock();
     stdout.write_all(plain::render(&report).as_bytes())?;
     stdout.flush()?;
     Ok(())
 }
 
-async fn json(
-    args: &TopArgs,
-    probes: &mut Probes,
-    live: &mut Live,
-    stops: &mut Stops,
-) -> anyhow::Result<()> {
+async fn json(args: &TopArgs, session: &mut Session, stops: &mut Stops) -> anyhow::Result<()> {
     let mut ticks = tokio::time::interval(args.interval);
     ticks.tick().await;
     loop {
         tokio::select! {
             () = stops.recv() => return Ok(()),
             _ = ticks.tick() => {
-                let report = live.tick(probes)?;
+                let report = tick(session)?;
                 let mut stdout = std::io::stdout().lock();
                 serde_json::to_writer(&mut stdout, &report)?;
                 stdout.write_all(b"\n")?;
@@ -156,7 +164,7 @@ struct View {
 }
 
 impl View {
-    fn draw(&self, screen: &mut Screen, interval: std::time::Duration) -> anyhow::Result<()> {
+    fn draw(&self, screen: &mut Screen, interval: Duration) -> anyhow::Result<()> {
         screen
             .terminal
             .draw(|frame| {
@@ -174,7 +182,7 @@ impl View {
         Ok(())
     }
 
-    fn gather_detail(&mut self, probes: &Probes, live: &Live, pid: u32) -> anyhow::Result<()> {
+    fn gather_detail(&mut self, session: &Session, pid: u32) -> anyhow::Result<()> {
         let comm = self
             .report
             .as_ref()
@@ -185,7 +193,7 @@ impl View {
         self.detail = Some(Detail {
             pid,
             comm,
-            stacks: live.top_stacks(probes, pid)?,
+            stacks: session.top_stacks(pid)?,
             delayed_by,
             delays,
         });
@@ -202,8 +210,7 @@ impl View {
 
 async fn interactive(
     args: &TopArgs,
-    probes: &mut Probes,
-    live: &mut Live,
+    session: &mut Session,
     stops: &mut Stops,
 ) -> anyhow::Result<()> {
     let mut screen = Screen::enter().context("setting up the terminal")?;
@@ -225,14 +232,14 @@ async fn interactive(
             () = stops.recv() => return Ok(()),
             _ = ticks.tick() => {
                 // Measured even while paused, so resuming shows one interval, not the pause.
-                let report = live.tick(probes)?;
+                let report = tick(session)?;
                 view.blame.add(&report);
                 if view.state.paused {
                     continue;
                 }
                 view.report = Some(report);
                 if let Some(pid) = view.state.detail {
-                    view.gather_detail(probes, live, pid)?;
+                    view.gather_detail(session, pid)?;
                 }
             }
             event = input.events.recv() => match event {
@@ -253,7 +260,7 @@ async fn interactive(
                             view.detail = None;
                             // Symbolizing can take a moment: say so before doing it.
                             view.draw(&mut screen, args.interval)?;
-                            view.gather_detail(probes, live, pid)?;
+                            view.gather_detail(session, pid)?;
                         }
                     }
                 }

@@ -283,11 +283,15 @@ impl ProcessTable {
                 .or_default() += count;
         }
         let mut seen = snapshot.clone();
+        // A process that only slept, or only sent, in the run is still one of its processes.
         for &pid in final_stacks
             .keys()
             .chain(sched.keys())
             .chain(syscalls_by_pid.keys())
             .chain(io.keys())
+            .chain(offcpu_by_pid.keys())
+            .chain(net.keys())
+            .chain(faults.keys())
         {
             seen.on_cpu_ns.entry(pid).or_insert(0);
         }

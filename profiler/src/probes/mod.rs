@@ -394,19 +394,6 @@ fn first_line(err: &anyhow::Error) -> String {
 }
 
 impl Probes {
-    /// Stops every program so the maps hold still while the run's final figures are read: a
-    /// context switch between two reads would move pending counts from one map to another.
-    pub fn detach(&mut self) {
-        for (_, program) in self.ebpf.programs_mut() {
-            let _ = match program {
-                Program::PerfEvent(p) => p.unload(),
-                Program::RawTracePoint(p) => p.unload(),
-                Program::TracePoint(p) => p.unload(),
-                _ => Ok(()),
-            };
-        }
-    }
-
     /// Stops the programs whose runs move counts from one map to another (context switches,
     /// wakeups, syscalls) and the samplers, so the final figures can be read; the block, socket
     /// and fork tracepoints, whose maps were read already, stay attached until

@@ -58,7 +58,7 @@ impl Worker {
     /// [`super::symbolize`] on the worker, after the files asked for so far are parsed;
     /// hands the processes back with their stacks by name.
     pub async fn symbolize(
-        self,
+        &self,
         processes: Vec<ProcessUsage>,
         stacks: HashMap<i32, Vec<u64>>,
     ) -> anyhow::Result<Reply> {

@@ -1,0 +1,489 @@
+//! The one pipeline every command drives: it owns the loaded programs, the symbolizer and the
+//! clock, and turns the kernel's cumulative figures into reports. `tick()` reports the last
+//! interval, `window()` everything since the last window, `finish()` the last window once the
+//! programs have stopped. `diagnose` is one window, `record` is ticks plus windows, `top` is
+//! ticks; the bench measures the same code.
+
+mod attach;
+mod phases;
+mod stops;
+mod window;
+
+use std::{
+    collections::{BTreeMap, HashMap, HashSet},
+    path::PathBuf,
+    thread::JoinHandle,
+    time::{Duration, Instant},
+};
+
+use anyhow::Context as _;
+use profiler_common::StackKey;
+
+use self::window::{TIMELINE_INTERVAL, Window};
+pub use self::{phases::PhaseClock, stops::Stops};
+use crate::{
+    analyze::{self, RunFacts},
+    cli::Signal,
+    collect::{
+        Collector, ProcessSnapshot, cleanup, cumulative::Cumulative, kernel_now_ns,
+        own_cost::OwnCostMeter,
+    },
+    model::{Mapping, ProcessUsage, cmdline::Cmdlines, table::Procfs},
+    probes::Probes,
+    report::{OwnCost, Report},
+    symbolize::{self, Folded, FoldedStack},
+};
+
+/// How a session turns addresses into names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Symbolization {
+    /// One symbolizer for the whole session, parsing the files of running processes while
+    /// sampling: the final window is named at once (`diagnose`).
+    Warm,
+    /// A fresh symbolizer per window, one file at a time: memory stays bounded by the largest
+    /// file however long the session runs (`record`, `top`).
+    PerWindow,
+}
+
+/// What a command chooses: signals, cadence, and what the reports may show.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub frequency_hz: u64,
+    pub signals: Vec<Signal>,
+    pub cmdlines: Cmdlines,
+    /// When non-empty, only these pids are reported.
+    pub only_pids: Vec<u32>,
+    /// The interval between ticks.
+    pub tick: Duration,
+    /// Window length; a tick that ends one reads the stack maps too.
+    pub window: Option<Duration>,
+    pub symbolization: Symbolization,
+    /// What the line announcing the attached signals says comes next.
+    pub what_next: String,
+}
+
+/// What the last tick measured.
+pub struct Tick {
+    /// The light report of the interval: no stacks, no /proc reads beyond discovery.
+    pub report: Report,
+    /// What the profiler cost over the interval.
+    pub cost: OwnCost,
+    /// When the interval ended.
+    pub at: jiff::Timestamp,
+    /// The window is due: call [`Session::window`] (or [`Session::renew`]) now.
+    pub window_due: bool,
+}
+
+/// A closed window, symbolized and analyzed.
+pub struct WindowReport {
+    pub report: Report,
+    pub usage: Vec<ProcessUsage>,
+    pub folded: Folded,
+    pub started_at: jiff::Timestamp,
+}
+
+/// The process on a CPU the most since the window began.
+pub struct Leader {
+    pub pid: u32,
+    pub comm: String,
+    pub cores: f64,
+}
+
+/// The programs being detached on a thread of their own: wait for it before exiting.
+pub struct Release(JoinHandle<()>);
+
+impl Release {
+    pub fn wait(self) {
+        if self.0.join().is_err() {
+            eprintln!("profiler: warning: detaching the probes failed");
+        }
+    }
+}
+
+/// What does not change between windows of a session.
+struct Facts {
+    signals: BTreeMap<String, String>,
+    cpus: u32,
+    frequency_hz: u64,
+    only_pids: Vec<u32>,
+    procfs: Procfs,
+}
+
+impl Facts {
+    /// The facts of a stretch that started at `started_at`, lasted `duration` and saw `delta`.
+    fn run(&self, started_at: jiff::Timestamp, duration: Duration, delta: &Cumulative) -> RunFacts {
+        RunFacts {
+            started_at: started_at.to_string(),
+            hostname: hostname(),
+            duration,
+            cpus: self.cpus,
+            frequency_hz: self.frequency_hz,
+            counters: delta.counters,
+            signals: self.signals.clone(),
+            blame: delta.blame.iter().map(|(k, v)| (*k, *v)).collect(),
+            only_pids: self.only_pids.clone(),
+            own_pid: std::process::id(),
+            mem_total_bytes: {
+                use procfs::Current as _;
+                procfs::Meminfo::current().ok().map(|m| m.mem_total)
+            },
+            busiest_disk: None,
+        }
+    }
+}
+
+/// A reading of the maps and when it was taken: by the monotonic clock, the wall clock, and
+/// the kernel's clock after the read.
+#[derive(Clone)]
+struct Reading {
+    figures: Cumulative,
+    at: Instant,
+    at_wall: jiff::Timestamp,
+    at_ns: u64,
+}
+
+impl Reading {
+    fn take(collector: &Collector<'_>, stacks: bool) -> anyhow::Result<Self> {
+        let figures = if stacks {
+            Cumulative::read(collector)?
+        } else {
+            Cumulative::read_without_stacks(collector)?
+        };
+        Ok(Self {
+            figures,
+            at: Instant::now(),
+            at_wall: jiff::Timestamp::now(),
+            at_ns: kernel_now_ns(),
+        })
+    }
+}
+
+pub struct Session {
+    probes: Probes,
+    facts: Facts,
+    window: Window,
+    /// The previous tick's reading: the next tick reports the difference.
+    last: Reading,
+    /// The last tick's reading when it read the stack maps for a due window.
+    closing: Option<Reading>,
+    tick_cost: OwnCostMeter,
+    tick: Duration,
+    window_len: Option<Duration>,
+    symbolizer: Option<symbolize::Worker>,
+    /// Files the warm symbolizer was asked to parse.
+    warmed: HashSet<PathBuf>,
+    clock: PhaseClock,
+}
+
+/// Stacks an alert or the live detail view shows.
+const TOP_STACKS: usize = 5;
+
+impl Session {
+    /// Loads and attaches the chosen signals and takes the first reading; a stop that arrives
+    /// meanwhile ends the run instead, before anything was measured. `clock` has run since
+    /// the command started; attaching is its next lap.
+    pub async fn start(
+        config: Config,
+        mut clock: PhaseClock,
+        stops: &mut Stops,
+    ) -> anyhow::Result<Self> {
+        // Reads kallsyms while the probes load, then the files of what runs while sampling.
+        let symbolizer = match config.symbolization {
+            Symbolization::Warm => Some(symbolize::Worker::start()?),
+            Symbolization::PerWindow => None,
+        };
+        let probes = attach::attach(config.frequency_hz, &config.signals, stops).await?;
+        let first = Reading::take(&Collector::new(&probes.ebpf), true)?;
+        attach::announce(&probes, config.frequency_hz, &config.what_next);
+        clock.lap(|p| &mut p.attach);
+        let mut window = Window::start_from((first.at, first.at_wall), &probes.ebpf);
+        window.base = first.figures.clone();
+        Ok(Self {
+            facts: Facts {
+                signals: probes.signals.clone(),
+                cpus: u32::try_from(probes.cpus).unwrap_or(u32::MAX),
+                frequency_hz: config.frequency_hz,
+                only_pids: config.only_pids,
+                procfs: Procfs {
+                    cmdlines: config.cmdlines,
+                },
+            },
+            tick_cost: OwnCostMeter::start(&probes.ebpf),
+            probes,
+            window,
+            last: first,
+            closing: None,
+            tick: config.tick,
+            window_len: config.window,
+            symbolizer,
+            warmed: HashSet::new(),
+            clock,
+        })
+    }
+
+    /// Signal name -> state, as the report shows them.
+    pub fn signals(&self) -> &BTreeMap<String, String> {
+        &self.facts.signals
+    }
+
+    /// Learns the processes running now while they still live (their names, command lines and
+    /// files), between ticks; returns the busiest one so far.
+    pub fn discover(&mut self) -> anyhow::Result<Option<Leader>> {
+        let collector = Collector::new(&self.probes.ebpf);
+        let snapshot = collector.processes()?;
+        self.window
+            .observe(&collector, snapshot.clone(), &self.facts.procfs)?;
+        self.warm(&snapshot);
+        Ok(self.leader(&snapshot))
+    }
+
+    fn leader(&self, snapshot: &ProcessSnapshot) -> Option<Leader> {
+        let own = std::process::id();
+        let base = &self.window.base.processes.on_cpu_ns;
+        let (pid, ns) = snapshot
+            .on_cpu_ns
+            .iter()
+            .filter(|&(&pid, _)| pid != own)
+            .map(|(&pid, &ns)| (pid, ns.saturating_sub(base.get(&pid).copied().unwrap_or(0))))
+            .max_by_key(|&(_, ns)| ns)?;
+        let comm = self
+            .window
+            .identity(pid)
+            .map_or_else(|| "?".to_owned(), |id| id.comm.clone());
+        let seconds = self.window.elapsed().as_secs_f64().max(1e-3);
+        Some(Leader {
+            pid,
+            comm,
+            cores: ns as f64 / 1e9 / seconds,
+        })
+    }
+
+    /// Has the warm symbolizer parse the files of processes that ran, busiest first, each file
+    /// once.
+    fn warm(&mut self, snapshot: &ProcessSnapshot) {
+        let Some(symbolizer) = &self.symbolizer else {
+            return;
+        };
+        let mut running: Vec<(u32, u64)> = snapshot
+            .on_cpu_ns
+            .iter()
+            .filter(|&(_, &ns)| ns > 0)
+            .map(|(&pid, &ns)| (pid, ns))
+            .collect();
+        running.sort_unstable_by_key(|&(_, ns)| std::cmp::Reverse(ns));
+        let files: Vec<Mapping> = running
+            .iter()
+            .filter_map(|&(pid, _)| self.window.identity(pid))
+            .flat_map(|identity| &identity.maps)
+            .filter(|map| self.warmed.insert(map.path.clone()))
+            .cloned()
+            .collect();
+        symbolizer.warm(files);
+    }
+
+    fn window_due(&self) -> bool {
+        self.window_len
+            .is_some_and(|len| self.window.elapsed() + self.tick / 2 >= len)
+    }
+
+    /// Reads the maps and reports the interval since the previous tick. Processes that exited
+    /// leave the maps, their final figures kept for the window.
+    pub fn tick(&mut self) -> anyhow::Result<Tick> {
+        let collector = Collector::new(&self.probes.ebpf);
+        // Exits are read before the figures: a process whose exit is handled below has its
+        // final figures in `now`. Read after, a process exiting in between would have its
+        // entries deleted without them ever being read, and vanish from the window.
+        let exits = collector.exits()?;
+        // The stack maps are only walked when the window closes.
+        let due = self.window_due();
+        let mut now = Reading::take(&collector, due)?;
+        let elapsed = self.last.at.elapsed();
+        // New processes are looked up in /proc once a tick: a process that lives less than a
+        // tick keeps the name and cgroup the kernel saw, without its exe.
+        self.window.observe(
+            &collector,
+            now.figures.processes.clone(),
+            &self.facts.procfs,
+        )?;
+        let delta = now.figures.since(&self.last.figures);
+        self.window.add_tick(&delta, self.last.at, elapsed);
+        let usage = self
+            .window
+            .tick_usage(&collector, &delta, self.last.at_ns)?;
+        let facts = self.facts.run(self.window.started_at, elapsed, &delta);
+        let report = analyze::build_report(&facts, &usage, &vec![Vec::new(); usage.len()]);
+        let cost = self.tick_cost.measure(&self.probes.ebpf, elapsed);
+        self.warm(&now.figures.processes);
+        self.bury_exited(&exits, &mut now.figures)?;
+        let at = now.at_wall;
+        self.closing = due.then(|| now.clone());
+        self.last = now;
+        Ok(Tick {
+            report,
+            cost,
+            at,
+            window_due: due,
+        })
+    }
+
+    /// Processes that exited leave the maps now, their final figures kept for the window:
+    /// under heavy churn the maps would otherwise fill before it ends. An exit mark stays
+    /// until /proc shows the process gone (a zombie, or threads still running): the process
+    /// may still add to its figures.
+    fn bury_exited(&mut self, exits: &[u32], now: &mut Cumulative) -> anyhow::Result<()> {
+        if exits.is_empty() {
+            return Ok(());
+        }
+        let gone: HashSet<u32> = exits
+            .iter()
+            .copied()
+            .filter(|tgid| !std::path::Path::new(&format!("/proc/{tgid}")).exists())
+            .collect();
+        let dead = now.split_off(&gone);
+        self.window.bury(&dead);
+        cleanup::forget_exited(&mut self.probes.ebpf, &gone, &dead)?;
+        Ok(())
+    }
+
+    /// `pid`'s most sampled stacks since the window started, symbolized, most sampled first:
+    /// an alert's evidence, the live view's detail.
+    pub fn top_stacks(&self, pid: u32) -> anyhow::Result<Vec<FoldedStack>> {
+        let collector = Collector::new(&self.probes.ebpf);
+        let Some(process) = self.window.top_stack_pairs(&collector, pid, TOP_STACKS)? else {
+            return Ok(Vec::new());
+        };
+        let ids = process.stacks.iter().flat_map(|&((u, k), _)| [u, k]);
+        let stacks = collector.stacks(ids)?;
+        let mut folded = symbolize::symbolize(std::slice::from_ref(&process), &stacks).cpu;
+        let mut stacks = folded.pop().unwrap_or_default();
+        stacks.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
+        Ok(stacks)
+    }
+
+    /// The last tick's reading if it read the stack maps for a due window, or a new one.
+    fn closing_reading(&mut self) -> anyhow::Result<Reading> {
+        match self.closing.take() {
+            Some(reading) => Ok(reading),
+            None => Reading::take(&Collector::new(&self.probes.ebpf), true),
+        }
+    }
+
+    /// Closes the window at the last tick's reading (or a new one), starts the next, and
+    /// reports the closed one.
+    pub async fn window(&mut self) -> anyhow::Result<WindowReport> {
+        let now = self.closing_reading()?;
+        let cost = self.window.cost(&self.probes.ebpf, now.at);
+        let (closed, stale) = {
+            let next = Window::start_from((now.at, now.at_wall), &self.probes.ebpf);
+            let window = std::mem::replace(&mut self.window, next);
+            let stale = cleanup::stale_stacks(&now.figures, &window.base);
+            let collector = Collector::new(&self.probes.ebpf);
+            (
+                window.close(&collector, &now.figures, now.at, &self.facts)?,
+                stale,
+            )
+        };
+        self.begin_next(now, &stale)?;
+        let (usage, folded) =
+            name_stacks(self.symbolizer.as_ref(), closed.usage, closed.stacks).await?;
+        Ok(closed.summary.report(usage, folded, cost))
+    }
+
+    /// Starts a new window at a new reading without reporting the current one: `top` keeps
+    /// its stacks recent and its maps bounded this way.
+    pub fn renew(&mut self) -> anyhow::Result<()> {
+        let now = self.closing_reading()?;
+        let stale = cleanup::stale_stacks(&now.figures, &self.window.base);
+        self.window = Window::start_from((now.at, now.at_wall), &self.probes.ebpf);
+        self.begin_next(now, &stale)
+    }
+
+    /// Forgets, in the kernel maps and in `now`, what the closed window reported and no live
+    /// process needs (exited processes, `stale` stacks), and makes `now` the new window's
+    /// base and the next tick's.
+    fn begin_next(&mut self, mut now: Reading, stale: &HashSet<StackKey>) -> anyhow::Result<()> {
+        // Forks up to the reading that ends the window are the window's; later ones stay in
+        // the map for the next. A cut taken later would delete forks whose children the
+        // window never saw (they had not run yet at the reading) and the next one would not
+        // count.
+        let forks_before = now.figures.read_at_ns;
+        let deleted =
+            cleanup::after_window(&mut self.probes.ebpf, &mut now.figures, stale, forks_before)?;
+        log::debug!(
+            "forgot {} map entries and {} stacks of exited processes",
+            deleted.entries,
+            deleted.stacks
+        );
+        self.window.base = now.figures.clone();
+        self.last = now;
+        Ok(())
+    }
+
+    /// Ends the session: stops the programs that move counts between maps, reads the final
+    /// figures, reports the last window and detaches the rest on a thread of its own. The
+    /// clock's laps cover each step; the caller adds rendering.
+    pub async fn finish(mut self) -> anyhow::Result<(WindowReport, PhaseClock, Release)> {
+        let end = Instant::now();
+        let end_ns = kernel_now_ns();
+        self.clock.lap(|p| &mut p.sampling);
+        let mut now = Reading::take(&Collector::new(&self.probes.ebpf), true)?;
+        // The last, partial bucket: a run stopped early still shows its final moments.
+        let since_tick = end.saturating_duration_since(self.last.at);
+        if since_tick > TIMELINE_INTERVAL / 10 {
+            let delta = now.figures.since(&self.last.figures);
+            self.window.add_tick(&delta, self.last.at, since_tick);
+        }
+        let cost = self.window.cost(&self.probes.ebpf, end);
+        self.clock.lap(|p| &mut p.collect);
+        // Syscall counts move from the per-CPU pending buffers to the totals at every context
+        // switch, and a sleep moves from the thread table to the off-CPU totals at its wakeup;
+        // both are read once the programs have stopped, so nothing is seen twice or missed.
+        self.probes.quiesce();
+        let Self {
+            probes,
+            symbolizer,
+            mut clock,
+            facts,
+            window,
+            ..
+        } = self;
+        let collector = Collector::new(&probes.ebpf);
+        now.figures.syscalls = collector.syscalls()?;
+        now.figures.offcpu = collector.offcpu(end_ns)?.into_iter().collect();
+        let closed = window.close(&collector, &now.figures, end, &facts)?;
+        // The rest detaches while the stacks are symbolized and the files rendered.
+        let release = Release(probes.release());
+        clock.lap(|p| &mut p.detach);
+        let (usage, folded) = name_stacks(symbolizer.as_ref(), closed.usage, closed.stacks).await?;
+        clock.lap(|p| &mut p.symbolize);
+        let window = closed.summary.report(usage, folded, cost);
+        clock.lap(|p| &mut p.analyze);
+        Ok((window, clock, release))
+    }
+}
+
+/// Names the stacks of a closed window: on the warm symbolizer when the session has one, or
+/// on a blocking thread with a fresh one (blazesym's symbolizer is neither Send nor Sync, and
+/// takes a while).
+async fn name_stacks(
+    symbolizer: Option<&symbolize::Worker>,
+    usage: Vec<ProcessUsage>,
+    stacks: HashMap<i32, Vec<u64>>,
+) -> anyhow::Result<(Vec<ProcessUsage>, Folded)> {
+    if let Some(worker) = symbolizer {
+        return worker.symbolize(usage, stacks).await;
+    }
+    tokio::task::spawn_blocking(move || {
+        let folded = symbolize::symbolize(&usage, &stacks);
+        (usage, folded)
+    })
+    .await
+    .context("symbolizer thread")
+}
+
+/// The host's name, as the reports show it.
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|name| name.trim().to_owned())
+        .unwrap_or_default()
+}
