@@ -9,7 +9,9 @@ use crate::{
     analyze::{self, RunFacts},
     collect::{Counters, own_cost::own_cpu},
     model::{ProcessIdentity, ProcessUsage},
-    output, symbolize,
+    output,
+    signals::{Signal, SignalState},
+    symbolize,
 };
 
 /// This process's executable file mappings, captured from /proc as for any profiled process;
@@ -69,7 +71,7 @@ pub fn render_run(
         cpus: 2,
         frequency_hz: 99,
         counters: Counters::default(),
-        signals: [("cpu".to_owned(), "on".to_owned())].into(),
+        signals: [(Signal::Cpu, SignalState::On)].into(),
         blame: Vec::new(),
         only_pids: Vec::new(),
         own_pid: std::process::id(),

@@ -4,6 +4,9 @@ use std::{path::PathBuf, time::Duration};
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::signals;
+pub use crate::signals::Signal;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "profiler",
@@ -29,10 +32,6 @@ pub enum Command {
     Flamegraph(FlamegraphArgs),
 }
 
-/// Signals `record` runs by default: the cheap ones. Off-CPU stacks, syscall time and a perf
-/// sample per page fault cost too much on a busy host to run all the time.
-pub const RECORD_DEFAULT_SIGNALS: &str = "cpu,sched,syscalls,processes,net,io";
-
 #[derive(Debug, clap::Args)]
 pub struct RecordArgs {
     /// Directory holding one sub-directory per window, and alerts.jsonl.
@@ -50,8 +49,9 @@ pub struct RecordArgs {
     /// Stack samples per second on each CPU.
     #[arg(long, default_value_t = 19, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     pub frequency: u64,
-    /// Signals to measure, comma-separated.
-    #[arg(long, value_enum, value_delimiter = ',', default_value = RECORD_DEFAULT_SIGNALS)]
+    /// Signals to measure, comma-separated. The default leaves out off-CPU stacks, syscall time
+    /// and a perf sample per page fault: they cost too much to run all the time.
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = Signal::defaults(signals::Command::Record))]
     pub signals: Vec<Signal>,
     /// Address of the Prometheus /metrics endpoint; loopback unless told otherwise.
     #[arg(long, default_value = "127.0.0.1:9464", value_name = "ADDR")]
@@ -82,9 +82,6 @@ pub struct RecordArgs {
     pub redact: bool,
 }
 
-/// Signals `top` runs by default: `record`'s cheap ones plus resident memory for its RSS column.
-pub const TOP_DEFAULT_SIGNALS: &str = "cpu,sched,syscalls,processes,net,io,mem";
-
 #[derive(Debug, clap::Args)]
 pub struct TopArgs {
     /// Time between refreshes (at least 200ms).
@@ -93,8 +90,9 @@ pub struct TopArgs {
     /// Stack samples per second on each CPU (for the hottest stacks of a process).
     #[arg(long, default_value_t = 49, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     pub frequency: u64,
-    /// Signals to measure, comma-separated.
-    #[arg(long, value_enum, value_delimiter = ',', default_value = TOP_DEFAULT_SIGNALS)]
+    /// Signals to measure, comma-separated: by default `record`'s, and resident memory for the
+    /// RSS column.
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = Signal::defaults(signals::Command::Top))]
     pub signals: Vec<Signal>,
     /// Print one plain table after one interval and exit (for scripts and pipes).
     #[arg(long, conflicts_with = "json")]
@@ -147,39 +145,6 @@ pub enum Format {
     Json,
 }
 
-/// What can be measured; each is one set of kernel programs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Signal {
-    /// Stack samples and on-CPU time.
-    Cpu,
-    /// Run-queue wait, context switches and who delayed whom.
-    Sched,
-    /// Time blocked (asleep) per process, with the stack it blocked in (offcpu.svg).
-    Offcpu,
-    /// Syscall counts per process and per syscall (entry hook only: the cheap part).
-    Syscalls,
-    /// Adds syscall errors and on-CPU time inside syscalls (exit hook: doubles the cost).
-    SyscallTime,
-    /// Forks: parents, spawn rates, processes that lived only milliseconds.
-    Processes,
-    /// Bytes sent and received through TCP/UDP (inet) sockets, loopback included.
-    Net,
-    /// Page faults (minor and major) per process, and resident memory.
-    Mem,
-    /// Block IO bytes, ops and latency, charged to the submitting process (writeback included).
-    Io,
-}
-
-impl Signal {
-    /// Every signal's name, as `--signals` and the report spell it, in declaration order.
-    pub fn all_names() -> Vec<String> {
-        Self::value_variants()
-            .iter()
-            .filter_map(|signal| Some(signal.to_possible_value()?.get_name().to_owned()))
-            .collect()
-    }
-}
-
 #[derive(Debug, clap::Args)]
 pub struct DiagnoseArgs {
     /// How long to sample (e.g. 10s, 500ms, 1m); Ctrl-C ends earlier and still reports.
@@ -198,12 +163,7 @@ pub struct DiagnoseArgs {
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
     /// Signals to measure, comma-separated.
-    #[arg(
-        long,
-        value_enum,
-        value_delimiter = ',',
-        default_value = "cpu,sched,offcpu,syscalls,syscall-time,processes,net,mem,io"
-    )]
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = Signal::defaults(signals::Command::Diagnose))]
     pub signals: Vec<Signal>,
     /// Replace command-line arguments (all but the program) with a SHA-256 hash in every
     /// output, so secrets passed on command lines stay out of the reports.

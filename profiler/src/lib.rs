@@ -15,6 +15,7 @@ mod output;
 mod probes;
 mod report;
 mod session;
+mod signals;
 mod symbolize;
 
 /// The parsers of external input, for the fuzz targets in `fuzz/`: folded stacks, record

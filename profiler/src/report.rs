@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::signals::{Signal, SignalState};
+
 pub use crate::model::timeline::{Series, Timeline};
 
 pub const SCHEMA: &str = "profiler.report/v1";
@@ -23,7 +25,7 @@ pub struct Report {
     pub samples: Samples,
     pub drops: Drops,
     /// Signal name -> "on" | "off" | "unavailable: <reason>".
-    pub signals: BTreeMap<String, String>,
+    pub signals: BTreeMap<Signal, SignalState>,
     /// Host-wide CPU use measured by the probes, in cores.
     pub host: Host,
     /// Sorted by CPU, busiest first.
@@ -240,7 +242,7 @@ pub struct Sched {
 pub struct App {
     pub name: String,
     /// "comm" (same command name) or "cgroup" (same cgroup v2 path: systemd unit, container).
-    pub kind: String,
+    pub kind: AppKind,
     /// Processes seen in the run, exited ones included.
     pub processes: u64,
     pub exited: u64,
@@ -312,11 +314,120 @@ pub struct Suspect {
     pub rank: u32,
     pub pid: u32,
     pub comm: String,
-    pub resource: String,
+    pub resource: Resource,
     pub value: f64,
-    pub unit: String,
+    pub unit: Unit,
     pub reason: String,
 }
+
+impl Suspect {
+    /// A suspect for `resource`, its value in that resource's unit; ranked later.
+    pub fn new(pid: u32, comm: &str, resource: Resource, value: f64, reason: String) -> Self {
+        Self {
+            rank: 0,
+            pid,
+            comm: comm.to_owned(),
+            resource,
+            value,
+            unit: resource.unit(),
+            reason,
+        }
+    }
+}
+
+/// How processes are grouped into applications.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AppKind {
+    /// Same command name.
+    Comm,
+    /// Same cgroup v2 path: a systemd unit, a container.
+    Cgroup,
+}
+
+/// What a suspect takes too much of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Resource {
+    Cpu,
+    /// Others waited for a CPU it held.
+    Sched,
+    Syscalls,
+    Net,
+    Mem,
+    Io,
+    /// It started processes at a high rate.
+    Spawn,
+}
+
+impl Resource {
+    /// The unit a suspect's value is given in.
+    pub fn unit(self) -> Unit {
+        match self {
+            Self::Cpu => Unit::Cores,
+            Self::Sched => Unit::Seconds,
+            Self::Syscalls => Unit::SyscallsPerSecond,
+            Self::Net | Self::Io => Unit::MegabytesPerSecond,
+            Self::Mem => Unit::Gibibytes,
+            Self::Spawn => Unit::ProcessesPerSecond,
+        }
+    }
+}
+
+/// A suspect's unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Unit {
+    #[serde(rename = "cores")]
+    Cores,
+    #[serde(rename = "s")]
+    Seconds,
+    #[serde(rename = "syscalls/s")]
+    SyscallsPerSecond,
+    #[serde(rename = "MB/s")]
+    MegabytesPerSecond,
+    #[serde(rename = "GiB")]
+    Gibibytes,
+    #[serde(rename = "processes/s")]
+    ProcessesPerSecond,
+}
+
+/// The report's spelling of each kind, resource and unit, for text outputs.
+macro_rules! spelled {
+    ($ty:ty { $($variant:ident => $text:literal),* $(,)? }) => {
+        impl $ty {
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $text,)*
+                }
+            }
+        }
+
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.pad(self.as_str())
+            }
+        }
+    };
+}
+
+spelled!(AppKind { Comm => "comm", Cgroup => "cgroup" });
+spelled!(Resource {
+    Cpu => "cpu",
+    Sched => "sched",
+    Syscalls => "syscalls",
+    Net => "net",
+    Mem => "mem",
+    Io => "io",
+    Spawn => "spawn",
+});
+spelled!(Unit {
+    Cores => "cores",
+    Seconds => "s",
+    SyscallsPerSecond => "syscalls/s",
+    MegabytesPerSecond => "MB/s",
+    Gibibytes => "GiB",
+    ProcessesPerSecond => "processes/s",
+});
 
 #[cfg(test)]
 mod tests {
@@ -337,7 +448,7 @@ mod tests {
                 kernel_only: 3,
             },
             drops: Drops::default(),
-            signals: [("cpu".to_owned(), "on".to_owned())].into(),
+            signals: [(Signal::Cpu, SignalState::On)].into(),
             host: Host {
                 busy_cores: 1.0,
                 busy_percent: 50.0,
@@ -418,7 +529,7 @@ mod tests {
             }],
             apps: vec![App {
                 name: "burner".to_owned(),
-                kind: "comm".to_owned(),
+                kind: AppKind::Comm,
                 processes: 1,
                 exited: 0,
                 cpu: AppCpu {
@@ -443,9 +554,9 @@ mod tests {
                 rank: 1,
                 pid: 10,
                 comm: "burner".to_owned(),
-                resource: "cpu".to_owned(),
+                resource: Resource::Cpu,
                 value: 1.0,
-                unit: "cores".to_owned(),
+                unit: Unit::Cores,
                 reason: "used 1.00 cores".to_owned(),
             }],
             verdict: "Suspect #1: burner".to_owned(),

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use jiff::{SignedDuration, Timestamp};
 
-use crate::report::{App, Process, Report};
+use crate::report::{App, AppKind, Process, Report};
 
 use super::event::{AlertEvent, AlertState, Evidence, rfc3339};
 use super::figure::Tick;
@@ -20,7 +20,7 @@ const TICK_SLACK: f64 = 0.1;
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 enum Subject {
     Process { pid: u32, start_time: u64 },
-    App { kind: String, name: String },
+    App { kind: AppKind, name: String },
 }
 
 /// A subject whose condition holds: pending until it has held for the rule's `for`, then firing.
@@ -52,7 +52,7 @@ impl Source<'_> {
                 start_time: p.start_time,
             },
             Self::App(app) => Subject::App {
-                kind: app.kind.clone(),
+                kind: app.kind,
                 name: app.name.clone(),
             },
         }

@@ -6,7 +6,8 @@ use jiff::Timestamp;
 use super::*;
 use crate::alerts::figure::Figure;
 use crate::alerts::fixtures::{app, blame, process, report};
-use crate::report::Report;
+use crate::report::{AppKind, Report};
+use crate::signals::{Signal, SignalState};
 
 const OWN_PID: u32 = 999;
 
@@ -205,11 +206,11 @@ fn unmeasured_figures_never_fire() {
         "mem.rss_bytes < 1",
     ]);
     let mut report = tick(vec![process(42, "quiet", 0.0)]);
-    report.signals.insert("net".to_owned(), "off".to_owned());
-    report.signals.remove("processes");
+    report.signals.insert(Signal::Net, SignalState::Off);
+    report.signals.remove(&Signal::Processes);
     report.signals.insert(
-        "syscall-time".to_owned(),
-        "unavailable: no exit hook".to_owned(),
+        Signal::SyscallTime,
+        SignalState::Unavailable("no exit hook".to_owned()),
     );
     report.processes[0].mem.as_mut().unwrap().rss_bytes = None;
     report.processes[0].net = None;
@@ -287,9 +288,9 @@ fn app_rules_evaluate_applications() {
     web.cgroup = Some("/web.slice".to_owned());
     let mut report = tick(vec![cc, make, web]);
     report.apps = vec![
-        app("cgroup", "/build.slice", 2.5),
-        app("cgroup", "/web.slice", 0.2),
-        app("comm", "cc1", 2.0),
+        app(AppKind::Cgroup, "/build.slice", 2.5),
+        app(AppKind::Cgroup, "/web.slice", 0.2),
+        app(AppKind::Comm, "cc1", 2.0),
     ];
     report.blame = vec![
         blame((11, "cc1"), (20, "nginx"), 400_000_000),
@@ -343,7 +344,7 @@ fn app_figures_come_from_the_app_totals() {
         ..report(2.0)
     };
     let tick = Tick::new(&report).unwrap();
-    let web = app("comm", "nginx", 3.0);
+    let web = app(AppKind::Comm, "nginx", 3.0);
     let value = |figure| tick.app_value(figure, &web);
     assert_eq!(value(Figure::CpuCores), Some(3.0));
     assert_eq!(value(Figure::CpuHostPercent), Some(75.0));

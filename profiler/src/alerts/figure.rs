@@ -3,7 +3,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::report::{App, Process, Report};
+use crate::{
+    report::{App, AppKind, Process, Report},
+    signals::{Signal, SignalState},
+};
 
 use super::event::Victim;
 
@@ -133,16 +136,16 @@ impl Figure {
     /// Errors need the exit hook, so `syscalls.error_rate` names `syscall-time`. The `cpu`
     /// figures keep a value with the cpu signal off: on-CPU time comes from the scheduler hook,
     /// which always runs; only the stacks (and so `evidence.hottest`) go.
-    pub fn signal(self) -> &'static str {
+    pub fn signal(self) -> Signal {
         match self {
-            Self::CpuCores | Self::CpuHostPercent => "cpu",
-            Self::SchedRunqWaitRatio | Self::SchedDelayCausedRatio => "sched",
-            Self::SyscallsRate => "syscalls",
-            Self::SyscallsErrorRate => "syscall-time",
-            Self::IoReadBytesRate | Self::IoWriteBytesRate | Self::IoBytesRate => "io",
-            Self::NetTxBytesRate | Self::NetRxBytesRate | Self::NetBytesRate => "net",
-            Self::MemRssBytes | Self::MemMajorFaultsRate => "mem",
-            Self::SpawnRate => "processes",
+            Self::CpuCores | Self::CpuHostPercent => Signal::Cpu,
+            Self::SchedRunqWaitRatio | Self::SchedDelayCausedRatio => Signal::Sched,
+            Self::SyscallsRate => Signal::Syscalls,
+            Self::SyscallsErrorRate => Signal::SyscallTime,
+            Self::IoReadBytesRate | Self::IoWriteBytesRate | Self::IoBytesRate => Signal::Io,
+            Self::NetTxBytesRate | Self::NetRxBytesRate | Self::NetBytesRate => Signal::Net,
+            Self::MemRssBytes | Self::MemMajorFaultsRate => Signal::Mem,
+            Self::SpawnRate => Signal::Processes,
         }
     }
 
@@ -199,12 +202,12 @@ impl<'a> Tick<'a> {
 
     /// Measured this tick. The cpu figures are always measured (see `Figure::signal`).
     fn measured(&self, figure: Figure) -> bool {
-        figure.signal() == "cpu"
+        figure.signal() == Signal::Cpu
             || self
                 .report
                 .signals
-                .get(figure.signal())
-                .is_some_and(|state| state == "on")
+                .get(&figure.signal())
+                .is_some_and(SignalState::is_on)
     }
 
     /// The figure for one process; `None` when its signal did not measure it this tick. A
@@ -338,7 +341,7 @@ impl<'a> Tick<'a> {
         match self.by_pid.get(&pid) {
             Some(process) => member(app, process),
             // Not in this tick's processes: only its name is known.
-            None => app.kind == "comm" && app.name == comm,
+            None => app.kind == AppKind::Comm && app.name == comm,
         }
     }
 
@@ -349,9 +352,9 @@ impl<'a> Tick<'a> {
 }
 
 fn member(app: &App, p: &Process) -> bool {
-    match app.kind.as_str() {
-        "comm" => p.comm == app.name,
-        _ => p.cgroup.as_deref() == Some(app.name.as_str()),
+    match app.kind {
+        AppKind::Comm => p.comm == app.name,
+        AppKind::Cgroup => p.cgroup.as_deref() == Some(app.name.as_str()),
     }
 }
 

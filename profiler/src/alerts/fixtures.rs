@@ -2,8 +2,8 @@
 //! processes, applications and blame pairs to put in it.
 
 use crate::report::{
-    App, AppCpu, AppIo, AppSched, AppSyscalls, Blame, Cpu, Drops, Host, Hottest, Io, Mem, Net,
-    Process, Report, Samples, Sched, Syscalls,
+    App, AppCpu, AppIo, AppKind, AppSched, AppSyscalls, Blame, Cpu, Drops, Host, Hottest, Io, Mem,
+    Net, Process, Report, Samples, Sched, Syscalls,
 };
 
 /// A report of one tick of `secs` on a 4-CPU host, every signal on, nothing in it yet.
@@ -22,9 +22,8 @@ pub fn report(secs: f64) -> Report {
             kernel_only: 0,
         },
         drops: Drops::default(),
-        signals: crate::cli::Signal::all_names()
-            .into_iter()
-            .map(|name| (name, "on".to_owned()))
+        signals: crate::signals::Signal::all()
+            .map(|signal| (signal, crate::signals::SignalState::On))
             .collect(),
         host: Host {
             busy_cores: 0.0,
@@ -105,10 +104,10 @@ pub fn process(pid: u32, comm: &str, cores: f64) -> Process {
 }
 
 /// An application of `processes` processes, with `cores` and the given IO.
-pub fn app(kind: &str, name: &str, cores: f64) -> App {
+pub fn app(kind: AppKind, name: &str, cores: f64) -> App {
     App {
         name: name.to_owned(),
-        kind: kind.to_owned(),
+        kind,
         processes: 2,
         exited: 0,
         cpu: AppCpu {

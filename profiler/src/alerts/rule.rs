@@ -5,6 +5,7 @@ use std::fmt;
 use std::time::Duration;
 
 use super::figure::{Figure, Kind};
+use crate::signals::Signal;
 
 /// Prefix of application figures: `app.cpu.cores` is `cpu.cores` summed over an application.
 const APP_PREFIX: &str = "app.";
@@ -262,7 +263,7 @@ impl Rule {
 
     /// The signal measuring the rule's figure (cpu, sched, syscalls, syscall-time, io, net, mem,
     /// processes), for `record` to warn at startup about a rule that can never fire.
-    pub fn signal(&self) -> &'static str {
+    pub fn signal(&self) -> Signal {
         self.figure.signal()
     }
 }
@@ -404,7 +405,7 @@ mod tests {
         assert_eq!(rule.op(), Op::Gt);
         assert_eq!(rule.threshold(), 0.8);
         assert_eq!(rule.hold(), Duration::from_secs(3));
-        assert_eq!(rule.signal(), "cpu");
+        assert_eq!(rule.signal(), Signal::Cpu);
         assert_eq!(rule.to_string(), "cpu.cores > 0.8 for 3s");
 
         let rule = parse("syscalls.rate>=5000");
@@ -414,7 +415,7 @@ mod tests {
 
         assert_eq!(parse("  mem.rss_bytes   <   1GiB   for  1m ").op(), Op::Lt);
         assert_eq!(parse("spawn.rate <= 3").op(), Op::Le);
-        assert_eq!(parse("spawn.rate <= 3").signal(), "processes");
+        assert_eq!(parse("spawn.rate <= 3").signal(), Signal::Processes);
         assert_eq!(
             parse("cpu.cores > 0.8for 2s").hold(),
             Duration::from_secs(2)
@@ -523,7 +524,7 @@ mod tests {
     fn default_rules_parse_and_use_record_default_signals() {
         let rules = default_rules();
         assert_eq!(rules.len(), DEFAULT_RULES.len());
-        let record_signals: Vec<&str> = crate::cli::RECORD_DEFAULT_SIGNALS.split(',').collect();
+        let record_signals = Signal::defaults(crate::signals::Command::Record);
         for (rule, text) in rules.iter().zip(DEFAULT_RULES) {
             assert_eq!(
                 rule.to_string(),

@@ -3,26 +3,26 @@
 
 use std::collections::BTreeMap;
 
-use crate::report::{App, AppCpu, AppIo, AppSched, AppSyscalls, Net, Process};
+use crate::report::{App, AppCpu, AppIo, AppKind, AppSched, AppSyscalls, Net, Process};
 
 /// Groups kept per kind, busiest first.
 const MAX_PER_KIND: usize = 20;
 
 pub fn apps(processes: &[Process], secs: f64) -> Vec<App> {
     let mut apps = Vec::new();
-    for kind in ["comm", "cgroup"] {
+    for kind in [AppKind::Comm, AppKind::Cgroup] {
         let mut groups: BTreeMap<&str, App> = BTreeMap::new();
         for p in processes {
             let name = match kind {
-                "comm" => p.comm.as_str(),
-                _ => match p.cgroup.as_deref() {
+                AppKind::Comm => p.comm.as_str(),
+                AppKind::Cgroup => match p.cgroup.as_deref() {
                     Some(path) => path,
                     None => continue,
                 },
             };
             let app = groups.entry(name).or_insert_with(|| App {
                 name: name.to_owned(),
-                kind: kind.to_owned(),
+                kind,
                 processes: 0,
                 exited: 0,
                 cpu: AppCpu {

@@ -3,7 +3,7 @@
 use profiler_common::IoStats;
 
 use super::{RunFacts, Scored, round3, sched::percentile};
-use crate::report::{self, Suspect};
+use crate::report::{self, Resource, Suspect};
 
 /// From 10 MB/s of block IO a process is a suspect whatever the disks can take.
 const IO_SUSPECT_BYTES_PER_SECOND: f64 = 10e6;
@@ -69,15 +69,13 @@ pub fn suspects(processes: &[report::Process], facts: &RunFacts) -> Vec<Scored> 
                     disk.device, disk.busy_percent
                 ));
             }
-            let suspect = Suspect {
-                rank: 0,
-                pid: p.pid,
-                comm: p.comm.clone(),
-                resource: "io".to_owned(),
-                value: round3(io.bytes_per_second / 1e6),
-                unit: "MB/s".to_owned(),
+            let suspect = Suspect::new(
+                p.pid,
+                &p.comm,
+                Resource::Io,
+                round3(io.bytes_per_second / 1e6),
                 reason,
-            };
+            );
             Some((share * busy.max(0.1), suspect))
         })
         .collect()

@@ -17,7 +17,10 @@ use profiler_common::{BlameKey, Counter, IoStats};
 use crate::{
     collect::Counters,
     model::ProcessUsage,
-    report::{self, Cpu, DiskBusy, Drops, Host, Hottest, Report, Samples, Suspect, Timeline},
+    report::{
+        self, Cpu, DiskBusy, Drops, Host, Hottest, Report, Resource, Samples, Suspect, Timeline,
+    },
+    signals::{Signal, SignalState},
     symbolize::{FoldedStack, KERNEL_SUFFIX},
 };
 
@@ -38,7 +41,7 @@ pub struct RunFacts {
     pub cpus: u32,
     pub frequency_hz: u64,
     pub counters: Counters,
-    pub signals: BTreeMap<String, String>,
+    pub signals: BTreeMap<Signal, SignalState>,
     /// Run-queue delay per (culprit, victim) process pair.
     pub blame: Vec<(BlameKey, u64)>,
     /// When non-empty, only these pids are reported.
@@ -60,8 +63,8 @@ impl RunFacts {
         f64::from(self.cpus.max(1))
     }
 
-    fn signal_on(&self, name: &str) -> bool {
-        self.signals.get(name).is_some_and(|state| state == "on")
+    fn signal_on(&self, signal: Signal) -> bool {
+        self.signals.get(&signal).is_some_and(SignalState::is_on)
     }
 
     fn reported(&self, pid: u32) -> bool {
@@ -114,17 +117,17 @@ pub fn build_report(
                 },
                 sched: p.sched.as_ref().map(|stats| report::Sched {
                     offcpu_ns: facts
-                        .signal_on("offcpu")
+                        .signal_on(Signal::Offcpu)
                         .then(|| p.offcpu.iter().map(|(_, ns)| ns).sum()),
                     ..sched::sched(stats)
                 }),
                 io: facts
-                    .signal_on("io")
+                    .signal_on(Signal::Io)
                     .then(|| io::io(&p.io.unwrap_or(IoStats::ZERO), secs)),
-                syscalls: facts
-                    .signal_on("syscalls")
-                    .then(|| syscalls::summary(&p.syscalls, secs, facts.signal_on("syscall-time"))),
-                mem: facts.signal_on("mem").then(|| {
+                syscalls: facts.signal_on(Signal::Syscalls).then(|| {
+                    syscalls::summary(&p.syscalls, secs, facts.signal_on(Signal::SyscallTime))
+                }),
+                mem: facts.signal_on(Signal::Mem).then(|| {
                     let f = p.faults.unwrap_or_default();
                     report::Mem {
                         rss_bytes: p.identity.rss_bytes,
@@ -132,7 +135,7 @@ pub fn build_report(
                         major_faults: f.major,
                     }
                 }),
-                net: facts.signal_on("net").then(|| {
+                net: facts.signal_on(Signal::Net).then(|| {
                     let n = p.net.unwrap_or_default();
                     report::Net {
                         tx_bytes: n.tx_bytes,
@@ -280,15 +283,13 @@ fn cpu_suspects(processes: &[report::Process], facts: &RunFacts, busy_cores: f64
                     hot.function, hot.percent
                 ));
             }
-            let suspect = Suspect {
-                rank: 0,
-                pid: p.pid,
-                comm: p.comm.clone(),
-                resource: "cpu".to_owned(),
-                value: p.cpu.cores,
-                unit: "cores".to_owned(),
+            let suspect = Suspect::new(
+                p.pid,
+                &p.comm,
+                Resource::Cpu,
+                p.cpu.cores,
                 reason,
-            };
+            );
             (p.cpu.cores / facts.cpus(), suspect)
         })
         .collect()
@@ -306,21 +307,19 @@ fn net_suspects(processes: &[report::Process], facts: &RunFacts) -> Vec<Scored> 
         .filter_map(|p| Some((p, p.net?)))
         .filter(|(_, n)| n.bytes_per_second >= NET_SUSPECT_BYTES_PER_SECOND)
         .map(|(p, n)| {
-            let suspect = Suspect {
-                rank: 0,
-                pid: p.pid,
-                comm: p.comm.clone(),
-                resource: "net".to_owned(),
-                value: round3(n.bytes_per_second / 1e6),
-                unit: "MB/s".to_owned(),
-                reason: format!(
+            let suspect = Suspect::new(
+                p.pid,
+                &p.comm,
+                Resource::Net,
+                round3(n.bytes_per_second / 1e6),
+                format!(
                     "moved {:.1} MB/s through TCP/UDP sockets: sent {:.1} MB, received {:.1} MB in {:.1} s",
                     n.bytes_per_second / 1e6,
                     n.tx_bytes as f64 / 1e6,
                     n.rx_bytes as f64 / 1e6,
                     facts.seconds()
                 ),
-            };
+            );
             (n.bytes_per_second / NET_BYTES_PER_SECOND_PER_CPU / facts.cpus(), suspect)
         })
         .collect()
@@ -345,21 +344,19 @@ fn mem_suspects(processes: &[report::Process], facts: &RunFacts) -> Vec<Scored> 
             if share < MEM_SUSPECT_SHARE && major_per_second < MEM_SUSPECT_MAJOR_PER_SECOND {
                 return None;
             }
-            let suspect = Suspect {
-                rank: 0,
-                pid: p.pid,
-                comm: p.comm.clone(),
-                resource: "mem".to_owned(),
-                value: round3(m.rss_bytes.unwrap_or(0) as f64 / (1u64 << 30) as f64),
-                unit: "GiB".to_owned(),
-                reason: format!(
+            let suspect = Suspect::new(
+                p.pid,
+                &p.comm,
+                Resource::Mem,
+                round3(m.rss_bytes.unwrap_or(0) as f64 / (1u64 << 30) as f64),
+                format!(
                     "holds {:.2} GiB resident ({:.0}% of the host's memory) and took {} major and {} minor page faults ({major_per_second:.0} major per second)",
                     m.rss_bytes.unwrap_or(0) as f64 / (1u64 << 30) as f64,
                     share * 100.0,
                     m.major_faults,
                     m.minor_faults
                 ),
-            };
+            );
             Some((share, suspect))
         })
         .collect()
@@ -380,15 +377,13 @@ fn sched_suspects(blame: &[report::Blame], facts: &RunFacts) -> Vec<Scored> {
                 c.worst.victim_pid,
                 c.worst.delay_ns as f64 / 1e9
             );
-            let suspect = Suspect {
-                rank: 0,
-                pid: c.pid,
-                comm: c.worst.culprit_comm.clone(),
-                resource: "sched".to_owned(),
-                value: round3(delay_s),
-                unit: "s".to_owned(),
+            let suspect = Suspect::new(
+                c.pid,
+                &c.worst.culprit_comm,
+                Resource::Sched,
+                round3(delay_s),
                 reason,
-            };
+            );
             (delay_s / secs / facts.cpus(), suspect)
         })
         .collect()
@@ -421,7 +416,7 @@ mod tests {
             counters: Counters::default(),
             mem_total_bytes: Some(8 << 30),
             busiest_disk: None,
-            signals: BTreeMap::from([("cpu".to_owned(), "on".to_owned())]),
+            signals: BTreeMap::from([(Signal::Cpu, SignalState::On)]),
             blame: Vec::new(),
             only_pids,
             own_pid: 1,
@@ -545,7 +540,7 @@ mod tests {
         let sched: Vec<&Suspect> = report
             .suspects
             .iter()
-            .filter(|s| s.resource == "sched")
+            .filter(|s| s.resource == Resource::Sched)
             .collect();
         assert_eq!(sched.len(), 1);
         assert_eq!(sched[0].pid, 10);

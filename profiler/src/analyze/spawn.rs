@@ -1,7 +1,7 @@
 //! Spawn storms: parents starting processes at a high rate, with what their children used.
 
 use super::{RunFacts, Scored, round3};
-use crate::report::{Process, Suspect};
+use crate::report::{Process, Resource, Suspect};
 
 /// From this many new processes per second a parent is a suspect: far above a shell or a
 /// service manager at rest, and what a fork storm or a crash-looping supervisor does.
@@ -26,15 +26,13 @@ pub fn suspects(processes: &[Process], facts: &RunFacts) -> Vec<Scored> {
             if let Some(child) = children.first() {
                 reason.push_str(&format!("; e.g. {} (pid {})", child.comm, child.pid));
             }
-            let suspect = Suspect {
-                rank: 0,
-                pid: p.pid,
-                comm: p.comm.clone(),
-                resource: "spawn".to_owned(),
-                value: per_second,
-                unit: "processes/s".to_owned(),
+            let suspect = Suspect::new(
+                p.pid,
+                &p.comm,
+                Resource::Spawn,
+                per_second,
                 reason,
-            };
+            );
             // What the children cost the host, plus a floor so a storm of tiny children ranks.
             let score = children_cores / facts.cpus() + 0.01;
             (score, suspect)

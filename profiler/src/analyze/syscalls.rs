@@ -5,7 +5,7 @@ use profiler_common::SyscallStats;
 use super::{RunFacts, Scored, round3};
 use crate::{
     model::syscall_name,
-    report::{self, Suspect, SyscallTop, Syscalls},
+    report::{self, Resource, Suspect, SyscallTop, Syscalls},
 };
 
 const TOP: usize = 5;
@@ -72,15 +72,7 @@ pub fn suspects(processes: &[report::Process], facts: &RunFacts) -> Vec<Scored> 
                     first.count as f64 * 100.0 / s.count as f64
                 ));
             }
-            let suspect = Suspect {
-                rank: 0,
-                pid: p.pid,
-                comm: p.comm.clone(),
-                resource: "syscalls".to_owned(),
-                value: s.per_second,
-                unit: "syscalls/s".to_owned(),
-                reason,
-            };
+            let suspect = Suspect::new(p.pid, &p.comm, Resource::Syscalls, s.per_second, reason);
             // Scored by the CPU capacity spent inside its syscalls, like the other resources.
             let score = s.time_ns as f64 / 1e9 / facts.seconds() / facts.cpus();
             (score, suspect)

@@ -1,6 +1,6 @@
 //! The verdict paragraph: the suspects and their evidence in plain words.
 
-use crate::report::{Process, Report, Suspect};
+use crate::report::{Process, Report, Resource, Suspect};
 
 /// Suspects described in full sentences; the rest are listed.
 const DESCRIBED: usize = 3;
@@ -18,8 +18,8 @@ fn sentence(report: &Report, suspect: &Suspect) -> String {
         || format!("{} (pid {})", suspect.comm, suspect.pid),
         describe,
     );
-    match (suspect.resource.as_str(), process) {
-        ("cpu", Some(p)) => {
+    match (suspect.resource, process) {
+        (Resource::Cpu, Some(p)) => {
             let mut text = format!(
                 "{who} is eating the CPU: {:.2} of {} cores ({:.0}% of the host) over {:.1} s, while the whole host was {:.0}% busy",
                 p.cpu.cores,
@@ -33,7 +33,7 @@ fn sentence(report: &Report, suspect: &Suspect) -> String {
             }
             text
         }
-        ("sched", _) => {
+        (Resource::Sched, _) => {
             let mut text = format!("{who} {}", suspect.reason);
             let worst = report
                 .blame
@@ -49,7 +49,7 @@ fn sentence(report: &Report, suspect: &Suspect) -> String {
             }
             text
         }
-        ("syscalls", Some(p)) => match &p.syscalls {
+        (Resource::Syscalls, Some(p)) => match &p.syscalls {
             Some(s) => {
                 let mut text = format!(
                     "{who} storms syscalls: {:.0} per second ({} in {:.1} s",
@@ -66,10 +66,10 @@ fn sentence(report: &Report, suspect: &Suspect) -> String {
             }
             None => format!("{who} {}", suspect.reason),
         },
-        ("mem", _) => format!("{who} weighs on memory: it {}", suspect.reason),
-        ("net", _) => format!("{who} floods the network: it {}", suspect.reason),
-        ("spawn", _) => format!("{who} spawns processes: it {}", suspect.reason),
-        ("io", _) => format!("{who} saturates the disk: it {}", suspect.reason),
+        (Resource::Mem, _) => format!("{who} weighs on memory: it {}", suspect.reason),
+        (Resource::Net, _) => format!("{who} floods the network: it {}", suspect.reason),
+        (Resource::Spawn, _) => format!("{who} spawns processes: it {}", suspect.reason),
+        (Resource::Io, _) => format!("{who} saturates the disk: it {}", suspect.reason),
         _ => format!("{who} {}", suspect.reason),
     }
 }

@@ -69,67 +69,51 @@ impl Cumulative {
             let i = counter as usize;
             counters.0[i] = self.counters.0[i].saturating_sub(base.counters.0[i]);
         }
-        Self {
+        let mut delta = Self {
             processes: ProcessSnapshot {
-                on_cpu_ns: delta(&self.processes.on_cpu_ns, &base.processes.on_cpu_ns),
+                on_cpu_ns: increase(&self.processes.on_cpu_ns, &base.processes.on_cpu_ns),
                 ..self.processes.clone()
             },
-            stack_counts: delta(&self.stack_counts, &base.stack_counts),
-            offcpu: delta(&self.offcpu, &base.offcpu),
-            sched: delta(&self.sched, &base.sched),
-            blame: delta(&self.blame, &base.blame),
-            syscalls: delta(&self.syscalls, &base.syscalls),
-            net: delta(&self.net, &base.net),
-            faults: delta(&self.faults, &base.faults),
-            io: delta(&self.io, &base.io),
             counters,
             read_at_ns: self.read_at_ns,
+            ..Self::default()
+        };
+        let now = self;
+        macro_rules! each {
+            ($map:ident) => {
+                delta.$map = increase(&now.$map, &base.$map)
+            };
         }
+        per_process_maps!(each);
+        delta
     }
 
     /// Moves the entries of the processes in `gone` out into a reading of their own.
     pub fn split_off(&mut self, gone: &HashSet<u32>) -> Self {
-        fn take<K: Copy + Eq + Hash, V>(
-            map: &mut HashMap<K, V>,
-            doomed: impl Fn(&K) -> bool,
-        ) -> HashMap<K, V> {
-            let keys: Vec<K> = map.keys().filter(|k| doomed(k)).copied().collect();
-            keys.into_iter()
-                .filter_map(|k| Some((k, map.remove(&k)?)))
-                .collect()
-        }
-        let dead = |tgid: &u32| gone.contains(tgid);
-        Self {
+        let dead = |key: &dyn Keyed| key.involves(&|tgid| gone.contains(&tgid));
+        let mut split = Self {
             processes: ProcessSnapshot {
                 on_cpu_ns: take(&mut self.processes.on_cpu_ns, dead),
                 comms: self.processes.comms.clone(),
                 execs: self.processes.execs.clone(),
                 cgroups: self.processes.cgroups.clone(),
             },
-            stack_counts: take(&mut self.stack_counts, |k| dead(&k.tgid)),
-            offcpu: take(&mut self.offcpu, |k| dead(&k.tgid)),
-            sched: take(&mut self.sched, dead),
-            blame: take(&mut self.blame, |k| {
-                dead(&k.culprit_tgid) || dead(&k.victim_tgid)
-            }),
-            syscalls: take(&mut self.syscalls, |k| dead(&k.tgid)),
-            net: take(&mut self.net, dead),
-            faults: take(&mut self.faults, dead),
-            io: take(&mut self.io, dead),
-            counters: Counters::default(),
             read_at_ns: self.read_at_ns,
+            ..Self::default()
+        };
+        let from = self;
+        macro_rules! each {
+            ($map:ident) => {
+                split.$map = take(&mut from.$map, dead)
+            };
         }
+        per_process_maps!(each);
+        split
     }
 
     /// Adds `other`'s figures into these, key by key: the final figures of processes whose
     /// entries left the maps during a window join the window's reading.
     pub fn absorb(&mut self, other: &Self) {
-        fn add<K: Copy + Eq + Hash, V: Increase>(into: &mut HashMap<K, V>, from: &HashMap<K, V>) {
-            for (key, value) in from {
-                let total = into.entry(*key).or_insert(V::NONE);
-                *total = total.plus(value);
-            }
-        }
         add(&mut self.processes.on_cpu_ns, &other.processes.on_cpu_ns);
         for (tgid, comm) in &other.processes.comms {
             self.processes
@@ -140,52 +124,123 @@ impl Cumulative {
         for (tgid, cgroup) in &other.processes.cgroups {
             self.processes.cgroups.entry(*tgid).or_insert(*cgroup);
         }
-        add(&mut self.stack_counts, &other.stack_counts);
-        add(&mut self.offcpu, &other.offcpu);
-        add(&mut self.sched, &other.sched);
-        add(&mut self.blame, &other.blame);
-        add(&mut self.syscalls, &other.syscalls);
-        add(&mut self.net, &other.net);
-        add(&mut self.faults, &other.faults);
-        add(&mut self.io, &other.io);
+        let into = self;
+        macro_rules! each {
+            ($map:ident) => {
+                add(&mut into.$map, &other.$map)
+            };
+        }
+        per_process_maps!(each);
     }
 
     /// Every process this reading has a figure or a name of.
     pub fn tgids(&self) -> HashSet<u32> {
         let p = &self.processes;
-        p.on_cpu_ns
+        let mut tgids: HashSet<u32> = p
+            .on_cpu_ns
             .keys()
             .chain(p.comms.keys())
             .chain(p.execs.keys())
-            .chain(self.sched.keys())
-            .chain(self.net.keys())
-            .chain(self.faults.keys())
-            .chain(self.io.keys())
             .copied()
-            .chain(self.stack_counts.keys().map(|k| k.tgid))
-            .chain(self.offcpu.keys().map(|k| k.tgid))
-            .chain(self.syscalls.keys().map(|k| k.tgid))
-            .chain(
-                self.blame
-                    .keys()
-                    .flat_map(|k| [k.culprit_tgid, k.victim_tgid]),
-            )
-            .collect()
+            .collect();
+        let reading = self;
+        macro_rules! each {
+            ($map:ident) => {
+                for key in reading.$map.keys() {
+                    key.each_tgid(&mut |tgid| {
+                        tgids.insert(tgid);
+                    });
+                }
+            };
+        }
+        per_process_maps!(each);
+        tgids
     }
 
     /// Forgets processes whose map entries were deleted, so the next difference does not go
     /// negative.
     pub fn forget(&mut self, gone: &impl Fn(u32) -> bool) {
         self.processes.on_cpu_ns.retain(|&tgid, _| !gone(tgid));
-        self.stack_counts.retain(|key, _| !gone(key.tgid));
-        self.offcpu.retain(|key, _| !gone(key.tgid));
-        self.sched.retain(|&tgid, _| !gone(tgid));
-        self.blame
-            .retain(|key, _| !gone(key.culprit_tgid) && !gone(key.victim_tgid));
-        self.syscalls.retain(|key, _| !gone(key.tgid));
-        self.net.retain(|&tgid, _| !gone(tgid));
-        self.faults.retain(|&tgid, _| !gone(tgid));
-        self.io.retain(|&tgid, _| !gone(tgid));
+        let reading = self;
+        macro_rules! each {
+            ($map:ident) => {
+                reading.$map.retain(|key, _| !key.involves(gone))
+            };
+        }
+        per_process_maps!(each);
+    }
+}
+
+/// Applies the macro `$each` to each per-process map of a [`Cumulative`]: the one list of
+/// them that every operation above goes through. A new signal's map is added here and in the
+/// struct, and nowhere else in this file.
+macro_rules! per_process_maps {
+    ($each:ident) => {
+        $each!(stack_counts);
+        $each!(offcpu);
+        $each!(sched);
+        $each!(blame);
+        $each!(syscalls);
+        $each!(net);
+        $each!(faults);
+        $each!(io);
+    };
+}
+use per_process_maps;
+
+/// A map key: which processes it is about.
+pub trait Keyed {
+    fn each_tgid(&self, visit: &mut dyn FnMut(u32));
+
+    /// Whether `pick` holds for any process the key names.
+    fn involves(&self, pick: &dyn Fn(u32) -> bool) -> bool {
+        let mut any = false;
+        self.each_tgid(&mut |tgid| any |= pick(tgid));
+        any
+    }
+}
+
+impl Keyed for u32 {
+    fn each_tgid(&self, visit: &mut dyn FnMut(u32)) {
+        visit(*self);
+    }
+}
+
+impl Keyed for StackKey {
+    fn each_tgid(&self, visit: &mut dyn FnMut(u32)) {
+        visit(self.tgid);
+    }
+}
+
+impl Keyed for SyscallKey {
+    fn each_tgid(&self, visit: &mut dyn FnMut(u32)) {
+        visit(self.tgid);
+    }
+}
+
+impl Keyed for BlameKey {
+    fn each_tgid(&self, visit: &mut dyn FnMut(u32)) {
+        visit(self.culprit_tgid);
+        visit(self.victim_tgid);
+    }
+}
+
+/// Moves the entries whose keys `doomed` picks out of `map`.
+fn take<K: Keyed + Copy + Eq + Hash, V>(
+    map: &mut HashMap<K, V>,
+    doomed: impl Fn(&dyn Keyed) -> bool,
+) -> HashMap<K, V> {
+    let keys: Vec<K> = map.keys().filter(|k| doomed(*k)).copied().collect();
+    keys.into_iter()
+        .filter_map(|k| Some((k, map.remove(&k)?)))
+        .collect()
+}
+
+/// Adds `from`'s figures into `into`, key by key.
+fn add<K: Copy + Eq + Hash, V: Increase>(into: &mut HashMap<K, V>, from: &HashMap<K, V>) {
+    for (key, value) in from {
+        let total = into.entry(*key).or_insert(V::NONE);
+        *total = total.plus(value);
     }
 }
 
@@ -247,7 +302,7 @@ increase_fields!(NetStats = NetStats { tx_bytes: 0, rx_bytes: 0, tx_calls: 0, rx
 increase_fields!(FaultStats = FaultStats { minor: 0, major: 0 }; minor, major);
 
 /// The keys whose figures grew between `base` and `now`, with their growth.
-fn delta<K: Copy + Eq + Hash, V: Increase>(
+fn increase<K: Copy + Eq + Hash, V: Increase>(
     now: &HashMap<K, V>,
     base: &HashMap<K, V>,
 ) -> HashMap<K, V> {

@@ -5,8 +5,8 @@ use std::io::Write as _;
 use anyhow::Context as _;
 
 use crate::{
-    cli::Signal,
     probes::{self, Selection, btf, tracefs},
+    signals::{Signal, SignalState},
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,21 +137,6 @@ fn btf_check() -> Check {
     }
 }
 
-/// Fix for a signal that is not ready, in words an operator can act on.
-fn fix(signal: &str) -> &'static str {
-    match signal {
-        "sched" | "offcpu" | "processes" | "net" | "io" => {
-            "mount tracefs (mount -t tracefs nodev /sys/kernel/tracing) or unset PROFILER_TRACEFS"
-        }
-        "syscalls" | "syscall-time" => {
-            "needs raw tracepoints on raw_syscalls:sys_enter and sys_exit"
-        }
-        "mem" => "needs the page-fault software perf events (CONFIG_PERF_EVENTS)",
-        "cpu" => "needs perf_event programs and the cpu-clock software event (CONFIG_PERF_EVENTS)",
-        _ => "",
-    }
-}
-
 /// Every signal's reason when the privileges check failed; that check says what to do.
 const NOT_PRIVILEGED: &str = "not privileged (see the privileges check above)";
 
@@ -160,19 +145,19 @@ pub fn run() -> anyhow::Result<()> {
     let privileged = checks
         .iter()
         .all(|c| c.name != "privileges" || c.status == Status::Ok);
-    let signals: Vec<(String, String)> = if privileged {
-        match probes::attach(99, Selection::ALL) {
+    let everything: Vec<Signal> = Signal::all().collect();
+    let unavailable = |reason: String| {
+        Signal::all()
+            .map(|s| (s, SignalState::Unavailable(reason.clone())))
+            .collect()
+    };
+    let signals: Vec<(Signal, SignalState)> = if privileged {
+        match probes::attach(99, Selection::of(&everything)) {
             Ok(probes) => probes.signals.into_iter().collect(),
-            Err(err) => Signal::all_names()
-                .into_iter()
-                .map(|s| (s, format!("unavailable: {err:#}")))
-                .collect(),
+            Err(err) => unavailable(format!("{err:#}")),
         }
     } else {
-        Signal::all_names()
-            .into_iter()
-            .map(|s| (s, format!("unavailable: {NOT_PRIVILEGED}")))
-            .collect()
+        unavailable(NOT_PRIVILEGED.to_owned())
     };
 
     let mut out = std::io::stdout().lock();
@@ -190,15 +175,19 @@ pub fn run() -> anyhow::Result<()> {
     writeln!(out, "{:<8} {:<12} REASON / FIX", "SIGNAL", "STATE")?;
     let mut ready = 0;
     for (signal, state) in &signals {
-        let (label, reason) = if state == "on" {
-            ("ready", String::new())
-        } else {
-            let reason = state.strip_prefix("unavailable: ").unwrap_or(state);
-            if reason == NOT_PRIVILEGED {
-                ("unavailable", reason.to_owned())
-            } else {
-                ("unavailable", format!("{reason}; fix: {}", fix(signal)))
+        let (label, reason) = match state {
+            SignalState::On => ("ready", String::new()),
+            SignalState::Unavailable(reason) if reason == NOT_PRIVILEGED => {
+                ("unavailable", reason.clone())
             }
+            SignalState::Unavailable(reason) => (
+                "unavailable",
+                format!("{reason}; fix: {}", signal.declaration().fix),
+            ),
+            SignalState::Off => (
+                "unavailable",
+                format!("off; fix: {}", signal.declaration().fix),
+            ),
         };
         if label == "ready" {
             ready += 1;

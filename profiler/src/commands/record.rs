@@ -21,6 +21,7 @@ use crate::{
     output::{self, windows},
     probes,
     session::{Config, Session, Stops, Symbolization, Tick, WindowReport},
+    signals::{Signal, SignalState},
 };
 
 /// How often alerts are evaluated and metrics refreshed.
@@ -128,8 +129,8 @@ fn warn_missing_signals(engine: &Engine, session: &Session) {
     for rule in engine.rules() {
         let signal = rule.signal();
         // cpu figures come from on-CPU time, measured whatever the selection.
-        let state = session.signals().get(signal).map_or("on", String::as_str);
-        if signal != "cpu" && state != "on" {
+        let state = session.signals().get(&signal).unwrap_or(&SignalState::On);
+        if signal != Signal::Cpu && !state.is_on() {
             eprintln!(
                 "profiler: warning: alert rule `{rule}` needs the {signal} signal, which is {state}"
             );

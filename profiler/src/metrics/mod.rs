@@ -315,7 +315,7 @@ impl Metrics {
         {
             let labels = AppLabels {
                 app: label(&app.name),
-                kind: app.kind.clone(),
+                kind: app.kind.as_str().to_owned(),
             };
             f.app_cpu_cores.get_or_create(&labels).set(app.cpu.cores);
             f.app_processes

@@ -16,7 +16,12 @@ use std::{
 
 use anyhow::Context as _;
 
-use crate::{model::ProcessUsage, report::Report, symbolize::FoldedStack};
+use crate::{
+    model::ProcessUsage,
+    report::Report,
+    signals::{Signal, SignalState},
+    symbolize::FoldedStack,
+};
 
 /// A process's symbolized stacks, named for the flamegraph root frame.
 #[derive(Debug, Clone, Copy)]
@@ -220,7 +225,10 @@ pub fn render_usage(
     html: HtmlReport,
 ) -> anyhow::Result<RunFiles> {
     let offcpu_us = micros(&folded.offcpu);
-    let offcpu_on = report.signals.get("offcpu").is_some_and(|s| s == "on");
+    let offcpu_on = report
+        .signals
+        .get(&Signal::Offcpu)
+        .is_some_and(SignalState::is_on);
     render_run(
         report,
         &reported(usage, &folded.cpu, pids),

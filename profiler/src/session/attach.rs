@@ -13,22 +13,7 @@ pub async fn attach(
     signals: &[Signal],
     stops: &mut Stops,
 ) -> anyhow::Result<Probes> {
-    let offcpu = signals.contains(&Signal::Offcpu);
-    let probes = probes::attach(
-        frequency,
-        probes::Selection {
-            cpu: signals.contains(&Signal::Cpu),
-            // Off-CPU time rides on the scheduler tracepoints, which measure the run queue too.
-            sched: signals.contains(&Signal::Sched) || offcpu,
-            offcpu,
-            io: signals.contains(&Signal::Io),
-            syscalls: signals.contains(&Signal::Syscalls),
-            syscall_time: signals.contains(&Signal::SyscallTime),
-            processes: signals.contains(&Signal::Processes),
-            net: signals.contains(&Signal::Net),
-            mem: signals.contains(&Signal::Mem),
-        },
-    )?;
+    let probes = probes::attach(frequency, probes::Selection::of(signals))?;
     stops.none_yet().await?;
     Ok(probes)
 }
@@ -39,7 +24,7 @@ pub fn announce(probes: &Probes, frequency: u64, what_next: &str) {
     let states: Vec<String> = probes
         .signals
         .iter()
-        .map(|(name, state)| format!("{name} {}", state.split(':').next().unwrap_or(state)))
+        .map(|(signal, state)| format!("{signal} {}", state.label()))
         .collect();
     eprintln!(
         "profiler: attached ({}): {} CPUs at {frequency} Hz {what_next}",

@@ -23,7 +23,6 @@ use self::window::{TIMELINE_INTERVAL, Window};
 pub use self::{phases::PhaseClock, stops::Stops};
 use crate::{
     analyze::{self, RunFacts},
-    cli::Signal,
     collect::{
         Collector, ProcessSnapshot, cleanup, cumulative::Cumulative, kernel_now_ns,
         own_cost::OwnCostMeter,
@@ -31,6 +30,7 @@ use crate::{
     model::{Mapping, ProcessUsage, cmdline::Cmdlines, table::Procfs},
     probes::Probes,
     report::{OwnCost, Report},
+    signals::{Signal, SignalState},
     symbolize::{self, Folded, FoldedStack},
 };
 
@@ -102,7 +102,7 @@ impl Release {
 
 /// What does not change between windows of a session.
 struct Facts {
-    signals: BTreeMap<String, String>,
+    signals: BTreeMap<Signal, SignalState>,
     cpus: u32,
     frequency_hz: u64,
     only_pids: Vec<u32>,
@@ -221,8 +221,8 @@ impl Session {
         })
     }
 
-    /// Signal name -> state, as the report shows them.
-    pub fn signals(&self) -> &BTreeMap<String, String> {
+    /// What became of each signal.
+    pub fn signals(&self) -> &BTreeMap<Signal, SignalState> {
         &self.facts.signals
     }
 

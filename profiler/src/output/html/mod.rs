@@ -120,9 +120,9 @@ fn suspects(report: &Report) -> String {
             s.rank,
             s.pid,
             esc(&s.comm),
-            esc(&s.resource),
+            s.resource,
             s.value,
-            esc(&s.unit),
+            s.unit,
             esc(&s.reason)
         );
     }
@@ -161,7 +161,7 @@ fn host(report: &Report) -> String {
     let signals: Vec<String> = report
         .signals
         .iter()
-        .map(|(name, state)| format!("{}: {}", esc(name), esc(state)))
+        .map(|(signal, state)| format!("{signal}: {}", esc(&state.to_string())))
         .collect();
     facts.push(("signals", signals.join("; ")));
     definitions(&facts)

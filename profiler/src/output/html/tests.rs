@@ -18,9 +18,9 @@ fn report() -> Report {
         rank: 1,
         pid: 66,
         comm: EVIL.to_owned(),
-        resource: "cpu".to_owned(),
+        resource: crate::report::Resource::Cpu,
         value: 0.5,
-        unit: "cores".to_owned(),
+        unit: crate::report::Unit::Cores,
         reason: format!("{EVIL} used 0.50 cores"),
     }];
     report.verdict = format!("Suspect #1: {EVIL}");

@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use crate::report::{
-    App, AppCpu, AppIo, AppSched, AppSyscalls, Blame, Cpu, Drops, Host, Io, Mem, Net, Process,
-    Report, SCHEMA, Samples, Sched, Suspect, Syscalls,
+    App, AppCpu, AppIo, AppKind, AppSched, AppSyscalls, Blame, Cpu, Drops, Host, Io, Mem, Net,
+    Process, Report, Resource, SCHEMA, Samples, Sched, Suspect, Syscalls, Unit,
 };
 
 const MIB: u64 = 1024 * 1024;
@@ -66,10 +66,10 @@ fn process(pid: u32, comm: &str, cores: f64, rss: Option<u64>) -> Process {
     }
 }
 
-fn app(name: &str, kind: &str, processes: u64, cores: f64) -> App {
+fn app(name: &str, kind: AppKind, processes: u64, cores: f64) -> App {
     App {
         name: name.to_owned(),
-        kind: kind.to_owned(),
+        kind,
         processes,
         exited: 0,
         cpu: AppCpu {
@@ -135,19 +135,19 @@ pub fn report() -> Report {
             delay_ns: 80_000_000,
         }],
         apps: vec![
-            app("burner", "comm", 1, 0.98),
-            app("worker", "comm", 2, 0.3),
-            app("sleeper", "comm", 1, 0.01),
-            app("/burner.service", "cgroup", 1, 0.98),
-            app("/worker.service", "cgroup", 2, 0.3),
+            app("burner", AppKind::Comm, 1, 0.98),
+            app("worker", AppKind::Comm, 2, 0.3),
+            app("sleeper", AppKind::Comm, 1, 0.01),
+            app("/burner.service", AppKind::Cgroup, 1, 0.98),
+            app("/worker.service", AppKind::Cgroup, 2, 0.3),
         ],
         suspects: vec![Suspect {
             rank: 1,
             pid: 4242,
             comm: "burner".to_owned(),
-            resource: "cpu".to_owned(),
+            resource: Resource::Cpu,
             value: 0.98,
-            unit: "cores".to_owned(),
+            unit: Unit::Cores,
             reason: "burns a core".to_owned(),
         }],
         verdict: "burner (pid 4242) is eating 0.98 cores".to_owned(),

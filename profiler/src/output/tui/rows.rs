@@ -3,7 +3,7 @@
 
 use std::{cmp::Ordering, collections::HashSet};
 
-use crate::report::Report;
+use crate::report::{AppKind, Report};
 
 /// What one row stands for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -168,9 +168,9 @@ pub fn rows(report: &Report, grouping: Grouping) -> Vec<Row> {
             .collect(),
         Grouping::Comm | Grouping::Cgroup => {
             let kind = if grouping == Grouping::Comm {
-                "comm"
+                AppKind::Comm
             } else {
-                "cgroup"
+                AppKind::Cgroup
             };
             report
                 .apps
