@@ -86,7 +86,9 @@ where
             continue;
         }
         let (offset, size) = phdr.file_range(endian);
-        let Ok(notes) = data.read_bytes_at(offset, size.min(MAX_NOTES)) else {
+        // What a truncated file still holds of the segment may hold the build id.
+        let available = data.len().unwrap_or(0).saturating_sub(offset);
+        let Ok(notes) = data.read_bytes_at(offset, size.min(MAX_NOTES).min(available)) else {
             continue;
         };
         // An alignment other than 4 or 8 is corrupt (binutils says so too).
@@ -115,7 +117,7 @@ struct KeepError<R> {
 impl<R> KeepError<R> {
     fn keep<T>(&mut self, result: io::Result<T>) -> io::Result<T> {
         match result {
-            // `read_exact` retries those.
+            // Not a failure: `read_exact` retries.
             Err(err) if err.kind() != io::ErrorKind::Interrupted => {
                 let kind = err.kind();
                 self.error.get_or_insert(err);
@@ -195,6 +197,15 @@ mod tests {
         assert_eq!(build_id_of(elf_with_notes(&notes, notes.len() - 4)), None);
         let stapsdt = note(b"stapsdt\0", 3, &[9; 8]);
         assert_eq!(build_id_of(elf_with_notes(&stapsdt, stapsdt.len())), None);
+    }
+
+    #[test]
+    fn a_note_segment_cut_short_by_the_end_of_the_file_is_read_as_far_as_it_goes() {
+        let notes = note(b"GNU\0", NT_GNU_BUILD_ID, &[0xab; 20]);
+        let mut truncated = elf_with_notes(&notes, notes.len() + 100);
+        assert_eq!(build_id_of(truncated.clone()), Some(vec![0xab; 20]));
+        truncated.truncate(truncated.len() - 4);
+        assert_eq!(build_id_of(truncated), None);
     }
 
     #[test]
