@@ -6,7 +6,9 @@ const CAP_SYS_ADMIN: u32 = 21;
 const CAP_PERFMON: u32 = 38;
 const CAP_BPF: u32 = 39;
 
-/// Effective capability set from /proc/self/status (`CapEff:` hex mask).
+/// Effective capability set from /proc/self/status (`CapEff:` hex mask). procfs's `Status` is not
+/// used: it requires some twenty other fields and fails whole on any it cannot parse, and this
+/// check must not refuse to run over a field it does not need.
 pub fn effective_caps(status: &str) -> Option<u64> {
     status
         .lines()

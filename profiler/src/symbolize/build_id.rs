@@ -1,6 +1,8 @@
 //! GNU build ids: the `NT_GNU_BUILD_ID` note of an ELF file, found through its `PT_NOTE` program
-//! headers. blazesym 0.2.7's `read_elf_build_id` is not used: it takes any note of type 3 whatever
-//! its owner, so a SystemTap probe note (`stapsdt`, also type 3) passes for a build id.
+//! headers, parsed with `object` over a lazy reader so only the header, the program headers and
+//! the note segments are read. blazesym 0.2.7's `read_elf_build_id` is not used: it takes any
+//! note of type 3 whatever its owner, so a SystemTap probe note (`stapsdt`, also type 3) passes
+//! for a build id.
 
 use std::{
     fs::File,
@@ -8,13 +10,16 @@ use std::{
     path::Path,
 };
 
-const PT_NOTE: u32 = 4;
-const NT_GNU_BUILD_ID: u32 = 3;
-const GNU: &[u8] = b"GNU\0";
+use object::{
+    Endianness, FileKind, ReadCache, ReadRef,
+    elf::{ELF_NOTE_GNU, ELFMAG, FileHeader32, FileHeader64, NT_GNU_BUILD_ID, PT_NOTE},
+    read::elf::{FileHeader, NoteIterator, ProgramHeader as _},
+};
+
 /// Note segments are small (a few hundred bytes); a larger one is not read past this.
 const MAX_NOTES: u64 = 64 * 1024;
 /// Program headers past this many are not looked at (real files have a dozen).
-const MAX_PHDRS: u64 = 256;
+const MAX_PHDRS: usize = 256;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildIdError {
@@ -33,146 +38,107 @@ pub fn read(path: &Path) -> Result<Option<Vec<u8>>, BuildIdError> {
 
 /// The build id of the ELF file `file` holds, `None` when it has none.
 pub fn read_from(file: &mut (impl Read + Seek)) -> Result<Option<Vec<u8>>, BuildIdError> {
-    let mut ident = [0_u8; 64];
-    let len = read_up_to(file, &mut ident)?;
-    let header = &ident[..len];
-    if !header.starts_with(b"\x7fELF") || header.len() < 52 {
-        return Err(BuildIdError::NotElf);
-    }
-    let elf = Layout {
-        wide: match header[4] {
-            1 => false,
-            2 => true,
-            _ => return Err(BuildIdError::Malformed),
-        },
-        big_endian: match header[5] {
-            1 => false,
-            2 => true,
-            _ => return Err(BuildIdError::Malformed),
-        },
-    };
-    // e_phoff, e_phentsize, e_phnum: ELF64 and ELF32 place them differently.
-    let (phoff, phentsize, phnum) = if elf.wide {
-        if header.len() < 64 {
-            return Err(BuildIdError::Malformed);
+    let data = ReadCache::new(KeepError {
+        inner: file,
+        error: None,
+    });
+    let found = match FileKind::parse(&data) {
+        Ok(FileKind::Elf32) => find::<FileHeader32<Endianness>, _>(&data),
+        Ok(FileKind::Elf64) => find::<FileHeader64<Endianness>, _>(&data),
+        _ if data.read_bytes_at(0, 4).is_ok_and(|magic| magic == ELFMAG) => {
+            Err(BuildIdError::Malformed)
         }
-        (
-            elf.u64(&header[32..]),
-            elf.u16(&header[54..]),
-            elf.u16(&header[56..]),
-        )
-    } else {
-        (
-            u64::from(elf.u32(&header[28..])),
-            elf.u16(&header[42..]),
-            elf.u16(&header[44..]),
-        )
+        _ => Err(BuildIdError::NotElf),
     };
-    let entry = u64::from(phentsize);
-    if entry < if elf.wide { 56 } else { 32 } {
+    let found = found.map(|id| id.map(<[u8]>::to_vec));
+    // object turns read failures into "malformed": the reader's own error says what happened.
+    match data.into_inner().error {
+        Some(err) if !matches!(found, Ok(Some(_))) => Err(err.into()),
+        _ => found,
+    }
+}
+
+/// The descriptor of the first GNU build-id note in the file's note segments.
+fn find<'data, Elf, R>(data: R) -> Result<Option<&'data [u8]>, BuildIdError>
+where
+    Elf: FileHeader<Endian = Endianness>,
+    R: ReadRef<'data>,
+{
+    let header = Elf::parse(data).map_err(|_| BuildIdError::Malformed)?;
+    let endian = header.endian().map_err(|_| BuildIdError::Malformed)?;
+    let phoff: u64 = header.e_phoff(endian).into();
+    let phnum = header
+        .phnum(endian, data)
+        .map_err(|_| BuildIdError::Malformed)?;
+    if phoff == 0 || phnum == 0 {
+        return Ok(None);
+    }
+    // Checked as object's `program_headers` does; it is not called because it would read every
+    // header a hostile e_phnum announces.
+    if usize::from(header.e_phentsize(endian)) != size_of::<Elf::ProgramHeader>() {
         return Err(BuildIdError::Malformed);
     }
-    let mut phdrs =
-        vec![0_u8; usize::try_from(entry * u64::from(phnum).min(MAX_PHDRS)).unwrap_or(0)];
-    file.seek(SeekFrom::Start(phoff))?;
-    let len = read_up_to(file, &mut phdrs)?;
-    for phdr in phdrs[..len].chunks_exact(usize::from(phentsize)) {
-        if elf.u32(phdr) != PT_NOTE {
+    let phdrs: &[Elf::ProgramHeader] = data
+        .read_slice_at(phoff, phnum.min(MAX_PHDRS))
+        .map_err(|()| BuildIdError::Malformed)?;
+    for phdr in phdrs {
+        if phdr.p_type(endian) != PT_NOTE {
             continue;
         }
-        // p_offset, p_filesz, p_align.
-        let (offset, size, align) = if elf.wide {
-            (
-                elf.u64(&phdr[8..]),
-                elf.u64(&phdr[32..]),
-                elf.u64(&phdr[48..]),
-            )
-        } else {
-            (
-                u64::from(elf.u32(&phdr[4..])),
-                u64::from(elf.u32(&phdr[16..])),
-                u64::from(elf.u32(&phdr[28..])),
-            )
+        let (offset, size) = phdr.file_range(endian);
+        // What a truncated file still holds of the segment may hold the build id.
+        let available = data.len().unwrap_or(0).saturating_sub(offset);
+        let Ok(notes) = data.read_bytes_at(offset, size.min(MAX_NOTES).min(available)) else {
+            continue;
         };
-        let mut notes = vec![0_u8; usize::try_from(size.min(MAX_NOTES)).unwrap_or(0)];
-        file.seek(SeekFrom::Start(offset))?;
-        let len = read_up_to(file, &mut notes)?;
-        if let Some(id) = find_build_id(&elf, &notes[..len], if align == 8 { 8 } else { 4 }) {
-            return Ok(Some(id.to_vec()));
+        // An alignment other than 4 or 8 is corrupt (binutils says so too).
+        let Ok(notes) = NoteIterator::<Elf>::new(endian, phdr.p_align(endian), notes) else {
+            continue;
+        };
+        // A malformed note ends its segment: what follows cannot be located.
+        for note in notes.map_while(Result::ok) {
+            if note.n_type(endian) == NT_GNU_BUILD_ID
+                && note.name() == ELF_NOTE_GNU
+                && !note.desc().is_empty()
+            {
+                return Ok(Some(note.desc()));
+            }
         }
     }
     Ok(None)
 }
 
-/// The descriptor of the GNU build-id note among `notes`, entries padded to `align` bytes.
-fn find_build_id<'n>(elf: &Layout, mut notes: &'n [u8], align: usize) -> Option<&'n [u8]> {
-    let pad = |n: usize| n.checked_next_multiple_of(align);
-    while notes.len() >= 12 {
-        let name_size = usize::try_from(elf.u32(notes)).ok()?;
-        let desc_size = usize::try_from(elf.u32(&notes[4..])).ok()?;
-        let kind = elf.u32(&notes[8..]);
-        let name_end = 12_usize.checked_add(name_size)?;
-        let desc_start = 12_usize.checked_add(pad(name_size)?)?;
-        let desc_end = desc_start.checked_add(desc_size)?;
-        if name_end > notes.len() || desc_end > notes.len() {
-            return None;
-        }
-        if kind == NT_GNU_BUILD_ID && &notes[12..name_end] == GNU && desc_size > 0 {
-            return Some(&notes[desc_start..desc_end]);
-        }
-        let next = desc_start.checked_add(pad(desc_size)?)?;
-        notes = notes.get(next..)?;
-    }
-    None
+/// A reader that keeps the first I/O error, which `ReadCache` reduces to `()`.
+struct KeepError<R> {
+    inner: R,
+    error: Option<io::Error>,
 }
 
-/// Fills `buf` as far as the file goes; returns how much was read.
-fn read_up_to(file: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match file.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-            Err(err) => return Err(err),
+impl<R> KeepError<R> {
+    fn keep<T>(&mut self, result: io::Result<T>) -> io::Result<T> {
+        match result {
+            // Not a failure: `read_exact` retries.
+            Err(err) if err.kind() != io::ErrorKind::Interrupted => {
+                let kind = err.kind();
+                self.error.get_or_insert(err);
+                Err(kind.into())
+            }
+            other => other,
         }
     }
-    Ok(filled)
 }
 
-/// Word size and byte order of an ELF file. Callers pass slices long enough for the read.
-struct Layout {
-    wide: bool,
-    big_endian: bool,
+impl<R: Read> Read for KeepError<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let result = self.inner.read(buf);
+        self.keep(result)
+    }
 }
 
-impl Layout {
-    fn u16(&self, bytes: &[u8]) -> u16 {
-        let b = [bytes[0], bytes[1]];
-        if self.big_endian {
-            u16::from_be_bytes(b)
-        } else {
-            u16::from_le_bytes(b)
-        }
-    }
-
-    fn u32(&self, bytes: &[u8]) -> u32 {
-        let b = [bytes[0], bytes[1], bytes[2], bytes[3]];
-        if self.big_endian {
-            u32::from_be_bytes(b)
-        } else {
-            u32::from_le_bytes(b)
-        }
-    }
-
-    fn u64(&self, bytes: &[u8]) -> u64 {
-        let mut b = [0_u8; 8];
-        b.copy_from_slice(&bytes[..8]);
-        if self.big_endian {
-            u64::from_be_bytes(b)
-        } else {
-            u64::from_le_bytes(b)
-        }
+impl<R: Seek> Seek for KeepError<R> {
+    fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
+        let result = self.inner.seek(pos);
+        self.keep(result)
     }
 }
 
@@ -180,10 +146,7 @@ impl Layout {
 mod tests {
     use super::*;
 
-    const LE64: Layout = Layout {
-        wide: true,
-        big_endian: false,
-    };
+    use std::io::Cursor;
 
     fn note(name: &[u8], kind: u32, desc: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
@@ -197,16 +160,52 @@ mod tests {
         out
     }
 
+    /// A little-endian ELF64 file whose one `PT_NOTE` segment is the first `size` bytes of
+    /// `notes`.
+    fn elf_with_notes(notes: &[u8], size: usize) -> Vec<u8> {
+        const EHDR: usize = 64;
+        const PHDR: usize = 56;
+        let mut out = vec![0_u8; EHDR];
+        out[..4].copy_from_slice(&ELFMAG);
+        out[4..7].copy_from_slice(&[2, 1, 1]); // ELFCLASS64, ELFDATA2LSB, EV_CURRENT
+        out[32..40].copy_from_slice(&(EHDR as u64).to_le_bytes()); // e_phoff
+        out[52..54].copy_from_slice(&(EHDR as u16).to_le_bytes()); // e_ehsize
+        out[54..56].copy_from_slice(&(PHDR as u16).to_le_bytes()); // e_phentsize
+        out[56..58].copy_from_slice(&1_u16.to_le_bytes()); // e_phnum
+        let mut phdr = [0_u8; PHDR];
+        phdr[..4].copy_from_slice(&PT_NOTE.to_le_bytes());
+        phdr[8..16].copy_from_slice(&((EHDR + PHDR) as u64).to_le_bytes()); // p_offset
+        phdr[32..40].copy_from_slice(&(size as u64).to_le_bytes()); // p_filesz
+        phdr[48..56].copy_from_slice(&4_u64.to_le_bytes()); // p_align
+        out.extend(phdr);
+        out.extend(notes);
+        out
+    }
+
+    fn build_id_of(elf: Vec<u8>) -> Option<Vec<u8>> {
+        read_from(&mut Cursor::new(elf)).unwrap()
+    }
+
     #[test]
     fn skips_type_3_notes_of_other_owners() {
         let mut notes = note(b"stapsdt\0", 3, &[9; 54]);
-        notes.extend(note(GNU, NT_GNU_BUILD_ID, &[0xab; 20]));
-        assert_eq!(find_build_id(&LE64, &notes, 4), Some(&[0xab; 20][..]));
-        assert_eq!(find_build_id(&LE64, &notes[..notes.len() - 4], 4), None);
+        notes.extend(note(b"GNU\0", NT_GNU_BUILD_ID, &[0xab; 20]));
         assert_eq!(
-            find_build_id(&LE64, &note(b"stapsdt\0", 3, &[9; 8]), 4),
-            None
+            build_id_of(elf_with_notes(&notes, notes.len())),
+            Some(vec![0xab; 20])
         );
+        assert_eq!(build_id_of(elf_with_notes(&notes, notes.len() - 4)), None);
+        let stapsdt = note(b"stapsdt\0", 3, &[9; 8]);
+        assert_eq!(build_id_of(elf_with_notes(&stapsdt, stapsdt.len())), None);
+    }
+
+    #[test]
+    fn a_note_segment_cut_short_by_the_end_of_the_file_is_read_as_far_as_it_goes() {
+        let notes = note(b"GNU\0", NT_GNU_BUILD_ID, &[0xab; 20]);
+        let mut truncated = elf_with_notes(&notes, notes.len() + 100);
+        assert_eq!(build_id_of(truncated.clone()), Some(vec![0xab; 20]));
+        truncated.truncate(truncated.len() - 4);
+        assert_eq!(build_id_of(truncated), None);
     }
 
     #[test]

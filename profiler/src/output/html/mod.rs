@@ -1,12 +1,16 @@
 //! `report.html`: the whole run on one self-contained page (styles, script, plots and
-//! flamegraphs inline; nothing fetched), for reading offline in any browser.
+//! flamegraphs inline; nothing fetched), for reading offline in any browser. maud escapes every
+//! interpolation; only our own style, script and plots and inferno's SVGs (which escape frame
+//! names themselves) go in as `PreEscaped`.
 
 mod plot;
 mod tables;
 #[cfg(test)]
 mod tests;
 
-use std::fmt::Write as _;
+use std::fmt::{self, Display, Write as _};
+
+use maud::{DOCTYPE, Markup, PreEscaped, Render, html};
 
 use crate::{
     model::timeline::{TOP_CPU, TOP_WAIT},
@@ -18,193 +22,228 @@ const HOT_STACKS: usize = 15;
 
 /// The page. `folded` is stacks.folded's text, `flamegraph` and `offcpu` inferno's SVGs.
 pub fn render(report: &Report, folded: &str, flamegraph: &[u8], offcpu: Option<&[u8]>) -> String {
-    let mut page = String::with_capacity(flamegraph.len() * 2 + 64 * 1024);
-    let _ = write!(
-        page,
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>profiler diagnose: {} at {}</title><style>{STYLE}</style></head><body>\
-         <h1>What was eating <code>{}</code>?</h1>",
-        esc(&report.hostname),
-        esc(&report.started_at),
-        esc(&report.hostname),
-    );
-    section(
-        &mut page,
-        "verdict",
-        "Verdict",
-        &format!("<p class=\"verdict\">{}</p>", esc(&report.verdict)),
-    );
-    section(&mut page, "suspects", "Suspects", &suspects(report));
-    section(&mut page, "host", "Host", &host(report));
-    let timeline = format!(
-        "<h3>CPU by process (top {TOP_CPU})</h3>{}<h3>Waiting for a CPU (top {TOP_WAIT} victims)</h3>{}",
-        plot::cpu_stacked(&report.timeline, report.duration_s, TOP_CPU),
-        plot::runq_wait_lines(&report.timeline, report.duration_s, TOP_WAIT),
-    );
-    section(&mut page, "timeline", "Timeline", &timeline);
-    let cpu_flame = format!(
-        "<p class=\"hint\">Click a frame to zoom, Ctrl-F or the Search button to highlight \
-         functions.</p>{}<h3>Hottest stacks</h3>{}",
-        embed_svg("cpu-flamegraph", flamegraph),
-        hot_stacks(folded)
-    );
-    section(&mut page, "flamegraph", "Where the CPU went", &cpu_flame);
-    if let Some(offcpu) = offcpu {
-        section(
-            &mut page,
-            "offcpu",
-            "Where processes blocked (off-CPU)",
-            &embed_svg("offcpu-flamegraph", offcpu),
-        );
+    let timeline = html! {
+        h3 { "CPU by process (top " (TOP_CPU) ")" }
+        (PreEscaped(plot::cpu_stacked(&report.timeline, report.duration_s, TOP_CPU)))
+        h3 { "Waiting for a CPU (top " (TOP_WAIT) " victims)" }
+        (PreEscaped(plot::runq_wait_lines(&report.timeline, report.duration_s, TOP_WAIT)))
+    };
+    let cpu_flame = html! {
+        p class="hint" {
+            "Click a frame to zoom, Ctrl-F or the Search button to highlight functions."
+        }
+        (embed_svg("cpu-flamegraph", flamegraph))
+        h3 { "Hottest stacks" }
+        (hot_stacks(folded))
+    };
+    let consumers = html! {
+        p class="hint" { "Click a column header to sort." }
+        @for (title, table) in tables::resources(report) {
+            h3 { (title) }
+            (table)
+        }
+    };
+    html! {
+        (DOCTYPE) "\n"
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title {
+                    "profiler diagnose: " (Text(&report.hostname)) " at " (Text(&report.started_at))
+                }
+                style { (PreEscaped(STYLE)) }
+            }
+            body {
+                h1 { "What was eating " code { (Text(&report.hostname)) } "?" }
+                (section("verdict", "Verdict", html! {
+                    p class="verdict" { (Text(&report.verdict)) }
+                }))
+                (section("suspects", "Suspects", suspects(report)))
+                (section("host", "Host", host(report)))
+                (section("timeline", "Timeline", timeline))
+                (section("flamegraph", "Where the CPU went", cpu_flame))
+                @if let Some(offcpu) = offcpu {
+                    (section(
+                        "offcpu",
+                        "Where processes blocked (off-CPU)",
+                        embed_svg("offcpu-flamegraph", offcpu),
+                    ))
+                }
+                (section("consumers", "Top consumers", consumers))
+                (section(
+                    "cost",
+                    "The profiler's own cost and losses",
+                    PreEscaped(cost_and_drops(report)),
+                ))
+                footer {
+                    "profiler " (Text(&report.profiler_version))
+                    " · schema " (Text(&report.schema))
+                }
+                script { (PreEscaped(SCRIPT)) }
+            }
+        }
+        "\n"
     }
-    let mut consumers = String::from("<p class=\"hint\">Click a column header to sort.</p>");
-    for (title, table) in tables::resources(report) {
-        let _ = write!(consumers, "<h3>{}</h3>{table}", esc(title));
-    }
-    section(&mut page, "consumers", "Top consumers", &consumers);
-    section(
-        &mut page,
-        "cost",
-        "The profiler's own cost and losses",
-        &cost_and_drops(report),
-    );
-    let _ = writeln!(
-        page,
-        "<footer>profiler {} · schema {}</footer><script>{SCRIPT}</script></body></html>",
-        esc(&report.profiler_version),
-        esc(&report.schema)
-    );
-    page
+    .into_string()
 }
 
-/// Text made safe for HTML content and attribute values (and for SVG text inside HTML).
-pub fn esc(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            // Control characters are not allowed in HTML text; show that something was there.
-            c if c.is_control() && c != '\n' && c != '\t' => out.push('\u{fffd}'),
-            c => out.push(c),
+/// Text from the report (names, arguments, paths, the verdict) as the page shows it: escaped by
+/// maud, `'` as well so that it is safe between either quotes, and control characters, which
+/// HTML text may not hold, as U+FFFD to show that something was there. Any `Display` value, so
+/// that an enum shows as the string the report writes for it.
+struct Text<T>(T);
+
+impl<T: Display> Render for Text<T> {
+    fn render_to(&self, buffer: &mut String) {
+        let _ = write!(Escape(buffer), "{}", self.0);
+    }
+}
+
+struct Escape<'a>(&'a mut String);
+
+impl fmt::Write for Escape<'_> {
+    fn write_str(&mut self, text: &str) -> fmt::Result {
+        let special = |c: char| c == '\'' || (c.is_control() && c != '\n' && c != '\t');
+        let mut rest = text;
+        while let Some(at) = rest.find(special) {
+            let (plain, tail) = rest.split_at(at);
+            plain.render_to(self.0);
+            let mut chars = tail.chars();
+            let replacement = match chars.next() {
+                Some('\'') => "&#39;",
+                _ => "\u{fffd}",
+            };
+            self.0.push_str(replacement);
+            rest = chars.as_str();
+        }
+        rest.render_to(self.0);
+        Ok(())
+    }
+}
+
+fn section(id: &str, title: &str, body: Markup) -> Markup {
+    html! {
+        section id=(id) {
+            h2 { (title) }
+            (body)
         }
     }
-    out
 }
 
-fn section(page: &mut String, id: &str, title: &str, body: &str) {
-    let _ = write!(
-        page,
-        "<section id=\"{id}\"><h2>{}</h2>{body}</section>",
-        esc(title)
-    );
-}
-
-fn suspects(report: &Report) -> String {
+fn suspects(report: &Report) -> Markup {
     if report.suspects.is_empty() {
-        return "<p class=\"empty\">No suspects: nothing crossed a threshold.</p>".to_owned();
+        return html! { p class="empty" { "No suspects: nothing crossed a threshold." } };
     }
-    let mut out = String::from(
-        "<table class=\"suspects\"><thead><tr><th>#</th><th>pid</th><th>comm</th>\
-         <th>resource</th><th>value</th><th>reason</th></tr></thead><tbody>",
-    );
-    for s in &report.suspects {
-        let _ = write!(
-            out,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{:.2} {}</td>\
-             <td>{}</td></tr>",
-            s.rank,
-            s.pid,
-            esc(&s.comm),
-            s.resource,
-            s.value,
-            s.unit,
-            esc(&s.reason)
-        );
+    html! {
+        table class="suspects" {
+            thead {
+                tr {
+                    th { "#" } th { "pid" } th { "comm" } th { "resource" } th { "value" }
+                    th { "reason" }
+                }
+            }
+            tbody {
+                @for s in &report.suspects {
+                    tr {
+                        td { (s.rank) }
+                        td { (s.pid) }
+                        td { (Text(&s.comm)) }
+                        td { (Text(&s.resource)) }
+                        td class="n" { (format!("{:.2}", s.value)) " " (Text(&s.unit)) }
+                        td { (Text(&s.reason)) }
+                    }
+                }
+            }
+        }
     }
-    out.push_str("</tbody></table>");
-    out
 }
 
-fn host(report: &Report) -> String {
+fn host(report: &Report) -> Markup {
     let h = &report.host;
+    let samples = &report.samples;
     let mut facts = vec![
-        ("hostname", esc(&report.hostname)),
-        ("started", esc(&report.started_at)),
-        ("sampled", format!("{:.1} s", report.duration_s)),
-        ("CPUs", report.cpus.to_string()),
-        ("sampling", format!("{} Hz per CPU", report.frequency_hz)),
+        ("hostname", html! { (Text(&report.hostname)) }),
+        ("started", html! { (Text(&report.started_at)) }),
+        (
+            "sampled",
+            html! { (format!("{:.1}", report.duration_s)) " s" },
+        ),
+        ("CPUs", html! { (report.cpus) }),
+        ("sampling", html! { (report.frequency_hz) " Hz per CPU" }),
         (
             "busy",
-            format!("{:.2} cores ({:.1} %)", h.busy_cores, h.busy_percent),
+            html! { (format!("{:.2} cores ({:.1} %)", h.busy_cores, h.busy_percent)) },
         ),
-        ("processes seen", h.processes_seen.to_string()),
-        ("context switches", h.context_switches.to_string()),
+        ("processes seen", html! { (h.processes_seen) }),
+        ("context switches", html! { (h.context_switches) }),
         (
             "samples",
-            format!(
-                "{} ({} idle, {} kernel-only)",
-                report.samples.total, report.samples.idle, report.samples.kernel_only
-            ),
+            html! {
+                (samples.total) " (" (samples.idle) " idle, " (samples.kernel_only) " kernel-only)"
+            },
         ),
     ];
     if let Some(disk) = &h.busiest_disk {
         facts.push((
             "busiest disk",
-            format!("{} busy {:.1} %", esc(&disk.device), disk.busy_percent),
+            html! { (Text(&disk.device)) " busy " (format!("{:.1}", disk.busy_percent)) " %" },
         ));
     }
-    let signals: Vec<String> = report
-        .signals
-        .iter()
-        .map(|(signal, state)| format!("{signal}: {}", esc(&state.to_string())))
-        .collect();
-    facts.push(("signals", signals.join("; ")));
+    facts.push((
+        "signals",
+        html! {
+            @for (i, (name, state)) in report.signals.iter().enumerate() {
+                @if i > 0 { "; " }
+                (Text(name)) ": " (Text(state))
+            }
+        },
+    ));
     definitions(&facts)
 }
 
-fn definitions(facts: &[(&str, String)]) -> String {
-    let mut out = String::from("<dl class=\"facts\">");
-    for (name, value) in facts {
-        let _ = write!(out, "<dt>{}</dt><dd>{value}</dd>", esc(name));
+fn definitions(facts: &[(&str, Markup)]) -> Markup {
+    html! {
+        dl class="facts" {
+            @for (name, value) in facts {
+                dt { (name) }
+                dd { (value) }
+            }
+        }
     }
-    out.push_str("</dl>");
-    out
 }
 
 fn cost_and_drops(report: &Report) -> String {
-    let mut out = match &report.own_cost {
-        Some(cost) => definitions(&[
-            (
-                "CPU",
-                format!(
-                    "{:.2} % of one core ({} process, {} in {} BPF program runs)",
-                    cost.cpu_percent_of_one_core,
-                    tables::human_nanos(cost.cpu_ns),
-                    tables::human_nanos(cost.bpf_run_time_ns),
-                    cost.bpf_runs
-                ),
-            ),
-            ("peak RSS", tables::human_bytes(cost.peak_rss_bytes)),
-        ]),
-        None => "<p class=\"empty\">Not measured.</p>".to_owned(),
-    };
     let drops = nonzero_drops(&report.drops);
-    if drops.is_empty() {
-        out.push_str("<p>Nothing was dropped.</p>");
-    } else {
-        out.push_str("<h3>Drops</h3>");
-        let facts: Vec<(&str, String)> = drops
-            .into_iter()
-            .map(|(name, n)| (name, n.to_string()))
-            .collect();
-        out.push_str(&definitions(&facts));
+    let drops: Vec<(&str, Markup)> = drops
+        .into_iter()
+        .map(|(name, n)| (name, html! { (n) }))
+        .collect();
+    html! {
+        @if let Some(cost) = &report.own_cost {
+            (definitions(&[
+                (
+                    "CPU",
+                    html! {
+                        (format!("{:.2}", cost.cpu_percent_of_one_core)) " % of one core ("
+                        (tables::human_nanos(cost.cpu_ns)) " process, "
+                        (tables::human_nanos(cost.bpf_run_time_ns)) " in " (cost.bpf_runs)
+                        " BPF program runs)"
+                    },
+                ),
+                ("peak RSS", html! { (tables::human_bytes(cost.peak_rss_bytes)) }),
+            ]))
+        } @else {
+            p class="empty" { "Not measured." }
+        }
+        @if drops.is_empty() {
+            p { "Nothing was dropped." }
+        } @else {
+            h3 { "Drops" }
+            (definitions(&drops))
+        }
     }
-    out
+    .into_string()
 }
 
 /// Every drop counter above zero, by its report.json name.
@@ -257,20 +296,26 @@ const FRAME_SHIM: &str = "<script>(function(){var r=history.replaceState.bind(hi
 
 /// An inferno SVG in an iframe of its own (`srcdoc`, so still inline): its script looks up
 /// fixed element ids and the document's first `<svg>`, which the page's other plots would break.
-fn embed_svg(id: &str, svg: &[u8]) -> String {
+fn embed_svg(id: &str, svg: &[u8]) -> Markup {
     let svg = String::from_utf8_lossy(svg);
     // The XML declaration and the DTD reference mean nothing in an HTML document.
     let svg = without_urls(svg.find("<svg").map_or(&*svg, |at| &svg[at..]));
     let height = svg_height(&svg).unwrap_or(600.0) + 8.0;
-    let doc = format!(
-        "<!DOCTYPE html><html><head><meta charset=\"utf-8\">{FRAME_SHIM}<style>body{{margin:0}}svg{{display:block;width:100%}}</style></head><body>{svg}</body></html>"
-    );
-    format!(
-        "<iframe class=\"flamegraph\" id=\"{}\" title=\"flamegraph\" style=\"height:{height}px\" \
-         srcdoc=\"{}\"></iframe>",
-        esc(id),
-        esc(&doc)
-    )
+    let doc = html! {
+        (DOCTYPE)
+        html {
+            head {
+                meta charset="utf-8";
+                (PreEscaped(FRAME_SHIM))
+                style { "body{margin:0}svg{display:block;width:100%}" }
+            }
+            body { (PreEscaped(svg)) }
+        }
+    };
+    html! {
+        iframe class="flamegraph" id=(id) title="flamegraph" style={ "height:" (height) "px" }
+            srcdoc=(Text(doc.0)) {}
+    }
 }
 
 /// `svg` without URLs outside XML namespaces: inferno credits its sources in an XML comment, a
@@ -316,7 +361,7 @@ fn svg_height(svg: &str) -> Option<f64> {
 }
 
 /// The `HOT_STACKS` folded lines with the largest counts.
-fn hot_stacks(folded: &str) -> String {
+fn hot_stacks(folded: &str) -> Markup {
     let mut lines: Vec<(u64, &str)> = folded
         .lines()
         .filter_map(|line| {
@@ -325,25 +370,26 @@ fn hot_stacks(folded: &str) -> String {
         })
         .collect();
     if lines.is_empty() {
-        return "<p class=\"empty\">No stacks were sampled.</p>".to_owned();
+        return html! { p class="empty" { "No stacks were sampled." } };
     }
     lines.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(b.1)));
     let total: u64 = lines.iter().map(|(n, _)| n).sum();
-    let mut out = String::from("<ol class=\"stacks\">");
-    for (count, stack) in lines.iter().take(HOT_STACKS) {
-        let mut frames = stack.split(';');
-        let root = frames.next().unwrap_or_default();
-        let leaf: Vec<&str> = frames.rev().take(4).collect();
-        let _ = write!(
-            out,
-            "<li><span class=\"n\">{count} samples ({:.1} %)</span> <b>{}</b> … {}</li>",
-            *count as f64 * 100.0 / total.max(1) as f64,
-            esc(root),
-            esc(&leaf.join(" ← "))
-        );
+    html! {
+        ol class="stacks" {
+            @for (count, stack) in lines.iter().take(HOT_STACKS) {
+                @let mut frames = stack.split(';');
+                @let root = frames.next().unwrap_or_default();
+                @let leaf: Vec<&str> = frames.rev().take(4).collect();
+                li {
+                    span class="n" {
+                        (count) " samples ("
+                        (format!("{:.1}", *count as f64 * 100.0 / total.max(1) as f64)) " %)"
+                    }
+                    " " b { (Text(root)) } " … " (Text(leaf.join(" ← ")))
+                }
+            }
+        }
     }
-    out.push_str("</ol>");
-    out
 }
 
 const STYLE: &str = "

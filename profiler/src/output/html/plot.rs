@@ -2,7 +2,9 @@
 
 use std::fmt::Write as _;
 
-use super::esc;
+use maud::{Markup, html};
+
+use super::Text;
 use crate::report::{Series, Timeline};
 
 const WIDTH: f64 = 1100.0;
@@ -40,8 +42,7 @@ pub fn cpu_stacked(timeline: &Timeline, duration_s: f64, top: usize) -> String {
         base = top;
     }
     let y_max = nice_ceiling(base.iter().copied().fold(0.0, f64::max));
-    let mut svg = frame.open("CPU per process, stacked", "cores", y_max);
-    for (i, (series, (lower, upper))) in chosen.iter().zip(&tops).enumerate() {
+    let outlines = tops.iter().map(|(lower, upper)| {
         let mut d = String::new();
         for (j, &value) in upper.iter().enumerate() {
             let (x0, x1) = frame.span(j);
@@ -57,17 +58,20 @@ pub fn cpu_stacked(timeline: &Timeline, duration_s: f64, top: usize) -> String {
             let y = frame.y(value, y_max);
             let _ = write!(d, "L{x1:.1},{y:.1} L{x0:.1},{y:.1} ");
         }
-        let _ = write!(
-            svg,
-            "<path class=\"band\" data-pid=\"{}\" fill=\"{}\" d=\"{d}Z\"><title>{}</title></path>",
-            series.pid,
-            PALETTE[i % PALETTE.len()],
-            esc(&label(series))
-        );
-    }
-    svg.push_str(&legend(&chosen));
-    svg.push_str("</svg>");
-    svg
+        d.push('Z');
+        d
+    });
+    let bands = html! {
+        @for (i, (series, d)) in chosen.iter().zip(outlines).enumerate() {
+            path class="band" data-pid=(series.pid) fill=(PALETTE[i % PALETTE.len()]) d=(d) {
+                title { (Text(label(series))) }
+            }
+        }
+        (legend(&chosen))
+    };
+    frame
+        .svg("CPU per process, stacked", "cores", y_max, bands)
+        .into_string()
 }
 
 /// One line per process: the `top` that waited longest for a CPU (the victims).
@@ -83,31 +87,32 @@ pub fn runq_wait_lines(timeline: &Timeline, duration_s: f64, top: usize) -> Stri
         .flat_map(|s| s.runq_wait_ratio.iter().copied())
         .fold(0.0, f64::max);
     let y_max = nice_ceiling(highest);
-    let mut svg = frame.open(
-        "Run-queue wait per second (1.0 = one thread waiting all the time)",
-        "wait ratio",
-        y_max,
-    );
-    for (i, series) in chosen.iter().enumerate() {
+    let points = chosen.iter().map(|series| {
         let mut points = String::new();
         for (j, &value) in series.runq_wait_ratio.iter().enumerate() {
             let (x0, x1) = frame.span(j);
             let y = frame.y(value, y_max);
             let _ = write!(points, "{x0:.1},{y:.1} {x1:.1},{y:.1} ");
         }
-        let _ = write!(
-            svg,
-            "<polyline class=\"line\" data-pid=\"{}\" fill=\"none\" stroke=\"{}\" \
-             stroke-width=\"2\" points=\"{}\"><title>{}</title></polyline>",
-            series.pid,
-            PALETTE[i % PALETTE.len()],
-            points.trim_end(),
-            esc(&label(series))
-        );
-    }
-    svg.push_str(&legend(&chosen));
-    svg.push_str("</svg>");
-    svg
+        points.trim_end().to_owned()
+    });
+    let lines = html! {
+        @for (i, (series, points)) in chosen.iter().zip(points).enumerate() {
+            polyline class="line" data-pid=(series.pid) fill="none"
+                stroke=(PALETTE[i % PALETTE.len()]) stroke-width="2" points=(points) {
+                title { (Text(label(series))) }
+            }
+        }
+        (legend(&chosen))
+    };
+    frame
+        .svg(
+            "Run-queue wait per second (1.0 = one thread waiting all the time)",
+            "wait ratio",
+            y_max,
+            lines,
+        )
+        .into_string()
 }
 
 /// The `top` series with the largest sum of `values`, largest first; all-zero ones left out.
@@ -126,26 +131,25 @@ fn label(series: &Series) -> String {
     format!("{} ({})", series.comm, series.pid)
 }
 
-fn legend(chosen: &[&Series]) -> String {
-    let mut out = String::new();
-    let x = LEFT + PLOT_WIDTH + 20.0;
-    for (i, series) in chosen.iter().enumerate() {
-        let y = TOP + 4.0 + 20.0 * i as f64;
-        let mut name: String = label(series).chars().take(LEGEND_NAME_CHARS).collect();
-        if name.chars().count() < label(series).chars().count() {
-            name.push('…');
-        }
-        let _ = write!(
-            out,
-            "<rect x=\"{x}\" y=\"{y}\" width=\"12\" height=\"12\" fill=\"{}\"/>\
-             <text class=\"legend\" x=\"{}\" y=\"{}\">{}</text>",
-            PALETTE[i % PALETTE.len()],
-            x + 18.0,
-            y + 11.0,
-            esc(&name)
-        );
+/// The label cut to `LEGEND_NAME_CHARS`, with an ellipsis when cut.
+fn short_label(series: &Series) -> String {
+    let full = label(series);
+    let mut name: String = full.chars().take(LEGEND_NAME_CHARS).collect();
+    if name.chars().count() < full.chars().count() {
+        name.push('…');
     }
-    out
+    name
+}
+
+fn legend(chosen: &[&Series]) -> Markup {
+    let x = LEFT + PLOT_WIDTH + 20.0;
+    html! {
+        @for (i, series) in chosen.iter().enumerate() {
+            @let y = TOP + 4.0 + 20.0 * i as f64;
+            rect x=(x) y=(y) width="12" height="12" fill=(PALETTE[i % PALETTE.len()]) {}
+            text class="legend" x=(x + 18.0) y=(y + 11.0) { (Text(short_label(series))) }
+        }
+    }
 }
 
 /// Where buckets land on the x axis.
@@ -194,55 +198,42 @@ impl<'a> Frame<'a> {
         (self.x(start), self.x(end))
     }
 
-    /// The `<svg>` start tag with both axes, their ticks and labels.
-    fn open(&self, title: &str, y_label: &str, y_max: f64) -> String {
+    /// The `<svg>` element: both axes, their ticks and labels, then `content`.
+    fn svg(&self, title: &str, y_label: &str, y_max: f64, content: Markup) -> Markup {
         let bottom = HEIGHT - BOTTOM;
         let right = LEFT + PLOT_WIDTH;
-        let mut svg = format!(
-            "<svg class=\"plot\" viewBox=\"0 0 {WIDTH} {HEIGHT}\" width=\"{WIDTH}\" \
-             height=\"{HEIGHT}\" role=\"img\" aria-label=\"{}\">\
-             <line class=\"axis\" x1=\"{LEFT}\" y1=\"{bottom}\" x2=\"{right}\" y2=\"{bottom}\"/>\
-             <line class=\"axis\" x1=\"{LEFT}\" y1=\"{TOP}\" x2=\"{LEFT}\" y2=\"{bottom}\"/>",
-            esc(title)
-        );
-        for i in 0..=4 {
+        let y_ticks = (0..=4).map(|i| {
             let value = y_max * f64::from(i) / 4.0;
-            let y = self.y(value, y_max);
-            let _ = write!(
-                svg,
-                "<line class=\"grid\" x1=\"{LEFT}\" y1=\"{y:.1}\" x2=\"{right}\" y2=\"{y:.1}\"/>\
-                 <text class=\"tick\" x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
-                LEFT - 6.0,
-                y + 4.0,
-                trim_number(value)
-            );
-        }
+            (self.y(value, y_max), trim_number(value))
+        });
         let step = nice_ceiling(self.end_s / 6.0).max(f64::MIN_POSITIVE);
-        let mut t = 0.0;
-        while t <= self.end_s + 1e-9 {
-            let x = self.x(t);
-            let _ = write!(
-                svg,
-                "<line class=\"axis\" x1=\"{x:.1}\" y1=\"{bottom}\" x2=\"{x:.1}\" y2=\"{}\"/>\
-                 <text class=\"tick\" x=\"{x:.1}\" y=\"{}\" text-anchor=\"middle\">{}</text>",
-                bottom + 5.0,
-                bottom + 18.0,
-                trim_number(t)
-            );
-            t += step;
+        let x_ticks = std::iter::successors(Some(0.0), |t| Some(t + step))
+            .take_while(|&t| t <= self.end_s + 1e-9)
+            .map(|t| (self.x(t), trim_number(t)));
+        let middle = TOP + (bottom - TOP) / 2.0;
+        html! {
+            svg class="plot" viewBox=(format!("0 0 {WIDTH} {HEIGHT}")) width=(WIDTH)
+                height=(HEIGHT) role="img" aria-label=(title) {
+                line class="axis" x1=(LEFT) y1=(bottom) x2=(right) y2=(bottom) {}
+                line class="axis" x1=(LEFT) y1=(TOP) x2=(LEFT) y2=(bottom) {}
+                @for (y, value) in y_ticks {
+                    line class="grid" x1=(LEFT) y1=(format!("{y:.1}")) x2=(right)
+                        y2=(format!("{y:.1}")) {}
+                    text class="tick" x=(LEFT - 6.0) y=(format!("{:.1}", y + 4.0))
+                        text-anchor="end" { (value) }
+                }
+                @for (x, value) in x_ticks {
+                    @let x = format!("{x:.1}");
+                    line class="axis" x1=(x) y1=(bottom) x2=(x) y2=(bottom + 5.0) {}
+                    text class="tick" x=(x) y=(bottom + 18.0) text-anchor="middle" { (value) }
+                }
+                text class="axis-label" x=(LEFT + PLOT_WIDTH / 2.0) y=(HEIGHT - 4.0)
+                    text-anchor="middle" { "seconds" }
+                text class="axis-label" x="14" y=(middle) text-anchor="middle"
+                    transform=(format!("rotate(-90 14 {middle})")) { (y_label) }
+                (content)
+            }
         }
-        let _ = write!(
-            svg,
-            "<text class=\"axis-label\" x=\"{}\" y=\"{}\" text-anchor=\"middle\">seconds</text>\
-             <text class=\"axis-label\" x=\"14\" y=\"{}\" text-anchor=\"middle\" \
-             transform=\"rotate(-90 14 {})\">{}</text>",
-            LEFT + PLOT_WIDTH / 2.0,
-            HEIGHT - 4.0,
-            TOP + (bottom - TOP) / 2.0,
-            TOP + (bottom - TOP) / 2.0,
-            esc(y_label)
-        );
-        svg
     }
 }
 

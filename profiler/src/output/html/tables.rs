@@ -1,9 +1,9 @@
 //! Sortable tables of the top consumers of each resource: every cell carries the raw value it
 //! sorts by (`data-value`), the text shown is for people.
 
-use std::fmt::Write as _;
+use maud::{Markup, html};
 
-use super::esc;
+use super::Text;
 use crate::report::{Process, Report};
 
 /// Rows per table: the report keeps every process, the page keeps the ones worth reading.
@@ -60,43 +60,41 @@ pub fn human_nanos(ns: u64) -> String {
 }
 
 /// A table whose columns sort on a click of their header (the page's script).
-pub fn sortable(id: &str, headers: &[&str], rows: &[Vec<Cell>]) -> String {
-    if rows.is_empty() {
-        return "<p class=\"empty\">Nothing to show.</p>".to_owned();
-    }
-    let mut out = format!("<table class=\"sortable\" id=\"{}\"><thead><tr>", esc(id));
-    for (i, header) in headers.iter().enumerate() {
-        let kind = match rows[0].get(i) {
-            Some(Cell::Num(..)) => "num",
-            _ => "text",
-        };
-        let _ = write!(
-            out,
-            "<th data-type=\"{kind}\" title=\"click to sort\">{}</th>",
-            esc(header)
-        );
-    }
-    out.push_str("</tr></thead><tbody>");
-    for row in rows {
-        out.push_str("<tr>");
-        for cell in row {
-            match cell {
-                Cell::Num(value, shown) => {
-                    let _ = write!(
-                        out,
-                        "<td class=\"n\" data-value=\"{value}\">{}</td>",
-                        esc(shown)
-                    );
+pub fn sortable(id: &str, headers: &[&str], rows: &[Vec<Cell>]) -> Markup {
+    let Some(first) = rows.first() else {
+        return html! { p class="empty" { "Nothing to show." } };
+    };
+    html! {
+        table class="sortable" id=(id) {
+            thead {
+                tr {
+                    @for (i, header) in headers.iter().enumerate() {
+                        @let kind = match first.get(i) {
+                            Some(Cell::Num(..)) => "num",
+                            _ => "text",
+                        };
+                        th data-type=(kind) title="click to sort" { (header) }
+                    }
                 }
-                Cell::Text(shown) => {
-                    let _ = write!(out, "<td data-value=\"{}\">{}</td>", esc(shown), esc(shown));
+            }
+            tbody {
+                @for row in rows {
+                    tr {
+                        @for cell in row {
+                            @match cell {
+                                Cell::Num(value, shown) => {
+                                    td class="n" data-value=(value) { (Text(shown)) }
+                                }
+                                Cell::Text(shown) => {
+                                    td data-value=(Text(shown)) { (Text(shown)) }
+                                }
+                            }
+                        }
+                    }
                 }
             }
         }
-        out.push_str("</tr>");
     }
-    out.push_str("</tbody></table>");
-    out
 }
 
 /// The processes with some of a resource, most first, at most `MAX_ROWS`.
@@ -129,7 +127,7 @@ fn with_who(p: &Process, rest: Vec<Cell>) -> Vec<Cell> {
 }
 
 /// One `(title, table)` per resource.
-pub fn resources(report: &Report) -> Vec<(&'static str, String)> {
+pub fn resources(report: &Report) -> Vec<(&'static str, Markup)> {
     let cpu = top_by(
         report,
         |p| Some(p.cpu.clone()),

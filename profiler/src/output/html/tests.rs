@@ -59,7 +59,24 @@ fn untrusted_names_are_escaped_everywhere() {
     // Inside the flamegraph's srcdoc attribute, inferno's own escaping is escaped once more.
     assert!(page.contains("&amp;lt;script&amp;gt;alert(1)"));
     assert!(page.contains("&quot;quoted&quot; &amp; &#39;single&#39;"));
-    assert_eq!(esc("a\u{1}b"), "a\u{fffd}b");
+    assert_eq!(Text("a\u{1}b").render().into_string(), "a\u{fffd}b");
+}
+
+#[test]
+fn a_name_that_closes_the_script_stays_text() {
+    let hostile = "</script><script>alert(1)</script>";
+    let mut report = report();
+    report.processes[1].comm = hostile.to_owned();
+    report.suspects[0].comm = hostile.to_owned();
+    report.timeline.series[1].comm = hostile.to_owned();
+    let folded = format!("{hostile} (66);main;{hostile} 3\n");
+    let svg = flamegraph::render(&folded, "t").unwrap();
+    let page = render(&report, &folded, &svg, Some(&svg));
+    assert!(!page.contains(hostile), "raw {hostile} in the page");
+    assert!(page.contains("&lt;/script&gt;&lt;script&gt;alert(1)&lt;/script&gt;"));
+    // Our own script is the only one, and it closes once.
+    assert_eq!(page.matches("<script>").count(), 1);
+    assert_eq!(page.matches("</script>").count(), 1);
 }
 
 #[test]
