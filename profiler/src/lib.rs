@@ -13,7 +13,6 @@ mod metrics;
 mod model;
 mod output;
 mod probes;
-mod report;
 mod session;
 mod signals;
 mod symbolize;
@@ -40,6 +39,9 @@ pub mod fuzzing {
 }
 
 use std::process::ExitCode;
+
+// The report's types are the model's: every stage names them `crate::report`.
+use self::model::report;
 
 use clap::Parser as _;
 

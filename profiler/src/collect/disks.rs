@@ -2,8 +2,6 @@
 
 use std::{collections::HashMap, time::Duration};
 
-use crate::report::DiskBusy;
-
 /// Milliseconds each device had IO in flight, since boot.
 #[derive(Debug, Clone, Default)]
 pub struct DiskTicks(HashMap<String, u64>);
@@ -20,8 +18,9 @@ impl DiskTicks {
         )
     }
 
-    /// The device busy the largest share of `elapsed` since `earlier`, if any was busy at all.
-    pub fn busiest_since(&self, earlier: &Self, elapsed: Duration) -> Option<DiskBusy> {
+    /// The device busy the largest share of `elapsed` since `earlier`, if any was busy at all,
+    /// and that share (0 to 1).
+    pub fn busiest_since(&self, earlier: &Self, elapsed: Duration) -> Option<(String, f64)> {
         let ms = elapsed.as_secs_f64() * 1e3;
         self.0
             .iter()
@@ -30,11 +29,7 @@ impl DiskTicks {
                 (busy > 0).then_some((name, busy))
             })
             .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(a.0)))
-            .map(|(name, busy)| DiskBusy {
-                device: name.clone(),
-                busy_percent: ((busy as f64 / ms.max(1.0) * 100.0).min(100.0) * 10.0).round()
-                    / 10.0,
-            })
+            .map(|(name, busy)| (name.clone(), (busy as f64 / ms.max(1.0)).min(1.0)))
     }
 }
 
@@ -56,8 +51,7 @@ mod tests {
         let busy = after
             .busiest_since(&before, Duration::from_secs(2))
             .unwrap();
-        assert_eq!(busy.device, "vda");
-        assert_eq!(busy.busy_percent, 25.0);
+        assert_eq!(busy, ("vda".to_owned(), 0.25));
         assert!(
             before
                 .busiest_since(&before, Duration::from_secs(2))

@@ -5,7 +5,19 @@ use std::{os::fd::OwnedFd, time::Duration};
 
 use aya::Ebpf;
 
-use crate::report::OwnCost;
+/// What the profiler spent over a stretch of wall time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Spent {
+    /// User plus system CPU time of the profiler process.
+    pub cpu_ns: u64,
+    /// Time its BPF programs ran, as the kernel accounts it; 0 without the statistics.
+    pub bpf_run_time_ns: u64,
+    pub bpf_runs: u64,
+    /// The stretch of wall time.
+    pub wall: Duration,
+    /// Largest resident set of the profiler process so far (VmHWM).
+    pub peak_rss_bytes: u64,
+}
 
 /// Measures the profiler's cost between successive calls to [`OwnCostMeter::measure`].
 pub struct OwnCostMeter {
@@ -32,7 +44,7 @@ impl OwnCostMeter {
     }
 
     /// Cost since the previous call (or the start) over `elapsed` of wall time.
-    pub fn measure(&mut self, ebpf: &Ebpf, elapsed: Duration) -> OwnCost {
+    pub fn measure(&mut self, ebpf: &Ebpf, elapsed: Duration) -> Spent {
         let cpu = own_cpu();
         let (bpf_ns_total, bpf_runs_total) = bpf_totals(ebpf);
         let cpu_ns = cpu.saturating_sub(self.last_cpu).as_nanos() as u64;
@@ -41,15 +53,12 @@ impl OwnCostMeter {
         self.last_cpu = cpu;
         self.last_bpf_ns = bpf_ns_total;
         self.last_bpf_runs = bpf_runs_total;
-        let wall_ns = elapsed.as_nanos().max(1) as f64;
-        let percent = |ns: u64| (ns as f64 / wall_ns * 100.0 * 1000.0).round() / 1000.0;
-        OwnCost {
+        Spent {
             cpu_ns,
             bpf_run_time_ns,
             bpf_runs,
-            cpu_percent_of_one_core: percent(cpu_ns + bpf_run_time_ns),
+            wall: elapsed,
             peak_rss_bytes: peak_rss_bytes(),
-            phases_ms: None,
         }
     }
 }

@@ -5,7 +5,8 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{collect::cumulative::Cumulative, report::Process};
+use super::report::Process;
+use crate::collect::cumulative::Cumulative;
 
 /// Most buckets kept: a longer run merges neighbours (doubling the interval) rather than grow,
 /// so a day at one-second ticks still holds at most an hour's worth of points per process.

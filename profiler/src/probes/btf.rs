@@ -122,6 +122,6 @@ mod tests {
 
     #[test]
     fn our_programs_need_no_btf() {
-        assert_eq!(core_relocations(super::super::EBPF_OBJECT), Ok(0));
+        assert_eq!(core_relocations(crate::probes::EBPF_OBJECT), Ok(0));
     }
 }

@@ -312,7 +312,7 @@ impl Session {
             .tick_usage(&collector, &delta, self.last.at_ns)?;
         let facts = self.facts.run(self.window.started_at, elapsed, &delta);
         let report = analyze::build_report(&facts, &usage, &vec![Vec::new(); usage.len()]);
-        let cost = self.tick_cost.measure(&self.probes.ebpf, elapsed);
+        let cost = self.tick_cost.measure(&self.probes.ebpf, elapsed).into();
         self.warm(&now.figures.processes);
         self.bury_exited(&exits, &mut now.figures)?;
         let at = now.at_wall;

@@ -97,6 +97,7 @@ impl Window {
     pub fn cost(&mut self, ebpf: &Ebpf, ended: Instant) -> OwnCost {
         self.cost
             .measure(ebpf, ended.saturating_duration_since(self.started))
+            .into()
     }
 
     pub fn identity(&self, pid: u32) -> Option<&ProcessIdentity> {
@@ -203,7 +204,9 @@ impl Window {
     }
 
     fn busiest_disk(&self, elapsed: Duration) -> Option<DiskBusy> {
-        DiskTicks::now().busiest_since(&self.disks, elapsed)
+        DiskTicks::now()
+            .busiest_since(&self.disks, elapsed)
+            .map(|(device, share)| DiskBusy::new(device, share))
     }
 
     /// The most sampled stack pairs of `pid` in this window so far, at most `limit`, with the

@@ -5,9 +5,12 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::signals::{Signal, SignalState};
+use crate::{
+    collect::own_cost::Spent,
+    signals::{Signal, SignalState},
+};
 
-pub use crate::model::timeline::{Series, Timeline};
+pub use super::timeline::{Series, Timeline};
 
 pub const SCHEMA: &str = "profiler.report/v1";
 
@@ -42,6 +45,31 @@ pub struct Report {
     /// windows, and absent from reports written before it existed.
     #[serde(default)]
     pub timeline: Timeline,
+}
+
+impl From<Spent> for OwnCost {
+    fn from(spent: Spent) -> Self {
+        let wall_ns = spent.wall.as_nanos().max(1) as f64;
+        let percent = |ns: u64| (ns as f64 / wall_ns * 100.0 * 1000.0).round() / 1000.0;
+        Self {
+            cpu_ns: spent.cpu_ns,
+            bpf_run_time_ns: spent.bpf_run_time_ns,
+            bpf_runs: spent.bpf_runs,
+            cpu_percent_of_one_core: percent(spent.cpu_ns + spent.bpf_run_time_ns),
+            peak_rss_bytes: spent.peak_rss_bytes,
+            phases_ms: None,
+        }
+    }
+}
+
+impl DiskBusy {
+    /// `device` was busy `share` (0 to 1) of the run.
+    pub fn new(device: String, share: f64) -> Self {
+        Self {
+            device,
+            busy_percent: (share * 1000.0).round() / 10.0,
+        }
+    }
 }
 
 /// The profiler's own cost over a run or window.
@@ -594,7 +622,7 @@ mod tests {
     #[test]
     fn documented_schema_accepts_what_we_write_and_rejects_drift() {
         let schema: serde_json::Value =
-            serde_json::from_str(include_str!("../../docs/report.schema.json")).unwrap();
+            serde_json::from_str(include_str!("../../../docs/report.schema.json")).unwrap();
         let validator = jsonschema::validator_for(&schema).unwrap();
         let report = serde_json::to_value(sample()).unwrap();
         let errors: Vec<String> = validator
