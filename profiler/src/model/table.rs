@@ -204,12 +204,7 @@ impl ProcessTable {
                 .or_default()
                 .push((key.nr, *stats));
         }
-        let mut spawned: HashMap<u32, u64> = HashMap::new();
-        for (child, &(parent, _)) in &counts.lifecycle.forks {
-            if self.by_pid.contains_key(child) {
-                *spawned.entry(parent).or_default() += 1;
-            }
-        }
+        let spawned = self.spawned(counts.lifecycle);
         let mut pids: Vec<u32> = on_cpu_ns
             .keys()
             .chain(counts.sched.keys())
@@ -250,149 +245,177 @@ impl ProcessTable {
         counts: &FinalCounts<'_>,
         source: &impl ProcSource,
     ) -> Vec<ProcessUsage> {
-        let FinalCounts {
-            stacks: stack_counts,
-            sched,
-            syscalls,
-            lifecycle,
-            net,
-            faults,
-            offcpu,
-            io,
-        } = *counts;
-        let mut offcpu_by_pid: HashMap<u32, Vec<(StackPair, u64)>> = HashMap::new();
-        for (key, ns) in offcpu {
-            offcpu_by_pid
-                .entry(key.tgid)
-                .or_default()
-                .push(((key.user_stack_id, key.kernel_stack_id), *ns));
+        let mut per_pid = PerPid::of(counts);
+        let seen = self.observe_final(snapshot, counts, &per_pid, source);
+        let spawned = self.spawned(counts.lifecycle);
+        let cgroup_paths = if seen.cgroups.is_empty() {
+            HashMap::new()
+        } else {
+            source.cgroup_paths()
+        };
+        let mut usage = Vec::new();
+        for (pid, incarnations) in self.by_pid {
+            let end = End {
+                on_cpu_ns: seen.on_cpu_ns.get(&pid).copied().unwrap_or(0),
+                stacks: per_pid.stacks.remove(&pid).unwrap_or_default(),
+            };
+            let mut incarnations = incarnations.into_iter().peekable();
+            while let Some(mut inc) = incarnations.next() {
+                let Some(next) = incarnations.peek() else {
+                    // The newest incarnation: the kernel's per-tgid figures are all its own.
+                    close_identity(&mut inc.identity, pid, counts, &seen, &cgroup_paths, source);
+                    let mut last = usage_between(inc, end.on_cpu_ns, &end.stacks);
+                    per_pid.give(&mut last, counts, spawned.get(&pid).copied().unwrap_or(0));
+                    usage.push(last);
+                    break;
+                };
+                let (on_cpu_ns, stacks) = (next.base_on_cpu_ns, next.base_stacks.clone());
+                usage.push(usage_between(inc, on_cpu_ns, &stacks));
+            }
         }
-        let mut syscalls_by_pid: HashMap<u32, Vec<(u32, SyscallStats)>> = HashMap::new();
-        for (key, stats) in syscalls {
-            syscalls_by_pid
-                .entry(key.tgid)
-                .or_default()
-                .push((key.nr, *stats));
-        }
-        let mut final_stacks: HashMap<u32, HashMap<StackPair, u64>> = HashMap::new();
-        for (key, count) in stack_counts {
-            *final_stacks
-                .entry(key.tgid)
-                .or_default()
-                .entry((key.user_stack_id, key.kernel_stack_id))
-                .or_default() += count;
-        }
+        usage
+    }
+
+    /// Observes the final snapshot, in which every process with a figure counts as seen;
+    /// returns it.
+    fn observe_final(
+        &mut self,
+        snapshot: &ProcessSnapshot,
+        counts: &FinalCounts<'_>,
+        per_pid: &PerPid,
+        source: &impl ProcSource,
+    ) -> ProcessSnapshot {
         let mut seen = snapshot.clone();
         // A process that only slept, or only sent, in the run is still one of its processes.
-        for &pid in final_stacks
+        for &pid in per_pid
+            .stacks
             .keys()
-            .chain(sched.keys())
-            .chain(syscalls_by_pid.keys())
-            .chain(io.keys())
-            .chain(offcpu_by_pid.keys())
-            .chain(net.keys())
-            .chain(faults.keys())
+            .chain(counts.sched.keys())
+            .chain(per_pid.syscalls.keys())
+            .chain(counts.io.keys())
+            .chain(per_pid.offcpu.keys())
+            .chain(counts.net.keys())
+            .chain(counts.faults.keys())
         {
             seen.on_cpu_ns.entry(pid).or_insert(0);
         }
         let no_error: Result<(), std::convert::Infallible> = self.observe(&seen, source, |pid| {
-            Ok(final_stacks.get(&pid).cloned().unwrap_or_default())
+            Ok(per_pid.stacks.get(&pid).cloned().unwrap_or_default())
         });
         let Ok(()) = no_error;
+        seen
+    }
 
-        // A fork whose child tid became a process's pid started a process; other forks made
-        // threads.
+    /// Processes each parent started: a fork whose child tid became a process's pid started a
+    /// process; other forks made threads.
+    fn spawned(&self, lifecycle: &Lifecycle) -> HashMap<u32, u64> {
         let mut spawned: HashMap<u32, u64> = HashMap::new();
         for (child, &(parent, _)) in &lifecycle.forks {
             if self.by_pid.contains_key(child) {
                 *spawned.entry(parent).or_default() += 1;
             }
         }
-        let cgroup_paths = if seen.cgroups.is_empty() {
-            HashMap::new()
-        } else {
-            source.cgroup_paths()
-        };
+        spawned
+    }
+}
 
-        let mut usage = Vec::new();
-        for (pid, incarnations) in self.by_pid {
-            let end_on_cpu = seen.on_cpu_ns.get(&pid).copied().unwrap_or(0);
-            let empty = HashMap::new();
-            let end_stacks = final_stacks.get(&pid).unwrap_or(&empty);
-            let mut incarnations = incarnations.into_iter().peekable();
-            while let Some(mut inc) = incarnations.next() {
-                let next = incarnations.peek();
-                let is_last = next.is_none();
-                let (next_on_cpu, next_stacks) = match next {
-                    Some(next) => (next.base_on_cpu_ns, &next.base_stacks),
-                    None => (end_on_cpu, end_stacks),
-                };
-                if is_last && !inc.identity.exited {
-                    refresh(&mut inc.identity, source);
-                }
-                if is_last {
-                    let identity = &mut inc.identity;
-                    if identity.ppid.is_none() {
-                        identity.ppid = lifecycle.forks.get(&pid).map(|&(parent, _)| parent);
-                    }
-                    if identity.cgroup.is_none() {
-                        identity.cgroup = seen
-                            .cgroups
-                            .get(&pid)
-                            .and_then(|id| cgroup_paths.get(id))
-                            .cloned();
-                    }
-                }
-                let stacks: Vec<(StackPair, u64)> = next_stacks
-                    .iter()
-                    .map(|(&pair, &end)| {
-                        (
-                            pair,
-                            end.saturating_sub(inc.base_stacks.get(&pair).copied().unwrap_or(0)),
-                        )
-                    })
-                    .filter(|&(_, n)| n > 0)
-                    .collect();
-                usage.push(ProcessUsage {
-                    sched: if is_last {
-                        sched.get(&pid).copied()
-                    } else {
-                        None
-                    },
-                    syscalls: if is_last {
-                        syscalls_by_pid.remove(&pid).unwrap_or_default()
-                    } else {
-                        Vec::new()
-                    },
-                    net: if is_last {
-                        net.get(&pid).copied()
-                    } else {
-                        None
-                    },
-                    faults: if is_last {
-                        faults.get(&pid).copied()
-                    } else {
-                        None
-                    },
-                    io: if is_last { io.get(&pid).copied() } else { None },
-                    offcpu: if is_last {
-                        offcpu_by_pid.remove(&pid).unwrap_or_default()
-                    } else {
-                        Vec::new()
-                    },
-                    spawned: if is_last {
-                        spawned.get(&pid).copied().unwrap_or(0)
-                    } else {
-                        0
-                    },
-                    samples: stacks.iter().map(|(_, n)| n).sum(),
-                    on_cpu_ns: next_on_cpu.saturating_sub(inc.base_on_cpu_ns),
-                    identity: inc.identity,
-                    stacks,
-                });
-            }
+/// A pid's cumulative figures at the end of the run.
+struct End {
+    on_cpu_ns: u64,
+    stacks: HashMap<StackPair, u64>,
+}
+
+/// The final figures the kernel keys by more than the tgid, grouped by pid.
+struct PerPid {
+    stacks: HashMap<u32, HashMap<StackPair, u64>>,
+    syscalls: HashMap<u32, Vec<(u32, SyscallStats)>>,
+    offcpu: HashMap<u32, Vec<(StackPair, u64)>>,
+}
+
+impl PerPid {
+    fn of(counts: &FinalCounts<'_>) -> Self {
+        let mut per_pid = Self {
+            stacks: HashMap::new(),
+            syscalls: HashMap::new(),
+            offcpu: HashMap::new(),
+        };
+        for (key, count) in counts.stacks {
+            *per_pid
+                .stacks
+                .entry(key.tgid)
+                .or_default()
+                .entry((key.user_stack_id, key.kernel_stack_id))
+                .or_default() += count;
         }
-        usage
+        for (key, stats) in counts.syscalls {
+            let calls = per_pid.syscalls.entry(key.tgid).or_default();
+            calls.push((key.nr, *stats));
+        }
+        for (key, ns) in counts.offcpu {
+            let blocked = per_pid.offcpu.entry(key.tgid).or_default();
+            blocked.push(((key.user_stack_id, key.kernel_stack_id), *ns));
+        }
+        per_pid
+    }
+
+    /// Gives the newest incarnation of a pid the figures the kernel keeps per tgid only: after
+    /// pid reuse they cannot be split, and go to the newest process.
+    fn give(&mut self, usage: &mut ProcessUsage, counts: &FinalCounts<'_>, spawned: u64) {
+        let pid = usage.identity.pid;
+        usage.sched = counts.sched.get(&pid).copied();
+        usage.syscalls = self.syscalls.remove(&pid).unwrap_or_default();
+        usage.net = counts.net.get(&pid).copied();
+        usage.faults = counts.faults.get(&pid).copied();
+        usage.io = counts.io.get(&pid).copied();
+        usage.offcpu = self.offcpu.remove(&pid).unwrap_or_default();
+        usage.spawned = spawned;
+    }
+}
+
+/// What an incarnation used: CPU time and samples from its baselines to the next ones.
+fn usage_between(
+    inc: Incarnation,
+    end_on_cpu_ns: u64,
+    end_stacks: &HashMap<StackPair, u64>,
+) -> ProcessUsage {
+    let stacks: Vec<(StackPair, u64)> = end_stacks
+        .iter()
+        .map(|(&pair, &end)| {
+            let base = inc.base_stacks.get(&pair).copied().unwrap_or(0);
+            (pair, end.saturating_sub(base))
+        })
+        .filter(|&(_, n)| n > 0)
+        .collect();
+    ProcessUsage {
+        samples: stacks.iter().map(|(_, n)| n).sum(),
+        on_cpu_ns: end_on_cpu_ns.saturating_sub(inc.base_on_cpu_ns),
+        stacks,
+        ..ProcessUsage::new(inc.identity)
+    }
+}
+
+/// The newest identity of `pid` at the end: refreshed from /proc while it lives, and its
+/// parent and cgroup from the kernel's records when /proc could not give them.
+fn close_identity(
+    identity: &mut ProcessIdentity,
+    pid: u32,
+    counts: &FinalCounts<'_>,
+    seen: &ProcessSnapshot,
+    cgroup_paths: &HashMap<u64, String>,
+    source: &impl ProcSource,
+) {
+    if !identity.exited {
+        refresh(identity, source);
+    }
+    if identity.ppid.is_none() {
+        identity.ppid = counts.lifecycle.forks.get(&pid).map(|&(parent, _)| parent);
+    }
+    if identity.cgroup.is_none() {
+        identity.cgroup = seen
+            .cgroups
+            .get(&pid)
+            .and_then(|id| cgroup_paths.get(id))
+            .cloned();
     }
 }
 
