@@ -81,75 +81,15 @@ pub fn build_report(
     let cpus = facts.cpus();
     let busy_ns: u64 = usage.iter().map(|p| p.on_cpu_ns).sum();
     let busy_cores = busy_ns as f64 / 1e9 / secs;
-
     let mut processes: Vec<report::Process> = usage
         .iter()
         .zip(folded)
-        .filter(|(p, _)| {
-            p.on_cpu_ns > 0
-                || p.samples > 0
-                || p.sched.is_some()
-                || !p.syscalls.is_empty()
-                || p.net.is_some()
-                || p.faults.is_some()
-                || p.io.is_some()
-                || !p.offcpu.is_empty()
-        })
-        .filter(|(p, _)| facts.reported(p.identity.pid))
-        .map(|(p, stacks)| {
-            let cores = p.on_cpu_ns as f64 / 1e9 / secs;
-            report::Process {
-                pid: p.identity.pid,
-                start_time: p.identity.start_time,
-                comm: p.identity.comm.clone(),
-                ppid: p.identity.ppid,
-                exe: p.identity.exe.clone(),
-                cmdline: p.identity.cmdline.clone(),
-                cgroup: p.identity.cgroup.clone(),
-                exited: p.identity.exited,
-                spawned: p.spawned,
-                cpu: Cpu {
-                    samples: p.samples,
-                    on_cpu_ns: p.on_cpu_ns,
-                    cores: round3(cores),
-                    host_percent: round3(cores / cpus * 100.0),
-                    hottest: hottest(stacks),
-                },
-                sched: p.sched.as_ref().map(|stats| report::Sched {
-                    offcpu_ns: facts
-                        .signal_on(Signal::Offcpu)
-                        .then(|| p.offcpu.iter().map(|(_, ns)| ns).sum()),
-                    ..sched::sched(stats)
-                }),
-                io: facts
-                    .signal_on(Signal::Io)
-                    .then(|| io::io(&p.io.unwrap_or(IoStats::ZERO), secs)),
-                syscalls: facts.signal_on(Signal::Syscalls).then(|| {
-                    syscalls::summary(&p.syscalls, secs, facts.signal_on(Signal::SyscallTime))
-                }),
-                mem: facts.signal_on(Signal::Mem).then(|| {
-                    let f = p.faults.unwrap_or_default();
-                    report::Mem {
-                        rss_bytes: p.identity.rss_bytes,
-                        minor_faults: f.minor,
-                        major_faults: f.major,
-                    }
-                }),
-                net: facts.signal_on(Signal::Net).then(|| {
-                    let n = p.net.unwrap_or_default();
-                    report::Net {
-                        tx_bytes: n.tx_bytes,
-                        rx_bytes: n.rx_bytes,
-                        bytes_per_second: round3((n.tx_bytes + n.rx_bytes) as f64 / secs),
-                    }
-                }),
-            }
-        })
+        .filter(|(p, _)| used_something(p) && facts.reported(p.identity.pid))
+        .map(|(p, stacks)| process(p, stacks, facts))
         .collect();
     processes.sort_by(|a, b| {
         (b.cpu.on_cpu_ns, b.cpu.samples, a.pid).cmp(&(a.cpu.on_cpu_ns, a.cpu.samples, b.pid))
     });
-
     // Blame names processes by their newest identity; the kernel keys it by tgid.
     let comms: HashMap<u32, String> = usage
         .iter()
@@ -159,23 +99,7 @@ pub fn build_report(
         .into_iter()
         .filter(|b| facts.reported(b.culprit_pid) || facts.reported(b.victim_pid))
         .collect();
-
-    let mut scored = cpu_suspects(&processes, facts, busy_cores);
-    scored.extend(sched_suspects(&blame, facts));
-    scored.extend(syscalls::suspects(&processes, facts));
-    scored.extend(spawn::suspects(&processes, facts));
-    scored.extend(net_suspects(&processes, facts));
-    scored.extend(mem_suspects(&processes, facts));
-    scored.extend(io::suspects(&processes, facts));
-    let apps = apps::apps(&processes, secs);
-    scored.sort_by(|a, b| b.0.total_cmp(&a.0));
-    let suspects = scored
-        .into_iter()
-        .take(MAX_SUSPECTS)
-        .zip(1..)
-        .map(|((_, suspect), rank)| Suspect { rank, ..suspect })
-        .collect();
-
+    let suspects = suspects(&processes, &blame, facts, busy_cores);
     let counter = |c| facts.counters.get(c);
     let mut report = Report {
         schema: report::SCHEMA.to_owned(),
@@ -190,24 +114,7 @@ pub fn build_report(
             idle: counter(Counter::IdleSamples),
             kernel_only: counter(Counter::NoUserStack),
         },
-        drops: Drops {
-            user_stack_lost: counter(Counter::UserStackLost),
-            kernel_stack_lost: counter(Counter::KernelStackLost),
-            stack_counts_full: counter(Counter::StackCountsFull),
-            on_cpu_map_full: counter(Counter::OnCpuFull),
-            runnable_map_full: counter(Counter::RunnableFull),
-            sched_map_full: counter(Counter::SchedFull),
-            blame_map_full: counter(Counter::BlameFull),
-            syscalls_map_full: counter(Counter::SyscallsFull),
-            syscall_exits_unmatched: counter(Counter::SyscallExitsUnmatched),
-            names_map_full: counter(Counter::NamesFull),
-            blame_uncovered_ns: counter(Counter::BlameUncoveredNs),
-            net_map_full: counter(Counter::NetFull),
-            faults_map_full: counter(Counter::FaultsFull),
-            offcpu_map_full: counter(Counter::OffCpuFull),
-            io_map_full: counter(Counter::IoFull),
-            writeback_unattributed_bytes: counter(Counter::WritebackUnattributedBytes),
-        },
+        drops: drops(&facts.counters),
         signals: facts.signals.clone(),
         host: Host {
             busy_cores: round3(busy_cores),
@@ -216,9 +123,9 @@ pub fn build_report(
             context_switches: counter(Counter::Switches),
             busiest_disk: facts.busiest_disk.clone(),
         },
+        apps: apps::apps(&processes, secs),
         processes,
         blame: sched::truncate(blame),
-        apps,
         suspects,
         verdict: String::new(),
         own_cost: None,
@@ -226,6 +133,122 @@ pub fn build_report(
     };
     report.verdict = verdict::verdict(&report);
     report
+}
+
+/// Whether a process has anything to show for the run.
+fn used_something(p: &ProcessUsage) -> bool {
+    p.on_cpu_ns > 0
+        || p.samples > 0
+        || p.sched.is_some()
+        || !p.syscalls.is_empty()
+        || p.net.is_some()
+        || p.faults.is_some()
+        || p.io.is_some()
+        || !p.offcpu.is_empty()
+}
+
+/// One process of the report: each signal's section when that signal was on.
+fn process(p: &ProcessUsage, stacks: &[FoldedStack], facts: &RunFacts) -> report::Process {
+    let secs = facts.seconds();
+    let cores = p.on_cpu_ns as f64 / 1e9 / secs;
+    let on = |signal| facts.signal_on(signal);
+    report::Process {
+        pid: p.identity.pid,
+        start_time: p.identity.start_time,
+        comm: p.identity.comm.clone(),
+        ppid: p.identity.ppid,
+        exe: p.identity.exe.clone(),
+        cmdline: p.identity.cmdline.clone(),
+        cgroup: p.identity.cgroup.clone(),
+        exited: p.identity.exited,
+        spawned: p.spawned,
+        cpu: Cpu {
+            samples: p.samples,
+            on_cpu_ns: p.on_cpu_ns,
+            cores: round3(cores),
+            host_percent: round3(cores / facts.cpus() * 100.0),
+            hottest: hottest(stacks),
+        },
+        sched: p.sched.as_ref().map(|stats| report::Sched {
+            offcpu_ns: on(Signal::Offcpu).then(|| p.offcpu.iter().map(|(_, ns)| ns).sum()),
+            ..sched::sched(stats)
+        }),
+        io: on(Signal::Io).then(|| io::io(&p.io.unwrap_or(IoStats::ZERO), secs)),
+        syscalls: on(Signal::Syscalls)
+            .then(|| syscalls::summary(&p.syscalls, secs, on(Signal::SyscallTime))),
+        mem: on(Signal::Mem).then(|| {
+            let f = p.faults.unwrap_or_default();
+            report::Mem {
+                rss_bytes: p.identity.rss_bytes,
+                minor_faults: f.minor,
+                major_faults: f.major,
+            }
+        }),
+        net: on(Signal::Net).then(|| {
+            let n = p.net.unwrap_or_default();
+            report::Net {
+                tx_bytes: n.tx_bytes,
+                rx_bytes: n.rx_bytes,
+                bytes_per_second: round3((n.tx_bytes + n.rx_bytes) as f64 / secs),
+            }
+        }),
+    }
+}
+
+/// Every resource's suspects, ranked by score, at most `MAX_SUSPECTS`.
+fn suspects(
+    processes: &[report::Process],
+    blame: &[report::Blame],
+    facts: &RunFacts,
+    busy_cores: f64,
+) -> Vec<Suspect> {
+    let mut scored = cpu_suspects(processes, facts, busy_cores);
+    scored.extend(sched_suspects(blame, facts));
+    scored.extend(syscalls::suspects(processes, facts));
+    scored.extend(spawn::suspects(processes, facts));
+    scored.extend(net_suspects(processes, facts));
+    scored.extend(mem_suspects(processes, facts));
+    scored.extend(io::suspects(processes, facts));
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+    scored
+        .into_iter()
+        .take(MAX_SUSPECTS)
+        .zip(1..)
+        .map(|((_, suspect), rank)| Suspect { rank, ..suspect })
+        .collect()
+}
+
+/// Every loss the kernel counted. The match has no catch-all: a new counter does not compile
+/// until it is shown here or said to be no loss.
+fn drops(counters: &Counters) -> Drops {
+    let mut drops = Drops::default();
+    for counter in Counter::ALL {
+        let value = counters.get(counter);
+        let field = match counter {
+            Counter::Samples | Counter::IdleSamples | Counter::NoUserStack | Counter::Switches => {
+                continue;
+            }
+            Counter::UserStackLost => &mut drops.user_stack_lost,
+            Counter::KernelStackLost => &mut drops.kernel_stack_lost,
+            Counter::StackCountsFull => &mut drops.stack_counts_full,
+            Counter::OnCpuFull => &mut drops.on_cpu_map_full,
+            Counter::RunnableFull => &mut drops.runnable_map_full,
+            Counter::SchedFull => &mut drops.sched_map_full,
+            Counter::BlameFull => &mut drops.blame_map_full,
+            Counter::SyscallsFull => &mut drops.syscalls_map_full,
+            Counter::SyscallExitsUnmatched => &mut drops.syscall_exits_unmatched,
+            Counter::NamesFull => &mut drops.names_map_full,
+            Counter::BlameUncoveredNs => &mut drops.blame_uncovered_ns,
+            Counter::ForksFull => &mut drops.forks_map_full,
+            Counter::NetFull => &mut drops.net_map_full,
+            Counter::FaultsFull => &mut drops.faults_map_full,
+            Counter::OffCpuFull => &mut drops.offcpu_map_full,
+            Counter::IoFull => &mut drops.io_map_full,
+            Counter::WritebackUnattributedBytes => &mut drops.writeback_unattributed_bytes,
+        };
+        *field = value;
+    }
+    drops
 }
 
 fn round3(x: f64) -> f64 {
@@ -393,6 +416,36 @@ fn sched_suspects(blame: &[report::Blame], facts: &RunFacts) -> Vec<Scored> {
 mod tests {
     use super::*;
     use crate::model::ProcessIdentity;
+
+    #[test]
+    fn every_loss_the_kernel_counts_reaches_drops() {
+        let mut counters = Counters::default();
+        for counter in Counter::ALL {
+            counters.0[counter as usize] = 1000 + counter as u64;
+        }
+        let shown: Vec<u64> = serde_json::to_value(drops(&counters))
+            .unwrap()
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|v| v.as_u64().unwrap())
+            .collect();
+        let not_losses = [
+            Counter::Samples,
+            Counter::IdleSamples,
+            Counter::NoUserStack,
+            Counter::Switches,
+        ];
+        for counter in Counter::ALL {
+            let value = 1000 + counter as u64;
+            assert_eq!(
+                shown.contains(&value),
+                !not_losses.contains(&counter),
+                "{counter:?}"
+            );
+        }
+        assert_eq!(shown.len(), Counter::ALL.len() - not_losses.len());
+    }
 
     fn usage(pid: u32, comm: &str, on_cpu_ns: u64, samples: u64) -> ProcessUsage {
         ProcessUsage {

@@ -120,10 +120,11 @@ pub fn verdict(report: &Report) -> String {
         + drops.net_map_full
         + drops.faults_map_full
         + drops.offcpu_map_full
-        + drops.io_map_full;
+        + drops.io_map_full
+        + drops.forks_map_full;
     if lost > 0 || other_lost > 0 {
         text.push_str(&format!(
-            " Caution: {lost} stack samples and {other_lost} scheduler, off-CPU, syscall, name, network, fault or IO updates were dropped in the kernel (see drops)."
+            " Caution: {lost} stack samples and {other_lost} scheduler, off-CPU, syscall, name, fork, network, fault or IO updates were dropped in the kernel (see drops)."
         ));
     }
     text

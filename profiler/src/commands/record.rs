@@ -2,7 +2,7 @@
 //! and evaluating alert rules every tick; the session keeps the kernel maps bounded by
 //! forgetting processes once their last window is written.
 
-use std::{path::Path, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use anyhow::Context as _;
 
@@ -20,7 +20,7 @@ use crate::{
     model::cmdline::Cmdlines,
     output::{self, windows},
     probes,
-    session::{Config, Session, Stops, Symbolization, Tick, WindowReport},
+    session::{Config, PhaseClock, Session, Stops, Symbolization, Tick, WindowReport},
     signals::{Signal, SignalState},
 };
 
@@ -38,16 +38,116 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<()> {
     probes::check_frequency(args.frequency)?;
     // Caught from here on: a stop during startup leaves no directory instead of an empty one.
     let mut stops = Stops::install()?;
-    // Removed again if startup fails below: a failed start leaves nothing behind.
-    let out_dir = OutDir::prepare(&args.out)?;
-    let root = args.out.clone();
+    let mut recorder =
+        Recorder::start(&args, Engine::new(rules, std::process::id()), &mut stops).await?;
+    let mut ticks = tokio::time::interval(TICK);
+    ticks.tick().await;
+    loop {
+        tokio::select! {
+            () = stops.recv() => break,
+            _ = ticks.tick() => recorder.tick(&args).await?,
+        }
+    }
+    recorder.stop(&args).await
+}
 
-    let metrics = (!args.no_metrics).then(|| Arc::new(Metrics::new(args.top as usize)));
-    let server = match &metrics {
-        Some(metrics) => Some(metrics::serve(args.metrics, Arc::clone(metrics)).await?),
-        None => None,
-    };
-    let config = Config {
+/// A running recording: the session and what each tick feeds.
+struct Recorder {
+    session: Session,
+    engine: Engine,
+    sink: Sink,
+    metrics: Option<Arc<Metrics>>,
+    server: Option<tokio::task::JoinHandle<()>>,
+    written: u64,
+}
+
+impl Recorder {
+    /// Serves the metrics, attaches the signals and opens the alert sink. The output directory
+    /// is removed again if any of it fails: a failed start leaves nothing behind.
+    async fn start(args: &RecordArgs, engine: Engine, stops: &mut Stops) -> anyhow::Result<Self> {
+        let out_dir = OutDir::prepare(&args.out)?;
+        let metrics = (!args.no_metrics).then(|| Arc::new(Metrics::new(args.top as usize)));
+        let server = match &metrics {
+            Some(metrics) => Some(metrics::serve(args.metrics, Arc::clone(metrics)).await?),
+            None => None,
+        };
+        let session = Session::start(config(args), PhaseClock::start(), stops).await?;
+        let sink = Sink::new(&args.out, args.on_alert.as_deref(), args.on_alert_timeout)
+            .map_err(|err| usage(err.to_string()))?;
+        out_dir.keep();
+        if metrics.is_some() {
+            eprintln!("profiler: metrics at http://{}/metrics", args.metrics);
+        }
+        warn_missing_signals(&engine, &session);
+        eprintln!(
+            "profiler: {} alert rules; alerts go to {}",
+            engine.rules().len(),
+            sink.path().display()
+        );
+        Ok(Self {
+            session,
+            engine,
+            sink,
+            metrics,
+            server,
+            written: 0,
+        })
+    }
+
+    /// Refreshes the metrics, raises what the rules say, and writes the window when due.
+    async fn tick(&mut self, args: &RecordArgs) -> anyhow::Result<()> {
+        let tick = self.session.tick()?;
+        let metrics = self.metrics.as_deref();
+        if let Some(metrics) = metrics {
+            metrics.update(&tick.report, &tick.cost);
+        }
+        alert(&mut self.engine, &tick, &self.session, &self.sink, metrics)?;
+        if tick.window_due {
+            let window = self.session.window().await?;
+            write(&window, args, metrics)?;
+            self.written += 1;
+        }
+        Ok(())
+    }
+
+    /// Writes the last window, stops serving and waits for the alert hooks.
+    async fn stop(self, args: &RecordArgs) -> anyhow::Result<()> {
+        let (window, _, released) = self
+            .session
+            .finish()
+            .await
+            .context("reading the last window")?;
+        write(&window, args, None)?;
+        released.wait();
+        if let Some(server) = self.server {
+            server.abort();
+        }
+        self.sink.drain().await;
+        if args.on_alert.is_some() {
+            let hooks = self.sink.hook_stats();
+            eprintln!(
+                "profiler: --on-alert ran {} times: {} succeeded, {} failed, {} timed out, {} \
+                 skipped",
+                hooks.started, hooks.succeeded, hooks.failed, hooks.timed_out, hooks.skipped
+            );
+        }
+        let scrapes = if self.metrics.is_some() {
+            format!(", {} metrics scrapes served", metrics::scrapes())
+        } else {
+            String::new()
+        };
+        eprintln!(
+            "profiler: stopped after {} windows in {}{scrapes}",
+            self.written + 1,
+            args.out.display(),
+        );
+        Ok(())
+    }
+}
+
+/// Record's session: ticks a second, windows of `--window`, symbolized window by window.
+fn config(args: &RecordArgs) -> Config {
+    Config {
         frequency_hz: args.frequency,
         signals: args.signals.clone(),
         cmdlines: Cmdlines::redacted(args.redact),
@@ -58,70 +158,9 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<()> {
         what_next: format!(
             "recording {} windows into {} (SIGINT or SIGTERM ends the current window and stops)",
             humantime::format_duration(args.window),
-            root.display()
+            args.out.display()
         ),
-    };
-    let mut session =
-        Session::start(config, crate::session::PhaseClock::start(), &mut stops).await?;
-    let sink = Sink::new(&root, args.on_alert.as_deref(), args.on_alert_timeout)
-        .map_err(|err| usage(err.to_string()))?;
-    out_dir.keep();
-    if metrics.is_some() {
-        eprintln!("profiler: metrics at http://{}/metrics", args.metrics);
     }
-    let mut engine = Engine::new(rules, std::process::id());
-    warn_missing_signals(&engine, &session);
-    eprintln!(
-        "profiler: {} alert rules; alerts go to {}",
-        engine.rules().len(),
-        sink.path().display()
-    );
-
-    let mut ticks = tokio::time::interval(TICK);
-    ticks.tick().await;
-    let mut written = 0u64;
-    loop {
-        tokio::select! {
-            () = stops.recv() => break,
-            _ = ticks.tick() => {
-                let tick = session.tick()?;
-                if let Some(metrics) = &metrics {
-                    metrics.update(&tick.report, &tick.cost);
-                }
-                alert(&mut engine, &tick, &session, &sink, metrics.as_deref())?;
-                if tick.window_due {
-                    let window = session.window().await?;
-                    write(&window, &root, &args, metrics.as_deref())?;
-                    written += 1;
-                }
-            }
-        }
-    }
-    let (window, _, released) = session.finish().await.context("reading the last window")?;
-    write(&window, &root, &args, None)?;
-    written += 1;
-    released.wait();
-    if let Some(server) = server {
-        server.abort();
-    }
-    sink.drain().await;
-    if args.on_alert.is_some() {
-        let hooks = sink.hook_stats();
-        eprintln!(
-            "profiler: --on-alert ran {} times: {} succeeded, {} failed, {} timed out, {} skipped",
-            hooks.started, hooks.succeeded, hooks.failed, hooks.timed_out, hooks.skipped
-        );
-    }
-    eprintln!(
-        "profiler: stopped after {written} windows in {}{}",
-        root.display(),
-        if metrics.is_some() {
-            format!(", {} metrics scrapes served", metrics::scrapes())
-        } else {
-            String::new()
-        }
-    );
-    Ok(())
 }
 
 /// Warns about each rule whose signal is not on: it can never fire.
@@ -177,13 +216,13 @@ fn raise(sink: &Sink, event: &AlertEvent, metrics: Option<&Metrics>) {
     }
 }
 
-/// Writes a window into its directory under `root` and prunes old ones.
+/// Writes a window into its directory under `--out` and prunes old ones.
 fn write(
     window: &WindowReport,
-    root: &Path,
     args: &RecordArgs,
     metrics: Option<&Metrics>,
 ) -> anyhow::Result<()> {
+    let root = &args.out;
     let html = if args.html {
         output::HtmlReport::Write
     } else {

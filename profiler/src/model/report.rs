@@ -144,9 +144,26 @@ pub struct Drops {
     pub faults_map_full: u64,
     pub offcpu_map_full: u64,
     pub io_map_full: u64,
+    /// A fork could not be recorded: its child may lack a parent and its parent a spawn.
+    #[serde(default)]
+    pub forks_map_full: u64,
     /// Written back by a writeback thread for pages dirtied before the run (their dirtier is
     /// unknown): charged to the writeback thread.
     pub writeback_unattributed_bytes: u64,
+}
+
+impl Drops {
+    /// Every counter above zero, by its report.json name.
+    pub fn nonzero(&self) -> Vec<(String, u64)> {
+        let Ok(serde_json::Value::Object(fields)) = serde_json::to_value(self) else {
+            return Vec::new();
+        };
+        fields
+            .into_iter()
+            .filter_map(|(name, value)| Some((name, value.as_u64()?)))
+            .filter(|&(_, n)| n > 0)
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

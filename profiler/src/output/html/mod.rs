@@ -14,7 +14,7 @@ use maud::{DOCTYPE, Markup, PreEscaped, Render, html};
 
 use crate::{
     model::timeline::{TOP_CPU, TOP_WAIT},
-    report::{Drops, Report},
+    report::Report,
 };
 
 /// Stacks listed under the flamegraph, hottest first.
@@ -214,10 +214,10 @@ fn definitions(facts: &[(&str, Markup)]) -> Markup {
 }
 
 fn cost_and_drops(report: &Report) -> String {
-    let drops = nonzero_drops(&report.drops);
+    let drops = report.drops.nonzero();
     let drops: Vec<(&str, Markup)> = drops
-        .into_iter()
-        .map(|(name, n)| (name, html! { (n) }))
+        .iter()
+        .map(|(name, n)| (name.as_str(), html! { (n) }))
         .collect();
     html! {
         @if let Some(cost) = &report.own_cost {
@@ -244,49 +244,6 @@ fn cost_and_drops(report: &Report) -> String {
         }
     }
     .into_string()
-}
-
-/// Every drop counter above zero, by its report.json name.
-fn nonzero_drops(drops: &Drops) -> Vec<(&'static str, u64)> {
-    let Drops {
-        user_stack_lost,
-        kernel_stack_lost,
-        stack_counts_full,
-        on_cpu_map_full,
-        runnable_map_full,
-        sched_map_full,
-        blame_map_full,
-        syscalls_map_full,
-        syscall_exits_unmatched,
-        names_map_full,
-        blame_uncovered_ns,
-        net_map_full,
-        faults_map_full,
-        offcpu_map_full,
-        io_map_full,
-        writeback_unattributed_bytes,
-    } = *drops;
-    [
-        ("user_stack_lost", user_stack_lost),
-        ("kernel_stack_lost", kernel_stack_lost),
-        ("stack_counts_full", stack_counts_full),
-        ("on_cpu_map_full", on_cpu_map_full),
-        ("runnable_map_full", runnable_map_full),
-        ("sched_map_full", sched_map_full),
-        ("blame_map_full", blame_map_full),
-        ("syscalls_map_full", syscalls_map_full),
-        ("syscall_exits_unmatched", syscall_exits_unmatched),
-        ("names_map_full", names_map_full),
-        ("blame_uncovered_ns", blame_uncovered_ns),
-        ("net_map_full", net_map_full),
-        ("faults_map_full", faults_map_full),
-        ("offcpu_map_full", offcpu_map_full),
-        ("io_map_full", io_map_full),
-        ("writeback_unattributed_bytes", writeback_unattributed_bytes),
-    ]
-    .into_iter()
-    .filter(|&(_, n)| n > 0)
-    .collect()
 }
 
 /// Restores `history.replaceState` failures to no-ops: inferno's script records the zoom and
