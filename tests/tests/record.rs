@@ -103,6 +103,11 @@ fn windows_are_whole_pruned_by_retention_and_sigterm_finishes_the_last() {
         let cost = &report["own_cost"];
         assert!(cost.is_object(), "no own_cost in {}", window.display());
         assert!(number(cost, "peak_rss_bytes") > 0.0, "{cost}");
+        // BPF statistics are sampled (a tick in ten); every window still has its programs'
+        // time, scaled from the latest measured rate, and says how much of it was measured.
+        assert!(number(cost, "bpf_run_time_ns") > 0.0, "{cost}");
+        let share = number(cost, "bpf_measured_share");
+        assert!((0.0..=1.0).contains(&share), "{cost}");
         let entry = process_entry(&report, burner.pid())
             .unwrap_or_else(|| panic!("burner missing from {}", window.display()));
         let cores = number(&entry["cpu"], "cores");

@@ -47,6 +47,10 @@ pub struct Report {
     pub timeline: Timeline,
 }
 
+fn measured_throughout() -> f64 {
+    1.0
+}
+
 impl From<Spent> for OwnCost {
     fn from(spent: Spent) -> Self {
         let wall_ns = spent.wall.as_nanos().max(1) as f64;
@@ -55,6 +59,7 @@ impl From<Spent> for OwnCost {
             cpu_ns: spent.cpu_ns,
             bpf_run_time_ns: spent.bpf_run_time_ns,
             bpf_runs: spent.bpf_runs,
+            bpf_measured_share: (spent.bpf_measured_share * 1000.0).round() / 1000.0,
             cpu_percent_of_one_core: percent(spent.cpu_ns + spent.bpf_run_time_ns),
             peak_rss_bytes: spent.peak_rss_bytes,
             phases_ms: None,
@@ -81,6 +86,11 @@ pub struct OwnCost {
     /// does not keep the statistics.
     pub bpf_run_time_ns: u64,
     pub bpf_runs: u64,
+    /// Share of the run the kernel's statistics were on (they are sampled: on for 100 ms of
+    /// every second); `bpf_run_time_ns` and `bpf_runs` are scaled from those slices. 1 in
+    /// reports written before sampling.
+    #[serde(default = "measured_throughout")]
+    pub bpf_measured_share: f64,
     /// `cpu_ns + bpf_run_time_ns` as a share of one core over the run, in percent.
     pub cpu_percent_of_one_core: f64,
     /// Largest resident set of the profiler process so far (VmHWM).
@@ -609,6 +619,7 @@ mod tests {
                 cpu_ns: 50_000_000,
                 bpf_run_time_ns: 20_000_000,
                 bpf_runs: 100_000,
+                bpf_measured_share: 0.1,
                 cpu_percent_of_one_core: 1.4,
                 peak_rss_bytes: 30 << 20,
                 phases_ms: Some(Phases {

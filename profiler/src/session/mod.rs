@@ -24,8 +24,10 @@ pub use self::{phases::PhaseClock, stops::Stops};
 use crate::{
     analyze::{self, RunFacts},
     collect::{
-        Collector, ProcessSnapshot, cleanup, cumulative::Cumulative, kernel_now_ns,
-        own_cost::OwnCostMeter,
+        Collector, ProcessSnapshot, cleanup,
+        cumulative::Cumulative,
+        kernel_now_ns,
+        own_cost::{BpfStats, OwnCostMeter},
     },
     model::{Mapping, ProcessUsage, cmdline::Cmdlines, table::Procfs},
     probes::Probes,
@@ -167,6 +169,8 @@ pub struct Session {
     /// The last tick's reading when it read the stack maps for a due window.
     closing: Option<Reading>,
     tick_cost: OwnCostMeter,
+    /// On for a slice of every second: the profiler's BPF time is estimated from those.
+    bpf_stats: BpfStats,
     tick: Duration,
     window_len: Option<Duration>,
     symbolizer: Option<symbolize::Worker>,
@@ -177,6 +181,11 @@ pub struct Session {
 
 /// Stacks an alert or the live detail view shows.
 const TOP_STACKS: usize = 5;
+/// The kernel's BPF run-time statistics are on for this slice of every [`STATS_PERIOD`]. They
+/// add two clock reads to every BPF program run on the host (a syscall hook's cost nearly
+/// doubles); the profiler's own BPF time is estimated from the slices.
+const STATS_SLICE: Duration = Duration::from_millis(100);
+const STATS_PERIOD: Duration = Duration::from_secs(1);
 
 impl Session {
     /// Loads and attaches the chosen signals and takes the first reading; a stop that arrives
@@ -193,10 +202,13 @@ impl Session {
             Symbolization::PerWindow => None,
         };
         let probes = attach::attach(config.frequency_hz, &config.signals, stops).await?;
-        let first = Reading::take(&Collector::new(&probes.ebpf), true)?;
+        // Without the stack maps, the largest to walk: what they hold is the few samples taken
+        // since the programs attached, which belong to the first window anyway.
+        let first = Reading::take(&Collector::new(&probes.ebpf), false)?;
         attach::announce(&probes, config.frequency_hz, &config.what_next);
         clock.lap(|p| &mut p.attach);
-        let mut window = Window::start_from((first.at, first.at_wall), &probes.ebpf);
+        let bpf_stats = BpfStats::sample(STATS_SLICE, STATS_PERIOD);
+        let mut window = Window::start_from((first.at, first.at_wall), &probes.ebpf, &bpf_stats);
         window.base = first.figures.clone();
         Ok(Self {
             facts: Facts {
@@ -208,7 +220,8 @@ impl Session {
                     cmdlines: config.cmdlines,
                 },
             },
-            tick_cost: OwnCostMeter::start(&probes.ebpf),
+            tick_cost: OwnCostMeter::start(&probes.ebpf, &bpf_stats),
+            bpf_stats,
             probes,
             window,
             last: first,
@@ -312,7 +325,10 @@ impl Session {
             .tick_usage(&collector, &delta, self.last.at_ns)?;
         let facts = self.facts.run(self.window.started_at, elapsed, &delta);
         let report = analyze::build_report(&facts, &usage, &vec![Vec::new(); usage.len()]);
-        let cost = self.tick_cost.measure(&self.probes.ebpf, elapsed).into();
+        let cost = self
+            .tick_cost
+            .measure(&self.probes.ebpf, &mut self.bpf_stats, elapsed)
+            .into();
         self.warm(&now.figures.processes);
         self.bury_exited(&exits, &mut now.figures)?;
         let at = now.at_wall;
@@ -372,9 +388,12 @@ impl Session {
     /// reports the closed one.
     pub async fn window(&mut self) -> anyhow::Result<WindowReport> {
         let now = self.closing_reading()?;
-        let cost = self.window.cost(&self.probes.ebpf, now.at);
+        let cost = self
+            .window
+            .cost(&self.probes.ebpf, &mut self.bpf_stats, now.at);
         let (closed, stale) = {
-            let next = Window::start_from((now.at, now.at_wall), &self.probes.ebpf);
+            let next =
+                Window::start_from((now.at, now.at_wall), &self.probes.ebpf, &self.bpf_stats);
             let window = std::mem::replace(&mut self.window, next);
             let stale = cleanup::stale_stacks(&now.figures, &window.base);
             let collector = Collector::new(&self.probes.ebpf);
@@ -394,7 +413,7 @@ impl Session {
     pub fn renew(&mut self) -> anyhow::Result<()> {
         let now = self.closing_reading()?;
         let stale = cleanup::stale_stacks(&now.figures, &self.window.base);
-        self.window = Window::start_from((now.at, now.at_wall), &self.probes.ebpf);
+        self.window = Window::start_from((now.at, now.at_wall), &self.probes.ebpf, &self.bpf_stats);
         self.begin_next(now, &stale)
     }
 
@@ -433,7 +452,9 @@ impl Session {
             let delta = now.figures.since(&self.last.figures);
             self.window.add_tick(&delta, self.last.at, since_tick);
         }
-        let cost = self.window.cost(&self.probes.ebpf, end);
+        let cost = self
+            .window
+            .cost(&self.probes.ebpf, &mut self.bpf_stats, end);
         self.clock.lap(|p| &mut p.collect);
         // Syscall counts move from the per-CPU pending buffers to the totals at every context
         // switch, and a sleep moves from the thread table to the off-CPU totals at its wakeup;

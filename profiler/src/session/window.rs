@@ -14,8 +14,10 @@ use super::{Facts, WindowReport};
 use crate::{
     analyze::{self, RunFacts},
     collect::{
-        Collector, Lifecycle, ProcessSnapshot, cumulative::Cumulative, disks::DiskTicks,
-        own_cost::OwnCostMeter,
+        Collector, Lifecycle, ProcessSnapshot,
+        cumulative::Cumulative,
+        disks::DiskTicks,
+        own_cost::{BpfStats, OwnCostMeter},
     },
     model::{
         ProcessIdentity, ProcessTable, ProcessUsage, table::FinalCounts, table::Procfs,
@@ -76,14 +78,14 @@ impl Summary {
 impl Window {
     /// A window starting at `started` (on both clocks); its `base` is set once the closing
     /// window's entries are forgotten.
-    pub fn start_from(started: (Instant, jiff::Timestamp), ebpf: &Ebpf) -> Self {
+    pub fn start_from(started: (Instant, jiff::Timestamp), ebpf: &Ebpf, stats: &BpfStats) -> Self {
         Self {
             base: Cumulative::default(),
             table: ProcessTable::default(),
             started: started.0,
             started_at: started.1,
             disks: DiskTicks::now(),
-            cost: OwnCostMeter::start(ebpf),
+            cost: OwnCostMeter::start(ebpf, stats),
             timeline: TimelineBuilder::new(TIMELINE_INTERVAL.as_secs_f64()),
             graveyard: Cumulative::default(),
         }
@@ -94,9 +96,9 @@ impl Window {
     }
 
     /// What the profiler cost from the window's start until `ended`.
-    pub fn cost(&mut self, ebpf: &Ebpf, ended: Instant) -> OwnCost {
+    pub fn cost(&mut self, ebpf: &Ebpf, stats: &mut BpfStats, ended: Instant) -> OwnCost {
         self.cost
-            .measure(ebpf, ended.saturating_duration_since(self.started))
+            .measure(ebpf, stats, ended.saturating_duration_since(self.started))
             .into()
     }
 
