@@ -40,6 +40,38 @@ fn unknown_pid_is_rejected() {
 }
 
 #[test]
+fn a_thread_id_is_rejected_naming_its_process() {
+    if !require_root("a_thread_id_is_rejected_naming_its_process") {
+        return;
+    }
+    // A thread of this test process, alive while diagnose looks it up.
+    let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        // SAFETY: gettid has no preconditions.
+        let tid = unsafe { libc::gettid() };
+        tid_tx.send(tid).expect("sending the tid");
+        let _ = done_rx.recv();
+    });
+    let tid = tid_rx.recv().expect("the thread's id").to_string();
+    let cwd = tempdir();
+    let done = diagnose(
+        &["--duration", "1s", "--pid", &tid],
+        cwd.path(),
+        ERROR_TIMEOUT,
+    );
+    drop(done_tx);
+    thread.join().expect("the thread ends");
+    let line = done.error_line();
+    let process = std::process::id().to_string();
+    assert!(
+        line.contains(&tid) && line.contains(&format!("--pid {process}")),
+        "error does not name thread {tid} and its process {process}: {line}"
+    );
+    assert_empty(cwd.path());
+}
+
+#[test]
 fn bad_duration_is_rejected() {
     if !require_root("bad_duration_is_rejected") {
         return;

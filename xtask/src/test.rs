@@ -65,6 +65,8 @@ fn run_e2e(workspace: &Path, profiler_bin: &Path, extra_args: &[String]) -> Vec<
         .arg("--")
         .args(extra_args)
         .env("PROFILER_BIN", profiler_bin)
+        // As root the end-to-end tests can load BPF: one that cannot fails, never skips.
+        .env("PROFILER_REQUIRE_BPF", "1")
         .current_dir(workspace);
         return util::run_step(STEP, &mut cmd).err().into_iter().collect();
     }
@@ -80,6 +82,7 @@ fn run_e2e(workspace: &Path, profiler_bin: &Path, extra_args: &[String]) -> Vec<
         let result = util::privileged(&exe).and_then(|mut cmd| {
             cmd.args(extra_args)
                 .env("PROFILER_BIN", profiler_bin)
+                .env("PROFILER_REQUIRE_BPF", "1")
                 .current_dir(&tests_dir);
             eprintln!(
                 "xtask test: running `{}` (keeping {})",

@@ -107,6 +107,12 @@ impl Sink {
         })
     }
 
+    /// Checks that `on_alert` is a command the sink can run, creating nothing: a bad one is a
+    /// startup error before any file exists.
+    pub fn check_hook(on_alert: &str) -> Result<(), SinkError> {
+        split_command(on_alert).map(drop)
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -27,11 +27,7 @@ const TICK: Duration = Duration::from_secs(1);
 pub async fn run(args: DiagnoseArgs) -> anyhow::Result<()> {
     let clock = PhaseClock::start();
     for &pid in &args.pids {
-        if !PathBuf::from(format!("/proc/{pid}")).exists() {
-            return Err(usage(format!(
-                "no process with pid {pid} (--pid); list running processes with `ps -e`"
-            )));
-        }
+        check_pid(pid)?;
     }
     probes::check_privileges()?;
     probes::check_frequency(args.frequency)?;
@@ -122,6 +118,25 @@ async fn sample(
         bar.finish_and_clear();
     }
     Ok(())
+}
+
+/// A `--pid` must name a running process, not a thread: the kernel keys every figure by the
+/// process (thread group) id, so a thread's id would match nothing.
+fn check_pid(pid: u32) -> anyhow::Result<()> {
+    let status = i32::try_from(pid)
+        .ok()
+        .and_then(|pid| procfs::process::Process::new(pid).ok())
+        .and_then(|process| process.status().ok());
+    match status {
+        None => Err(usage(format!(
+            "no process with pid {pid} (--pid); list running processes with `ps -e`"
+        ))),
+        Some(status) if status.tgid != i32::try_from(pid).unwrap_or(-1) => Err(usage(format!(
+            "{pid} (--pid) is a thread of process {}; use --pid {}",
+            status.tgid, status.tgid
+        ))),
+        Some(_) => Ok(()),
+    }
 }
 
 fn print(report: &crate::report::Report, format: Format) -> anyhow::Result<()> {

@@ -30,9 +30,7 @@ const TICK: Duration = Duration::from_secs(1);
 pub async fn run(args: RecordArgs) -> anyhow::Result<()> {
     let rules = rules_from_args(&args.alerts).map_err(|err| usage(err.to_string()))?;
     if let Some(command) = &args.on_alert {
-        // Checked before anything is created: a bad hook is a startup error.
-        Sink::new(&std::env::temp_dir(), Some(command), args.on_alert_timeout)
-            .map_err(|err| usage(err.to_string()))?;
+        Sink::check_hook(command).map_err(|err| usage(err.to_string()))?;
     }
     probes::check_privileges()?;
     probes::check_frequency(args.frequency)?;

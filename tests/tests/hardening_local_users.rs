@@ -1,0 +1,225 @@
+//! What another local user can do to a profiler running as root: its metrics port taken down
+//! by slow clients, a planted `alerts.jsonl` in the temporary directory, requests other than a
+//! scrape. The attacker runs as `nobody`.
+
+use std::{
+    fs,
+    io::{Read as _, Write as _},
+    net::TcpStream,
+    os::unix::{fs::PermissionsExt as _, process::CommandExt as _},
+    path::Path,
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use profiler_tests::{
+    ProfilerRun, free_port, http_get, profiler_command, record_windows, require_root, serial,
+    skip_or_fail, tempdir, utf8,
+};
+
+const SLOW_CLIENTS: &str = env!("CARGO_BIN_EXE_slowclients");
+/// More than the descriptors a process gets by default (`LimitNOFILE` unset: 1024).
+const ATTACKERS: &str = "2000";
+const ATTACK_SECONDS: u64 = 9;
+
+/// `command` as user nobody, or None (after skipping or failing) without setpriv.
+fn as_nobody(test: &str, program: &str) -> Option<Command> {
+    let works = Command::new("setpriv")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !works {
+        skip_or_fail(test, "needs setpriv (util-linux) to act as another user");
+        return None;
+    }
+    let mut command = Command::new("setpriv");
+    command
+        .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"])
+        .arg(program);
+    Some(command)
+}
+
+/// The status line and body of one request written as is.
+fn raw_request(port: u16, request: &str) -> (String, String) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connecting");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("setting a timeout");
+    stream.write_all(request.as_bytes()).expect("sending");
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    (
+        head.lines().next().unwrap_or_default().to_owned(),
+        body.to_owned(),
+    )
+}
+
+#[test]
+fn slow_clients_cannot_take_the_metrics_port_or_the_recorder_down() {
+    const TEST: &str = "slow_clients_cannot_take_the_metrics_port_or_the_recorder_down";
+    if !require_root(TEST) {
+        return;
+    }
+    let _serial = serial();
+    let Some(mut attack) = as_nobody(TEST, SLOW_CLIENTS) else {
+        return;
+    };
+    let dir = tempdir();
+    let root = dir.path().join("rec");
+    let port = free_port();
+    let address = format!("127.0.0.1:{port}");
+    let mut command = profiler_command();
+    command.args([
+        "record",
+        "--out",
+        utf8(&root),
+        "--window",
+        "2s",
+        "--metrics",
+        &address,
+    ]);
+    // The descriptors a service gets when its unit sets no LimitNOFILE.
+    // SAFETY: setrlimit is async-signal-safe; the struct lives on this stack.
+    unsafe {
+        command.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: 1024,
+                rlim_max: 1024,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+    let mut run = ProfilerRun::start(command);
+    run.wait_attached();
+    let attack_started = Instant::now();
+    let attacker = attack
+        .args([&port.to_string(), ATTACKERS, &ATTACK_SECONDS.to_string()])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("starting the attacker as nobody");
+    let attacked = attacker
+        .wait_with_output()
+        .expect("waiting for the attacker");
+    let held = String::from_utf8_lossy(&attacked.stdout).into_owned();
+    assert!(attacked.status.success(), "attacker failed: {held}");
+    // Once the attackers are gone, a scrape is answered at once.
+    let asked = Instant::now();
+    let scrape = http_get(port, "/metrics");
+    let answered_in = asked.elapsed();
+    let windows_during_attack = record_windows(&root).len();
+    run.signal(libc::SIGTERM);
+    let finished = run.finish(Duration::from_secs(30));
+    assert!(
+        finished.status.success(),
+        "record died under the attack ({held}): {}",
+        finished.stderr
+    );
+    let scrape = scrape.unwrap_or_else(|err| panic!("no scrape after the attack: {err}"));
+    assert!(scrape.contains("profiler_"), "{scrape}");
+    assert!(
+        answered_in < Duration::from_secs(1),
+        "the scrape took {answered_in:?}"
+    );
+    // Windows of 2 s kept being written while the port was under attack.
+    let expected = (attack_started.elapsed().as_secs() / 2).saturating_sub(2) as usize;
+    assert!(
+        windows_during_attack >= expected.max(3),
+        "{windows_during_attack} windows in {:?} of attack ({held})",
+        attack_started.elapsed()
+    );
+}
+
+#[test]
+fn the_metrics_port_serves_only_get_and_head_of_metrics() {
+    const TEST: &str = "the_metrics_port_serves_only_get_and_head_of_metrics";
+    if !require_root(TEST) {
+        return;
+    }
+    let _serial = serial();
+    let dir = tempdir();
+    let port = free_port();
+    let address = format!("127.0.0.1:{port}");
+    let mut command = profiler_command();
+    command.args([
+        "record",
+        "--out",
+        utf8(&dir.path().join("rec")),
+        "--metrics",
+        &address,
+    ]);
+    let mut run = ProfilerRun::start(command);
+    run.wait_attached();
+    let ask = |method: &str, path: &str| {
+        raw_request(
+            port,
+            &format!(
+                "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            ),
+        )
+    };
+    let (get, body) = ask("GET", "/metrics");
+    let (head, _) = ask("HEAD", "/metrics");
+    let (post, _) = ask("POST", "/metrics");
+    let (delete, _) = ask("DELETE", "/metrics");
+    let (elsewhere, _) = ask("GET", "/");
+    let (other, _) = ask("GET", "/admin");
+    run.signal(libc::SIGTERM);
+    run.finish(Duration::from_secs(30)).assert_success();
+    assert!(get.contains(" 200 "), "{get}");
+    assert!(body.contains("profiler_"), "{body}");
+    assert!(head.contains(" 200 "), "{head}");
+    assert!(post.contains(" 405 "), "POST answered {post}");
+    assert!(delete.contains(" 405 "), "DELETE answered {delete}");
+    assert!(elsewhere.contains(" 404 "), "/ answered {elsewhere}");
+    assert!(other.contains(" 404 "), "/admin answered {other}");
+}
+
+#[test]
+fn a_planted_alerts_file_in_the_temporary_directory_is_never_opened() {
+    const TEST: &str = "a_planted_alerts_file_in_the_temporary_directory_is_never_opened";
+    if !require_root(TEST) {
+        return;
+    }
+    let _serial = serial();
+    let Some(mut plant) = as_nobody(TEST, "ln") else {
+        return;
+    };
+    // A shared temporary directory, writable by everyone, as /tmp is.
+    let shared = tempdir();
+    fs::set_permissions(shared.path(), fs::Permissions::from_mode(0o1777))
+        .expect("making the directory shared");
+    let target = shared.path().join("made-by-root");
+    let planted = shared.path().join("alerts.jsonl");
+    let status = plant
+        .args(["-s", utf8(&target), utf8(&planted)])
+        .status()
+        .expect("planting the symlink as nobody");
+    assert!(status.success(), "nobody could not plant the symlink");
+    let out = tempdir();
+    let mut command = profiler_command();
+    command
+        .env("TMPDIR", shared.path())
+        .args([
+            "record",
+            "--out",
+            utf8(&out.path().join("rec")),
+            "--no-metrics",
+        ])
+        .args(["--on-alert", "true"]);
+    let mut run = ProfilerRun::start(command);
+    run.wait_attached();
+    run.signal(libc::SIGTERM);
+    run.finish(Duration::from_secs(30)).assert_success();
+    assert!(
+        !Path::new(&target).exists(),
+        "root followed the planted {} and created {}",
+        planted.display(),
+        target.display()
+    );
+}
