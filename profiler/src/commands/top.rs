@@ -4,7 +4,6 @@
 mod terminal;
 
 use std::{
-    collections::BTreeMap,
     io::{IsTerminal as _, Write as _},
     time::Duration,
 };
@@ -19,7 +18,7 @@ use crate::{
     model::cmdline::Cmdlines,
     output::tui::{
         self,
-        detail::{BlameLine, Detail},
+        detail::{BlameTotals, Detail},
         plain,
         state::{Action, UiState, color_allowed},
     },
@@ -108,52 +107,6 @@ async fn json(args: &TopArgs, session: &mut Session, stops: &mut Stops) -> anyho
         }
     }
 }
-
-/// Run-queue delays between two processes, summed over every tick since `top` started.
-#[derive(Default)]
-struct BlameTotals(BTreeMap<(u32, u32), (String, String, u64)>);
-
-impl BlameTotals {
-    fn add(&mut self, report: &Report) {
-        for b in &report.blame {
-            let entry = self
-                .0
-                .entry((b.culprit_pid, b.victim_pid))
-                .or_insert_with(|| (b.culprit_comm.clone(), b.victim_comm.clone(), 0));
-            entry.2 += b.delay_ns;
-        }
-    }
-
-    /// (who delays `pid`, whom `pid` delays), largest delay first.
-    fn of(&self, pid: u32) -> (Vec<BlameLine>, Vec<BlameLine>) {
-        let mut delayed_by = Vec::new();
-        let mut delays = Vec::new();
-        for (&(culprit, victim), (culprit_comm, victim_comm, ns)) in &self.0 {
-            if victim == pid && culprit != pid {
-                delayed_by.push(BlameLine {
-                    pid: culprit,
-                    comm: culprit_comm.clone(),
-                    delay_ns: *ns,
-                });
-            }
-            if culprit == pid && victim != pid {
-                delays.push(BlameLine {
-                    pid: victim,
-                    comm: victim_comm.clone(),
-                    delay_ns: *ns,
-                });
-            }
-        }
-        for list in [&mut delayed_by, &mut delays] {
-            list.sort_by_key(|b| std::cmp::Reverse(b.delay_ns));
-            list.truncate(DETAIL_BLAME);
-        }
-        (delayed_by, delays)
-    }
-}
-
-/// Blame lines per side in the detail view.
-const DETAIL_BLAME: usize = 8;
 
 /// Everything the interactive loop keeps between events.
 struct View {

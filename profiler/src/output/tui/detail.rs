@@ -8,8 +8,10 @@ use ratatui::{
     widgets::{Block, Borders, Paragraph, Widget as _, Wrap},
 };
 
+use std::collections::BTreeMap;
+
 use super::{format, style::Palette};
-use crate::symbolize::FoldedStack;
+use crate::{report::Report, symbolize::FoldedStack};
 
 /// Frames shown per stack, leaf first: enough to say where, short enough for one line.
 const FRAMES: usize = 4;
@@ -33,6 +35,52 @@ pub struct Detail {
     /// Processes that waited while this one held their CPU.
     pub delays: Vec<BlameLine>,
 }
+
+/// Run-queue delays between two processes, summed over every tick since `top` started.
+#[derive(Debug, Default)]
+pub struct BlameTotals(BTreeMap<(u32, u32), (String, String, u64)>);
+
+impl BlameTotals {
+    pub fn add(&mut self, report: &Report) {
+        for b in &report.blame {
+            let entry = self
+                .0
+                .entry((b.culprit_pid, b.victim_pid))
+                .or_insert_with(|| (b.culprit_comm.clone(), b.victim_comm.clone(), 0));
+            entry.2 += b.delay_ns;
+        }
+    }
+
+    /// (who delays `pid`, whom `pid` delays), largest delay first.
+    pub fn of(&self, pid: u32) -> (Vec<BlameLine>, Vec<BlameLine>) {
+        let mut delayed_by = Vec::new();
+        let mut delays = Vec::new();
+        for (&(culprit, victim), (culprit_comm, victim_comm, ns)) in &self.0 {
+            if victim == pid && culprit != pid {
+                delayed_by.push(BlameLine {
+                    pid: culprit,
+                    comm: culprit_comm.clone(),
+                    delay_ns: *ns,
+                });
+            }
+            if culprit == pid && victim != pid {
+                delays.push(BlameLine {
+                    pid: victim,
+                    comm: victim_comm.clone(),
+                    delay_ns: *ns,
+                });
+            }
+        }
+        for list in [&mut delayed_by, &mut delays] {
+            list.sort_by_key(|b| std::cmp::Reverse(b.delay_ns));
+            list.truncate(DETAIL_BLAME);
+        }
+        (delayed_by, delays)
+    }
+}
+
+/// Blame lines per side in the detail view.
+const DETAIL_BLAME: usize = 8;
 
 fn stack_lines(detail: &Detail) -> Vec<Line<'static>> {
     let total: u64 = detail.stacks.iter().map(|(_, n)| n).sum();
