@@ -56,6 +56,16 @@ fn raw_request(port: u16, request: &str) -> (String, String) {
     )
 }
 
+/// `record` into `root` in 2 s windows, serving metrics on a free loopback port.
+fn record_serving_metrics(root: &Path) -> (Command, u16) {
+    let port = free_port();
+    let mut command = profiler_command();
+    command
+        .args(["record", "--out", utf8(root), "--window", "2s", "--metrics"])
+        .arg(format!("127.0.0.1:{port}"));
+    (command, port)
+}
+
 #[test]
 fn slow_clients_cannot_take_the_metrics_port_or_the_recorder_down() {
     const TEST: &str = "slow_clients_cannot_take_the_metrics_port_or_the_recorder_down";
@@ -68,18 +78,7 @@ fn slow_clients_cannot_take_the_metrics_port_or_the_recorder_down() {
     };
     let dir = tempdir();
     let root = dir.path().join("rec");
-    let port = free_port();
-    let address = format!("127.0.0.1:{port}");
-    let mut command = profiler_command();
-    command.args([
-        "record",
-        "--out",
-        utf8(&root),
-        "--window",
-        "2s",
-        "--metrics",
-        &address,
-    ]);
+    let (mut command, port) = record_serving_metrics(&root);
     // The descriptors a service gets when its unit sets no LimitNOFILE.
     // SAFETY: setrlimit is async-signal-safe; the struct lives on this stack.
     unsafe {
@@ -143,16 +142,7 @@ fn the_metrics_port_serves_only_get_and_head_of_metrics() {
     }
     let _serial = serial();
     let dir = tempdir();
-    let port = free_port();
-    let address = format!("127.0.0.1:{port}");
-    let mut command = profiler_command();
-    command.args([
-        "record",
-        "--out",
-        utf8(&dir.path().join("rec")),
-        "--metrics",
-        &address,
-    ]);
+    let (command, port) = record_serving_metrics(&dir.path().join("rec"));
     let mut run = ProfilerRun::start(command);
     run.wait_attached();
     let ask = |method: &str, path: &str| {
