@@ -135,6 +135,16 @@ pub struct FlamegraphArgs {
     /// Title of the picture.
     #[arg(long)]
     pub title: Option<String>,
+    /// Largest input file read (e.g. 1GiB); a real profile's folded stacks take a few MB.
+    #[arg(long, default_value = "256MiB", value_parser = parse_bytes, value_name = "SIZE")]
+    pub max_input: u64,
+    /// Longest stack line read (e.g. 4MiB).
+    #[arg(long, default_value = "1MiB", value_parser = parse_bytes, value_name = "SIZE")]
+    pub max_line: u64,
+    /// Most distinct stacks drawn.
+    #[arg(long, default_value_t = 1_000_000, value_name = "N",
+          value_parser = clap::value_parser!(usize))]
+    pub max_stacks: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

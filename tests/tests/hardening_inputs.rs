@@ -240,6 +240,12 @@ fn every_flamegraph_option_with_a_bad_value_is_refused() {
         (&["flamegraph", "{folded}", "--out", "{dir}"], "{dir}"),
         (&["flamegraph", "{folded}", "--offcpu=yes"], "--offcpu"),
         (&["flamegraph", "{folded}", "--title"], "--title"),
+        // A device has no end: refused before anything is read.
+        (&["flamegraph", "/dev/zero"], "not a regular file"),
+        (&["flamegraph", "{folded}", "--diff", "/dev/zero"], "not a regular file"),
+        (&["flamegraph", "{folded}", "--max-input", "10"], "--max-input 10"),
+        (&["flamegraph", "{folded}", "--max-line", "lots"], "--max-line"),
+        (&["flamegraph", "{folded}", "--max-stacks", "1"], "--max-stacks 1"),
     ]);
 }
 

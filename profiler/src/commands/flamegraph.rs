@@ -6,7 +6,7 @@ pub mod windows;
 use std::{
     collections::BTreeMap,
     fs,
-    io::{self, Write as _},
+    io::{self, Read as _, Write as _},
     path::Path,
 };
 
@@ -32,6 +32,11 @@ pub struct Loaded {
 }
 
 pub fn run(args: FlamegraphArgs) -> anyhow::Result<()> {
+    let limits = Limits {
+        input_bytes: args.max_input,
+        line_bytes: args.max_line,
+        stacks: args.max_stacks,
+    };
     let wanted = if args.offcpu {
         OFFCPU_FOLDED
     } else {
@@ -44,10 +49,15 @@ pub fn run(args: FlamegraphArgs) -> anyhow::Result<()> {
         ));
     }
     let input = match (&args.from, &args.input) {
-        (Some(dir), _) => {
-            windows::load(dir, args.since, args.until, wanted, jiff::Timestamp::now())?
-        }
-        (None, Some(path)) => load_input(path, wanted, Role::Input)?,
+        (Some(dir), _) => windows::load(
+            dir,
+            args.since,
+            args.until,
+            wanted,
+            jiff::Timestamp::now(),
+            &limits,
+        )?,
+        (None, Some(path)) => load_input(path, wanted, Role::Input, &limits)?,
         (None, None) => {
             return Err(usage(
                 "give a folded stacks file, a report directory, or --from DIR",
@@ -57,7 +67,7 @@ pub fn run(args: FlamegraphArgs) -> anyhow::Result<()> {
     let base = args
         .diff
         .as_deref()
-        .map(|path| load_input(path, wanted, Role::Base))
+        .map(|path| load_input(path, wanted, Role::Base, &limits))
         .transpose()?;
     if let Some(base) = &base
         && base.count_name != input.count_name
@@ -115,7 +125,7 @@ enum Role {
 }
 
 /// A folded file, or the `wanted` file (stacks.folded or offcpu.folded) of a report directory.
-fn load_input(path: &Path, wanted: &str, role: Role) -> anyhow::Result<Loaded> {
+fn load_input(path: &Path, wanted: &str, role: Role, limits: &Limits) -> anyhow::Result<Loaded> {
     let meta = fs::metadata(path)
         .map_err(|err| usage(format!("cannot read {}: {err}", path.display())))?;
     let file = if meta.is_dir() {
@@ -127,7 +137,8 @@ fn load_input(path: &Path, wanted: &str, role: Role) -> anyhow::Result<Loaded> {
     } else {
         path.to_owned()
     };
-    let stacks = merge([read_folded(&file)?])?;
+    let stacks = merge([read_folded(&file, limits)?])?;
+    limits.check_stacks(&stacks, &file.display().to_string())?;
     if stacks.is_empty() {
         return Err(usage(format!("no stacks in {}", file.display())));
     }
@@ -166,14 +177,82 @@ fn missing_in_dir(dir: &Path, wanted: &str, role: Role) -> anyhow::Error {
     }
 }
 
-/// Reads and parses one folded file; unreadable or malformed input is a usage error.
-fn read_folded(file: &Path) -> anyhow::Result<Vec<(String, u64)>> {
-    let bytes =
-        fs::read(file).map_err(|err| usage(format!("cannot read {}: {err}", file.display())))?;
+/// How much input `flamegraph` reads: far above any real profile, so that a device, a runaway
+/// file or a single enormous line is refused instead of taking the host's memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Bytes of one input file.
+    pub input_bytes: u64,
+    /// Bytes of one stack line.
+    pub line_bytes: u64,
+    /// Distinct stacks drawn.
+    pub stacks: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            input_bytes: 256 << 20,
+            line_bytes: 1 << 20,
+            stacks: 1_000_000,
+        }
+    }
+}
+
+impl Limits {
+    /// Refuses more distinct stacks than `--max-stacks` from `what`.
+    pub fn check_stacks(&self, stacks: &[(String, u64)], what: &str) -> anyhow::Result<()> {
+        if stacks.len() > self.stacks {
+            return Err(usage(format!(
+                "{what} has {} distinct stacks, more than --max-stacks {}; raise --max-stacks to \
+                 draw them",
+                stacks.len(),
+                self.stacks
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Reads and parses one folded file; unreadable, oversized or malformed input is a usage
+/// error. Only regular files: a device or a pipe has no end to wait for.
+fn read_folded(file: &Path, limits: &Limits) -> anyhow::Result<Vec<(String, u64)>> {
+    let shown = file.display();
+    let cannot = |err: io::Error| usage(format!("cannot read {shown}: {err}"));
+    let opened = fs::File::open(file).map_err(cannot)?;
+    if !opened.metadata().map_err(cannot)?.is_file() {
+        return Err(usage(format!(
+            "{shown} is not a regular file; give a folded stacks file or a report directory"
+        )));
+    }
+    let too_big = || {
+        usage(format!(
+            "{shown} is larger than --max-input {} bytes; raise --max-input to read it",
+            limits.input_bytes
+        ))
+    };
+    let mut bytes = Vec::new();
+    opened
+        .take(limits.input_bytes.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(cannot)?;
+    if bytes.len() as u64 > limits.input_bytes {
+        return Err(too_big());
+    }
+    if let Some(at) = bytes
+        .split(|&b| b == b'\n')
+        .position(|line| line.len() as u64 > limits.line_bytes)
+    {
+        return Err(usage(format!(
+            "{shown}:{}: a line longer than --max-line {} bytes; raise --max-line to read it",
+            at + 1,
+            limits.line_bytes
+        )));
+    }
     // Symbol names are bytes from binaries; a stray invalid sequence in one should cost that
     // frame its spelling, not the whole picture.
     let text = String::from_utf8_lossy(&bytes);
-    folded::parse(&text, &file.display().to_string()).map_err(|err| usage(err.to_string()))
+    folded::parse(&text, &shown.to_string()).map_err(|err| usage(err.to_string()))
 }
 
 /// Sums the counts of identical stacks across `parts`, drops zero counts, and sorts by stack.
@@ -218,6 +297,33 @@ mod tests {
     }
 
     #[test]
+    fn devices_oversized_files_and_long_lines_are_refused_by_name() {
+        let limits = Limits {
+            input_bytes: 64,
+            line_bytes: 16,
+            stacks: 2,
+        };
+        let error = |path: &Path| {
+            load_input(path, STACKS_FOLDED, Role::Input, &limits)
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(error(Path::new("/dev/zero")).contains("not a regular file"));
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("big.folded");
+        fs::write(&big, "a;b 1\n".repeat(20)).unwrap();
+        assert!(error(&big).contains("--max-input 64"), "{}", error(&big));
+        let long = dir.path().join("long.folded");
+        fs::write(&long, "a 1\nmain;one;two;three;four 1\n").unwrap();
+        assert!(error(&long).contains("long.folded:2:"), "{}", error(&long));
+        let many = dir.path().join("many.folded");
+        fs::write(&many, "a 1\nb 1\nc 1\n").unwrap();
+        assert!(error(&many).contains("--max-stacks 2"), "{}", error(&many));
+        fs::write(&many, "a 1\nb 1\n").unwrap();
+        assert!(load_input(&many, STACKS_FOLDED, Role::Input, &limits).is_ok());
+    }
+
+    #[test]
     fn merge_sums_identical_stacks_and_drops_zeros() {
         let merged = merge([
             stacks(&[("b;x", 2), ("a", 1), ("z", 0)]),
@@ -244,13 +350,16 @@ mod tests {
     fn report_dir_gives_its_stacks_or_offcpu_file() {
         let dir = tempfile::tempdir().unwrap();
         write(dir.path(), STACKS_FOLDED, "p (1);main 3\np (1);main 2\n");
-        let loaded = load_input(dir.path(), STACKS_FOLDED, Role::Input).unwrap();
+        let loaded =
+            load_input(dir.path(), STACKS_FOLDED, Role::Input, &Limits::default()).unwrap();
         assert_eq!(loaded.stacks, stacks(&[("p (1);main", 5)]));
         assert_eq!(loaded.count_name, "samples");
-        let err = load_input(dir.path(), OFFCPU_FOLDED, Role::Input).unwrap_err();
+        let err =
+            load_input(dir.path(), OFFCPU_FOLDED, Role::Input, &Limits::default()).unwrap_err();
         assert!(err.to_string().contains("offcpu signal"), "{err}");
         write(dir.path(), OFFCPU_FOLDED, "p (1);read 70\n");
-        let loaded = load_input(dir.path(), OFFCPU_FOLDED, Role::Input).unwrap();
+        let loaded =
+            load_input(dir.path(), OFFCPU_FOLDED, Role::Input, &Limits::default()).unwrap();
         assert_eq!(loaded.count_name, "us");
     }
 
@@ -258,22 +367,28 @@ mod tests {
     fn bad_inputs_are_usage_errors_naming_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let empty = write(dir.path(), "empty.folded", "\n# nothing\n");
-        let err = load_input(&empty, STACKS_FOLDED, Role::Input).unwrap_err();
+        let err = load_input(&empty, STACKS_FOLDED, Role::Input, &Limits::default()).unwrap_err();
         assert_eq!(err.to_string(), format!("no stacks in {}", empty.display()));
         let zeros = write(dir.path(), "zeros.folded", "a 0\n");
-        assert!(load_input(&zeros, STACKS_FOLDED, Role::Input).is_err());
+        assert!(load_input(&zeros, STACKS_FOLDED, Role::Input, &Limits::default()).is_err());
         let bad = write(dir.path(), "bad.folded", "a;b 1\na;b;c\n");
-        let err = load_input(&bad, STACKS_FOLDED, Role::Input).unwrap_err();
+        let err = load_input(&bad, STACKS_FOLDED, Role::Input, &Limits::default()).unwrap_err();
         assert_eq!(crate::error::exit_code(&err), 2);
         assert!(
             err.to_string()
                 .ends_with("bad.folded:2: expected \"<frames> <count>\", found \"a;b;c\"")
         );
-        let err = load_input(&dir.path().join("nope"), STACKS_FOLDED, Role::Base).unwrap_err();
+        let err = load_input(
+            &dir.path().join("nope"),
+            STACKS_FOLDED,
+            Role::Base,
+            &Limits::default(),
+        )
+        .unwrap_err();
         assert_eq!(crate::error::exit_code(&err), 2);
         let binary = dir.path().join("bin.folded");
         fs::write(&binary, b"a;\xff\xfe 3\r\n").unwrap();
-        let loaded = load_input(&binary, STACKS_FOLDED, Role::Input).unwrap();
+        let loaded = load_input(&binary, STACKS_FOLDED, Role::Input, &Limits::default()).unwrap();
         assert_eq!(loaded.stacks, stacks(&[("a;\u{fffd}\u{fffd}", 3)]));
     }
 
@@ -283,7 +398,8 @@ mod tests {
         let window = dir.path().join("w1");
         fs::create_dir(&window).unwrap();
         write(&window, "report.json", "{}");
-        let err = load_input(dir.path(), STACKS_FOLDED, Role::Input).unwrap_err();
+        let err =
+            load_input(dir.path(), STACKS_FOLDED, Role::Input, &Limits::default()).unwrap_err();
         assert!(err.to_string().contains("--from"), "{err}");
     }
 

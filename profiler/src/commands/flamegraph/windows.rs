@@ -10,7 +10,7 @@ use std::{
 use jiff::{SignedDuration, Timestamp};
 use serde::Deserialize;
 
-use super::{Loaded, merge, read_folded};
+use super::{Limits, Loaded, merge, read_folded};
 use crate::{
     error::usage,
     output::{OFFCPU_FOLDED, REPORT_JSON},
@@ -141,13 +141,14 @@ fn when(time: Timestamp) -> String {
     time.strftime("%Y-%m-%d %H:%M:%S UTC").to_string()
 }
 
-/// Merges the `wanted` folded file of every window of `dir` selected at `now`.
+/// Merges the `wanted` folded file of every window of `dir` selected at `now`, within `limits`.
 pub fn load(
     dir: &Path,
     since: Option<Duration>,
     until: Option<Duration>,
     wanted: &str,
     now: Timestamp,
+    limits: &Limits,
 ) -> anyhow::Result<Loaded> {
     let shown = dir.display();
     let windows = list(dir)?;
@@ -174,7 +175,7 @@ pub fn load(
         // to retention while it is read: either way it adds nothing.
         match fs::symlink_metadata(&file) {
             Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
-            _ => parts.push(read_folded(&file)?),
+            _ => parts.push(read_folded(&file, limits)?),
         }
     }
     if parts.is_empty() {
@@ -195,6 +196,7 @@ pub fn load(
         when(oldest.started),
         when(newest.ended)
     );
+    limits.check_stacks(&stacks, &label)?;
     if stacks.is_empty() {
         return Err(usage(format!("no stacks in {wanted} of {label}")));
     }
@@ -292,7 +294,15 @@ mod tests {
         make(root.path(), "w2", 3 * 60, Some("p (1);main;hot 4\n"));
         // Started within range, but its stacks were never written or were already deleted.
         make(root.path(), "w3", 2 * 60, None);
-        let loaded = load(root.path(), minutes(10), None, STACKS_FOLDED, at(NOW)).unwrap();
+        let loaded = load(
+            root.path(),
+            minutes(10),
+            None,
+            STACKS_FOLDED,
+            at(NOW),
+            &Limits::default(),
+        )
+        .unwrap();
         assert_eq!(
             loaded.stacks,
             [
@@ -301,7 +311,15 @@ mod tests {
             ]
         );
         assert!(loaded.label.contains("3 windows"), "{}", loaded.label);
-        let err = load(root.path(), minutes(10), None, OFFCPU_FOLDED, at(NOW)).unwrap_err();
+        let err = load(
+            root.path(),
+            minutes(10),
+            None,
+            OFFCPU_FOLDED,
+            at(NOW),
+            &Limits::default(),
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("--signals"), "{err}");
     }
 
@@ -310,7 +328,15 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         make(root.path(), "w1", 3600, Some("p 1\n"));
         make(root.path(), "w2", 1800, Some("p 1\n"));
-        let err = load(root.path(), minutes(5), None, STACKS_FOLDED, at(NOW)).unwrap_err();
+        let err = load(
+            root.path(),
+            minutes(5),
+            None,
+            STACKS_FOLDED,
+            at(NOW),
+            &Limits::default(),
+        )
+        .unwrap_err();
         assert_eq!(crate::error::exit_code(&err), 2);
         assert_eq!(
             err.to_string(),
@@ -321,7 +347,15 @@ mod tests {
             )
         );
         let empty = tempfile::tempdir().unwrap();
-        let err = load(empty.path(), None, None, STACKS_FOLDED, at(NOW)).unwrap_err();
+        let err = load(
+            empty.path(),
+            None,
+            None,
+            STACKS_FOLDED,
+            at(NOW),
+            &Limits::default(),
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("no finished windows"), "{err}");
     }
 
