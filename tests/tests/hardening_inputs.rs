@@ -242,10 +242,22 @@ fn every_flamegraph_option_with_a_bad_value_is_refused() {
         (&["flamegraph", "{folded}", "--title"], "--title"),
         // A device has no end: refused before anything is read.
         (&["flamegraph", "/dev/zero"], "not a regular file"),
-        (&["flamegraph", "{folded}", "--diff", "/dev/zero"], "not a regular file"),
-        (&["flamegraph", "{folded}", "--max-input", "10"], "--max-input 10"),
-        (&["flamegraph", "{folded}", "--max-line", "lots"], "--max-line"),
-        (&["flamegraph", "{folded}", "--max-stacks", "1"], "--max-stacks 1"),
+        (
+            &["flamegraph", "{folded}", "--diff", "/dev/zero"],
+            "not a regular file",
+        ),
+        (
+            &["flamegraph", "{folded}", "--max-input", "10"],
+            "--max-input 10",
+        ),
+        (
+            &["flamegraph", "{folded}", "--max-line", "lots"],
+            "--max-line",
+        ),
+        (
+            &["flamegraph", "{folded}", "--max-stacks", "1"],
+            "--max-stacks 1",
+        ),
     ]);
 }
 
