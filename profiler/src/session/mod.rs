@@ -105,6 +105,8 @@ impl Release {
 /// What does not change between windows of a session.
 struct Facts {
     signals: BTreeMap<Signal, SignalState>,
+    hostname: String,
+    mem_total_bytes: Option<u64>,
     cpus: u32,
     frequency_hz: u64,
     only_pids: Vec<u32>,
@@ -116,7 +118,7 @@ impl Facts {
     fn run(&self, started_at: jiff::Timestamp, duration: Duration, delta: &Cumulative) -> RunFacts {
         RunFacts {
             started_at: started_at.to_string(),
-            hostname: hostname(),
+            hostname: self.hostname.clone(),
             duration,
             cpus: self.cpus,
             frequency_hz: self.frequency_hz,
@@ -125,10 +127,7 @@ impl Facts {
             blame: delta.blame.iter().map(|(k, v)| (*k, *v)).collect(),
             only_pids: self.only_pids.clone(),
             own_pid: std::process::id(),
-            mem_total_bytes: {
-                use procfs::Current as _;
-                procfs::Meminfo::current().ok().map(|m| m.mem_total)
-            },
+            mem_total_bytes: self.mem_total_bytes,
             busiest_disk: None,
         }
     }
@@ -213,6 +212,11 @@ impl Session {
         Ok(Self {
             facts: Facts {
                 signals: probes.signals.clone(),
+                hostname: hostname(),
+                mem_total_bytes: {
+                    use procfs::Current as _;
+                    procfs::Meminfo::current().ok().map(|m| m.mem_total)
+                },
                 cpus: u32::try_from(probes.cpus).unwrap_or(u32::MAX),
                 frequency_hz: config.frequency_hz,
                 only_pids: config.only_pids,
@@ -445,7 +449,8 @@ impl Session {
         let end = Instant::now();
         let end_ns = kernel_now_ns();
         self.clock.lap(|p| &mut p.sampling);
-        let mut now = Reading::take(&Collector::new(&self.probes.ebpf), true)?;
+        // The stack maps are walked once the programs have stopped, below.
+        let mut now = Reading::take(&Collector::new(&self.probes.ebpf), false)?;
         // The last, partial bucket: a run stopped early still shows its final moments.
         let since_tick = end.saturating_duration_since(self.last.at);
         if since_tick > TIMELINE_INTERVAL / 10 {
@@ -459,6 +464,7 @@ impl Session {
         // Syscall counts move from the per-CPU pending buffers to the totals at every context
         // switch, and a sleep moves from the thread table to the off-CPU totals at its wakeup;
         // both are read once the programs have stopped, so nothing is seen twice or missed.
+        // The sample counts hold still from then on too.
         self.probes.quiesce();
         let Self {
             probes,
@@ -471,6 +477,7 @@ impl Session {
         let collector = Collector::new(&probes.ebpf);
         now.figures.syscalls = collector.syscalls()?;
         now.figures.offcpu = collector.offcpu(end_ns)?.into_iter().collect();
+        now.figures.stack_counts = collector.stack_counts()?.into_iter().collect();
         let closed = window.close(&collector, &now.figures, end, &facts)?;
         // The rest detaches while the stacks are symbolized and the files rendered.
         let release = Release(probes.release());

@@ -1,0 +1,202 @@
+use super::*;
+use crate::model::ProcessIdentity;
+
+#[test]
+fn every_loss_the_kernel_counts_reaches_drops() {
+    let mut counters = Counters::default();
+    for counter in Counter::ALL {
+        counters.0[counter as usize] = 1000 + counter as u64;
+    }
+    let shown: Vec<u64> = serde_json::to_value(drops(&counters))
+        .unwrap()
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .collect();
+    let not_losses = [
+        Counter::Samples,
+        Counter::IdleSamples,
+        Counter::NoUserStack,
+        Counter::Switches,
+    ];
+    for counter in Counter::ALL {
+        let value = 1000 + counter as u64;
+        assert_eq!(
+            shown.contains(&value),
+            !not_losses.contains(&counter),
+            "{counter:?}"
+        );
+    }
+    assert_eq!(shown.len(), Counter::ALL.len() - not_losses.len());
+}
+
+fn usage(pid: u32, comm: &str, on_cpu_ns: u64, samples: u64) -> ProcessUsage {
+    ProcessUsage {
+        on_cpu_ns,
+        samples,
+        ..ProcessUsage::new(ProcessIdentity {
+            start_time: 1,
+            exited: false,
+            ..ProcessIdentity::exited_unknown(pid, Some(comm))
+        })
+    }
+}
+
+fn facts(only_pids: Vec<u32>) -> RunFacts {
+    RunFacts {
+        started_at: "2026-01-01T00:00:00Z".to_owned(),
+        hostname: "h".to_owned(),
+        duration: Duration::from_secs(10),
+        cpus: 2,
+        frequency_hz: 99,
+        counters: Counters::default(),
+        mem_total_bytes: Some(8 << 30),
+        busiest_disk: None,
+        signals: BTreeMap::from([(Signal::Cpu, SignalState::On)]),
+        blame: Vec::new(),
+        only_pids,
+        own_pid: 1,
+    }
+}
+
+fn stack(frames: &[&str], n: u64) -> FoldedStack {
+    (frames.iter().map(|s| s.to_string()).collect(), n)
+}
+
+#[test]
+fn hog_ranks_first_idle_process_is_no_suspect() {
+    let procs = [
+        usage(20, "sleeper", 1_000_000, 0),
+        usage(10, "burner", 9_900_000_000, 980),
+        usage(30, "bash", 50_000_000, 5),
+    ];
+    let folded = vec![
+        vec![],
+        vec![
+            stack(&["main", "hot", "sys_write_[k]"], 900),
+            stack(&["main", "cold"], 80),
+        ],
+        vec![],
+    ];
+    let report = build_report(&facts(vec![]), &procs, &folded);
+    assert_eq!(report.processes[0].pid, 10);
+    assert_eq!(report.processes[0].cpu.cores, 0.99);
+    assert_eq!(report.processes[0].cpu.host_percent, 49.5);
+    assert_eq!(
+        report.processes[0].cpu.hottest.as_ref().unwrap().function,
+        "hot"
+    );
+    assert_eq!(report.suspects.len(), 1);
+    assert_eq!(report.suspects[0].rank, 1);
+    assert_eq!(report.suspects[0].pid, 10);
+    assert!(
+        report.verdict.starts_with("Suspect #1: burner (pid 10)"),
+        "{}",
+        report.verdict
+    );
+    assert!(report.verdict.contains("hot"));
+}
+
+#[test]
+fn own_pid_is_never_a_suspect_and_pid_filter_applies() {
+    let procs = [
+        usage(1, "profiler", 5_000_000_000, 10),
+        usage(10, "burner", 3_000_000_000, 10),
+    ];
+    let report = build_report(&facts(vec![]), &procs, &[vec![], vec![]]);
+    assert_eq!(
+        report.suspects.iter().map(|s| s.pid).collect::<Vec<_>>(),
+        [10]
+    );
+    let report = build_report(&facts(vec![10]), &procs, &[vec![], vec![]]);
+    assert_eq!(report.processes.len(), 1);
+}
+
+#[test]
+fn quiet_host_says_nothing_stands_out_and_drops_are_mentioned() {
+    let mut f = facts(vec![]);
+    f.counters.0[Counter::UserStackLost as usize] = 3;
+    let report = build_report(&f, &[usage(5, "cron", 10_000_000, 1)], &[vec![]]);
+    assert!(report.suspects.is_empty());
+    assert!(
+        report.verdict.starts_with("Nothing stands out"),
+        "{}",
+        report.verdict
+    );
+    assert!(report.verdict.contains("3 stack samples"));
+}
+
+#[test]
+fn report_json_round_trips() {
+    let report = build_report(
+        &facts(vec![]),
+        &[usage(10, "burner", 9_000_000_000, 9)],
+        &[vec![stack(&["a"], 9)]],
+    );
+    let text = serde_json::to_string(&report).unwrap();
+    let back: Report = serde_json::from_str(&text).unwrap();
+    assert_eq!(back, report);
+    assert!(text.contains("\"schema\":\"profiler.report/v1\""));
+}
+
+#[test]
+fn culprit_of_others_waiting_is_a_sched_suspect_and_named_in_the_verdict() {
+    use profiler_common::BlameKey;
+    let mut f = facts(vec![]);
+    f.blame = vec![
+        (
+            BlameKey {
+                culprit_tgid: 10,
+                victim_tgid: 20,
+            },
+            3_000_000_000,
+        ),
+        (
+            BlameKey {
+                culprit_tgid: 10,
+                victim_tgid: 30,
+            },
+            500_000_000,
+        ),
+        (
+            BlameKey {
+                culprit_tgid: 20,
+                victim_tgid: 20,
+            },
+            9_000_000_000,
+        ),
+    ];
+    let procs = [
+        usage(10, "stress", 9_000_000_000, 0),
+        usage(20, "messaging", 1_000_000_000, 0),
+        usage(30, "db", 1_000_000_000, 0),
+    ];
+    let report = build_report(&f, &procs, &[vec![], vec![], vec![]]);
+    assert_eq!(report.blame.len(), 2, "self-blame is left out");
+    let sched: Vec<&Suspect> = report
+        .suspects
+        .iter()
+        .filter(|s| s.resource == Resource::Sched)
+        .collect();
+    assert_eq!(sched.len(), 1);
+    assert_eq!(sched[0].pid, 10);
+    assert_eq!(sched[0].value, 3.5);
+    assert!(
+        sched[0].reason.contains("delayed 2 processes by 3.5 s"),
+        "{}",
+        sched[0].reason
+    );
+    assert!(
+        report
+            .verdict
+            .contains("most delayed: messaging (pid 20), 3.0 s"),
+        "{}",
+        report.verdict
+    );
+    let ranks: Vec<u32> = report.suspects.iter().map(|s| s.rank).collect();
+    assert_eq!(
+        ranks,
+        (1..=report.suspects.len() as u32).collect::<Vec<_>>()
+    );
+}
