@@ -96,7 +96,7 @@ fn main() -> anyhow::Result<()> {
 
     let start = Instant::now();
     let (parts, cpu) =
-        profiler::bench::render_run(processes, &stacks, Duration::from_secs(10), &args.out)?;
+        profiler::bench::render_run(processes, stacks, Duration::from_secs(10), &args.out)?;
     let total = start.elapsed();
     let ms = |d: Duration| (d.as_secs_f64() * 1e4).round() / 10.0;
     let line = serde_json::json!({

@@ -1,17 +1,21 @@
-//! What `examples/render.rs` (`cargo xtask bench render`) drives: the stages `diagnose` runs
-//! once sampling is over, from stack ids and addresses to written files, timed one by one. Not
-//! an API: it exists for that benchmark only.
+//! What `examples/render.rs` (`cargo xtask bench render`) drives: the session's stages once
+//! the last reading is taken, from stack ids and addresses to written files, timed one by one.
+//! Not an API: it exists for that benchmark only.
 
 use std::{collections::HashMap, path::Path, time::Duration, time::Instant};
 
 pub use crate::model::Mapping;
 use crate::{
-    analyze::{self, RunFacts},
-    collect::{Counters, own_cost::own_cpu},
+    analyze::RunFacts,
+    collect::{
+        Counters,
+        own_cost::{Spent, own_cpu},
+    },
     model::{ProcessIdentity, ProcessUsage},
     output,
+    report::OwnCost,
+    session::{self, Closed},
     signals::{Signal, SignalState},
-    symbolize,
 };
 
 /// This process's executable file mappings, captured from /proc as for any profiled process;
@@ -31,40 +35,67 @@ pub struct Process {
     pub stacks: Vec<((i32, i32), u64)>,
 }
 
-/// Symbolizes `processes`' stacks (`stacks`: instruction pointers by stack id, leaf first) with
-/// a fresh symbolizer, builds the report, renders every file and writes them into `dir`, as
-/// `diagnose` does after sampling. Returns the wall time of each part, in order (parts rendered
-/// on threads of their own overlap), and the CPU time of the whole (user and system, all
-/// threads).
+/// Runs `processes` through the stages a session runs after its last reading, and writes
+/// the files `diagnose` writes into `dir`: the stacks (`stacks`: instruction pointers by stack
+/// id, leaf first) are named by a fresh symbolizer as a `record` window's are, analyzed, and
+/// rendered. Returns the wall time of each part, in order (parts rendered on threads of their
+/// own overlap), and the CPU time of the whole (user and system, all threads).
 pub fn render_run(
     processes: Vec<Process>,
-    stacks: &HashMap<i32, Vec<u64>>,
+    stacks: HashMap<i32, Vec<u64>>,
     duration: Duration,
     dir: &Path,
 ) -> anyhow::Result<(Vec<(&'static str, Duration)>, Duration)> {
     let cpu_before = own_cpu();
     let mut parts = Vec::new();
     let start = Instant::now();
-    let usage: Vec<ProcessUsage> = processes
-        .into_iter()
-        .map(|process| {
-            let samples = process.stacks.iter().map(|(_, count)| count).sum();
-            ProcessUsage {
-                samples,
-                on_cpu_ns: samples * 10_000_000,
-                stacks: process.stacks,
-                ..ProcessUsage::new(ProcessIdentity {
-                    maps: process.maps,
-                    ..ProcessIdentity::exited_unknown(process.pid, Some(&process.comm))
-                })
-            }
-        })
-        .collect();
-    let folded = symbolize::symbolize(&usage, stacks);
+    let usage = processes.into_iter().map(Process::usage).collect();
+    let closed = Closed::from_figures(usage, stacks, facts(duration), jiff::Timestamp::now());
+    let runtime = tokio::runtime::Builder::new_current_thread().build()?;
+    let (usage, folded) =
+        runtime.block_on(session::name_stacks(None, closed.usage, closed.stacks))?;
     parts.push(("symbolize", start.elapsed()));
 
     let start = Instant::now();
-    let facts = RunFacts {
+    let cost = OwnCost::from(Spent {
+        cpu_ns: own_cpu().saturating_sub(cpu_before).as_nanos() as u64,
+        bpf_run_time_ns: 0,
+        bpf_runs: 0,
+        bpf_measured_share: 0.0,
+        wall: duration,
+        peak_rss_bytes: 0,
+    });
+    let window = closed.summary.report(usage, folded, cost);
+    parts.push(("analyze", start.elapsed()));
+
+    let (report, usage, folded) = (&window.report, &window.usage, &window.folded);
+    let files = output::render_usage(report, usage, folded, &[], output::HtmlReport::Write)?;
+    parts.extend_from_slice(files.parts());
+    let start = Instant::now();
+    files.write(dir, report)?;
+    parts.push(("json+write", start.elapsed()));
+    Ok((parts, own_cpu().saturating_sub(cpu_before)))
+}
+
+impl Process {
+    /// As the session's table holds it: 10 ms of CPU per sample, at 100 Hz.
+    fn usage(self) -> ProcessUsage {
+        let samples = self.stacks.iter().map(|(_, count)| count).sum();
+        ProcessUsage {
+            samples,
+            on_cpu_ns: samples * 10_000_000,
+            stacks: self.stacks,
+            ..ProcessUsage::new(ProcessIdentity {
+                maps: self.maps,
+                ..ProcessIdentity::exited_unknown(self.pid, Some(&self.comm))
+            })
+        }
+    }
+}
+
+/// A two-CPU host sampled at 99 Hz by the cpu signal alone for `duration`.
+fn facts(duration: Duration) -> RunFacts {
+    RunFacts {
         started_at: jiff::Timestamp::now().to_string(),
         hostname: "bench".to_owned(),
         duration,
@@ -77,14 +108,5 @@ pub fn render_run(
         own_pid: std::process::id(),
         mem_total_bytes: None,
         busiest_disk: None,
-    };
-    let report = analyze::build_report(&facts, &usage, &folded.cpu);
-    parts.push(("analyze", start.elapsed()));
-
-    let files = output::render_usage(&report, &usage, &folded, &[], output::HtmlReport::Write)?;
-    parts.extend_from_slice(files.parts());
-    let start = Instant::now();
-    files.write(dir, &report)?;
-    parts.push(("json+write", start.elapsed()));
-    Ok((parts, own_cpu().saturating_sub(cpu_before)))
+    }
 }

@@ -113,8 +113,9 @@ fn windows_are_whole_pruned_by_retention_and_sigterm_finishes_the_last() {
         let cores = number(&entry["cpu"], "cores");
         assert!(
             cores > 0.7,
-            "burner used {cores} cores in {}",
-            window.display()
+            "burner used {cores} cores in {} ({} s long)",
+            window.display(),
+            report["duration_s"]
         );
         // The window's ticks make its timeline: the burner's series is there, near one core.
         let series = report["timeline"]["series"]

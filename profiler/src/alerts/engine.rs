@@ -5,7 +5,10 @@ use std::collections::BTreeMap;
 
 use jiff::{SignedDuration, Timestamp};
 
-use crate::report::{App, AppKind, Process, Report};
+use crate::{
+    report::{App, AppKind, Process, Report},
+    signals::{Signal, SignalState},
+};
 
 use super::event::{AlertEvent, AlertState, Evidence, rfc3339};
 use super::figure::Tick;
@@ -122,6 +125,19 @@ impl Engine {
 
     pub fn rules(&self) -> &[Rule] {
         &self.rules
+    }
+
+    /// The rules that can never fire because their signal is not on, each with that signal's
+    /// state. cpu figures come from on-CPU time, measured whatever the selection.
+    pub fn blind_rules<'a>(
+        &'a self,
+        signals: &'a BTreeMap<Signal, SignalState>,
+    ) -> impl Iterator<Item = (&'a Rule, &'a SignalState)> {
+        self.rules.iter().filter_map(move |rule| {
+            let signal = rule.signal();
+            let state = signals.get(&signal).unwrap_or(&SignalState::On);
+            (signal != Signal::Cpu && !state.is_on()).then_some((rule, state))
+        })
     }
 
     /// Evaluates one tick: `report` covers the `duration_s` ending at `at`. Returns the alerts

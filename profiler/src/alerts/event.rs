@@ -3,6 +3,8 @@
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use crate::symbolize::FoldedStack;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AlertState {
@@ -65,6 +67,20 @@ pub struct Victim {
     pub comm: String,
     /// Time its threads waited for a CPU the subject held.
     pub delay_ns: u64,
+}
+
+impl Evidence {
+    /// Fills in the subject's stacks (busiest first), and the hottest function from them when
+    /// the report did not name one.
+    pub fn add_stacks(&mut self, stacks: &[FoldedStack]) {
+        if self.hottest.is_none() {
+            self.hottest = crate::analyze::hottest(stacks).map(|h| h.function);
+        }
+        self.top_stacks = stacks
+            .iter()
+            .map(|(frames, count)| format!("{} {count}", frames.join(";")))
+            .collect();
+    }
 }
 
 impl AlertEvent {

@@ -10,3 +10,63 @@ pub mod figure;
 pub mod fixtures;
 pub mod rule;
 pub mod sink;
+
+use std::collections::BTreeMap;
+
+use self::{
+    engine::Engine,
+    event::{AlertEvent, AlertState},
+    sink::Sink,
+};
+use crate::{
+    report::Report,
+    signals::{Signal, SignalState},
+    symbolize::FoldedStack,
+};
+
+/// The rules and where their events go, as `record` runs them every tick.
+pub struct Alerter {
+    pub engine: Engine,
+    pub sink: Sink,
+}
+
+impl Alerter {
+    /// Says where alerts go, and warns about each rule that can never fire because its signal
+    /// is not on.
+    pub fn announce(&self, signals: &BTreeMap<Signal, SignalState>) {
+        for (rule, state) in self.engine.blind_rules(signals) {
+            eprintln!(
+                "profiler: warning: alert rule `{rule}` needs the {} signal, which is {state}",
+                rule.signal()
+            );
+        }
+        eprintln!(
+            "profiler: {} alert rules; alerts go to {}",
+            self.engine.rules().len(),
+            self.sink.path().display()
+        );
+    }
+
+    /// Evaluates the rules on a tick's `report` (ending `at`) and writes what changed to the
+    /// sink; an alert that starts firing on a process carries that process's hottest stacks,
+    /// from `stacks_of`, as evidence. Returns the events raised.
+    pub fn evaluate(
+        &mut self,
+        report: &Report,
+        at: jiff::Timestamp,
+        stacks_of: impl Fn(u32) -> anyhow::Result<Vec<FoldedStack>>,
+    ) -> anyhow::Result<Vec<AlertEvent>> {
+        let mut events = self.engine.evaluate(report, at);
+        for event in &mut events {
+            if event.state == AlertState::Firing
+                && let Some(pid) = event.pid
+            {
+                event.evidence.add_stacks(&stacks_of(pid)?);
+            }
+            if let Err(err) = self.sink.emit(event) {
+                eprintln!("profiler: warning: could not record an alert: {err}");
+            }
+        }
+        Ok(events)
+    }
+}

@@ -52,6 +52,16 @@ pub struct HookStats {
     pub skipped: u64,
 }
 
+impl std::fmt::Display for HookStats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} times: {} succeeded, {} failed, {} timed out, {} skipped",
+            self.started, self.succeeded, self.failed, self.timed_out, self.skipped
+        )
+    }
+}
+
 pub struct Sink {
     path: PathBuf,
     file: Mutex<File>,

@@ -1,22 +1,22 @@
 //! `profiler diagnose`: sample the host for a while, then report who ate the CPU and where.
 
 use std::{
-    io::{IsTerminal as _, Write as _},
+    io::Write as _,
     path::PathBuf,
     time::{Duration, Instant},
 };
 
 use anyhow::Context as _;
-use indicatif::{ProgressBar, ProgressStyle};
 
 use super::out_dir::OutDir;
 use crate::{
     cli::{DiagnoseArgs, Format},
     error::usage,
     model::cmdline::Cmdlines,
-    output, probes,
+    output::{self, progress::Progress},
+    probes,
     report::OwnCost,
-    session::{Config, Leader, PhaseClock, Session, Stops, Symbolization},
+    session::{Config, PhaseClock, Session, Stops, Symbolization},
 };
 
 /// How often new processes are looked up in /proc while they still live.
@@ -91,7 +91,7 @@ async fn sample(
     stops: &mut Stops,
 ) -> anyhow::Result<()> {
     let start = Instant::now();
-    let progress = progress_bar(duration);
+    let progress = Progress::start(duration);
     let deadline = tokio::time::sleep(duration);
     tokio::pin!(deadline);
     let mut discovery = tokio::time::interval(DISCOVERY_INTERVAL);
@@ -106,17 +106,11 @@ async fn sample(
                 session.tick()?;
             }
             _ = discovery.tick() => {
-                let leader = session.discover()?;
-                if let Some(bar) = &progress {
-                    bar.set_position(start.elapsed().as_millis() as u64);
-                    bar.set_message(top_so_far(leader.as_ref()));
-                }
+                progress.update(start.elapsed(), session.discover()?.as_ref());
             }
         }
     }
-    if let Some(bar) = progress {
-        bar.finish_and_clear();
-    }
+    progress.finish();
     Ok(())
 }
 
@@ -149,30 +143,4 @@ fn print(report: &crate::report::Report, format: Format) -> anyhow::Result<()> {
     }
     .and_then(|()| stdout.flush())
     .context("writing to stdout")
-}
-
-fn progress_bar(duration: Duration) -> Option<ProgressBar> {
-    if !std::io::stderr().is_terminal() {
-        return None;
-    }
-    let bar = ProgressBar::new(duration.as_millis() as u64);
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} {elapsed:>3} [{bar:30}] {msg}")
-            .expect("static template")
-            .progress_chars("=> "),
-    );
-    Some(bar)
-}
-
-fn top_so_far(leader: Option<&Leader>) -> String {
-    match leader {
-        Some(leader) => format!(
-            "top suspect so far: {} (pid {}) {:.2} cores",
-            // The bar is drawn on a terminal, and a name can hold escape sequences.
-            output::table::one_line(&leader.comm),
-            leader.pid,
-            leader.cores
-        ),
-        None => "waiting for samples".to_owned(),
-    }
 }

@@ -2,26 +2,20 @@
 //! and evaluating alert rules every tick; the session keeps the kernel maps bounded by
 //! forgetting processes once their last window is written.
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use anyhow::Context as _;
 
 use super::out_dir::OutDir;
 use crate::{
-    alerts::{
-        engine::Engine,
-        event::{AlertEvent, AlertState},
-        rule::rules_from_args,
-        sink::Sink,
-    },
+    alerts::{Alerter, engine::Engine, rule::rules_from_args, sink::Sink},
     cli::RecordArgs,
     error::usage,
-    metrics::{self, Metrics},
+    metrics::{Exporter, Metrics},
     model::cmdline::Cmdlines,
     output::{self, windows},
     probes,
-    session::{Config, PhaseClock, Session, Stops, Symbolization, Tick, WindowReport},
-    signals::{Signal, SignalState},
+    session::{Config, PhaseClock, Session, Stops, Symbolization, WindowReport},
 };
 
 /// How often alerts are evaluated and metrics refreshed.
@@ -52,10 +46,8 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<()> {
 /// A running recording: the session and what each tick feeds.
 struct Recorder {
     session: Session,
-    engine: Engine,
-    sink: Sink,
-    metrics: Option<Arc<Metrics>>,
-    server: Option<tokio::task::JoinHandle<()>>,
+    alerts: Alerter,
+    exporter: Option<Exporter>,
     written: u64,
 }
 
@@ -64,30 +56,23 @@ impl Recorder {
     /// is removed again if any of it fails: a failed start leaves nothing behind.
     async fn start(args: &RecordArgs, engine: Engine, stops: &mut Stops) -> anyhow::Result<Self> {
         let out_dir = OutDir::prepare(&args.out)?;
-        let metrics = (!args.no_metrics).then(|| Arc::new(Metrics::new(args.top as usize)));
-        let server = match &metrics {
-            Some(metrics) => Some(metrics::serve(args.metrics, Arc::clone(metrics)).await?),
-            None => None,
+        let exporter = match args.no_metrics {
+            false => Some(Exporter::start(args.metrics, args.top as usize).await?),
+            true => None,
         };
         let session = Session::start(config(args), PhaseClock::start(), stops).await?;
         let sink = Sink::new(&args.out, args.on_alert.as_deref(), args.on_alert_timeout)
             .map_err(|err| usage(err.to_string()))?;
         out_dir.keep();
-        if metrics.is_some() {
+        if exporter.is_some() {
             eprintln!("profiler: metrics at http://{}/metrics", args.metrics);
         }
-        warn_missing_signals(&engine, &session);
-        eprintln!(
-            "profiler: {} alert rules; alerts go to {}",
-            engine.rules().len(),
-            sink.path().display()
-        );
+        let alerts = Alerter { engine, sink };
+        alerts.announce(session.signals());
         Ok(Self {
             session,
-            engine,
-            sink,
-            metrics,
-            server,
+            alerts,
+            exporter,
             written: 0,
         })
     }
@@ -95,11 +80,19 @@ impl Recorder {
     /// Refreshes the metrics, raises what the rules say, and writes the window when due.
     async fn tick(&mut self, args: &RecordArgs) -> anyhow::Result<()> {
         let tick = self.session.tick()?;
-        let metrics = self.metrics.as_deref();
+        let metrics = self.exporter.as_ref().map(Exporter::metrics);
         if let Some(metrics) = metrics {
             metrics.update(&tick.report, &tick.cost);
         }
-        alert(&mut self.engine, &tick, &self.session, &self.sink, metrics)?;
+        let session = &self.session;
+        let events = self
+            .alerts
+            .evaluate(&tick.report, tick.at, |pid| session.top_stacks(pid))?;
+        for event in events {
+            if let Some(metrics) = metrics {
+                metrics.alert(event.state);
+            }
+        }
         if tick.window_due {
             let window = self.session.window().await?;
             write(&window, args, metrics)?;
@@ -117,23 +110,13 @@ impl Recorder {
             .context("reading the last window")?;
         write(&window, args, None)?;
         released.wait();
-        if let Some(server) = self.server {
-            server.abort();
-        }
-        self.sink.drain().await;
+        self.alerts.sink.drain().await;
         if args.on_alert.is_some() {
-            let hooks = self.sink.hook_stats();
-            eprintln!(
-                "profiler: --on-alert ran {} times: {} succeeded, {} failed, {} timed out, {} \
-                 skipped",
-                hooks.started, hooks.succeeded, hooks.failed, hooks.timed_out, hooks.skipped
-            );
+            eprintln!("profiler: --on-alert ran {}", self.alerts.sink.hook_stats());
         }
-        let scrapes = if self.metrics.is_some() {
-            format!(", {} metrics scrapes served", metrics::scrapes())
-        } else {
-            String::new()
-        };
+        let scrapes = self.exporter.map_or_else(String::new, |exporter| {
+            format!(", {} metrics scrapes served", exporter.stop())
+        });
         eprintln!(
             "profiler: stopped after {} windows in {}{scrapes}",
             self.written + 1,
@@ -161,95 +144,33 @@ fn config(args: &RecordArgs) -> Config {
     }
 }
 
-/// Warns about each rule whose signal is not on: it can never fire.
-fn warn_missing_signals(engine: &Engine, session: &Session) {
-    for rule in engine.rules() {
-        let signal = rule.signal();
-        // cpu figures come from on-CPU time, measured whatever the selection.
-        let state = session.signals().get(&signal).unwrap_or(&SignalState::On);
-        if signal != Signal::Cpu && !state.is_on() {
-            eprintln!(
-                "profiler: warning: alert rule `{rule}` needs the {signal} signal, which is {state}"
-            );
-        }
-    }
-}
-
-/// Evaluates the rules on the tick's report and raises what changed, with the firing
-/// process's hottest stacks as evidence.
-fn alert(
-    engine: &mut Engine,
-    tick: &Tick,
-    session: &Session,
-    sink: &Sink,
-    metrics: Option<&Metrics>,
-) -> anyhow::Result<()> {
-    for mut event in engine.evaluate(&tick.report, tick.at) {
-        if event.state == AlertState::Firing
-            && let Some(pid) = event.pid
-        {
-            let stacks = session.top_stacks(pid)?;
-            if event.evidence.hottest.is_none() {
-                event.evidence.hottest = crate::analyze::hottest(&stacks).map(|h| h.function);
-            }
-            event.evidence.top_stacks = stacks
-                .iter()
-                .map(|(frames, count)| format!("{} {count}", frames.join(";")))
-                .collect();
-        }
-        raise(sink, &event, metrics);
-    }
-    Ok(())
-}
-
-fn raise(sink: &Sink, event: &AlertEvent, metrics: Option<&Metrics>) {
-    if let Some(metrics) = metrics {
-        metrics.alert(match event.state {
-            AlertState::Firing => "firing",
-            AlertState::Resolved => "resolved",
-        });
-    }
-    if let Err(err) = sink.emit(event) {
-        eprintln!("profiler: warning: could not record an alert: {err}");
-    }
-}
-
 /// Writes a window into its directory under `--out` and prunes old ones.
 fn write(
     window: &WindowReport,
     args: &RecordArgs,
     metrics: Option<&Metrics>,
 ) -> anyhow::Result<()> {
-    let root = &args.out;
-    let html = if args.html {
-        output::HtmlReport::Write
-    } else {
-        output::HtmlReport::Skip
+    let html = match args.html {
+        true => output::HtmlReport::Write,
+        false => output::HtmlReport::Skip,
     };
-    let path = windows::write_window(root, &windows::window_name(window.started_at), |dir| {
-        output::write_usage(
-            dir,
-            &window.report,
-            &window.usage,
-            &window.folded,
-            &[],
-            html,
-        )
-    })
-    .map_err(|err| crate::error::output_write(err, root))?;
+    let (
+        root,
+        WindowReport {
+            report,
+            usage,
+            folded,
+            started_at,
+        },
+    ) = (&args.out, window);
+    let path = windows::write_report(root, *started_at, report, usage, folded, html)
+        .map_err(|err| crate::error::output_write(err, root))?;
     if let Some(metrics) = metrics {
         metrics.window_written();
     }
     log::debug!("wrote {}", path.display());
     for pruned in windows::prune(root, jiff::Timestamp::now(), args.retention, args.max_disk)? {
-        match pruned {
-            windows::Pruned::Expired(name) => {
-                eprintln!("profiler: pruned window {name}: older than --retention");
-            }
-            windows::Pruned::OverBudget(name) => {
-                eprintln!("profiler: pruned window {name}: windows exceed --max-disk");
-            }
-        }
+        eprintln!("profiler: {pruned}");
     }
     Ok(())
 }

@@ -3,9 +3,12 @@
 
 mod server;
 
-use std::sync::{
-    Mutex, PoisonError,
-    atomic::{AtomicU64, Ordering},
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc, Mutex, PoisonError,
+        atomic::{AtomicU64, Ordering},
+    },
 };
 
 use prometheus_client::{
@@ -15,26 +18,18 @@ use prometheus_client::{
 };
 pub use server::serve;
 
-use crate::report::{OwnCost, Process, Report};
+use crate::{
+    alerts::event::AlertState,
+    report::{App, OwnCost, Process, Report},
+    signals::{Signal, SignalState},
+};
 
 type GaugeF = Gauge<f64, AtomicU64>;
 type CounterF = Counter<f64, AtomicU64>;
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ProcessLabels {
-    pid: u32,
-    comm: String,
-    /// cgroup path when known, else the command name: what an operator groups by.
-    app: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct DirectionLabels {
-    pid: u32,
-    comm: String,
-    app: String,
-    direction: String,
-}
+/// A process's series labels: pid, comm, app (the cgroup path when known, else the command
+/// name: what an operator groups by), and `direction` for the gauges split by direction.
+type ProcessLabels = Vec<(&'static str, String)>;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct AppLabels {
@@ -48,17 +43,132 @@ struct KindLabels {
     kind: String,
 }
 
+/// What a per-process value needs besides the process.
+struct TickFigures {
+    secs: f64,
+    /// Run-queue delay each culprit caused others, in nanoseconds.
+    delay: HashMap<u32, u64>,
+}
+
+/// A process's values of one gauge over a tick: one per direction, or one without.
+type Values = Vec<(Option<&'static str>, f64)>;
+
+/// One per-process gauge, declared once: the signal that fills it, its name and help, and its
+/// values. The `top` processes of each gauge get its series.
+struct ProcessGauge {
+    signal: Signal,
+    name: &'static str,
+    help: &'static str,
+    values: fn(&Process, &TickFigures) -> Values,
+}
+
+const PROCESS_GAUGES: [ProcessGauge; 6] = [
+    ProcessGauge {
+        signal: Signal::Cpu,
+        name: "profiler_process_cpu_cores",
+        help: "CPUs a process used over the last tick (1 = one core)",
+        values: |p, _| vec![(None, p.cpu.cores)],
+    },
+    ProcessGauge {
+        signal: Signal::Sched,
+        name: "profiler_process_runq_wait_ratio",
+        help: "Share of the last tick a process's threads waited for a CPU, summed over threads",
+        values: |p, t| per_tick(p.sched.as_ref().map(|s| s.runq_wait_ns), t),
+    },
+    ProcessGauge {
+        signal: Signal::Sched,
+        name: "profiler_process_delay_caused_ratio",
+        help: "CPUs' worth of other processes' run-queue waiting a process caused over the last tick",
+        values: |p, t| per_tick(t.delay.get(&p.pid).copied(), t),
+    },
+    ProcessGauge {
+        signal: Signal::Syscalls,
+        name: "profiler_process_syscalls_per_second",
+        help: "Syscalls per second of a process over the last tick",
+        values: |p, _| p.syscalls.iter().map(|s| (None, s.per_second)).collect(),
+    },
+    ProcessGauge {
+        signal: Signal::Io,
+        name: "profiler_process_io_bytes_per_second",
+        help: "Block IO bytes per second charged to a process (direction read or write)",
+        values: |p, t| {
+            let io = p.io.as_ref();
+            directions(
+                t,
+                [
+                    ("read", io.map(|io| io.read_bytes)),
+                    ("write", io.map(|io| io.write_bytes)),
+                ],
+            )
+        },
+    },
+    ProcessGauge {
+        signal: Signal::Net,
+        name: "profiler_process_net_bytes_per_second",
+        help: "TCP/UDP socket bytes per second of a process (direction tx or rx)",
+        values: |p, t| {
+            let net = p.net.as_ref();
+            directions(
+                t,
+                [
+                    ("tx", net.map(|n| n.tx_bytes)),
+                    ("rx", net.map(|n| n.rx_bytes)),
+                ],
+            )
+        },
+    },
+];
+
+/// Nanoseconds over the tick as a ratio of its length.
+fn per_tick(ns: Option<u64>, tick: &TickFigures) -> Values {
+    ns.map(|ns| (None, ns as f64 / (tick.secs * 1e9)))
+        .into_iter()
+        .collect()
+}
+
+/// Bytes over the tick per second, by direction.
+fn directions(tick: &TickFigures, bytes: [(&'static str, Option<u64>); 2]) -> Values {
+    bytes
+        .into_iter()
+        .filter_map(|(direction, bytes)| Some((Some(direction), bytes? as f64 / tick.secs)))
+        .collect()
+}
+
+/// One per-application gauge: its name and help and its value.
+struct AppGauge {
+    name: &'static str,
+    help: &'static str,
+    value: fn(&App) -> Option<f64>,
+}
+
+const APP_GAUGES: [AppGauge; 4] = [
+    AppGauge {
+        name: "profiler_app_cpu_cores",
+        help: "CPUs an application (same comm or cgroup) used over the last tick",
+        value: |app| Some(app.cpu.cores),
+    },
+    AppGauge {
+        name: "profiler_app_processes",
+        help: "Processes of an application seen in the last tick",
+        value: |app| Some(app.processes as f64),
+    },
+    AppGauge {
+        name: "profiler_app_io_bytes_per_second",
+        help: "Block IO bytes per second of an application",
+        value: |app| app.io.as_ref().map(|io| io.bytes_per_second),
+    },
+    AppGauge {
+        name: "profiler_app_net_bytes_per_second",
+        help: "Socket bytes per second of an application",
+        value: |app| app.net.as_ref().map(|net| net.bytes_per_second),
+    },
+];
+
 struct Families {
-    cpu_cores: Family<ProcessLabels, GaugeF>,
-    runq_wait_ratio: Family<ProcessLabels, GaugeF>,
-    delay_caused_ratio: Family<ProcessLabels, GaugeF>,
-    syscalls_rate: Family<ProcessLabels, GaugeF>,
-    io_rate: Family<DirectionLabels, GaugeF>,
-    net_rate: Family<DirectionLabels, GaugeF>,
-    app_cpu_cores: Family<AppLabels, GaugeF>,
-    app_processes: Family<AppLabels, GaugeF>,
-    app_io_rate: Family<AppLabels, GaugeF>,
-    app_net_rate: Family<AppLabels, GaugeF>,
+    /// In the order of [`PROCESS_GAUGES`].
+    process: Vec<Family<ProcessLabels, GaugeF>>,
+    /// In the order of [`APP_GAUGES`].
+    app: Vec<Family<AppLabels, GaugeF>>,
     host_busy_cores: GaugeF,
     host_cpus: GaugeF,
     host_context_switches: CounterF,
@@ -81,63 +191,21 @@ pub struct Metrics {
 /// (prometheus-client appends it).
 fn families(registry: &mut Registry) -> Families {
     macro_rules! reg {
-        ($name:literal, $help:literal, $metric:expr) => {{
+        ($name:expr, $help:expr, $metric:expr) => {{
             let metric = $metric;
             registry.register($name, $help, metric.clone());
             metric
         }};
     }
     Families {
-        cpu_cores: reg!(
-            "profiler_process_cpu_cores",
-            "CPUs a process used over the last tick (1 = one core)",
-            Family::default()
-        ),
-        runq_wait_ratio: reg!(
-            "profiler_process_runq_wait_ratio",
-            "Share of the last tick a process's threads waited for a CPU, summed over threads",
-            Family::default()
-        ),
-        delay_caused_ratio: reg!(
-            "profiler_process_delay_caused_ratio",
-            "CPUs' worth of other processes' run-queue waiting a process caused over the last tick",
-            Family::default()
-        ),
-        syscalls_rate: reg!(
-            "profiler_process_syscalls_per_second",
-            "Syscalls per second of a process over the last tick",
-            Family::default()
-        ),
-        io_rate: reg!(
-            "profiler_process_io_bytes_per_second",
-            "Block IO bytes per second charged to a process (direction read or write)",
-            Family::default()
-        ),
-        net_rate: reg!(
-            "profiler_process_net_bytes_per_second",
-            "TCP/UDP socket bytes per second of a process (direction tx or rx)",
-            Family::default()
-        ),
-        app_cpu_cores: reg!(
-            "profiler_app_cpu_cores",
-            "CPUs an application (same comm or cgroup) used over the last tick",
-            Family::default()
-        ),
-        app_processes: reg!(
-            "profiler_app_processes",
-            "Processes of an application seen in the last tick",
-            Family::default()
-        ),
-        app_io_rate: reg!(
-            "profiler_app_io_bytes_per_second",
-            "Block IO bytes per second of an application",
-            Family::default()
-        ),
-        app_net_rate: reg!(
-            "profiler_app_net_bytes_per_second",
-            "Socket bytes per second of an application",
-            Family::default()
-        ),
+        process: PROCESS_GAUGES
+            .iter()
+            .map(|gauge| reg!(gauge.name, gauge.help, Family::default()))
+            .collect(),
+        app: APP_GAUGES
+            .iter()
+            .map(|gauge| reg!(gauge.name, gauge.help, Family::default()))
+            .collect(),
         host_busy_cores: reg!(
             "profiler_host_busy_cores",
             "Busy CPUs of the host over the last tick",
@@ -186,8 +254,16 @@ fn families(registry: &mut Registry) -> Families {
     }
 }
 
-fn app_of(p: &Process) -> String {
-    label(p.cgroup.as_deref().unwrap_or(&p.comm))
+fn labels_of(p: &Process, direction: Option<&'static str>) -> ProcessLabels {
+    let mut labels = vec![
+        ("pid", p.pid.to_string()),
+        ("comm", label(&p.comm)),
+        ("app", label(p.cgroup.as_deref().unwrap_or(&p.comm))),
+    ];
+    if let Some(direction) = direction {
+        labels.push(("direction", direction.to_owned()));
+    }
+    labels
 }
 
 /// A label value as the exposition format wants it. prometheus-client writes label values as
@@ -224,115 +300,68 @@ impl Metrics {
     pub fn update(&self, tick: &Report, cost: &OwnCost) {
         let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         let f = &mut inner.1;
-        let tick_ns = (tick.duration_s * 1e9).max(1.0);
-        let mut delay: std::collections::HashMap<u32, u64> = std::collections::HashMap::new();
+        let mut figures = TickFigures {
+            secs: tick.duration_s.max(1e-9),
+            delay: HashMap::new(),
+        };
         for b in &tick.blame {
-            *delay.entry(b.culprit_pid).or_default() += b.delay_ns;
+            *figures.delay.entry(b.culprit_pid).or_default() += b.delay_ns;
         }
-        // The resources processes are ranked by; the top of each gets its series.
-        type Figure<'a> = Box<dyn Fn(&Process) -> f64 + 'a>;
-        let figures: [Figure<'_>; 5] = [
-            Box::new(|p| p.cpu.cores),
-            Box::new(|p| p.sched.as_ref().map_or(0.0, |s| s.runq_wait_ns as f64)),
-            Box::new(|p| delay.get(&p.pid).copied().unwrap_or(0) as f64),
-            Box::new(|p| p.syscalls.as_ref().map_or(0.0, |s| s.per_second)),
-            Box::new(|p| {
-                p.io.map_or(0.0, |io| io.bytes_per_second)
-                    + p.net.map_or(0.0, |n| n.bytes_per_second)
-            }),
-        ];
+        let chosen = self.chosen(tick, &figures);
+        for (gauge, family) in PROCESS_GAUGES.iter().zip(&f.process) {
+            family.clear();
+            if !tick
+                .signals
+                .get(&gauge.signal)
+                .is_none_or(SignalState::is_on)
+            {
+                continue;
+            }
+            for p in &chosen {
+                for (direction, value) in (gauge.values)(p, &figures) {
+                    family.get_or_create(&labels_of(p, direction)).set(value);
+                }
+            }
+        }
+        for (gauge, family) in APP_GAUGES.iter().zip(&f.app) {
+            family.clear();
+            let busy = tick.apps.iter().filter(|a| a.cpu.on_cpu_ns > 0);
+            for app in busy.take(2 * self.top) {
+                if let Some(value) = (gauge.value)(app) {
+                    let labels = AppLabels {
+                        app: label(&app.name),
+                        kind: app.kind.as_str().to_owned(),
+                    };
+                    family.get_or_create(&labels).set(value);
+                }
+            }
+        }
+        Self::update_host(f, tick, cost);
+    }
+
+    /// The processes that get series: the `top` of each gauge, each once.
+    fn chosen<'a>(&self, tick: &'a Report, figures: &TickFigures) -> Vec<&'a Process> {
         let mut chosen: Vec<&Process> = Vec::new();
-        for figure in &figures {
-            let mut ranked: Vec<&Process> =
-                tick.processes.iter().filter(|p| figure(p) > 0.0).collect();
-            ranked.sort_by(|a, b| figure(b).total_cmp(&figure(a)));
-            for p in ranked.into_iter().take(self.top) {
+        for gauge in &PROCESS_GAUGES {
+            let figure =
+                |p: &Process| -> f64 { (gauge.values)(p, figures).iter().map(|v| v.1).sum() };
+            let mut ranked: Vec<(f64, &Process)> = tick
+                .processes
+                .iter()
+                .map(|p| (figure(p), p))
+                .filter(|&(value, _)| value > 0.0)
+                .collect();
+            ranked.sort_by(|a, b| b.0.total_cmp(&a.0));
+            for (_, p) in ranked.into_iter().take(self.top) {
                 if !chosen.iter().any(|c| c.pid == p.pid) {
                     chosen.push(p);
                 }
             }
         }
-        f.cpu_cores.clear();
-        f.runq_wait_ratio.clear();
-        f.delay_caused_ratio.clear();
-        f.syscalls_rate.clear();
-        f.io_rate.clear();
-        f.net_rate.clear();
-        for p in chosen {
-            let labels = ProcessLabels {
-                pid: p.pid,
-                comm: label(&p.comm),
-                app: app_of(p),
-            };
-            f.cpu_cores.get_or_create(&labels).set(p.cpu.cores);
-            if let Some(s) = &p.sched {
-                f.runq_wait_ratio
-                    .get_or_create(&labels)
-                    .set(s.runq_wait_ns as f64 / tick_ns);
-            }
-            if let Some(&d) = delay.get(&p.pid) {
-                f.delay_caused_ratio
-                    .get_or_create(&labels)
-                    .set(d as f64 / tick_ns);
-            }
-            if let Some(s) = &p.syscalls {
-                f.syscalls_rate.get_or_create(&labels).set(s.per_second);
-            }
-            let secs = tick.duration_s.max(1e-9);
-            let with = |direction: &str| DirectionLabels {
-                pid: labels.pid,
-                comm: labels.comm.clone(),
-                app: labels.app.clone(),
-                direction: direction.to_owned(),
-            };
-            if let Some(io) = &p.io {
-                f.io_rate
-                    .get_or_create(&with("read"))
-                    .set(io.read_bytes as f64 / secs);
-                f.io_rate
-                    .get_or_create(&with("write"))
-                    .set(io.write_bytes as f64 / secs);
-            }
-            if let Some(n) = &p.net {
-                f.net_rate
-                    .get_or_create(&with("tx"))
-                    .set(n.tx_bytes as f64 / secs);
-                f.net_rate
-                    .get_or_create(&with("rx"))
-                    .set(n.rx_bytes as f64 / secs);
-            }
-        }
+        chosen
+    }
 
-        f.app_cpu_cores.clear();
-        f.app_processes.clear();
-        f.app_io_rate.clear();
-        f.app_net_rate.clear();
-        for app in tick
-            .apps
-            .iter()
-            .filter(|a| a.cpu.on_cpu_ns > 0)
-            .take(2 * self.top)
-        {
-            let labels = AppLabels {
-                app: label(&app.name),
-                kind: app.kind.as_str().to_owned(),
-            };
-            f.app_cpu_cores.get_or_create(&labels).set(app.cpu.cores);
-            f.app_processes
-                .get_or_create(&labels)
-                .set(app.processes as f64);
-            if let Some(io) = &app.io {
-                f.app_io_rate
-                    .get_or_create(&labels)
-                    .set(io.bytes_per_second);
-            }
-            if let Some(net) = &app.net {
-                f.app_net_rate
-                    .get_or_create(&labels)
-                    .set(net.bytes_per_second);
-            }
-        }
-
+    fn update_host(f: &mut Families, tick: &Report, cost: &OwnCost) {
         f.host_busy_cores.set(tick.host.busy_cores);
         f.host_cpus.set(f64::from(tick.cpus));
         f.host_context_switches
@@ -358,13 +387,13 @@ impl Metrics {
         inner.1.windows.inc();
     }
 
-    pub fn alert(&self, state: &str) {
+    pub fn alert(&self, state: AlertState) {
         let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         inner
             .1
             .alerts
             .get_or_create(&KindLabels {
-                kind: state.to_owned(),
+                kind: state.as_str().to_owned(),
             })
             .inc();
     }
@@ -379,6 +408,32 @@ impl Metrics {
     }
 }
 
+/// The metrics and the server exposing them, as `record` runs them.
+pub struct Exporter {
+    metrics: Arc<Metrics>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Exporter {
+    /// Binds `addr` now (a taken port is a startup error) and serves the `top` processes per
+    /// resource from there on.
+    pub async fn start(addr: std::net::SocketAddr, top: usize) -> anyhow::Result<Self> {
+        let metrics = Arc::new(Metrics::new(top));
+        let server = serve(addr, Arc::clone(&metrics)).await?;
+        Ok(Self { metrics, server })
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Stops serving; returns the number of scrapes served.
+    pub fn stop(self) -> u64 {
+        self.server.abort();
+        scrapes()
+    }
+}
+
 /// Scrapes served, for the log line at shutdown.
 pub static SCRAPES: AtomicU64 = AtomicU64::new(0);
 
@@ -389,6 +444,26 @@ pub fn scrapes() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::alerts::fixtures::{blame, process, report};
+
+    /// The exposition after one update with `processes` over a one-second tick.
+    fn exposition(processes: Vec<Process>, top: usize) -> String {
+        let metrics = Metrics::new(top);
+        let mut tick = report(1.0);
+        tick.processes = processes;
+        tick.blame = vec![blame((7, "culprit"), (8, "victim"), 500_000_000)];
+        let cost = OwnCost {
+            cpu_ns: 1_000_000,
+            bpf_run_time_ns: 0,
+            bpf_runs: 0,
+            bpf_measured_share: 1.0,
+            cpu_percent_of_one_core: 0.1,
+            peak_rss_bytes: 1 << 20,
+            phases_ms: None,
+        };
+        metrics.update(&tick, &cost);
+        metrics.encode()
+    }
 
     #[test]
     fn hostile_process_names_cannot_break_the_exposition() {
@@ -396,20 +471,7 @@ mod tests {
         assert_eq!(label("x\ny"), "x\\ny");
         assert_eq!(label("bell\u{7}"), "bell\u{fffd}");
 
-        let metrics = Metrics::new(5);
-        {
-            let inner = metrics.inner.lock().unwrap();
-            inner
-                .1
-                .cpu_cores
-                .get_or_create(&ProcessLabels {
-                    pid: 7,
-                    comm: label("evil\"} 1\nprofiler_fake 9"),
-                    app: label("/"),
-                })
-                .set(0.5);
-        }
-        let text = metrics.encode();
+        let text = exposition(vec![process(7, "evil\"} 1\nprofiler_fake 9", 0.5)], 5);
         assert!(
             !text.lines().any(|l| l.starts_with("profiler_fake")),
             "{text}"
@@ -418,5 +480,38 @@ mod tests {
             text.contains(r#"comm="evil\"} 1\nprofiler_fake 9""#),
             "{text}"
         );
+    }
+
+    #[test]
+    fn every_process_gauge_has_its_series_with_directions_where_split() {
+        let text = exposition(vec![process(7, "culprit", 0.5)], 5);
+        let labels = r#"pid="7",comm="culprit",app="culprit""#;
+        for line in [
+            format!("profiler_process_cpu_cores{{{labels}}} 0.5"),
+            format!("profiler_process_runq_wait_ratio{{{labels}}} 0.25"),
+            format!("profiler_process_delay_caused_ratio{{{labels}}} 0.5"),
+            format!("profiler_process_syscalls_per_second{{{labels}}} 3000.0"),
+            format!(r#"profiler_process_io_bytes_per_second{{{labels},direction="read"}} 4000.0"#),
+            format!(r#"profiler_process_io_bytes_per_second{{{labels},direction="write"}} 6000.0"#),
+            format!(r#"profiler_process_net_bytes_per_second{{{labels},direction="tx"}} 1000.0"#),
+            format!(r#"profiler_process_net_bytes_per_second{{{labels},direction="rx"}} 2000.0"#),
+        ] {
+            assert!(text.lines().any(|l| l == line), "no `{line}` in:\n{text}");
+        }
+    }
+
+    #[test]
+    fn only_the_top_of_each_gauge_get_series() {
+        let mut quiet = process(9, "quiet", 0.1);
+        quiet.syscalls = None;
+        quiet.sched = None;
+        quiet.io = None;
+        quiet.net = None;
+        let mut loud = process(8, "loud", 0.2);
+        loud.io = None;
+        let text = exposition(vec![quiet, loud, process(7, "busy", 0.9)], 1);
+        // quiet leads no gauge: it is nobody's top one.
+        assert!(text.contains(r#"pid="7""#), "{text}");
+        assert!(!text.contains(r#"pid="9""#), "{text}");
     }
 }

@@ -18,7 +18,7 @@ pub mod timeline;
 #[cfg(test)]
 pub use identity::read_identity;
 pub use identity::{Mapping, ProcessIdentity, read_identity_with};
-pub use table::{ProcessTable, ProcessUsage};
+pub use table::{Leader, ProcessTable, ProcessUsage};
 
 /// The syscall's name on the architecture this profiler was built for, or `syscall_<nr>`.
 pub fn syscall_name(nr: u32) -> String {

@@ -86,6 +86,13 @@ pub struct ProcessUsage {
     pub io: Option<IoStats>,
 }
 
+/// The process on a CPU the most since the window began.
+pub struct Leader {
+    pub pid: u32,
+    pub comm: String,
+    pub cores: f64,
+}
+
 impl ProcessUsage {
     /// A process that used nothing yet.
     pub fn new(identity: ProcessIdentity) -> Self {

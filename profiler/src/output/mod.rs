@@ -5,6 +5,7 @@ pub mod flamegraph;
 pub mod folded;
 pub mod html;
 pub mod pprof;
+pub mod progress;
 pub mod table;
 pub mod tui;
 pub mod windows;

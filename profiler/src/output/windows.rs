@@ -10,6 +10,9 @@ use std::{
 
 use anyhow::Context as _;
 
+use super::HtmlReport;
+use crate::{model::ProcessUsage, report::Report, symbolize::Folded};
+
 /// Basic ISO 8601 in UTC with milliseconds: sortable, and free of `:` for any filesystem.
 const NAME_FORMAT: &str = "%Y%m%dT%H%M%S%.3fZ";
 
@@ -47,6 +50,21 @@ pub fn write_window(
         format!("moving window into {}", target.display())
     })?;
     Ok(target)
+}
+
+/// Writes one window's report and files into its directory under `root`, named for when it
+/// started.
+pub fn write_report(
+    root: &Path,
+    started_at: jiff::Timestamp,
+    report: &Report,
+    usage: &[ProcessUsage],
+    folded: &Folded,
+    html: HtmlReport,
+) -> anyhow::Result<PathBuf> {
+    write_window(root, &window_name(started_at), |dir| {
+        super::write_usage(dir, report, usage, folded, &[], html)
+    })
 }
 
 /// A window directory on disk.
@@ -87,6 +105,15 @@ pub enum Pruned {
     Expired(String),
     /// The windows together took more than the disk budget; the oldest went first.
     OverBudget(String),
+}
+
+impl std::fmt::Display for Pruned {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Expired(name) => write!(f, "pruned window {name}: older than --retention"),
+            Self::OverBudget(name) => write!(f, "pruned window {name}: windows exceed --max-disk"),
+        }
+    }
 }
 
 /// Deletes windows older than `retention`, then the oldest while the rest exceed `max_bytes`.

@@ -20,7 +20,7 @@ use anyhow::Context as _;
 use profiler_common::StackKey;
 
 use self::window::{TIMELINE_INTERVAL, Window};
-pub use self::{phases::PhaseClock, stops::Stops};
+pub use self::{phases::PhaseClock, stops::Stops, window::Closed};
 use crate::{
     analyze::{self, RunFacts},
     collect::{
@@ -29,7 +29,7 @@ use crate::{
         kernel_now_ns,
         own_cost::{BpfStats, OwnCostMeter},
     },
-    model::{Mapping, ProcessUsage, cmdline::Cmdlines, table::Procfs},
+    model::{Leader, Mapping, ProcessUsage, cmdline::Cmdlines, table::Procfs},
     probes::Probes,
     report::{OwnCost, Report},
     signals::{Signal, SignalState},
@@ -82,13 +82,6 @@ pub struct WindowReport {
     pub usage: Vec<ProcessUsage>,
     pub folded: Folded,
     pub started_at: jiff::Timestamp,
-}
-
-/// The process on a CPU the most since the window began.
-pub struct Leader {
-    pub pid: u32,
-    pub comm: String,
-    pub cores: f64,
 }
 
 /// The programs being detached on a thread of their own: wait for it before exiting.
@@ -493,7 +486,7 @@ impl Session {
 /// Names the stacks of a closed window: on the warm symbolizer when the session has one, or
 /// on a blocking thread with a fresh one (blazesym's symbolizer is neither Send nor Sync, and
 /// takes a while).
-async fn name_stacks(
+pub async fn name_stacks(
     symbolizer: Option<&symbolize::Worker>,
     usage: Vec<ProcessUsage>,
     stacks: HashMap<i32, Vec<u64>>,

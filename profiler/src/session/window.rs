@@ -53,6 +53,27 @@ pub struct Closed {
     pub summary: Summary,
 }
 
+impl Closed {
+    /// A closed window of figures gathered elsewhere, without a timeline: what the render
+    /// benchmark feeds the session's last stages.
+    pub fn from_figures(
+        usage: Vec<ProcessUsage>,
+        stacks: HashMap<i32, Vec<u64>>,
+        facts: RunFacts,
+        started_at: jiff::Timestamp,
+    ) -> Self {
+        Self {
+            usage,
+            stacks,
+            summary: Summary {
+                facts,
+                timeline: TimelineBuilder::new(TIMELINE_INTERVAL.as_secs_f64()),
+                started_at,
+            },
+        }
+    }
+}
+
 /// The rest of a closed window's report: what is not per process.
 pub struct Summary {
     facts: RunFacts,
