@@ -43,6 +43,20 @@ fn per_cpu<'a, K: aya::Pod, V: aya::Pod>(
     Ok(PerCpuHashMap::try_from(map)?)
 }
 
+/// The maps keyed by tgid alone, each named once: how it is opened, its value type, its name.
+/// Both sweeps below delete a process's entries from each.
+macro_rules! tgid_maps {
+    ($each:ident) => {
+        $each!(per_cpu, u64, MAP_ONCPU);
+        $each!(hash, ProcName, MAP_COMMS);
+        $each!(hash, ExecInfo, MAP_EXECS);
+        $each!(hash, SchedStats, MAP_SCHED);
+        $each!(hash, IoStats, MAP_IO);
+        $each!(per_cpu, NetStats, MAP_NET);
+        $each!(per_cpu, FaultStats, MAP_FAULTS);
+    };
+}
+
 /// Deletes the keys `doomed` picks out. A key deleted concurrently by nobody else cannot fail
 /// but for being gone already, which is what was wanted.
 macro_rules! delete_where {
@@ -67,13 +81,12 @@ pub fn forget(
     stale: &HashSet<StackKey>,
 ) -> anyhow::Result<Deleted> {
     let mut entries = 0;
-    entries += delete_where!(per_cpu::<u32, u64>(ebpf, MAP_ONCPU)?, |t| gone(*t));
-    entries += delete_where!(hash::<u32, ProcName>(ebpf, MAP_COMMS)?, |t| gone(*t));
-    entries += delete_where!(hash::<u32, ExecInfo>(ebpf, MAP_EXECS)?, |t| gone(*t));
-    entries += delete_where!(hash::<u32, SchedStats>(ebpf, MAP_SCHED)?, |t| gone(*t));
-    entries += delete_where!(hash::<u32, IoStats>(ebpf, MAP_IO)?, |t| gone(*t));
-    entries += delete_where!(per_cpu::<u32, NetStats>(ebpf, MAP_NET)?, |t| gone(*t));
-    entries += delete_where!(per_cpu::<u32, FaultStats>(ebpf, MAP_FAULTS)?, |t| gone(*t));
+    macro_rules! sweep {
+        ($open:ident, $value:ty, $name:ident) => {
+            entries += delete_where!($open::<u32, $value>(ebpf, $name)?, |t| gone(*t));
+        };
+    }
+    tgid_maps!(sweep);
     entries += delete_where!(
         per_cpu::<SyscallKey, SyscallStats>(ebpf, MAP_SYSCALLS)?,
         |k: &SyscallKey| gone(k.tgid)
@@ -190,43 +203,20 @@ pub fn forget_exited(
     gone: &HashSet<u32>,
     dead: &Cumulative,
 ) -> anyhow::Result<usize> {
-    fn remove<K: aya::Pod, V: aya::Pod>(
-        ebpf: &mut Ebpf,
-        name: &str,
-        keys: impl IntoIterator<Item = K>,
-    ) -> anyhow::Result<usize> {
-        let mut map = hash::<K, V>(ebpf, name)?;
-        Ok(keys
-            .into_iter()
-            .filter(|key| map.remove(key).is_ok())
-            .count())
-    }
-    fn remove_per_cpu<K: aya::Pod, V: aya::Pod>(
-        ebpf: &mut Ebpf,
-        name: &str,
-        keys: impl IntoIterator<Item = K>,
-    ) -> anyhow::Result<usize> {
-        let mut map = per_cpu::<K, V>(ebpf, name)?;
-        Ok(keys
-            .into_iter()
-            .filter(|key| map.remove(key).is_ok())
-            .count())
-    }
-    let tgids = || gone.iter().copied();
     let mut deleted = 0;
-    deleted += remove_per_cpu::<u32, u64>(ebpf, MAP_ONCPU, tgids())?;
-    deleted += remove::<u32, ProcName>(ebpf, MAP_COMMS, tgids())?;
-    deleted += remove::<u32, ExecInfo>(ebpf, MAP_EXECS, tgids())?;
-    deleted += remove::<u32, SchedStats>(ebpf, MAP_SCHED, tgids())?;
-    deleted += remove::<u32, IoStats>(ebpf, MAP_IO, tgids())?;
-    deleted += remove_per_cpu::<u32, NetStats>(ebpf, MAP_NET, tgids())?;
-    deleted += remove_per_cpu::<u32, FaultStats>(ebpf, MAP_FAULTS, tgids())?;
-    deleted += remove_per_cpu::<SyscallKey, SyscallStats>(
-        ebpf,
-        MAP_SYSCALLS,
-        dead.syscalls.keys().copied(),
-    )?;
-    deleted += remove::<BlameKey, u64>(ebpf, MAP_BLAME, dead.blame.keys().copied())?;
-    remove::<u32, u64>(ebpf, MAP_EXITS, tgids())?;
+    macro_rules! remove {
+        ($open:ident, $key:ty, $value:ty, $name:ident, $keys:expr) => {{
+            let mut map = $open::<$key, $value>(ebpf, $name)?;
+            $keys.filter(|key| map.remove(key).is_ok()).count()
+        }};
+        ($open:ident, $value:ty, $name:ident) => {
+            deleted += remove!($open, u32, $value, $name, gone.iter());
+        };
+    }
+    tgid_maps!(remove);
+    let syscalls = dead.syscalls.keys();
+    deleted += remove!(per_cpu, SyscallKey, SyscallStats, MAP_SYSCALLS, syscalls);
+    deleted += remove!(hash, BlameKey, u64, MAP_BLAME, dead.blame.keys());
+    remove!(hash, u32, u64, MAP_EXITS, gone.iter());
     Ok(deleted)
 }
