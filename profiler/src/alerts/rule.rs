@@ -131,95 +131,17 @@ pub struct InvalidRule {
 }
 
 impl Rule {
+    /// `FIGURE OP NUMBER[UNIT] [for DURATION]`, each part read in turn from what the last left.
     pub fn parse(text: &str) -> Result<Self, RuleError> {
         let rest = text.trim();
         if rest.is_empty() {
             return Err(RuleError::Empty);
         }
-
-        let (name, rest) = take_while(rest, |c| c.is_ascii_alphanumeric() || c == '.' || c == '_');
-        if name.is_empty() {
-            return Err(RuleError::MissingFigure(first_word(rest)));
-        }
-        let (scope, bare) = match name.strip_prefix(APP_PREFIX) {
-            Some(bare) => (Scope::App, bare),
-            None => (Scope::Process, name),
-        };
-        let figure = Figure::from_name(bare).ok_or_else(|| RuleError::UnknownFigure {
-            name: name.to_owned(),
-        })?;
-        if scope == Scope::App && !figure.on_apps() {
-            return Err(RuleError::NotOnApps {
-                name: name.to_owned(),
-            });
-        }
-
-        let rest = rest.trim_start();
-        let (op_text, rest) = take_while(rest, |c| "<>=!".contains(c));
-        let op = match op_text {
-            ">" => Op::Gt,
-            ">=" => Op::Ge,
-            "<" => Op::Lt,
-            "<=" => Op::Le,
-            "" => {
-                return Err(RuleError::MissingOperator {
-                    figure: name.to_owned(),
-                    found: first_word(rest),
-                });
-            }
-            other => return Err(RuleError::UnknownOperator(other.to_owned())),
-        };
-
-        let rest = rest.trim_start();
-        if rest.starts_with('-') {
-            return Err(RuleError::NegativeThreshold(first_word(rest)));
-        }
-        let (number_text, rest) = take_while(rest, |c| c.is_ascii_digit() || c == '.');
-        let number = number_text
-            .parse::<f64>()
-            .ok()
-            .filter(|_| number_text.contains(|c: char| c.is_ascii_digit()))
-            .ok_or_else(|| RuleError::MissingThreshold {
-                op: op.symbol(),
-                found: first_word(rest_from(number_text, rest)),
-            })?;
-
-        let spaced = rest.starts_with(char::is_whitespace);
-        let rest = rest.trim_start();
-        let (unit_text, after_unit) =
-            take_while(rest, |c| c.is_ascii_alphabetic() || "%/".contains(c));
-        // `for` is no unit, even written against the number ("0.8for 3s"); nor is a word after
-        // a space that no figure takes as a unit ("1 sometimes"): that is trailing text.
-        let (unit_text, rest) = if unit_text == "for" || (spaced && !is_unit(unit_text)) {
-            ("", rest)
-        } else {
-            (unit_text, after_unit)
-        };
-        let (unit, scale) =
-            unit(figure.kind(), unit_text).ok_or_else(|| RuleError::UnknownUnit {
-                unit: unit_text.to_owned(),
-                figure: name.to_owned(),
-                meaning: figure.kind().describe(),
-                units: figure.kind().units(),
-            })?;
-
-        let rest = rest.trim_start();
-        let hold = if rest.is_empty() {
-            Duration::ZERO
-        } else {
-            let Some(duration) = rest.strip_prefix("for") else {
-                return Err(RuleError::Trailing(rest.to_owned()));
-            };
-            let duration = duration.trim();
-            if duration.is_empty() {
-                return Err(RuleError::MissingDuration);
-            }
-            humantime::parse_duration(duration).map_err(|err| RuleError::BadDuration {
-                text: duration.to_owned(),
-                reason: err.to_string(),
-            })?
-        };
-
+        let (name, scope, figure, rest) = parse_figure(rest)?;
+        let (op, rest) = parse_op(name, rest.trim_start())?;
+        let (number, rest) = parse_number(op, rest.trim_start())?;
+        let (unit, scale, rest) = parse_unit(name, figure, rest)?;
+        let hold = parse_hold(rest.trim_start())?;
         Ok(Self {
             scope,
             figure,
@@ -361,6 +283,104 @@ fn figure_list(prefix: &str) -> String {
         .map(|figure| format!("{prefix}{}", figure.name()))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// The figure's name, with its `app.` scope when it has one.
+fn parse_figure(rest: &str) -> Result<(&str, Scope, Figure, &str), RuleError> {
+    let (name, rest) = take_while(rest, |c| c.is_ascii_alphanumeric() || c == '.' || c == '_');
+    if name.is_empty() {
+        return Err(RuleError::MissingFigure(first_word(rest)));
+    }
+    let (scope, bare) = match name.strip_prefix(APP_PREFIX) {
+        Some(bare) => (Scope::App, bare),
+        None => (Scope::Process, name),
+    };
+    let figure = Figure::from_name(bare).ok_or_else(|| RuleError::UnknownFigure {
+        name: name.to_owned(),
+    })?;
+    if scope == Scope::App && !figure.on_apps() {
+        return Err(RuleError::NotOnApps {
+            name: name.to_owned(),
+        });
+    }
+    Ok((name, scope, figure, rest))
+}
+
+fn parse_op<'a>(figure: &str, rest: &'a str) -> Result<(Op, &'a str), RuleError> {
+    let (op_text, rest) = take_while(rest, |c| "<>=!".contains(c));
+    let op = match op_text {
+        ">" => Op::Gt,
+        ">=" => Op::Ge,
+        "<" => Op::Lt,
+        "<=" => Op::Le,
+        "" => {
+            return Err(RuleError::MissingOperator {
+                figure: figure.to_owned(),
+                found: first_word(rest),
+            });
+        }
+        other => return Err(RuleError::UnknownOperator(other.to_owned())),
+    };
+    Ok((op, rest))
+}
+
+fn parse_number(op: Op, rest: &str) -> Result<(f64, &str), RuleError> {
+    if rest.starts_with('-') {
+        return Err(RuleError::NegativeThreshold(first_word(rest)));
+    }
+    let (number_text, rest) = take_while(rest, |c| c.is_ascii_digit() || c == '.');
+    let number = number_text
+        .parse::<f64>()
+        .ok()
+        .filter(|_| number_text.contains(|c: char| c.is_ascii_digit()))
+        .ok_or_else(|| RuleError::MissingThreshold {
+            op: op.symbol(),
+            found: first_word(rest_from(number_text, rest)),
+        })?;
+    Ok((number, rest))
+}
+
+/// The unit after the number, if any, and the scale to the figure's base unit.
+fn parse_unit<'a>(
+    name: &str,
+    figure: Figure,
+    rest: &'a str,
+) -> Result<(&'static str, f64, &'a str), RuleError> {
+    let spaced = rest.starts_with(char::is_whitespace);
+    let rest = rest.trim_start();
+    let (unit_text, after_unit) = take_while(rest, |c| c.is_ascii_alphabetic() || "%/".contains(c));
+    // `for` is no unit, even written against the number ("0.8for 3s"); nor is a word after
+    // a space that no figure takes as a unit ("1 sometimes"): that is trailing text.
+    let (unit_text, rest) = if unit_text == "for" || (spaced && !is_unit(unit_text)) {
+        ("", rest)
+    } else {
+        (unit_text, after_unit)
+    };
+    let (unit, scale) = unit(figure.kind(), unit_text).ok_or_else(|| RuleError::UnknownUnit {
+        unit: unit_text.to_owned(),
+        figure: name.to_owned(),
+        meaning: figure.kind().describe(),
+        units: figure.kind().units(),
+    })?;
+    Ok((unit, scale, rest))
+}
+
+/// How long the condition must hold: `for DURATION`, or nothing for at once.
+fn parse_hold(rest: &str) -> Result<Duration, RuleError> {
+    if rest.is_empty() {
+        return Ok(Duration::ZERO);
+    }
+    let Some(duration) = rest.strip_prefix("for") else {
+        return Err(RuleError::Trailing(rest.to_owned()));
+    };
+    let duration = duration.trim();
+    if duration.is_empty() {
+        return Err(RuleError::MissingDuration);
+    }
+    humantime::parse_duration(duration).map_err(|err| RuleError::BadDuration {
+        text: duration.to_owned(),
+        reason: err.to_string(),
+    })
 }
 
 /// Splits off the longest prefix whose characters satisfy `keep`.

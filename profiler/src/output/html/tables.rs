@@ -128,24 +128,44 @@ fn with_who(p: &Process, rest: Vec<Cell>) -> Vec<Cell> {
 
 /// One `(title, table)` per resource.
 pub fn resources(report: &Report) -> Vec<(&'static str, Markup)> {
-    let cpu = top_by(
+    vec![
+        cpu(report),
+        sched(report),
+        blame(report),
+        syscalls(report),
+        io(report),
+        net(report),
+        mem(report),
+    ]
+}
+
+fn cpu(report: &Report) -> (&'static str, Markup) {
+    let rows = top_by(
         report,
         |p| Some(p.cpu.clone()),
         |c| c.on_cpu_ns as f64,
         |p, c| {
+            let hottest = c.hottest.as_ref().map_or("", |h| h.function.as_str());
             with_who(
                 p,
                 vec![
                     float(c.cores, 3),
                     float(c.host_percent, 1),
                     num(c.samples),
-                    text(c.hottest.as_ref().map_or("", |h| h.function.as_str())),
+                    text(hottest),
                     text(&p.cmdline.join(" ")),
                 ],
             )
         },
     );
-    let sched = top_by(
+    let columns = [
+        "pid", "comm", "cores", "host %", "samples", "hottest", "cmdline",
+    ];
+    ("CPU", sortable("cpu", &columns, &rows))
+}
+
+fn sched(report: &Report) -> (&'static str, Markup) {
+    let rows = top_by(
         report,
         |p| p.sched.clone(),
         |s| s.runq_wait_ns as f64,
@@ -163,7 +183,40 @@ pub fn resources(report: &Report) -> Vec<(&'static str, Markup)> {
             )
         },
     );
-    let syscalls = top_by(
+    let columns = [
+        "pid",
+        "comm",
+        "run-queue wait",
+        "waits",
+        "p99 wait",
+        "voluntary",
+        "involuntary",
+        "off-CPU",
+    ];
+    ("Scheduler wait", sortable("sched", &columns, &rows))
+}
+
+fn blame(report: &Report) -> (&'static str, Markup) {
+    let rows: Vec<Vec<Cell>> = report
+        .blame
+        .iter()
+        .take(MAX_ROWS)
+        .map(|b| {
+            vec![
+                num(u64::from(b.culprit_pid)),
+                text(&b.culprit_comm),
+                num(u64::from(b.victim_pid)),
+                text(&b.victim_comm),
+                nanos(b.delay_ns),
+            ]
+        })
+        .collect();
+    let columns = ["culprit pid", "culprit", "victim pid", "victim", "delay"];
+    ("Who kept whom waiting", sortable("blame", &columns, &rows))
+}
+
+fn syscalls(report: &Report) -> (&'static str, Markup) {
+    let rows = top_by(
         report,
         |p| p.syscalls.clone(),
         |s| s.count as f64,
@@ -185,7 +238,12 @@ pub fn resources(report: &Report) -> Vec<(&'static str, Markup)> {
             )
         },
     );
-    let io = top_by(
+    let columns = ["pid", "comm", "count", "per s", "errors", "time", "top"];
+    ("Syscalls", sortable("syscalls", &columns, &rows))
+}
+
+fn io(report: &Report) -> (&'static str, Markup) {
+    let rows = top_by(
         report,
         |p| p.io,
         |i| (i.read_bytes + i.write_bytes) as f64,
@@ -202,7 +260,12 @@ pub fn resources(report: &Report) -> Vec<(&'static str, Markup)> {
             )
         },
     );
-    let net = top_by(
+    let columns = ["pid", "comm", "read", "written", "writeback", "ops", "p99"];
+    ("Block IO", sortable("io", &columns, &rows))
+}
+
+fn net(report: &Report) -> (&'static str, Markup) {
+    let rows = top_by(
         report,
         |p| p.net,
         |n| (n.tx_bytes + n.rx_bytes) as f64,
@@ -217,7 +280,12 @@ pub fn resources(report: &Report) -> Vec<(&'static str, Markup)> {
             )
         },
     );
-    let mem = top_by(
+    let columns = ["pid", "comm", "sent", "received", "MB/s"];
+    ("Network", sortable("net", &columns, &rows))
+}
+
+fn mem(report: &Report) -> (&'static str, Markup) {
+    let rows = top_by(
         report,
         |p| p.mem,
         |m| m.rss_bytes.unwrap_or(0) as f64 + (m.minor_faults + m.major_faults) as f64,
@@ -232,83 +300,6 @@ pub fn resources(report: &Report) -> Vec<(&'static str, Markup)> {
             )
         },
     );
-    let blame: Vec<Vec<Cell>> = report
-        .blame
-        .iter()
-        .take(MAX_ROWS)
-        .map(|b| {
-            vec![
-                num(u64::from(b.culprit_pid)),
-                text(&b.culprit_comm),
-                num(u64::from(b.victim_pid)),
-                text(&b.victim_comm),
-                nanos(b.delay_ns),
-            ]
-        })
-        .collect();
-    vec![
-        (
-            "CPU",
-            sortable(
-                "cpu",
-                &[
-                    "pid", "comm", "cores", "host %", "samples", "hottest", "cmdline",
-                ],
-                &cpu,
-            ),
-        ),
-        (
-            "Scheduler wait",
-            sortable(
-                "sched",
-                &[
-                    "pid",
-                    "comm",
-                    "run-queue wait",
-                    "waits",
-                    "p99 wait",
-                    "voluntary",
-                    "involuntary",
-                    "off-CPU",
-                ],
-                &sched,
-            ),
-        ),
-        (
-            "Who kept whom waiting",
-            sortable(
-                "blame",
-                &["culprit pid", "culprit", "victim pid", "victim", "delay"],
-                &blame,
-            ),
-        ),
-        (
-            "Syscalls",
-            sortable(
-                "syscalls",
-                &["pid", "comm", "count", "per s", "errors", "time", "top"],
-                &syscalls,
-            ),
-        ),
-        (
-            "Block IO",
-            sortable(
-                "io",
-                &["pid", "comm", "read", "written", "writeback", "ops", "p99"],
-                &io,
-            ),
-        ),
-        (
-            "Network",
-            sortable("net", &["pid", "comm", "sent", "received", "MB/s"], &net),
-        ),
-        (
-            "Memory",
-            sortable(
-                "mem",
-                &["pid", "comm", "RSS", "minor faults", "major faults"],
-                &mem,
-            ),
-        ),
-    ]
+    let columns = ["pid", "comm", "RSS", "minor faults", "major faults"];
+    ("Memory", sortable("mem", &columns, &rows))
 }

@@ -75,66 +75,66 @@ impl UiState {
             return Action::Quit;
         }
         if self.editing_filter {
-            match key.code {
-                KeyCode::Enter => self.editing_filter = false,
-                KeyCode::Esc => {
-                    self.editing_filter = false;
-                    self.filter.clear();
-                }
-                KeyCode::Backspace => {
-                    self.filter.pop();
-                }
-                KeyCode::Char(c) => self.filter.push(c),
-                _ => return Action::None,
-            }
-            self.selected = 0;
-            return Action::Redraw;
-        }
-        if self.help {
+            self.filter_key(key.code)
+        } else if self.help {
             // Any key closes the overlay, so it can never trap the viewer.
             self.help = false;
-            return if key.code == KeyCode::Char('q') {
+            if key.code == KeyCode::Char('q') {
                 Action::Quit
             } else {
                 Action::Redraw
-            };
+            }
+        } else if self.detail.is_some() {
+            self.detail_key(key.code)
+        } else {
+            self.table_key(key.code, rows)
         }
-        if self.detail.is_some() {
-            return match key.code {
-                KeyCode::Esc | KeyCode::Backspace | KeyCode::Enter => {
-                    self.detail = None;
-                    Action::Redraw
-                }
-                KeyCode::Char('q') => Action::Quit,
-                KeyCode::Char('p' | ' ') => {
-                    self.paused = !self.paused;
-                    Action::Redraw
-                }
-                _ => Action::None,
-            };
+    }
+
+    /// A key while the filter is being typed.
+    fn filter_key(&mut self, code: KeyCode) -> Action {
+        match code {
+            KeyCode::Enter => self.editing_filter = false,
+            KeyCode::Esc => {
+                self.editing_filter = false;
+                self.filter.clear();
+            }
+            KeyCode::Backspace => {
+                self.filter.pop();
+            }
+            KeyCode::Char(c) => self.filter.push(c),
+            _ => return Action::None,
         }
-        match key.code {
+        self.selected = 0;
+        Action::Redraw
+    }
+
+    /// A key while a process's detail is open.
+    fn detail_key(&mut self, code: KeyCode) -> Action {
+        match code {
+            KeyCode::Esc | KeyCode::Backspace | KeyCode::Enter => {
+                self.detail = None;
+                Action::Redraw
+            }
+            KeyCode::Char('q') => Action::Quit,
+            KeyCode::Char('p' | ' ') => {
+                self.paused = !self.paused;
+                Action::Redraw
+            }
+            _ => Action::None,
+        }
+    }
+
+    /// A key on the table: sort, filter, group, pause, move, open.
+    fn table_key(&mut self, code: KeyCode, rows: usize) -> Action {
+        match code {
             KeyCode::Char('q') => return Action::Quit,
             KeyCode::Char('c') => self.sort_by(Column::Cpu),
             KeyCode::Char('w') => self.sort_by(Column::Wait),
             KeyCode::Char('s') => self.sort_by(Column::Syscalls),
-            KeyCode::Char('i') => {
-                // One key for both directions of IO: the second press moves to writes.
-                let next = if self.sort == Column::Read {
-                    Column::Write
-                } else {
-                    Column::Read
-                };
-                self.sort_by(next);
-            }
-            KeyCode::Char('n') => {
-                let next = if self.sort == Column::Tx {
-                    Column::Rx
-                } else {
-                    Column::Tx
-                };
-                self.sort_by(next);
-            }
+            // One key for both directions: the second press moves to writes, or receives.
+            KeyCode::Char('i') => self.sort_toggling(Column::Read, Column::Write),
+            KeyCode::Char('n') => self.sort_toggling(Column::Tx, Column::Rx),
             KeyCode::Char('m') => self.sort_by(Column::Rss),
             KeyCode::Char('r') => self.descending = !self.descending,
             KeyCode::Left => self.sort_by(self.sort.left()),
@@ -160,6 +160,11 @@ impl UiState {
             _ => return Action::None,
         }
         Action::Redraw
+    }
+
+    /// Sorts by `first`, or by `second` when already sorted by `first`.
+    fn sort_toggling(&mut self, first: Column, second: Column) {
+        self.sort_by(if self.sort == first { second } else { first });
     }
 }
 
