@@ -103,12 +103,14 @@ impl Source<'_> {
     }
 }
 
+type States = BTreeMap<(usize, Subject), State>;
+
 pub struct Engine {
     rules: Vec<Rule>,
     own_pid: u32,
     /// Keyed by rule index and subject. Only subjects holding in the latest tick are kept, so
     /// this is bounded by the rules times the subjects of one report.
-    states: BTreeMap<(usize, Subject), State>,
+    states: States,
     tick: u64,
 }
 
@@ -148,92 +150,126 @@ impl Engine {
             return Vec::new();
         };
         self.tick += 1;
-        let tick_start = SignedDuration::try_from_secs_f64(tick.secs())
+        let start = SignedDuration::try_from_secs_f64(tick.secs())
             .ok()
             .and_then(|length| at.checked_sub(length).ok())
             .unwrap_or(at);
         let mut events = Vec::new();
-        let Self {
-            rules,
-            own_pid,
-            states,
-            tick: tick_number,
-        } = self;
-        for (index, rule) in rules.iter().enumerate() {
-            let sources: Vec<Source<'_>> = match rule.scope() {
-                Scope::Process => report
-                    .processes
-                    .iter()
-                    .filter(|p| p.pid != *own_pid)
-                    .map(Source::Process)
-                    .collect(),
-                Scope::App => report.apps.iter().map(Source::App).collect(),
+        for (index, rule) in self.rules.iter().enumerate() {
+            let judge = Judge {
+                index,
+                rule,
+                tick: &tick,
+                number: self.tick,
+                start,
+                at,
             };
-            for source in sources {
-                let value = source.value(&tick, rule);
-                let holds =
-                    !source.exited() && value.is_some_and(|v| rule.op().holds(v, rule.threshold()));
-                let key = (index, source.subject());
-                if !holds {
-                    if let Some(state) = states.remove(&key)
-                        && state.firing
-                    {
-                        let evidence = source.evidence(&tick);
-                        events.push(event(
-                            rule,
-                            AlertState::Resolved,
-                            &state,
-                            value,
-                            at,
-                            evidence,
-                        ));
-                    }
-                    continue;
-                }
-                let (pid, comm, app) = source.who(&tick);
-                let state = states.entry(key).or_insert_with(|| State {
-                    since: tick_start,
-                    firing: false,
-                    seen: 0,
-                    pid,
-                    comm: String::new(),
-                    app: String::new(),
-                });
-                state.seen = *tick_number;
-                // Kept current: exec renames a process, an application's busiest process changes.
-                state.comm = comm;
-                state.app = app;
-                if !state.firing && held_long_enough(state.since, at, rule, tick.secs()) {
-                    state.firing = true;
-                    let evidence = source.evidence(&tick);
-                    events.push(event(rule, AlertState::Firing, state, value, at, evidence));
-                }
+            for source in sources(rule.scope(), report, self.own_pid) {
+                events.extend(judge.judge(&mut self.states, source));
             }
         }
+        events.extend(self.resolve_gone(at));
+        events
+    }
 
-        // Subjects gone from this tick's report (exited and reaped, idle, or out of the
-        // application ranking): their pending state goes, firing ones resolve.
-        let gone: Vec<(usize, Subject)> = states
+    /// Subjects gone from this tick's report (exited and reaped, idle, or out of the
+    /// application ranking): their pending state goes, firing ones resolve.
+    fn resolve_gone(&mut self, at: Timestamp) -> Vec<AlertEvent> {
+        let gone: Vec<(usize, Subject)> = self
+            .states
             .iter()
-            .filter(|(_, state)| state.seen != *tick_number)
+            .filter(|(_, state)| state.seen != self.tick)
             .map(|(key, _)| key.clone())
             .collect();
+        let mut events = Vec::new();
         for key in gone {
-            if let Some(state) = states.remove(&key)
+            if let Some(state) = self.states.remove(&key)
                 && state.firing
             {
-                let rule = &rules[key.0];
+                let rule = &self.rules[key.0];
+                let evidence = Evidence::default();
                 events.push(event(
                     rule,
                     AlertState::Resolved,
                     &state,
                     None,
                     at,
-                    Evidence::default(),
+                    evidence,
                 ));
             }
         }
         events
+    }
+}
+
+/// What a rule is evaluated on: the report's processes (but the profiler's own) or its apps.
+fn sources(scope: Scope, report: &Report, own_pid: u32) -> Vec<Source<'_>> {
+    match scope {
+        Scope::Process => report
+            .processes
+            .iter()
+            .filter(|p| p.pid != own_pid)
+            .map(Source::Process)
+            .collect(),
+        Scope::App => report.apps.iter().map(Source::App).collect(),
+    }
+}
+
+/// One rule (the `index`th) over one tick: `number`, from `start` to `at`.
+struct Judge<'a> {
+    index: usize,
+    rule: &'a Rule,
+    tick: &'a Tick<'a>,
+    number: u64,
+    start: Timestamp,
+    at: Timestamp,
+}
+
+impl Judge<'_> {
+    /// Updates the state of `source` under the rule: an event when it starts firing, or stops.
+    fn judge(&self, states: &mut States, source: Source<'_>) -> Option<AlertEvent> {
+        let (rule, tick) = (self.rule, self.tick);
+        let value = source.value(tick, rule);
+        let holds = !source.exited() && value.is_some_and(|v| rule.op().holds(v, rule.threshold()));
+        let key = (self.index, source.subject());
+        if !holds {
+            let state = states.remove(&key).filter(|state| state.firing)?;
+            let evidence = source.evidence(tick);
+            return Some(event(
+                rule,
+                AlertState::Resolved,
+                &state,
+                value,
+                self.at,
+                evidence,
+            ));
+        }
+        let (pid, comm, app) = source.who(tick);
+        let state = states.entry(key).or_insert_with(|| State {
+            since: self.start,
+            firing: false,
+            seen: 0,
+            pid,
+            comm: String::new(),
+            app: String::new(),
+        });
+        state.seen = self.number;
+        // Kept current: exec renames a process, an application's busiest process changes.
+        state.comm = comm;
+        state.app = app;
+        if state.firing || !held_long_enough(state.since, self.at, rule, tick.secs()) {
+            return None;
+        }
+        state.firing = true;
+        let evidence = source.evidence(tick);
+        Some(event(
+            rule,
+            AlertState::Firing,
+            state,
+            value,
+            self.at,
+            evidence,
+        ))
     }
 }
 

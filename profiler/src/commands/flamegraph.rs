@@ -42,69 +42,15 @@ pub fn run(args: FlamegraphArgs) -> anyhow::Result<()> {
     } else {
         STACKS_FOLDED
     };
-    // clap skips `requires = "from"` once `from` is in a conflict (clap-rs/clap#4520).
-    if args.from.is_none() && (args.since.is_some() || args.until.is_some()) {
-        return Err(usage(
-            "--since and --until pick windows of a record directory: give it with --from DIR",
-        ));
-    }
-    let input = match (&args.from, &args.input) {
-        (Some(dir), _) => windows::load(
-            dir,
-            args.since,
-            args.until,
-            wanted,
-            jiff::Timestamp::now(),
-            &limits,
-        )?,
-        (None, Some(path)) => load_input(path, wanted, Role::Input, &limits)?,
-        (None, None) => {
-            return Err(usage(
-                "give a folded stacks file, a report directory, or --from DIR",
-            ));
-        }
-    };
+    let input = load_main(&args, wanted, &limits)?;
     let base = args
         .diff
         .as_deref()
         .map(|path| load_input(path, wanted, Role::Base, &limits))
         .transpose()?;
-    if let Some(base) = &base
-        && base.count_name != input.count_name
-    {
-        return Err(usage(format!(
-            "cannot compare {} counted in {} with a baseline counted in {}: give both as \
-             on-CPU stacks or both as off-CPU stacks (--offcpu)",
-            input.label, input.count_name, base.count_name
-        )));
-    }
-
     let svg = match &base {
-        None => flamegraph::render_stacks(
-            &Picture {
-                title: args
-                    .title
-                    .unwrap_or_else(|| format!("profiler flamegraph: {}", input.label)),
-                subtitle: None,
-                count_name: input.count_name.to_owned(),
-            },
-            &input.stacks,
-        )?,
-        Some(base) => flamegraph::render_diff(
-            &Picture {
-                title: args.title.unwrap_or_else(|| {
-                    format!("profiler flamegraph: {} vs {}", input.label, base.label)
-                }),
-                subtitle: Some(format!(
-                    "red: more than in the baseline, blue: less; baseline counts scaled by {:.3} \
-                     to the same total",
-                    flamegraph::normalization(&base.stacks, &input.stacks)
-                )),
-                count_name: input.count_name.to_owned(),
-            },
-            &base.stacks,
-            &input.stacks,
-        )?,
+        None => render_one(args.title, &input)?,
+        Some(base) => render_diff(args.title, base, &input)?,
     };
     match &args.out {
         Some(path) => write_out(path, &svg),
@@ -115,6 +61,57 @@ pub fn run(args: FlamegraphArgs) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// The stacks to draw: a record directory's windows (`--from`), or a file or report directory.
+fn load_main(args: &FlamegraphArgs, wanted: &str, limits: &Limits) -> anyhow::Result<Loaded> {
+    // clap skips `requires = "from"` once `from` is in a conflict (clap-rs/clap#4520).
+    if args.from.is_none() && (args.since.is_some() || args.until.is_some()) {
+        return Err(usage(
+            "--since and --until pick windows of a record directory: give it with --from DIR",
+        ));
+    }
+    match (&args.from, &args.input) {
+        (Some(dir), _) => {
+            let now = jiff::Timestamp::now();
+            windows::load(dir, args.since, args.until, wanted, now, limits)
+        }
+        (None, Some(path)) => load_input(path, wanted, Role::Input, limits),
+        (None, None) => Err(usage(
+            "give a folded stacks file, a report directory, or --from DIR",
+        )),
+    }
+}
+
+fn render_one(title: Option<String>, input: &Loaded) -> anyhow::Result<Vec<u8>> {
+    let picture = Picture {
+        title: title.unwrap_or_else(|| format!("profiler flamegraph: {}", input.label)),
+        subtitle: None,
+        count_name: input.count_name.to_owned(),
+    };
+    flamegraph::render_stacks(&picture, &input.stacks)
+}
+
+/// `input` against `base`, both counted in the same unit.
+fn render_diff(title: Option<String>, base: &Loaded, input: &Loaded) -> anyhow::Result<Vec<u8>> {
+    if base.count_name != input.count_name {
+        return Err(usage(format!(
+            "cannot compare {} counted in {} with a baseline counted in {}: give both as \
+             on-CPU stacks or both as off-CPU stacks (--offcpu)",
+            input.label, input.count_name, base.count_name
+        )));
+    }
+    let picture = Picture {
+        title: title
+            .unwrap_or_else(|| format!("profiler flamegraph: {} vs {}", input.label, base.label)),
+        subtitle: Some(format!(
+            "red: more than in the baseline, blue: less; baseline counts scaled by {:.3} to the \
+             same total",
+            flamegraph::normalization(&base.stacks, &input.stacks)
+        )),
+        count_name: input.count_name.to_owned(),
+    };
+    flamegraph::render_diff(&picture, &base.stacks, &input.stacks)
 }
 
 /// Which side of the comparison a path is, for messages.

@@ -114,81 +114,109 @@ fn with_stops_held<T>(f: impl FnOnce() -> T) -> T {
 
 fn attach_now(frequency_hz: u64, selection: Selection) -> anyhow::Result<Probes> {
     raise_memlock_limit();
-    // What the programs of each selected signal read from tracefs: their records' offsets.
-    let sched_offsets = (selection.sched || selection.offcpu).then(sched::offsets);
-    let io_offsets = selection.io.then(io::offsets);
-    let fork_offsets = selection.processes.then(processes::offsets);
-    let net_offsets = selection.net.then(net::offsets);
-    let chosen_btf = btf::KernelBtf::overridden();
-    check_btf(chosen_btf.as_ref())?;
-    let mut loader = EbpfLoader::new();
-    if let Some(kernel) = &chosen_btf {
-        loader.btf(kernel.btf.as_ref().ok());
-    }
-    if let Some(Ok(offsets)) = &sched_offsets {
-        sched::configure(&mut loader, offsets);
-    }
-    if let Some(Ok(offsets)) = &io_offsets {
-        io::configure(&mut loader, offsets);
-    }
-    if let Some(Ok(offsets)) = &fork_offsets {
-        processes::configure(&mut loader, offsets);
-    }
-    if let Some(Ok(offsets)) = &net_offsets {
-        net::configure(&mut loader, offsets);
-    }
+    let offsets = TracefsOffsets::read(selection);
     let flags = Flags::of(selection);
-    flags.configure(&mut loader);
-    let mut ebpf = loader
-        .load(EBPF_OBJECT)
-        .context("loading the eBPF programs into the kernel")?;
-
+    let mut ebpf = load(&offsets, &flags)?;
     let cpus =
         aya::util::online_cpus().map_err(|(what, err)| anyhow::anyhow!("reading {what}: {err}"))?;
-    let mut signals = BTreeMap::new();
-    let sampler = cpu::attach(&mut ebpf, &cpus, frequency_hz);
-    signals.insert(
-        Signal::Cpu,
-        state_of(Signal::Cpu, selection.cpu.then_some(sampler)),
-    );
-    let sched = sched_offsets.map(|offsets| offsets.and_then(|_| sched::attach(&mut ebpf)));
-    if !matches!(sched, Some(Ok(()))) {
-        // On-CPU time is measured whatever the selection: every ranking needs it.
-        program::raw(&mut ebpf, PROG_SCHED_SWITCH, "sched_switch")?;
-    }
-    let wanted = |on: bool| if on { sched.clone() } else { None };
-    signals.insert(
-        Signal::Sched,
-        state_of(Signal::Sched, wanted(selection.sched)),
-    );
-    signals.insert(
-        Signal::Offcpu,
-        state_of(Signal::Offcpu, wanted(selection.offcpu)),
-    );
-    let syscalls = selection
-        .syscalls
-        .then(|| syscalls::attach_entry(&mut ebpf));
-    let syscall_time =
-        (flags.syscall_exits == 1).then(|| syscalls::attach_exit(&mut ebpf, syscalls.as_ref()));
-    signals.insert(Signal::Syscalls, state_of(Signal::Syscalls, syscalls));
-    signals.insert(
-        Signal::SyscallTime,
-        state_of(Signal::SyscallTime, syscall_time),
-    );
-    let forks = fork_offsets.map(|offsets| offsets.and_then(|_| processes::attach(&mut ebpf)));
-    signals.insert(Signal::Processes, state_of(Signal::Processes, forks));
-    let net = net_offsets.map(|offsets| offsets.and_then(|_| net::attach(&mut ebpf)));
-    signals.insert(Signal::Net, state_of(Signal::Net, net));
-    let mem = selection.mem.then(|| mem::attach(&mut ebpf, &cpus));
-    signals.insert(Signal::Mem, state_of(Signal::Mem, mem));
-    let io = io_offsets.map(|offsets| offsets.and_then(|offsets| io::attach(&mut ebpf, &offsets)));
-    signals.insert(Signal::Io, state_of(Signal::Io, io));
+    let signals = attach_signals(&mut ebpf, offsets, selection, &flags, (&cpus, frequency_hz))?;
     attach_lifecycle(&mut ebpf);
     Ok(Probes {
         ebpf,
         cpus: cpus.len(),
         signals,
     })
+}
+
+/// What the programs of each selected signal read from tracefs: their records' offsets, or why
+/// they could not be read; `None` for a signal not selected.
+struct TracefsOffsets {
+    sched: Option<Result<sched::Offsets, String>>,
+    io: Option<Result<io::Offsets, String>>,
+    forks: Option<Result<processes::Offsets, String>>,
+    net: Option<Result<net::Offsets, String>>,
+}
+
+impl TracefsOffsets {
+    fn read(selection: Selection) -> Self {
+        Self {
+            sched: (selection.sched || selection.offcpu).then(sched::offsets),
+            io: selection.io.then(io::offsets),
+            forks: selection.processes.then(processes::offsets),
+            net: selection.net.then(net::offsets),
+        }
+    }
+
+    fn configure<'a>(&'a self, loader: &mut EbpfLoader<'a>) {
+        if let Some(Ok(offsets)) = &self.sched {
+            sched::configure(loader, offsets);
+        }
+        if let Some(Ok(offsets)) = &self.io {
+            io::configure(loader, offsets);
+        }
+        if let Some(Ok(offsets)) = &self.forks {
+            processes::configure(loader, offsets);
+        }
+        if let Some(Ok(offsets)) = &self.net {
+            net::configure(loader, offsets);
+        }
+    }
+}
+
+/// Loads the object with the kernel's BTF (or the one `PROFILER_BTF` names), the records'
+/// offsets and the flags set.
+fn load(offsets: &TracefsOffsets, flags: &Flags) -> anyhow::Result<Ebpf> {
+    let chosen_btf = btf::KernelBtf::overridden();
+    check_btf(chosen_btf.as_ref())?;
+    let mut loader = EbpfLoader::new();
+    if let Some(kernel) = &chosen_btf {
+        loader.btf(kernel.btf.as_ref().ok());
+    }
+    offsets.configure(&mut loader);
+    flags.configure(&mut loader);
+    loader
+        .load(EBPF_OBJECT)
+        .context("loading the eBPF programs into the kernel")
+}
+
+/// Attaches each selected signal's programs (`sampling`: the CPUs and the frequency of the
+/// sampler) and says what became of each.
+fn attach_signals(
+    ebpf: &mut Ebpf,
+    offsets: TracefsOffsets,
+    selection: Selection,
+    flags: &Flags,
+    (cpus, frequency_hz): (&[u32], u64),
+) -> anyhow::Result<BTreeMap<Signal, SignalState>> {
+    let mut signals = BTreeMap::new();
+    let sampler = cpu::attach(ebpf, cpus, frequency_hz);
+    signals.insert(Signal::Cpu, selection.cpu.then_some(sampler));
+    let sched = offsets.sched.map(|o| o.and_then(|_| sched::attach(ebpf)));
+    if !matches!(sched, Some(Ok(()))) {
+        // On-CPU time is measured whatever the selection: every ranking needs it.
+        program::raw(ebpf, PROG_SCHED_SWITCH, "sched_switch")?;
+    }
+    let wanted = |on: bool| if on { sched.clone() } else { None };
+    signals.insert(Signal::Sched, wanted(selection.sched));
+    signals.insert(Signal::Offcpu, wanted(selection.offcpu));
+    let syscalls = selection.syscalls.then(|| syscalls::attach_entry(ebpf));
+    let syscall_time =
+        (flags.syscall_exits == 1).then(|| syscalls::attach_exit(ebpf, syscalls.as_ref()));
+    signals.insert(Signal::Syscalls, syscalls);
+    signals.insert(Signal::SyscallTime, syscall_time);
+    let forks = offsets
+        .forks
+        .map(|o| o.and_then(|_| processes::attach(ebpf)));
+    signals.insert(Signal::Processes, forks);
+    let net = offsets.net.map(|o| o.and_then(|_| net::attach(ebpf)));
+    signals.insert(Signal::Net, net);
+    signals.insert(Signal::Mem, selection.mem.then(|| mem::attach(ebpf, cpus)));
+    let io = offsets.io.map(|o| o.and_then(|o| io::attach(ebpf, &o)));
+    signals.insert(Signal::Io, io);
+    Ok(signals
+        .into_iter()
+        .map(|(signal, outcome)| (signal, state_of(signal, outcome)))
+        .collect())
 }
 
 /// Switches the programs read at load time: what each selected signal asks of the programs
