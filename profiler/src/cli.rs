@@ -166,7 +166,7 @@ pub struct DiagnoseArgs {
     /// Only report these processes (repeatable). The host total is still measured.
     #[arg(long = "pid", value_name = "PID")]
     pub pids: Vec<u32>,
-    /// Where to write report.json, the folded stacks and flamegraphs [default: ./profiler-<time>].
+    /// Where to write report.json, the folded stacks and flamegraphs [default: ./profiler-<time>-<random>].
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// What to print on stdout.

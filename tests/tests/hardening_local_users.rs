@@ -213,3 +213,160 @@ fn a_planted_alerts_file_in_the_temporary_directory_is_never_opened() {
         target.display()
     );
 }
+
+/// `dir` made shared as /tmp is: everyone may create entries, only their owner may remove them.
+fn shared_dir() -> tempfile::TempDir {
+    let shared = tempdir();
+    fs::set_permissions(shared.path(), fs::Permissions::from_mode(0o1777))
+        .expect("making the directory shared");
+    shared
+}
+
+/// Runs `script` with `sh -c` as nobody in `cwd`; false (after skipping or failing) when that
+/// cannot be done.
+fn as_nobody_sh(test: &str, cwd: &Path, script: &str) -> bool {
+    let Some(mut sh) = as_nobody(test, "sh") else {
+        return false;
+    };
+    let status = sh
+        .args(["-c", script])
+        .current_dir(cwd)
+        .status()
+        .expect("running a shell as nobody");
+    assert!(status.success(), "nobody could not run: {script}");
+    true
+}
+
+/// A root-owned directory holding one file, and that file's content, to check nothing was
+/// written through a planted link.
+fn victim() -> (tempfile::TempDir, String) {
+    let dir = tempdir();
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).expect("chmod 755");
+    let content = "root's file, not to be touched\n".to_owned();
+    fs::write(dir.path().join("file"), &content).expect("writing the victim file");
+    (dir, content)
+}
+
+fn assert_untouched(victim: &Path, content: &str) {
+    let names: Vec<String> = fs::read_dir(victim)
+        .expect("listing the victim directory")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["file"], "root wrote into {}", victim.display());
+    let now = fs::read_to_string(victim.join("file")).expect("reading the victim file");
+    assert_eq!(
+        now,
+        content,
+        "root changed {}",
+        victim.join("file").display()
+    );
+}
+
+#[test]
+fn an_output_directory_another_user_can_write_to_is_refused() {
+    const TEST: &str = "an_output_directory_another_user_can_write_to_is_refused";
+    if !require_root(TEST) {
+        return;
+    }
+    let _serial = serial();
+    let shared = shared_dir();
+    let (victim, content) = victim();
+    let target = victim.path().join("file");
+    // nobody's own directory, with the recorder's alert file planted as a link to root's file,
+    // and a link to root's directory.
+    let script = format!(
+        "mkdir theirs && ln -s {target} theirs/alerts.jsonl && ln -s {dir} link",
+        target = utf8(&target),
+        dir = utf8(victim.path())
+    );
+    if !as_nobody_sh(TEST, shared.path(), &script) {
+        return;
+    }
+    // Root's own, but writable by everyone and not sticky: anyone can plant names in it.
+    let open = tempdir();
+    fs::set_permissions(open.path(), fs::Permissions::from_mode(0o777)).expect("chmod 777");
+    let theirs = shared.path().join("theirs");
+    let link = shared.path().join("link");
+    let cases: [(&[&str], &Path, &str); 4] = [
+        (&["record", "--no-metrics"], &theirs, "owned by uid 65534"),
+        (
+            &["diagnose", "--duration", "1s"],
+            &theirs,
+            "owned by uid 65534",
+        ),
+        (
+            &["diagnose", "--duration", "1s"],
+            &link,
+            "symlink owned by uid 65534",
+        ),
+        (
+            &["record", "--no-metrics"],
+            open.path(),
+            "writable by other users",
+        ),
+    ];
+    for (args, out, reason) in cases {
+        let mut command = profiler_command();
+        command.args(args).arg("--out").arg(out);
+        let done = ProfilerRun::start(command).finish(Duration::from_secs(30));
+        let line = done.error_line();
+        assert_eq!(
+            done.status.code(),
+            Some(2),
+            "{args:?} --out {}: {line}",
+            out.display()
+        );
+        assert!(
+            line.contains("refusing output directory") && line.contains(reason),
+            "{args:?} --out {}: {line}",
+            out.display()
+        );
+    }
+    assert_untouched(victim.path(), &content);
+    let left: Vec<_> = fs::read_dir(&theirs).expect("listing").collect();
+    assert_eq!(left.len(), 1, "root wrote into nobody's directory");
+    assert_eq!(fs::read_dir(open.path()).expect("listing").count(), 0);
+}
+
+#[test]
+fn diagnose_default_output_cannot_be_planted() {
+    const TEST: &str = "diagnose_default_output_cannot_be_planted";
+    if !require_root(TEST) {
+        return;
+    }
+    let _serial = serial();
+    // Run where everyone may create entries, as in /tmp; nobody plants the names diagnose
+    // used to take, `profiler-<time>`, for the next two minutes, as links to root's directory.
+    let cwd = shared_dir();
+    let (victim, content) = victim();
+    let script = format!(
+        "for s in $(seq 0 120); do ln -s {dir} \"profiler-$(date -d \"+$s sec\" +%Y%m%d-%H%M%S)\"; \
+         done",
+        dir = utf8(victim.path())
+    );
+    if !as_nobody_sh(TEST, cwd.path(), &script) {
+        return;
+    }
+    let mut command = profiler_command();
+    command
+        .args(["diagnose", "--duration", "1s"])
+        .current_dir(cwd.path());
+    let done = ProfilerRun::start(command).finish(Duration::from_secs(60));
+    done.assert_success();
+    assert_untouched(victim.path(), &content);
+    let written = done
+        .stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("profiler: wrote "))
+        .unwrap_or_else(|| panic!("no `wrote` line:\n{}", done.stderr));
+    let out = cwd.path().join(written);
+    let meta = fs::symlink_metadata(&out).expect("the output directory");
+    assert!(meta.is_dir(), "{} is not a directory", out.display());
+    assert_eq!(
+        meta.permissions().mode() & 0o7777,
+        0o700,
+        "{}",
+        out.display()
+    );
+    assert!(out.join("report.json").is_file());
+}

@@ -2,7 +2,7 @@
 
 use std::{
     io::Write as _,
-    path::PathBuf,
+    path::Path,
     time::{Duration, Instant},
 };
 
@@ -35,15 +35,9 @@ pub async fn run(args: DiagnoseArgs) -> anyhow::Result<()> {
     // 130 or 143 (in `Session::start`), a later one ends the sampling and the report is
     // written.
     let mut stops = Stops::install()?;
-    let out_path = args.out.clone().unwrap_or_else(|| {
-        PathBuf::from(format!(
-            "profiler-{}",
-            jiff::Zoned::now().strftime("%Y%m%d-%H%M%S")
-        ))
-    });
     // Checked writable now, but created only once there is something to write: a run killed
     // while sampling (SIGKILL, OOM) leaves no empty directory behind.
-    drop(OutDir::prepare(&out_path)?);
+    drop(out_dir(args.out.as_deref())?);
     let config = Config {
         frequency_hz: args.frequency,
         signals: args.signals.clone(),
@@ -73,7 +67,7 @@ pub async fn run(args: DiagnoseArgs) -> anyhow::Result<()> {
         phases_ms: Some(clock.phases()),
         ..cost
     });
-    let out_dir = OutDir::prepare(&out_path)?;
+    let out_dir = out_dir(args.out.as_deref())?;
     files
         .write(out_dir.path(), report)
         .map_err(|err| crate::error::output_write(err, out_dir.path()))?;
@@ -82,6 +76,17 @@ pub async fn run(args: DiagnoseArgs) -> anyhow::Result<()> {
     out_dir.keep();
     released.wait();
     Ok(())
+}
+
+/// `--out`, or a new `./profiler-<time>-<random>`.
+fn out_dir(given: Option<&Path>) -> anyhow::Result<OutDir> {
+    match given {
+        Some(path) => OutDir::prepare(path),
+        None => {
+            let time = jiff::Zoned::now().strftime("%Y%m%d-%H%M%S");
+            OutDir::fresh(Path::new("."), &format!("profiler-{time}-"))
+        }
+    }
 }
 
 /// Ticks and discovers until `duration` is over or a stop arrives.

@@ -7,6 +7,7 @@ pub mod flamegraph;
 mod out_dir;
 mod record;
 mod top;
+mod trust;
 
 use crate::cli::{Cli, Command};
 

@@ -1,11 +1,14 @@
-//! The run's output directory: checked writable before sampling starts, removed again if the
-//! run fails after creating it, so a failed run leaves nothing behind.
+//! The run's output directory: checked writable, and out of other users' reach, before
+//! sampling starts; created private (0700); removed again if the run fails after creating it,
+//! so a failed run leaves nothing behind.
 
 use std::{
     fs,
+    os::unix::fs::DirBuilderExt as _,
     path::{Path, PathBuf},
 };
 
+use super::trust;
 use crate::error::usage;
 
 pub struct OutDir {
@@ -17,6 +20,7 @@ pub struct OutDir {
 }
 
 impl OutDir {
+    /// `path`, created (with the directories above it that are missing) unless it exists.
     pub fn prepare(path: &Path) -> anyhow::Result<Self> {
         let unwritable = |err: &dyn std::fmt::Display| {
             usage(format!(
@@ -24,6 +28,7 @@ impl OutDir {
                 path.display()
             ))
         };
+        check_trusted(path)?;
         let created = if path.exists() {
             if !path.is_dir() {
                 return Err(unwritable(&"it exists and is not a directory"));
@@ -35,7 +40,11 @@ impl OutDir {
                 .take_while(|dir| !dir.as_os_str().is_empty() && !dir.exists())
                 .last()
                 .map(Path::to_owned);
-            fs::create_dir_all(path).map_err(|err| unwritable(&err))?;
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(path)
+                .map_err(|err| unwritable(&err))?;
             outermost
         };
         let dir = Self {
@@ -43,8 +52,33 @@ impl OutDir {
             created,
             keep: false,
         };
+        // Again once it exists: a user who could create it in the meantime owns it.
+        check_trusted(path)?;
         tempfile::NamedTempFile::new_in(path).map_err(|err| unwritable(&err))?;
         Ok(dir)
+    }
+
+    /// A new directory in `parent` named `prefix` and random characters, which nobody can
+    /// create before the profiler does: the default output of `diagnose`.
+    pub fn fresh(parent: &Path, prefix: &str) -> anyhow::Result<Self> {
+        trust::check_parent(parent).map_err(|reason| refusal(parent, &reason))?;
+        let dir = tempfile::Builder::new()
+            .prefix(prefix)
+            .rand_bytes(4)
+            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .tempdir_in(parent)
+            .map_err(|err| {
+                usage(format!(
+                    "cannot create an output directory in {}: {err}; pick a writable --out DIR",
+                    parent.display()
+                ))
+            })?
+            .keep();
+        Ok(Self {
+            path: dir.clone(),
+            created: Some(dir),
+            keep: false,
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -55,6 +89,20 @@ impl OutDir {
     pub fn keep(mut self) {
         self.keep = true;
     }
+}
+
+/// Refuses an output directory another user could plant names in, naming the directory at
+/// fault and the fix.
+fn check_trusted(path: &Path) -> anyhow::Result<()> {
+    trust::check(path).map_err(|reason| refusal(path, &reason))
+}
+
+fn refusal(path: &Path, reason: &trust::Untrusted) -> anyhow::Error {
+    usage(format!(
+        "refusing output directory {}: {reason}; write into a directory only root (or you) \
+         can write to, e.g. /var/lib/profiler",
+        path.display()
+    ))
 }
 
 impl Drop for OutDir {
