@@ -743,3 +743,27 @@ fn redact_keeps_a_secret_argument_out_of_diagnose_and_top() {
         );
     }
 }
+
+#[test]
+fn an_executable_with_a_newline_in_its_path_keeps_its_symbols() {
+    const TEST: &str = "an_executable_with_a_newline_in_its_path_keeps_its_symbols";
+    if !require_root(TEST) {
+        return;
+    }
+    let _serial = serial();
+    // /proc/PID/maps shows the newline as `\012`; the file must still be found by its name.
+    let dir = tempdir();
+    let odd = dir.path().join("new\nline");
+    fs::create_dir(&odd).expect("creating a directory with a newline in its name");
+    let exe = odd.join("burner");
+    fs::copy(env!("CARGO_BIN_EXE_burner"), &exe).expect("copying burner");
+    let burner = Workload::spawn(utf8(&exe), &[]);
+    let run = profiler_tests::diagnose_window(Duration::from_secs(2), &[], |_| {});
+    let entry = process_entry(&run.report, burner.pid())
+        .unwrap_or_else(|| panic!("burner missing from the report"));
+    let hottest = entry["cpu"]["hottest"]["function"].as_str().unwrap_or("");
+    assert!(
+        hottest.starts_with("burner_"),
+        "burner's hottest function is `{hottest}`, not one of its own: its file was not read"
+    );
+}

@@ -1,6 +1,10 @@
 //! A process's identity (pid + start time) and what is needed to name and symbolize it later.
 
-use std::path::PathBuf;
+use std::{
+    ffi::OsString,
+    os::unix::ffi::{OsStrExt as _, OsStringExt as _},
+    path::PathBuf,
+};
 
 use procfs::process::{MMPermissions, MMapPath, Process};
 
@@ -94,7 +98,7 @@ pub fn read_identity_with(pid: u32, cmdlines: Cmdlines) -> Option<ProcessIdentit
                         start: map.address.0,
                         end: map.address.1,
                         file_offset: map.offset,
-                        path,
+                        path: mapped_path(path),
                     }),
                     _ => None,
                 })
@@ -120,9 +124,44 @@ pub fn read_identity_with(pid: u32, cmdlines: Cmdlines) -> Option<ProcessIdentit
     })
 }
 
+/// The file a maps line names. The kernel writes a newline in a path as `\012` there, and
+/// escapes nothing else, so the path is ambiguous: a literal `\012` in a name is shown the
+/// same. A name that does not exist as shown is read back with its newlines.
+fn mapped_path(shown: PathBuf) -> PathBuf {
+    const NEWLINE: &[u8] = b"\\012";
+    let bytes = shown.as_os_str().as_bytes();
+    if !bytes.windows(NEWLINE.len()).any(|w| w == NEWLINE) || shown.exists() {
+        return shown;
+    }
+    let mut unescaped = Vec::with_capacity(bytes.len());
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        if rest.starts_with(NEWLINE) {
+            unescaped.push(b'\n');
+            rest = &rest[NEWLINE.len()..];
+        } else {
+            unescaped.push(rest[0]);
+            rest = &rest[1..];
+        }
+    }
+    PathBuf::from(OsString::from_vec(unescaped))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_newline_shown_as_012_is_read_back_unless_the_literal_name_exists() {
+        let shown = PathBuf::from("/nonexistent/a\\012b/exe");
+        assert_eq!(mapped_path(shown), PathBuf::from("/nonexistent/a\nb/exe"));
+        let plain = PathBuf::from("/usr/bin/true");
+        assert_eq!(mapped_path(plain.clone()), plain);
+        let dir = tempfile::tempdir().unwrap();
+        let literal = dir.path().join("x\\012y");
+        std::fs::write(&literal, "").unwrap();
+        assert_eq!(mapped_path(literal.clone()), literal);
+    }
 
     #[test]
     fn reads_own_identity_with_executable_maps() {
