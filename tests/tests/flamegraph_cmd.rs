@@ -254,10 +254,12 @@ fn rfc3339(time: SystemTime) -> String {
     )
 }
 
-/// A window directory as `profiler record` leaves it, reduced to what selection reads.
+/// A window directory as `profiler record` leaves it, reduced to what selection reads and the
+/// recorder's marker.
 fn window(root: &Path, name: &str, started_ago: Duration, duration_s: f64, folded: &str) {
     let dir = root.join(name);
     fs::create_dir(&dir).unwrap();
+    fs::write(dir.join(".profiler-window"), "").unwrap();
     let started = rfc3339(SystemTime::now() - started_ago);
     fs::write(
         dir.join("report.json"),
@@ -309,6 +311,15 @@ fn from_merges_only_the_windows_since() {
         60.0,
         "app (2);main;half_written 9\n",
     );
+    // Another program's directory: a window's files, not the recorder's marker.
+    window(
+        &record,
+        "w-foreign",
+        minute,
+        60.0,
+        "app (2);main;not_recorded 9\n",
+    );
+    fs::remove_file(record.join("w-foreign/.profiler-window")).unwrap();
     fs::create_dir(record.join("w-unfinished")).unwrap();
     fs::write(
         record.join("w-unfinished/stacks.folded"),
@@ -339,6 +350,7 @@ fn from_merges_only_the_windows_since() {
         "a window older than 10m got in"
     );
     assert!(!svg.contains("half_written"), "an unfinished window got in");
+    assert!(!svg.contains("not_recorded"), "a foreign directory got in");
     assert!(
         svg.contains("2 windows"),
         "the title does not count the windows"

@@ -321,3 +321,74 @@ fn bad_record_input_is_one_line_and_leaves_nothing() {
         assert!(!root.exists(), "{args:?} left {} behind", root.display());
     }
 }
+
+#[test]
+fn retention_touches_only_its_own_windows() {
+    if !require_root("retention_touches_only_its_own_windows") {
+        return;
+    }
+    let _serial = serial();
+    let dir = tempdir();
+    let root = dir.path().join("rec");
+    fs::create_dir(&root).unwrap();
+    // Another program's directory under a window's name, long expired.
+    let foreign = root.join("20200101T000000.000Z");
+    fs::create_dir(&foreign).unwrap();
+    fs::write(foreign.join("report.json"), "{}").unwrap();
+    // A window dated in the future holding a sparse 10 TiB file: counted by length, it would
+    // put the recording over any budget and prune every real window.
+    let future = root.join("29990101T000000.000Z");
+    fs::create_dir(&future).unwrap();
+    fs::write(future.join(".profiler-window"), "").unwrap();
+    fs::File::create(future.join("big"))
+        .and_then(|file| file.set_len(10 << 40))
+        .unwrap();
+    // A staging directory a killed recorder left an hour ago.
+    let stale = root.join(".20200101T000000.000Z.AbCdEf");
+    fs::create_dir(&stale).unwrap();
+    fs::write(stale.join(".profiler-window"), "").unwrap();
+    let touched = Command::new("touch")
+        .args(["-d", "1 hour ago"])
+        .arg(&stale)
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(touched, "could not age {}", stale.display());
+
+    let run = record(
+        &root,
+        &["--retention", "1h", "--max-disk", "100MiB", "--no-metrics"],
+    );
+    thread::sleep(Duration::from_secs(5));
+    run.signal(libc::SIGTERM);
+    let done = run.finish(REPORT_GRACE);
+    done.assert_success();
+
+    let written = windows_written(&done.stderr);
+    let ours: Vec<_> = record_windows(&root)
+        .into_iter()
+        .filter(|w| w != &foreign && w != &future)
+        .collect();
+    assert_eq!(ours.len(), written, "windows were pruned:\n{}", done.stderr);
+    assert!(
+        foreign.join("report.json").is_file(),
+        "the foreign directory was deleted"
+    );
+    assert!(
+        future.join("big").is_file(),
+        "the future window was deleted"
+    );
+    let said = |needle: &str| done.stderr.lines().filter(|l| l.contains(needle)).count();
+    assert_eq!(
+        said("left window 29990101T000000.000Z alone"),
+        1,
+        "the future window is not reported once:\n{}",
+        done.stderr
+    );
+    assert!(!stale.exists(), "the stale staging directory stayed");
+    assert_eq!(
+        said("removed .20200101T000000.000Z.AbCdEf"),
+        1,
+        "{}",
+        done.stderr
+    );
+}

@@ -395,6 +395,7 @@ mod tests {
         let window = dir.path().join("w1");
         fs::create_dir(&window).unwrap();
         write(&window, "report.json", "{}");
+        write(&window, crate::output::windows::MARKER, "");
         let err =
             load_input(dir.path(), STACKS_FOLDED, Role::Input, &Limits::default()).unwrap_err();
         assert!(err.to_string().contains("--from"), "{err}");

@@ -48,6 +48,7 @@ struct Recorder {
     session: Session,
     alerts: Alerter,
     exporter: Option<Exporter>,
+    retention: windows::Retention,
     written: u64,
 }
 
@@ -69,10 +70,15 @@ impl Recorder {
         }
         let alerts = Alerter { engine, sink };
         alerts.announce(session.signals());
+        let retention = windows::Retention::new(&args.out, args.retention, args.max_disk);
+        for swept in retention.sweep(std::time::SystemTime::now())? {
+            eprintln!("profiler: {swept}");
+        }
         Ok(Self {
             session,
             alerts,
             exporter,
+            retention,
             written: 0,
         })
     }
@@ -95,20 +101,20 @@ impl Recorder {
         }
         if tick.window_due {
             let window = self.session.window().await?;
-            write(&window, args, metrics)?;
+            write(&window, args, metrics, &mut self.retention)?;
             self.written += 1;
         }
         Ok(())
     }
 
     /// Writes the last window, stops serving and waits for the alert hooks.
-    async fn stop(self, args: &RecordArgs) -> anyhow::Result<()> {
+    async fn stop(mut self, args: &RecordArgs) -> anyhow::Result<()> {
         let (window, _, released) = self
             .session
             .finish()
             .await
             .context("reading the last window")?;
-        write(&window, args, None)?;
+        write(&window, args, None, &mut self.retention)?;
         released.wait();
         self.alerts.sink.drain().await;
         if args.on_alert.is_some() {
@@ -149,6 +155,7 @@ fn write(
     window: &WindowReport,
     args: &RecordArgs,
     metrics: Option<&Metrics>,
+    retention: &mut windows::Retention,
 ) -> anyhow::Result<()> {
     let html = match args.html {
         true => output::HtmlReport::Write,
@@ -169,7 +176,7 @@ fn write(
         metrics.window_written();
     }
     log::debug!("wrote {}", path.display());
-    for pruned in windows::prune(root, jiff::Timestamp::now(), args.retention, args.max_disk)? {
+    for pruned in retention.prune(jiff::Timestamp::now())? {
         eprintln!("profiler: {pruned}");
     }
     Ok(())

@@ -1,17 +1,27 @@
 //! `profiler record`'s history on disk: one directory per window, named by its start time so
-//! names sort by time, written whole under a hidden name and renamed into place, and pruned by
-//! age and by disk budget.
+//! names sort by time, written whole under a hidden name and renamed into place, marked as the
+//! recorder's own, and pruned by age and by disk budget.
 
 use std::{
-    fs,
+    collections::HashSet,
+    fs, io,
+    os::unix::fs::MetadataExt as _,
     path::{Path, PathBuf},
-    time::Duration,
+    time::{Duration, SystemTime},
 };
 
 use anyhow::Context as _;
 
 use super::HtmlReport;
 use crate::{model::ProcessUsage, report::Report, symbolize::Folded};
+
+/// The file every window and staging directory holds from its creation on: retention and
+/// sweeping delete only directories that carry it, never one another program (or a hand) put
+/// there under a window's name.
+pub const MARKER: &str = ".profiler-window";
+const MARKER_TEXT: &str = "written by profiler record; retention deletes this directory\n";
+/// A staging directory untouched this long was left by a recorder that was killed.
+const STALE_STAGING: Duration = Duration::from_secs(600);
 
 /// Basic ISO 8601 in UTC with milliseconds: sortable, and free of `:` for any filesystem.
 const NAME_FORMAT: &str = "%Y%m%dT%H%M%S%.3fZ";
@@ -42,6 +52,8 @@ pub fn write_window(
         .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
         .tempdir_in(root)
         .with_context(|| format!("creating a window directory in {}", root.display()))?;
+    fs::write(staging.path().join(MARKER), MARKER_TEXT)
+        .with_context(|| format!("marking a window directory in {}", root.display()))?;
     fill(staging.path())?;
     let target = root.join(name);
     let staged = staging.keep();
@@ -72,10 +84,27 @@ pub fn write_report(
 pub struct Window {
     pub name: String,
     pub start: jiff::Timestamp,
+    /// Allocated on disk: a sparse file counts the blocks it uses, not its length.
     pub bytes: u64,
 }
 
-/// Finished windows under `root`, oldest first; hidden (staging) and foreign entries skipped.
+/// Whether `dir` carries the marker `record` writes into each of its windows.
+pub fn has_marker(dir: &Path) -> bool {
+    fs::symlink_metadata(dir.join(MARKER)).is_ok_and(|meta| meta.file_type().is_file())
+}
+
+/// Bytes allocated to the files in `dir`, links not followed.
+fn allocated(dir: &Path) -> io::Result<u64> {
+    let mut bytes = 0;
+    for entry in fs::read_dir(dir)? {
+        // DirEntry::metadata does not follow a symlink.
+        bytes += entry?.metadata()?.blocks() * 512;
+    }
+    Ok(bytes)
+}
+
+/// Finished windows under `root`, oldest first: directories (not links to one) with a
+/// window's name and the marker. Hidden (staging) and foreign entries are skipped.
 pub fn list(root: &Path) -> anyhow::Result<Vec<Window>> {
     let mut windows = Vec::new();
     for entry in fs::read_dir(root).with_context(|| format!("listing {}", root.display()))? {
@@ -84,27 +113,28 @@ pub fn list(root: &Path) -> anyhow::Result<Vec<Window>> {
         let Some(start) = parse_name(&name) else {
             continue;
         };
-        if !entry.file_type()?.is_dir() {
+        if !entry.file_type()?.is_dir() || !has_marker(&entry.path()) {
             continue;
         }
-        let bytes = fs::read_dir(entry.path())?
-            .filter_map(Result::ok)
-            .filter_map(|f| f.metadata().ok())
-            .map(|m| m.len())
-            .sum();
+        let bytes = allocated(&entry.path())?;
         windows.push(Window { name, start, bytes });
     }
     windows.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(windows)
 }
 
-/// Why a window was deleted.
+/// What retention did to a window.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Pruned {
-    /// Started longer than the retention ago.
+    /// Deleted: started longer than the retention ago.
     Expired(String),
-    /// The windows together took more than the disk budget; the oldest went first.
+    /// Deleted: the windows together took more than the disk budget; the oldest went first.
     OverBudget(String),
+    /// Left alone, and out of the budget: it starts in the future, so it is no window this
+    /// clock wrote (a clock set back, or a directory put there). Said once.
+    Future(String),
+    /// Deleted: a staging directory a killed recorder left behind.
+    Stale(String),
 }
 
 impl std::fmt::Display for Pruned {
@@ -112,42 +142,97 @@ impl std::fmt::Display for Pruned {
         match self {
             Self::Expired(name) => write!(f, "pruned window {name}: older than --retention"),
             Self::OverBudget(name) => write!(f, "pruned window {name}: windows exceed --max-disk"),
+            Self::Future(name) => write!(
+                f,
+                "left window {name} alone: it starts in the future, so retention does not \
+                 count or delete it; remove it by hand if it is stale"
+            ),
+            Self::Stale(name) => write!(
+                f,
+                "removed {name}: a window a stopped recorder left half-written"
+            ),
         }
     }
 }
 
-/// Deletes windows older than `retention`, then the oldest while the rest exceed `max_bytes`.
-/// The newest window is always kept, whatever its size.
-pub fn prune(
-    root: &Path,
-    now: jiff::Timestamp,
-    retention: Duration,
+/// A record directory's retention: windows older than `age` go, then the oldest while the rest
+/// exceed `max_bytes`.
+pub struct Retention {
+    root: PathBuf,
+    age: Duration,
     max_bytes: u64,
-) -> anyhow::Result<Vec<Pruned>> {
-    let windows = list(root)?;
-    let cutoff = now
-        .checked_sub(jiff::SignedDuration::try_from(retention)?)
-        .unwrap_or(jiff::Timestamp::MIN);
-    let mut total: u64 = windows.iter().map(|w| w.bytes).sum();
-    let mut pruned = Vec::new();
-    let newest = windows.len().saturating_sub(1);
-    for (index, window) in windows.iter().enumerate() {
-        if index == newest {
-            break;
+    /// Future-dated windows already reported.
+    reported: HashSet<String>,
+}
+
+impl Retention {
+    pub fn new(root: &Path, age: Duration, max_bytes: u64) -> Self {
+        Self {
+            root: root.to_owned(),
+            age,
+            max_bytes,
+            reported: HashSet::new(),
         }
-        let reason = if window.start < cutoff {
-            Pruned::Expired(window.name.clone())
-        } else if total > max_bytes {
-            Pruned::OverBudget(window.name.clone())
-        } else {
-            break;
-        };
-        fs::remove_dir_all(root.join(&window.name))
-            .with_context(|| format!("deleting window {}", window.name))?;
-        total -= window.bytes;
-        pruned.push(reason);
     }
-    Ok(pruned)
+
+    /// Prunes as of `now`. The newest window is always kept, whatever its size; windows dated
+    /// after `now` are left alone and reported the first time they are seen.
+    pub fn prune(&mut self, now: jiff::Timestamp) -> anyhow::Result<Vec<Pruned>> {
+        let (windows, future): (Vec<Window>, Vec<Window>) =
+            list(&self.root)?.into_iter().partition(|w| w.start <= now);
+        let mut pruned: Vec<Pruned> = future
+            .into_iter()
+            .filter(|w| self.reported.insert(w.name.clone()))
+            .map(|w| Pruned::Future(w.name))
+            .collect();
+        let cutoff = now
+            .checked_sub(jiff::SignedDuration::try_from(self.age)?)
+            .unwrap_or(jiff::Timestamp::MIN);
+        let mut total: u64 = windows.iter().map(|w| w.bytes).sum();
+        let newest = windows.len().saturating_sub(1);
+        for window in windows.iter().take(newest) {
+            let reason = if window.start < cutoff {
+                Pruned::Expired(window.name.clone())
+            } else if total > self.max_bytes {
+                Pruned::OverBudget(window.name.clone())
+            } else {
+                break;
+            };
+            fs::remove_dir_all(self.root.join(&window.name))
+                .with_context(|| format!("deleting window {}", window.name))?;
+            total -= window.bytes;
+            pruned.push(reason);
+        }
+        Ok(pruned)
+    }
+
+    /// Deletes the staging directories a killed recorder left: hidden, marked, and untouched
+    /// for ten minutes as of `now` (a window is written in seconds).
+    pub fn sweep(&self, now: SystemTime) -> anyhow::Result<Vec<Pruned>> {
+        let mut swept = Vec::new();
+        let listing =
+            fs::read_dir(&self.root).with_context(|| format!("listing {}", self.root.display()))?;
+        for entry in listing {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let staged = name
+                .strip_prefix('.')
+                .and_then(|rest| rest.rsplit_once('.'))
+                .and_then(|(window, _)| parse_name(window));
+            let meta = entry.metadata()?;
+            let idle = meta
+                .modified()
+                .ok()
+                .and_then(|at| now.duration_since(at).ok())
+                .is_some_and(|idle| idle >= STALE_STAGING);
+            if staged.is_some() && meta.is_dir() && idle && has_marker(&entry.path()) {
+                fs::remove_dir_all(entry.path())
+                    .with_context(|| format!("deleting {}", entry.path().display()))?;
+                swept.push(Pruned::Stale(name));
+            }
+        }
+        Ok(swept)
+    }
 }
 
 #[cfg(test)]
@@ -180,31 +265,39 @@ mod tests {
         assert_eq!(parse_name(&name), Some(at("2026-11-24T09:05:00Z")));
     }
 
+    /// A window written as the recorder writes one, holding `size` bytes of report.
+    fn window(root: &Path, start: &str, size: usize) {
+        write_window(root, &window_name(at(start)), |dir| {
+            fs::write(dir.join("report.json"), vec![b'x'; size])?;
+            Ok(())
+        })
+        .unwrap();
+    }
+
+    fn names(root: &Path) -> Vec<String> {
+        list(root).unwrap().into_iter().map(|w| w.name).collect()
+    }
+
     #[test]
     fn windows_appear_whole_and_prune_by_age_then_budget() {
         let root = tempfile::tempdir().unwrap();
-        for (start, size) in [
-            ("2026-11-24T08:00:00Z", 100),
-            ("2026-11-24T09:00:00Z", 300),
-            ("2026-11-24T09:30:00Z", 300),
-            ("2026-11-24T09:59:00Z", 300),
-        ] {
-            write_window(root.path(), &window_name(at(start)), |dir| {
-                fs::write(dir.join("report.json"), vec![b'x'; size])?;
-                Ok(())
-            })
-            .unwrap();
+        let starts = [
+            "2026-11-24T08:00:00Z",
+            "2026-11-24T09:00:00Z",
+            "2026-11-24T09:30:00Z",
+            "2026-11-24T09:59:00Z",
+        ];
+        for start in starts {
+            window(root.path(), start, 30_000);
         }
         fs::create_dir(root.path().join(".20261124T100000.000Z.tmp")).unwrap();
-        assert_eq!(list(root.path()).unwrap().len(), 4);
+        let windows = list(root.path()).unwrap();
+        assert_eq!(windows.len(), 4);
+        // Room for the newest two.
+        let budget = windows[2].bytes + windows[3].bytes;
 
-        let pruned = prune(
-            root.path(),
-            at("2026-11-24T10:00:00Z"),
-            Duration::from_secs(3600 + 60),
-            650,
-        )
-        .unwrap();
+        let mut retention = Retention::new(root.path(), Duration::from_secs(3600 + 60), budget);
+        let pruned = retention.prune(at("2026-11-24T10:00:00Z")).unwrap();
         assert_eq!(
             pruned,
             [
@@ -212,20 +305,87 @@ mod tests {
                 Pruned::OverBudget("20261124T090000.000Z".to_owned()),
             ]
         );
-        let left: Vec<String> = list(root.path())
-            .unwrap()
-            .into_iter()
-            .map(|w| w.name)
-            .collect();
-        assert_eq!(left, ["20261124T093000.000Z", "20261124T095900.000Z"]);
+        assert_eq!(
+            names(root.path()),
+            ["20261124T093000.000Z", "20261124T095900.000Z"]
+        );
         // The newest stays even alone over budget.
-        prune(
-            root.path(),
-            at("2026-11-24T10:00:00Z"),
-            Duration::from_secs(1),
-            1,
+        let mut tight = Retention::new(root.path(), Duration::from_secs(1), 1);
+        tight.prune(at("2026-11-24T10:00:00Z")).unwrap();
+        assert_eq!(list(root.path()).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn retention_leaves_foreign_linked_and_future_directories_alone() {
+        let root = tempfile::tempdir().unwrap();
+        window(root.path(), "2026-11-24T09:00:00Z", 100);
+        window(root.path(), "2026-11-24T09:59:00Z", 100);
+        // A window's name without the marker, and a link to a window.
+        let foreign = root.path().join("20261124T080000.000Z");
+        fs::create_dir(&foreign).unwrap();
+        fs::write(foreign.join("report.json"), "{}").unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        window(elsewhere.path(), "2026-11-24T07:00:00Z", 100);
+        std::os::unix::fs::symlink(
+            elsewhere.path().join("20261124T070000.000Z"),
+            root.path().join("20261124T070000.000Z"),
         )
         .unwrap();
-        assert_eq!(list(root.path()).unwrap().len(), 1);
+        // A future window holding a sparse 10 TiB file: nothing on disk, and not counted.
+        window(root.path(), "2099-01-01T00:00:00Z", 0);
+        let sparse = fs::File::create(root.path().join("20990101T000000.000Z/big")).unwrap();
+        sparse.set_len(10 << 40).unwrap();
+        assert_eq!(
+            names(root.path()),
+            [
+                "20261124T090000.000Z",
+                "20261124T095900.000Z",
+                "20990101T000000.000Z"
+            ]
+        );
+        assert!(list(root.path()).unwrap()[2].bytes < 1 << 20);
+
+        let mut retention = Retention::new(root.path(), Duration::from_secs(1), 1 << 30);
+        let now = at("2026-11-24T10:00:00Z");
+        assert_eq!(
+            retention.prune(now).unwrap(),
+            [
+                Pruned::Future("20990101T000000.000Z".to_owned()),
+                Pruned::Expired("20261124T090000.000Z".to_owned()),
+            ]
+        );
+        // Said once.
+        assert_eq!(retention.prune(now).unwrap(), []);
+        assert!(foreign.join("report.json").is_file());
+        assert!(elsewhere.path().join("20261124T070000.000Z").is_dir());
+        assert_eq!(
+            names(root.path()),
+            ["20261124T095900.000Z", "20990101T000000.000Z"]
+        );
+    }
+
+    #[test]
+    fn sweeping_takes_only_marked_staging_left_untouched() {
+        let root = tempfile::tempdir().unwrap();
+        let staged = |name: &str, marked: bool| {
+            let dir = root.path().join(name);
+            fs::create_dir(&dir).unwrap();
+            if marked {
+                fs::write(dir.join(MARKER), MARKER_TEXT).unwrap();
+            }
+        };
+        staged(".20261124T090000.000Z.aaaaaa", true);
+        staged(".20261124T090100.000Z.bbbbbb", false);
+        staged(".not-a-window.cccccc", true);
+        let retention = Retention::new(root.path(), Duration::from_secs(60), 1 << 30);
+        // Just written: a recorder may still be filling it.
+        assert_eq!(retention.sweep(SystemTime::now()).unwrap(), []);
+        let later = SystemTime::now() + STALE_STAGING;
+        assert_eq!(
+            retention.sweep(later).unwrap(),
+            [Pruned::Stale(".20261124T090000.000Z.aaaaaa".to_owned())]
+        );
+        assert!(root.path().join(".20261124T090100.000Z.bbbbbb").is_dir());
+        assert!(root.path().join(".not-a-window.cccccc").is_dir());
     }
 }

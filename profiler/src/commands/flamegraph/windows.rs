@@ -13,7 +13,10 @@ use serde::Deserialize;
 use super::{Limits, Loaded, merge, read_folded};
 use crate::{
     error::usage,
-    output::{OFFCPU_FOLDED, REPORT_JSON},
+    output::{
+        OFFCPU_FOLDED, REPORT_JSON,
+        windows::{MARKER, has_marker},
+    },
 };
 
 /// A finished window: a subdirectory holding report.json.
@@ -36,13 +39,15 @@ pub fn looks_like_record_dir(dir: &Path) -> bool {
     fs::read_dir(dir).is_ok_and(|entries| {
         entries.flatten().any(|entry| {
             !entry.file_name().as_encoded_bytes().starts_with(b".")
+                && has_marker(&entry.path())
                 && entry.path().join(REPORT_JSON).is_file()
         })
     })
 }
 
 /// The finished windows of `dir`, oldest first. Subdirectories named `.*` or still without
-/// report.json are windows being written, or files that are not windows, and are skipped.
+/// report.json are windows being written, and those without the recorder's marker are no
+/// windows of its: all are skipped.
 pub fn list(dir: &Path) -> anyhow::Result<Vec<Window>> {
     let entries = fs::read_dir(dir).map_err(|err| {
         usage(format!(
@@ -57,6 +62,9 @@ pub fn list(dir: &Path) -> anyhow::Result<Vec<Window>> {
             continue;
         }
         let path = entry.path();
+        if !has_marker(&path) {
+            continue;
+        }
         let report = path.join(REPORT_JSON);
         let bytes = match fs::read(&report) {
             Ok(bytes) => bytes,
@@ -154,8 +162,8 @@ pub fn load(
     let windows = list(dir)?;
     let (Some(first), Some(last)) = (windows.first(), windows.last()) else {
         return Err(usage(format!(
-            "{shown} holds no finished windows (subdirectories with {REPORT_JSON}); is it a \
-             `profiler record --out` directory?"
+            "{shown} holds no finished windows (subdirectories with {REPORT_JSON} and \
+             {MARKER}); is it a `profiler record --out` directory?"
         )));
     };
     let selected = select(&windows, now, since, until);
@@ -226,6 +234,7 @@ mod tests {
     fn make(root: &Path, name: &str, ago_s: i64, folded: Option<&str>) {
         let dir = root.join(name);
         fs::create_dir(&dir).unwrap();
+        fs::write(dir.join(MARKER), "").unwrap();
         let started = at(NOW) - SignedDuration::from_secs(ago_s);
         fs::write(
             dir.join(REPORT_JSON),
@@ -273,6 +282,8 @@ mod tests {
         make(root.path(), "w", 60, Some("p;x 1\n"));
         make(root.path(), ".being-written", 30, Some("p;y 1\n"));
         fs::create_dir(root.path().join("no-report")).unwrap();
+        make(root.path(), "foreign", 20, Some("p;z 1\n"));
+        fs::remove_file(root.path().join("foreign").join(MARKER)).unwrap();
         fs::write(root.path().join("alerts.jsonl"), "{}\n").unwrap();
         let windows = list(root.path()).unwrap();
         assert_eq!(windows.len(), 1);
@@ -364,6 +375,7 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let dir = root.path().join("w");
         fs::create_dir(&dir).unwrap();
+        fs::write(dir.join(MARKER), "").unwrap();
         for (json, wanted) in [
             ("not json", "not a window report"),
             (
