@@ -145,6 +145,11 @@ pub struct FlamegraphArgs {
     #[arg(long, default_value_t = 1_000_000, value_name = "N",
           value_parser = clap::value_parser!(usize))]
     pub max_stacks: usize,
+    /// Most frames in the distinct stacks, all together (a real profile of 50 000 stacks has
+    /// about a million); memory grows with them.
+    #[arg(long, default_value_t = 4_000_000, value_name = "N",
+          value_parser = clap::value_parser!(usize))]
+    pub max_frames: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

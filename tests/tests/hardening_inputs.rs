@@ -258,6 +258,10 @@ fn every_flamegraph_option_with_a_bad_value_is_refused() {
             &["flamegraph", "{folded}", "--max-stacks", "1"],
             "--max-stacks 1",
         ),
+        (
+            &["flamegraph", "{folded}", "--max-frames", "1"],
+            "--max-frames 1",
+        ),
     ]);
 }
 
@@ -282,7 +286,12 @@ fn corrupt_folded_files_are_refused_without_a_partial_svg() {
     // A single 8 MiB line with no count: the error must quote a bounded part of it.
     let mut huge = b"main;".repeat(8 << 20 >> 5);
     huge.extend(b"leaf");
-    let cases: [(&str, Vec<u8>, &str); 5] = [
+    // Ten stacks each as deep as a line allows, every frame distinct from the first on:
+    // drawn, they would take gigabytes; counted, they are too many frames.
+    let deep: Vec<u8> = (0..10)
+        .flat_map(|i| format!("top{i};{}leaf 1\n", "f;".repeat(500_000)).into_bytes())
+        .collect();
+    let cases: [(&str, Vec<u8>, &str); 6] = [
         // Cut off in the middle of a line, as an interrupted copy leaves it.
         (
             "cut.folded",
@@ -294,6 +303,7 @@ fn corrupt_folded_files_are_refused_without_a_partial_svg() {
         ("binary.folded", noise(4096), "binary.folded:1:"),
         ("huge.folded", huge, "huge.folded:1:"),
         ("zero.folded", b"main;a 0\n".to_vec(), "zero.folded"),
+        ("deep.folded", deep, "--max-frames 4000000"),
     ];
     for (name, bytes, names) in cases {
         let dir = tempdir();

@@ -268,12 +268,14 @@ const TEST_TOOLS: [(&str, &str); 6] = [
 ];
 
 /// The benchmarks' peers and workloads, as [`TEST_TOOLS`]: redis-server and redis-benchmark
-/// (redis-tools) are the messaging workload of `cargo xtask bench redis`.
-const BENCH_TOOLS: [(&str, &str); 4] = [
+/// (redis-tools) are the messaging workload of `cargo xtask bench redis`; GNU time measures
+/// `profiler flamegraph`'s peak memory in `cargo xtask bench render`.
+const BENCH_TOOLS: [(&str, &str); 5] = [
     ("bpftrace", "bpftrace"),
     ("syscount", "libbpf-tools"),
     ("redis-server", "redis-server"),
     ("redis-benchmark", "redis-tools"),
+    ("time", "time"),
 ];
 
 /// Installs the packages of whichever `tools` are missing, in one apt-get run.

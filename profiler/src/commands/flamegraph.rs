@@ -36,6 +36,7 @@ pub fn run(args: FlamegraphArgs) -> anyhow::Result<()> {
         input_bytes: args.max_input,
         line_bytes: args.max_line,
         stacks: args.max_stacks,
+        frames: args.max_frames,
     };
     let wanted = if args.offcpu {
         OFFCPU_FOLDED
@@ -184,6 +185,9 @@ pub struct Limits {
     pub line_bytes: u64,
     /// Distinct stacks drawn.
     pub stacks: usize,
+    /// Frames of the distinct stacks, all together: what the drawing's memory grows with
+    /// (about 250 bytes each at worst, when every frame is wide enough to be drawn).
+    pub frames: usize,
 }
 
 impl Default for Limits {
@@ -192,12 +196,14 @@ impl Default for Limits {
             input_bytes: 256 << 20,
             line_bytes: 1 << 20,
             stacks: 1_000_000,
+            frames: 4_000_000,
         }
     }
 }
 
 impl Limits {
-    /// Refuses more distinct stacks than `--max-stacks` from `what`.
+    /// Refuses more distinct stacks than `--max-stacks`, or more frames in them than
+    /// `--max-frames`, from `what`.
     pub fn check_stacks(&self, stacks: &[(String, u64)], what: &str) -> anyhow::Result<()> {
         if stacks.len() > self.stacks {
             return Err(usage(format!(
@@ -205,6 +211,17 @@ impl Limits {
                  draw them",
                 stacks.len(),
                 self.stacks
+            )));
+        }
+        let frames: usize = stacks
+            .iter()
+            .map(|(stack, _)| stack.split(';').count())
+            .sum();
+        if frames > self.frames {
+            return Err(usage(format!(
+                "{what} has {frames} frames in its distinct stacks, more than --max-frames {}; \
+                 raise --max-frames to draw them",
+                self.frames
             )));
         }
         Ok(())
@@ -299,6 +316,7 @@ mod tests {
             input_bytes: 64,
             line_bytes: 16,
             stacks: 2,
+            frames: 5,
         };
         let error = |path: &Path| {
             load_input(path, STACKS_FOLDED, Role::Input, &limits)
@@ -318,6 +336,10 @@ mod tests {
         assert!(error(&many).contains("--max-stacks 2"), "{}", error(&many));
         fs::write(&many, "a 1\nb 1\n").unwrap();
         assert!(load_input(&many, STACKS_FOLDED, Role::Input, &limits).is_ok());
+        let deep = dir.path().join("deep.folded");
+        fs::write(&deep, "a;b;c 1\nd;e;f 1\n").unwrap();
+        assert!(error(&deep).contains("6 frames"), "{}", error(&deep));
+        assert!(error(&deep).contains("--max-frames 5"), "{}", error(&deep));
     }
 
     #[test]
