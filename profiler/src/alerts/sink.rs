@@ -104,10 +104,12 @@ impl Sink {
             source,
         };
         fs::create_dir_all(dir).map_err(open_error)?;
+        // A link planted under the name is refused (ELOOP), never followed.
         let file = OpenOptions::new()
             .append(true)
             .create(true)
             .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
             .open(&path)
             .map_err(open_error)?;
         Ok(Self {

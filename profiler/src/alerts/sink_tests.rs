@@ -169,3 +169,16 @@ async fn failing_hooks_are_counted_and_floods_are_capped() {
     // Every event is still on disk, hook or not: both sinks share the directory.
     assert_eq!(lines(slow.path()).len(), 1 + flood);
 }
+
+#[test]
+fn a_link_planted_as_the_alerts_file_is_refused_not_followed() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("target");
+    fs::write(&target, "untouched").unwrap();
+    let out = dir.path().join("record");
+    fs::create_dir(&out).unwrap();
+    std::os::unix::fs::symlink(&target, out.join(ALERTS_FILE)).unwrap();
+    let err = Sink::new(&out, None, Duration::from_secs(1)).err().unwrap();
+    assert!(matches!(err, SinkError::Open { .. }), "{err}");
+    assert_eq!(fs::read_to_string(&target).unwrap(), "untouched");
+}

@@ -52,7 +52,11 @@ pub fn write_window(
         .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
         .tempdir_in(root)
         .with_context(|| format!("creating a window directory in {}", root.display()))?;
-    fs::write(staging.path().join(MARKER), MARKER_TEXT)
+    fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(staging.path().join(MARKER))
+        .and_then(|mut marker| io::Write::write_all(&mut marker, MARKER_TEXT.as_bytes()))
         .with_context(|| format!("marking a window directory in {}", root.display()))?;
     fill(staging.path())?;
     let target = root.join(name);
