@@ -72,7 +72,7 @@ pub fn render_run(
     let files = output::render_usage(report, usage, folded, &[], output::HtmlReport::Write)?;
     parts.extend_from_slice(files.parts());
     let start = Instant::now();
-    files.write(dir, report)?;
+    files.write(&output::dir::Dir::open(dir)?, report)?;
     parts.push(("json+write", start.elapsed()));
     Ok((parts, own_cpu().saturating_sub(cpu_before)))
 }

@@ -19,8 +19,10 @@ pub const DIAGNOSE_FILES: &[&str] = &[
     "stacks.folded",
 ];
 
-/// What each `record` window holds at the default signals, without `--html`.
+/// What each `record` window holds at the default signals, without `--html`: the files, and
+/// the marker retention knows its own windows by.
 pub const WINDOW_FILES: &[&str] = &[
+    ".profiler-window",
     "flamegraph.svg",
     "profile.pb.gz",
     "report.json",

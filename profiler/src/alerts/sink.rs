@@ -1,10 +1,10 @@
 //! Where alert events go: a line each in `alerts.jsonl`, a line on stderr, and the user's
 //! `--on-alert` command, run without a shell with the event's JSON on its stdin.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Write as _};
 use std::os::fd::AsFd as _;
-use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,6 +15,7 @@ use tokio::io::AsyncWriteExt as _;
 use tokio::task::JoinSet;
 
 use super::event::AlertEvent;
+use crate::output::dir::Dir;
 
 /// The file in the record directory holding every event, one JSON object per line.
 pub const ALERTS_FILE: &str = "alerts.jsonl";
@@ -105,12 +106,8 @@ impl Sink {
         };
         fs::create_dir_all(dir).map_err(open_error)?;
         // A link planted under the name is refused (ELOOP), never followed.
-        let file = OpenOptions::new()
-            .append(true)
-            .create(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&path)
+        let file = Dir::open(dir)
+            .and_then(|dir| dir.append(ALERTS_FILE))
             .map_err(open_error)?;
         Ok(Self {
             path,

@@ -69,7 +69,7 @@ pub async fn run(args: DiagnoseArgs) -> anyhow::Result<()> {
     });
     let out_dir = out_dir(args.out.as_deref())?;
     files
-        .write(out_dir.path(), report)
+        .write(&out_dir.open()?, report)
         .map_err(|err| crate::error::output_write(err, out_dir.path()))?;
     print(report, args.format)?;
     eprintln!("profiler: wrote {}", out_dir.path().display());

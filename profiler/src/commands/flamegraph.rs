@@ -14,7 +14,8 @@ use crate::{
     cli::FlamegraphArgs,
     error::usage,
     output::{
-        OFFCPU_FOLDED, STACKS_FOLDED, atomic,
+        OFFCPU_FOLDED, STACKS_FOLDED,
+        dir::Dir,
         flamegraph::{self, Picture},
         folded::{self, MAX_TOTAL},
     },
@@ -298,8 +299,19 @@ fn write_out(path: &Path, svg: &[u8]) -> anyhow::Result<()> {
             path.display()
         )));
     }
-    atomic::write_file(path, svg)
-        .map_err(|err| usage(format!("cannot write {}: {err:#}", path.display())))
+    let Some(name) = path.file_name() else {
+        return Err(usage(format!(
+            "--out {} does not name a file; name the SVG file to write",
+            path.display()
+        )));
+    };
+    let parent = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    Dir::open(parent)
+        .and_then(|dir| dir.write_atomic(&[(name, svg)]))
+        .map_err(|err| usage(format!("cannot write {}: {err}", path.display())))
 }
 
 #[cfg(test)]

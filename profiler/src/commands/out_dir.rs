@@ -9,7 +9,7 @@ use std::{
 };
 
 use super::trust;
-use crate::error::usage;
+use crate::{error::usage, output::dir::Dir};
 
 pub struct OutDir {
     path: PathBuf,
@@ -83,6 +83,11 @@ impl OutDir {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The directory, held open for writing into.
+    pub fn open(&self) -> anyhow::Result<Dir> {
+        Dir::open(&self.path).map_err(|err| crate::error::output_write(err.into(), &self.path))
     }
 
     /// The run succeeded: the directory stays.

@@ -70,7 +70,7 @@ impl Recorder {
         }
         let alerts = Alerter { engine, sink };
         alerts.announce(session.signals());
-        let retention = windows::Retention::new(&args.out, args.retention, args.max_disk);
+        let retention = windows::Retention::new(&args.out, args.retention, args.max_disk)?;
         for swept in retention.sweep(std::time::SystemTime::now())? {
             eprintln!("profiler: {swept}");
         }
@@ -170,7 +170,7 @@ fn write(
             started_at,
         },
     ) = (&args.out, window);
-    let path = windows::write_report(root, *started_at, report, usage, folded, html)
+    let path = windows::write_report(retention.root(), *started_at, report, usage, folded, html)
         .map_err(|err| crate::error::output_write(err, root))?;
     if let Some(metrics) = metrics {
         metrics.window_written();

@@ -1,6 +1,6 @@
 //! Renderers, one file per format, and the atomic writing of a run's output directory.
 
-pub mod atomic;
+pub mod dir;
 pub mod flamegraph;
 pub mod folded;
 pub mod html;
@@ -10,12 +10,11 @@ pub mod table;
 pub mod tui;
 pub mod windows;
 
-use std::{
-    path::Path,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+
+use self::dir::Dir;
 
 use crate::{
     model::ProcessUsage,
@@ -65,16 +64,17 @@ impl RunFiles {
 
     /// Serializes `report` into report.json, then moves every file into place: a failure leaves
     /// no partial set.
-    pub fn write(mut self, dir: &Path, report: &Report) -> anyhow::Result<()> {
+    pub fn write(mut self, dir: &Dir, report: &Report) -> anyhow::Result<()> {
         let mut json = serde_json::to_vec_pretty(report).context("serializing report.json")?;
         json.push(b'\n');
         self.files.insert(0, (REPORT_JSON, json));
-        let files: Vec<(&str, &[u8])> = self
+        let files: Vec<(&std::ffi::OsStr, &[u8])> = self
             .files
             .iter()
-            .map(|(name, bytes)| (*name, bytes.as_slice()))
+            .map(|(name, bytes)| (name.as_ref(), bytes.as_slice()))
             .collect();
-        atomic::write_all(dir, &files)
+        dir.write_atomic(&files)
+            .with_context(|| format!("writing into {}", dir.path().display()))
     }
 }
 
@@ -243,7 +243,7 @@ pub fn render_usage(
 
 /// [`render_usage`], then writes the files into `dir`.
 pub fn write_usage(
-    dir: &Path,
+    dir: &Dir,
     report: &Report,
     usage: &[ProcessUsage],
     folded: &crate::symbolize::Folded,

@@ -4,15 +4,15 @@
 
 use std::{
     collections::HashSet,
-    fs, io,
-    os::unix::fs::MetadataExt as _,
+    fs,
     path::{Path, PathBuf},
     time::{Duration, SystemTime},
 };
 
 use anyhow::Context as _;
+use rustix::fs::FileType;
 
-use super::HtmlReport;
+use super::{HtmlReport, dir::Dir};
 use crate::{model::ProcessUsage, report::Report, symbolize::Folded};
 
 /// The file every window and staging directory holds from its creation on: retention and
@@ -39,39 +39,37 @@ pub fn parse_name(name: &str) -> Option<jiff::Timestamp> {
     (window_name(start) == name).then_some(start)
 }
 
-/// Writes one window: `fill` writes the files into a hidden directory, which then takes the
-/// window's name, so a reader listing `root` never sees a partial window.
+/// Writes one window: `fill` writes the files into a hidden directory marked as the
+/// recorder's, which then takes the window's name, so a reader listing `root` never sees a
+/// partial window. A failure leaves nothing.
 pub fn write_window(
-    root: &Path,
+    root: &Dir,
     name: &str,
-    fill: impl FnOnce(&Path) -> anyhow::Result<()>,
+    fill: impl FnOnce(&Dir) -> anyhow::Result<()>,
 ) -> anyhow::Result<PathBuf> {
-    let staging = tempfile::Builder::new()
-        .prefix(&format!(".{name}."))
-        // Reports name every process and its command line: for root's eyes only.
-        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
-        .tempdir_in(root)
-        .with_context(|| format!("creating a window directory in {}", root.display()))?;
-    fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(staging.path().join(MARKER))
-        .and_then(|mut marker| io::Write::write_all(&mut marker, MARKER_TEXT.as_bytes()))
-        .with_context(|| format!("marking a window directory in {}", root.display()))?;
-    fill(staging.path())?;
-    let target = root.join(name);
-    let staged = staging.keep();
-    fs::rename(&staged, &target).with_context(|| {
-        let _ = fs::remove_dir_all(&staged);
-        format!("moving window into {}", target.display())
-    })?;
-    Ok(target)
+    let shown = root.path().display();
+    let (staging, dir) = root
+        .make_unique_dir(&format!(".{name}."))
+        .with_context(|| format!("creating a window directory in {shown}"))?;
+    let written = dir
+        .create_new(MARKER, MARKER_TEXT.as_bytes())
+        .with_context(|| format!("marking a window directory in {shown}"))
+        .and_then(|()| fill(&dir))
+        .and_then(|()| {
+            root.rename(&staging, name.as_ref())
+                .with_context(|| format!("moving window {name} into {shown}"))
+        });
+    if let Err(err) = written {
+        let _ = root.remove_tree(&staging);
+        return Err(err);
+    }
+    Ok(root.path().join(name))
 }
 
 /// Writes one window's report and files into its directory under `root`, named for when it
 /// started.
 pub fn write_report(
-    root: &Path,
+    root: &Dir,
     started_at: jiff::Timestamp,
     report: &Report,
     usage: &[ProcessUsage],
@@ -97,30 +95,29 @@ pub fn has_marker(dir: &Path) -> bool {
     fs::symlink_metadata(dir.join(MARKER)).is_ok_and(|meta| meta.file_type().is_file())
 }
 
-/// Bytes allocated to the files in `dir`, links not followed.
-fn allocated(dir: &Path) -> io::Result<u64> {
-    let mut bytes = 0;
-    for entry in fs::read_dir(dir)? {
-        // DirEntry::metadata does not follow a symlink.
-        bytes += entry?.metadata()?.blocks() * 512;
-    }
-    Ok(bytes)
-}
-
 /// Finished windows under `root`, oldest first: directories (not links to one) with a
 /// window's name and the marker. Hidden (staging) and foreign entries are skipped.
-pub fn list(root: &Path) -> anyhow::Result<Vec<Window>> {
+pub fn list(root: &Dir) -> anyhow::Result<Vec<Window>> {
+    let entries = root
+        .entries()
+        .with_context(|| format!("listing {}", root.path().display()))?;
     let mut windows = Vec::new();
-    for entry in fs::read_dir(root).with_context(|| format!("listing {}", root.display()))? {
-        let entry = entry?;
-        let name = entry.file_name().to_string_lossy().into_owned();
+    for entry in entries {
+        let name = entry.name.to_string_lossy().into_owned();
         let Some(start) = parse_name(&name) else {
             continue;
         };
-        if !entry.file_type()?.is_dir() || !has_marker(&entry.path()) {
+        if entry.kind != FileType::Directory {
             continue;
         }
-        let bytes = allocated(&entry.path())?;
+        // Gone meanwhile, or not ours: not a window.
+        let Ok(dir) = root.subdir(&entry.name) else {
+            continue;
+        };
+        if !dir.has_file(MARKER) {
+            continue;
+        }
+        let bytes = dir.entries()?.iter().map(|file| file.allocated).sum();
         windows.push(Window { name, start, bytes });
     }
     windows.sort_by(|a, b| a.name.cmp(&b.name));
@@ -159,10 +156,10 @@ impl std::fmt::Display for Pruned {
     }
 }
 
-/// A record directory's retention: windows older than `age` go, then the oldest while the rest
-/// exceed `max_bytes`.
+/// A record directory, held open, and its retention: windows older than `age` go, then the
+/// oldest while the rest exceed `max_bytes`.
 pub struct Retention {
-    root: PathBuf,
+    root: Dir,
     age: Duration,
     max_bytes: u64,
     /// Future-dated windows already reported.
@@ -170,13 +167,19 @@ pub struct Retention {
 }
 
 impl Retention {
-    pub fn new(root: &Path, age: Duration, max_bytes: u64) -> Self {
-        Self {
-            root: root.to_owned(),
+    pub fn new(root: &Path, age: Duration, max_bytes: u64) -> anyhow::Result<Self> {
+        let root = Dir::open(root).with_context(|| format!("opening {}", root.display()))?;
+        Ok(Self {
+            root,
             age,
             max_bytes,
             reported: HashSet::new(),
-        }
+        })
+    }
+
+    /// The record directory, where windows are written.
+    pub fn root(&self) -> &Dir {
+        &self.root
     }
 
     /// Prunes as of `now`. The newest window is always kept, whatever its size; windows dated
@@ -202,7 +205,8 @@ impl Retention {
             } else {
                 break;
             };
-            fs::remove_dir_all(self.root.join(&window.name))
+            self.root
+                .remove_tree(window.name.as_ref())
                 .with_context(|| format!("deleting window {}", window.name))?;
             total -= window.bytes;
             pruned.push(reason);
@@ -214,24 +218,28 @@ impl Retention {
     /// for ten minutes as of `now` (a window is written in seconds).
     pub fn sweep(&self, now: SystemTime) -> anyhow::Result<Vec<Pruned>> {
         let mut swept = Vec::new();
-        let listing =
-            fs::read_dir(&self.root).with_context(|| format!("listing {}", self.root.display()))?;
-        for entry in listing {
-            let entry = entry?;
-            let name = entry.file_name().to_string_lossy().into_owned();
+        let entries = self
+            .root
+            .entries()
+            .with_context(|| format!("listing {}", self.root.path().display()))?;
+        for entry in entries {
+            let name = entry.name.to_string_lossy().into_owned();
             let staged = name
                 .strip_prefix('.')
                 .and_then(|rest| rest.rsplit_once('.'))
                 .and_then(|(window, _)| parse_name(window));
-            let meta = entry.metadata()?;
-            let idle = meta
-                .modified()
-                .ok()
-                .and_then(|at| now.duration_since(at).ok())
-                .is_some_and(|idle| idle >= STALE_STAGING);
-            if staged.is_some() && meta.is_dir() && idle && has_marker(&entry.path()) {
-                fs::remove_dir_all(entry.path())
-                    .with_context(|| format!("deleting {}", entry.path().display()))?;
+            let idle = now
+                .duration_since(entry.modified)
+                .is_ok_and(|idle| idle >= STALE_STAGING);
+            let marked = || {
+                self.root
+                    .subdir(&entry.name)
+                    .is_ok_and(|d| d.has_file(MARKER))
+            };
+            if staged.is_some() && entry.kind == FileType::Directory && idle && marked() {
+                self.root
+                    .remove_tree(&entry.name)
+                    .with_context(|| format!("deleting {name}"))?;
                 swept.push(Pruned::Stale(name));
             }
         }
@@ -271,15 +279,21 @@ mod tests {
 
     /// A window written as the recorder writes one, holding `size` bytes of report.
     fn window(root: &Path, start: &str, size: usize) {
-        write_window(root, &window_name(at(start)), |dir| {
-            fs::write(dir.join("report.json"), vec![b'x'; size])?;
-            Ok(())
+        let root = Dir::open(root).unwrap();
+        write_window(&root, &window_name(at(start)), |dir| {
+            let files: [(&std::ffi::OsStr, &[u8]); 1] =
+                [("report.json".as_ref(), &vec![b'x'; size])];
+            Ok(dir.write_atomic(&files)?)
         })
         .unwrap();
     }
 
+    fn listed(root: &Path) -> Vec<Window> {
+        list(&Dir::open(root).unwrap()).unwrap()
+    }
+
     fn names(root: &Path) -> Vec<String> {
-        list(root).unwrap().into_iter().map(|w| w.name).collect()
+        listed(root).into_iter().map(|w| w.name).collect()
     }
 
     #[test]
@@ -295,12 +309,13 @@ mod tests {
             window(root.path(), start, 30_000);
         }
         fs::create_dir(root.path().join(".20261124T100000.000Z.tmp")).unwrap();
-        let windows = list(root.path()).unwrap();
+        let windows = listed(root.path());
         assert_eq!(windows.len(), 4);
         // Room for the newest two.
         let budget = windows[2].bytes + windows[3].bytes;
 
-        let mut retention = Retention::new(root.path(), Duration::from_secs(3600 + 60), budget);
+        let mut retention =
+            Retention::new(root.path(), Duration::from_secs(3600 + 60), budget).unwrap();
         let pruned = retention.prune(at("2026-11-24T10:00:00Z")).unwrap();
         assert_eq!(
             pruned,
@@ -314,9 +329,9 @@ mod tests {
             ["20261124T093000.000Z", "20261124T095900.000Z"]
         );
         // The newest stays even alone over budget.
-        let mut tight = Retention::new(root.path(), Duration::from_secs(1), 1);
+        let mut tight = Retention::new(root.path(), Duration::from_secs(1), 1).unwrap();
         tight.prune(at("2026-11-24T10:00:00Z")).unwrap();
-        assert_eq!(list(root.path()).unwrap().len(), 1);
+        assert_eq!(listed(root.path()).len(), 1);
     }
 
     #[test]
@@ -347,9 +362,9 @@ mod tests {
                 "20990101T000000.000Z"
             ]
         );
-        assert!(list(root.path()).unwrap()[2].bytes < 1 << 20);
+        assert!(listed(root.path())[2].bytes < 1 << 20);
 
-        let mut retention = Retention::new(root.path(), Duration::from_secs(1), 1 << 30);
+        let mut retention = Retention::new(root.path(), Duration::from_secs(1), 1 << 30).unwrap();
         let now = at("2026-11-24T10:00:00Z");
         assert_eq!(
             retention.prune(now).unwrap(),
@@ -381,7 +396,7 @@ mod tests {
         staged(".20261124T090000.000Z.aaaaaa", true);
         staged(".20261124T090100.000Z.bbbbbb", false);
         staged(".not-a-window.cccccc", true);
-        let retention = Retention::new(root.path(), Duration::from_secs(60), 1 << 30);
+        let retention = Retention::new(root.path(), Duration::from_secs(60), 1 << 30).unwrap();
         // Just written: a recorder may still be filling it.
         assert_eq!(retention.sweep(SystemTime::now()).unwrap(), []);
         let later = SystemTime::now() + STALE_STAGING;
