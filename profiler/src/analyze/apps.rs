@@ -9,88 +9,105 @@ use crate::report::{App, AppCpu, AppIo, AppKind, AppSched, AppSyscalls, Net, Pro
 const MAX_PER_KIND: usize = 20;
 
 pub fn apps(processes: &[Process], secs: f64) -> Vec<App> {
-    let mut apps = Vec::new();
-    for kind in [AppKind::Comm, AppKind::Cgroup] {
-        let mut groups: BTreeMap<&str, App> = BTreeMap::new();
-        for p in processes {
-            let name = match kind {
-                AppKind::Comm => p.comm.as_str(),
-                AppKind::Cgroup => match p.cgroup.as_deref() {
-                    Some(path) => path,
-                    None => continue,
-                },
-            };
-            let app = groups.entry(name).or_insert_with(|| App {
-                name: name.to_owned(),
-                kind,
-                processes: 0,
-                exited: 0,
-                cpu: AppCpu {
-                    on_cpu_ns: 0,
-                    cores: 0.0,
-                    samples: 0,
-                },
-                sched: None,
-                syscalls: None,
-                net: None,
-                io: None,
-            });
-            app.processes += 1;
-            app.exited += u64::from(p.exited);
-            app.cpu.on_cpu_ns += p.cpu.on_cpu_ns;
-            app.cpu.samples += p.cpu.samples;
-            if let Some(s) = &p.sched {
-                let sched = app.sched.get_or_insert(AppSched {
-                    runq_wait_ns: 0,
-                    ctx_switches: 0,
-                });
-                sched.runq_wait_ns += s.runq_wait_ns;
-                sched.ctx_switches += s.ctx_switches;
-            }
-            if let Some(n) = &p.net {
-                let net = app.net.get_or_insert(Net {
-                    tx_bytes: 0,
-                    rx_bytes: 0,
-                    bytes_per_second: 0.0,
-                });
-                net.tx_bytes += n.tx_bytes;
-                net.rx_bytes += n.rx_bytes;
-            }
-            if let Some(i) = &p.io {
-                let io = app.io.get_or_insert(AppIo {
-                    read_bytes: 0,
-                    write_bytes: 0,
-                    ops: 0,
-                    bytes_per_second: 0.0,
-                });
-                io.read_bytes += i.read_bytes;
-                io.write_bytes += i.write_bytes;
-                io.ops += i.ops;
-            }
-            if let Some(s) = &p.syscalls {
-                let syscalls = app.syscalls.get_or_insert(AppSyscalls {
-                    count: 0,
-                    errors: 0,
-                });
-                syscalls.count += s.count;
-                syscalls.errors += s.errors;
-            }
-        }
-        let mut kind_apps: Vec<App> = groups.into_values().collect();
-        for app in &mut kind_apps {
-            app.cpu.cores = super::round3(app.cpu.on_cpu_ns as f64 / 1e9 / secs);
-            if let Some(net) = &mut app.net {
-                net.bytes_per_second = super::round3((net.tx_bytes + net.rx_bytes) as f64 / secs);
-            }
-            if let Some(io) = &mut app.io {
-                io.bytes_per_second = super::round3((io.read_bytes + io.write_bytes) as f64 / secs);
-            }
-        }
-        kind_apps.sort_by(|a, b| {
-            (b.cpu.on_cpu_ns, b.processes, &a.name).cmp(&(a.cpu.on_cpu_ns, a.processes, &b.name))
-        });
-        kind_apps.truncate(MAX_PER_KIND);
-        apps.extend(kind_apps);
+    [AppKind::Comm, AppKind::Cgroup]
+        .into_iter()
+        .flat_map(|kind| by(kind, processes, secs))
+        .collect()
+}
+
+/// The applications of one kind, busiest first, at most [`MAX_PER_KIND`].
+fn by(kind: AppKind, processes: &[Process], secs: f64) -> Vec<App> {
+    let mut groups: BTreeMap<&str, App> = BTreeMap::new();
+    for p in processes {
+        let name = match kind {
+            AppKind::Comm => p.comm.as_str(),
+            AppKind::Cgroup => match p.cgroup.as_deref() {
+                Some(path) => path,
+                None => continue,
+            },
+        };
+        groups
+            .entry(name)
+            .or_insert_with(|| empty(name, kind))
+            .add(p);
     }
+    let mut apps: Vec<App> = groups.into_values().collect();
+    for app in &mut apps {
+        app.cpu.cores = super::round3(app.cpu.on_cpu_ns as f64 / 1e9 / secs);
+        if let Some(net) = &mut app.net {
+            net.bytes_per_second = super::round3((net.tx_bytes + net.rx_bytes) as f64 / secs);
+        }
+        if let Some(io) = &mut app.io {
+            io.bytes_per_second = super::round3((io.read_bytes + io.write_bytes) as f64 / secs);
+        }
+    }
+    apps.sort_by(|a, b| {
+        (b.cpu.on_cpu_ns, b.processes, &a.name).cmp(&(a.cpu.on_cpu_ns, a.processes, &b.name))
+    });
+    apps.truncate(MAX_PER_KIND);
     apps
+}
+
+fn empty(name: &str, kind: AppKind) -> App {
+    App {
+        name: name.to_owned(),
+        kind,
+        processes: 0,
+        exited: 0,
+        cpu: AppCpu {
+            on_cpu_ns: 0,
+            cores: 0.0,
+            samples: 0,
+        },
+        sched: None,
+        syscalls: None,
+        net: None,
+        io: None,
+    }
+}
+
+impl App {
+    /// Adds one of its processes' figures; rates are set once all are added.
+    fn add(&mut self, p: &Process) {
+        self.processes += 1;
+        self.exited += u64::from(p.exited);
+        self.cpu.on_cpu_ns += p.cpu.on_cpu_ns;
+        self.cpu.samples += p.cpu.samples;
+        if let Some(s) = &p.sched {
+            let sched = self.sched.get_or_insert(AppSched {
+                runq_wait_ns: 0,
+                ctx_switches: 0,
+            });
+            sched.runq_wait_ns += s.runq_wait_ns;
+            sched.ctx_switches += s.ctx_switches;
+        }
+        if let Some(n) = &p.net {
+            let net = self.net.get_or_insert(Net {
+                tx_bytes: 0,
+                rx_bytes: 0,
+                bytes_per_second: 0.0,
+            });
+            net.tx_bytes += n.tx_bytes;
+            net.rx_bytes += n.rx_bytes;
+        }
+        if let Some(i) = &p.io {
+            let io = self.io.get_or_insert(AppIo {
+                read_bytes: 0,
+                write_bytes: 0,
+                ops: 0,
+                bytes_per_second: 0.0,
+            });
+            io.read_bytes += i.read_bytes;
+            io.write_bytes += i.write_bytes;
+            io.ops += i.ops;
+        }
+        if let Some(s) = &p.syscalls {
+            let syscalls = self.syscalls.get_or_insert(AppSyscalls {
+                count: 0,
+                errors: 0,
+            });
+            syscalls.count += s.count;
+            syscalls.errors += s.errors;
+        }
+    }
 }

@@ -116,6 +116,14 @@ pub fn forget(
         entries += old.len();
     }
 
+    Ok(Deleted {
+        entries,
+        stacks: forget_unreferenced_stacks(ebpf)?,
+    })
+}
+
+/// Deletes the stacks no sample count or sleep refers to any more; returns how many.
+fn forget_unreferenced_stacks(ebpf: &mut Ebpf) -> anyhow::Result<usize> {
     // Stack ids listed before the references are read: a sample taken in between refers to
     // an id either listed and referenced, or not listed; neither is deleted.
     let listed: Vec<u32> = {
@@ -147,10 +155,7 @@ pub fn forget(
     for id in &unreferenced {
         let _ = stacks.remove(id);
     }
-    Ok(Deleted {
-        entries,
-        stacks: unreferenced.len(),
-    })
+    Ok(unreferenced.len())
 }
 
 /// Stack counts that did not grow between `base` and `now`: stacks not sampled in that window.

@@ -96,38 +96,12 @@ pub fn render_run(
                     .context("encoding profile.pb.gz")
             })
         });
-        let offcpu_files = offcpu.map(|offcpu| {
-            scope.spawn(move || {
-                timed(|| -> anyhow::Result<_> {
-                    let folded = folded::render(offcpu);
-                    let svg = flamegraph::render_kind(
-                        flamegraph::OFFCPU,
-                        &folded,
-                        &format!(
-                            "Off-CPU: {} processes, {:.1} s; width is time blocked",
-                            offcpu.len(),
-                            report.duration_s
-                        ),
-                    )?;
-                    Ok((folded, svg))
-                })
-            })
-        });
+        let offcpu_files =
+            offcpu.map(|offcpu| scope.spawn(move || timed(|| render_offcpu(report, offcpu))));
         let mut parts = Vec::new();
         let (folded, took) = timed(|| folded::render(stacks));
         parts.push(("folded", took));
-        let (svg, took) = timed(|| {
-            flamegraph::render(
-                &folded,
-                &format!(
-                    "CPU: {} processes, {:.1} s on {} CPUs at {} Hz",
-                    stacks.len(),
-                    report.duration_s,
-                    report.cpus,
-                    report.frequency_hz
-                ),
-            )
-        });
+        let (svg, took) = timed(|| render_cpu(report, stacks.len(), &folded));
         parts.push(("flamegraph", took));
         let svg = svg?;
         let (profile, took) = join(profile);
@@ -167,6 +141,29 @@ pub fn render_run(
         }
         Ok(RunFiles { files, parts })
     })
+}
+
+fn render_cpu(report: &Report, processes: usize, folded: &str) -> anyhow::Result<Vec<u8>> {
+    let title = format!(
+        "CPU: {processes} processes, {:.1} s on {} CPUs at {} Hz",
+        report.duration_s, report.cpus, report.frequency_hz
+    );
+    flamegraph::render(folded, &title)
+}
+
+/// offcpu.folded and offcpu.svg.
+fn render_offcpu(
+    report: &Report,
+    offcpu: &[ProcessStacks<'_>],
+) -> anyhow::Result<(String, Vec<u8>)> {
+    let folded = folded::render(offcpu);
+    let title = format!(
+        "Off-CPU: {} processes, {:.1} s; width is time blocked",
+        offcpu.len(),
+        report.duration_s
+    );
+    let svg = flamegraph::render_kind(flamegraph::OFFCPU, &folded, &title)?;
+    Ok((folded, svg))
 }
 
 /// `f`'s result and how long it took.

@@ -113,33 +113,7 @@ pub fn render(report: &Report) -> String {
         "NET-MB/S"
     );
     for (p, rank) in report.processes.iter().take(ROWS).zip(1..) {
-        let exe = p
-            .exe
-            .as_deref()
-            .unwrap_or(if p.exited { "(exited)" } else { "-" });
-        let (wait, p99) = p.sched.as_ref().map_or_else(
-            || ("-".to_owned(), "-".to_owned()),
-            |s| (millis(s.runq_wait_ns), millis(s.runq_p99_ns)),
-        );
-        let syscalls = p
-            .syscalls
-            .as_ref()
-            .map_or_else(|| "-".to_owned(), |s| format!("{:.0}", s.per_second));
-        let rate = |bytes_per_second: Option<f64>| {
-            bytes_per_second.map_or_else(|| "-".to_owned(), |b| format!("{:.1}", b / 1e6))
-        };
-        let io = rate(p.io.map(|io| io.bytes_per_second));
-        let net = rate(p.net.map(|net| net.bytes_per_second));
-        let _ = writeln!(
-            out,
-            "{rank:>4} {:>8}  {} {} {:>6.2} {:>5.1}% {:>8} {wait:>10} {p99:>9} {syscalls:>10} {io:>8} {net:>8}",
-            p.pid,
-            fit(&one_line(&p.comm), 16, Keep::Head),
-            fit(&one_line(exe), 28, Keep::Tail),
-            p.cpu.cores,
-            p.cpu.host_percent,
-            p.cpu.samples
-        );
+        out.push_str(&row(rank, p));
     }
     if report.processes.len() > ROWS {
         let _ = writeln!(
@@ -148,24 +122,60 @@ pub fn render(report: &Report) -> String {
             report.processes.len() - ROWS
         );
     }
-    if !report.blame.is_empty() {
-        let _ = writeln!(out);
-        let _ = writeln!(out, "Who kept whom waiting for a CPU:");
-        for b in report.blame.iter().take(BLAME_ROWS) {
-            let _ = writeln!(
-                out,
-                "  {} ({}) delayed {} ({}) by {}",
-                one_line(&b.culprit_comm),
-                b.culprit_pid,
-                one_line(&b.victim_comm),
-                b.victim_pid,
-                millis(b.delay_ns)
-            );
-        }
-    }
+    blame(&mut out, report);
     let _ = writeln!(out);
     let _ = writeln!(out, "Verdict: {}", one_line(&report.verdict));
     terminal_safe(&out)
+}
+
+/// One process's line of the table.
+fn row(rank: usize, p: &crate::report::Process) -> String {
+    let exe = p
+        .exe
+        .as_deref()
+        .unwrap_or(if p.exited { "(exited)" } else { "-" });
+    let (wait, p99) = p.sched.as_ref().map_or_else(
+        || ("-".to_owned(), "-".to_owned()),
+        |s| (millis(s.runq_wait_ns), millis(s.runq_p99_ns)),
+    );
+    let syscalls = p
+        .syscalls
+        .as_ref()
+        .map_or_else(|| "-".to_owned(), |s| format!("{:.0}", s.per_second));
+    let rate = |bytes_per_second: Option<f64>| {
+        bytes_per_second.map_or_else(|| "-".to_owned(), |b| format!("{:.1}", b / 1e6))
+    };
+    let io = rate(p.io.map(|io| io.bytes_per_second));
+    let net = rate(p.net.map(|net| net.bytes_per_second));
+    format!(
+        "{rank:>4} {:>8}  {} {} {:>6.2} {:>5.1}% {:>8} {wait:>10} {p99:>9} {syscalls:>10} {io:>8} {net:>8}\n",
+        p.pid,
+        fit(&one_line(&p.comm), 16, Keep::Head),
+        fit(&one_line(exe), 28, Keep::Tail),
+        p.cpu.cores,
+        p.cpu.host_percent,
+        p.cpu.samples
+    )
+}
+
+/// The largest "who kept whom waiting" pairs, if any.
+fn blame(out: &mut String, report: &Report) {
+    if report.blame.is_empty() {
+        return;
+    }
+    let _ = writeln!(out);
+    let _ = writeln!(out, "Who kept whom waiting for a CPU:");
+    for b in report.blame.iter().take(BLAME_ROWS) {
+        let _ = writeln!(
+            out,
+            "  {} ({}) delayed {} ({}) by {}",
+            one_line(&b.culprit_comm),
+            b.culprit_pid,
+            one_line(&b.victim_comm),
+            b.victim_pid,
+            millis(b.delay_ns)
+        );
+    }
 }
 
 #[cfg(test)]
