@@ -70,6 +70,10 @@ pub struct RecordArgs {
     /// into words like a shell would, but run without one.
     #[arg(long, value_name = "CMD")]
     pub on_alert: Option<String>,
+    /// Exit when a window cannot be written (a full disk), instead of losing that window,
+    /// counting it and recording on.
+    #[arg(long)]
+    pub exit_on_write_error: bool,
     /// Also write a self-contained report.html into every window (with its flamegraphs).
     #[arg(long)]
     pub html: bool,

@@ -2,13 +2,15 @@
 //! the rest of the host keeps it: tracefs unmounted (the profiler mounts it and says so, and
 //! the report is complete), kernel BTF missing (nothing needs it: doctor says so, the run is
 //! complete), and an output directory that fills up while the report or an SVG is written (one
-//! line naming "no space left on device", exit 2, no file or directory left), or is read-only.
+//! line naming "no space left on device", exit 2, no file or directory left), or is read-only;
+//! a recording whose disk a rogue fills goes on, loses and counts the windows it cannot write,
+//! and writes again once the space is back.
 
 use std::time::Duration;
 
 use profiler_tests::{
-    DIAGNOSE_FILES, ProfilerRun, REPORT_GRACE, assert_complete_outputs, in_private_mounts,
-    profiler_bin, profiler_command, require_root, serial, tempdir, utf8,
+    DIAGNOSE_FILES, ProfilerRun, REPORT_GRACE, assert_complete_outputs, free_port, http_get,
+    in_private_mounts, profiler_bin, profiler_command, require_root, serial, tempdir, utf8,
 };
 use serde_json::Value;
 
@@ -169,7 +171,16 @@ fn full_output_disk_is_one_line_exit_2_and_nothing_left() {
             "diagnose",
             vec!["--duration", "1s", "--signals", "cpu,sched", "--out"],
         ),
-        ("record", vec!["--window", "1s", "--no-metrics", "--out"]),
+        (
+            "record",
+            vec![
+                "--window",
+                "1s",
+                "--no-metrics",
+                "--exit-on-write-error",
+                "--out",
+            ],
+        ),
     ];
     for (subcommand, options) in runs {
         // diagnose creates two levels, both of which must go again.
@@ -291,5 +302,87 @@ fn read_only_output_file_system_is_one_line_exit_2() {
             "{args:?}: {line}"
         );
         assert!(done.stdout.is_empty(), "{args:?}: {}", done.stdout);
+    }
+}
+
+/// A 3 MiB tmpfs at `$TINY` holding the recording `"$@"` writes into `$TINY/rec`; from 4 s on a
+/// rogue fills it and keeps it full for 4 s, then deletes its files; the recorder is stopped at
+/// 12 s. Then the script lists what is left.
+const FILLED_TMPFS: &str = "mount -t tmpfs -o size=3m none \"$TINY\" || exit 97; \
+    mkdir -m 700 \"$TINY/rec\" || exit 98; \
+    ( sleep 4; end=$(( $(date +%s) + 4 )); i=0; \
+      while [ \"$(date +%s)\" -lt \"$end\" ]; do \
+        dd if=/dev/zero of=\"$TINY/log$i\" bs=64k count=16 2>/dev/null; i=$((i + 1)); \
+      done; rm -f \"$TINY\"/log*; echo 'rogue: gone' >&2 ) & \
+    \"$@\" & pid=$!; sleep 12; kill -TERM $pid; wait $pid; rc=$?; \
+    echo; echo listed:; cd \"$TINY\" && find . -mindepth 1 | sed 's/^/entry: /'; exit $rc";
+
+#[test]
+fn a_full_disk_loses_windows_but_not_the_recorder() {
+    const TEST: &str = "a_full_disk_loses_windows_but_not_the_recorder";
+    if !require_root(TEST) {
+        return;
+    }
+    let _serial = serial();
+    let dir = tempdir();
+    let tiny = dir.path().join("tiny");
+    std::fs::create_dir(&tiny).expect("creating the mount point");
+    let port = free_port();
+    let address = format!("127.0.0.1:{port}");
+    let root = tiny.join("rec");
+    let args = [
+        "record",
+        "--window",
+        "1s",
+        "--metrics",
+        &address,
+        "--out",
+        utf8(&root),
+    ];
+    let Some(mut command) = in_private_mounts(TEST, FILLED_TMPFS, &profiler_bin(), &args) else {
+        return;
+    };
+    command.env("TINY", &tiny).current_dir(dir.path());
+    let run = ProfilerRun::start(command);
+    // In the middle of the outage.
+    std::thread::sleep(Duration::from_millis(7_000));
+    let during = http_get(port, "/metrics").unwrap_or_else(|err| panic!("scraping: {err}"));
+    let done = run.finish(REPORT_GRACE + Duration::from_secs(20));
+    assert_eq!(done.status.code(), Some(0), "stderr:\n{}", done.stderr);
+    let failed: f64 = during
+        .lines()
+        .find_map(|l| l.strip_prefix("profiler_windows_failed_total{reason=\"no_space\"} "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0);
+    assert!(
+        failed >= 1.0,
+        "no lost window counted during the outage:\n{during}"
+    );
+    let said = |needle: &str| done.stderr.lines().filter(|l| l.contains(needle)).count();
+    assert_eq!(said("warning: a window was lost"), 1, "{}", done.stderr);
+    assert!(said("no space left on device") >= 1, "{}", done.stderr);
+    assert_eq!(said("writing windows again"), 1, "{}", done.stderr);
+    assert!(said("rogue: gone") == 1, "{}", done.stderr);
+    let left: Vec<&str> = done
+        .stdout
+        .lines()
+        .filter_map(|line| line.strip_prefix("entry: "))
+        .collect();
+    // Windows before and after the outage, whole; no staging directory, none of the rogue's.
+    let windows: Vec<&&str> = left
+        .iter()
+        .filter(|e| e.starts_with("./rec/2") && e.matches('/').count() == 2)
+        .collect();
+    assert!(windows.len() >= 4, "{left:?}");
+    assert!(
+        left.iter()
+            .all(|e| !e.starts_with("./rec/.") && !e.starts_with("./log")),
+        "{left:?}"
+    );
+    for window in windows {
+        assert!(
+            left.contains(&format!("{window}/report.json").as_str()),
+            "{left:?}"
+        );
     }
 }

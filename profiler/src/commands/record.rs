@@ -2,7 +2,7 @@
 //! and evaluating alert rules every tick; the session keeps the kernel maps bounded by
 //! forgetting processes once their last window is written.
 
-use std::time::Duration;
+use std::{path::Path, time::Duration};
 
 use anyhow::Context as _;
 
@@ -13,7 +13,10 @@ use crate::{
     error::usage,
     metrics::{Exporter, Metrics},
     model::cmdline::Cmdlines,
-    output::{self, windows},
+    output::{
+        self,
+        store::{Store, Stored},
+    },
     probes,
     session::{Config, PhaseClock, Session, Stops, Symbolization, WindowReport},
 };
@@ -48,8 +51,7 @@ struct Recorder {
     session: Session,
     alerts: Alerter,
     exporter: Option<Exporter>,
-    retention: windows::Retention,
-    written: u64,
+    store: Store,
 }
 
 impl Recorder {
@@ -70,16 +72,20 @@ impl Recorder {
         }
         let alerts = Alerter { engine, sink };
         alerts.announce(session.signals());
-        let retention = windows::Retention::new(&args.out, args.retention, args.max_disk)?;
-        for swept in retention.sweep(std::time::SystemTime::now())? {
+        let html = match args.html {
+            true => output::HtmlReport::Write,
+            false => output::HtmlReport::Skip,
+        };
+        let limits = (args.retention, args.max_disk);
+        let store = Store::new(&args.out, limits, html, args.exit_on_write_error)?;
+        for swept in store.retention().sweep(std::time::SystemTime::now())? {
             eprintln!("profiler: {swept}");
         }
         Ok(Self {
             session,
             alerts,
             exporter,
-            retention,
-            written: 0,
+            store,
         })
     }
 
@@ -101,8 +107,7 @@ impl Recorder {
         }
         if tick.window_due {
             let window = self.session.window().await?;
-            write(&window, args, metrics, &mut self.retention)?;
-            self.written += 1;
+            put(&mut self.store, &window, &args.out, metrics)?;
         }
         Ok(())
     }
@@ -114,7 +119,7 @@ impl Recorder {
             .finish()
             .await
             .context("reading the last window")?;
-        write(&window, args, None, &mut self.retention)?;
+        put(&mut self.store, &window, &args.out, None)?;
         released.wait();
         self.alerts.sink.drain().await;
         if args.on_alert.is_some() {
@@ -123,9 +128,13 @@ impl Recorder {
         let scrapes = self.exporter.map_or_else(String::new, |exporter| {
             format!(", {} metrics scrapes served", exporter.stop())
         });
+        let (written, lost) = self.store.counts();
+        let lost = match lost {
+            0 => String::new(),
+            lost => format!(" ({lost} lost: they could not be written)"),
+        };
         eprintln!(
-            "profiler: stopped after {} windows in {}{scrapes}",
-            self.written + 1,
+            "profiler: stopped after {written} windows in {}{lost}{scrapes}",
             args.out.display(),
         );
         Ok(())
@@ -150,34 +159,50 @@ fn config(args: &RecordArgs) -> Config {
     }
 }
 
-/// Writes a window into its directory under `--out` and prunes old ones.
-fn write(
+/// Writes a window into its directory under `--out` and prunes old ones; a window that cannot
+/// be written is lost, counted and said once per stretch of failures.
+fn put(
+    store: &mut Store,
     window: &WindowReport,
-    args: &RecordArgs,
+    out: &Path,
     metrics: Option<&Metrics>,
-    retention: &mut windows::Retention,
 ) -> anyhow::Result<()> {
-    let html = match args.html {
-        true => output::HtmlReport::Write,
-        false => output::HtmlReport::Skip,
-    };
-    let (
-        root,
-        WindowReport {
-            report,
-            usage,
-            folded,
-            started_at,
-        },
-    ) = (&args.out, window);
-    let path = windows::write_report(retention.root(), *started_at, report, usage, folded, html)
-        .map_err(|err| crate::error::output_write(err, root))?;
-    if let Some(metrics) = metrics {
-        metrics.window_written();
-    }
-    log::debug!("wrote {}", path.display());
-    for pruned in retention.prune(jiff::Timestamp::now())? {
-        eprintln!("profiler: {pruned}");
+    let WindowReport {
+        report,
+        usage,
+        folded,
+        started_at,
+    } = window;
+    let stored = store.put(*started_at, (report, usage, folded));
+    match stored.map_err(|err| crate::error::output_write(err, out))? {
+        Stored::Written {
+            path,
+            pruned,
+            resumed_after,
+        } => {
+            metrics.inspect(|m| m.window_written());
+            log::debug!("wrote {}", path.display());
+            if let Some(lost) = resumed_after {
+                eprintln!("profiler: writing windows again, after {lost} lost");
+            }
+            pruned.iter().for_each(|p| eprintln!("profiler: {p}"));
+        }
+        Stored::Lost {
+            because,
+            error,
+            first,
+            pruned,
+        } => {
+            metrics.inspect(|m| m.window_failed(because));
+            pruned.iter().for_each(|p| eprintln!("profiler: {p}"));
+            if first {
+                let error = crate::error::output_write(error, out);
+                eprintln!(
+                    "profiler: warning: a window was lost: {error:#}; measuring, metrics and \
+                     alerts go on, and windows are written again once they can be"
+                );
+            }
+        }
     }
     Ok(())
 }

@@ -20,6 +20,7 @@ pub use server::serve;
 
 use crate::{
     alerts::event::AlertState,
+    output::store::LostBecause,
     report::{App, OwnCost, Process, Report},
     signals::{Signal, SignalState},
 };
@@ -41,6 +42,11 @@ struct AppLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct KindLabels {
     kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: String,
 }
 
 /// What a per-process value needs besides the process.
@@ -177,6 +183,7 @@ struct Families {
     own_peak_rss: GaugeF,
     drops: Family<KindLabels, CounterF>,
     windows: CounterF,
+    windows_failed: Family<ReasonLabels, CounterF>,
     alerts: Family<KindLabels, CounterF>,
 }
 
@@ -245,6 +252,11 @@ fn families(registry: &mut Registry) -> Families {
             "profiler_windows_written",
             "Record windows written to disk",
             CounterF::default()
+        ),
+        windows_failed: reg!(
+            "profiler_windows_failed",
+            "Record windows lost because they could not be written, by reason (no_space, other)",
+            Family::default()
         ),
         alerts: reg!(
             "profiler_alerts",
@@ -385,6 +397,16 @@ impl Metrics {
     pub fn window_written(&self) {
         let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         inner.1.windows.inc();
+    }
+
+    pub fn window_failed(&self, because: LostBecause) {
+        let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let reason = because.as_str().to_owned();
+        inner
+            .1
+            .windows_failed
+            .get_or_create(&ReasonLabels { reason })
+            .inc();
     }
 
     pub fn alert(&self, state: AlertState) {

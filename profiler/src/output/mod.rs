@@ -6,6 +6,7 @@ pub mod folded;
 pub mod html;
 pub mod pprof;
 pub mod progress;
+pub mod store;
 pub mod table;
 pub mod tui;
 pub mod windows;

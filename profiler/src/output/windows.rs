@@ -47,17 +47,17 @@ pub fn write_window(
     name: &str,
     fill: impl FnOnce(&Dir) -> anyhow::Result<()>,
 ) -> anyhow::Result<PathBuf> {
-    let shown = root.path().display();
+    // The caller says where: `record` names the directory and the fix.
     let (staging, dir) = root
         .make_unique_dir(&format!(".{name}."))
-        .with_context(|| format!("creating a window directory in {shown}"))?;
+        .context("creating a window directory")?;
     let written = dir
         .create_new(MARKER, MARKER_TEXT.as_bytes())
-        .with_context(|| format!("marking a window directory in {shown}"))
+        .context("marking a window directory")
         .and_then(|()| fill(&dir))
         .and_then(|()| {
             root.rename(&staging, name.as_ref())
-                .with_context(|| format!("moving window {name} into {shown}"))
+                .with_context(|| format!("moving window {name} into place"))
         });
     if let Err(err) = written {
         let _ = root.remove_tree(&staging);
@@ -136,6 +136,13 @@ pub enum Pruned {
     Future(String),
     /// Deleted: a staging directory a killed recorder left behind.
     Stale(String),
+}
+
+impl Pruned {
+    /// Whether it deleted anything.
+    pub fn deleted(&self) -> bool {
+        !matches!(self, Self::Future(_))
+    }
 }
 
 impl std::fmt::Display for Pruned {
