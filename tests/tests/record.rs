@@ -24,8 +24,10 @@ const BURNER: &str = env!("CARGO_BIN_EXE_burner");
 const WINDOW: &str = "2s";
 /// Short enough that the first windows of a 10 s run expire before it ends.
 const RETENTION: &str = "5s";
-/// Long enough for five windows at 2 s, plus the last partial one.
-const RUN: Duration = Duration::from_secs(10);
+/// Long enough for five windows at 2 s, plus the last partial one: the stop lands in the middle
+/// of a window, not on a boundary where the last window would last a few milliseconds and hold
+/// too few samples to say anything of the burner.
+const RUN: Duration = Duration::from_secs(11);
 
 fn record(root: &Path, extra: &[&str]) -> ProfilerRun {
     let mut command = profiler_command();

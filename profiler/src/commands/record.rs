@@ -13,10 +13,7 @@ use crate::{
     error::usage,
     metrics::{Exporter, Metrics},
     model::cmdline::Cmdlines,
-    output::{
-        self,
-        store::{Store, Stored},
-    },
+    output::{self, store::Store},
     probes,
     session::{Config, PhaseClock, Session, Stops, Symbolization, WindowReport},
 };
@@ -160,7 +157,7 @@ fn config(args: &RecordArgs) -> Config {
 }
 
 /// Writes a window into its directory under `--out` and prunes old ones; a window that cannot
-/// be written is lost, counted and said once per stretch of failures.
+/// be written is lost and counted.
 fn put(
     store: &mut Store,
     window: &WindowReport,
@@ -174,35 +171,13 @@ fn put(
         started_at,
     } = window;
     let stored = store.put(*started_at, (report, usage, folded));
-    match stored.map_err(|err| crate::error::output_write(err, out))? {
-        Stored::Written {
-            path,
-            pruned,
-            resumed_after,
-        } => {
-            metrics.inspect(|m| m.window_written());
-            log::debug!("wrote {}", path.display());
-            if let Some(lost) = resumed_after {
-                eprintln!("profiler: writing windows again, after {lost} lost");
-            }
-            pruned.iter().for_each(|p| eprintln!("profiler: {p}"));
-        }
-        Stored::Lost {
-            because,
-            error,
-            first,
-            pruned,
-        } => {
-            metrics.inspect(|m| m.window_failed(because));
-            pruned.iter().for_each(|p| eprintln!("profiler: {p}"));
-            if first {
-                let error = crate::error::output_write(error, out);
-                eprintln!(
-                    "profiler: warning: a window was lost: {error:#}; measuring, metrics and \
-                     alerts go on, and windows are written again once they can be"
-                );
-            }
-        }
+    let said = stored
+        .map_err(|err| crate::error::output_write(err, out))?
+        .say(out);
+    match (metrics, said) {
+        (Some(metrics), Ok(())) => metrics.window_written(),
+        (Some(metrics), Err(because)) => metrics.window_failed(because),
+        (None, _) => {}
     }
     Ok(())
 }

@@ -61,6 +61,44 @@ pub enum Stored {
     },
 }
 
+impl Stored {
+    /// Says on stderr what an operator should know of it: what was pruned, and a stretch of
+    /// failures starting (with the error, naming `out` and the fix) or ending. Returns why the
+    /// window was lost, if it was.
+    pub fn say(self, out: &Path) -> Result<(), LostBecause> {
+        match self {
+            Self::Written {
+                path,
+                pruned,
+                resumed_after,
+            } => {
+                log::debug!("wrote {}", path.display());
+                if let Some(lost) = resumed_after {
+                    eprintln!("profiler: writing windows again, after {lost} lost");
+                }
+                pruned.iter().for_each(|p| eprintln!("profiler: {p}"));
+                Ok(())
+            }
+            Self::Lost {
+                because,
+                error,
+                first,
+                pruned,
+            } => {
+                pruned.iter().for_each(|p| eprintln!("profiler: {p}"));
+                if first {
+                    let error = crate::error::output_write(error, out);
+                    eprintln!(
+                        "profiler: warning: a window was lost: {error:#}; measuring, metrics \
+                         and alerts go on, and windows are written again once they can be"
+                    );
+                }
+                Err(because)
+            }
+        }
+    }
+}
+
 /// The record directory's windows, their retention, and whether writing is failing.
 pub struct Store {
     retention: Retention,
