@@ -34,11 +34,12 @@ pub struct Entry {
     pub is_out: bool,
 }
 
-/// The rule for one entry, for a profiler running as `me`: owned by root or `me`; a symlink
-/// only when so owned; writable by nobody else, except a sticky directory above the output
-/// (such as /tmp), where others cannot rename or delete what they do not own.
-pub fn judge(path: &Path, entry: Entry, me: u32) -> Result<(), Untrusted> {
-    let trusted_owner = entry.uid == 0 || entry.uid == me;
+/// The rule for one entry, for a profiler run by the users `me` (its effective user, and the
+/// user who ran it through sudo): owned by root or one of them; a symlink only when so owned;
+/// writable by nobody else, except a sticky directory above the output (such as /tmp), where
+/// others cannot rename or delete what they do not own.
+pub fn judge(path: &Path, entry: Entry, me: &[u32]) -> Result<(), Untrusted> {
+    let trusted_owner = entry.uid == 0 || me.contains(&entry.uid);
     if entry.is_symlink {
         return match trusted_owner {
             true => Ok(()),
@@ -78,8 +79,18 @@ pub fn check_parent(parent: &Path) -> Result<(), Untrusted> {
     check_path(parent, false)
 }
 
+/// The users the profiler runs for: its effective user and, under sudo, the user who ran it
+/// (`SUDO_UID`, which only sudo, or root itself, sets for a root process).
+fn trusted_users() -> Vec<u32> {
+    let mut users = vec![rustix::process::geteuid().as_raw()];
+    if let Some(uid) = std::env::var("SUDO_UID").ok().and_then(|v| v.parse().ok()) {
+        users.push(uid);
+    }
+    users
+}
+
 fn check_path(out: &Path, last_is_out: bool) -> Result<(), Untrusted> {
-    let me = rustix::process::geteuid().as_raw();
+    let me = trusted_users();
     let absolute = std::path::absolute(out).map_err(|err| unreadable(out, &err))?;
     let existing = absolute
         .ancestors()
@@ -89,14 +100,14 @@ fn check_path(out: &Path, last_is_out: bool) -> Result<(), Untrusted> {
         let meta = fs::symlink_metadata(&given).map_err(|err| unreadable(&given, &err))?;
         if meta.file_type().is_symlink() {
             let entry = entry_of(&meta, false);
-            judge(&given, entry, me)?;
+            judge(&given, entry, &me)?;
         }
     }
     let resolved = fs::canonicalize(existing).map_err(|err| unreadable(existing, &err))?;
     for dir in ancestors_from_root(&resolved) {
         let meta = fs::symlink_metadata(&dir).map_err(|err| unreadable(&dir, &err))?;
         let is_out = last_is_out && dir == resolved && existing == absolute;
-        judge(&dir, entry_of(&meta, is_out), me)?;
+        judge(&dir, entry_of(&meta, is_out), &me)?;
     }
     Ok(())
 }
@@ -139,7 +150,7 @@ mod tests {
     }
 
     fn verdict(entry: Entry) -> Result<(), Untrusted> {
-        judge(Path::new("/d"), entry, ME)
+        judge(Path::new("/d"), entry, &[ME])
     }
 
     #[test]
@@ -147,6 +158,13 @@ mod tests {
         assert_eq!(verdict(dir(0, 0o755, false)), Ok(()));
         assert_eq!(verdict(dir(0, 0o700, true)), Ok(()));
         assert_eq!(verdict(dir(ME, 0o755, true)), Ok(()));
+    }
+
+    #[test]
+    fn the_user_who_ran_it_through_sudo_is_trusted_too() {
+        let theirs = dir(1001, 0o755, true);
+        assert_eq!(judge(Path::new("/d"), theirs, &[0, 1001]), Ok(()));
+        assert!(judge(Path::new("/d"), theirs, &[0]).is_err());
     }
 
     #[test]
