@@ -41,11 +41,7 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
 /// read-only or forbidden) becomes a usage error naming the cause and the fix; other failures
 /// are returned as they are.
 pub fn output_write(err: anyhow::Error, dir: &Path) -> anyhow::Error {
-    let kind = err
-        .chain()
-        .find_map(|cause| cause.downcast_ref::<io::Error>())
-        .map(io::Error::kind);
-    let (cause, fix) = match kind {
+    let (cause, fix) = match io_kind(&err) {
         Some(io::ErrorKind::StorageFull) => ("no space left on device", "free space there"),
         Some(io::ErrorKind::QuotaExceeded) => ("disk quota exceeded", "free space there"),
         Some(io::ErrorKind::ReadOnlyFilesystem) => ("read-only file system", "remount it"),
@@ -57,6 +53,13 @@ pub fn output_write(err: anyhow::Error, dir: &Path) -> anyhow::Error {
         "{err} in {}: {cause}; {fix} or pick another --out DIR",
         dir.display()
     ))
+}
+
+/// The kind of the first I/O error in `err`'s chain, if it has one.
+pub fn io_kind(err: &anyhow::Error) -> Option<io::ErrorKind> {
+    err.chain()
+        .find_map(|cause| cause.downcast_ref::<io::Error>())
+        .map(io::Error::kind)
 }
 
 /// Output piped into `head` and closed early is a normal end, not an error.

@@ -104,7 +104,6 @@ impl Sink {
             path: path.clone(),
             source,
         };
-        fs::create_dir_all(dir).map_err(open_error)?;
         // A link planted under the name is refused (ELOOP), never followed.
         let file = Dir::open(dir)
             .and_then(|dir| dir.append(ALERTS_FILE))

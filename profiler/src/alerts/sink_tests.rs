@@ -36,6 +36,7 @@ fn lines(path: &Path) -> Vec<AlertEvent> {
 fn appends_one_json_line_per_event() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("record");
+    fs::create_dir(&out).unwrap();
     let sink = Sink::new(&out, None, Duration::from_secs(1)).unwrap();
     assert_eq!(sink.path(), out.join(ALERTS_FILE));
     sink.emit(&event(AlertState::Firing, 1)).unwrap();

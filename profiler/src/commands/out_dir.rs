@@ -62,21 +62,18 @@ impl OutDir {
     /// create before the profiler does: the default output of `diagnose`.
     pub fn fresh(parent: &Path, prefix: &str) -> anyhow::Result<Self> {
         trust::check_parent(parent).map_err(|reason| refusal(parent, &reason))?;
-        let dir = tempfile::Builder::new()
-            .prefix(prefix)
-            .rand_bytes(4)
-            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
-            .tempdir_in(parent)
+        let (_, dir) = Dir::open(parent)
+            .and_then(|parent| parent.make_unique_dir(prefix))
             .map_err(|err| {
                 usage(format!(
                     "cannot create an output directory in {}: {err}; pick a writable --out DIR",
                     parent.display()
                 ))
-            })?
-            .keep();
+            })?;
+        let path = dir.path().to_owned();
         Ok(Self {
-            path: dir.clone(),
-            created: Some(dir),
+            path: path.clone(),
+            created: Some(path),
             keep: false,
         })
     }

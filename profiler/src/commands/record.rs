@@ -63,18 +63,18 @@ impl Recorder {
         let session = Session::start(config(args), PhaseClock::start(), stops).await?;
         let sink = Sink::new(&args.out, args.on_alert.as_deref(), args.on_alert_timeout)
             .map_err(|err| usage(err.to_string()))?;
-        out_dir.keep();
-        if exporter.is_some() {
-            eprintln!("profiler: metrics at http://{}/metrics", args.metrics);
-        }
-        let alerts = Alerter { engine, sink };
-        alerts.announce(session.signals());
         let html = match args.html {
             true => output::HtmlReport::Write,
             false => output::HtmlReport::Skip,
         };
         let limits = (args.retention, args.max_disk);
         let store = Store::new(&args.out, limits, html, args.exit_on_write_error)?;
+        out_dir.keep();
+        if exporter.is_some() {
+            eprintln!("profiler: metrics at http://{}/metrics", args.metrics);
+        }
+        let alerts = Alerter { engine, sink };
+        alerts.announce(session.signals());
         for swept in store.retention().sweep(std::time::SystemTime::now())? {
             eprintln!("profiler: {swept}");
         }

@@ -98,13 +98,10 @@ const PROCESS_GAUGES: [ProcessGauge; 6] = [
         name: "profiler_process_io_bytes_per_second",
         help: "Block IO bytes per second charged to a process (direction read or write)",
         values: |p, t| {
-            let io = p.io.as_ref();
             directions(
                 t,
-                [
-                    ("read", io.map(|io| io.read_bytes)),
-                    ("write", io.map(|io| io.write_bytes)),
-                ],
+                ["read", "write"],
+                p.io.map(|i| (i.read_bytes, i.write_bytes)),
             )
         },
     },
@@ -112,16 +109,7 @@ const PROCESS_GAUGES: [ProcessGauge; 6] = [
         signal: Signal::Net,
         name: "profiler_process_net_bytes_per_second",
         help: "TCP/UDP socket bytes per second of a process (direction tx or rx)",
-        values: |p, t| {
-            let net = p.net.as_ref();
-            directions(
-                t,
-                [
-                    ("tx", net.map(|n| n.tx_bytes)),
-                    ("rx", net.map(|n| n.rx_bytes)),
-                ],
-            )
-        },
+        values: |p, t| directions(t, ["tx", "rx"], p.net.map(|n| (n.tx_bytes, n.rx_bytes))),
     },
 ];
 
@@ -132,12 +120,13 @@ fn per_tick(ns: Option<u64>, tick: &TickFigures) -> Values {
         .collect()
 }
 
-/// Bytes over the tick per second, by direction.
-fn directions(tick: &TickFigures, bytes: [(&'static str, Option<u64>); 2]) -> Values {
-    bytes
-        .into_iter()
-        .filter_map(|(direction, bytes)| Some((Some(direction), bytes? as f64 / tick.secs)))
-        .collect()
+/// Bytes over the tick per second, each way, named by `names`; none without the figures.
+fn directions(tick: &TickFigures, names: [&'static str; 2], bytes: Option<(u64, u64)>) -> Values {
+    let Some((one, other)) = bytes else {
+        return Vec::new();
+    };
+    let rate = |bytes: u64| bytes as f64 / tick.secs;
+    vec![(Some(names[0]), rate(one)), (Some(names[1]), rate(other))]
 }
 
 /// One per-application gauge: its name and help and its value.

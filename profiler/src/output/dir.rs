@@ -62,9 +62,9 @@ impl Dir {
             let mut prefix = OsString::from(".");
             prefix.push(name);
             prefix.push(".");
-            let temp = self.unique(&prefix);
+            let temp = unique(&prefix)?;
             staged.push((temp.clone(), name));
-            let mut file = self.create_file(&temp, OFlags::empty())?;
+            let mut file = self.create_file(&temp, OFlags::EXCL)?;
             file.write_all(bytes)?;
             file.sync_all()
         });
@@ -95,7 +95,7 @@ impl Dir {
     /// Creates a directory (mode 0700) named `prefix` and random characters, and opens it.
     pub fn make_unique_dir(&self, prefix: &str) -> io::Result<(OsString, Dir)> {
         loop {
-            let name = self.unique(prefix.as_ref());
+            let name = unique(prefix.as_ref())?;
             match rustix::fs::mkdirat(&self.fd, name.as_os_str(), DIR_MODE) {
                 Ok(()) => return Ok((name.clone(), self.subdir(&name)?)),
                 Err(rustix::io::Errno::EXIST) => continue,
@@ -170,17 +170,16 @@ impl Dir {
         let fd = rustix::fs::openat(&self.fd, name, flags, FILE_MODE)?;
         Ok(File::from(fd))
     }
+}
 
-    /// `prefix` and eight random characters: a name nobody can foresee.
-    fn unique(&self, prefix: &OsStr) -> OsString {
-        const CHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-        let mut random = [0_u8; 8];
-        // getrandom never fails for 8 bytes once the pool is ready, which it is after boot.
-        let _ = rustix::rand::getrandom(&mut random, rustix::rand::GetRandomFlags::empty());
-        let mut name = prefix.as_bytes().to_vec();
-        name.extend(random.iter().map(|b| CHARS[usize::from(*b) % CHARS.len()]));
-        OsString::from_vec(name)
-    }
+/// `prefix` and eight random characters: a name nobody can foresee.
+fn unique(prefix: &OsStr) -> io::Result<OsString> {
+    const CHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    let mut random = [0_u8; 8];
+    rustix::rand::getrandom(&mut random, rustix::rand::GetRandomFlags::empty())?;
+    let mut name = prefix.as_bytes().to_vec();
+    name.extend(random.iter().map(|b| CHARS[usize::from(*b) % CHARS.len()]));
+    Ok(OsString::from_vec(name))
 }
 
 #[cfg(test)]

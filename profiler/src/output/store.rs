@@ -22,11 +22,7 @@ pub enum LostBecause {
 
 impl LostBecause {
     fn of(err: &anyhow::Error) -> Self {
-        let kind = err
-            .chain()
-            .find_map(|cause| cause.downcast_ref::<io::Error>())
-            .map(io::Error::kind);
-        match kind {
+        match crate::error::io_kind(err) {
             Some(io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded) => Self::NoSpace,
             _ => Self::Other,
         }
