@@ -34,6 +34,10 @@ pub const MAP_BLAME: &str = "BLAME";
 
 /// Per-CPU hash `SyscallKey -> SyscallStats`, flushed from [`MAP_SYSCALL_PENDING`].
 pub const MAP_SYSCALLS: &str = "SYSCALLS";
+/// Hash `SyscallKey -> u64`: CPU samples taken inside each syscall of each process.
+pub const MAP_SAMPLED_SYSCALLS: &str = "SAMPLED_SYSCALLS";
+/// Syscall numbers are below this (x86_64 has ~470); a larger `orig_ax` is not a syscall.
+pub const MAX_SYSCALL_NR: u32 = 1024;
 /// Per-CPU array with one [`PendingSyscalls`]: the current process's syscalls on this CPU,
 /// counted without a hash operation and flushed at context switches.
 pub const MAP_SYSCALL_PENDING: &str = "SYSCALL_PENDING";
@@ -198,10 +202,12 @@ pub enum Counter {
     /// Bytes of write IO from writeback threads whose inode's dirtier is unknown (dirtied before
     /// the run): charged to the writeback thread.
     WritebackUnattributedBytes = 20,
+    /// Drop: a sample inside a syscall could not be counted ([`MAP_SAMPLED_SYSCALLS`] full).
+    SampledSyscallsFull = 21,
 }
 
 impl Counter {
-    pub const COUNT: u32 = 21;
+    pub const COUNT: u32 = 22;
     pub const ALL: [Counter; Self::COUNT as usize] = [
         Counter::Samples,
         Counter::IdleSamples,
@@ -224,6 +230,7 @@ impl Counter {
         Counter::OffCpuFull,
         Counter::IoFull,
         Counter::WritebackUnattributedBytes,
+        Counter::SampledSyscallsFull,
     ];
 }
 

@@ -1,13 +1,17 @@
 //! CPU stack sampling: counts (process, user stack, kernel stack) triples in the kernel.
 
 use aya_ebpf::{
-    helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns},
+    bindings::pt_regs,
+    helpers::{
+        bpf_get_current_pid_tgid, bpf_get_current_task_btf, bpf_ktime_get_ns,
+        bpf_probe_read_kernel, bpf_task_pt_regs,
+    },
     programs::PerfEventContext,
 };
-use profiler_common::{Counter, StackKey};
+use profiler_common::{Counter, MAX_SYSCALL_NR, NO_STACK, StackKey, SyscallKey};
 
 use crate::{
-    maps::{STACK_COUNTS, add_shared, bump},
+    maps::{SAMPLED_SYSCALLS, STACK_COUNTS, add_shared, bump},
     sched::charge_current,
     stacks,
 };
@@ -35,12 +39,43 @@ pub fn sample(ctx: &PerfEventContext) {
     if taken.no_user {
         bump(Counter::NoUserStack);
     }
+    let tgid = (pid_tgid >> 32) as u32;
+    // A kernel stack means the sample interrupted kernel code; a user stack means a user task,
+    // whose saved user registers say whether that kernel code is a syscall.
+    if taken.kernel != NO_STACK && !taken.no_user {
+        count_syscall(tgid);
+    }
     let key = StackKey {
-        tgid: (pid_tgid >> 32) as u32,
+        tgid,
         user_stack_id: taken.user,
         kernel_stack_id: taken.kernel,
     };
     if !add_shared(&STACK_COUNTS, &key, 1) {
         bump(Counter::StackCountsFull);
+    }
+}
+
+/// Counts the sample against the syscall the current task is inside, if any. Its user registers
+/// sit at the top of its kernel stack: `orig_ax` holds the syscall number for the whole syscall,
+/// and -1 while an exception or interrupt from user mode is handled, so no per-syscall hook is
+/// needed to know where a process's kernel time goes.
+#[inline(always)]
+fn count_syscall(tgid: u32) {
+    // SAFETY: the helpers take the current task, which lives while its program runs.
+    let regs = unsafe { bpf_task_pt_regs(bpf_get_current_task_btf()) } as *const pt_regs;
+    // SAFETY: a checked kernel read; a bad address is an error, not a fault.
+    let Ok(orig_ax) = (unsafe { bpf_probe_read_kernel(core::ptr::addr_of!((*regs).orig_rax)) })
+    else {
+        return;
+    };
+    if orig_ax >= u64::from(MAX_SYSCALL_NR) {
+        return;
+    }
+    let key = SyscallKey {
+        tgid,
+        nr: orig_ax as u32,
+    };
+    if !add_shared(&SAMPLED_SYSCALLS, &key, 1) {
+        bump(Counter::SampledSyscallsFull);
     }
 }

@@ -86,6 +86,11 @@ pub static NET: PerCpuHashMap<u32, NetStats> = PerCpuHashMap::with_max_entries(P
 pub static SYSCALLS: PerCpuHashMap<SyscallKey, SyscallStats> =
     PerCpuHashMap::with_max_entries(SYSCALL_ENTRIES, 0);
 
+/// CPU samples taken inside a syscall, per (process, syscall): the sampled syscall attribution.
+#[map]
+pub static SAMPLED_SYSCALLS: HashMap<SyscallKey, u64> =
+    HashMap::with_max_entries(SYSCALL_ENTRIES, 0);
+
 #[map]
 pub static SYSCALL_PENDING: PerCpuArray<PendingSyscalls> = PerCpuArray::with_max_entries(1, 0);
 

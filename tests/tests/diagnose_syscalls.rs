@@ -2,7 +2,8 @@
 //! `close(-1)` calls, all inside the profiling window, must be counted per syscall, have its
 //! failures and time inside syscalls measured, top the processes by syscalls and be named a
 //! `syscalls` suspect; without the `syscall-time` signal the counts must stay while errors and
-//! time drop to zero.
+//! time drop to zero; with neither syscall signal, the CPU samples alone must still say that
+//! the storm's time goes into `getppid` and name it a `syscalls` suspect in cores.
 
 use std::time::Duration;
 
@@ -175,6 +176,67 @@ fn without_syscall_time_counts_stay_and_errors_and_time_are_zero() {
             context()
         );
     }
+}
+
+#[test]
+fn cpu_samples_alone_say_which_syscall_the_time_goes_into() {
+    if !require_root("cpu_samples_alone_say_which_syscall_the_time_goes_into") {
+        return;
+    }
+    let _serial = serial();
+    // Rounds of getppid for most of the window, so the storm is busy long enough to be judged
+    // from ~300 samples at 99 Hz.
+    let (mut storm, start) = Workload::spawn_piped(
+        STORM_EXE,
+        &["--wait-stdin", "--getppid", "100000", "--loop-seconds", "3"],
+    );
+    let run = diagnose_released(&mut storm, start, DURATION, &["--signals", "cpu"]);
+    let (report, pid) = (&run.report, storm.pid());
+    let context = || relevant(report, pid);
+    assert_eq!(report["signals"]["syscalls"], "off", "{}", context());
+    let entry = process_entry(report, pid).unwrap_or_else(|| panic!("no storm:\n{}", context()));
+    assert!(
+        entry["syscalls"].is_null(),
+        "exact syscalls without the hook:\n{entry:#}"
+    );
+    let sampled = &entry["cpu"]["in_syscalls"];
+    let (samples, in_syscalls) = (count(&entry["cpu"], "samples"), count(sampled, "samples"));
+    let (est_ns, on_cpu_ns) = (
+        count(sampled, "est_time_ns"),
+        count(&entry["cpu"], "on_cpu_ns"),
+    );
+    eprintln!(
+        "storm {pid}: {in_syscalls} of {samples} samples inside syscalls, est {:.3} s of its \
+         {:.3} s on CPU; top {}",
+        est_ns as f64 / 1e9,
+        on_cpu_ns as f64 / 1e9,
+        sampled["top"]
+    );
+    assert_eq!(sampled["top"][0]["name"], "getppid", "{}", context());
+    // A getppid loop spends most of its time entering and leaving the kernel; what is left is
+    // the user-side loop. The estimate cannot exceed the exact on-CPU time by more than the
+    // sampling error (~1/sqrt(300)) allows.
+    assert!(
+        in_syscalls * 2 >= samples,
+        "only {in_syscalls} of {samples} samples inside syscalls:\n{}",
+        context()
+    );
+    assert!(
+        (est_ns as f64) <= on_cpu_ns as f64 * 1.2,
+        "sampled time inside syscalls {est_ns} ns exceeds its on-CPU time {on_cpu_ns} ns:\n{}",
+        context()
+    );
+    let suspect = array(report, "suspects")
+        .iter()
+        .find(|s| s["resource"] == "syscalls" && s["pid"] == pid)
+        .unwrap_or_else(|| panic!("no sampled syscalls suspect for the storm:\n{}", context()));
+    assert_eq!(suspect["unit"], "cores", "{suspect:#}");
+    assert!(
+        suspect["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("getppid")),
+        "{suspect:#}"
+    );
 }
 
 /// One storm profiled whole: the report and the storm's pid, which has exited by then.

@@ -64,6 +64,7 @@ pub fn process(pid: u32, comm: &str, cores: f64) -> Process {
                 function: format!("{comm}_hot"),
                 percent: 90.0,
             }),
+            in_syscalls: None,
         },
         sched: Some(Sched {
             runq_wait_ns: 250_000_000,

@@ -59,6 +59,11 @@ impl RunFacts {
         self.duration.as_secs_f64().max(1e-9)
     }
 
+    /// The on-CPU time one sample stands for.
+    fn sample_period_ns(&self) -> u64 {
+        1_000_000_000 / self.frequency_hz.max(1)
+    }
+
     fn cpus(&self) -> f64 {
         f64::from(self.cpus.max(1))
     }
@@ -141,6 +146,7 @@ fn used_something(p: &ProcessUsage) -> bool {
         || p.samples > 0
         || p.sched.is_some()
         || !p.syscalls.is_empty()
+        || !p.sampled_syscalls.is_empty()
         || p.net.is_some()
         || p.faults.is_some()
         || p.io.is_some()
@@ -168,6 +174,9 @@ fn process(p: &ProcessUsage, stacks: &[FoldedStack], facts: &RunFacts) -> report
             cores: round3(cores),
             host_percent: round3(cores / facts.cpus() * 100.0),
             hottest: hottest(stacks),
+            in_syscalls: on(Signal::Cpu).then(|| {
+                syscalls::sampled(&p.sampled_syscalls, p.samples, facts.sample_period_ns())
+            }),
         },
         sched: p.sched.as_ref().map(|stats| report::Sched {
             offcpu_ns: on(Signal::Offcpu).then(|| p.offcpu.iter().map(|(_, ns)| ns).sum()),
@@ -245,6 +254,7 @@ fn drops(counters: &Counters) -> Drops {
             Counter::OffCpuFull => &mut drops.offcpu_map_full,
             Counter::IoFull => &mut drops.io_map_full,
             Counter::WritebackUnattributedBytes => &mut drops.writeback_unattributed_bytes,
+            Counter::SampledSyscallsFull => &mut drops.sampled_syscalls_map_full,
         };
         *field = value;
     }

@@ -5,13 +5,20 @@ use profiler_common::SyscallStats;
 use super::{RunFacts, Scored, round3};
 use crate::{
     model::syscall_name,
-    report::{self, Resource, Suspect, SyscallTop, Syscalls},
+    report::{
+        self, Resource, SampledSyscall, SampledSyscalls, Suspect, SyscallTop, Syscalls, Unit,
+    },
 };
 
 const TOP: usize = 5;
 /// A process is a syscalls suspect from this rate on: far above what idle daemons make, well
 /// below a storm (a tight loop makes millions per second).
 const SUSPECT_MIN_PER_SECOND: f64 = 10_000.0;
+/// Without the exact hook, a process is a syscalls suspect from this much CPU inside syscalls
+/// on (in cores, from samples): a storm takes most of a core, a busy server a fraction.
+const SAMPLED_SUSPECT_MIN_CORES: f64 = 0.25;
+/// Fewer samples than this inside syscalls say too little (±30 %) to accuse anyone.
+const SAMPLED_SUSPECT_MIN_SAMPLES: u64 = 10;
 
 /// `timed`: the exit hook ran, so errors and time mean something; otherwise they are zero
 /// (an entry stamp without its exit must not pass for time in the syscall).
@@ -51,7 +58,33 @@ pub fn summary(list: &[(u32, SyscallStats)], secs: f64, timed: bool) -> Syscalls
     }
 }
 
+/// Where a process's samples inside syscalls fell; `samples` is all of its samples and
+/// `period_ns` the CPU time one sample stands for.
+pub fn sampled(list: &[(u32, u64)], samples: u64, period_ns: u64) -> SampledSyscalls {
+    let in_syscalls: u64 = list.iter().map(|(_, n)| n).sum();
+    let mut top: Vec<SampledSyscall> = list
+        .iter()
+        .map(|&(nr, n)| SampledSyscall {
+            name: syscall_name(nr),
+            samples: n,
+            est_time_ns: n * period_ns,
+        })
+        .collect();
+    top.sort_by(|a, b| (b.samples, &a.name).cmp(&(a.samples, &b.name)));
+    top.truncate(TOP);
+    SampledSyscalls {
+        samples: in_syscalls,
+        percent: round3(in_syscalls as f64 * 100.0 / samples.max(1) as f64),
+        est_time_ns: in_syscalls * period_ns,
+        top,
+    }
+}
+
+/// The syscall suspects: from exact counts when the hook ran, else from where CPU samples fell.
 pub fn suspects(processes: &[report::Process], facts: &RunFacts) -> Vec<Scored> {
+    if !facts.signal_on(crate::signals::Signal::Syscalls) {
+        return sampled_suspects(processes, facts);
+    }
     processes
         .iter()
         .filter(|p| p.pid != facts.own_pid)
@@ -76,6 +109,36 @@ pub fn suspects(processes: &[report::Process], facts: &RunFacts) -> Vec<Scored> 
             // Scored by the CPU capacity spent inside its syscalls, like the other resources.
             let score = s.time_ns as f64 / 1e9 / facts.seconds() / facts.cpus();
             (score, suspect)
+        })
+        .collect()
+}
+
+/// Processes that spend a large share of a core inside syscalls, judged from samples alone.
+fn sampled_suspects(processes: &[report::Process], facts: &RunFacts) -> Vec<Scored> {
+    processes
+        .iter()
+        .filter(|p| p.pid != facts.own_pid)
+        .filter_map(|p| Some((p, p.cpu.in_syscalls.as_ref()?)))
+        .filter_map(|(p, s)| {
+            let cores = s.est_time_ns as f64 / 1e9 / facts.seconds();
+            if cores < SAMPLED_SUSPECT_MIN_CORES || s.samples < SAMPLED_SUSPECT_MIN_SAMPLES {
+                return None;
+            }
+            let mut reason = format!(
+                "spent {cores:.2} cores inside syscalls (sampled: {} of its {} CPU samples)",
+                s.samples, p.cpu.samples
+            );
+            if let Some(first) = s.top.first() {
+                reason.push_str(&format!(
+                    ", mostly in {} ({:.0}%)",
+                    first.name,
+                    first.samples as f64 * 100.0 / s.samples as f64
+                ));
+            }
+            let mut suspect =
+                Suspect::new(p.pid, &p.comm, Resource::Syscalls, round3(cores), reason);
+            suspect.unit = Unit::Cores;
+            Some((cores / facts.cpus(), suspect))
         })
         .collect()
 }
@@ -105,5 +168,18 @@ mod tests {
         assert_eq!(s.top.len(), TOP);
         assert_eq!(s.top[0].count, 8);
         assert_eq!(s.top[0].name, syscall_name(7));
+    }
+
+    #[test]
+    fn sampled_attribution_estimates_time_per_syscall() {
+        // 1000 samples at 10 ms: 600 inside getppid (110), 100 in write (1), 300 in user code.
+        let s = sampled(&[(1, 100), (110, 600)], 1000, 10_000_000);
+        assert_eq!(s.samples, 700);
+        assert_eq!(s.percent, 70.0);
+        assert_eq!(s.est_time_ns, 7_000_000_000);
+        assert_eq!(s.top[0].name, "getppid");
+        assert_eq!(s.top[0].est_time_ns, 6_000_000_000);
+        assert_eq!(s.top[1].name, "write");
+        assert_eq!(sampled(&[], 0, 10).percent, 0.0);
     }
 }

@@ -12,8 +12,9 @@ use aya::{
 };
 use profiler_common::{
     BlameKey, ExecInfo, FaultStats, Fork, IoStats, MAP_BLAME, MAP_COMMS, MAP_EXECS, MAP_EXITS,
-    MAP_FAULTS, MAP_FORKS, MAP_IO, MAP_NET, MAP_OFFCPU, MAP_ONCPU, MAP_SCHED, MAP_STACK_COUNTS,
-    MAP_STACKS, MAP_SYSCALLS, NetStats, ProcName, SchedStats, StackKey, SyscallKey, SyscallStats,
+    MAP_FAULTS, MAP_FORKS, MAP_IO, MAP_NET, MAP_OFFCPU, MAP_ONCPU, MAP_SAMPLED_SYSCALLS, MAP_SCHED,
+    MAP_STACK_COUNTS, MAP_STACKS, MAP_SYSCALLS, NetStats, ProcName, SchedStats, StackKey,
+    SyscallKey, SyscallStats,
 };
 
 /// How many entries a cleanup deleted.
@@ -89,6 +90,10 @@ pub fn forget(
     tgid_maps!(sweep);
     entries += delete_where!(
         per_cpu::<SyscallKey, SyscallStats>(ebpf, MAP_SYSCALLS)?,
+        |k: &SyscallKey| gone(k.tgid)
+    );
+    entries += delete_where!(
+        hash::<SyscallKey, u64>(ebpf, MAP_SAMPLED_SYSCALLS)?,
         |k: &SyscallKey| gone(k.tgid)
     );
     entries += delete_where!(
@@ -221,6 +226,8 @@ pub fn forget_exited(
     tgid_maps!(remove);
     let syscalls = dead.syscalls.keys();
     deleted += remove!(per_cpu, SyscallKey, SyscallStats, MAP_SYSCALLS, syscalls);
+    let sampled = dead.sampled_syscalls.keys();
+    deleted += remove!(hash, SyscallKey, u64, MAP_SAMPLED_SYSCALLS, sampled);
     deleted += remove!(hash, BlameKey, u64, MAP_BLAME, dead.blame.keys());
     remove!(hash, u32, u64, MAP_EXITS, gone.iter());
     Ok(deleted)

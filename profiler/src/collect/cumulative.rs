@@ -23,6 +23,8 @@ pub struct Cumulative {
     pub sched: HashMap<u32, SchedStats>,
     pub blame: HashMap<BlameKey, u64>,
     pub syscalls: HashMap<SyscallKey, SyscallStats>,
+    /// CPU samples taken inside each syscall.
+    pub sampled_syscalls: HashMap<SyscallKey, u64>,
     pub net: HashMap<u32, NetStats>,
     pub faults: HashMap<u32, FaultStats>,
     pub io: HashMap<u32, IoStats>,
@@ -53,6 +55,7 @@ impl Cumulative {
             sched: collector.sched()?,
             blame: collector.blame()?.into_iter().collect(),
             syscalls: collector.syscalls()?,
+            sampled_syscalls: collector.sampled_syscalls()?,
             net: collector.net()?,
             faults: collector.faults()?,
             io: collector.io()?,
@@ -181,6 +184,7 @@ macro_rules! per_process_maps {
         $each!(sched);
         $each!(blame);
         $each!(syscalls);
+        $each!(sampled_syscalls);
         $each!(net);
         $each!(faults);
         $each!(io);

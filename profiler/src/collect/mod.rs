@@ -16,9 +16,9 @@ use aya::{
 use profiler_common::{
     BlameKey, Counter, ExecInfo, FaultStats, Fork, IoStats, MAP_BLAME, MAP_COMMS, MAP_COUNTERS,
     MAP_EXECS, MAP_EXITS, MAP_FAULTS, MAP_FORKS, MAP_IO, MAP_NET, MAP_OFFCPU, MAP_ONCPU,
-    MAP_RUNNABLE_SINCE, MAP_SCHED, MAP_STACK_COUNTS, MAP_STACKS, MAP_SYSCALL_PENDING, MAP_SYSCALLS,
-    NetStats, PendingSyscalls, ProcName, Runnable, SchedStats, StackKey, SyscallKey, SyscallStats,
-    TaskComm,
+    MAP_RUNNABLE_SINCE, MAP_SAMPLED_SYSCALLS, MAP_SCHED, MAP_STACK_COUNTS, MAP_STACKS,
+    MAP_SYSCALL_PENDING, MAP_SYSCALLS, NetStats, PendingSyscalls, ProcName, Runnable, SchedStats,
+    StackKey, SyscallKey, SyscallStats, TaskComm,
 };
 
 /// Per-CPU counters summed over CPUs, indexed by [`Counter`].
@@ -276,6 +276,12 @@ impl<'a> Collector<'a> {
         }
         totals.retain(|_, stats| stats.count > 0);
         Ok(totals)
+    }
+
+    /// CPU samples taken inside each syscall of each process (sampled attribution; empty when
+    /// the cpu signal is off).
+    pub fn sampled_syscalls(&self) -> anyhow::Result<HashMap<SyscallKey, u64>> {
+        Ok(self.hash(MAP_SAMPLED_SYSCALLS)?.into_iter().collect())
     }
 
     pub fn counters(&self) -> anyhow::Result<Counters> {

@@ -160,6 +160,9 @@ pub struct Drops {
     /// Written back by a writeback thread for pages dirtied before the run (their dirtier is
     /// unknown): charged to the writeback thread.
     pub writeback_unattributed_bytes: u64,
+    /// A sample inside a syscall could not be attributed to its syscall (map full).
+    #[serde(default)]
+    pub sampled_syscalls_map_full: u64,
 }
 
 impl Drops {
@@ -356,6 +359,32 @@ pub struct Cpu {
     pub host_percent: f64,
     /// Hottest leaf function and its share of this process's samples.
     pub hottest: Option<Hottest>,
+    /// Which syscalls its samples fell inside: sampled, no hook per syscall. Absent without the
+    /// cpu signal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_syscalls: Option<SampledSyscalls>,
+}
+
+/// CPU samples that interrupted a process inside a syscall. Each stands for one sampling
+/// period of on-CPU time, so times are estimates: with n samples, the relative error of a
+/// figure is about 1/sqrt(n). Counts of calls cannot be had this way (a cheap call is rarely
+/// caught), only where the time goes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SampledSyscalls {
+    pub samples: u64,
+    /// Share of the process's samples taken inside a syscall.
+    pub percent: f64,
+    /// Estimated on-CPU time inside syscalls: samples times the sampling period.
+    pub est_time_ns: u64,
+    /// Busiest syscalls first, at most five.
+    pub top: Vec<SampledSyscall>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SampledSyscall {
+    pub name: String,
+    pub samples: u64,
+    pub est_time_ns: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

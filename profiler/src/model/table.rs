@@ -74,6 +74,8 @@ pub struct ProcessUsage {
     pub sched: Option<SchedStats>,
     /// Per syscall number; like `sched`, keyed by tgid in the kernel.
     pub syscalls: Vec<(u32, SyscallStats)>,
+    /// CPU samples taken inside each syscall number; like `sched`, keyed by tgid in the kernel.
+    pub sampled_syscalls: Vec<(u32, u64)>,
     /// Child processes it started during the run (threads not included).
     pub spawned: u64,
     /// Like `sched`, keyed by tgid in the kernel.
@@ -103,6 +105,7 @@ impl ProcessUsage {
             stacks: Vec::new(),
             sched: None,
             syscalls: Vec::new(),
+            sampled_syscalls: Vec::new(),
             spawned: 0,
             net: None,
             faults: None,
@@ -118,6 +121,7 @@ pub struct FinalCounts<'a> {
     pub stacks: &'a [(StackKey, u64)],
     pub sched: &'a HashMap<u32, SchedStats>,
     pub syscalls: &'a HashMap<SyscallKey, SyscallStats>,
+    pub sampled_syscalls: &'a HashMap<SyscallKey, u64>,
     pub lifecycle: &'a Lifecycle,
     pub net: &'a HashMap<u32, NetStats>,
     pub faults: &'a HashMap<u32, FaultStats>,
@@ -204,18 +208,14 @@ impl ProcessTable {
         on_cpu_ns: &HashMap<u32, u64>,
         counts: &FinalCounts<'_>,
     ) -> Vec<ProcessUsage> {
-        let mut syscalls_by_pid: HashMap<u32, Vec<(u32, SyscallStats)>> = HashMap::new();
-        for (key, stats) in counts.syscalls {
-            syscalls_by_pid
-                .entry(key.tgid)
-                .or_default()
-                .push((key.nr, *stats));
-        }
+        let mut syscalls_by_pid = by_tgid(counts.syscalls);
+        let mut sampled_by_pid = by_tgid(counts.sampled_syscalls);
         let spawned = self.spawned(counts.lifecycle);
         let mut pids: Vec<u32> = on_cpu_ns
             .keys()
             .chain(counts.sched.keys())
             .chain(syscalls_by_pid.keys())
+            .chain(sampled_by_pid.keys())
             .chain(counts.net.keys())
             .chain(counts.io.keys())
             .chain(counts.faults.keys())
@@ -234,6 +234,7 @@ impl ProcessTable {
                     stacks: Vec::new(),
                     sched: counts.sched.get(&pid).copied(),
                     syscalls: syscalls_by_pid.remove(&pid).unwrap_or_default(),
+                    sampled_syscalls: sampled_by_pid.remove(&pid).unwrap_or_default(),
                     spawned: spawned.get(&pid).copied().unwrap_or(0),
                     net: counts.net.get(&pid).copied(),
                     faults: counts.faults.get(&pid).copied(),
@@ -299,6 +300,7 @@ impl ProcessTable {
             .keys()
             .chain(counts.sched.keys())
             .chain(per_pid.syscalls.keys())
+            .chain(per_pid.sampled_syscalls.keys())
             .chain(counts.io.keys())
             .chain(per_pid.offcpu.keys())
             .chain(counts.net.keys())
@@ -336,6 +338,7 @@ struct End {
 struct PerPid {
     stacks: HashMap<u32, HashMap<StackPair, u64>>,
     syscalls: HashMap<u32, Vec<(u32, SyscallStats)>>,
+    sampled_syscalls: HashMap<u32, Vec<(u32, u64)>>,
     offcpu: HashMap<u32, Vec<(StackPair, u64)>>,
 }
 
@@ -343,7 +346,8 @@ impl PerPid {
     fn of(counts: &FinalCounts<'_>) -> Self {
         let mut per_pid = Self {
             stacks: HashMap::new(),
-            syscalls: HashMap::new(),
+            syscalls: by_tgid(counts.syscalls),
+            sampled_syscalls: by_tgid(counts.sampled_syscalls),
             offcpu: HashMap::new(),
         };
         for (key, count) in counts.stacks {
@@ -353,10 +357,6 @@ impl PerPid {
                 .or_default()
                 .entry((key.user_stack_id, key.kernel_stack_id))
                 .or_default() += count;
-        }
-        for (key, stats) in counts.syscalls {
-            let calls = per_pid.syscalls.entry(key.tgid).or_default();
-            calls.push((key.nr, *stats));
         }
         for (key, ns) in counts.offcpu {
             let blocked = per_pid.offcpu.entry(key.tgid).or_default();
@@ -371,6 +371,7 @@ impl PerPid {
         let pid = usage.identity.pid;
         usage.sched = counts.sched.get(&pid).copied();
         usage.syscalls = self.syscalls.remove(&pid).unwrap_or_default();
+        usage.sampled_syscalls = self.sampled_syscalls.remove(&pid).unwrap_or_default();
         usage.net = counts.net.get(&pid).copied();
         usage.faults = counts.faults.get(&pid).copied();
         usage.io = counts.io.get(&pid).copied();
@@ -466,3 +467,12 @@ fn after_exec(identity: &mut ProcessIdentity, at: u64, comm: &str, source: &impl
 
 #[cfg(test)]
 mod tests;
+
+/// Per-(process, syscall) figures grouped by process, as (syscall number, figure) lists.
+fn by_tgid<V: Copy>(figures: &HashMap<SyscallKey, V>) -> HashMap<u32, Vec<(u32, V)>> {
+    let mut grouped: HashMap<u32, Vec<(u32, V)>> = HashMap::new();
+    for (key, figure) in figures {
+        grouped.entry(key.tgid).or_default().push((key.nr, *figure));
+    }
+    grouped
+}

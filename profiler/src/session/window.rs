@@ -268,6 +268,7 @@ fn counts<'a>(
         stacks,
         sched: &delta.sched,
         syscalls: &delta.syscalls,
+        sampled_syscalls: &delta.sampled_syscalls,
         lifecycle,
         net: &delta.net,
         faults: &delta.faults,

@@ -45,6 +45,7 @@ fn sample() -> Report {
                     function: "spin".to_owned(),
                     percent: 99.0,
                 }),
+                in_syscalls: None,
             },
             sched: Some(Sched {
                 runq_wait_ns: 1_000,

@@ -58,6 +58,8 @@ fn counts(stacks: &[(StackKey, u64)]) -> FinalCounts<'_> {
         std::sync::LazyLock::new(HashMap::new);
     static NO_SYSCALLS: std::sync::LazyLock<HashMap<SyscallKey, SyscallStats>> =
         std::sync::LazyLock::new(HashMap::new);
+    static NO_SAMPLED: std::sync::LazyLock<HashMap<SyscallKey, u64>> =
+        std::sync::LazyLock::new(HashMap::new);
     static NO_NET: std::sync::LazyLock<HashMap<u32, NetStats>> =
         std::sync::LazyLock::new(HashMap::new);
     static NO_FAULTS: std::sync::LazyLock<HashMap<u32, FaultStats>> =
@@ -72,6 +74,7 @@ fn counts(stacks: &[(StackKey, u64)]) -> FinalCounts<'_> {
         stacks,
         sched: &NO_SCHED,
         syscalls: &NO_SYSCALLS,
+        sampled_syscalls: &NO_SAMPLED,
         lifecycle: &FORKS,
         net: &NO_NET,
         faults: &NO_FAULTS,

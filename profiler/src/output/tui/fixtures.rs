@@ -27,6 +27,7 @@ fn process(pid: u32, comm: &str, cores: f64, rss: Option<u64>) -> Process {
             cores,
             host_percent: cores * 50.0,
             hottest: None,
+            in_syscalls: None,
         },
         sched: Some(Sched {
             runq_wait_ns: (cores * 400e6) as u64,
