@@ -49,10 +49,26 @@ pub struct RecordArgs {
     /// Stack samples per second on each CPU.
     #[arg(long, default_value_t = 19, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     pub frequency: u64,
-    /// Signals to measure, comma-separated. The default leaves out off-CPU stacks, syscall time
-    /// and a perf sample per page fault: they cost too much to run all the time.
+    /// Signals measured all the time, comma-separated. The default leaves out every hook that
+    /// runs per syscall or per packet (syscalls, syscall-time, net), off-CPU stacks and a perf
+    /// sample per page fault: they cost a busy service too much to run all the time. Syscalls
+    /// and net attach for an incident when a trigger fires (see --escalate-*).
     #[arg(long, value_enum, value_delimiter = ',', default_values_t = Signal::defaults(signals::Command::Record))]
     pub signals: Vec<Signal>,
+    /// Never attach the exact probes for an incident: measure only --signals (list syscalls
+    /// and net there to have them all the time).
+    #[arg(long)]
+    pub no_escalate: bool,
+    /// How long an incident's exact probes stay attached.
+    #[arg(long, default_value = "10s", value_parser = parse_window, conflicts_with = "no_escalate")]
+    pub escalate_for: Duration,
+    /// Quiet time after an incident before the next may start.
+    #[arg(long, default_value = "5m", value_parser = parse_duration, conflicts_with = "no_escalate")]
+    pub escalate_cooldown: Duration,
+    /// CPU inside syscalls (sampled, in cores) that makes a process an incident's trigger once
+    /// it held for two ticks; a firing alert is one too.
+    #[arg(long, default_value_t = 0.5, value_parser = parse_cores, conflicts_with = "no_escalate")]
+    pub escalate_syscall_cores: f64,
     /// Address of the Prometheus /metrics endpoint; loopback unless told otherwise.
     #[arg(long, default_value = "127.0.0.1:9464", value_name = "ADDR")]
     pub metrics: std::net::SocketAddr,
@@ -197,6 +213,16 @@ pub fn parse_window(text: &str) -> Result<Duration, String> {
         return Err("must be at least 1s".to_owned());
     }
     Ok(duration)
+}
+
+/// A share of CPU in cores: positive and finite (an escalation threshold).
+pub fn parse_cores(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(cores) if cores.is_finite() && cores > 0.0 => Ok(cores),
+        _ => Err(format!(
+            "{text:?} is not a number of cores above 0, e.g. 0.5"
+        )),
+    }
 }
 
 /// A `top` refresh: shorter ones measure too little to be readable and cost more than they show.

@@ -32,7 +32,7 @@ pub mod fuzzing {
         ProcessStacks,
         flamegraph::{Picture, render_diff, render_stacks},
         folded::{MAX_TOTAL, parse as parse_folded, render as render_folded},
-        windows::{parse_name as parse_window_name, window_name},
+        windows::{WindowKind, parse_name as parse_window_name},
     };
     pub use crate::probes::{privileges::effective_caps, tracefs::field_offset};
     pub use crate::symbolize::build_id::read_from as read_build_id;

@@ -124,7 +124,8 @@ pub const SIGNALS: [Declaration; 9] = [
         signal: Signal::Syscalls,
         name: "syscalls",
         probes: &["raw_tracepoint sys_enter"],
-        default_in: ALL,
+        // record attaches it for incidents only: a hook per syscall costs a busy service most.
+        default_in: &[Command::Diagnose, Command::Top],
         cost: Cost::PerSyscall,
         fills: &["syscalls"],
         needs: None,
@@ -157,7 +158,8 @@ pub const SIGNALS: [Declaration; 9] = [
             "tracepoint sock:sock_send_length",
             "tracepoint sock:sock_recv_length",
         ],
-        default_in: ALL,
+        // record attaches it for incidents only, like syscalls.
+        default_in: &[Command::Diagnose, Command::Top],
         cost: Cost::PerPacket,
         fills: &["net"],
         needs: None,
@@ -390,15 +392,12 @@ mod tests {
         let record = Signal::defaults(Command::Record);
         assert_eq!(
             record,
-            [
-                Signal::Cpu,
-                Signal::Sched,
-                Signal::Syscalls,
-                Signal::Processes,
-                Signal::Net,
-                Signal::Io
-            ]
+            [Signal::Cpu, Signal::Sched, Signal::Processes, Signal::Io]
         );
+        // What runs all the time never runs per syscall or per packet: incidents attach those.
+        for d in SIGNALS.iter().filter(|d| d.default_in.contains(&Command::Record)) {
+            assert!(d.cost < Cost::PerPacket, "{} is too dear for record", d.name);
+        }
         assert_eq!(Signal::defaults(Command::Diagnose).len(), SIGNALS.len());
         let top = Signal::defaults(Command::Top);
         assert!(top.contains(&Signal::Mem) && !top.contains(&Signal::Offcpu));

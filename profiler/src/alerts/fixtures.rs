@@ -39,6 +39,7 @@ pub fn report(secs: f64) -> Report {
         verdict: String::new(),
         own_cost: None,
         timeline: crate::report::Timeline::default(),
+        incident: None,
     }
 }
 

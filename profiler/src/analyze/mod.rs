@@ -5,6 +5,7 @@ mod io;
 mod sched;
 mod spawn;
 mod syscalls;
+pub mod triggers;
 mod verdict;
 
 use std::{
@@ -135,6 +136,7 @@ pub fn build_report(
         verdict: String::new(),
         own_cost: None,
         timeline: Timeline::default(),
+        incident: None,
     };
     report.verdict = verdict::verdict(&report);
     report

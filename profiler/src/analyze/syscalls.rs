@@ -74,7 +74,8 @@ pub fn sampled(list: &[(u32, u64)], samples: u64, period_ns: u64) -> SampledSysc
     top.truncate(TOP);
     SampledSyscalls {
         samples: in_syscalls,
-        percent: round3(in_syscalls as f64 * 100.0 / samples.max(1) as f64),
+        // A tick's report takes no stack counts, so its sample total can be zero.
+        percent: round3(in_syscalls as f64 * 100.0 / samples.max(in_syscalls).max(1) as f64),
         est_time_ns: in_syscalls * period_ns,
         top,
     }
@@ -106,8 +107,11 @@ pub fn suspects(processes: &[report::Process], facts: &RunFacts) -> Vec<Scored> 
                 ));
             }
             let suspect = Suspect::new(p.pid, &p.comm, Resource::Syscalls, s.per_second, reason);
-            // Scored by the CPU capacity spent inside its syscalls, like the other resources.
-            let score = s.time_ns as f64 / 1e9 / facts.seconds() / facts.cpus();
+            // Scored by the CPU capacity spent inside its syscalls, like the other resources:
+            // timed by the exit hook, or else estimated from the samples taken inside them.
+            let sampled = p.cpu.in_syscalls.as_ref().map_or(0, |s| s.est_time_ns);
+            let inside_ns = if s.time_ns > 0 { s.time_ns } else { sampled };
+            let score = inside_ns as f64 / 1e9 / facts.seconds() / facts.cpus();
             (score, suspect)
         })
         .collect()

@@ -1,28 +1,36 @@
 //! `profiler record`: runs until stopped, writing a report per window, refreshing the metrics
 //! and evaluating alert rules every tick; the session keeps the kernel maps bounded by
-//! forgetting processes once their last window is written.
+//! forgetting processes once their last window is written. A trigger attaches the exact probes
+//! for an incident window (see `escalation`).
 
-use std::{path::Path, time::Duration};
+mod escalation;
+mod setup;
 
 use anyhow::Context as _;
 
+use self::{
+    escalation::{Escalator, Step},
+    setup::{TICK, put},
+};
 use super::out_dir::OutDir;
 use crate::{
-    alerts::{Alerter, engine::Engine, rule::rules_from_args, sink::Sink},
+    alerts::{Alerter, engine::Engine, event::AlertState, rule::rules_from_args, sink::Sink},
+    analyze::triggers,
     cli::RecordArgs,
     error::usage,
-    metrics::{Exporter, Metrics},
-    model::cmdline::Cmdlines,
-    output::{self, store::Store},
+    metrics::Exporter,
+    output::{self, store::Store, windows::WindowKind},
     probes,
-    session::{Config, PhaseClock, Session, Stops, Symbolization, WindowReport},
+    session::{PhaseClock, Session, Stops},
 };
 
-/// How often alerts are evaluated and metrics refreshed.
-const TICK: Duration = Duration::from_secs(1);
-
 pub async fn run(args: RecordArgs) -> anyhow::Result<()> {
-    let rules = rules_from_args(&args.alerts).map_err(|err| usage(err.to_string()))?;
+    let mut rules = rules_from_args(&args.alerts).map_err(|err| usage(err.to_string()))?;
+    if args.alerts.is_empty() {
+        // A default rule on a signal left off would only warn: the syscall and net ones wait
+        // for --signals to name their signals, and incidents cover those figures meanwhile.
+        rules.retain(|rule| args.signals.contains(&rule.signal()));
+    }
     if let Some(command) = &args.on_alert {
         Sink::check_hook(command).map_err(|err| usage(err.to_string()))?;
     }
@@ -49,6 +57,7 @@ struct Recorder {
     alerts: Alerter,
     exporter: Option<Exporter>,
     store: Store,
+    escalator: Option<Escalator>,
 }
 
 impl Recorder {
@@ -60,7 +69,7 @@ impl Recorder {
             false => Some(Exporter::start(args.metrics, args.top as usize).await?),
             true => None,
         };
-        let session = Session::start(config(args), PhaseClock::start(), stops).await?;
+        let session = Session::start(setup::config(args), PhaseClock::start(), stops).await?;
         let sink = Sink::new(&args.out, args.on_alert.as_deref(), args.on_alert_timeout)
             .map_err(|err| usage(err.to_string()))?;
         let html = match args.html {
@@ -83,6 +92,7 @@ impl Recorder {
             alerts,
             exporter,
             store,
+            escalator: setup::escalator(args),
         })
     }
 
@@ -97,26 +107,70 @@ impl Recorder {
         let events = self
             .alerts
             .evaluate(&tick.report, tick.at, |pid| session.top_stacks(pid))?;
-        for event in events {
+        for event in &events {
             if let Some(metrics) = metrics {
                 metrics.alert(event.state);
             }
         }
+        if let Some(escalator) = &mut self.escalator {
+            let fired = events.iter().find(|e| e.state == AlertState::Firing);
+            let alert = fired.map(|e| triggers::alert_trigger(&e.rule, e.pid, &e.comm));
+            match escalator.tick(&tick.report, alert, tick.at).await? {
+                Some(Step::Started(kind)) => {
+                    if let Some(metrics) = metrics {
+                        metrics.escalation(kind);
+                    }
+                }
+                Some(Step::Ended(window)) => {
+                    put(
+                        &mut self.store,
+                        &window,
+                        WindowKind::Incident,
+                        &args.out,
+                        metrics,
+                    )?;
+                }
+                None => {}
+            }
+        }
         if tick.window_due {
             let window = self.session.window().await?;
-            put(&mut self.store, &window, &args.out, metrics)?;
+            put(
+                &mut self.store,
+                &window,
+                WindowKind::Regular,
+                &args.out,
+                metrics,
+            )?;
         }
         Ok(())
     }
 
     /// Writes the last window, stops serving and waits for the alert hooks.
     async fn stop(mut self, args: &RecordArgs) -> anyhow::Result<()> {
+        if let Some(escalator) = &mut self.escalator
+            && let Some(incident) = escalator.finish().await?
+        {
+            put(
+                &mut self.store,
+                &incident,
+                WindowKind::Incident,
+                &args.out,
+                None,
+            )?;
+        }
         let (window, _, released) = self
             .session
             .finish()
             .await
             .context("reading the last window")?;
-        put(&mut self.store, &window, &args.out, None)?;
+        put(
+            &mut self.store,
+            &window,
+            WindowKind::Regular,
+            &args.out,
+            None,
+        )?;
         released.wait();
         self.alerts.sink.drain().await;
         if args.on_alert.is_some() {
@@ -136,48 +190,4 @@ impl Recorder {
         );
         Ok(())
     }
-}
-
-/// Record's session: ticks a second, windows of `--window`, symbolized window by window.
-fn config(args: &RecordArgs) -> Config {
-    Config {
-        frequency_hz: args.frequency,
-        signals: args.signals.clone(),
-        cmdlines: Cmdlines::redacted(args.redact),
-        only_pids: Vec::new(),
-        tick: TICK,
-        window: Some(args.window),
-        symbolization: Symbolization::PerWindow,
-        what_next: format!(
-            "recording {} windows into {} (SIGINT or SIGTERM ends the current window and stops)",
-            humantime::format_duration(args.window),
-            args.out.display()
-        ),
-    }
-}
-
-/// Writes a window into its directory under `--out` and prunes old ones; a window that cannot
-/// be written is lost and counted.
-fn put(
-    store: &mut Store,
-    window: &WindowReport,
-    out: &Path,
-    metrics: Option<&Metrics>,
-) -> anyhow::Result<()> {
-    let WindowReport {
-        report,
-        usage,
-        folded,
-        started_at,
-    } = window;
-    let stored = store.put(*started_at, (report, usage, folded));
-    let said = stored
-        .map_err(|err| crate::error::output_write(err, out))?
-        .say(out);
-    match (metrics, said) {
-        (Some(metrics), Ok(())) => metrics.window_written(),
-        (Some(metrics), Err(because)) => metrics.window_failed(because),
-        (None, _) => {}
-    }
-    Ok(())
 }

@@ -21,7 +21,7 @@ pub use server::serve;
 use crate::{
     alerts::event::AlertState,
     output::store::LostBecause,
-    report::{App, OwnCost, Process, Report},
+    report::{App, OwnCost, Process, Report, TriggerKind},
     signals::{Signal, SignalState},
 };
 
@@ -47,6 +47,11 @@ struct KindLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReasonLabels {
     reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TriggerLabels {
+    trigger: String,
 }
 
 /// What a per-process value needs besides the process.
@@ -174,6 +179,7 @@ struct Families {
     windows: CounterF,
     windows_failed: Family<ReasonLabels, CounterF>,
     alerts: Family<KindLabels, CounterF>,
+    escalations: Family<TriggerLabels, CounterF>,
 }
 
 /// The registry and its metrics; updates and scrapes take turns so a scrape never sees half a
@@ -250,6 +256,11 @@ fn families(registry: &mut Registry) -> Families {
         alerts: reg!(
             "profiler_alerts",
             "Alert events, by kind (firing or resolved)",
+            Family::default()
+        ),
+        escalations: reg!(
+            "profiler_escalations",
+            "Incidents: times record attached its exact probes, by trigger (syscalls, alert)",
             Family::default()
         ),
     }
@@ -406,6 +417,16 @@ impl Metrics {
             .get_or_create(&KindLabels {
                 kind: state.as_str().to_owned(),
             })
+            .inc();
+    }
+
+    pub fn escalation(&self, trigger: TriggerKind) {
+        let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let trigger = trigger.as_str().to_owned();
+        inner
+            .1
+            .escalations
+            .get_or_create(&TriggerLabels { trigger })
             .inc();
     }
 

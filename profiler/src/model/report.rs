@@ -45,6 +45,44 @@ pub struct Report {
     /// windows, and absent from reports written before it existed.
     #[serde(default)]
     pub timeline: Timeline,
+    /// Why `record` attached its exact probes for this window: only in incident windows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident: Option<Incident>,
+}
+
+/// What set off an incident window, and what was attached for it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Incident {
+    pub trigger: TriggerKind,
+    /// The process that set it off, when one did.
+    pub pid: Option<u32>,
+    pub comm: Option<String>,
+    /// What the always-on figures showed, in words.
+    pub reason: String,
+    /// RFC 3339: when the trigger fired.
+    pub fired_at: String,
+    /// The signals attached for the incident on top of the always-on ones.
+    pub escalated: Vec<Signal>,
+}
+
+/// What kind of figure set off an incident.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TriggerKind {
+    /// A process spent a large share of a core inside syscalls (sampled).
+    Syscalls,
+    /// An alert rule fired.
+    Alert,
+}
+
+impl TriggerKind {
+    /// As report.json and the metrics' `trigger` label spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Syscalls => "syscalls",
+            Self::Alert => "alert",
+        }
+    }
 }
 
 fn measured_throughout() -> f64 {

@@ -7,7 +7,7 @@ use std::{io, path::Path, path::PathBuf, time::Duration};
 
 use super::{
     HtmlReport,
-    windows::{self, Pruned, Retention},
+    windows::{self, Pruned, Retention, WindowKind},
 };
 use crate::{model::ProcessUsage, report::Report, symbolize::Folded};
 
@@ -137,12 +137,12 @@ impl Store {
     /// one more try. Errors only with `--exit-on-write-error` (or when pruning fails).
     pub fn put(
         &mut self,
-        started_at: jiff::Timestamp,
+        start: (jiff::Timestamp, WindowKind),
         (report, usage, folded): (&Report, &[ProcessUsage], &Folded),
     ) -> anyhow::Result<Stored> {
         let write = |store: &Self| {
             let root = store.retention.root();
-            windows::write_report(root, started_at, report, usage, folded, store.html)
+            windows::write_report(root, start, report, usage, folded, store.html)
         };
         let mut made_room = Vec::new();
         let mut written = write(self);

@@ -26,17 +26,40 @@ const STALE_STAGING: Duration = Duration::from_secs(600);
 /// Basic ISO 8601 in UTC with milliseconds: sortable, and free of `:` for any filesystem.
 const NAME_FORMAT: &str = "%Y%m%dT%H%M%S%.3fZ";
 
+/// What an incident window's name ends in, after its start.
+const INCIDENT_SUFFIX: &str = "-incident";
+
+/// What a window directory holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WindowKind {
+    /// One of the regular windows that follow each other.
+    Regular,
+    /// The exact probes an escalation attached, overlapping the regular windows of its time.
+    Incident,
+}
+
+impl WindowKind {
+    /// The directory name of a window of this kind starting at `start`.
+    pub fn name(self, start: jiff::Timestamp) -> String {
+        match self {
+            Self::Regular => window_name(start),
+            Self::Incident => format!("{}{INCIDENT_SUFFIX}", window_name(start)),
+        }
+    }
+}
+
 pub fn window_name(start: jiff::Timestamp) -> String {
     start.strftime(NAME_FORMAT).to_string()
 }
 
-/// The start of the window `name` names: only names [`window_name`] writes, so retention never
-/// takes a foreign directory (a negative year, another fraction length) for a window.
+/// The start of the window `name` names: only names [`WindowKind::name`] writes, so retention
+/// never takes a foreign directory (a negative year, another fraction length) for a window.
 pub fn parse_name(name: &str) -> Option<jiff::Timestamp> {
-    let stamp = name.strip_suffix('Z')?;
+    let regular = name.strip_suffix(INCIDENT_SUFFIX).unwrap_or(name);
+    let stamp = regular.strip_suffix('Z')?;
     let civil = jiff::civil::DateTime::strptime("%Y%m%dT%H%M%S%.f", stamp).ok()?;
     let start = civil.to_zoned(jiff::tz::TimeZone::UTC).ok()?.timestamp();
-    (window_name(start) == name).then_some(start)
+    (window_name(start) == regular).then_some(start)
 }
 
 /// Writes one window: `fill` writes the files into a hidden directory marked as the
@@ -70,13 +93,13 @@ pub fn write_window(
 /// started.
 pub fn write_report(
     root: &Dir,
-    started_at: jiff::Timestamp,
+    (started_at, kind): (jiff::Timestamp, WindowKind),
     report: &Report,
     usage: &[ProcessUsage],
     folded: &Folded,
     html: HtmlReport,
 ) -> anyhow::Result<PathBuf> {
-    write_window(root, &window_name(started_at), |dir| {
+    write_window(root, &kind.name(started_at), |dir| {
         super::write_usage(dir, report, usage, folded, &[], html)
     })
 }
@@ -270,6 +293,10 @@ mod tests {
         assert!(a < b);
         assert_eq!(parse_name(&a), Some(at("2026-11-24T09:05:00.120Z")));
         assert_eq!(parse_name(".20261124T090500.120Z.x"), None);
+        let incident = WindowKind::Incident.name(at("2026-11-24T09:05:00.120Z"));
+        assert_eq!(incident, "20261124T090500.120Z-incident");
+        assert_eq!(parse_name(&incident), Some(at("2026-11-24T09:05:00.120Z")));
+        assert_eq!(parse_name("20261124T090500.120Z-incident-incident"), None);
     }
 
     #[test]

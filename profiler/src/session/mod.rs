@@ -30,7 +30,7 @@ use crate::{
         own_cost::{BpfStats, OwnCostMeter},
     },
     model::{Leader, Mapping, ProcessUsage, cmdline::Cmdlines, table::Procfs},
-    probes::Probes,
+    probes::{self, Probes},
     report::{OwnCost, Report},
     signals::{Signal, SignalState},
     symbolize::{self, Folded, FoldedStack},
@@ -194,11 +194,28 @@ impl Session {
             Symbolization::PerWindow => None,
         };
         let probes = attach::attach(config.frequency_hz, &config.signals, stops).await?;
+        attach::announce(&probes, config.frequency_hz, &config.what_next);
+        clock.lap(|p| &mut p.attach);
+        Self::measure(config, clock, probes, symbolizer)
+    }
+
+    /// A second, short session beside a running one: the exact probes an escalation attaches.
+    /// Not announced and not stopped by a signal: the running session's owner does both.
+    pub fn escalate(config: Config) -> anyhow::Result<Self> {
+        let probes = probes::attach(config.frequency_hz, probes::Selection::of(&config.signals))?;
+        Self::measure(config, PhaseClock::start(), probes, None)
+    }
+
+    /// Takes the first reading of attached probes: from here on the session measures.
+    fn measure(
+        config: Config,
+        clock: PhaseClock,
+        probes: Probes,
+        symbolizer: Option<symbolize::Worker>,
+    ) -> anyhow::Result<Self> {
         // Without the stack maps, the largest to walk: what they hold is the few samples taken
         // since the programs attached, which belong to the first window anyway.
         let first = Reading::take(&Collector::new(&probes.ebpf), false)?;
-        attach::announce(&probes, config.frequency_hz, &config.what_next);
-        clock.lap(|p| &mut p.attach);
         let bpf_stats = BpfStats::sample(STATS_SLICE, STATS_PERIOD);
         let mut window = Window::start_from((first.at, first.at_wall), &probes.ebpf, &bpf_stats);
         window.base = first.figures.clone();

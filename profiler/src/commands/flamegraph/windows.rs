@@ -32,6 +32,8 @@ pub struct Window {
 struct WindowReport {
     started_at: String,
     duration_s: f64,
+    /// Present in incident windows, whose samples the regular windows of their time hold too.
+    incident: Option<serde::de::IgnoredAny>,
 }
 
 /// Whether `dir` holds at least one window, i.e. was written by `profiler record`.
@@ -81,13 +83,17 @@ pub fn list(dir: &Path) -> anyhow::Result<Vec<Window>> {
                 return Err(usage(format!("cannot read {}: {err}", report.display())));
             }
         };
-        windows.push(window(path, &report, &bytes)?);
+        if let Some(window) = window(path, &report, &bytes)? {
+            windows.push(window);
+        }
     }
     windows.sort_by(|a, b| (a.started, &a.dir).cmp(&(b.started, &b.dir)));
     Ok(windows)
 }
 
-pub fn window(dir: PathBuf, report: &Path, bytes: &[u8]) -> anyhow::Result<Window> {
+/// The window `report` describes; `None` for an incident window, whose samples the regular
+/// windows of its time hold too (merged, they would count twice).
+pub fn window(dir: PathBuf, report: &Path, bytes: &[u8]) -> anyhow::Result<Option<Window>> {
     let shown = report.display();
     let parsed: WindowReport = serde_json::from_slice(bytes).map_err(|err| {
         usage(format!(
@@ -110,11 +116,11 @@ pub fn window(dir: PathBuf, report: &Path, bytes: &[u8]) -> anyhow::Result<Windo
                 parsed.duration_s
             ))
         })?;
-    Ok(Window {
+    Ok(parsed.incident.is_none().then_some(Window {
         dir,
         started,
         ended,
-    })
+    }))
 }
 
 /// Windows that started at most `since` before `now` and ended at least `until` before it.

@@ -157,6 +157,14 @@ fn sample() -> Report {
                 runq_wait_ratio: vec![0.0, 0.02, 0.0],
             }],
         },
+        incident: Some(Incident {
+            trigger: TriggerKind::Syscalls,
+            pid: Some(10),
+            comm: Some("burner".to_owned()),
+            reason: "spent 0.90 cores inside syscalls".to_owned(),
+            fired_at: "2026-01-01T10:00:02.000Z".to_owned(),
+            escalated: vec![Signal::Syscalls, Signal::Net],
+        }),
     }
 }
 

@@ -154,5 +154,6 @@ pub fn report() -> Report {
         verdict: "burner (pid 4242) is eating 0.98 cores".to_owned(),
         own_cost: None,
         timeline: crate::report::Timeline::default(),
+        incident: None,
     }
 }

@@ -1,0 +1,83 @@
+//! How `record` is set up from its arguments (its session, its escalation policy), and how a
+//! finished window is stored and counted.
+
+use std::{path::Path, time::Duration};
+
+use super::escalation::{Base, Escalator, Policy};
+use crate::{
+    analyze::triggers::Thresholds,
+    cli::RecordArgs,
+    metrics::Metrics,
+    model::cmdline::Cmdlines,
+    output::{store::Store, windows::WindowKind},
+    session::{Config, Symbolization, WindowReport},
+};
+
+/// How often alerts are evaluated, metrics refreshed and triggers judged.
+pub const TICK: Duration = Duration::from_secs(1);
+
+/// Record's session: ticks a second, windows of `--window`, symbolized window by window.
+pub fn config(args: &RecordArgs) -> Config {
+    Config {
+        frequency_hz: args.frequency,
+        signals: args.signals.clone(),
+        cmdlines: Cmdlines::redacted(args.redact),
+        only_pids: Vec::new(),
+        tick: TICK,
+        window: Some(args.window),
+        symbolization: Symbolization::PerWindow,
+        what_next: format!(
+            "recording {} windows into {} (SIGINT or SIGTERM ends the current window and stops)",
+            humantime::format_duration(args.window),
+            args.out.display()
+        ),
+    }
+}
+
+/// The escalation `--escalate-*` ask for; none with `--no-escalate` or when the always-on
+/// signals already hold every exact one.
+pub fn escalator(args: &RecordArgs) -> Option<Escalator> {
+    if args.no_escalate {
+        return None;
+    }
+    let policy = Policy {
+        thresholds: Thresholds {
+            syscall_cores: args.escalate_syscall_cores,
+            ..Thresholds::default()
+        },
+        length: args.escalate_for,
+        cooldown: args.escalate_cooldown,
+    };
+    let base = Base {
+        frequency_hz: args.frequency,
+        cmdlines: Cmdlines::redacted(args.redact),
+    };
+    Escalator::new(policy, &args.signals, base)
+}
+
+/// Writes a window into its directory under `--out` and prunes old ones; a window that cannot
+/// be written is lost and counted.
+pub fn put(
+    store: &mut Store,
+    window: &WindowReport,
+    kind: WindowKind,
+    out: &Path,
+    metrics: Option<&Metrics>,
+) -> anyhow::Result<()> {
+    let WindowReport {
+        report,
+        usage,
+        folded,
+        started_at,
+    } = window;
+    let stored = store.put((*started_at, kind), (report, usage, folded));
+    let said = stored
+        .map_err(|err| crate::error::output_write(err, out))?
+        .say(out);
+    match (metrics, said) {
+        (Some(metrics), Ok(())) => metrics.window_written(),
+        (Some(metrics), Err(because)) => metrics.window_failed(because),
+        (None, _) => {}
+    }
+    Ok(())
+}
