@@ -395,8 +395,15 @@ mod tests {
             [Signal::Cpu, Signal::Sched, Signal::Processes, Signal::Io]
         );
         // What runs all the time never runs per syscall or per packet: incidents attach those.
-        for d in SIGNALS.iter().filter(|d| d.default_in.contains(&Command::Record)) {
-            assert!(d.cost < Cost::PerPacket, "{} is too dear for record", d.name);
+        for d in SIGNALS
+            .iter()
+            .filter(|d| d.default_in.contains(&Command::Record))
+        {
+            assert!(
+                d.cost < Cost::PerPacket,
+                "{} is too dear for record",
+                d.name
+            );
         }
         assert_eq!(Signal::defaults(Command::Diagnose).len(), SIGNALS.len());
         let top = Signal::defaults(Command::Top);

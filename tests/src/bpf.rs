@@ -62,6 +62,27 @@ pub fn loaded_programs(test: &str) -> Option<Vec<u64>> {
     )
 }
 
+/// Names of the BPF programs `pid` holds, as bpftool shows them (the kernel keeps 15 bytes of
+/// a name). A program the profiler did not attach is not loaded, so this is what it attached.
+pub fn program_names_held_by(pid: u32) -> Vec<String> {
+    let held = programs_held_by(pid);
+    let output = Command::new("bpftool")
+        .args(["-j", "prog", "show"])
+        .output()
+        .unwrap_or_else(|err| panic!("bpftool not runnable ({err}); run cargo xtask setup"));
+    let programs: Value = serde_json::from_slice(&output.stdout).expect("bpftool JSON");
+    let mut names: Vec<String> = programs
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .filter(|p| p["id"].as_u64().is_some_and(|id| held.contains(&id)))
+        .filter_map(|p| Some(p["name"].as_str()?.to_owned()))
+        .collect();
+    names.sort();
+    names
+}
+
 /// Waits until bpftool lists none of `ids` (the kernel frees a program once its last fd closes,
 /// which a killed process's exit does, give or take a moment); panics naming those left.
 pub fn assert_programs_unloaded(test: &str, ids: &[u64]) {

@@ -102,6 +102,21 @@ impl ProfilerRun {
         }
     }
 
+    /// Blocks until a stderr line starting with `prefix` appears, at most `timeout`; returns it,
+    /// or `None` on timeout or once stderr closes. Lines passed over are not seen again here
+    /// (the full stderr is still in [`Finished`]).
+    pub fn wait_line(&mut self, prefix: &str, timeout: Duration) -> Option<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.stderr_lines.recv_timeout(left) {
+                Ok(line) if line.starts_with(prefix) => return Some(line),
+                Ok(_) => {}
+                Err(_) => return None,
+            }
+        }
+    }
+
     pub fn signal(&self, signal: libc::c_int) {
         let pid = libc::pid_t::try_from(self.pid()).expect("pid fits pid_t");
         // SAFETY: kill has no memory-safety preconditions; the child is unreaped, so the pid
@@ -196,6 +211,15 @@ impl Finished {
 
 /// Runs `profiler diagnose <args>` to completion, killing it after `timeout`; for runs that
 /// need nothing from the test while they last.
+/// Starts `profiler record --out root` with `args` and waits until it has attached.
+pub fn record_into(root: &Path, args: &[&str]) -> ProfilerRun {
+    let mut command = profiler_command();
+    command.arg("record").arg("--out").arg(root).args(args);
+    let mut run = ProfilerRun::start(command);
+    run.wait_attached();
+    run
+}
+
 pub fn diagnose(args: &[&str], cwd: &Path, timeout: Duration) -> Finished {
     let mut command = profiler_command();
     command.arg("diagnose").args(args).current_dir(cwd);

@@ -13,8 +13,8 @@ use std::{
 use profiler_tests::{
     ProfilerRun, REPORT_GRACE, Workload, assert_matches_schema, assert_programs_unloaded,
     cpu_seconds, free_port, http_get, loaded_programs, number, process_entry, profiler_command,
-    programs_held_by, read_json, record_windows, require_root, serial, skip_or_fail, tempdir, utf8,
-    windows_written,
+    programs_held_by, read_json, record_into, record_windows, require_root, serial, skip_or_fail,
+    tempdir, utf8, windows_written,
 };
 use serde_json::Value;
 
@@ -30,13 +30,7 @@ const RETENTION: &str = "5s";
 const RUN: Duration = Duration::from_secs(11);
 
 fn record(root: &Path, extra: &[&str]) -> ProfilerRun {
-    let mut command = profiler_command();
-    command
-        .args(["record", "--out", utf8(root), "--window", WINDOW])
-        .args(extra);
-    let mut run = ProfilerRun::start(command);
-    run.wait_attached();
-    run
+    record_into(root, &[&["--window", WINDOW], extra].concat())
 }
 
 #[test]

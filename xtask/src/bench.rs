@@ -4,6 +4,7 @@
 //! privilege handling, timing and alternating rounds.
 
 mod cpu;
+mod escalation;
 mod fidelity;
 mod floor;
 mod machine;
@@ -104,6 +105,9 @@ sub_benches! {
     /// What `profiler record` costs at its defaults: a churn workload untraced and recorded,
     /// then one long recording of a busy, churning host (own CPU with BPF time, memory).
     Record(record::Options),
+    /// Time to incident: a syscall storm or a loopback flood planted under `profiler record` at
+    /// its defaults, until an incident window naming it suspect #1 is on disk.
+    Escalation(escalation::Options),
     /// Time to suspect: launch of `profiler diagnose` to a report naming a planted CPU hog
     /// suspect #1, with the report's own phase timings.
     Suspect(suspect::Options),
@@ -344,6 +348,23 @@ impl From<Timed> for Measured {
             report: None,
         }
     }
+}
+
+/// Measures `workload` under `profiler record` (its defaults but for `extra_args`) writing into
+/// `out`, which is removed afterwards; the figure is the workload's, with the recorder's exit
+/// time after SIGINT.
+fn under_record<T: Into<Measured>>(
+    profiler: &Path,
+    out: &Path,
+    extra_args: &[&str],
+    workload: impl FnOnce() -> Result<T>,
+) -> Result<Measured> {
+    let (figure, stop) = tracer::under_record(profiler, out, extra_args, |_| workload())?;
+    fs::remove_dir_all(out)?;
+    Ok(Measured {
+        report: Some(stop),
+        ..figure.into()
+    })
 }
 
 /// Runs every condition once per round, printing a progress line per run, and returns a row per

@@ -14,9 +14,9 @@ use std::{
 use anyhow::{Context as _, Result};
 
 use super::{
-    Context, Measured, SubBench, prepare, print_header_line,
+    Context, SubBench, prepare, print_header_line,
     results::{Goal, Row},
-    run_rounds, time_workload, tracer,
+    run_rounds, time_workload, tracer, under_record,
 };
 use crate::util;
 
@@ -115,14 +115,12 @@ fn run(ctx: &Context, options: &Options) -> Result<Vec<Row>> {
             Condition::Untraced => Ok(time_workload(&mut churn_workload())?.into()),
             Condition::Record => {
                 let out = scratch.path().join(format!("record-{round}"));
-                let (timed, stop) = tracer::under_record(&profiler, &out, &[], |_| {
-                    time_workload(&mut churn_workload())
-                })?;
-                fs::remove_dir_all(&out)?;
-                Ok(Measured {
-                    report: Some(stop),
-                    ..timed.into()
-                })
+                under_record(
+                    &profiler,
+                    &out,
+                    &[],
+                    || time_workload(&mut churn_workload()),
+                )
             }
         },
     )?;

@@ -15,7 +15,7 @@ use anyhow::{Context as _, Result};
 use super::{
     Context, SubBench, floor, missing_tool, prepare, print_header_line, print_profiler_line,
     results::{Goal, Row, set_goal},
-    run_rounds, time_workload, tracer, under_profiler,
+    run_rounds, time_workload, tracer, under_profiler, under_record,
 };
 use crate::util;
 
@@ -91,7 +91,14 @@ enum Condition {
     Profiler(&'static [&'static str]),
     Bpftrace,
     Syscount,
+    /// `profiler record` with these arguments besides its defaults.
+    Record(&'static [&'static str]),
 }
+
+/// record's always-on tier: what a storm pays between incidents.
+const RECORD: (Condition, &str) = (Condition::Record(&["--no-escalate"]), "record-always-on");
+/// A storm under record's always-on tier, which hooks nothing per syscall.
+const RECORD_GOAL: Goal = Goal::MaxSlowdown(1.05);
 
 const PROFILER_CONDITIONS: [(Condition, &str); 3] = [
     (
@@ -129,6 +136,7 @@ fn run(ctx: &Context, runs: u32, count: u64) -> Result<Vec<Row>> {
     };
     let mut conditions = vec![(Condition::Untraced, "untraced"), (Condition::Floor, FLOOR)];
     conditions.extend(PROFILER_CONDITIONS);
+    conditions.push(RECORD);
     let mut skipped = Vec::new();
     match &bpftrace {
         Some(_) => conditions.push((Condition::Bpftrace, "bpftrace")),
@@ -184,6 +192,17 @@ fn run(ctx: &Context, runs: u32, count: u64) -> Result<Vec<Row>> {
             ),
         );
     }
+    print_header_line(
+        LABEL_WIDTH,
+        RECORD.1,
+        &format!(
+            "{}  (started first; workload once it prints \"profiler: attached\"; then SIGINT)",
+            util::display(
+                tracer::record_command(&profiler, &scratch.path().join("record-N"))?
+                    .args(["--no-escalate"])
+            )
+        ),
+    );
     if let Some(syscount) = &syscount {
         print_header_line(
             LABEL_WIDTH,
@@ -218,6 +237,12 @@ fn run(ctx: &Context, runs: u32, count: u64) -> Result<Vec<Row>> {
                     time_workload(&mut workload())
                 })
             }
+            Condition::Record(extra_args) => {
+                let out = scratch.path().join(format!("record-{round}"));
+                under_record(&profiler, &out, extra_args, || {
+                    time_workload(&mut workload())
+                })
+            }
             // Like perf in `bench cpu`, no report column: their exit prints a map, not a report.
             Condition::Bpftrace => {
                 let (timed, _) = tracer::under(
@@ -246,6 +271,7 @@ fn run(ctx: &Context, runs: u32, count: u64) -> Result<Vec<Row>> {
     for (_, name) in [PROFILER_CONDITIONS[0], PROFILER_CONDITIONS[2]] {
         set_goal(&mut rows, name, GOAL);
     }
+    set_goal(&mut rows, RECORD.1, RECORD_GOAL);
     for row in &mut rows {
         if row.met() == Some(false)
             && let Some(floor) = floor

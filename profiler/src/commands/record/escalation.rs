@@ -111,12 +111,6 @@ impl Escalator {
             (Some(comm), Some(pid)) => format!("{comm} (pid {pid}) "),
             _ => String::new(),
         };
-        let adds: Vec<&str> = self.adds.iter().map(|s| s.name()).collect();
-        eprintln!(
-            "profiler: incident: {who}{}; attaching {} for {length}",
-            trigger.reason,
-            adds.join(", ")
-        );
         let mut signals = vec![Signal::Cpu];
         signals.extend(&self.adds);
         let config = Config {
@@ -130,6 +124,12 @@ impl Escalator {
             what_next: String::new(),
         };
         let session = Session::escalate(config)?;
+        let adds: Vec<&str> = self.adds.iter().map(|s| s.name()).collect();
+        eprintln!(
+            "profiler: incident: {who}{}; attached {} for {length}",
+            trigger.reason,
+            adds.join(", ")
+        );
         let incident = Incident {
             trigger: trigger.kind,
             pid: trigger.pid,
