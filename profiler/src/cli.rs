@@ -197,7 +197,8 @@ pub struct DiagnoseArgs {
     /// What to print on stdout.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
-    /// Signals to measure, comma-separated.
+    /// Signals to measure, comma-separated. All but syscall-time by default: time inside
+    /// syscalls comes from the CPU samples unless it is named.
     #[arg(long, value_enum, value_delimiter = ',', default_values_t = Signal::defaults(signals::Command::Diagnose))]
     pub signals: Vec<Signal>,
     /// Replace command-line arguments (all but the program) with a SHA-256 hash in every
@@ -357,7 +358,6 @@ mod tests {
                 Signal::Sched,
                 Signal::Offcpu,
                 Signal::Syscalls,
-                Signal::SyscallTime,
                 Signal::Processes,
                 Signal::Net,
                 Signal::Mem,

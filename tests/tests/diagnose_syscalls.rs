@@ -38,8 +38,8 @@ fn storm_is_counted_per_syscall_and_named_a_syscalls_suspect() {
         return;
     }
     let _serial = serial();
-    // The default signals: cpu, sched, syscalls and syscall-time.
-    let run = run_storm(&[]);
+    // syscall-time is opt-in: its exit hook costs a storm as much again.
+    let run = run_storm(&["--signals", "cpu,sched,syscalls,syscall-time"]);
     let (report, pid) = (&run.report, run.pid);
     let context = || relevant(report, pid);
     assert_eq!(report["signals"]["syscalls"], "on", "{}", context());
@@ -142,7 +142,8 @@ fn without_syscall_time_counts_stay_and_errors_and_time_are_zero() {
         return;
     }
     let _serial = serial();
-    let run = run_storm(&["--signals", "cpu,syscalls"]);
+    // The default signals, which leave syscall-time out.
+    let run = run_storm(&[]);
     let (report, pid) = (&run.report, run.pid);
     let context = || relevant(report, pid);
     assert_eq!(report["signals"]["syscalls"], "on", "{}", context());
@@ -176,6 +177,16 @@ fn without_syscall_time_counts_stay_and_errors_and_time_are_zero() {
             context()
         );
     }
+    // The time inside them comes from the CPU samples instead, and says so.
+    let suspect = array(report, "suspects")
+        .iter()
+        .find(|s| s["resource"] == "syscalls" && s["pid"] == pid)
+        .unwrap_or_else(|| panic!("no syscalls suspect for the storm:\n{}", context()));
+    let reason = suspect["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("(sampled)") && !reason.contains("failed"),
+        "{suspect:#}"
+    );
 }
 
 #[test]

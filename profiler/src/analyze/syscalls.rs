@@ -86,6 +86,7 @@ pub fn suspects(processes: &[report::Process], facts: &RunFacts) -> Vec<Scored> 
     if !facts.signal_on(crate::signals::Signal::Syscalls) {
         return sampled_suspects(processes, facts);
     }
+    let timed = facts.signal_on(crate::signals::Signal::SyscallTime);
     processes
         .iter()
         .filter(|p| p.pid != facts.own_pid)
@@ -93,11 +94,10 @@ pub fn suspects(processes: &[report::Process], facts: &RunFacts) -> Vec<Scored> 
         .filter(|(_, s)| s.per_second >= SUSPECT_MIN_PER_SECOND)
         .map(|(p, s)| {
             let mut reason = format!(
-                "made {} syscalls ({:.0} per second), {} failed, {:.2} s on CPU inside them",
+                "made {} syscalls ({:.0} per second), {}",
                 s.count,
                 s.per_second,
-                s.errors,
-                s.time_ns as f64 / 1e9
+                inside(p, s, timed)
             );
             if let Some(first) = s.top.first() {
                 reason.push_str(&format!(
@@ -115,6 +115,23 @@ pub fn suspects(processes: &[report::Process], facts: &RunFacts) -> Vec<Scored> 
             (score, suspect)
         })
         .collect()
+}
+
+/// Time on CPU inside a process's syscalls and their failures, in words: timed by the exit
+/// hook, or estimated from the CPU samples (failures unknown then).
+pub fn inside(p: &report::Process, s: &Syscalls, timed: bool) -> String {
+    if timed {
+        return format!(
+            "{} failed, {:.2} s on CPU inside them",
+            s.errors,
+            s.time_ns as f64 / 1e9
+        );
+    }
+    let sampled = p.cpu.in_syscalls.as_ref().map_or(0, |s| s.est_time_ns);
+    format!(
+        "about {:.2} s on CPU inside them (sampled)",
+        sampled as f64 / 1e9
+    )
 }
 
 /// Processes that spend a large share of a core inside syscalls, judged from samples alone.

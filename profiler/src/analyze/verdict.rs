@@ -1,6 +1,9 @@
 //! The verdict paragraph: the suspects and their evidence in plain words.
 
-use crate::report::{Process, Report, Resource, Suspect};
+use crate::{
+    report::{Process, Report, Resource, Suspect},
+    signals::{Signal, SignalState},
+};
 
 /// Suspects described in full sentences; the rest are listed.
 const DESCRIBED: usize = 3;
@@ -58,10 +61,8 @@ fn sentence(report: &Report, suspect: &Suspect) -> String {
                 if let Some(first) = s.top.first() {
                     text.push_str(&format!(", mostly {}", first.name));
                 }
-                text.push_str(&format!(
-                    "), {:.2} s of CPU inside them",
-                    s.time_ns as f64 / 1e9
-                ));
+                let timed = report.signals.get(&Signal::SyscallTime) == Some(&SignalState::On);
+                text.push_str(&format!("), {}", super::syscalls::inside(p, s, timed)));
                 text
             }
             None => format!("{who} {}", suspect.reason),

@@ -185,7 +185,7 @@ impl Session {
     /// the command started; attaching is its next lap.
     pub async fn start(
         config: Config,
-        mut clock: PhaseClock,
+        clock: PhaseClock,
         stops: &mut Stops,
     ) -> anyhow::Result<Self> {
         // Reads kallsyms while the probes load, then the files of what runs while sampling.
@@ -194,9 +194,13 @@ impl Session {
             Symbolization::PerWindow => None,
         };
         let probes = attach::attach(config.frequency_hz, &config.signals, stops).await?;
-        attach::announce(&probes, config.frequency_hz, &config.what_next);
-        clock.lap(|p| &mut p.attach);
-        Self::measure(config, clock, probes, symbolizer)
+        let what_next = config.what_next.clone();
+        // Announced once the first reading is taken: what a caller starts on seeing the line
+        // (the tests' workloads) is measured, not folded into the base.
+        let mut session = Self::measure(config, clock, probes, symbolizer)?;
+        attach::announce(&session.probes, session.facts.frequency_hz, &what_next);
+        session.clock.lap(|p| &mut p.attach);
+        Ok(session)
     }
 
     /// A second, short session beside a running one: the exact probes an escalation attaches.
