@@ -272,7 +272,8 @@ fn run(ctx: &Context, runs: u32, count: u64) -> Result<Vec<Row>> {
         set_goal(&mut rows, name, GOAL);
     }
     set_goal(&mut rows, RECORD.1, RECORD_GOAL);
-    for row in &mut rows {
+    // record's always-on tier hooks no syscall: the floor says nothing of it.
+    for row in rows.iter_mut().filter(|row| row.condition != RECORD.1) {
         if row.met() == Some(false)
             && let Some(floor) = floor
         {
