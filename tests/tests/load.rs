@@ -1,5 +1,7 @@
-//! The load row: `profiler record` at its defaults for `PROFILER_LOAD_SECONDS` (600, ten minutes,
-//! unless set) through process churn (170 short-lived processes a second: 100 k in ten
+//! The load row: `profiler record` with every always-on hook it can run (the exact `syscalls`
+//! and `net` signals too, which its defaults leave to incidents, and no escalation: the
+//! heaviest steady configuration, the defaults of earlier releases) for `PROFILER_LOAD_SECONDS`
+//! (600, ten minutes, unless set) through process churn (170 short-lived processes a second: 100 k in ten
 //! minutes), a syscall storm paced at 1 M calls a second, and more live processes than its
 //! per-(process, syscall) map can hold. The recorder must live through it and stop cleanly, write
 //! every window whole, count and show what the full map refused, and keep its memory flat.
@@ -72,6 +74,7 @@ fn record_survives_churn_storm_and_full_maps_with_flat_memory() {
     let metrics_port = free_port();
     let mut command = profiler_command();
     command.args(["record", "--out", utf8(&root), "--window", WINDOW]);
+    command.args(["--signals", "cpu,sched,syscalls,processes,net,io", "--no-escalate"]);
     command.args(["--retention", RETENTION]);
     command.args(["--metrics", &format!("127.0.0.1:{metrics_port}")]);
     let mut run = ProfilerRun::start(command);
