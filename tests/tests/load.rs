@@ -74,7 +74,11 @@ fn record_survives_churn_storm_and_full_maps_with_flat_memory() {
     let metrics_port = free_port();
     let mut command = profiler_command();
     command.args(["record", "--out", utf8(&root), "--window", WINDOW]);
-    command.args(["--signals", "cpu,sched,syscalls,processes,net,io", "--no-escalate"]);
+    command.args([
+        "--signals",
+        "cpu,sched,syscalls,processes,net,io",
+        "--no-escalate",
+    ]);
     command.args(["--retention", RETENTION]);
     command.args(["--metrics", &format!("127.0.0.1:{metrics_port}")]);
     let mut run = ProfilerRun::start(command);

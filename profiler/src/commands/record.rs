@@ -14,32 +14,23 @@ use self::{
 };
 use super::out_dir::OutDir;
 use crate::{
-    alerts::{Alerter, engine::Engine, event::AlertState, rule::rules_from_args, sink::Sink},
+    alerts::{Alerter, engine::Engine, event::AlertState, sink::Sink},
     analyze::triggers,
     cli::RecordArgs,
     error::usage,
     metrics::Exporter,
-    output::{self, store::Store, windows::WindowKind},
+    output::{store::Store, windows::WindowKind},
     probes,
     session::{PhaseClock, Session, Stops},
 };
 
 pub async fn run(args: RecordArgs) -> anyhow::Result<()> {
-    let mut rules = rules_from_args(&args.alerts).map_err(|err| usage(err.to_string()))?;
-    if args.alerts.is_empty() {
-        // A default rule on a signal left off would only warn: the syscall and net ones wait
-        // for --signals to name their signals, and incidents cover those figures meanwhile.
-        rules.retain(|rule| args.signals.contains(&rule.signal()));
-    }
-    if let Some(command) = &args.on_alert {
-        Sink::check_hook(command).map_err(|err| usage(err.to_string()))?;
-    }
+    let engine = setup::alert_engine(&args)?;
     probes::check_privileges()?;
     probes::check_frequency(args.frequency)?;
     // Caught from here on: a stop during startup leaves no directory instead of an empty one.
     let mut stops = Stops::install()?;
-    let mut recorder =
-        Recorder::start(&args, Engine::new(rules, std::process::id()), &mut stops).await?;
+    let mut recorder = Recorder::start(&args, engine, &mut stops).await?;
     let mut ticks = tokio::time::interval(TICK);
     ticks.tick().await;
     loop {
@@ -72,12 +63,7 @@ impl Recorder {
         let session = Session::start(setup::config(args), PhaseClock::start(), stops).await?;
         let sink = Sink::new(&args.out, args.on_alert.as_deref(), args.on_alert_timeout)
             .map_err(|err| usage(err.to_string()))?;
-        let html = match args.html {
-            true => output::HtmlReport::Write,
-            false => output::HtmlReport::Skip,
-        };
-        let limits = (args.retention, args.max_disk);
-        let store = Store::new(&args.out, limits, html, args.exit_on_write_error)?;
+        let store = setup::store(args)?;
         out_dir.keep();
         if exporter.is_some() {
             eprintln!("profiler: metrics at http://{}/metrics", args.metrics);

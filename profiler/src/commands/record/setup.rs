@@ -5,16 +5,43 @@ use std::{path::Path, time::Duration};
 
 use super::escalation::{Base, Escalator, Policy};
 use crate::{
+    alerts::{engine::Engine, rule::rules_from_args, sink::Sink},
     analyze::triggers::Thresholds,
     cli::RecordArgs,
+    error::usage,
     metrics::Metrics,
     model::cmdline::Cmdlines,
-    output::{store::Store, windows::WindowKind},
+    output::{HtmlReport, store::Store, windows::WindowKind},
     session::{Config, Symbolization, WindowReport},
 };
 
 /// How often alerts are evaluated, metrics refreshed and triggers judged.
 pub const TICK: Duration = Duration::from_secs(1);
+
+/// The alert rules `--alert` gives, or the default ones on the signals `--signals` runs; the
+/// `--on-alert` command checked.
+pub fn alert_engine(args: &RecordArgs) -> anyhow::Result<Engine> {
+    let mut rules = rules_from_args(&args.alerts).map_err(|err| usage(err.to_string()))?;
+    if args.alerts.is_empty() {
+        // A default rule on a signal left off would only warn: the syscall and net ones wait
+        // for --signals to name their signals, and incidents cover those figures meanwhile.
+        rules.retain(|rule| args.signals.contains(&rule.signal()));
+    }
+    if let Some(command) = &args.on_alert {
+        Sink::check_hook(command).map_err(|err| usage(err.to_string()))?;
+    }
+    Ok(Engine::new(rules, std::process::id()))
+}
+
+/// Where windows go, kept to `--retention` and `--max-disk`.
+pub fn store(args: &RecordArgs) -> anyhow::Result<Store> {
+    let html = match args.html {
+        true => HtmlReport::Write,
+        false => HtmlReport::Skip,
+    };
+    let limits = (args.retention, args.max_disk);
+    Store::new(&args.out, limits, html, args.exit_on_write_error)
+}
 
 /// Record's session: ticks a second, windows of `--window`, symbolized window by window.
 pub fn config(args: &RecordArgs) -> Config {
