@@ -90,8 +90,8 @@ macro_rules! sub_benches {
 
 sub_benches! {
     /// Wall time of a getppid storm: untraced, under an empty sys_enter program (the floor of
-    /// any syscall hook), under the profiler's syscall signals and all signals, under bpftrace
-    /// and under libbpf-tools' syscount.
+    /// any syscall hook), under diagnose's syscall signals and defaults, under record's
+    /// always-on tier, under bpftrace and under libbpf-tools' syscount.
     Syscalls(syscalls::Options),
     /// Wall time of a fixed CPU-bound workload: untraced, under `profiler diagnose`, under
     /// `perf record -a -g` and under profile-bee.
@@ -100,7 +100,7 @@ sub_benches! {
     /// /proc/PID/schedstat instead.
     Sched(sched::Options),
     /// Throughput of `redis-benchmark` against a private `redis-server`, untraced and under
-    /// `profiler record` at its defaults.
+    /// `profiler record`: its always-on tier, an incident, its defaults, the old exact signals.
     Redis(redis::Options),
     /// What `profiler record` costs at its defaults: a churn workload untraced and recorded,
     /// then one long recording of a busy, churning host (own CPU with BPF time, memory).
