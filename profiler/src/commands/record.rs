@@ -101,7 +101,7 @@ impl Recorder {
         if let Some(escalator) = &mut self.escalator {
             let fired = events.iter().find(|e| e.state == AlertState::Firing);
             let alert = fired.map(|e| triggers::alert_trigger(&e.rule, e.pid, &e.comm));
-            match escalator.tick(&tick.report, alert, tick.at).await? {
+            match escalator.tick(&tick.report, alert, tick.at).await {
                 Some(Step::Started(kind)) => {
                     if let Some(metrics) = metrics {
                         metrics.escalation(kind);
@@ -135,7 +135,7 @@ impl Recorder {
     /// Writes the last window, stops serving and waits for the alert hooks.
     async fn stop(mut self, args: &RecordArgs) -> anyhow::Result<()> {
         if let Some(escalator) = &mut self.escalator
-            && let Some(incident) = escalator.finish().await?
+            && let Some(incident) = escalator.finish().await
         {
             put(
                 &mut self.store,

@@ -76,32 +76,46 @@ impl Escalator {
     }
 
     /// Feeds one tick: starts an incident when `alert` or the tick sets off a trigger and none
-    /// runs or just ran, or ends one whose time is up.
+    /// runs or just ran, or ends one whose time is up. An incident that fails is said and
+    /// given up: the always-on recording it rides on goes on regardless.
     pub async fn tick(
         &mut self,
         tick: &Report,
         alert: Option<Trigger>,
         at: jiff::Timestamp,
-    ) -> anyhow::Result<Option<Step>> {
+    ) -> Option<Step> {
         if let Some(running) = &mut self.running {
-            if Instant::now() < running.until {
-                // Learns the processes that come and go meanwhile, while /proc still has them.
-                running.session.tick()?;
-                return Ok(None);
+            if Instant::now() >= running.until {
+                return self.finish().await.map(|w| Step::Ended(Box::new(w)));
             }
-            let window = self.finish().await?;
-            return Ok(window.map(|w| Step::Ended(Box::new(w))));
+            // Learns the processes that come and go meanwhile, while /proc still has them.
+            if let Err(err) = running.session.tick() {
+                self.running = None;
+                self.give_up("reading the incident's probes", &err);
+            }
+            return None;
         }
         let judged = self.watch.judge(tick);
         if self.quiet_until.is_some_and(|until| Instant::now() < until) {
-            return Ok(None);
+            return None;
         }
-        let Some(trigger) = alert.or(judged) else {
-            return Ok(None);
-        };
+        let trigger = alert.or(judged)?;
         let kind = trigger.kind;
-        self.start(trigger, at)?;
-        Ok(Some(Step::Started(kind)))
+        match self.start(trigger, at) {
+            Ok(()) => Some(Step::Started(kind)),
+            Err(err) => {
+                self.give_up("attaching the incident's probes", &err);
+                None
+            }
+        }
+    }
+
+    /// Says why an incident failed and keeps quiet for a cooldown: a host that refuses the
+    /// probes once is not asked again every second.
+    fn give_up(&mut self, doing: &str, err: &anyhow::Error) {
+        eprintln!("profiler: warning: incident given up: {doing}: {err:#}");
+        self.quiet_until = Some(Instant::now() + self.policy.cooldown);
+        self.watch.reset();
     }
 
     /// Attaches the exact probes for `trigger`.
@@ -148,15 +162,19 @@ impl Escalator {
 
     /// Ends the running incident, if any (its time is up, or record is stopping), and reports
     /// it; the quiet time starts now.
-    pub async fn finish(&mut self) -> anyhow::Result<Option<WindowReport>> {
-        let Some(running) = self.running.take() else {
-            return Ok(None);
+    pub async fn finish(&mut self) -> Option<WindowReport> {
+        let running = self.running.take()?;
+        let (mut window, _, released) = match running.session.finish().await {
+            Ok(finished) => finished,
+            Err(err) => {
+                self.give_up("reading the incident's report", &err);
+                return None;
+            }
         };
-        let (mut window, _, released) = running.session.finish().await?;
         released.wait();
         window.report.incident = Some(running.incident);
         self.quiet_until = Some(Instant::now() + self.policy.cooldown);
         self.watch.reset();
-        Ok(Some(window))
+        Some(window)
     }
 }
