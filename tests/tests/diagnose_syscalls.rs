@@ -106,10 +106,7 @@ fn storm_is_counted_per_syscall_and_named_a_syscalls_suspect() {
         context()
     );
 
-    let suspect = array(report, "suspects")
-        .iter()
-        .find(|s| s["resource"] == "syscalls" && s["pid"] == pid)
-        .unwrap_or_else(|| panic!("no syscalls suspect for the storm:\n{}", context()));
+    let suspect = syscalls_suspect(report, pid, &context);
     assert_eq!(suspect["comm"], STORM, "{suspect:#}");
     assert_eq!(suspect["unit"], "syscalls/s", "{suspect:#}");
     let value = number(suspect, "value");
@@ -178,10 +175,7 @@ fn without_syscall_time_counts_stay_and_errors_and_time_are_zero() {
         );
     }
     // The time inside them comes from the CPU samples instead, and says so.
-    let suspect = array(report, "suspects")
-        .iter()
-        .find(|s| s["resource"] == "syscalls" && s["pid"] == pid)
-        .unwrap_or_else(|| panic!("no syscalls suspect for the storm:\n{}", context()));
+    let suspect = syscalls_suspect(report, pid, &context);
     let reason = suspect["reason"].as_str().unwrap_or_default();
     assert!(
         reason.contains("(sampled)") && !reason.contains("failed"),
@@ -237,10 +231,7 @@ fn cpu_samples_alone_say_which_syscall_the_time_goes_into() {
         "sampled time inside syscalls {est_ns} ns exceeds its on-CPU time {on_cpu_ns} ns:\n{}",
         context()
     );
-    let suspect = array(report, "suspects")
-        .iter()
-        .find(|s| s["resource"] == "syscalls" && s["pid"] == pid)
-        .unwrap_or_else(|| panic!("no sampled syscalls suspect for the storm:\n{}", context()));
+    let suspect = syscalls_suspect(report, pid, &context);
     assert_eq!(suspect["unit"], "cores", "{suspect:#}");
     assert!(
         suspect["reason"]
@@ -292,6 +283,15 @@ fn storm_syscalls(report: &Value, pid: u32) -> &Value {
         relevant(report, pid)
     );
     syscalls
+}
+
+/// The storm's `syscalls` suspect.
+#[track_caller]
+fn syscalls_suspect<'a>(report: &'a Value, pid: u32, context: &dyn Fn() -> String) -> &'a Value {
+    array(report, "suspects")
+        .iter()
+        .find(|s| s["resource"] == "syscalls" && s["pid"] == pid)
+        .unwrap_or_else(|| panic!("no syscalls suspect for the storm:\n{}", context()))
 }
 
 /// The entry named `name` in a `syscalls.top`.

@@ -109,8 +109,7 @@ pub fn suspects(processes: &[report::Process], facts: &RunFacts) -> Vec<Scored> 
             let suspect = Suspect::new(p.pid, &p.comm, Resource::Syscalls, s.per_second, reason);
             // Scored by the CPU capacity spent inside its syscalls, like the other resources:
             // timed by the exit hook, or else estimated from the samples taken inside them.
-            let sampled = p.cpu.in_syscalls.as_ref().map_or(0, |s| s.est_time_ns);
-            let inside_ns = if s.time_ns > 0 { s.time_ns } else { sampled };
+            let inside_ns = if timed { s.time_ns } else { sampled_ns(p) };
             let score = inside_ns as f64 / 1e9 / facts.seconds() / facts.cpus();
             (score, suspect)
         })
@@ -127,11 +126,15 @@ pub fn inside(p: &report::Process, s: &Syscalls, timed: bool) -> String {
             s.time_ns as f64 / 1e9
         );
     }
-    let sampled = p.cpu.in_syscalls.as_ref().map_or(0, |s| s.est_time_ns);
     format!(
         "about {:.2} s on CPU inside them (sampled)",
-        sampled as f64 / 1e9
+        sampled_ns(p) as f64 / 1e9
     )
+}
+
+/// On-CPU time inside a process's syscalls as its samples estimate it; 0 without them.
+fn sampled_ns(p: &report::Process) -> u64 {
+    p.cpu.in_syscalls.as_ref().map_or(0, |s| s.est_time_ns)
 }
 
 /// Processes that spend a large share of a core inside syscalls, judged from samples alone.

@@ -400,34 +400,27 @@ impl Metrics {
     }
 
     pub fn window_failed(&self, because: LostBecause) {
-        let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         let reason = because.as_str().to_owned();
-        inner
-            .1
-            .windows_failed
-            .get_or_create(&ReasonLabels { reason })
-            .inc();
+        self.count(|f| &f.windows_failed, &ReasonLabels { reason });
     }
 
     pub fn alert(&self, state: AlertState) {
-        let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        inner
-            .1
-            .alerts
-            .get_or_create(&KindLabels {
-                kind: state.as_str().to_owned(),
-            })
-            .inc();
+        let kind = state.as_str().to_owned();
+        self.count(|f| &f.alerts, &KindLabels { kind });
     }
 
     pub fn escalation(&self, trigger: TriggerKind) {
-        let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         let trigger = trigger.as_str().to_owned();
-        inner
-            .1
-            .escalations
-            .get_or_create(&TriggerLabels { trigger })
-            .inc();
+        self.count(|f| &f.escalations, &TriggerLabels { trigger });
+    }
+
+    /// Adds one to the counter of `labels` in the family `pick` chooses.
+    fn count<L>(&self, pick: impl Fn(&Families) -> &Family<L, CounterF>, labels: &L)
+    where
+        L: Clone + std::hash::Hash + Eq,
+    {
+        let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        pick(&inner.1).get_or_create(labels).inc();
     }
 
     /// The OpenMetrics text exposition.

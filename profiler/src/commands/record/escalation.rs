@@ -114,6 +114,11 @@ impl Escalator {
     /// probes once is not asked again every second.
     fn give_up(&mut self, doing: &str, err: &anyhow::Error) {
         eprintln!("profiler: warning: incident given up: {doing}: {err:#}");
+        self.quiet();
+    }
+
+    /// Starts the quiet time after an incident; what held before it says nothing of after.
+    fn quiet(&mut self) {
         self.quiet_until = Some(Instant::now() + self.policy.cooldown);
         self.watch.reset();
     }
@@ -173,8 +178,7 @@ impl Escalator {
         };
         released.wait();
         window.report.incident = Some(running.incident);
-        self.quiet_until = Some(Instant::now() + self.policy.cooldown);
-        self.watch.reset();
+        self.quiet();
         Some(window)
     }
 }
