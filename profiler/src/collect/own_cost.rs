@@ -1,6 +1,6 @@
 //! What the profiler itself costs: its CPU time and peak memory, and the run time of its BPF
 //! programs as the kernel accounts it (`BPF_ENABLE_STATS`), sampled: the statistics cost two
-//! clock reads on every BPF program run on the host, so they are on for a slice of every second
+//! clock reads on every BPF program run on the host, so they are on for a slice of every period
 //! and the rest is estimated from those slices.
 
 use std::{

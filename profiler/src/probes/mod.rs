@@ -19,9 +19,11 @@ use anyhow::Context as _;
 use aya::{Ebpf, EbpfLoader, programs::Program};
 pub use privileges::check_privileges;
 use profiler_common::{
-    GLOBAL_OFFCPU_STACKS, GLOBAL_SAMPLE_STACKS, GLOBAL_SYSCALL_EXITS, PROG_SCHED_PROCESS_EXEC,
-    PROG_SCHED_PROCESS_EXIT, PROG_SCHED_SWITCH, PROG_SCHED_SWITCH_TP, PROG_SCHED_WAKEUP,
-    PROG_SCHED_WAKEUP_NEW,
+    GLOBAL_OFFCPU_STACKS, GLOBAL_SAMPLE_STACKS, GLOBAL_SYSCALL_EXITS, MAP_BLAME, MAP_DIRTIER,
+    MAP_FAULTS, MAP_FORKS, MAP_IO, MAP_IO_PENDING, MAP_NET, MAP_OFFCPU, MAP_RUNNABLE_SINCE,
+    MAP_SAMPLED_SYSCALLS, MAP_SCHED, MAP_STACK_COUNTS, MAP_STACKS, MAP_SYSCALLS,
+    MAP_WRITEBACK_INODE, PROG_SCHED_PROCESS_EXEC, PROG_SCHED_PROCESS_EXIT, PROG_SCHED_SWITCH,
+    PROG_SCHED_SWITCH_TP, PROG_SCHED_WAKEUP, PROG_SCHED_WAKEUP_NEW,
 };
 
 use crate::signals::{Signal, SignalState};
@@ -81,6 +83,35 @@ impl Selection {
     }
 }
 
+/// Entries of a map that no attached program writes. Every tick walks every bucket of every
+/// hash map the collector reads (a map of 32 768 entries costs a walk of as many buckets
+/// however empty it is), and a preallocated map holds all its memory in the kernel.
+const UNUSED_ENTRIES: u32 = 1;
+
+impl Selection {
+    /// The maps only the programs this selection leaves out write.
+    fn unused_maps(self) -> impl Iterator<Item = &'static str> {
+        let writers: [(bool, &[&'static str]); 9] = [
+            (self.cpu, &[MAP_STACK_COUNTS, MAP_SAMPLED_SYSCALLS]),
+            (self.cpu || self.offcpu, &[MAP_STACKS]),
+            (self.sched, &[MAP_SCHED, MAP_BLAME, MAP_RUNNABLE_SINCE]),
+            (self.offcpu, &[MAP_OFFCPU]),
+            (self.syscalls, &[MAP_SYSCALLS]),
+            (self.processes, &[MAP_FORKS]),
+            (self.net, &[MAP_NET]),
+            (self.mem, &[MAP_FAULTS]),
+            (
+                self.io,
+                &[MAP_IO, MAP_IO_PENDING, MAP_WRITEBACK_INODE, MAP_DIRTIER],
+            ),
+        ];
+        writers
+            .into_iter()
+            .filter(|&(used, _)| !used)
+            .flat_map(|(_, maps)| maps.iter().copied())
+    }
+}
+
 /// Loads the programs and attaches the CPU sampler on every online CPU plus the scheduler
 /// probes. Scheduler wait needs classic tracepoints (tracefs); without them on-CPU time still
 /// comes from the `sched_switch` raw tracepoint and the `sched` signal is reported unavailable.
@@ -116,7 +147,7 @@ fn attach_now(frequency_hz: u64, selection: Selection) -> anyhow::Result<Probes>
     raise_memlock_limit();
     let offsets = TracefsOffsets::read(selection);
     let flags = Flags::of(selection);
-    let mut ebpf = load(&offsets, &flags)?;
+    let mut ebpf = load(&offsets, &flags, selection)?;
     let cpus =
         aya::util::online_cpus().map_err(|(what, err)| anyhow::anyhow!("reading {what}: {err}"))?;
     let signals = attach_signals(&mut ebpf, offsets, selection, &flags, (&cpus, frequency_hz))?;
@@ -164,8 +195,8 @@ impl TracefsOffsets {
 }
 
 /// Loads the object with the kernel's BTF (or the one `PROFILER_BTF` names), the records'
-/// offsets and the flags set.
-fn load(offsets: &TracefsOffsets, flags: &Flags) -> anyhow::Result<Ebpf> {
+/// offsets and the flags set, and the maps of signals left out shrunk.
+fn load(offsets: &TracefsOffsets, flags: &Flags, selection: Selection) -> anyhow::Result<Ebpf> {
     let chosen_btf = btf::KernelBtf::overridden();
     check_btf(chosen_btf.as_ref())?;
     let mut loader = EbpfLoader::new();
@@ -174,6 +205,9 @@ fn load(offsets: &TracefsOffsets, flags: &Flags) -> anyhow::Result<Ebpf> {
     }
     offsets.configure(&mut loader);
     flags.configure(&mut loader);
+    for map in selection.unused_maps() {
+        loader.map_max_entries(map, UNUSED_ENTRIES);
+    }
     loader
         .load(EBPF_OBJECT)
         .context("loading the eBPF programs into the kernel")

@@ -17,7 +17,7 @@ use blazesym::symbolize::{Symbolized, Symbolizer};
 pub use self::frames::MappedFile;
 use self::frames::{Folder, Interner};
 pub use self::frames::{Frame, Origin, Stack, Stacks};
-pub use self::worker::Worker;
+pub use self::worker::{Files, Worker};
 use crate::model::{ProcessUsage, table::StackPair};
 
 /// Frames of one sample stack, root first, and how many samples had it.

@@ -1,14 +1,20 @@
-//! The symbolizer on a thread of its own, started before the probes load: kallsyms and the ELF
-//! files of the processes seen running are parsed while the probes load and sample, so the final
-//! symbolization finds them parsed (blazesym's symbolizer cannot move between threads).
+//! The symbolizer on a thread of its own, started before the probes load: kallsyms (and, for
+//! `diagnose`, the ELF files of the processes seen running) are parsed while the probes load
+//! and sample, so symbolization finds them parsed (blazesym's symbolizer cannot move between
+//! threads).
 
-use std::{collections::HashMap, sync::mpsc, thread};
+use std::{
+    collections::HashMap,
+    sync::mpsc,
+    thread,
+    time::{Duration, Instant},
+};
 
 use anyhow::Context as _;
 use blazesym::{
     MaybeDefault,
     symbolize::{
-        Input,
+        Input, Symbolizer,
         source::{Kernel, Source},
     },
 };
@@ -20,7 +26,24 @@ use crate::model::{Mapping, ProcessUsage};
 /// Any kernel text address: looking it up makes blazesym read and index kallsyms.
 const SOME_KERNEL_ADDR: u64 = 0xffff_ffff_8100_0000;
 
+/// Kallsyms changes as modules and BPF programs load: a long-lived worker reads it again after
+/// this long. Reading it costs ~40 ms of kernel time plus its parsing: once a window, that was
+/// a quarter of `record`'s own CPU time.
+const KERNEL_REFRESH: Duration = Duration::from_secs(600);
+
 type Reply = (Vec<ProcessUsage>, Folded);
+
+/// What the worker keeps parsed besides the kernel's symbols.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Files {
+    /// Every user file it was asked to warm or symbolize, for the session's life: for a
+    /// short session whose one window is named at once (`diagnose`).
+    Kept,
+    /// None: each symbolization parses its files one at a time and drops them
+    /// ([`UserSymbolizer::one_file_at_a_time`]), so memory stays bounded however long the
+    /// session runs (`record`).
+    OneAtATime,
+}
 
 enum Request {
     Warm(Vec<Mapping>),
@@ -34,22 +57,28 @@ enum Request {
 /// Handle to the symbolizer thread; the thread ends when the handle is dropped.
 pub struct Worker {
     requests: mpsc::Sender<Request>,
+    files: Files,
 }
 
 impl Worker {
     /// Starts the thread, which reads kallsyms at once.
-    pub fn start() -> anyhow::Result<Self> {
+    pub fn start(files: Files) -> anyhow::Result<Self> {
         let (requests, inbox) = mpsc::channel();
         thread::Builder::new()
             .name("symbolizer".to_owned())
-            .spawn(move || serve(&inbox))
+            .spawn(move || serve(&inbox, files))
             .context("starting the symbolizer thread")?;
-        Ok(Self { requests })
+        Ok(Self { requests, files })
+    }
+
+    /// Whether files are kept parsed, so warming them ahead is worth it.
+    pub fn keeps_files(&self) -> bool {
+        self.files == Files::Kept
     }
 
     /// Has the files of `maps` parsed ahead of [`Worker::symbolize`]; each file once.
     pub fn warm(&self, maps: Vec<Mapping>) {
-        if !maps.is_empty() {
+        if self.keeps_files() && !maps.is_empty() {
             // A gone thread is reported by `symbolize`.
             let _ = self.requests.send(Request::Warm(maps));
         }
@@ -75,18 +104,17 @@ impl Worker {
     }
 }
 
-fn serve(inbox: &mpsc::Receiver<Request>) {
-    let symbolizer = super::new_symbolizer();
-    let kernel = Source::Kernel(Kernel {
-        kallsyms: MaybeDefault::Default,
-        vmlinux: MaybeDefault::None,
-        debug_syms: false,
-        ..Kernel::default()
-    });
-    if let Err(err) = symbolizer.symbolize(&kernel, Input::AbsAddr(&[SOME_KERNEL_ADDR])) {
-        log::debug!("reading kallsyms ahead: {err}");
+fn serve(inbox: &mpsc::Receiver<Request>, files: Files) {
+    match files {
+        Files::Kept => serve_kept(inbox),
+        Files::OneAtATime => serve_lean(inbox),
     }
-    let mut user = UserSymbolizer::new(&symbolizer);
+}
+
+/// One symbolizer for everything, files kept parsed once warmed or used.
+fn serve_kept(inbox: &mpsc::Receiver<Request>) {
+    let kernel = KernelRead::now();
+    let mut user = UserSymbolizer::new(&kernel.symbolizer);
     for request in inbox {
         match request {
             Request::Warm(maps) => maps.iter().for_each(|map| user.warm(map)),
@@ -95,9 +123,56 @@ fn serve(inbox: &mpsc::Receiver<Request>) {
                 stacks,
                 reply,
             } => {
-                let folded = super::symbolize_with(&symbolizer, &mut user, &processes, &stacks);
+                let folded =
+                    super::symbolize_with(&kernel.symbolizer, &mut user, &processes, &stacks);
                 let _ = reply.send((processes, folded));
             }
+        }
+    }
+}
+
+/// The kernel's symbols kept (read again when old), user files parsed per request.
+fn serve_lean(inbox: &mpsc::Receiver<Request>) {
+    let mut kernel = KernelRead::now();
+    for request in inbox {
+        let Request::Symbolize {
+            processes,
+            stacks,
+            reply,
+        } = request
+        else {
+            continue;
+        };
+        if kernel.at.elapsed() >= KERNEL_REFRESH {
+            kernel = KernelRead::now();
+        }
+        let mut user = UserSymbolizer::one_file_at_a_time(&kernel.symbolizer);
+        let folded = super::symbolize_with(&kernel.symbolizer, &mut user, &processes, &stacks);
+        let _ = reply.send((processes, folded));
+    }
+}
+
+/// A symbolizer that has read kallsyms, and when.
+struct KernelRead {
+    symbolizer: Symbolizer,
+    at: Instant,
+}
+
+impl KernelRead {
+    fn now() -> Self {
+        let symbolizer = super::new_symbolizer();
+        let kernel = Source::Kernel(Kernel {
+            kallsyms: MaybeDefault::Default,
+            vmlinux: MaybeDefault::None,
+            debug_syms: false,
+            ..Kernel::default()
+        });
+        if let Err(err) = symbolizer.symbolize(&kernel, Input::AbsAddr(&[SOME_KERNEL_ADDR])) {
+            log::debug!("reading kallsyms ahead: {err}");
+        }
+        Self {
+            symbolizer,
+            at: Instant::now(),
         }
     }
 }
@@ -115,7 +190,7 @@ mod tests {
     #[tokio::test]
     async fn names_frames_after_warming_the_files_they_lie_in() {
         let me = read_identity(std::process::id()).unwrap();
-        let worker = Worker::start().unwrap();
+        let worker = Worker::start(Files::Kept).unwrap();
         worker.warm(me.maps.clone());
         let ip = warmed_symbol_for_test as *const () as u64;
         let process = ProcessUsage {

@@ -52,7 +52,7 @@ pub fn config(args: &RecordArgs) -> Config {
         only_pids: Vec::new(),
         tick: TICK,
         window: Some(args.window),
-        symbolization: Symbolization::PerWindow,
+        symbolization: Symbolization::KernelKept,
         what_next: format!(
             "recording {} windows into {} (SIGINT or SIGTERM ends the current window and stops)",
             humantime::format_duration(args.window),
