@@ -408,19 +408,49 @@ fn run_rounds<C: Copy>(
         .map(|((_, name), samples)| Row::measured(bench, *name, unit, samples))
         .collect();
     let baseline = |values: &[f64]| Summary::of(values).map(|s| s.median).filter(|m| *m > 0.0);
-    let base = samples.first().and_then(|first| baseline(first));
     let base_wall = walls.first().and_then(|first| baseline(first));
-    for (row, walls) in rows.iter_mut().zip(&walls) {
-        row.ratio = base.zip(row.summary).map(|(base, s)| s.median / base);
+    let base = samples.first().cloned().unwrap_or_default();
+    for (index, ((row, samples), walls)) in rows.iter_mut().zip(&samples).zip(&walls).enumerate() {
+        let paired = paired_ratios(samples, &base);
+        row.ratio = Summary::of(&paired).map(|s| s.median);
+        let mut notes = Vec::new();
         if let (Some(base_wall), Some(wall)) = (base_wall, Summary::of(walls)) {
-            row.note = Some(format!(
+            notes.push(format!(
                 "wall time {:.3} s, {:.2}x",
                 wall.median,
                 wall.median / base_wall
             ));
         }
+        if let Some((low, high)) = middle_half(&paired).filter(|_| index > 0) {
+            notes.push(format!("round ratios' middle half {low:.3}x – {high:.3}x"));
+        }
+        row.note = (!notes.is_empty()).then(|| notes.join("; "));
     }
     Ok(rows)
+}
+
+/// Each round's figure over the baseline's in the same round: the ratio's median over these,
+/// not a ratio of medians, so drift between rounds (the neighbours' load, clock speed) cancels
+/// out in each pair instead of adding to the spread.
+fn paired_ratios(samples: &[f64], base: &[f64]) -> Vec<f64> {
+    samples
+        .iter()
+        .zip(base)
+        .filter(|&(_, &base)| base > 0.0)
+        .map(|(value, base)| value / base)
+        .collect()
+}
+
+/// The first and third quartiles of `values` (nearest rank), from four values up: how far
+/// apart the rounds' ratios fall, which says what difference a median of them can resolve.
+fn middle_half(values: &[f64]) -> Option<(f64, f64)> {
+    if values.len() < 4 {
+        return None;
+    }
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let at = |q: f64| sorted[((sorted.len() - 1) as f64 * q).round() as usize];
+    Some((at(0.25), at(0.75)))
 }
 
 /// Runs `workload` under the profiler, given `extra_args`, which writes to a fresh directory for
@@ -544,7 +574,19 @@ mod tests {
         assert!((rows[0].ratio.unwrap() - 1.0).abs() < 1e-9);
         assert!((rows[1].ratio.unwrap() - 2.0).abs() < 1e-9);
         assert_eq!(rows[1].runs, 3);
-        // Medians 1.1 and 2.2, wall times three times that.
+        // Medians 1.1 and 2.2, wall times three times that; three rounds give no quartiles.
         assert_eq!(rows[1].note.as_deref(), Some("wall time 6.600 s, 2.00x"));
+    }
+
+    #[test]
+    fn ratios_pair_each_round_with_its_own_baseline() {
+        // The host got twice as fast in the last rounds: each round's ratio is 0.9, while the
+        // medians alone would say 0.9 * 2 / 1 = 1.8.
+        let base = [10.0, 10.0, 20.0, 20.0, 20.0];
+        let traced = [9.0, 9.0, 18.0, 18.0, 18.0];
+        let paired = paired_ratios(&traced, &base);
+        assert!(paired.iter().all(|r| (r - 0.9).abs() < 1e-9), "{paired:?}");
+        assert_eq!(middle_half(&[1.0, 2.0, 3.0]), None);
+        assert_eq!(middle_half(&[4.0, 1.0, 3.0, 2.0, 5.0]), Some((2.0, 4.0)));
     }
 }

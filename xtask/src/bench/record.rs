@@ -28,12 +28,17 @@ pub struct Options {
     /// Children the churn workload starts, one after another.
     #[arg(long, default_value_t = 2000)]
     children: u64,
-    /// Length of the long recording (record's default window is 60 s).
-    #[arg(long, default_value_t = 150)]
-    seconds: u64,
+    /// Length of the long recording (record's default window is 60 s) [default: 150, or 3600
+    /// with --long].
+    #[arg(long)]
+    seconds: Option<u64>,
     /// Processes started per second during the long recording (28/s is 100 000 an hour).
     #[arg(long, default_value_t = 28.0)]
     churn: f64,
+    /// The soak: one recording of an hour (`--seconds` 3600 unless given), no churn-workload
+    /// rounds; its own table, e.g. `--results bench/record-long.md`.
+    #[arg(long)]
+    long: bool,
 }
 
 impl SubBench for Options {
@@ -44,8 +49,9 @@ impl SubBench for Options {
         Self {
             runs: 1,
             children: 50,
-            seconds: 3,
+            seconds: Some(3),
             churn: 28.0,
+            long: false,
         }
     }
 
@@ -57,6 +63,15 @@ impl SubBench for Options {
 /// The goals for the recorder's own cost at its defaults.
 const CPU_GOAL: Goal = Goal::Max(0.3);
 const MEMORY_GOAL: Goal = Goal::Max(64.0);
+/// How much higher the second half's resident peak may be than the first half's: flat, give
+/// or take one window's symbolization landing at a different moment.
+const GROWTH_GOAL: Goal = Goal::Max(4.0);
+/// Below this, halves of the run are too short to tell growth from a window's sawtooth.
+const GROWTH_MIN_SECONDS: u64 = 600;
+/// The long recording's length unless `--seconds` says otherwise.
+const SECONDS: u64 = 150;
+/// The soak's length unless `--seconds` says otherwise.
+const LONG_SECONDS: u64 = 3600;
 
 #[derive(Debug, Clone, Copy)]
 enum Condition {
@@ -83,9 +98,21 @@ fn run(ctx: &Context, options: &Options) -> Result<Vec<Row>> {
         cmd
     };
 
+    if options.long {
+        let seconds = options.seconds.unwrap_or(LONG_SECONDS);
+        return long_run(
+            &profiler,
+            &spawner,
+            &burner,
+            scratch.path(),
+            seconds,
+            options.churn,
+        );
+    }
     println!(
         "bench record: {} rounds of a churn workload, then one {} s recording",
-        options.runs, options.seconds
+        options.runs,
+        options.seconds.unwrap_or(SECONDS)
     );
     print_header_line(
         9,
@@ -130,7 +157,8 @@ fn run(ctx: &Context, options: &Options) -> Result<Vec<Row>> {
         &spawner,
         &burner,
         scratch.path(),
-        options,
+        options.seconds.unwrap_or(SECONDS),
+        options.churn,
     )?);
     Ok(rows)
 }
@@ -142,9 +170,9 @@ fn long_run(
     spawner: &Path,
     burner: &Path,
     scratch: &Path,
-    options: &Options,
+    seconds: u64,
+    churn: f64,
 ) -> Result<Vec<Row>> {
-    let Options { seconds, churn, .. } = *options;
     let out = scratch.join("long");
     let cpus = thread::available_parallelism().map_or(1, |n| n.get());
     eprintln!(
@@ -246,7 +274,26 @@ fn long_run(
         note: Some(format!("VmHWM per window: {}{rss_note}", listed(&peaks))),
         ..Row::measured(Options::NAME, "peak-rss", "MiB", peak.as_slice()).with_goal(MEMORY_GOAL)
     };
-    Ok(vec![cpu, memory])
+    let mut rows = vec![cpu, memory];
+    if seconds >= GROWTH_MIN_SECONDS {
+        rows.push(growth(&rss));
+    }
+    Ok(rows)
+}
+
+/// The second half's resident peak over the first half's, from the samples taken every
+/// [`RSS_EVERY`]: a leak lifts the later peak, a window's passing sawtooth does not.
+fn growth(rss: &[(u64, u64)]) -> Row {
+    let (first, second) = rss.split_at(rss.len() / 2);
+    let peak = |half: &[(u64, u64)]| half.iter().map(|r| r.1).max().unwrap_or(0) as f64 / 1024.0;
+    let (early, late) = (peak(first), peak(second));
+    Row {
+        note: Some(format!(
+            "resident peak {early:.1} MiB in the first half, {late:.1} MiB in the second ({} samples)",
+            rss.len()
+        )),
+        ..Row::measured(Options::NAME, "rss-growth", "MiB", &[late - early]).with_goal(GROWTH_GOAL)
+    }
 }
 
 fn vm_rss_kib(pid: u32) -> Result<u64> {

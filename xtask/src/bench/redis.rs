@@ -23,7 +23,7 @@ use crate::util;
 #[derive(Debug, Clone, clap::Args)]
 pub struct Options {
     /// Rounds; each round runs every condition once.
-    #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, default_value_t = 9, value_parser = clap::value_parser!(u32).range(1..))]
     runs: u32,
     /// Requests of each test (SET, then GET) per redis-benchmark run.
     #[arg(long, default_value_t = 150_000, value_parser = clap::value_parser!(u64).range(1..))]
