@@ -108,5 +108,6 @@ fn facts(duration: Duration) -> RunFacts {
         own_pid: std::process::id(),
         mem_total_bytes: None,
         busiest_disk: None,
+        pressure: None,
     }
 }

@@ -31,6 +31,7 @@ pub fn report(secs: f64) -> Report {
             processes_seen: 0,
             context_switches: 0,
             busiest_disk: None,
+            pressure: None,
         },
         processes: Vec::new(),
         blame: Vec::new(),

@@ -19,7 +19,8 @@ use crate::{
     collect::Counters,
     model::ProcessUsage,
     report::{
-        self, Cpu, DiskBusy, Drops, Host, Hottest, Report, Resource, Samples, Suspect, Timeline,
+        self, Cpu, DiskBusy, Drops, Host, HostPressure, Hottest, Report, Resource, Samples,
+        Suspect, Timeline,
     },
     signals::{Signal, SignalState},
     symbolize::{FoldedStack, KERNEL_SUFFIX},
@@ -53,6 +54,8 @@ pub struct RunFacts {
     pub mem_total_bytes: Option<u64>,
     /// The block device busy the largest share of the run.
     pub busiest_disk: Option<DiskBusy>,
+    /// How much of the run tasks stalled for a CPU, IO or memory (PSI), when the kernel says.
+    pub pressure: Option<HostPressure>,
 }
 
 impl RunFacts {
@@ -128,6 +131,7 @@ pub fn build_report(
             processes_seen: usage.len(),
             context_switches: counter(Counter::Switches),
             busiest_disk: facts.busiest_disk.clone(),
+            pressure: facts.pressure,
         },
         apps: apps::apps(&processes, secs),
         processes,

@@ -53,6 +53,7 @@ fn facts(only_pids: Vec<u32>) -> RunFacts {
         counters: Counters::default(),
         mem_total_bytes: Some(8 << 30),
         busiest_disk: None,
+        pressure: None,
         signals: BTreeMap::from([(Signal::Cpu, SignalState::On)]),
         blame: Vec::new(),
         only_pids,

@@ -5,6 +5,7 @@ pub mod cleanup;
 pub mod cumulative;
 pub mod disks;
 pub mod own_cost;
+pub mod pressure;
 
 use std::collections::HashMap;
 

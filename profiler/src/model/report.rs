@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::collect::pressure::HostPressure;
 use crate::{
     collect::own_cost::Spent,
     signals::{Signal, SignalState},
@@ -227,6 +228,10 @@ pub struct Host {
     pub context_switches: u64,
     /// The block device busy the largest share of the run (/proc/diskstats), if any was.
     pub busiest_disk: Option<DiskBusy>,
+    /// Share of the run tasks stalled for a CPU, IO or memory (/proc/pressure); null where the
+    /// kernel keeps no such figures.
+    #[serde(default)]
+    pub pressure: Option<HostPressure>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

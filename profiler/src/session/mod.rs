@@ -28,6 +28,7 @@ use crate::{
         cumulative::Cumulative,
         kernel_now_ns,
         own_cost::{BpfStats, OwnCostMeter},
+        pressure::{self, StallTotals},
     },
     model::{Leader, Mapping, ProcessUsage, cmdline::Cmdlines, table::Procfs},
     probes::{self, Probes},
@@ -125,6 +126,7 @@ impl Facts {
             own_pid: std::process::id(),
             mem_total_bytes: self.mem_total_bytes,
             busiest_disk: None,
+            pressure: None,
         }
     }
 }
@@ -137,6 +139,8 @@ struct Reading {
     at: Instant,
     at_wall: jiff::Timestamp,
     at_ns: u64,
+    /// The host's stall totals, when the kernel keeps them.
+    pressure: Option<StallTotals>,
 }
 
 impl Reading {
@@ -151,6 +155,7 @@ impl Reading {
             at: Instant::now(),
             at_wall: jiff::Timestamp::now(),
             at_ns: kernel_now_ns(),
+            pressure: StallTotals::now(),
         })
     }
 }
@@ -349,7 +354,9 @@ impl Session {
         let usage = self
             .window
             .tick_usage(&collector, &delta, self.last.at_ns)?;
-        let facts = self.facts.run(self.window.started_at, elapsed, &delta);
+        let mut facts = self.facts.run(self.window.started_at, elapsed, &delta);
+        facts.pressure =
+            pressure::between(self.last.pressure.as_ref(), now.pressure.as_ref(), elapsed);
         let report = analyze::build_report(&facts, &usage, &vec![Vec::new(); usage.len()]);
         let cost = self
             .tick_cost

@@ -18,6 +18,7 @@ use crate::{
         cumulative::Cumulative,
         disks::DiskTicks,
         own_cost::{BpfStats, OwnCostMeter},
+        pressure::{self, StallTotals},
     },
     model::{
         ProcessIdentity, ProcessTable, ProcessUsage, table::FinalCounts, table::Procfs,
@@ -37,6 +38,7 @@ pub struct Window {
     started: Instant,
     pub started_at: jiff::Timestamp,
     disks: DiskTicks,
+    pressure: Option<StallTotals>,
     cost: OwnCostMeter,
     /// Per-second CPU and run-queue wait of the window's processes, from the ticks.
     timeline: TimelineBuilder,
@@ -106,6 +108,7 @@ impl Window {
             started: started.0,
             started_at: started.1,
             disks: DiskTicks::now(),
+            pressure: StallTotals::now(),
             cost: OwnCostMeter::start(ebpf, stats),
             timeline: TimelineBuilder::new(TIMELINE_INTERVAL.as_secs_f64()),
             graveyard: Cumulative::default(),
@@ -210,6 +213,8 @@ impl Window {
         )?;
         let mut run_facts = facts.run(self.started_at, elapsed, &delta);
         run_facts.busiest_disk = self.busiest_disk(elapsed);
+        run_facts.pressure =
+            pressure::between(self.pressure.as_ref(), StallTotals::now().as_ref(), elapsed);
         let usage = self.table.finish(
             &delta.processes,
             &counts(&delta, &lifecycle, &stack_counts, &offcpu),

@@ -25,6 +25,11 @@ fn sample() -> Report {
                 device: "vda".to_owned(),
                 busy_percent: 12.5,
             }),
+            pressure: Some(HostPressure {
+                cpu_some_percent: 40.0,
+                io_some_percent: 2.5,
+                ..HostPressure::default()
+            }),
         },
         processes: vec![Process {
             pid: 10,

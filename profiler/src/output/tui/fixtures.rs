@@ -121,6 +121,7 @@ pub fn report() -> Report {
             processes_seen: 4,
             context_switches: 100,
             busiest_disk: None,
+            pressure: None,
         },
         processes: vec![
             process(4242, "burner", 0.98, Some(2 * MIB)),
