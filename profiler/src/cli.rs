@@ -4,8 +4,8 @@ use std::{path::PathBuf, time::Duration};
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::signals;
 pub use crate::signals::Signal;
+use crate::{analyze::triggers::PressureThresholds, signals};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -69,6 +69,12 @@ pub struct RecordArgs {
     /// it held for two ticks; a firing alert is one too.
     #[arg(long, default_value_t = 0.5, value_parser = parse_cores, conflicts_with = "no_escalate")]
     pub escalate_syscall_cores: f64,
+    /// Host pressure (PSI: percent of a tick some task waited for a CPU, IO or memory) that
+    /// sets off an incident once it held for two ticks, e.g. cpu=80,io=50,memory=20; a
+    /// resource left out is not watched; `off` watches none. CPU pressure attaches syscalls
+    /// and net, IO pressure off-CPU stacks, memory pressure page faults.
+    #[arg(long, default_value = "cpu=80,io=50,memory=20", value_parser = parse_pressure, conflicts_with = "no_escalate")]
+    pub escalate_pressure: PressureThresholds,
     /// Address of the Prometheus /metrics endpoint; loopback unless told otherwise.
     #[arg(long, default_value = "127.0.0.1:9464", value_name = "ADDR")]
     pub metrics: std::net::SocketAddr,
@@ -226,6 +232,39 @@ pub fn parse_cores(text: &str) -> Result<f64, String> {
     }
 }
 
+/// `--escalate-pressure`: `off`, or `resource=percent` pairs.
+pub fn parse_pressure(text: &str) -> Result<PressureThresholds, String> {
+    let mut thresholds = PressureThresholds {
+        cpu: None,
+        io: None,
+        memory: None,
+    };
+    if text == "off" {
+        return Ok(thresholds);
+    }
+    for pair in text.split(',') {
+        let (resource, percent) = pair
+            .split_once('=')
+            .ok_or_else(|| format!("{pair:?} is not resource=percent, e.g. cpu=80"))?;
+        let percent = match percent.parse::<f64>() {
+            Ok(p) if (0.0..=100.0).contains(&p) && p > 0.0 => p,
+            _ => {
+                return Err(format!(
+                    "{percent:?} is not a percent above 0 and at most 100"
+                ));
+            }
+        };
+        let slot = match resource {
+            "cpu" => &mut thresholds.cpu,
+            "io" => &mut thresholds.io,
+            "memory" => &mut thresholds.memory,
+            _ => return Err(format!("{resource:?} is not cpu, io or memory")),
+        };
+        *slot = Some(percent);
+    }
+    Ok(thresholds)
+}
+
 /// A `top` refresh: shorter ones measure too little to be readable and cost more than they show.
 pub fn parse_interval(text: &str) -> Result<Duration, String> {
     let duration = parse_duration(text)?;
@@ -300,6 +339,32 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pressure_thresholds_per_resource_or_off() {
+        let parsed = parse_pressure("cpu=90,memory=5.5").unwrap();
+        assert_eq!(
+            (parsed.cpu, parsed.io, parsed.memory),
+            (Some(90.0), None, Some(5.5))
+        );
+        let off = parse_pressure("off").unwrap();
+        assert_eq!((off.cpu, off.io, off.memory), (None, None, None));
+        assert!(
+            parse_pressure("disk=50")
+                .unwrap_err()
+                .contains("cpu, io or memory")
+        );
+        assert!(
+            parse_pressure("cpu=150")
+                .unwrap_err()
+                .contains("at most 100")
+        );
+        assert!(
+            parse_pressure("cpu")
+                .unwrap_err()
+                .contains("resource=percent")
+        );
+    }
 
     #[test]
     fn sizes_take_decimal_and_binary_units() {

@@ -1,8 +1,8 @@
 //! `profiler record`'s escalation end to end. At its defaults no hook per syscall or per packet
 //! is loaded; a planted syscall storm and a loopback flood each set off an incident window whose
 //! exact counts name them suspect #1, counted in `profiler_escalations_total`; incidents never
-//! overlap and keep the cooldown; a quiet host sets off none in two minutes; `--no-escalate`
-//! never escalates.
+//! overlap and keep the cooldown; a host starved of CPUs sets off a pressure incident; a quiet
+//! host sets off none in two minutes; `--no-escalate` never escalates.
 
 use std::{
     path::{Path, PathBuf},
@@ -18,6 +18,7 @@ use serde_json::Value;
 
 const STORM_EXE: &str = env!("CARGO_BIN_EXE_storm");
 const NETBLAST_EXE: &str = env!("CARGO_BIN_EXE_netblast");
+const BURNER_EXE: &str = env!("CARGO_BIN_EXE_burner");
 
 /// Regular windows longer than any test here: the only windows written mid-run are incidents.
 const WINDOW: &str = "5m";
@@ -32,6 +33,10 @@ const INCIDENT_LINE: &str = "profiler: incident:";
 fn record(root: &Path, extra: &[&str]) -> ProfilerRun {
     record_into(root, &[&["--window", WINDOW], extra].concat())
 }
+
+/// For the tests of the syscall trigger: a storm or a flood may also starve a small host's
+/// CPUs, and the pressure trigger would then race the one under test.
+const NO_PRESSURE: [&str; 2] = ["--escalate-pressure", "off"];
 
 fn incidents(root: &Path) -> Vec<PathBuf> {
     record_windows(root)
@@ -99,7 +104,10 @@ fn storm_sets_off_an_incident_window_with_exact_counts() {
     let root = dir.path().join("rec");
     let port = free_port();
     let metrics = format!("127.0.0.1:{port}");
-    let mut run = record(&root, &["--metrics", &metrics]);
+    let mut run = record(
+        &root,
+        &[&["--metrics", metrics.as_str()][..], &NO_PRESSURE].concat(),
+    );
     let always_on = exact_programs(run.pid());
     assert!(
         always_on.is_empty(),
@@ -164,7 +172,7 @@ fn loopback_flood_sets_off_an_incident_naming_it() {
     let _serial = serial();
     let dir = tempdir();
     let root = dir.path().join("rec");
-    let run = record(&root, &["--no-metrics"]);
+    let run = record(&root, &[&["--no-metrics"][..], &NO_PRESSURE].concat());
     let started = Instant::now();
     let flood = Workload::spawn(
         NETBLAST_EXE,
@@ -205,6 +213,8 @@ fn incidents_never_overlap_and_keep_the_cooldown() {
             "2s",
             "--escalate-cooldown",
             "4s",
+            "--escalate-pressure",
+            "off",
         ],
     );
     let storm = Workload::spawn(STORM_EXE, &["--getppid", "100000", "--loop-seconds", "30"]);
@@ -242,6 +252,44 @@ fn incidents_never_overlap_and_keep_the_cooldown() {
             "gap {gap:.2} s under the {cooldown} s cooldown: {pair:?}"
         );
     }
+}
+
+#[test]
+fn a_cpu_starved_host_sets_off_a_pressure_incident() {
+    if !require_root("a_cpu_starved_host_sets_off_a_pressure_incident") {
+        return;
+    }
+    let _serial = serial();
+    let dir = tempdir();
+    let root = dir.path().join("rec");
+    let run = record(&root, &["--no-metrics"]);
+    // Two burners per CPU: some task always waits for a CPU.
+    let cpus = thread::available_parallelism().map_or(1, |n| n.get());
+    let started = Instant::now();
+    let burners: Vec<Workload> = (0..2 * cpus)
+        .map(|_| Workload::spawn(BURNER_EXE, &["--seconds", "40"]))
+        .collect();
+    let report = first_incident(&root, started);
+    let incident = &report["incident"];
+    assert_eq!(incident["trigger"], "cpu_pressure", "{incident:#}");
+    assert!(incident["pid"].is_null(), "{incident:#}");
+    assert_eq!(
+        incident["escalated"],
+        serde_json::json!(["syscalls", "net"]),
+        "{incident:#}"
+    );
+    let stalled = number(&report["host"]["pressure"], "cpu_some_percent");
+    assert!(stalled > 50.0, "{:#}", report["host"]);
+    let first = &array(&report, "suspects")[0];
+    let pids: Vec<u32> = burners.iter().map(Workload::pid).collect();
+    assert!(
+        pids.iter().any(|&pid| first["pid"] == pid),
+        "suspect #1 is not a burner {pids:?}: {:#}",
+        report["suspects"]
+    );
+    drop(burners);
+    run.signal(libc::SIGINT);
+    run.finish(REPORT_GRACE).assert_success();
 }
 
 #[test]

@@ -3,13 +3,15 @@
 
 use std::collections::HashMap;
 
-use crate::report::{Process, Report, TriggerKind};
+use crate::report::{HostPressure, Process, Report, TriggerKind};
 
 /// When a trigger fires.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Thresholds {
     /// CPU inside syscalls (sampled), in cores, that sets off an escalation.
     pub syscall_cores: f64,
+    /// Host stall shares that set one off.
+    pub pressure: PressureThresholds,
     /// Consecutive ticks the figure must hold: one tick at a low sampling rate is a handful of
     /// samples, and a blip is not an incident.
     pub hold_ticks: u32,
@@ -19,8 +21,53 @@ impl Default for Thresholds {
     fn default() -> Self {
         Self {
             syscall_cores: 0.5,
+            pressure: PressureThresholds::default(),
             hold_ticks: 2,
         }
+    }
+}
+
+/// Percent of a tick that some task stalled for each resource (PSI `some`); `None`: not
+/// watched.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PressureThresholds {
+    pub cpu: Option<f64>,
+    pub io: Option<f64>,
+    pub memory: Option<f64>,
+}
+
+impl Default for PressureThresholds {
+    /// High enough that a busy but served host sets nothing off: a CPU wanted by someone else
+    /// four fifths of the time is an overloaded host; half the time waiting for IO, or a fifth
+    /// waiting for memory (reclaim, refaults), is a stall an operator wants explained.
+    fn default() -> Self {
+        Self {
+            cpu: Some(80.0),
+            io: Some(50.0),
+            memory: Some(20.0),
+        }
+    }
+}
+
+impl PressureThresholds {
+    /// Each watched resource with its threshold and its share in `pressure`.
+    fn over(&self, pressure: &HostPressure) -> impl Iterator<Item = (TriggerKind, f64, f64)> {
+        [
+            (
+                TriggerKind::CpuPressure,
+                self.cpu,
+                pressure.cpu_some_percent,
+            ),
+            (TriggerKind::IoPressure, self.io, pressure.io_some_percent),
+            (
+                TriggerKind::MemoryPressure,
+                self.memory,
+                pressure.memory_some_percent,
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(kind, threshold, share)| Some((kind, threshold?, share)))
+        .filter(|&(_, threshold, share)| share >= threshold)
     }
 }
 
@@ -40,6 +87,8 @@ pub struct Watch {
     thresholds: Thresholds,
     /// Pid -> consecutive ticks over.
     held: HashMap<u32, u32>,
+    /// Pressure kind -> consecutive ticks over.
+    stalled: HashMap<TriggerKind, u32>,
     own_pid: u32,
 }
 
@@ -48,13 +97,41 @@ impl Watch {
         Self {
             thresholds,
             held: HashMap::new(),
+            stalled: HashMap::new(),
             own_pid,
         }
     }
 
-    /// The trigger this tick sets off, if any: the process longest over the threshold, the
-    /// busiest inside syscalls among equals.
+    /// The trigger this tick sets off, if any: a process inside syscalls (it names its
+    /// culprit) before host pressure (which names none).
     pub fn judge(&mut self, tick: &Report) -> Option<Trigger> {
+        let syscalls = self.judge_syscalls(tick);
+        let pressure = self.judge_pressure(tick);
+        syscalls.or(pressure)
+    }
+
+    /// The host stall held longest over its threshold, the largest share among equals.
+    fn judge_pressure(&mut self, tick: &Report) -> Option<Trigger> {
+        let over: Vec<(TriggerKind, f64, f64)> = tick
+            .host
+            .pressure
+            .as_ref()
+            .map(|p| self.thresholds.pressure.over(p).collect())
+            .unwrap_or_default();
+        self.stalled = over
+            .iter()
+            .map(|&(kind, _, _)| (kind, self.stalled.get(&kind).copied().unwrap_or(0) + 1))
+            .collect();
+        let (kind, _, share) = over
+            .into_iter()
+            .filter(|(kind, _, _)| self.stalled[kind] >= self.thresholds.hold_ticks)
+            .max_by(|a, b| (a.2 / a.1).total_cmp(&(b.2 / b.1)))?;
+        Some(pressure_trigger(kind, share, self.stalled[&kind]))
+    }
+
+    /// The process longest over the syscall threshold, the busiest inside syscalls among
+    /// equals.
+    fn judge_syscalls(&mut self, tick: &Report) -> Option<Trigger> {
         let secs = tick.duration_s.max(1e-3);
         let over: Vec<(&Process, f64)> = tick
             .processes
@@ -81,6 +158,23 @@ impl Watch {
     /// Starts over: what held before an escalation says nothing about after it.
     pub fn reset(&mut self) {
         self.held.clear();
+        self.stalled.clear();
+    }
+}
+
+fn pressure_trigger(kind: TriggerKind, share: f64, ticks: u32) -> Trigger {
+    let waited_for = match kind {
+        TriggerKind::CpuPressure => "a CPU",
+        TriggerKind::IoPressure => "IO",
+        _ => "memory",
+    };
+    Trigger {
+        kind,
+        pid: None,
+        comm: None,
+        reason: format!(
+            "some task waited for {waited_for} {share:.0} % of the time for {ticks} ticks (host pressure)"
+        ),
     }
 }
 
@@ -148,6 +242,56 @@ mod tests {
         );
         assert!(trigger.reason.contains("0.90 cores"), "{}", trigger.reason);
         assert!(trigger.reason.contains("getppid"), "{}", trigger.reason);
+    }
+
+    fn stalled(cpu: f64, io: f64) -> Report {
+        let mut report = tick(&[]);
+        report.host.pressure = Some(HostPressure {
+            cpu_some_percent: cpu,
+            io_some_percent: io,
+            ..HostPressure::default()
+        });
+        report
+    }
+
+    #[test]
+    fn host_pressure_held_two_ticks_fires_without_a_culprit() {
+        let mut watch = Watch::new(Thresholds::default(), 1);
+        assert_eq!(watch.judge(&stalled(95.0, 60.0)), None);
+        let trigger = watch.judge(&stalled(90.0, 70.0)).expect("held two ticks");
+        // Both held; IO is further over its threshold (70 % of 50, against 90 % of 80).
+        assert_eq!(trigger.kind, TriggerKind::IoPressure);
+        assert_eq!((trigger.pid, trigger.comm), (None, None));
+        assert!(trigger.reason.contains("IO 70 %"), "{}", trigger.reason);
+        // A blip, then a stretch of a kernel without PSI: nothing.
+        let mut watch = Watch::new(Thresholds::default(), 1);
+        for report in [stalled(95.0, 0.0), stalled(10.0, 0.0), stalled(95.0, 0.0)] {
+            assert_eq!(watch.judge(&report), None);
+        }
+        assert_eq!(watch.judge(&tick(&[])), None);
+        // Not watched: never.
+        let thresholds = Thresholds {
+            pressure: PressureThresholds {
+                cpu: None,
+                io: None,
+                memory: None,
+            },
+            ..Thresholds::default()
+        };
+        let mut watch = Watch::new(thresholds, 1);
+        for _ in 0..3 {
+            assert_eq!(watch.judge(&stalled(100.0, 100.0)), None);
+        }
+    }
+
+    #[test]
+    fn a_process_inside_syscalls_comes_before_host_pressure() {
+        let mut watch = Watch::new(Thresholds::default(), 1);
+        let mut both = tick(&[(42, "storm", 0.9)]);
+        both.host.pressure = stalled(99.0, 0.0).host.pressure;
+        assert_eq!(watch.judge(&both), None);
+        let trigger = watch.judge(&both).expect("held two ticks");
+        assert_eq!(trigger.kind, TriggerKind::Syscalls);
     }
 
     #[test]

@@ -68,12 +68,18 @@ pub struct Incident {
 
 /// What kind of figure set off an incident.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum TriggerKind {
     /// A process spent a large share of a core inside syscalls (sampled).
     Syscalls,
     /// An alert rule fired.
     Alert,
+    /// Tasks waited for a CPU a large share of the time (PSI).
+    CpuPressure,
+    /// Tasks waited for IO a large share of the time (PSI).
+    IoPressure,
+    /// Tasks waited for memory a large share of the time (PSI).
+    MemoryPressure,
 }
 
 impl TriggerKind {
@@ -82,6 +88,9 @@ impl TriggerKind {
         match self {
             Self::Syscalls => "syscalls",
             Self::Alert => "alert",
+            Self::CpuPressure => "cpu_pressure",
+            Self::IoPressure => "io_pressure",
+            Self::MemoryPressure => "memory_pressure",
         }
     }
 }

@@ -13,8 +13,28 @@ use crate::{
     signals::Signal,
 };
 
-/// The exact signals an incident attaches when the always-on ones lack them.
-const EXACT: [Signal; 2] = [Signal::Syscalls, Signal::Net];
+/// The exact signals an incident attaches for a trigger, when the always-on ones lack them:
+/// what explains it. Syscall time, a firing alert or a CPU-starved host: who calls what, and
+/// who sends and receives what. IO stalls: where tasks block (off-CPU stacks). Memory
+/// stalls: who faults (a sample per page fault, bearable for an incident's few seconds).
+fn scope(kind: TriggerKind) -> &'static [Signal] {
+    match kind {
+        TriggerKind::Syscalls | TriggerKind::Alert | TriggerKind::CpuPressure => {
+            &[Signal::Syscalls, Signal::Net]
+        }
+        TriggerKind::IoPressure => &[Signal::Offcpu],
+        TriggerKind::MemoryPressure => &[Signal::Mem],
+    }
+}
+
+/// Every kind of trigger, to tell whether any has something to attach.
+const KINDS: [TriggerKind; 5] = [
+    TriggerKind::Syscalls,
+    TriggerKind::Alert,
+    TriggerKind::CpuPressure,
+    TriggerKind::IoPressure,
+    TriggerKind::MemoryPressure,
+];
 
 /// When and for how long to escalate.
 #[derive(Debug, Clone, Copy)]
@@ -51,8 +71,8 @@ pub struct Escalator {
     policy: Policy,
     watch: Watch,
     base: Base,
-    /// The exact signals the always-on tier leaves off: what an incident attaches.
-    adds: Vec<Signal>,
+    /// The always-on signals: an incident attaches what its trigger needs besides these.
+    on: Vec<Signal>,
     running: Option<Box<Running>>,
     quiet_until: Option<Instant>,
 }
@@ -61,18 +81,27 @@ impl Escalator {
     /// `None` when the always-on signals `on` already include every exact one: there is
     /// nothing to escalate to.
     pub fn new(policy: Policy, on: &[Signal], base: Base) -> Option<Self> {
-        let adds: Vec<Signal> = EXACT.into_iter().filter(|s| !on.contains(s)).collect();
-        if adds.is_empty() {
-            return None;
-        }
-        Some(Self {
+        let escalator = Self {
             watch: Watch::new(policy.thresholds, std::process::id()),
             policy,
             base,
-            adds,
+            on: on.to_vec(),
             running: None,
             quiet_until: None,
-        })
+        };
+        KINDS
+            .iter()
+            .any(|&kind| !escalator.adds(kind).is_empty())
+            .then_some(escalator)
+    }
+
+    /// What an incident set off by `kind` attaches.
+    fn adds(&self, kind: TriggerKind) -> Vec<Signal> {
+        scope(kind)
+            .iter()
+            .copied()
+            .filter(|signal| !self.on.contains(signal))
+            .collect()
     }
 
     /// Feeds one tick: starts an incident when `alert` or the tick sets off a trigger and none
@@ -101,6 +130,10 @@ impl Escalator {
         }
         let trigger = alert.or(judged)?;
         let kind = trigger.kind;
+        if self.adds(kind).is_empty() {
+            // Its exact probes are on all the time: the regular windows already explain it.
+            return None;
+        }
         match self.start(trigger, at) {
             Ok(()) => Some(Step::Started(kind)),
             Err(err) => {
@@ -130,8 +163,9 @@ impl Escalator {
             (Some(comm), Some(pid)) => format!("{comm} (pid {pid}) "),
             _ => String::new(),
         };
+        let adds = self.adds(trigger.kind);
         let mut signals = vec![Signal::Cpu];
-        signals.extend(&self.adds);
+        signals.extend(&adds);
         let config = Config {
             frequency_hz: self.base.frequency_hz,
             signals,
@@ -143,11 +177,11 @@ impl Escalator {
             what_next: String::new(),
         };
         let session = Session::escalate(config)?;
-        let adds: Vec<&str> = self.adds.iter().map(|s| s.name()).collect();
+        let names: Vec<&str> = adds.iter().map(|s| s.name()).collect();
         eprintln!(
             "profiler: incident: {who}{}; attached {} for {length}",
             trigger.reason,
-            adds.join(", ")
+            names.join(", ")
         );
         let incident = Incident {
             trigger: trigger.kind,
@@ -155,7 +189,7 @@ impl Escalator {
             comm: trigger.comm,
             reason: trigger.reason,
             fired_at: crate::alerts::event::rfc3339(at),
-            escalated: self.adds.clone(),
+            escalated: adds,
         };
         self.running = Some(Box::new(Running {
             session,

@@ -70,6 +70,7 @@ pub fn escalator(args: &RecordArgs) -> Option<Escalator> {
     let policy = Policy {
         thresholds: Thresholds {
             syscall_cores: args.escalate_syscall_cores,
+            pressure: args.escalate_pressure,
             ..Thresholds::default()
         },
         length: args.escalate_for,
