@@ -44,17 +44,18 @@ fn per_cpu<'a, K: aya::Pod, V: aya::Pod>(
     Ok(PerCpuHashMap::try_from(map)?)
 }
 
-/// The maps keyed by tgid alone, each named once: how it is opened, its value type, its name.
-/// Both sweeps below delete a process's entries from each.
+/// The maps keyed by tgid alone, each named once: how it is opened, its value type, its name,
+/// and the field of a [`Cumulative`] its reading goes to. Both sweeps below delete a process's
+/// entries from each.
 macro_rules! tgid_maps {
     ($each:ident) => {
-        $each!(per_cpu, u64, MAP_ONCPU);
-        $each!(hash, ProcName, MAP_COMMS);
-        $each!(hash, ExecInfo, MAP_EXECS);
-        $each!(hash, SchedStats, MAP_SCHED);
-        $each!(hash, IoStats, MAP_IO);
-        $each!(per_cpu, NetStats, MAP_NET);
-        $each!(per_cpu, FaultStats, MAP_FAULTS);
+        $each!(per_cpu, u64, MAP_ONCPU, processes.on_cpu_ns);
+        $each!(hash, ProcName, MAP_COMMS, processes.comms);
+        $each!(hash, ExecInfo, MAP_EXECS, processes.execs);
+        $each!(hash, SchedStats, MAP_SCHED, sched);
+        $each!(hash, IoStats, MAP_IO, io);
+        $each!(per_cpu, NetStats, MAP_NET, net);
+        $each!(per_cpu, FaultStats, MAP_FAULTS, faults);
     };
 }
 
@@ -83,7 +84,7 @@ pub fn forget(
 ) -> anyhow::Result<Deleted> {
     let mut entries = 0;
     macro_rules! sweep {
-        ($open:ident, $value:ty, $name:ident) => {
+        ($open:ident, $value:ty, $name:ident, $($field:ident).+) => {
             entries += delete_where!($open::<u32, $value>(ebpf, $name)?, |t| gone(*t));
         };
     }
@@ -207,7 +208,10 @@ pub fn after_window(
 /// Deletes, key by key, the entries of processes that exited during a window (`gone`, whose
 /// final figures `dead` the caller keeps), and their exit marks. Cheaper than a sweep of
 /// every map, so it can run every tick and keep the maps from filling under process churn.
-/// Stack counts stay until the window's end: they are only read then.
+/// Only the keys `dead` was read with are deleted: a delete is a syscall, and most processes
+/// have entries in few maps (one of the recorder's largest costs under churn was deleting
+/// keys that were not there). An entry made after the reading (a last switch-out) is left to
+/// the window's sweep. Stack counts stay until the window's end: they are only read then.
 pub fn forget_exited(
     ebpf: &mut Ebpf,
     gone: &HashSet<u32>,
@@ -219,8 +223,9 @@ pub fn forget_exited(
             let mut map = $open::<$key, $value>(ebpf, $name)?;
             $keys.filter(|key| map.remove(key).is_ok()).count()
         }};
-        ($open:ident, $value:ty, $name:ident) => {
-            deleted += remove!($open, u32, $value, $name, gone.iter());
+        ($open:ident, $value:ty, $name:ident, $($field:ident).+) => {
+            let held = gone.iter().filter(|tgid| dead.$($field).+.contains_key(tgid));
+            deleted += remove!($open, u32, $value, $name, held);
         };
     }
     tgid_maps!(remove);
