@@ -1,7 +1,8 @@
 //! `cargo xtask bench escalation`: time to incident. `profiler record` runs at its defaults
 //! (no hook per syscall or per packet); a syscall storm or a loopback flood is planted, and the
 //! figure is the wall time from its start until an incident window naming it suspect #1 is on
-//! disk (checked each round).
+//! disk (checked each round); and the recorder's peak memory through the incident, whose second
+//! session and symbolization come on top of the always-on one.
 
 use std::{
     fs,
@@ -42,6 +43,8 @@ impl SubBench for Options {
 
 /// The issue's goal: an incident window naming the planted workload within 15 s of its start.
 const GOAL_S: f64 = 15.0;
+/// The recorder's peak resident memory, incidents included: the same goal as without.
+const MEMORY_GOAL_MIB: f64 = 64.0;
 /// Give up on a round after this long.
 const DEADLINE: Duration = Duration::from_secs(60);
 const POLL: Duration = Duration::from_millis(20);
@@ -78,12 +81,17 @@ fn run(target: &Path, runs: u32) -> Result<Vec<Row>> {
         workload.args(args);
         println!("  {name}: {}", util::display(&workload));
         let mut times = Vec::new();
+        let mut peaks = Vec::new();
         for round in 1..=runs {
             let out = scratch.path().join(format!("rec-{binary}-{round}"));
-            let seconds = time_to_incident(&profiler, &out, &mut workload)
+            let (seconds, peak) = time_to_incident(&profiler, &out, &mut workload)
                 .with_context(|| format!("{name}, round {round}"))?;
-            eprintln!("bench escalation: {name} round {round}/{runs}: {seconds:.1} s");
+            eprintln!(
+                "bench escalation: {name} round {round}/{runs}: {seconds:.1} s, recorder peak \
+                 {peak:.1} MiB"
+            );
             times.push(seconds);
+            peaks.push(peak);
             fs::remove_dir_all(&out)?;
         }
         rows.push(
@@ -95,20 +103,35 @@ fn run(target: &Path, runs: u32) -> Result<Vec<Row>> {
             )
             .with_goal(Goal::Max(GOAL_S)),
         );
+        rows.push(
+            Row::measured(
+                Options::NAME,
+                format!("{name}: recorder peak RSS"),
+                "MiB",
+                &peaks,
+            )
+            .with_goal(Goal::Max(MEMORY_GOAL_MIB)),
+        );
     }
     Ok(rows)
 }
 
-/// Seconds from the workload's start to its incident window on disk, under a fresh recorder.
-fn time_to_incident(profiler: &Path, out: &Path, workload: &mut Command) -> Result<f64> {
-    let (seconds, _) = tracer::under_record(profiler, out, &[], |_| {
+/// Seconds from the workload's start to its incident window on disk, under a fresh recorder,
+/// and the recorder's peak resident memory (VmHWM, MiB) once the window is written.
+fn time_to_incident(profiler: &Path, out: &Path, workload: &mut Command) -> Result<(f64, f64)> {
+    let (measured, _) = tracer::under_record(profiler, out, &[], |recorder| {
         let started = Instant::now();
         let child = Planted(workload.stdout(Stdio::null()).spawn()?);
         let report = wait_incident(out, started)?;
+        let seconds = started.elapsed().as_secs_f64();
         check_named(&report, child.0.id())?;
-        Ok(started.elapsed().as_secs_f64())
+        Ok((seconds, peak_rss_mib(recorder)?))
     })?;
-    Ok(seconds)
+    Ok(measured)
+}
+
+fn peak_rss_mib(pid: u32) -> Result<f64> {
+    Ok(tracer::status_kib(pid, "VmHWM")? as f64 / 1024.0)
 }
 
 /// The first incident window's report.json under `out`, once it is in place.

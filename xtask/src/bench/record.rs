@@ -297,10 +297,5 @@ fn growth(rss: &[(u64, u64)]) -> Row {
 }
 
 fn vm_rss_kib(pid: u32) -> Result<u64> {
-    let status = fs::read_to_string(format!("/proc/{pid}/status"))?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .context("no VmRSS")
+    tracer::status_kib(pid, "VmRSS")
 }
