@@ -9,13 +9,12 @@ mod setup;
 use anyhow::Context as _;
 
 use self::{
-    escalation::{Escalator, Step},
+    escalation::Escalator,
     setup::{TICK, put},
 };
 use super::out_dir::OutDir;
 use crate::{
-    alerts::{Alerter, engine::Engine, event::AlertState, sink::Sink},
-    analyze::triggers,
+    alerts::{Alerter, engine::Engine, sink::Sink},
     cli::RecordArgs,
     error::usage,
     metrics::Exporter,
@@ -98,26 +97,16 @@ impl Recorder {
                 metrics.alert(event.state);
             }
         }
-        if let Some(escalator) = &mut self.escalator {
-            let fired = events.iter().find(|e| e.state == AlertState::Firing);
-            let alert = fired.map(|e| triggers::alert_trigger(&e.rule, e.pid, &e.comm));
-            match escalator.tick(&tick.report, alert, tick.at).await {
-                Some(Step::Started(kind)) => {
-                    if let Some(metrics) = metrics {
-                        metrics.escalation(kind);
-                    }
-                }
-                Some(Step::Ended(window)) => {
-                    put(
-                        &mut self.store,
-                        &window,
-                        WindowKind::Incident,
-                        &args.out,
-                        metrics,
-                    )?;
-                }
-                None => {}
-            }
+        if let Some(escalator) = &mut self.escalator
+            && let Some(incident) = escalator.feed(&tick, &events, metrics).await
+        {
+            put(
+                &mut self.store,
+                &incident,
+                WindowKind::Incident,
+                &args.out,
+                metrics,
+            )?;
         }
         if tick.window_due {
             let window = self.session.window().await?;
@@ -165,14 +154,9 @@ impl Recorder {
         let scrapes = self.exporter.map_or_else(String::new, |exporter| {
             format!(", {} metrics scrapes served", exporter.stop())
         });
-        let (written, lost) = self.store.counts();
-        let lost = match lost {
-            0 => String::new(),
-            lost => format!(" ({lost} lost: they could not be written)"),
-        };
         eprintln!(
-            "profiler: stopped after {written} windows in {}{lost}{scrapes}",
-            args.out.display(),
+            "profiler: stopped after {}{scrapes}",
+            self.store.summary(&args.out)
         );
         Ok(())
     }

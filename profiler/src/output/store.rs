@@ -129,8 +129,13 @@ impl Store {
     }
 
     /// Windows written and windows lost so far.
-    pub fn counts(&self) -> (u64, u64) {
-        (self.written, self.lost)
+    /// The windows written into `out` over the run and those lost, for the closing line.
+    pub fn summary(&self, out: &Path) -> String {
+        let lost = match self.lost {
+            0 => String::new(),
+            lost => format!(" ({lost} lost: they could not be written)"),
+        };
+        format!("{} windows in {}{lost}", self.written, out.display())
     }
 
     /// Writes a window and prunes; when the write fails, what retention prunes makes room for

@@ -6,10 +6,12 @@
 use std::time::{Duration, Instant};
 
 use crate::{
-    analyze::triggers::{Thresholds, Trigger, Watch},
+    alerts::event::{AlertEvent, AlertState},
+    analyze::triggers::{self, Thresholds, Trigger, Watch},
+    metrics::Metrics,
     model::cmdline::Cmdlines,
     report::{Incident, Report, TriggerKind},
-    session::{Config, Session, Symbolization, WindowReport},
+    session::{Config, Session, Symbolization, Tick, WindowReport},
     signals::Signal,
 };
 
@@ -53,7 +55,7 @@ pub struct Base {
 }
 
 /// What a tick did to the escalation.
-pub enum Step {
+enum Step {
     /// An incident began: its exact probes are attached.
     Started(TriggerKind),
     /// An incident ended: its window, to be written.
@@ -104,10 +106,31 @@ impl Escalator {
             .collect()
     }
 
+    /// Feeds one of the recorder's ticks and the alert events it raised (a firing one is a
+    /// trigger): counts an incident that starts in `metrics`, hands back one that ended.
+    pub async fn feed(
+        &mut self,
+        tick: &Tick,
+        events: &[AlertEvent],
+        metrics: Option<&Metrics>,
+    ) -> Option<WindowReport> {
+        let fired = events.iter().find(|e| e.state == AlertState::Firing);
+        let alert = fired.map(|e| triggers::alert_trigger(&e.rule, e.pid, &e.comm));
+        match self.tick(&tick.report, alert, tick.at).await? {
+            Step::Started(kind) => {
+                if let Some(metrics) = metrics {
+                    metrics.escalation(kind);
+                }
+                None
+            }
+            Step::Ended(window) => Some(*window),
+        }
+    }
+
     /// Feeds one tick: starts an incident when `alert` or the tick sets off a trigger and none
     /// runs or just ran, or ends one whose time is up. An incident that fails is said and
     /// given up: the always-on recording it rides on goes on regardless.
-    pub async fn tick(
+    async fn tick(
         &mut self,
         tick: &Report,
         alert: Option<Trigger>,
