@@ -148,10 +148,12 @@ fn storm_sets_off_an_incident_window_with_exact_counts() {
         "exact hooks left after the incident: {after:?}"
     );
 
+    let storm_pid = storm.pid();
     drop(storm);
     run.signal(libc::SIGINT);
     let done = run.finish(REPORT_GRACE);
     done.assert_success();
+    assert_alert_sink_heard(&root, storm_pid);
     let regular: Vec<PathBuf> = record_windows(&root)
         .into_iter()
         .filter(|dir| !dir.to_string_lossy().ends_with("-incident"))
@@ -162,6 +164,25 @@ fn storm_sets_off_an_incident_window_with_exact_counts() {
         assert!(report["incident"].is_null(), "{}", window.display());
     }
     assert_eq!(regular.len(), 1, "{regular:?}");
+}
+
+/// alerts.jsonl has the incident firing with its process, then resolved with its window.
+fn assert_alert_sink_heard(root: &Path, pid: u32) {
+    let text = std::fs::read_to_string(root.join("alerts.jsonl")).expect("reading alerts.jsonl");
+    let events: Vec<Value> = text
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("alerts.jsonl lines are JSON"))
+        .filter(|event: &Value| event["rule"] == "incident: syscalls")
+        .collect();
+    let states: Vec<&Value> = events.iter().map(|e| &e["state"]).collect();
+    assert_eq!(states, ["firing", "resolved"], "{text}");
+    assert_eq!(events[0]["pid"], pid, "{text}");
+    let window = events[1]["incident"]["window"].as_str().expect("a window");
+    assert!(
+        incidents(root).iter().any(|dir| dir.ends_with(window)),
+        "{window} is not an incident window: {:?}",
+        incidents(root)
+    );
 }
 
 #[test]

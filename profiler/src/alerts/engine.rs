@@ -298,6 +298,7 @@ fn event(
         since: rfc3339(subject.since),
         at: rfc3339(at),
         evidence,
+        incident: None,
     }
 }
 

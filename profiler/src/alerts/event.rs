@@ -3,7 +3,11 @@
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::symbolize::FoldedStack;
+use crate::{
+    report::{Incident, TriggerKind},
+    signals::Signal,
+    symbolize::FoldedStack,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -48,6 +52,22 @@ pub struct AlertEvent {
     /// RFC 3339, UTC, milliseconds: the end of this tick.
     pub at: String,
     pub evidence: Evidence,
+    /// Only on the events that open and close an incident (`record`'s escalation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident: Option<IncidentNote>,
+}
+
+/// An incident an alert sink hears of: it fires when the exact probes attach and resolves when
+/// its window is written.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IncidentNote {
+    pub trigger: TriggerKind,
+    /// What the always-on figures showed, in words.
+    pub reason: String,
+    /// The signals attached for it.
+    pub escalated: Vec<Signal>,
+    /// The incident window's directory under `--out`, once written.
+    pub window: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -84,9 +104,43 @@ impl Evidence {
 }
 
 impl AlertEvent {
+    /// The event of an incident starting (`window` none) or ending (its window's directory),
+    /// at `at`. Its rule is `incident: <trigger>`; host pressure has no process, so its subject
+    /// is the host.
+    pub fn incident(
+        incident: &Incident,
+        state: AlertState,
+        at: Timestamp,
+        window: Option<String>,
+    ) -> Self {
+        let comm = incident.comm.clone().unwrap_or_else(|| "host".to_owned());
+        Self {
+            state,
+            rule: format!("incident: {}", incident.trigger.as_str()),
+            figure: format!("incident.{}", incident.trigger.as_str()),
+            pid: incident.pid,
+            app: comm.clone(),
+            comm,
+            value: None,
+            threshold: 0.0,
+            since: incident.fired_at.clone(),
+            at: rfc3339(at),
+            evidence: Evidence::default(),
+            incident: Some(IncidentNote {
+                trigger: incident.trigger,
+                reason: incident.reason.clone(),
+                escalated: incident.escalated.clone(),
+                window,
+            }),
+        }
+    }
+
     /// One line for logs, e.g. `firing: cpu.cores > 0.8 for 2s: burner (pid 42) at 0.99 since
     /// 2026-01-01T10:00:00.000Z`.
     pub fn summary(&self) -> String {
+        if let Some(note) = &self.incident {
+            return self.incident_summary(note);
+        }
         let who = match self.pid {
             Some(pid) if self.app != self.comm => {
                 format!("{} (pid {pid}, app {})", self.comm, self.app)
@@ -117,6 +171,25 @@ impl AlertEvent {
             ));
         }
         line
+    }
+}
+
+impl AlertEvent {
+    fn incident_summary(&self, note: &IncidentNote) -> String {
+        let who = match self.pid {
+            Some(pid) => format!("{} (pid {pid})", self.comm),
+            None => self.comm.clone(),
+        };
+        let window = note
+            .window
+            .as_ref()
+            .map_or_else(String::new, |dir| format!("; window {dir}"));
+        format!(
+            "{}: {}: {who}: {}{window}",
+            self.state.as_str(),
+            self.rule,
+            note.reason
+        )
     }
 }
 
@@ -165,7 +238,37 @@ mod tests {
                     delay_ns: 1_500_000_000,
                 }],
             },
+            incident: None,
         }
+    }
+
+    #[test]
+    fn an_incident_fires_and_resolves_naming_its_trigger_and_window() {
+        let incident = Incident {
+            trigger: TriggerKind::CpuPressure,
+            pid: None,
+            comm: None,
+            reason: "some task waited for a CPU 97 % of the time for 2 ticks".to_owned(),
+            fired_at: "2026-01-01T10:00:00.000Z".to_owned(),
+            escalated: vec![Signal::Syscalls, Signal::Net],
+        };
+        let at = "2026-01-01T10:00:11Z".parse().unwrap();
+        let window = Some("20260101T100000.000Z-incident".to_owned());
+        let ended = AlertEvent::incident(&incident, AlertState::Resolved, at, window);
+        let json = serde_json::to_value(&ended).unwrap();
+        assert_eq!(json["rule"], "incident: cpu_pressure");
+        assert_eq!(json["comm"], "host");
+        assert!(json["pid"].is_null());
+        assert_eq!(
+            json["incident"]["escalated"],
+            serde_json::json!(["syscalls", "net"])
+        );
+        assert_eq!(json["incident"]["window"], "20260101T100000.000Z-incident");
+        assert_eq!(
+            ended.summary(),
+            "resolved: incident: cpu_pressure: host: some task waited for a CPU 97 % of the time \
+             for 2 ticks; window 20260101T100000.000Z-incident"
+        );
     }
 
     #[test]

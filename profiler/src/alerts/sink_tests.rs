@@ -21,6 +21,7 @@ fn event(state: AlertState, pid: u32) -> AlertEvent {
         since: "2026-01-01T10:00:00.000Z".to_owned(),
         at: "2026-01-01T10:00:02.000Z".to_owned(),
         evidence: Evidence::default(),
+        incident: None,
     }
 }
 

@@ -97,8 +97,9 @@ impl Recorder {
                 metrics.alert(event.state);
             }
         }
+        let sink = &self.alerts.sink;
         if let Some(escalator) = &mut self.escalator
-            && let Some(incident) = escalator.feed(&tick, &events, metrics).await
+            && let Some(incident) = escalator.feed(&tick, &events, (metrics, sink)).await
         {
             put(
                 &mut self.store,
@@ -107,6 +108,7 @@ impl Recorder {
                 &args.out,
                 metrics,
             )?;
+            escalation::ended(sink, &incident);
         }
         if tick.window_due {
             let window = self.session.window().await?;
@@ -133,6 +135,7 @@ impl Recorder {
                 &args.out,
                 None,
             )?;
+            escalation::ended(&self.alerts.sink, &incident);
         }
         let (window, _, released) = self
             .session

@@ -6,10 +6,14 @@
 use std::time::{Duration, Instant};
 
 use crate::{
-    alerts::event::{AlertEvent, AlertState},
+    alerts::{
+        event::{AlertEvent, AlertState},
+        sink::Sink,
+    },
     analyze::triggers::{self, Thresholds, Trigger, Watch},
     metrics::Metrics,
     model::cmdline::Cmdlines,
+    output::windows::WindowKind,
     report::{Incident, Report, TriggerKind},
     session::{Config, Session, Symbolization, Tick, WindowReport},
     signals::Signal,
@@ -57,7 +61,7 @@ pub struct Base {
 /// What a tick did to the escalation.
 enum Step {
     /// An incident began: its exact probes are attached.
-    Started(TriggerKind),
+    Started(Box<Incident>),
     /// An incident ended: its window, to be written.
     Ended(Box<WindowReport>),
 }
@@ -107,20 +111,25 @@ impl Escalator {
     }
 
     /// Feeds one of the recorder's ticks and the alert events it raised (a firing one is a
-    /// trigger): counts an incident that starts in `metrics`, hands back one that ended.
+    /// trigger, unless it is an incident's own): an incident that starts is counted in
+    /// `metrics` and told to the alert `sink`; one that ended is handed back, for the caller
+    /// to write and then tell with [`ended`].
     pub async fn feed(
         &mut self,
         tick: &Tick,
         events: &[AlertEvent],
-        metrics: Option<&Metrics>,
+        (metrics, sink): (Option<&Metrics>, &Sink),
     ) -> Option<WindowReport> {
-        let fired = events.iter().find(|e| e.state == AlertState::Firing);
+        let fired = events
+            .iter()
+            .find(|e| e.state == AlertState::Firing && e.incident.is_none());
         let alert = fired.map(|e| triggers::alert_trigger(&e.rule, e.pid, &e.comm));
         match self.tick(&tick.report, alert, tick.at).await? {
-            Step::Started(kind) => {
+            Step::Started(incident) => {
                 if let Some(metrics) = metrics {
-                    metrics.escalation(kind);
+                    metrics.escalation(incident.trigger);
                 }
+                tell(sink, &incident, AlertState::Firing, None);
                 None
             }
             Step::Ended(window) => Some(*window),
@@ -152,13 +161,12 @@ impl Escalator {
             return None;
         }
         let trigger = alert.or(judged)?;
-        let kind = trigger.kind;
-        if self.adds(kind).is_empty() {
+        if self.adds(trigger.kind).is_empty() {
             // Its exact probes are on all the time: the regular windows already explain it.
             return None;
         }
         match self.start(trigger, at) {
-            Ok(()) => Some(Step::Started(kind)),
+            Ok(incident) => Some(Step::Started(Box::new(incident))),
             Err(err) => {
                 self.give_up("attaching the incident's probes", &err);
                 None
@@ -179,8 +187,8 @@ impl Escalator {
         self.watch.reset();
     }
 
-    /// Attaches the exact probes for `trigger`.
-    fn start(&mut self, trigger: Trigger, at: jiff::Timestamp) -> anyhow::Result<()> {
+    /// Attaches the exact probes for `trigger`; the incident they serve.
+    fn start(&mut self, trigger: Trigger, at: jiff::Timestamp) -> anyhow::Result<Incident> {
         let length = humantime::format_duration(self.policy.length);
         let who = match (&trigger.comm, trigger.pid) {
             (Some(comm), Some(pid)) => format!("{comm} (pid {pid}) "),
@@ -216,10 +224,10 @@ impl Escalator {
         };
         self.running = Some(Box::new(Running {
             session,
-            incident,
+            incident: incident.clone(),
             until: Instant::now() + self.policy.length,
         }));
-        Ok(())
+        Ok(incident)
     }
 
     /// Ends the running incident, if any (its time is up, or record is stopping), and reports
@@ -237,5 +245,20 @@ impl Escalator {
         window.report.incident = Some(running.incident);
         self.quiet();
         Some(window)
+    }
+}
+
+/// Tells the alert sink an incident's window is written.
+pub fn ended(sink: &Sink, window: &WindowReport) {
+    if let Some(incident) = &window.report.incident {
+        let name = WindowKind::Incident.name(window.started_at);
+        tell(sink, incident, AlertState::Resolved, Some(name));
+    }
+}
+
+fn tell(sink: &Sink, incident: &Incident, state: AlertState, window: Option<String>) {
+    let event = AlertEvent::incident(incident, state, jiff::Timestamp::now(), window);
+    if let Err(err) = sink.emit(&event) {
+        eprintln!("profiler: warning: could not record an incident's alert: {err}");
     }
 }
