@@ -75,6 +75,9 @@ pub const PROG_FAULT_MINOR: &str = "page_fault_minor";
 pub const PROG_FAULT_MAJOR: &str = "page_fault_major";
 pub const PROG_SOCK_SEND: &str = "sock_send_length";
 pub const PROG_SOCK_RECV: &str = "sock_recv_length";
+/// The same events as raw tracepoints, where kernel BTF gives the socket family's offset.
+pub const PROG_SOCK_SEND_RAW: &str = "sock_send_raw";
+pub const PROG_SOCK_RECV_RAW: &str = "sock_recv_raw";
 pub const PROG_SYS_ENTER: &str = "sys_enter";
 pub const PROG_SYS_EXIT: &str = "sys_exit";
 pub const PROG_BIO_QUEUE: &str = "block_bio_queue";
@@ -93,6 +96,8 @@ pub const GLOBAL_FORK_CHILD_PID: &str = "FORK_CHILD_PID_OFFSET";
 pub const GLOBAL_SOCK_FAMILY: &str = "SOCK_FAMILY_OFFSET";
 pub const GLOBAL_SOCK_RET: &str = "SOCK_RET_OFFSET";
 pub const GLOBAL_SOCK_FLAGS: &str = "SOCK_FLAGS_OFFSET";
+/// Offset of the family in `struct sock`, from kernel BTF, for the raw socket tracepoints.
+pub const GLOBAL_SKC_FAMILY: &str = "SKC_FAMILY_OFFSET";
 /// `u32`: 1 when the sampler takes stacks (`cpu` signal); 0 keeps it as an on-CPU tick only.
 pub const GLOBAL_SAMPLE_STACKS: &str = "SAMPLE_STACKS";
 /// `u32`: 1 when threads going to sleep get their stacks taken (`offcpu` signal).

@@ -98,6 +98,18 @@ pub fn sock_recv_length(ctx: TracePointContext) -> u32 {
     0
 }
 
+#[raw_tracepoint(tracepoint = "sock_send_length")]
+pub fn sock_send_raw(ctx: RawTracePointContext) -> i32 {
+    net::transfer_raw(&ctx, true);
+    0
+}
+
+#[raw_tracepoint(tracepoint = "sock_recv_length")]
+pub fn sock_recv_raw(ctx: RawTracePointContext) -> i32 {
+    net::transfer_raw(&ctx, false);
+    0
+}
+
 #[tracepoint(category = "block", name = "block_bio_queue")]
 pub fn block_bio_queue(ctx: TracePointContext) -> u32 {
     io::bio_queue(&ctx);

@@ -1,7 +1,12 @@
 //! Network bytes per process from `sock:sock_send_length` / `sock_recv_length`, which fire in
-//! the sending or receiving task for every socket send and receive, loopback included.
+//! the sending or receiving task for every socket send and receive, loopback included. As raw
+//! tracepoints where the socket's family can be read at an offset from kernel BTF (no record
+//! is built, and its three fields are not copied out one by one), else as classic ones.
 
-use aya_ebpf::{helpers::bpf_get_current_pid_tgid, programs::TracePointContext};
+use aya_ebpf::{
+    helpers::{bpf_get_current_pid_tgid, bpf_probe_read_kernel},
+    programs::{RawTracePointContext, TracePointContext},
+};
 use profiler_common::{Counter, NetStats};
 
 use crate::maps::{NET, add_per_cpu_with, bump};
@@ -13,6 +18,9 @@ static SOCK_FAMILY_OFFSET: u32 = 16;
 static SOCK_RET_OFFSET: u32 = 20;
 #[unsafe(no_mangle)]
 static SOCK_FLAGS_OFFSET: u32 = 24;
+/// Offset of `__sk_common.skc_family` in `struct sock`, from kernel BTF at load time.
+#[unsafe(no_mangle)]
+static SKC_FAMILY_OFFSET: u32 = 16;
 
 const AF_INET: u16 = 2;
 const AF_INET6: u16 = 10;
@@ -27,6 +35,7 @@ fn field<T>(ctx: &TracePointContext, offset: &'static u32) -> Option<T> {
     unsafe { ctx.read_at::<T>(offset) }.ok()
 }
 
+/// The classic tracepoint: the record's fields.
 #[inline(always)]
 pub fn transfer(ctx: &TracePointContext, send: bool) {
     let (Some(family), Some(ret), Some(flags)) = (
@@ -36,6 +45,29 @@ pub fn transfer(ctx: &TracePointContext, send: bool) {
     ) else {
         return;
     };
+    count(send, family, ret, flags);
+}
+
+/// The raw tracepoint: `TP_PROTO(struct sock *sk, int ret, int flags)`.
+#[inline(always)]
+pub fn transfer_raw(ctx: &RawTracePointContext, send: bool) {
+    let sk: u64 = ctx.arg(0);
+    let ret = ctx.arg::<u64>(1) as i32;
+    let flags = ctx.arg::<u64>(2) as i32;
+    if ret <= 0 {
+        return;
+    }
+    // SAFETY: plain read of a load-time constant; volatile keeps the default from being folded.
+    let offset = unsafe { core::ptr::read_volatile(&SKC_FAMILY_OFFSET) } as u64;
+    // SAFETY: a checked kernel read; a bad address is an error, not a fault.
+    let Ok(family) = (unsafe { bpf_probe_read_kernel((sk + offset) as *const u16) }) else {
+        return;
+    };
+    count(send, family, ret, flags);
+}
+
+#[inline(always)]
+fn count(send: bool, family: u16, ret: i32, flags: i32) {
     if ret <= 0 || (family != AF_INET && family != AF_INET6) || (!send && flags & MSG_PEEK != 0) {
         return;
     }

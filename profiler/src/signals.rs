@@ -157,15 +157,16 @@ pub const SIGNALS: [Declaration; 9] = [
         signal: Signal::Net,
         name: "net",
         probes: &[
-            "tracepoint sock:sock_send_length",
-            "tracepoint sock:sock_recv_length",
+            "raw_tracepoint sock_send_length (with kernel BTF, else tracepoint sock:sock_send_length)",
+            "raw_tracepoint sock_recv_length (with kernel BTF, else tracepoint sock:sock_recv_length)",
         ],
         // record attaches it for incidents only, like syscalls.
         default_in: &[Command::Diagnose, Command::Top],
         cost: Cost::PerPacket,
         fills: &["net"],
         needs: None,
-        fix: TRACEFS_FIX,
+        fix: "needs kernel BTF (/sys/kernel/btf/vmlinux, or PROFILER_BTF) for its raw tracepoints; \
+              without it, mount tracefs (mount -t tracefs nodev /sys/kernel/tracing)",
     },
     Declaration {
         signal: Signal::Mem,

@@ -26,8 +26,15 @@ const WINDOW: &str = "5m";
 /// incident's 10 s, symbolizing and writing, on a slow host. A deadline, not a measurement:
 /// `cargo xtask bench escalation` measures the time.
 const INCIDENT_DEADLINE: Duration = Duration::from_secs(45);
-/// Programs of the exact hooks, as the kernel names them (15 bytes).
-const EXACT_PROGRAMS: [&str; 3] = ["sys_enter", "sock_send_lengt", "sock_recv_lengt"];
+/// Programs of the exact hooks, as the kernel names them (15 bytes): the socket hooks as raw
+/// tracepoints, or classic ones without kernel BTF.
+const EXACT_PROGRAMS: [&str; 5] = [
+    "sys_enter",
+    "sock_send_raw",
+    "sock_recv_raw",
+    "sock_send_lengt",
+    "sock_recv_lengt",
+];
 const INCIDENT_LINE: &str = "profiler: incident:";
 
 fn record(root: &Path, extra: &[&str]) -> ProfilerRun {

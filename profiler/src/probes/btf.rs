@@ -44,6 +44,11 @@ impl KernelBtf {
     }
 }
 
+/// The kernel BTF the loader reads: `PROFILER_BTF`'s, else the system's.
+pub fn path() -> PathBuf {
+    std::env::var_os(BTF_ENV).map_or_else(|| PathBuf::from(SYS_BTF), PathBuf::from)
+}
+
 /// Why the system has no kernel BTF for the loader, if it has none.
 pub fn system_btf_missing() -> Option<String> {
     let path = std::path::Path::new(SYS_BTF);

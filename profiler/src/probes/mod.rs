@@ -5,6 +5,7 @@ pub mod btf;
 mod cpu;
 mod io;
 mod mem;
+mod member_offset;
 mod net;
 pub mod privileges;
 mod processes;
@@ -242,7 +243,7 @@ fn attach_signals(
         .forks
         .map(|o| o.and_then(|_| processes::attach(ebpf)));
     signals.insert(Signal::Processes, forks);
-    let net = offsets.net.map(|o| o.and_then(|_| net::attach(ebpf)));
+    let net = offsets.net.map(|o| o.and_then(|o| net::attach(ebpf, &o)));
     signals.insert(Signal::Net, net);
     signals.insert(Signal::Mem, selection.mem.then(|| mem::attach(ebpf, cpus)));
     let io = offsets.io.map(|o| o.and_then(|o| io::attach(ebpf, &o)));
