@@ -117,7 +117,8 @@ fn btf_check() -> Check {
             status: Status::Ok,
             detail: format!(
                 "missing ({reason}); not needed: no signal depends on it (the eBPF programs have \
-                 no CO-RE relocations; field offsets come from tracefs)"
+                 no CO-RE relocations; field offsets come from tracefs; net uses the classic \
+                 socket tracepoints instead of raw ones)"
             ),
         },
         (Err(reason), Ok(relocations)) => Check {

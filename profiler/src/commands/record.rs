@@ -101,14 +101,14 @@ impl Recorder {
         if let Some(escalator) = &mut self.escalator
             && let Some(incident) = escalator.feed(&tick, &events, (metrics, sink)).await
         {
-            put(
+            let written = put(
                 &mut self.store,
                 &incident,
                 WindowKind::Incident,
                 &args.out,
                 metrics,
             )?;
-            escalation::ended(sink, &incident);
+            escalation::ended(sink, &incident, written);
         }
         if tick.window_due {
             let window = self.session.window().await?;
@@ -125,17 +125,18 @@ impl Recorder {
 
     /// Writes the last window, stops serving and waits for the alert hooks.
     async fn stop(mut self, args: &RecordArgs) -> anyhow::Result<()> {
+        let sink = &self.alerts.sink;
         if let Some(escalator) = &mut self.escalator
-            && let Some(incident) = escalator.finish().await
+            && let Some(incident) = escalator.finish(sink).await
         {
-            put(
+            let written = put(
                 &mut self.store,
                 &incident,
                 WindowKind::Incident,
                 &args.out,
                 None,
             )?;
-            escalation::ended(&self.alerts.sink, &incident);
+            escalation::ended(sink, &incident, written);
         }
         let (window, _, released) = self
             .session

@@ -128,7 +128,6 @@ impl Store {
         &self.retention
     }
 
-    /// Windows written and windows lost so far.
     /// The windows written into `out` over the run and those lost, for the closing line.
     pub fn summary(&self, out: &Path) -> String {
         let lost = match self.lost {

@@ -20,10 +20,19 @@ const MAGIC: u16 = 0xeb9f;
 /// `struct btf_type`: name_off, info, size or type.
 const TYPE_LEN: usize = 12;
 
-/// The offset of `member` in the struct named `name`, in the BTF file at `path`.
-pub fn in_file(path: &Path, name: &str, member: &str) -> Result<u32, String> {
+/// The highest kind this scanner knows the size of (`BTF_KIND_ENUM64`): past a kind it does
+/// not know, it cannot find the next record, so it stops rather than misread.
+const KIND_MAX: u32 = KIND_ENUM64;
+
+/// The offset of a member path (`[(struct, member), (member's struct, its member), ...]`) in
+/// the BTF file at `path`, the file read once.
+pub fn in_file(path: &Path, chain: &[(&str, &str)]) -> Result<u32, String> {
     let btf = std::fs::read(path).map_err(|err| format!("reading {}: {err}", path.display()))?;
-    find(&btf, name, member).ok_or_else(|| format!("{}: no {name}.{member}", path.display()))
+    chain.iter().try_fold(0, |sum, &(name, member)| {
+        let offset = find(&btf, name, member)
+            .ok_or_else(|| format!("{}: no {name}.{member}", path.display()))?;
+        Ok(sum + offset)
+    })
 }
 
 /// The byte offset of `member` (a direct member, not a bitfield) in the struct `name`.
@@ -45,6 +54,9 @@ pub fn find(btf: &[u8], name: &str, member: &str) -> Option<u32> {
     while at + TYPE_LEN <= types_end {
         let info = word(at + 4)?;
         let (kind, vlen) = ((info >> 24) & 0x1f, (info & 0xffff) as usize);
+        if kind == 0 || kind > KIND_MAX {
+            return None;
+        }
         let tail = match kind {
             KIND_INT | KIND_VAR | KIND_DECL_TAG => 4,
             KIND_ARRAY => 12,
@@ -58,12 +70,11 @@ pub fn find(btf: &[u8], name: &str, member: &str) -> Option<u32> {
                 let entry = at + TYPE_LEN + i * 12;
                 if string(word(entry)?) == Some(member.as_bytes()) {
                     let offset = word(entry + 8)?;
-                    let bits = if bitfields {
-                        offset & 0xff_ffff
-                    } else {
-                        offset
+                    let (bits, bitfield_size) = match bitfields {
+                        true => (offset & 0xff_ffff, offset >> 24),
+                        false => (offset, 0),
                     };
-                    return (bits % 8 == 0).then_some(bits / 8);
+                    return (bits % 8 == 0 && bitfield_size == 0).then_some(bits / 8);
                 }
             }
         }
@@ -86,7 +97,8 @@ mod tests {
         let flag = if bitfields { 1 << 31 } else { 0 };
         push(&[5, flag | KIND_STRUCT << 24 | 2, 8]);
         push(&[10, 1, 0]);
-        push(&[12, 1, if bitfields { 32 << 24 | 32 } else { 32 }]);
+        // With the kind flag, a bitfield size of 0 says `b` is a plain member.
+        push(&[12, 1, 32]);
         let mut btf = MAGIC.to_le_bytes().to_vec();
         btf.extend([1, 0]);
         let types_len = types.len() as u32;
@@ -116,8 +128,9 @@ mod tests {
         if vmlinux.exists() {
             // sock_common's layout has kept skc_family at byte 16 since Linux 2.6, and it
             // opens struct sock.
-            assert_eq!(in_file(vmlinux, "sock_common", "skc_family"), Ok(16));
-            assert_eq!(in_file(vmlinux, "sock", "__sk_common"), Ok(0));
+            let chain = [("sock", "__sk_common"), ("sock_common", "skc_family")];
+            assert_eq!(in_file(vmlinux, &chain), Ok(16));
+            assert_eq!(in_file(vmlinux, &chain[1..]), Ok(16));
         }
     }
 }

@@ -301,7 +301,7 @@ fn check_btf(chosen: Option<&btf::KernelBtf>) -> anyhow::Result<()> {
     }
     eprintln!(
         "profiler: no kernel BTF ({reason}); nothing degraded: the eBPF programs have no \
-         CO-RE relocations"
+         CO-RE relocations (net uses the classic socket tracepoints)"
     );
     Ok(())
 }
@@ -321,9 +321,9 @@ fn attach_lifecycle(ebpf: &mut Ebpf) {
 
 impl Probes {
     /// Stops the programs whose runs move counts from one map to another (context switches,
-    /// wakeups, syscalls) and the samplers, so the final figures can be read; the block, socket
-    /// and fork tracepoints, whose maps were read already, stay attached until
-    /// [`Probes::release`]. Closing a classic tracepoint's perf event waits for RCU grace periods
+    /// wakeups, syscalls) and the samplers, so the final figures can be read; the block, classic
+    /// socket and fork tracepoints, whose maps were read already, stay attached until
+    /// [`Probes::release`] (raw ones, the socket hooks where BTF allowed them, go now too). Closing a classic tracepoint's perf event waits for RCU grace periods
     /// under a kernel-wide mutex (about 60 ms each on a busy VM): a dozen took most of a second.
     pub fn quiesce(&mut self) {
         const SCHED: [&str; 3] = [

@@ -30,10 +30,8 @@ pub fn offsets() -> Result<Offsets, String> {
 
 /// `sock.__sk_common.skc_family`, from the kernel BTF the loader uses.
 fn family_in_sock() -> Result<u32, String> {
-    let path = btf::path();
-    let common = member_offset::in_file(&path, "sock", "__sk_common")?;
-    let family = member_offset::in_file(&path, "sock_common", "skc_family")?;
-    Ok(common + family)
+    let chain = [("sock", "__sk_common"), ("sock_common", "skc_family")];
+    member_offset::in_file(&btf::path(), &chain)
 }
 
 fn classic_offsets() -> Result<Offsets, String> {

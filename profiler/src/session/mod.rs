@@ -234,7 +234,7 @@ impl Session {
         // since the programs attached, which belong to the first window anyway.
         let first = Reading::take(&Collector::new(&probes.ebpf), false)?;
         let bpf_stats = BpfStats::sample(STATS_SLICE, STATS_PERIOD);
-        let mut window = Window::start_from((first.at, first.at_wall), &probes.ebpf, &bpf_stats);
+        let mut window = Window::start_from(&first, &probes.ebpf, &bpf_stats);
         window.base = first.figures.clone();
         Ok(Self {
             facts: Facts {
@@ -425,15 +425,11 @@ impl Session {
             .window
             .cost(&self.probes.ebpf, &mut self.bpf_stats, now.at);
         let (closed, stale) = {
-            let next =
-                Window::start_from((now.at, now.at_wall), &self.probes.ebpf, &self.bpf_stats);
+            let next = Window::start_from(&now, &self.probes.ebpf, &self.bpf_stats);
             let window = std::mem::replace(&mut self.window, next);
             let stale = cleanup::stale_stacks(&now.figures, &window.base);
             let collector = Collector::new(&self.probes.ebpf);
-            (
-                window.close(&collector, &now.figures, now.at, &self.facts)?,
-                stale,
-            )
+            (window.close(&collector, &now, now.at, &self.facts)?, stale)
         };
         self.begin_next(now, &stale)?;
         let (usage, folded) =
@@ -446,7 +442,7 @@ impl Session {
     pub fn renew(&mut self) -> anyhow::Result<()> {
         let now = self.closing_reading()?;
         let stale = cleanup::stale_stacks(&now.figures, &self.window.base);
-        self.window = Window::start_from((now.at, now.at_wall), &self.probes.ebpf, &self.bpf_stats);
+        self.window = Window::start_from(&now, &self.probes.ebpf, &self.bpf_stats);
         self.begin_next(now, &stale)
     }
 
@@ -507,7 +503,7 @@ impl Session {
         now.figures.syscalls = collector.syscalls()?;
         now.figures.offcpu = collector.offcpu(end_ns)?.into_iter().collect();
         now.figures.stack_counts = collector.stack_counts()?.into_iter().collect();
-        let closed = window.close(&collector, &now.figures, end, &facts)?;
+        let closed = window.close(&collector, &now, end, &facts)?;
         // The rest detaches while the stacks are symbolized and the files rendered.
         let release = Release(probes.release());
         clock.lap(|p| &mut p.detach);

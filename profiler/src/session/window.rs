@@ -10,7 +10,7 @@ use std::{
 use aya::Ebpf;
 use profiler_common::StackKey;
 
-use super::{Facts, WindowReport};
+use super::{Facts, Reading, WindowReport};
 use crate::{
     analyze::{self, RunFacts},
     collect::{
@@ -99,16 +99,16 @@ impl Summary {
 }
 
 impl Window {
-    /// A window starting at `started` (on both clocks); its `base` is set once the closing
+    /// A window starting at the reading `started`; its `base` is set once the closing
     /// window's entries are forgotten.
-    pub fn start_from(started: (Instant, jiff::Timestamp), ebpf: &Ebpf, stats: &BpfStats) -> Self {
+    pub fn start_from(started: &Reading, ebpf: &Ebpf, stats: &BpfStats) -> Self {
         Self {
             base: Cumulative::default(),
             table: ProcessTable::default(),
-            started: started.0,
-            started_at: started.1,
+            started: started.at,
+            started_at: started.at_wall,
             disks: DiskTicks::now(),
-            pressure: StallTotals::now(),
+            pressure: started.pressure,
             cost: OwnCostMeter::start(ebpf, stats),
             timeline: TimelineBuilder::new(TIMELINE_INTERVAL.as_secs_f64()),
             graveyard: Cumulative::default(),
@@ -183,15 +183,17 @@ impl Window {
         ))
     }
 
-    /// Closes the window at `now` (the figures read at `ended`): every process's usage since
-    /// its start, split between pid incarnations, with the instruction pointers of its stacks.
+    /// Closes the window at the reading `closing` (its figures stand for the end `ended`):
+    /// every process's usage since its start, split between pid incarnations, with the
+    /// instruction pointers of its stacks.
     pub fn close(
         mut self,
         collector: &Collector<'_>,
-        now: &Cumulative,
+        closing: &Reading,
         ended: Instant,
         facts: &Facts,
     ) -> anyhow::Result<Closed> {
+        let (now, closing_pressure) = (&closing.figures, closing.pressure.as_ref());
         let elapsed = ended.saturating_duration_since(self.started);
         self.observe(collector, now.processes.clone(), &facts.procfs)?;
         let mut now = now.clone();
@@ -213,8 +215,7 @@ impl Window {
         )?;
         let mut run_facts = facts.run(self.started_at, elapsed, &delta);
         run_facts.busiest_disk = self.busiest_disk(elapsed);
-        run_facts.pressure =
-            pressure::between(self.pressure.as_ref(), StallTotals::now().as_ref(), elapsed);
+        run_facts.pressure = pressure::between(self.pressure.as_ref(), closing_pressure, elapsed);
         let usage = self.table.finish(
             &delta.processes,
             &counts(&delta, &lifecycle, &stack_counts, &offcpu),

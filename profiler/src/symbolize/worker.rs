@@ -144,6 +144,8 @@ fn serve_lean(inbox: &mpsc::Receiver<Request>) {
             continue;
         };
         if kernel.at.elapsed() >= KERNEL_REFRESH {
+            // The old one goes first: never two copies of kallsyms at once.
+            drop(kernel);
             kernel = KernelRead::now();
         }
         let mut user = UserSymbolizer::one_file_at_a_time(&kernel.symbolizer);

@@ -43,6 +43,9 @@ impl SubBench for Options {
 
 /// The issue's goal: an incident window naming the planted workload within 15 s of its start.
 const GOAL_S: f64 = 15.0;
+/// Host pressure left unwatched: on a small host a storm or a flood may also starve the CPUs,
+/// and the pressure trigger would race the syscall trigger whose time is measured.
+const NO_PRESSURE: [&str; 2] = ["--escalate-pressure", "off"];
 /// The recorder's peak resident memory, incidents included: the same goal as without.
 const MEMORY_GOAL_MIB: f64 = 64.0;
 /// Give up on a round after this long.
@@ -69,11 +72,13 @@ fn run(target: &Path, runs: u32) -> Result<Vec<Row>> {
     let scratch = prepare(Options::NAME, &[&profiler])?;
     println!("bench escalation: {runs} rounds per workload");
     println!(
-        "  record:   {}  (defaults; workload once it prints \"profiler: attached\")",
+        "  record:   {} {}  (defaults, host pressure unwatched; workload once it prints \
+         \"profiler: attached\")",
         util::display(&tracer::record_command(
             &profiler,
             &scratch.path().join("rec-N")
-        )?)
+        )?),
+        NO_PRESSURE.join(" ")
     );
     let mut rows = Vec::new();
     for (name, binary, args) in WORKLOADS {
@@ -119,7 +124,7 @@ fn run(target: &Path, runs: u32) -> Result<Vec<Row>> {
 /// Seconds from the workload's start to its incident window on disk, under a fresh recorder,
 /// and the recorder's peak resident memory (VmHWM, MiB) once the window is written.
 fn time_to_incident(profiler: &Path, out: &Path, workload: &mut Command) -> Result<(f64, f64)> {
-    let (measured, _) = tracer::under_record(profiler, out, &[], |recorder| {
+    let (measured, _) = tracer::under_record(profiler, out, &NO_PRESSURE, |recorder| {
         let started = Instant::now();
         let child = Planted(workload.stdout(Stdio::null()).spawn()?);
         let report = wait_incident(out, started)?;

@@ -87,8 +87,25 @@ impl Escalator {
     /// `None` when the always-on signals `on` already include every exact one: there is
     /// nothing to escalate to.
     pub fn new(policy: Policy, on: &[Signal], base: Base) -> Option<Self> {
+        // A trigger whose probes are on all the time is not watched: it would add nothing, and
+        // firing it would hide one that does.
+        let useless = |kind| scope(kind).iter().all(|signal| on.contains(signal));
+        let mut thresholds = policy.thresholds;
+        if useless(TriggerKind::Syscalls) {
+            thresholds.syscall_cores = f64::INFINITY;
+        }
+        let pressure = &mut thresholds.pressure;
+        for (kind, threshold) in [
+            (TriggerKind::CpuPressure, &mut pressure.cpu),
+            (TriggerKind::IoPressure, &mut pressure.io),
+            (TriggerKind::MemoryPressure, &mut pressure.memory),
+        ] {
+            if useless(kind) {
+                *threshold = None;
+            }
+        }
         let escalator = Self {
-            watch: Watch::new(policy.thresholds, std::process::id()),
+            watch: Watch::new(thresholds, std::process::id()),
             policy,
             base,
             on: on.to_vec(),
@@ -124,7 +141,7 @@ impl Escalator {
             .iter()
             .find(|e| e.state == AlertState::Firing && e.incident.is_none());
         let alert = fired.map(|e| triggers::alert_trigger(&e.rule, e.pid, &e.comm));
-        match self.tick(&tick.report, alert, tick.at).await? {
+        match self.tick(&tick.report, alert, tick.at, sink).await? {
             Step::Started(incident) => {
                 if let Some(metrics) = metrics {
                     metrics.escalation(incident.trigger);
@@ -144,14 +161,17 @@ impl Escalator {
         tick: &Report,
         alert: Option<Trigger>,
         at: jiff::Timestamp,
+        sink: &Sink,
     ) -> Option<Step> {
         if let Some(running) = &mut self.running {
             if Instant::now() >= running.until {
-                return self.finish().await.map(|w| Step::Ended(Box::new(w)));
+                return self.finish(sink).await.map(|w| Step::Ended(Box::new(w)));
             }
             // Learns the processes that come and go meanwhile, while /proc still has them.
             if let Err(err) = running.session.tick() {
-                self.running = None;
+                if let Some(running) = self.running.take() {
+                    tell(sink, &running.incident, AlertState::Resolved, None);
+                }
                 self.give_up("reading the incident's probes", &err);
             }
             return None;
@@ -160,11 +180,9 @@ impl Escalator {
         if self.quiet_until.is_some_and(|until| Instant::now() < until) {
             return None;
         }
+        // An alert on a signal that is on all the time adds nothing: it does not hide `judged`.
+        let alert = alert.filter(|trigger| !self.adds(trigger.kind).is_empty());
         let trigger = alert.or(judged)?;
-        if self.adds(trigger.kind).is_empty() {
-            // Its exact probes are on all the time: the regular windows already explain it.
-            return None;
-        }
         match self.start(trigger, at) {
             Ok(incident) => Some(Step::Started(Box::new(incident))),
             Err(err) => {
@@ -231,12 +249,14 @@ impl Escalator {
     }
 
     /// Ends the running incident, if any (its time is up, or record is stopping), and reports
-    /// it; the quiet time starts now.
-    pub async fn finish(&mut self) -> Option<WindowReport> {
+    /// it; the quiet time starts now. One that cannot be read is told resolved to `sink` now,
+    /// without a window.
+    pub async fn finish(&mut self, sink: &Sink) -> Option<WindowReport> {
         let running = self.running.take()?;
         let (mut window, _, released) = match running.session.finish().await {
             Ok(finished) => finished,
             Err(err) => {
+                tell(sink, &running.incident, AlertState::Resolved, None);
                 self.give_up("reading the incident's report", &err);
                 return None;
             }
@@ -248,11 +268,11 @@ impl Escalator {
     }
 }
 
-/// Tells the alert sink an incident's window is written.
-pub fn ended(sink: &Sink, window: &WindowReport) {
+/// Tells the alert sink an incident ended, naming its window when it was `written`.
+pub fn ended(sink: &Sink, window: &WindowReport, written: bool) {
     if let Some(incident) = &window.report.incident {
-        let name = WindowKind::Incident.name(window.started_at);
-        tell(sink, incident, AlertState::Resolved, Some(name));
+        let name = written.then(|| WindowKind::Incident.name(window.started_at));
+        tell(sink, incident, AlertState::Resolved, name);
     }
 }
 

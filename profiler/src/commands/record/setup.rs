@@ -84,14 +84,14 @@ pub fn escalator(args: &RecordArgs) -> Option<Escalator> {
 }
 
 /// Writes a window into its directory under `--out` and prunes old ones; a window that cannot
-/// be written is lost and counted.
+/// be written is lost and counted. Whether it was written.
 pub fn put(
     store: &mut Store,
     window: &WindowReport,
     kind: WindowKind,
     out: &Path,
     metrics: Option<&Metrics>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<bool> {
     let WindowReport {
         report,
         usage,
@@ -102,10 +102,11 @@ pub fn put(
     let said = stored
         .map_err(|err| crate::error::output_write(err, out))?
         .say(out);
+    let written = said.is_ok();
     match (metrics, said) {
         (Some(metrics), Ok(())) => metrics.window_written(),
         (Some(metrics), Err(because)) => metrics.window_failed(because),
         (None, _) => {}
     }
-    Ok(())
+    Ok(written)
 }
