@@ -282,3 +282,39 @@ fn tell(sink: &Sink, incident: &Incident, state: AlertState, window: Option<Stri
         eprintln!("profiler: warning: could not record an incident's alert: {err}");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn over(on: &[Signal]) -> Option<Escalator> {
+        let policy = Policy {
+            thresholds: Thresholds::default(),
+            length: Duration::from_secs(10),
+            cooldown: Duration::from_secs(300),
+        };
+        let base = Base {
+            frequency_hz: 19,
+            cmdlines: Cmdlines::redacted(false),
+        };
+        Escalator::new(policy, on, base)
+    }
+
+    #[test]
+    fn each_trigger_adds_what_the_always_on_signals_lack() {
+        let defaults = [Signal::Cpu, Signal::Sched, Signal::Processes, Signal::Io];
+        let escalator = over(&defaults).expect("something to escalate to");
+        assert_eq!(
+            escalator.adds(TriggerKind::Syscalls),
+            [Signal::Syscalls, Signal::Net]
+        );
+        assert_eq!(escalator.adds(TriggerKind::IoPressure), [Signal::Offcpu]);
+        assert_eq!(escalator.adds(TriggerKind::MemoryPressure), [Signal::Mem]);
+        // Syscalls and net always on: only the pressure kinds that need more are left.
+        let exact = [&defaults[..], &[Signal::Syscalls, Signal::Net]].concat();
+        let escalator = over(&exact).expect("offcpu and mem are still off");
+        assert!(escalator.adds(TriggerKind::CpuPressure).is_empty());
+        let all = [&exact[..], &[Signal::Offcpu, Signal::Mem]].concat();
+        assert!(over(&all).is_none(), "nothing left to attach");
+    }
+}
