@@ -30,11 +30,11 @@ fn phases_add_up_within_the_runs_own_wall_time() {
     let outside_ms = launched.elapsed().as_secs_f64() * 1e3;
     let report = read_json(&out.join("report.json"));
     assert_matches_schema(&report);
-    // The kernel's BPF statistics are on for the first second of every ten: a one-second run
-    // is measured through most of it, and says how much.
+    // The kernel's BPF statistics are on for 100 ms of every second: a one-second run has its
+    // programs' time scaled from about a tenth of it, and says so.
     let cost = &report["own_cost"];
     let share = number(cost, "bpf_measured_share");
-    assert!((0.5..=1.0).contains(&share), "{cost:#}");
+    assert!((0.05..=0.3).contains(&share), "{cost:#}");
     assert!(number(cost, "bpf_run_time_ns") > 0.0, "{cost:#}");
     let phases = &report["own_cost"]["phases_ms"];
     let sum: f64 = PHASES.iter().map(|phase| number(phases, phase)).sum();

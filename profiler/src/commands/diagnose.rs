@@ -16,7 +16,7 @@ use crate::{
     output::{self, progress::Progress},
     probes,
     report::OwnCost,
-    session::{Config, PhaseClock, Session, Stops, Symbolization},
+    session::{Config, PhaseClock, Session, StatsCadence, Stops, Symbolization},
 };
 
 /// How often new processes are looked up in /proc while they still live.
@@ -46,6 +46,7 @@ pub async fn run(args: DiagnoseArgs) -> anyhow::Result<()> {
         tick: TICK,
         window: None,
         symbolization: Symbolization::Warm,
+        stats: StatsCadence::Short,
         what_next: format!(
             "for {} (Ctrl-C to stop early)",
             humantime::format_duration(args.duration)

@@ -16,7 +16,7 @@ use crate::{
     output::tui::plain,
     probes,
     report::Report,
-    session::{Config, PhaseClock, Session, Stops, Symbolization},
+    session::{Config, PhaseClock, Session, StatsCadence, Stops, Symbolization},
 };
 
 /// How much history the hottest stacks cover at most, and how long the process table keeps
@@ -49,6 +49,7 @@ pub async fn run(args: TopArgs) -> anyhow::Result<()> {
         tick: args.interval,
         window: Some(RENEW),
         symbolization: Symbolization::PerWindow,
+        stats: StatsCadence::Short,
         what_next,
     };
     let mut session = Session::start(config, PhaseClock::start(), &mut stops).await?;

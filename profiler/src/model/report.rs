@@ -134,8 +134,8 @@ pub struct OwnCost {
     /// does not keep the statistics.
     pub bpf_run_time_ns: u64,
     pub bpf_runs: u64,
-    /// Share of the run the kernel's statistics were on (they are sampled: on for one second
-    /// of every ten); `bpf_run_time_ns` and `bpf_runs` are scaled from those slices. 1 in
+    /// Share of the run the kernel's statistics were on (they are sampled: on a tenth of the
+    /// time); `bpf_run_time_ns` and `bpf_runs` are scaled from those slices. 1 in
     /// reports written before sampling.
     #[serde(default = "measured_throughout")]
     pub bpf_measured_share: f64,

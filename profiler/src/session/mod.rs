@@ -64,8 +64,33 @@ pub struct Config {
     /// Window length; a tick that ends one reads the stack maps too.
     pub window: Option<Duration>,
     pub symbolization: Symbolization,
+    /// When the kernel's BPF statistics are on.
+    pub stats: StatsCadence,
     /// What the line announcing the attached signals says comes next.
     pub what_next: String,
+}
+
+/// When the kernel's BPF run-time statistics are on: a tenth of the time either way (they add
+/// two clock reads to every BPF program run on the host, and a syscall hook's cost nearly
+/// doubles while they are on), the profiler's own BPF time estimated from those slices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatsCadence {
+    /// 100 ms of every second: a run of a few seconds has the cost spread over it, not all in
+    /// its first second (a one-second storm under `diagnose` went from 1.56x to 1.98x of its
+    /// untraced time with the statistics on for the whole of it).
+    Short,
+    /// One second of every ten: each switch is a static-key flip that interrupts every CPU,
+    /// so a recorder running for days switches ten times less often.
+    Long,
+}
+
+impl StatsCadence {
+    fn slice_and_period(self) -> (Duration, Duration) {
+        match self {
+            Self::Short => (Duration::from_millis(100), Duration::from_secs(1)),
+            Self::Long => (Duration::from_secs(1), Duration::from_secs(10)),
+        }
+    }
 }
 
 /// What the last tick measured.
@@ -169,7 +194,7 @@ pub struct Session {
     /// The last tick's reading when it read the stack maps for a due window.
     closing: Option<Reading>,
     tick_cost: OwnCostMeter,
-    /// On for a slice of every ten seconds: the profiler's BPF time is estimated from those.
+    /// On for a slice of every period: the profiler's BPF time is estimated from those.
     bpf_stats: BpfStats,
     tick: Duration,
     window_len: Option<Duration>,
@@ -181,13 +206,6 @@ pub struct Session {
 
 /// Stacks an alert or the live detail view shows.
 const TOP_STACKS: usize = 5;
-/// The kernel's BPF run-time statistics are on for this slice of every [`STATS_PERIOD`]. They
-/// add two clock reads to every BPF program run on the host (a syscall hook's cost nearly
-/// doubles); the profiler's own BPF time is estimated from the slices. Each switch is a static
-/// key flip, which interrupts every CPU: switching ten times less often than at 100 ms of every
-/// second took ~6 % off `record`'s own CPU time.
-const STATS_SLICE: Duration = Duration::from_secs(1);
-const STATS_PERIOD: Duration = Duration::from_secs(10);
 
 impl Session {
     /// Loads and attaches the chosen signals and takes the first reading; a stop that arrives
@@ -233,7 +251,8 @@ impl Session {
         // Without the stack maps, the largest to walk: what they hold is the few samples taken
         // since the programs attached, which belong to the first window anyway.
         let first = Reading::take(&Collector::new(&probes.ebpf), false)?;
-        let bpf_stats = BpfStats::sample(STATS_SLICE, STATS_PERIOD);
+        let (slice, period) = config.stats.slice_and_period();
+        let bpf_stats = BpfStats::sample(slice, period);
         let mut window = Window::start_from(&first, &probes.ebpf, &bpf_stats);
         window.base = first.figures.clone();
         Ok(Self {

@@ -239,10 +239,10 @@ pub fn write_markdown(
     let mut text = format!(
         "# Benchmark results\n\n\
          Written by `{command}`. Each sub-bench runs its conditions alternately, \
-         in rotating order, and reports medians of its rounds; the ratio is a condition's \
-         median over the median of the sub-bench's first condition (untraced) in the same \
-         run, and is the headline: absolute figures depend on the machine and on what else \
-         runs on it.\n\n| | |\n|---|---|\n"
+         in rotating order, and reports medians of its rounds; the ratio is the median, over \
+         the rounds, of a condition's figure over the sub-bench's first condition (untraced) \
+         in the same round, and is the headline: absolute figures depend on the machine and \
+         on what else runs on it.\n\n| | |\n|---|---|\n"
     );
     for (label, value) in facts {
         text.push_str(&format!("| {label} | {} |\n", value.replace('|', "\\|")));

@@ -15,7 +15,7 @@ use crate::{
     model::cmdline::Cmdlines,
     output::windows::WindowKind,
     report::{Incident, Report, TriggerKind},
-    session::{Config, Session, Symbolization, Tick, WindowReport},
+    session::{Config, Session, StatsCadence, Symbolization, Tick, WindowReport},
     signals::Signal,
 };
 
@@ -223,6 +223,7 @@ impl Escalator {
             tick: self.policy.length,
             window: None,
             symbolization: Symbolization::PerWindow,
+            stats: StatsCadence::Short,
             what_next: String::new(),
         };
         let session = Session::escalate(config)?;

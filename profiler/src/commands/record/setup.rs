@@ -12,7 +12,7 @@ use crate::{
     metrics::Metrics,
     model::cmdline::Cmdlines,
     output::{HtmlReport, store::Store, windows::WindowKind},
-    session::{Config, Symbolization, WindowReport},
+    session::{Config, StatsCadence, Symbolization, WindowReport},
 };
 
 /// How often alerts are evaluated, metrics refreshed and triggers judged.
@@ -53,6 +53,7 @@ pub fn config(args: &RecordArgs) -> Config {
         tick: TICK,
         window: Some(args.window),
         symbolization: Symbolization::KernelKept,
+        stats: StatsCadence::Long,
         what_next: format!(
             "recording {} windows into {} (SIGINT or SIGTERM ends the current window and stops)",
             humantime::format_duration(args.window),
