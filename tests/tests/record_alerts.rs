@@ -49,8 +49,10 @@ fn burner_fires_a_cpu_alert_and_resolves_it_when_killed() {
     // Killed on drop, so a failed assertion does not leave it running.
     let run = ProfilerRun::start(command);
 
+    // The rule's own events: the incident the alert sets off is told to the sink too, with
+    // the same pid and its own rule (`incident: alert`).
     let (run, firing) = wait_for_event(run, &alerts, FIRING_TIMEOUT, |event| {
-        event["state"] == "firing" && event["pid"] == pid
+        event["state"] == "firing" && event["pid"] == pid && event["rule"] == RULE
     });
     assert_eq!(
         firing["rule"], RULE,
@@ -80,7 +82,7 @@ fn burner_fires_a_cpu_alert_and_resolves_it_when_killed() {
 
     drop(burner);
     let (run, resolved) = wait_for_event(run, &alerts, RESOLVED_TIMEOUT, |event| {
-        event["state"] == "resolved" && event["pid"] == pid
+        event["state"] == "resolved" && event["pid"] == pid && event["rule"] == RULE
     });
     assert_eq!(resolved["rule"], RULE, "{resolved:#}");
     assert_eq!(resolved["comm"], "burner", "{resolved:#}");
@@ -97,8 +99,16 @@ fn burner_fires_a_cpu_alert_and_resolves_it_when_killed() {
     let firings = read_events(&alerts)
         .into_iter()
         .filter(|event| event["state"] == "firing" && event["pid"] == pid)
+        .filter(|event| event["rule"] == RULE)
         .count();
     assert_eq!(firings, 1, "stderr:\n{}", done.stderr);
+    // And the incident it set off: firing, then resolved once its window was written.
+    let incident: Vec<String> = read_events(&alerts)
+        .into_iter()
+        .filter(|event| event["rule"] == "incident: alert")
+        .map(|event| event["state"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(incident, ["firing", "resolved"], "stderr:\n{}", done.stderr);
 }
 
 #[test]
