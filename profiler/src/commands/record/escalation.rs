@@ -33,6 +33,15 @@ fn scope(kind: TriggerKind) -> &'static [Signal] {
     }
 }
 
+/// What `kind`'s incident attaches besides the always-on signals `on`.
+fn adds(on: &[Signal], kind: TriggerKind) -> Vec<Signal> {
+    scope(kind)
+        .iter()
+        .copied()
+        .filter(|signal| !on.contains(signal))
+        .collect()
+}
+
 /// Every kind of trigger, to tell whether any has something to attach.
 const KINDS: [TriggerKind; 5] = [
     TriggerKind::Syscalls,
@@ -89,7 +98,7 @@ impl Escalator {
     pub fn new(policy: Policy, on: &[Signal], base: Base) -> Option<Self> {
         // A trigger whose probes are on all the time is not watched: it would add nothing, and
         // firing it would hide one that does.
-        let useless = |kind| scope(kind).iter().all(|signal| on.contains(signal));
+        let useless = |kind| adds(on, kind).is_empty();
         let mut thresholds = policy.thresholds;
         if useless(TriggerKind::Syscalls) {
             thresholds.syscall_cores = f64::INFINITY;
@@ -104,27 +113,22 @@ impl Escalator {
                 *threshold = None;
             }
         }
-        let escalator = Self {
+        if KINDS.into_iter().all(useless) {
+            return None;
+        }
+        Some(Self {
             watch: Watch::new(thresholds, std::process::id()),
             policy,
             base,
             on: on.to_vec(),
             running: None,
             quiet_until: None,
-        };
-        KINDS
-            .iter()
-            .any(|&kind| !escalator.adds(kind).is_empty())
-            .then_some(escalator)
+        })
     }
 
     /// What an incident set off by `kind` attaches.
     fn adds(&self, kind: TriggerKind) -> Vec<Signal> {
-        scope(kind)
-            .iter()
-            .copied()
-            .filter(|signal| !self.on.contains(signal))
-            .collect()
+        adds(&self.on, kind)
     }
 
     /// Feeds one of the recorder's ticks and the alert events it raised (a firing one is a
