@@ -4,6 +4,7 @@
 //! the folded names are derived.
 
 pub mod build_id;
+mod debug_size;
 mod frames;
 mod kernel;
 mod user;

@@ -11,14 +11,24 @@ use blazesym::symbolize::{
     source::{Elf, Source},
 };
 
-use super::{lookup_addr, names_of};
+use super::{debug_size, lookup_addr, names_of};
 use crate::model::{Mapping, ProcessUsage};
+
+/// DWARF, in bytes of `.debug_*` sections, that a memory-bounded symbolizer parses for inlined
+/// functions. Above it the file's symbol table names the frames: the functions inlined into them
+/// go unnamed, but parsing a large file's DWARF every window cost `record` as much as all its
+/// ticks (18 MB in a Rust binary: ~30 ms a window), and a compiler's shared library (100+ MiB
+/// of it) lifted the recorder's peak to 176 MiB.
+pub const DEBUG_BUDGET: u64 = 8 << 20;
 
 pub struct UserSymbolizer<'a> {
     symbolizer: &'a Symbolizer,
     /// Each file is resolved with a symbolizer of its own, dropped right after, instead of
     /// `symbolizer`: see [`Self::one_file_at_a_time`].
     per_file: bool,
+    /// Files with more DWARF than this many bytes are symbolized from their ELF symbol tables
+    /// alone: see [`DEBUG_BUDGET`].
+    debug_budget: Option<u64>,
     /// Names per file, then per file offset.
     cache: HashMap<PathBuf, HashMap<u64, Vec<String>>>,
     /// Files whose debug information blazesym fails to read (seen with Debian's libc and its
@@ -32,6 +42,7 @@ impl<'a> UserSymbolizer<'a> {
         Self {
             symbolizer,
             per_file: false,
+            debug_budget: None,
             cache: HashMap::new(),
             no_debug_syms: HashSet::new(),
             build_ids: HashMap::new(),
@@ -44,10 +55,12 @@ impl<'a> UserSymbolizer<'a> {
     /// symbolizer per file, dropped once that file's batch is resolved, a window's peak is its
     /// largest file's rather than the sum of all of them (a compiler's shared library alone
     /// maps over 100 MiB of symbols): a 10 s record window's peak RSS went from 141-150 MiB to
-    /// 55-58 MiB on a host running builds.
+    /// 55-58 MiB on a host running builds. Files over [`DEBUG_BUDGET`] are read without
+    /// their DWARF.
     pub fn one_file_at_a_time(symbolizer: &'a Symbolizer) -> Self {
         Self {
             per_file: true,
+            debug_budget: Some(DEBUG_BUDGET),
             ..Self::new(symbolizer)
         }
     }
@@ -161,6 +174,15 @@ impl<'a> UserSymbolizer<'a> {
             self.symbolizer
         };
         let mut elf = Elf::new(path);
+        if let Some(budget) = self.debug_budget
+            && debug_size::of_file(path).is_some_and(|size| size > budget)
+        {
+            log::debug!(
+                "{}: over the DWARF budget; symbol table only",
+                path.display()
+            );
+            self.no_debug_syms.insert(path.to_owned());
+        }
         if !self.no_debug_syms.contains(path) {
             match symbolizer.symbolize(&Source::Elf(elf.clone()), Input::FileOffset(offsets)) {
                 Ok(syms) => return syms.iter().map(names_of).collect(),
@@ -204,6 +226,26 @@ mod tests {
         assert_eq!(user.cache[&map.path].len(), 1);
         assert_eq!(user.names(map, offset), first);
         assert_eq!(user.cache[&map.path].len(), 1);
+    }
+
+    #[test]
+    fn a_bounded_symbolizer_names_a_file_over_the_dwarf_budget_from_its_symbol_table() {
+        let symbolizer = super::super::new_symbolizer();
+        let maps = read_identity(std::process::id()).unwrap().maps;
+        let ip = cached_symbol_for_test as *const () as u64;
+        let map = maps.iter().find(|m| m.start <= ip && ip < m.end).unwrap();
+        assert!(debug_size::of_file(&map.path).unwrap() > DEBUG_BUDGET);
+        let offset = ip - map.start + map.file_offset;
+        let mut bounded = UserSymbolizer::one_file_at_a_time(&symbolizer);
+        let names = bounded.names(map, offset);
+        assert!(names[0].contains("cached_symbol_for_test"), "{names:?}");
+        assert!(bounded.no_debug_syms.contains(&map.path));
+        // The unbounded one reads the DWARF, which names the function too (without its path:
+        // the test binary's DWARF has line tables only).
+        let mut full = UserSymbolizer::new(&symbolizer);
+        let names = full.names(map, offset);
+        assert!(names[0].contains("cached_symbol_for_test"), "{names:?}");
+        assert!(!full.no_debug_syms.contains(&map.path));
     }
 
     #[test]
