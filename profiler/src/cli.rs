@@ -59,6 +59,12 @@ pub struct RecordArgs {
     /// and net there to have them all the time).
     #[arg(long)]
     pub no_escalate: bool,
+    /// Leave the recording thread at normal priority. By default its ticks, alerts and metrics
+    /// server run at the lowest real-time priority (SCHED_FIFO 1, at most 500 ms of CPU without
+    /// a pause), so a rogue at nice -20 on every CPU cannot delay them; windows are written at
+    /// normal priority.
+    #[arg(long)]
+    pub no_realtime: bool,
     /// How long an incident's exact probes stay attached.
     #[arg(long, default_value = "10s", value_parser = parse_window, conflicts_with = "no_escalate")]
     pub escalate_for: Duration,

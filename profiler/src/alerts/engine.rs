@@ -202,7 +202,10 @@ impl Engine {
     }
 }
 
-/// What a rule is evaluated on: the report's processes (but the profiler's own) or its apps.
+/// What a rule is evaluated on: the report's processes (but the profiler's own) or its apps of
+/// several processes (a lone process is its own application, which the process rules watch)
+/// but the root cgroup (every process of a host whose cgroup v2 hierarchy is unused: the whole
+/// host, not an application).
 fn sources(scope: Scope, report: &Report, own_pid: u32) -> Vec<Source<'_>> {
     match scope {
         Scope::Process => report
@@ -211,7 +214,12 @@ fn sources(scope: Scope, report: &Report, own_pid: u32) -> Vec<Source<'_>> {
             .filter(|p| p.pid != own_pid)
             .map(Source::Process)
             .collect(),
-        Scope::App => report.apps.iter().map(Source::App).collect(),
+        Scope::App => report
+            .apps
+            .iter()
+            .filter(|app| app.processes >= 2 && !(app.kind == AppKind::Cgroup && app.name == "/"))
+            .map(Source::App)
+            .collect(),
     }
 }
 

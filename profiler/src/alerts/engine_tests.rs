@@ -338,6 +338,26 @@ fn app_rules_evaluate_applications() {
 }
 
 #[test]
+fn app_rules_leave_lone_processes_and_the_root_cgroup_to_the_process_rules() {
+    let mut engine = engine(&["app.cpu.cores > 1"]);
+    let mut report = tick(vec![process(11, "cc1", 2.0), process(12, "cc1", 2.0)]);
+    let lone = App {
+        processes: 1,
+        ..app(AppKind::Comm, "solo", 3.0)
+    };
+    report.apps = vec![
+        lone,
+        app(AppKind::Cgroup, "/", 4.0),
+        app(AppKind::Comm, "cc1", 4.0),
+        // A comm may be "/" too: only the cgroup is the whole host.
+        app(AppKind::Comm, "/", 4.0),
+    ];
+    let events = engine.evaluate(&report, at(1000));
+    let fired: Vec<&str> = events.iter().map(|e| e.app.as_str()).collect();
+    assert_eq!(fired, ["cc1", "/"]);
+}
+
+#[test]
 fn app_figures_come_from_the_app_totals() {
     let report = Report {
         cpus: 4,

@@ -13,7 +13,7 @@ const APP_PREFIX: &str = "app.";
 /// The rules `record` runs when given no `--alert`: each names a process hurting others on a
 /// shared host, held long enough that a burst (a build step, a backup starting) does not page
 /// anybody. They use only signals `record` runs by default.
-pub const DEFAULT_RULES: [&str; 6] = [
+pub const DEFAULT_RULES: [&str; 8] = [
     // The rogue detector itself: others spent half a CPU's worth of time waiting for CPUs this
     // process held, for ten seconds. A busy process on an idle host delays nobody; this fires
     // only when it takes CPU from someone who wanted it.
@@ -31,6 +31,10 @@ pub const DEFAULT_RULES: [&str; 6] = [
     "net.bytes_rate > 100MB for 10s",
     // A fork storm: fifty new processes a second from one parent, sustained.
     "spawn.rate > 50 for 10s",
+    // The same two for applications: sixteen workers of one program can hold the host while
+    // each stays under every per-process rule.
+    "app.sched.delay_caused_ratio > 0.5 for 10s",
+    "app.cpu.host_percent > 80 for 30s",
 ];
 
 /// What a rule is evaluated over.

@@ -1,27 +1,28 @@
 //! `profiler record`: runs until stopped, writing a report per window, refreshing the metrics
 //! and evaluating alert rules every tick; the session keeps the kernel maps bounded by
 //! forgetting processes once their last window is written. A trigger attaches the exact probes
-//! for an incident window (see `escalation`).
+//! for an incident window (see `escalation`). Ticks run at real-time priority (see `priority`).
 
 mod escalation;
 mod setup;
+mod writer;
 
 use anyhow::Context as _;
 
-use self::{
-    escalation::Escalator,
-    setup::{TICK, put},
-};
+use self::{escalation::Escalator, setup::TICK, writer::Writer};
 use super::out_dir::OutDir;
 use crate::{
-    alerts::{Alerter, engine::Engine, sink::Sink},
+    alerts::{Alerter, engine::Engine, event::AlertEvent, sink::Sink},
     cli::RecordArgs,
     error::usage,
     metrics::Exporter,
-    output::{store::Store, windows::WindowKind},
+    output::windows::WindowKind,
     probes,
-    session::{PhaseClock, Session, Stops},
+    session::{PhaseClock, Session, Stops, Tick, WindowReport, priority::Priority},
 };
+
+/// A tick this many times its length late is counted (`profiler_ticks_late_total`).
+const LATE: f64 = 1.5;
 
 pub async fn run(args: RecordArgs) -> anyhow::Result<()> {
     let engine = setup::alert_engine(&args)?;
@@ -29,13 +30,15 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<()> {
     probes::check_frequency(args.frequency)?;
     // Caught from here on: a stop during startup leaves no directory instead of an empty one.
     let mut stops = Stops::install()?;
-    let mut recorder = Recorder::start(&args, engine, &mut stops).await?;
+    // Before the session starts its threads, which keep the normal policy.
+    let priority = (!args.no_realtime).then(Priority::raise);
+    let mut recorder = Recorder::start(&args, engine, &mut stops, priority).await?;
     let mut ticks = tokio::time::interval(TICK);
     ticks.tick().await;
     loop {
         tokio::select! {
             () = stops.recv() => break,
-            _ = ticks.tick() => recorder.tick(&args).await?,
+            _ = ticks.tick() => recorder.tick().await?,
         }
     }
     recorder.stop(&args).await
@@ -46,14 +49,20 @@ struct Recorder {
     session: Session,
     alerts: Alerter,
     exporter: Option<Exporter>,
-    store: Store,
+    writer: Writer,
     escalator: Option<Escalator>,
+    priority: Option<Priority>,
 }
 
 impl Recorder {
     /// Serves the metrics, attaches the signals and opens the alert sink. The output directory
     /// is removed again if any of it fails: a failed start leaves nothing behind.
-    async fn start(args: &RecordArgs, engine: Engine, stops: &mut Stops) -> anyhow::Result<Self> {
+    async fn start(
+        args: &RecordArgs,
+        engine: Engine,
+        stops: &mut Stops,
+        priority: Option<Priority>,
+    ) -> anyhow::Result<Self> {
         let out_dir = OutDir::prepare(&args.out)?;
         let exporter = match args.no_metrics {
             false => Some(Exporter::start(args.metrics, args.top as usize).await?),
@@ -72,96 +81,100 @@ impl Recorder {
         for swept in store.retention().sweep(std::time::SystemTime::now())? {
             eprintln!("profiler: {swept}");
         }
+        let metrics = exporter.as_ref().map(Exporter::shared);
         Ok(Self {
             session,
             alerts,
             exporter,
-            store,
+            writer: Writer::new(store, metrics, args.out.clone()),
             escalator: setup::escalator(args),
+            priority,
         })
     }
 
-    /// Refreshes the metrics, raises what the rules say, and writes the window when due.
-    async fn tick(&mut self, args: &RecordArgs) -> anyhow::Result<()> {
+    /// Refreshes the metrics, raises what the rules say, and cuts the window when due.
+    async fn tick(&mut self) -> anyhow::Result<()> {
+        self.writer.settle(false).await?;
         let tick = self.session.tick()?;
-        let metrics = self.exporter.as_ref().map(Exporter::metrics);
-        if let Some(metrics) = metrics {
-            metrics.update(&tick.report, &tick.cost);
+        if let Some(priority) = &mut self.priority {
+            priority.check();
         }
-        let session = &self.session;
-        let events = self
-            .alerts
-            .evaluate(&tick.report, tick.at, |pid| session.top_stacks(pid))?;
-        for event in &events {
-            if let Some(metrics) = metrics {
-                metrics.alert(event.state);
+        if let Some(metrics) = self.exporter.as_ref().map(Exporter::metrics) {
+            metrics.update(&tick.report, &tick.cost);
+            if tick.report.duration_s > LATE * TICK.as_secs_f64() {
+                metrics.tick_late();
             }
         }
-        let sink = &self.alerts.sink;
-        if let Some(escalator) = &mut self.escalator
-            && let Some(incident) = escalator.feed(&tick, &events, (metrics, sink)).await
-        {
-            let written = put(
-                &mut self.store,
-                &incident,
-                WindowKind::Incident,
-                &args.out,
-                metrics,
-            )?;
-            escalation::ended(sink, &incident, written);
+        let events = {
+            let (session, priority) = (&self.session, self.priority.as_ref());
+            self.alerts.evaluate(&tick.report, tick.at, |pid| {
+                // Symbolizing the evidence may parse large files.
+                let _normal = priority.map(Priority::lowered);
+                session.top_stacks(pid)
+            })?
+        };
+        if let Some(metrics) = self.exporter.as_ref().map(Exporter::metrics) {
+            events.iter().for_each(|event| metrics.alert(event.state));
         }
+        self.escalate(&tick, &events).await?;
         if tick.window_due {
-            let window = self.session.window().await?;
-            put(
-                &mut self.store,
-                &window,
-                WindowKind::Regular,
-                &args.out,
-                metrics,
-            )?;
+            let cut = self.session.cut()?;
+            self.writer.start(cut).await?;
         }
+        Ok(())
+    }
+
+    /// Feeds the escalator this tick; writes the incident it ends.
+    async fn escalate(&mut self, tick: &Tick, events: &[AlertEvent]) -> anyhow::Result<()> {
+        let metrics = self.exporter.as_ref().map(Exporter::metrics);
+        let sink = &self.alerts.sink;
+        let Some(escalator) = &mut self.escalator else {
+            return Ok(());
+        };
+        let Some(incident) = escalator.feed(tick, events, (metrics, sink)).await else {
+            return Ok(());
+        };
+        self.put(&incident, WindowKind::Incident).await
+    }
+
+    /// Writes an incident at normal priority and says how it ended.
+    async fn put(&mut self, incident: &WindowReport, kind: WindowKind) -> anyhow::Result<()> {
+        let _normal = self.priority.as_ref().map(Priority::lowered);
+        let written = self.writer.put_now(incident, kind).await?;
+        escalation::ended(&self.alerts.sink, incident, written);
         Ok(())
     }
 
     /// Writes the last window, stops serving and waits for the alert hooks.
     async fn stop(mut self, args: &RecordArgs) -> anyhow::Result<()> {
+        // What is left is heavy and not pressed for time.
+        if let Some(priority) = self.priority.take() {
+            priority.release();
+        }
         let sink = &self.alerts.sink;
         if let Some(escalator) = &mut self.escalator
             && let Some(incident) = escalator.finish(sink).await
         {
-            let written = put(
-                &mut self.store,
-                &incident,
-                WindowKind::Incident,
-                &args.out,
-                None,
-            )?;
-            escalation::ended(sink, &incident, written);
+            self.put(&incident, WindowKind::Incident).await?;
         }
-        let (window, _, released) = self
-            .session
-            .finish()
-            .await
-            .context("reading the last window")?;
-        put(
-            &mut self.store,
-            &window,
-            WindowKind::Regular,
-            &args.out,
-            None,
-        )?;
+        let Self {
+            session,
+            alerts,
+            exporter,
+            mut writer,
+            ..
+        } = self;
+        let (window, _, released) = session.finish().await.context("reading the last window")?;
+        writer.put_now(&window, WindowKind::Regular).await?;
         released.wait();
-        self.alerts.sink.drain().await;
+        alerts.sink.drain().await;
         if args.on_alert.is_some() {
-            eprintln!("profiler: --on-alert ran {}", self.alerts.sink.hook_stats());
+            eprintln!("profiler: --on-alert ran {}", alerts.sink.hook_stats());
         }
-        let scrapes = self.exporter.map_or_else(String::new, |exporter| {
+        let scrapes = exporter.map_or_else(String::new, |exporter| {
             format!(", {} metrics scrapes served", exporter.stop())
         });
-        eprintln!(
-            "profiler: stopped after {}{scrapes}",
-            self.store.summary(&args.out)
-        );
+        eprintln!("profiler: stopped after {}{scrapes}", writer.summary());
         Ok(())
     }
 }

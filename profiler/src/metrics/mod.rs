@@ -178,6 +178,7 @@ struct Families {
     drops: Family<KindLabels, CounterF>,
     windows: CounterF,
     windows_failed: Family<ReasonLabels, CounterF>,
+    ticks_late: CounterF,
     alerts: Family<KindLabels, CounterF>,
     escalations: Family<TriggerLabels, CounterF>,
 }
@@ -252,6 +253,11 @@ fn families(registry: &mut Registry) -> Families {
             "profiler_windows_failed",
             "Record windows lost because they could not be written, by reason (no_space, other)",
             Family::default()
+        ),
+        ticks_late: reg!(
+            "profiler_ticks_late",
+            "Record ticks that came over half a tick late (the host starved the recorder)",
+            CounterF::default()
         ),
         alerts: reg!(
             "profiler_alerts",
@@ -404,6 +410,11 @@ impl Metrics {
         self.count(|f| &f.windows_failed, &ReasonLabels { reason });
     }
 
+    pub fn tick_late(&self) {
+        let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        inner.1.ticks_late.inc();
+    }
+
     pub fn alert(&self, state: AlertState) {
         let kind = state.as_str().to_owned();
         self.count(|f| &f.alerts, &KindLabels { kind });
@@ -450,6 +461,11 @@ impl Exporter {
 
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
+    }
+
+    /// The metrics, for a task that outlives a borrow of the exporter.
+    pub fn shared(&self) -> Arc<Metrics> {
+        Arc::clone(&self.metrics)
     }
 
     /// Stops serving; returns the number of scrapes served.

@@ -1,11 +1,12 @@
 //! The one pipeline every command drives: it owns the loaded programs, the symbolizer and the
 //! clock, and turns the kernel's cumulative figures into reports. `tick()` reports the last
-//! interval, `window()` everything since the last window, `finish()` the last window once the
-//! programs have stopped. `diagnose` is one window, `record` is ticks plus windows, `top` is
+//! interval, `cut()` closes the window (its `report()` names its stacks off the session),
+//! `finish()` the last window once the programs have stopped. `diagnose` is one window, `record` is ticks plus windows, `top` is
 //! ticks; the bench measures the same code.
 
 mod attach;
 mod phases;
+pub mod priority;
 mod stops;
 mod window;
 
@@ -436,9 +437,10 @@ impl Session {
         }
     }
 
-    /// Closes the window at the last tick's reading (or a new one), starts the next, and
-    /// reports the closed one.
-    pub async fn window(&mut self) -> anyhow::Result<WindowReport> {
+    /// Closes the window at the last tick's reading (or a new one) and starts the next; the
+    /// closed one still has its stacks to name, which [`Cut::report`] does without the
+    /// session, so the ticks can go on meanwhile.
+    pub fn cut(&mut self) -> anyhow::Result<Cut> {
         let now = self.closing_reading()?;
         let cost = self
             .window
@@ -451,9 +453,11 @@ impl Session {
             (window.close(&collector, &now, now.at, &self.facts)?, stale)
         };
         self.begin_next(now, &stale)?;
-        let (usage, folded) =
-            name_stacks(self.symbolizer.as_ref(), closed.usage, closed.stacks).await?;
-        Ok(closed.summary.report(usage, folded, cost))
+        Ok(Cut {
+            closed,
+            cost,
+            symbolizer: self.symbolizer.clone(),
+        })
     }
 
     /// Starts a new window at a new reading without reporting the current one: `top` keeps
@@ -546,11 +550,32 @@ pub async fn name_stacks(
         return worker.symbolize(usage, stacks).await;
     }
     tokio::task::spawn_blocking(move || {
+        priority::helper_thread();
         let folded = symbolize::symbolize(&usage, &stacks);
         (usage, folded)
     })
     .await
     .context("symbolizer thread")
+}
+
+/// A closed window whose stacks are still addresses.
+pub struct Cut {
+    closed: Closed,
+    cost: OwnCost,
+    symbolizer: Option<symbolize::Worker>,
+}
+
+impl Cut {
+    /// Names the stacks (on the symbolizer thread) and builds the window's report.
+    pub async fn report(self) -> anyhow::Result<WindowReport> {
+        let Self {
+            closed,
+            cost,
+            symbolizer,
+        } = self;
+        let (usage, folded) = name_stacks(symbolizer.as_ref(), closed.usage, closed.stacks).await?;
+        Ok(closed.summary.report(usage, folded, cost))
+    }
 }
 
 /// The host's name, as the reports show it.

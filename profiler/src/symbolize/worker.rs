@@ -54,7 +54,8 @@ enum Request {
     },
 }
 
-/// Handle to the symbolizer thread; the thread ends when the handle is dropped.
+/// Handle to the symbolizer thread; the thread ends when every handle is dropped.
+#[derive(Clone)]
 pub struct Worker {
     requests: mpsc::Sender<Request>,
     files: Files,
@@ -105,6 +106,7 @@ impl Worker {
 }
 
 fn serve(inbox: &mpsc::Receiver<Request>, files: Files) {
+    crate::session::priority::helper_thread();
     match files {
         Files::Kept => serve_kept(inbox),
         Files::OneAtATime => serve_lean(inbox),
