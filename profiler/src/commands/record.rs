@@ -157,6 +157,9 @@ impl Recorder {
         {
             self.put(&incident, WindowKind::Incident).await?;
         }
+        if let Some(escalator) = &mut self.escalator {
+            escalator.wait_detached();
+        }
         let Self {
             session,
             alerts,

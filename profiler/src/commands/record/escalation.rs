@@ -15,7 +15,7 @@ use crate::{
     model::cmdline::Cmdlines,
     output::windows::WindowKind,
     report::{Incident, Report, TriggerKind},
-    session::{Config, Session, StatsCadence, Symbolization, Tick, WindowReport},
+    session::{Config, Release, Session, StatsCadence, Symbolization, Tick, WindowReport},
     signals::Signal,
 };
 
@@ -90,6 +90,9 @@ pub struct Escalator {
     on: Vec<Signal>,
     running: Option<Box<Running>>,
     quiet_until: Option<Instant>,
+    /// The last incident's probes, detaching on a thread of their own: the ticks do not wait
+    /// for the RCU grace periods that takes (seconds while a rogue holds the CPUs).
+    detaching: Option<Release>,
 }
 
 impl Escalator {
@@ -123,6 +126,7 @@ impl Escalator {
             on: on.to_vec(),
             running: None,
             quiet_until: None,
+            detaching: None,
         })
     }
 
@@ -266,10 +270,20 @@ impl Escalator {
                 return None;
             }
         };
-        released.wait();
+        self.wait_detached();
+        self.detaching = Some(released);
         window.report.incident = Some(running.incident);
         self.quiet();
         Some(window)
+    }
+}
+
+impl Escalator {
+    /// Waits until the last incident's probes are detached: before the process exits.
+    pub fn wait_detached(&mut self) {
+        if let Some(release) = self.detaching.take() {
+            release.wait();
+        }
     }
 }
 
