@@ -12,6 +12,7 @@ pub const MAP_COMMS: &str = "COMMS";
 /// Hash `child tid -> Fork`: who started each task during the run (threads included; userspace
 /// keeps the children that turned out to be processes).
 pub const MAP_FORKS: &str = "FORKS";
+pub const MAP_OOM_KILLS: &str = "OOM_KILLS";
 /// Hash `tgid -> ExecInfo`, written at every exec, so a process discovered before its exec is
 /// renamed, even when it exits before /proc shows the new program.
 pub const MAP_EXECS: &str = "EXECS";
@@ -70,6 +71,7 @@ pub const PROG_SCHED_WAKEUP: &str = "sched_wakeup";
 pub const PROG_SCHED_WAKEUP_NEW: &str = "sched_wakeup_new";
 pub const PROG_SCHED_PROCESS_EXEC: &str = "sched_process_exec";
 pub const PROG_SCHED_PROCESS_FORK: &str = "sched_process_fork";
+pub const PROG_OOM_MARK_VICTIM: &str = "oom_mark_victim";
 pub const PROG_SCHED_PROCESS_EXIT: &str = "sched_process_exit";
 pub const PROG_FAULT_MINOR: &str = "page_fault_minor";
 pub const PROG_FAULT_MAJOR: &str = "page_fault_major";
@@ -92,6 +94,10 @@ pub const GLOBAL_SWITCH_PREV_STATE: &str = "SWITCH_PREV_STATE_OFFSET";
 pub const GLOBAL_SWITCH_NEXT_PID: &str = "SWITCH_NEXT_PID_OFFSET";
 pub const GLOBAL_WAKEUP_PID: &str = "WAKEUP_PID_OFFSET";
 pub const GLOBAL_FORK_CHILD_PID: &str = "FORK_CHILD_PID_OFFSET";
+pub const GLOBAL_OOM_PID: &str = "OOM_PID_OFFSET";
+pub const GLOBAL_OOM_ANON_RSS: &str = "OOM_ANON_RSS_OFFSET";
+pub const GLOBAL_OOM_FILE_RSS: &str = "OOM_FILE_RSS_OFFSET";
+pub const GLOBAL_OOM_SHMEM_RSS: &str = "OOM_SHMEM_RSS_OFFSET";
 /// Offsets in the `sock:sock_{send,recv}_length` records (both share one layout).
 pub const GLOBAL_SOCK_FAMILY: &str = "SOCK_FAMILY_OFFSET";
 pub const GLOBAL_SOCK_RET: &str = "SOCK_RET_OFFSET";
@@ -209,10 +215,12 @@ pub enum Counter {
     WritebackUnattributedBytes = 20,
     /// Drop: a sample inside a syscall could not be counted ([`MAP_SAMPLED_SYSCALLS`] full).
     SampledSyscallsFull = 21,
+    /// Drop: an OOM kill could not be recorded ([`MAP_OOM_KILLS`] full).
+    OomKillsFull = 22,
 }
 
 impl Counter {
-    pub const COUNT: u32 = 22;
+    pub const COUNT: u32 = 23;
     pub const ALL: [Counter; Self::COUNT as usize] = [
         Counter::Samples,
         Counter::IdleSamples,
@@ -236,6 +244,7 @@ impl Counter {
         Counter::IoFull,
         Counter::WritebackUnattributedBytes,
         Counter::SampledSyscallsFull,
+        Counter::OomKillsFull,
     ];
 }
 
@@ -406,6 +415,18 @@ pub struct ExecInfo {
     pub name: ProcName,
 }
 
+/// A process the OOM killer chose: when, and the memory it held then.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OomKill {
+    pub at: u64,
+    /// Anonymous, file and shared memory resident when it was chosen, in KiB.
+    pub rss_kib: u64,
+}
+
+/// OOM kills a window can hold before they are read: each is a process killed.
+pub const OOM_KILLS_ENTRIES: u32 = 1024;
+
 /// One task started during the run.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -475,6 +496,8 @@ mod user {
     unsafe impl aya::Pod for super::ExecInfo {}
     // SAFETY: repr(C), u64, u32 and an explicit u32 pad.
     unsafe impl aya::Pod for super::Fork {}
+    // SAFETY: repr(C), only u64 fields.
+    unsafe impl aya::Pod for super::OomKill {}
     // SAFETY: repr(C), only u64 fields.
     unsafe impl aya::Pod for super::SyscallStats {}
     // SAFETY: repr(C); u32 fields come in pairs before the u64 ones, so there is no padding.

@@ -80,6 +80,13 @@ pub fn sched_process_exit(_ctx: RawTracePointContext) -> i32 {
     0
 }
 
+/// `oom:mark_victim`: the OOM killer's choice, with its resident memory.
+#[tracepoint(category = "oom", name = "mark_victim")]
+pub fn oom_mark_victim(ctx: TracePointContext) -> u32 {
+    process::oom_victim(&ctx);
+    0
+}
+
 #[tracepoint(category = "sched", name = "sched_process_fork")]
 pub fn sched_process_fork(ctx: TracePointContext) -> u32 {
     process::fork(&ctx);

@@ -10,9 +10,10 @@ use aya_ebpf::{
 };
 use profiler_common::{
     BLAME_ENTRIES, BlameKey, Counter, DIRTIER_ENTRIES, ExecInfo, FaultStats, Fork, History,
-    IO_PENDING_ENTRIES, IoKey, IoPending, IoStats, NetStats, OFFCPU_ENTRIES, PROCESS_ENTRIES,
-    PendingSyscalls, ProcName, RUNNABLE_ENTRIES, Runnable, STACK_COUNTS_ENTRIES, STACKS_ENTRIES,
-    SYSCALL_ENTRIES, SchedStats, StackKey, SyscallKey, SyscallStats,
+    IO_PENDING_ENTRIES, IoKey, IoPending, IoStats, NetStats, OFFCPU_ENTRIES, OOM_KILLS_ENTRIES,
+    OomKill, PROCESS_ENTRIES, PendingSyscalls, ProcName, RUNNABLE_ENTRIES, Runnable,
+    STACK_COUNTS_ENTRIES, STACKS_ENTRIES, SYSCALL_ENTRIES, SchedStats, StackKey, SyscallKey,
+    SyscallStats,
 };
 
 #[map]
@@ -33,6 +34,9 @@ pub static FORKS: HashMap<u32, Fork> = HashMap::with_max_entries(RUNNABLE_ENTRIE
 
 #[map]
 pub static EXITS: HashMap<u32, u64> = HashMap::with_max_entries(PROCESS_ENTRIES, 0);
+
+#[map]
+pub static OOM_KILLS: HashMap<u32, OomKill> = HashMap::with_max_entries(OOM_KILLS_ENTRIES, 0);
 
 #[map]
 pub static EXECS: HashMap<u32, ExecInfo> = HashMap::with_max_entries(PROCESS_ENTRIES, 0);

@@ -1,16 +1,34 @@
-//! Process lifecycle: exec (new name), fork (who started whom) and exit.
+//! Process lifecycle: exec (new name), fork (who started whom), exit, and the OOM killer's
+//! victims.
 
 use aya_ebpf::{
     helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns},
     programs::TracePointContext,
 };
-use profiler_common::{Counter, Fork};
+use profiler_common::{Counter, Fork, OomKill};
 
-use crate::maps::{EXITS, FORKS, bump, remember_exec};
+use crate::maps::{EXITS, FORKS, OOM_KILLS, bump, remember_exec};
 
 /// Offset of `child_pid` in the `sched_process_fork` record; set from its format file.
 #[unsafe(no_mangle)]
 static FORK_CHILD_PID_OFFSET: u32 = 20;
+
+/// Offsets in the `oom:mark_victim` record; set from its format file.
+#[unsafe(no_mangle)]
+static OOM_PID_OFFSET: u32 = 8;
+#[unsafe(no_mangle)]
+static OOM_ANON_RSS_OFFSET: u32 = 24;
+#[unsafe(no_mangle)]
+static OOM_FILE_RSS_OFFSET: u32 = 32;
+#[unsafe(no_mangle)]
+static OOM_SHMEM_RSS_OFFSET: u32 = 40;
+
+#[inline(always)]
+fn offset(global: &'static u32) -> usize {
+    // SAFETY: a plain read of a load-time constant; volatile keeps the default from being
+    // folded in.
+    unsafe { core::ptr::read_volatile(global) as usize }
+}
 
 #[inline(always)]
 fn now() -> u64 {
@@ -51,5 +69,24 @@ pub fn fork(ctx: &TracePointContext) {
     };
     if FORKS.insert(child, fork, 0).is_err() {
         bump(Counter::ForksFull);
+    }
+}
+
+/// `oom:mark_victim`: the OOM killer chose this process; runs in whichever task ran the killer.
+/// The record gives the victim's pid and its resident memory in KiB.
+#[inline(always)]
+pub fn oom_victim(ctx: &TracePointContext) {
+    // SAFETY: reads the record through bpf_probe_read_kernel at the format's offsets.
+    let Ok(pid) = (unsafe { ctx.read_at::<i32>(offset(&OOM_PID_OFFSET)) }) else {
+        return;
+    };
+    // SAFETY: as above.
+    let kib = |global| unsafe { ctx.read_at::<u64>(offset(global)) }.unwrap_or(0);
+    let kill = OomKill {
+        at: now(),
+        rss_kib: kib(&OOM_ANON_RSS_OFFSET) + kib(&OOM_FILE_RSS_OFFSET) + kib(&OOM_SHMEM_RSS_OFFSET),
+    };
+    if OOM_KILLS.insert(pid as u32, kill, 0).is_err() {
+        bump(Counter::OomKillsFull);
     }
 }

@@ -146,10 +146,13 @@ pub const SIGNALS: [Declaration; 9] = [
     Declaration {
         signal: Signal::Processes,
         name: "processes",
-        probes: &["tracepoint sched:sched_process_fork"],
+        probes: &[
+            "tracepoint sched:sched_process_fork",
+            "tracepoint oom:mark_victim",
+        ],
         default_in: ALL,
         cost: Cost::PerRareEvent,
-        fills: &["spawned", "ppid"],
+        fills: &["spawned", "ppid", "oom_killed"],
         needs: None,
         fix: TRACEFS_FIX,
     },

@@ -56,6 +56,7 @@ pub fn process(pid: u32, comm: &str, cores: f64) -> Process {
         cmdline: vec![comm.to_owned()],
         cgroup: None,
         exited: false,
+        oom_killed: None,
         spawned: 7,
         cpu: Cpu {
             samples: 19,

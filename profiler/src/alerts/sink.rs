@@ -226,6 +226,23 @@ enum HookFailure {
     Failed(String),
 }
 
+/// In the hook's process before exec: back to the default OOM score, which `record` lowered
+/// for itself (raising it needs no privilege). Async-signal-safe calls only.
+fn unshield_from_oom() -> io::Result<()> {
+    // SAFETY: a NUL-terminated path, a one-byte buffer, a descriptor this function opened.
+    unsafe {
+        let fd = libc::open(
+            c"/proc/self/oom_score_adj".as_ptr(),
+            libc::O_WRONLY | libc::O_CLOEXEC,
+        );
+        if fd >= 0 {
+            libc::write(fd, b"0".as_ptr().cast(), 1);
+            libc::close(fd);
+        }
+    }
+    Ok(())
+}
+
 async fn run_hook(argv: &[String], json: &[u8], timeout: Duration) -> Result<(), HookFailure> {
     let failed = |what: &str, err: io::Error| HookFailure::Failed(format!("{what}: {err}"));
     // Its output goes to our stderr, where the log is: stdout may be somebody's pipe.
@@ -233,7 +250,8 @@ async fn run_hook(argv: &[String], json: &[u8], timeout: Duration) -> Result<(),
         .as_fd()
         .try_clone_to_owned()
         .map_err(|err| failed("duplicating stderr", err))?;
-    let mut child = tokio::process::Command::new(&argv[0])
+    let mut command = tokio::process::Command::new(&argv[0]);
+    command
         .args(&argv[1..])
         .stdin(Stdio::piped())
         .stdout(Stdio::from(stdout))
@@ -241,9 +259,10 @@ async fn run_hook(argv: &[String], json: &[u8], timeout: Duration) -> Result<(),
         // A group of its own, killed whole on timeout (a script's children too), and out of
         // reach of the terminal's Ctrl-C: shutdown waits for it instead.
         .process_group(0)
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|err| failed("cannot start", err))?;
+        .kill_on_drop(true);
+    // SAFETY: between fork and exec the closure only opens, writes and closes a file.
+    unsafe { command.pre_exec(unshield_from_oom) };
+    let mut child = command.spawn().map_err(|err| failed("cannot start", err))?;
     let mut stdin = child.stdin.take();
     let ran = tokio::time::timeout(timeout, async {
         if let Some(mut stdin) = stdin.take() {

@@ -116,6 +116,22 @@ async fn the_command_gets_the_event_on_stdin_without_a_shell_in_between() {
 }
 
 #[tokio::test]
+async fn a_hook_runs_at_the_default_oom_score_whatever_the_recorders() {
+    // Raising one's own score needs no privilege; record lowers it, which does.
+    fs::write("/proc/self/oom_score_adj", "500").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let got = dir.path().join("adj");
+    let command = format!(
+        "sh -c 'cat /proc/self/oom_score_adj > \"$1\"' hook {}",
+        got.display()
+    );
+    let sink = Sink::new(dir.path(), Some(&command), Duration::from_secs(10)).unwrap();
+    sink.emit(&event(AlertState::Firing, 42)).unwrap();
+    sink.drain().await;
+    assert_eq!(fs::read_to_string(&got).unwrap().trim(), "0");
+}
+
+#[tokio::test]
 async fn a_hook_past_its_timeout_is_killed() {
     let dir = tempfile::tempdir().unwrap();
     let sink = Sink::new(

@@ -157,6 +157,7 @@ fn used_something(p: &ProcessUsage) -> bool {
         || p.faults.is_some()
         || p.io.is_some()
         || !p.offcpu.is_empty()
+        || p.oom_kill.is_some()
 }
 
 /// One process of the report: each signal's section when that signal was on.
@@ -173,6 +174,9 @@ fn process(p: &ProcessUsage, stacks: &[FoldedStack], facts: &RunFacts) -> report
         cmdline: p.identity.cmdline.clone(),
         cgroup: p.identity.cgroup.clone(),
         exited: p.identity.exited,
+        oom_killed: p.oom_kill.map(|kill| report::OomKilled {
+            rss_bytes: kill.rss_kib.saturating_mul(1024),
+        }),
         spawned: p.spawned,
         cpu: Cpu {
             samples: p.samples,
@@ -261,6 +265,7 @@ fn drops(counters: &Counters) -> Drops {
             Counter::IoFull => &mut drops.io_map_full,
             Counter::WritebackUnattributedBytes => &mut drops.writeback_unattributed_bytes,
             Counter::SampledSyscallsFull => &mut drops.sampled_syscalls_map_full,
+            Counter::OomKillsFull => &mut drops.oom_kills_map_full,
         };
         *field = value;
     }
@@ -367,9 +372,38 @@ fn net_suspects(processes: &[report::Process], facts: &RunFacts) -> Vec<Scored> 
 /// A process holding a fifth of the host's memory, or taking 100 major faults a second (reading
 /// pages from disk or swap), is a memory suspect; ranked by its share of the memory.
 const MEM_SUSPECT_SHARE: f64 = 0.2;
+/// Above every other suspect's score (shares and cores): an OOM kill comes first.
+const OOM_KILLED_SCORE: f64 = 1e6;
 const MEM_SUSPECT_MAJOR_PER_SECOND: f64 = 100.0;
 
 fn mem_suspects(processes: &[report::Process], facts: &RunFacts) -> Vec<Scored> {
+    let mut scored = oom_killed(processes, facts);
+    scored.extend(resident_suspects(processes, facts));
+    scored
+}
+
+/// Processes the OOM killer chose: the kernel's own verdict on who exhausted memory, ranked
+/// first whatever else the run saw.
+fn oom_killed(processes: &[report::Process], facts: &RunFacts) -> Vec<Scored> {
+    processes
+        .iter()
+        .filter(|p| p.pid != facts.own_pid)
+        .filter_map(|p| Some((p, p.oom_killed?)))
+        .map(|(p, killed)| {
+            let gib = killed.rss_bytes as f64 / (1u64 << 30) as f64;
+            let suspect = Suspect::new(
+                p.pid,
+                &p.comm,
+                Resource::Mem,
+                round3(gib),
+                format!("was killed by the OOM killer holding {gib:.2} GiB resident"),
+            );
+            (OOM_KILLED_SCORE + gib, suspect)
+        })
+        .collect()
+}
+
+fn resident_suspects(processes: &[report::Process], facts: &RunFacts) -> Vec<Scored> {
     processes
         .iter()
         .filter(|p| p.pid != facts.own_pid)

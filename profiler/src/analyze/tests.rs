@@ -100,6 +100,33 @@ fn hog_ranks_first_idle_process_is_no_suspect() {
 }
 
 #[test]
+fn an_oom_killed_process_is_the_first_suspect_whatever_burned_the_cpu() {
+    let mut hog = usage(40, "toucher", 300_000_000, 30);
+    hog.identity.exited = true;
+    hog.oom_kill = Some(profiler_common::OomKill {
+        at: 5,
+        rss_kib: 3 << 20,
+    });
+    let procs = [usage(10, "burner", 9_900_000_000, 980), hog];
+    let report = build_report(&facts(vec![]), &procs, &[vec![], vec![]]);
+    let first = &report.suspects[0];
+    assert_eq!((first.pid, first.resource), (40, Resource::Mem));
+    assert_eq!(first.value, 3.0);
+    assert_eq!(
+        first.reason,
+        "was killed by the OOM killer holding 3.00 GiB resident"
+    );
+    let entry = report.processes.iter().find(|p| p.pid == 40).unwrap();
+    assert_eq!(entry.oom_killed.unwrap().rss_bytes, 3 << 30);
+    assert!(
+        report.verdict.starts_with("Suspect #1: toucher (pid 40)"),
+        "{}",
+        report.verdict
+    );
+    assert_eq!(report.suspects[1].pid, 10);
+}
+
+#[test]
 fn own_pid_is_never_a_suspect_and_pid_filter_applies() {
     let procs = [
         usage(1, "profiler", 5_000_000_000, 10),

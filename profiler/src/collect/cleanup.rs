@@ -12,9 +12,9 @@ use aya::{
 };
 use profiler_common::{
     BlameKey, ExecInfo, FaultStats, Fork, IoStats, MAP_BLAME, MAP_COMMS, MAP_EXECS, MAP_EXITS,
-    MAP_FAULTS, MAP_FORKS, MAP_IO, MAP_NET, MAP_OFFCPU, MAP_ONCPU, MAP_SAMPLED_SYSCALLS, MAP_SCHED,
-    MAP_STACK_COUNTS, MAP_STACKS, MAP_SYSCALLS, NetStats, ProcName, SchedStats, StackKey,
-    SyscallKey, SyscallStats,
+    MAP_FAULTS, MAP_FORKS, MAP_IO, MAP_NET, MAP_OFFCPU, MAP_ONCPU, MAP_OOM_KILLS,
+    MAP_SAMPLED_SYSCALLS, MAP_SCHED, MAP_STACK_COUNTS, MAP_STACKS, MAP_SYSCALLS, NetStats, OomKill,
+    ProcName, SchedStats, StackKey, SyscallKey, SyscallStats,
 };
 
 /// How many entries a cleanup deleted.
@@ -108,24 +108,34 @@ pub fn forget(
     entries += delete_where!(hash::<StackKey, u64>(ebpf, MAP_OFFCPU)?, |k: &StackKey| {
         gone(k.tgid)
     });
-    {
-        let mut forks = hash::<u32, Fork>(ebpf, MAP_FORKS)?;
-        let old: Vec<u32> = forks
-            .iter()
-            .filter_map(Result::ok)
-            .filter(|(_, fork)| fork.at < forks_before)
-            .map(|(child, _)| child)
-            .collect();
-        for child in &old {
-            let _ = forks.remove(child);
-        }
-        entries += old.len();
-    }
+    // Events up to the reading that ended the window were its; later ones are the next's.
+    entries += delete_older::<Fork>(ebpf, MAP_FORKS, forks_before, |fork| fork.at)?;
+    entries += delete_older::<OomKill>(ebpf, MAP_OOM_KILLS, forks_before, |kill| kill.at)?;
 
     Ok(Deleted {
         entries,
         stacks: forget_unreferenced_stacks(ebpf)?,
     })
+}
+
+/// Deletes the events of `name` (keyed by pid) that happened before kernel time `before`.
+fn delete_older<V: aya::Pod>(
+    ebpf: &mut Ebpf,
+    name: &str,
+    before: u64,
+    at: impl Fn(&V) -> u64,
+) -> anyhow::Result<usize> {
+    let mut events = hash::<u32, V>(ebpf, name)?;
+    let old: Vec<u32> = events
+        .iter()
+        .filter_map(Result::ok)
+        .filter(|(_, event)| at(event) < before)
+        .map(|(pid, _)| pid)
+        .collect();
+    for pid in &old {
+        let _ = events.remove(pid);
+    }
+    Ok(old.len())
 }
 
 /// Deletes the stacks no sample count or sleep refers to any more; returns how many.

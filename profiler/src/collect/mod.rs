@@ -17,9 +17,9 @@ use aya::{
 use profiler_common::{
     BlameKey, Counter, ExecInfo, FaultStats, Fork, IoStats, MAP_BLAME, MAP_COMMS, MAP_COUNTERS,
     MAP_EXECS, MAP_EXITS, MAP_FAULTS, MAP_FORKS, MAP_IO, MAP_NET, MAP_OFFCPU, MAP_ONCPU,
-    MAP_RUNNABLE_SINCE, MAP_SAMPLED_SYSCALLS, MAP_SCHED, MAP_STACK_COUNTS, MAP_STACKS,
-    MAP_SYSCALL_PENDING, MAP_SYSCALLS, NetStats, PendingSyscalls, ProcName, Runnable, SchedStats,
-    StackKey, SyscallKey, SyscallStats, TaskComm,
+    MAP_OOM_KILLS, MAP_RUNNABLE_SINCE, MAP_SAMPLED_SYSCALLS, MAP_SCHED, MAP_STACK_COUNTS,
+    MAP_STACKS, MAP_SYSCALL_PENDING, MAP_SYSCALLS, NetStats, OomKill, PendingSyscalls, ProcName,
+    Runnable, SchedStats, StackKey, SyscallKey, SyscallStats, TaskComm,
 };
 
 /// Per-CPU counters summed over CPUs, indexed by [`Counter`].
@@ -50,6 +50,8 @@ pub struct ProcessSnapshot {
 pub struct Lifecycle {
     /// Child tid -> (parent tgid, kernel time of the fork). Threads included.
     pub forks: HashMap<u32, (u32, u64)>,
+    /// The OOM killer's victims by pid.
+    pub oom_kills: HashMap<u32, OomKill>,
 }
 
 /// Reads the maps of attached probes.
@@ -163,6 +165,10 @@ impl<'a> Collector<'a> {
                 .hash::<u32, Fork>(MAP_FORKS)?
                 .into_iter()
                 .map(|(child, fork)| (child, (fork.parent_tgid, fork.at)))
+                .collect(),
+            oom_kills: self
+                .hash::<u32, OomKill>(MAP_OOM_KILLS)?
+                .into_iter()
                 .collect(),
         })
     }

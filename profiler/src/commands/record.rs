@@ -33,6 +33,8 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<()> {
     // Before the session starts its threads, which keep the normal policy.
     let priority = (!args.no_realtime).then(Priority::raise);
     let mut recorder = Recorder::start(&args, engine, &mut stops, priority).await?;
+    // Once the arguments are known good: a usage error stays its one line.
+    setup::shield_from_oom();
     let mut ticks = tokio::time::interval(TICK);
     ticks.tick().await;
     loop {

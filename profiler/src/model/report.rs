@@ -211,6 +211,9 @@ pub struct Drops {
     /// A sample inside a syscall could not be attributed to its syscall (map full).
     #[serde(default)]
     pub sampled_syscalls_map_full: u64,
+    /// An OOM kill could not be recorded (map full).
+    #[serde(default)]
+    pub oom_kills_map_full: u64,
 }
 
 impl Drops {
@@ -275,6 +278,16 @@ pub struct Process {
     pub mem: Option<Mem>,
     /// Null when the io signal is unavailable or off.
     pub io: Option<Io>,
+    /// Present when the OOM killer chose it during the run (processes signal).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oom_killed: Option<OomKilled>,
+}
+
+/// What a process held when the OOM killer chose it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OomKilled {
+    /// Anonymous, file and shared memory resident, as the kernel counted it then.
+    pub rss_bytes: u64,
 }
 
 /// Block IO the process submitted, writeback of pages it dirtied included.

@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use profiler_common::{
-    FaultStats, IoStats, NetStats, SchedStats, StackKey, SyscallKey, SyscallStats,
+    FaultStats, IoStats, NetStats, OomKill, SchedStats, StackKey, SyscallKey, SyscallStats,
 };
 
 use super::{
@@ -86,6 +86,8 @@ pub struct ProcessUsage {
     pub offcpu: Vec<(StackPair, u64)>,
     /// Like `sched`, keyed by tgid in the kernel.
     pub io: Option<IoStats>,
+    /// The OOM killer chose it during the run (processes signal).
+    pub oom_kill: Option<OomKill>,
 }
 
 /// The process on a CPU the most since the window began.
@@ -111,6 +113,7 @@ impl ProcessUsage {
             faults: None,
             offcpu: Vec::new(),
             io: None,
+            oom_kill: None,
         }
     }
 }
@@ -240,6 +243,7 @@ impl ProcessTable {
                     faults: counts.faults.get(&pid).copied(),
                     offcpu: Vec::new(),
                     io: counts.io.get(&pid).copied(),
+                    oom_kill: counts.lifecycle.oom_kills.get(&pid).copied(),
                 })
             })
             .collect()
@@ -274,6 +278,7 @@ impl ProcessTable {
                     close_identity(&mut inc.identity, pid, counts, &seen, &cgroup_paths, source);
                     let mut last = usage_between(inc, end.on_cpu_ns, &end.stacks);
                     per_pid.give(&mut last, counts, spawned.get(&pid).copied().unwrap_or(0));
+                    last.oom_kill = counts.lifecycle.oom_kills.get(&pid).copied();
                     usage.push(last);
                     break;
                 };

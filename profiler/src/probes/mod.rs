@@ -21,10 +21,10 @@ use aya::{Ebpf, EbpfLoader, programs::Program};
 pub use privileges::check_privileges;
 use profiler_common::{
     GLOBAL_OFFCPU_STACKS, GLOBAL_SAMPLE_STACKS, GLOBAL_SYSCALL_EXITS, MAP_BLAME, MAP_DIRTIER,
-    MAP_FAULTS, MAP_FORKS, MAP_IO, MAP_IO_PENDING, MAP_NET, MAP_OFFCPU, MAP_RUNNABLE_SINCE,
-    MAP_SAMPLED_SYSCALLS, MAP_SCHED, MAP_STACK_COUNTS, MAP_STACKS, MAP_SYSCALLS,
-    MAP_WRITEBACK_INODE, PROG_SCHED_PROCESS_EXEC, PROG_SCHED_PROCESS_EXIT, PROG_SCHED_SWITCH,
-    PROG_SCHED_SWITCH_TP, PROG_SCHED_WAKEUP, PROG_SCHED_WAKEUP_NEW,
+    MAP_FAULTS, MAP_FORKS, MAP_IO, MAP_IO_PENDING, MAP_NET, MAP_OFFCPU, MAP_OOM_KILLS,
+    MAP_RUNNABLE_SINCE, MAP_SAMPLED_SYSCALLS, MAP_SCHED, MAP_STACK_COUNTS, MAP_STACKS,
+    MAP_SYSCALLS, MAP_WRITEBACK_INODE, PROG_SCHED_PROCESS_EXEC, PROG_SCHED_PROCESS_EXIT,
+    PROG_SCHED_SWITCH, PROG_SCHED_SWITCH_TP, PROG_SCHED_WAKEUP, PROG_SCHED_WAKEUP_NEW,
 };
 
 use crate::signals::{Signal, SignalState};
@@ -98,7 +98,7 @@ impl Selection {
             (self.sched, &[MAP_SCHED, MAP_BLAME, MAP_RUNNABLE_SINCE]),
             (self.offcpu, &[MAP_OFFCPU]),
             (self.syscalls, &[MAP_SYSCALLS]),
-            (self.processes, &[MAP_FORKS]),
+            (self.processes, &[MAP_FORKS, MAP_OOM_KILLS]),
             (self.net, &[MAP_NET]),
             (self.mem, &[MAP_FAULTS]),
             (
@@ -241,7 +241,7 @@ fn attach_signals(
     signals.insert(Signal::SyscallTime, syscall_time);
     let forks = offsets
         .forks
-        .map(|o| o.and_then(|_| processes::attach(ebpf)));
+        .map(|o| o.and_then(|o| processes::attach(ebpf, &o)));
     signals.insert(Signal::Processes, forks);
     let net = offsets.net.map(|o| o.and_then(|o| net::attach(ebpf, &o)));
     signals.insert(Signal::Net, net);

@@ -177,6 +177,7 @@ impl Window {
     ) -> anyhow::Result<Vec<ProcessUsage>> {
         let mut lifecycle = collector.lifecycle()?;
         lifecycle.forks.retain(|_, &mut (_, at)| at >= since_ns);
+        lifecycle.oom_kills.retain(|_, kill| kill.at >= since_ns);
         Ok(self.table.tick_usage(
             &delta.processes.on_cpu_ns,
             &counts(delta, &lifecycle, &[], &[]),
@@ -205,6 +206,9 @@ impl Window {
         lifecycle
             .forks
             .retain(|_, &mut (_, at)| at < now.read_at_ns);
+        lifecycle
+            .oom_kills
+            .retain(|_, kill| kill.at < now.read_at_ns);
         let stack_counts: Vec<_> = delta.stack_counts.iter().map(|(k, v)| (*k, *v)).collect();
         let offcpu: Vec<_> = delta.offcpu.iter().map(|(k, v)| (*k, *v)).collect();
         let stacks = collector.stacks(

@@ -15,6 +15,28 @@ use crate::{
     session::{Config, StatsCadence, Symbolization, WindowReport},
 };
 
+/// The recorder's `oom_score_adj`, as the systemd unit sets it: under memory pressure the OOM
+/// killer takes the rogue, not the process that shows who it was.
+const OOM_SCORE_ADJ: i32 = -900;
+const OOM_SCORE_ADJ_FILE: &str = "/proc/self/oom_score_adj";
+
+/// Lowers the process's `oom_score_adj` to [`OOM_SCORE_ADJ`] unless it is lower already (an
+/// operator's choice is kept); says so when it cannot. `--on-alert` commands go back to 0.
+pub fn shield_from_oom() {
+    let current = std::fs::read_to_string(OOM_SCORE_ADJ_FILE)
+        .ok()
+        .and_then(|text| text.trim().parse::<i32>().ok());
+    if current.is_some_and(|adj| adj <= OOM_SCORE_ADJ) {
+        return;
+    }
+    if let Err(err) = std::fs::write(OOM_SCORE_ADJ_FILE, OOM_SCORE_ADJ.to_string()) {
+        eprintln!(
+            "profiler: warning: could not lower the OOM score ({OOM_SCORE_ADJ_FILE}: {err}; it takes \
+             CAP_SYS_RESOURCE): under memory pressure the recorder may be killed before the rogue"
+        );
+    }
+}
+
 /// How often alerts are evaluated, metrics refreshed and triggers judged.
 pub const TICK: Duration = Duration::from_secs(1);
 

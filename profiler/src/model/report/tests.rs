@@ -40,6 +40,7 @@ fn sample() -> Report {
             cmdline: vec!["burner".to_owned()],
             cgroup: None,
             exited: false,
+            oom_killed: None,
             spawned: 0,
             cpu: Cpu {
                 samples: 495,

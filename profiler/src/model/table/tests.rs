@@ -69,6 +69,7 @@ fn counts(stacks: &[(StackKey, u64)]) -> FinalCounts<'_> {
     static FORKS: std::sync::LazyLock<Lifecycle> = std::sync::LazyLock::new(|| Lifecycle {
         // 7 is a process started by 11; 12 is a thread of 11.
         forks: HashMap::from([(7, (11, 1)), (12, (11, 2))]),
+        oom_kills: HashMap::new(),
     });
     FinalCounts {
         stacks,

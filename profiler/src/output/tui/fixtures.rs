@@ -20,6 +20,7 @@ fn process(pid: u32, comm: &str, cores: f64, rss: Option<u64>) -> Process {
         cmdline: Vec::new(),
         cgroup: Some(format!("/{comm}.service")),
         exited: false,
+        oom_killed: None,
         spawned: 0,
         cpu: Cpu {
             samples: 10,
