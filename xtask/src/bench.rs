@@ -13,6 +13,7 @@ mod redis;
 mod render;
 mod results;
 mod sched;
+mod starved;
 mod suspect;
 mod syscalls;
 mod timing;
@@ -108,6 +109,10 @@ sub_benches! {
     /// Time to incident: a syscall storm or a loopback flood planted under `profiler record` at
     /// its defaults, until an incident window naming it suspect #1 is on disk.
     Escalation(escalation::Options),
+    /// `profiler record` while sixteen CPU hogs at nice -20 hold every CPU, at real-time
+    /// priority and with `--no-realtime`: window lengths, `/metrics` answer times, and how much
+    /// longer the hogs take to do their work than untraced (what the priority costs).
+    Starved(starved::Options),
     /// Time to suspect: launch of `profiler diagnose` to a report naming a planted CPU hog
     /// suspect #1, with the report's own phase timings.
     Suspect(suspect::Options),
