@@ -244,24 +244,20 @@ fn run(ctx: &Context, runs: u32, count: u64) -> Result<Vec<Row>> {
                 })
             }
             // Like perf in `bench cpu`, no report column: their exit prints a map, not a report.
-            Condition::Bpftrace => {
-                let (timed, _) = tracer::under(
-                    "bpftrace",
-                    &mut bpftrace_command(bpftrace.as_deref().expect("run when installed")),
-                    tracer::Ready::Line(BPFTRACE_ATTACHING, BPFTRACE_SETTLE),
-                    || time_workload(&mut workload()),
-                )?;
-                Ok(timed.into())
-            }
-            Condition::Syscount => {
-                let (timed, _) = tracer::under(
-                    "syscount",
-                    &mut syscount_command(syscount.as_deref().expect("run when installed")),
-                    tracer::Ready::After(SYSCOUNT_HEAD_START),
-                    || time_workload(&mut workload()),
-                )?;
-                Ok(timed.into())
-            }
+            // A peer that hangs or fails on its way out keeps its measurement, with a warning:
+            // bpftrace 0.17 sometimes ignores SIGINT here.
+            Condition::Bpftrace => peer(tracer::under_tolerant(
+                "bpftrace",
+                &mut bpftrace_command(bpftrace.as_deref().expect("run when installed")),
+                tracer::Ready::Line(BPFTRACE_ATTACHING, BPFTRACE_SETTLE),
+                || time_workload(&mut workload()),
+            )?),
+            Condition::Syscount => peer(tracer::under_tolerant(
+                "syscount",
+                &mut syscount_command(syscount.as_deref().expect("run when installed")),
+                tracer::Ready::After(SYSCOUNT_HEAD_START),
+                || time_workload(&mut workload()),
+            )?),
         },
     )?;
     let floor = rows
@@ -302,4 +298,14 @@ fn compile_storm(scratch: &Path) -> Result<(PathBuf, Command)> {
     cc.arg("-O2").arg("-o").arg(&binary).arg(&source);
     util::run_step_quiet_stdout("compile the syscall storm", &mut cc)?;
     Ok((binary, cc))
+}
+
+/// A peer's measurement, its failure on the way out said and not held against the row.
+fn peer(
+    (timed, exit): (super::timing::Timed, Result<Duration>),
+) -> Result<super::Measured> {
+    if let Err(err) = exit {
+        eprintln!("bench syscalls: warning: the measurement is kept, but {err:#}");
+    }
+    Ok(timed.into())
 }

@@ -259,6 +259,9 @@ impl Tracer {
                 break status;
             }
             if sent.elapsed() > STOP_TIMEOUT {
+                // Killed and reaped: a hung tracer must not outlive the round it spoils.
+                let _ = self.child.kill();
+                let _ = self.child.wait();
                 bail!(
                     "`{}` still running {STOP_TIMEOUT:?} after SIGINT; its output:\n{}",
                     self.command_line,
