@@ -301,9 +301,7 @@ fn compile_storm(scratch: &Path) -> Result<(PathBuf, Command)> {
 }
 
 /// A peer's measurement, its failure on the way out said and not held against the row.
-fn peer(
-    (timed, exit): (super::timing::Timed, Result<Duration>),
-) -> Result<super::Measured> {
+fn peer((timed, exit): (super::timing::Timed, Result<Duration>)) -> Result<super::Measured> {
     if let Err(err) = exit {
         eprintln!("bench syscalls: warning: the measurement is kept, but {err:#}");
     }
