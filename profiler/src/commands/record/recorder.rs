@@ -82,14 +82,14 @@ impl Recorder {
                 metrics.tick_late();
             }
         }
-        let events = {
-            let (session, priority) = (&self.session, self.priority.as_ref());
-            self.alerts.evaluate(&tick.report, tick.at, |pid| {
-                // Symbolizing the evidence may parse large files.
-                let _normal = priority.map(Priority::lowered);
-                session.top_stacks(pid)
-            })?
-        };
+        // An alert's evidence is symbolized here, at the thread's priority: a firing alert is
+        // rare, its stacks few, and files over the DWARF budget are read from their symbol
+        // tables. Lowered to nice -20, its parsing (kallsyms included) shares the CPUs with a
+        // rogue's every thread while the ticks wait. The real-time budget bounds a bad case.
+        let session = &self.session;
+        let events = self
+            .alerts
+            .evaluate(&tick.report, tick.at, |pid| session.top_stacks(pid))?;
         if let Some(metrics) = self.exporter.as_ref().map(Exporter::metrics) {
             events.iter().for_each(|event| metrics.alert(event.state));
         }
