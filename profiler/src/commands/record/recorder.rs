@@ -111,13 +111,13 @@ impl Recorder {
         let Some(incident) = escalator.feed(tick, events, (metrics, sink)).await else {
             return Ok(());
         };
-        self.put(&incident, WindowKind::Incident).await
+        self.put_incident(&incident).await
     }
 
     /// Writes an incident at normal priority and says how it ended.
-    async fn put(&mut self, incident: &WindowReport, kind: WindowKind) -> anyhow::Result<()> {
+    async fn put_incident(&mut self, incident: &WindowReport) -> anyhow::Result<()> {
         let _normal = self.priority.as_ref().map(Priority::lowered);
-        let written = self.writer.put_now(incident, kind).await?;
+        let written = self.writer.put_now(incident, WindowKind::Incident).await?;
         escalation::ended(&self.alerts.sink, incident, written);
         Ok(())
     }
@@ -132,7 +132,7 @@ impl Recorder {
         if let Some(escalator) = &mut self.escalator
             && let Some(incident) = escalator.finish(sink).await
         {
-            self.put(&incident, WindowKind::Incident).await?;
+            self.put_incident(&incident).await?;
         }
         if let Some(escalator) = &mut self.escalator {
             escalator.wait_detached();

@@ -66,11 +66,10 @@ impl Writer {
     /// The background write's outcome once it is done (`wait`: waits for it); its error
     /// (`--exit-on-write-error`) ends the recording.
     pub async fn settle(&mut self, wait: bool) -> anyhow::Result<()> {
-        match &self.pending {
-            Some(pending) if wait || pending.is_finished() => {}
-            _ => return Ok(()),
-        }
-        let Some(pending) = self.pending.take() else {
+        let Some(pending) = self
+            .pending
+            .take_if(|pending| wait || pending.is_finished())
+        else {
             return Ok(());
         };
         pending.await.context("the window writer failed")?
