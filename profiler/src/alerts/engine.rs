@@ -307,6 +307,7 @@ fn event(
         at: rfc3339(at),
         evidence,
         incident: None,
+        no_space: None,
     }
 }
 

@@ -4,6 +4,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::{
+    collect::space::Holder,
     report::{Incident, TriggerKind},
     signals::Signal,
     symbolize::FoldedStack,
@@ -55,7 +56,23 @@ pub struct AlertEvent {
     /// Only on the events that open and close an incident (`record`'s escalation).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub incident: Option<IncidentNote>,
+    /// Only on the events that open and close a stretch of windows lost for lack of space.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_space: Option<NoSpaceNote>,
 }
+
+/// The output's file system filled up: who holds the most of it in open files.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NoSpaceNote {
+    /// The directory windows could not be written to.
+    pub out: String,
+    /// The holder's files open there (each once), and those of them deleted while open.
+    pub files: u64,
+    pub deleted: u64,
+}
+
+/// The rule of the alert a full output file system raises.
+pub const NO_SPACE_RULE: &str = "no space for windows";
 
 /// An incident an alert sink hears of: it fires when the exact probes attach and resolves when
 /// its window is written.
@@ -126,6 +143,7 @@ impl AlertEvent {
             since: incident.fired_at.clone(),
             at: rfc3339(at),
             evidence: Evidence::default(),
+            no_space: None,
             incident: Some(IncidentNote {
                 trigger: incident.trigger,
                 reason: incident.reason.clone(),
@@ -135,11 +153,45 @@ impl AlertEvent {
         }
     }
 
+    /// A window lost for lack of space (`Firing`), naming `holder`, the process holding the
+    /// most space in files open on the output's file system (the host when none holds any);
+    /// or windows written again (`Resolved`, with the same subject).
+    pub fn no_space(
+        out: &std::path::Path,
+        holder: Option<&Holder>,
+        state: AlertState,
+        (since, at): (Timestamp, Timestamp),
+    ) -> Self {
+        let comm = holder.map_or_else(|| "host".to_owned(), |h| h.comm.clone());
+        Self {
+            state,
+            rule: NO_SPACE_RULE.to_owned(),
+            figure: "disk.held_bytes".to_owned(),
+            pid: holder.map(|h| h.pid),
+            app: comm.clone(),
+            comm,
+            value: holder.map(|h| h.bytes as f64),
+            threshold: 0.0,
+            since: rfc3339(since),
+            at: rfc3339(at),
+            evidence: Evidence::default(),
+            incident: None,
+            no_space: Some(NoSpaceNote {
+                out: out.display().to_string(),
+                files: holder.map_or(0, |h| h.files),
+                deleted: holder.map_or(0, |h| h.deleted),
+            }),
+        }
+    }
+
     /// One line for logs, e.g. `firing: cpu.cores > 0.8 for 2s: burner (pid 42) at 0.99 since
     /// 2026-01-01T10:00:00.000Z`.
     pub fn summary(&self) -> String {
         if let Some(note) = &self.incident {
             return self.incident_summary(note);
+        }
+        if let Some(note) = &self.no_space {
+            return self.no_space_summary(note);
         }
         let who = match self.pid {
             Some(pid) if self.app != self.comm => {
@@ -175,6 +227,35 @@ impl AlertEvent {
 }
 
 impl AlertEvent {
+    fn no_space_summary(&self, note: &NoSpaceNote) -> String {
+        let state = self.state.as_str();
+        let rule = &self.rule;
+        let out = &note.out;
+        if self.state == AlertState::Resolved {
+            return format!("{state}: {rule}: writing windows to {out} again");
+        }
+        let Some(pid) = self.pid else {
+            return format!(
+                "{state}: {rule}: {out} is full; no process holds open files on it (the space \
+                 is in closed files)"
+            );
+        };
+        let held = self.value.unwrap_or(0.0) / f64::from(1 << 20);
+        let files = match note.files {
+            1 => "1 open file".to_owned(),
+            n => format!("{n} open files"),
+        };
+        let deleted = match note.deleted {
+            0 => String::new(),
+            n => format!(", {n} of them deleted"),
+        };
+        format!(
+            "{state}: {rule}: {out} is full; {} (pid {pid}) holds {held:.1} MiB there in \
+             {files}{deleted}",
+            self.comm
+        )
+    }
+
     fn incident_summary(&self, note: &IncidentNote) -> String {
         let who = match self.pid {
             Some(pid) => format!("{} (pid {pid})", self.comm),
@@ -239,7 +320,44 @@ mod tests {
                 }],
             },
             incident: None,
+            no_space: None,
         }
+    }
+
+    #[test]
+    fn a_full_disk_names_who_holds_it_and_resolves_when_writing_again() {
+        let holder = Holder {
+            pid: 4224,
+            comm: "logflood".to_owned(),
+            bytes: 3 << 20,
+            files: 2,
+            deleted: 1,
+        };
+        let at: Timestamp = "2026-01-01T10:00:00Z".parse().unwrap();
+        let out = std::path::Path::new("/var/lib/profiler");
+        let mut event = AlertEvent::no_space(out, Some(&holder), AlertState::Firing, (at, at));
+        assert_eq!(
+            event.summary(),
+            "firing: no space for windows: /var/lib/profiler is full; logflood (pid 4224) \
+             holds 3.0 MiB there in 2 open files, 1 of them deleted"
+        );
+        let json = serde_json::to_value(&event).unwrap();
+        assert_eq!(json["pid"], 4224);
+        assert_eq!(json["value"], f64::from(3 << 20));
+        assert_eq!(json["no_space"]["deleted"], 1);
+        assert!(json.get("incident").is_none());
+        event.state = AlertState::Resolved;
+        assert_eq!(
+            event.summary(),
+            "resolved: no space for windows: writing windows to /var/lib/profiler again"
+        );
+        let nobody = AlertEvent::no_space(out, None, AlertState::Firing, (at, at));
+        assert!(
+            nobody.summary().contains("no process holds open files"),
+            "{}",
+            nobody.summary()
+        );
+        assert_eq!(nobody.comm, "host");
     }
 
     #[test]

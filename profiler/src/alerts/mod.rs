@@ -63,9 +63,7 @@ impl Alerter {
             {
                 event.evidence.add_stacks(&stacks_of(pid)?);
             }
-            if let Err(err) = self.sink.emit(event) {
-                eprintln!("profiler: warning: could not record an alert: {err}");
-            }
+            self.sink.tell(event);
         }
         Ok(events)
     }

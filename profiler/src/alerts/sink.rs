@@ -127,21 +127,12 @@ impl Sink {
 
     /// Appends the event to alerts.jsonl, logs its summary on stderr and starts the hook, if
     /// any, in a task of its own: it returns at once. With a hook it must be called within the
-    /// tokio runtime. A failed write is returned; a failed hook is only logged.
+    /// tokio runtime. A failed write (a full disk) is returned once the summary is logged and
+    /// the hook started: the alert still reaches both; a failed hook is only logged.
     pub fn emit(&self, event: &AlertEvent) -> Result<(), SinkError> {
         let mut line = serde_json::to_vec(event).expect("alert events serialize");
         line.push(b'\n');
-        {
-            let mut file = self.file.lock().unwrap_or_else(PoisonError::into_inner);
-            // One write of the whole line to an O_APPEND file: readers tailing it never see half
-            // a line, nor two events interleaved.
-            file.write_all(&line)
-                .and_then(|()| file.flush())
-                .map_err(|source| SinkError::Write {
-                    path: self.path.clone(),
-                    source,
-                })?;
-        }
+        let appended = self.append(&line);
         eprintln!(
             "profiler: alert {}",
             crate::output::table::one_line(&event.summary())
@@ -149,7 +140,32 @@ impl Sink {
         if let Some(hook) = &self.hook {
             hook.start(line, event);
         }
-        Ok(())
+        appended
+    }
+
+    /// [`Self::emit`], saying a failed write on stderr.
+    pub fn tell(&self, event: &AlertEvent) {
+        if let Err(err) = self.emit(event) {
+            eprintln!("profiler: warning: could not record an alert: {err}");
+        }
+    }
+
+    /// One write of the whole line to an O_APPEND file: readers tailing it never see half a
+    /// line, nor two events interleaved. A write cut short (no space) is cut off again, so the
+    /// next line does not start in the middle of this one.
+    fn append(&self, line: &[u8]) -> Result<(), SinkError> {
+        let mut file = self.file.lock().unwrap_or_else(PoisonError::into_inner);
+        let before = file.metadata().map(|m| m.len());
+        let written = file.write_all(line).and_then(|()| file.flush());
+        if written.is_err()
+            && let Ok(before) = before
+        {
+            let _ = file.set_len(before);
+        }
+        written.map_err(|source| SinkError::Write {
+            path: self.path.clone(),
+            source,
+        })
     }
 
     /// Waits for the hooks still running (each ends by its timeout at the latest): for the

@@ -22,6 +22,7 @@ fn event(state: AlertState, pid: u32) -> AlertEvent {
         at: "2026-01-01T10:00:02.000Z".to_owned(),
         evidence: Evidence::default(),
         incident: None,
+        no_space: None,
     }
 }
 

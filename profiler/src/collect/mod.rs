@@ -6,6 +6,7 @@ pub mod cumulative;
 pub mod disks;
 pub mod own_cost;
 pub mod pressure;
+pub mod space;
 
 use std::collections::HashMap;
 

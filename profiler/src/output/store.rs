@@ -57,7 +57,30 @@ pub enum Stored {
     },
 }
 
+/// A stretch of lost windows starting or ending with a window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outage {
+    Began(LostBecause),
+    Ended,
+}
+
 impl Stored {
+    /// Whether this window starts or ends a stretch of lost windows.
+    pub fn outage(&self) -> Option<Outage> {
+        match self {
+            Self::Written {
+                resumed_after: Some(_),
+                ..
+            } => Some(Outage::Ended),
+            Self::Lost {
+                because,
+                first: true,
+                ..
+            } => Some(Outage::Began(*because)),
+            _ => None,
+        }
+    }
+
     /// Says on stderr what an operator should know of it: what was pruned, and a stretch of
     /// failures starting (with the error, naming `out` and the fix) or ending. Returns why the
     /// window was lost, if it was.

@@ -493,7 +493,24 @@ impl Session {
     /// Ends the session: stops the programs that move counts between maps, reads the final
     /// figures, reports the last window and detaches the rest on a thread of its own. The
     /// clock's laps cover each step; the caller adds rendering.
-    pub async fn finish(mut self) -> anyhow::Result<(WindowReport, PhaseClock, Release)> {
+    pub async fn finish(self) -> anyhow::Result<(WindowReport, PhaseClock, Release)> {
+        let (cut, mut clock, release) = self.close()?;
+        let Cut {
+            closed,
+            cost,
+            symbolizer,
+        } = cut;
+        let (usage, folded) = name_stacks(symbolizer.as_ref(), closed.usage, closed.stacks).await?;
+        clock.lap(|p| &mut p.symbolize);
+        let window = closed.summary.report(usage, folded, cost);
+        clock.lap(|p| &mut p.analyze);
+        Ok((window, clock, release))
+    }
+
+    /// Ends the session up to its last window's naming, which [`Cut::report`] does without
+    /// it: stops the programs that move counts between maps, reads the final figures and
+    /// detaches the rest on a thread of its own.
+    pub fn close(mut self) -> anyhow::Result<(Cut, PhaseClock, Release)> {
         let end = Instant::now();
         let end_ns = kernel_now_ns();
         self.clock.lap(|p| &mut p.sampling);
@@ -530,11 +547,12 @@ impl Session {
         // The rest detaches while the stacks are symbolized and the files rendered.
         let release = Release(probes.release());
         clock.lap(|p| &mut p.detach);
-        let (usage, folded) = name_stacks(symbolizer.as_ref(), closed.usage, closed.stacks).await?;
-        clock.lap(|p| &mut p.symbolize);
-        let window = closed.summary.report(usage, folded, cost);
-        clock.lap(|p| &mut p.analyze);
-        Ok((window, clock, release))
+        let cut = Cut {
+            closed,
+            cost,
+            symbolizer,
+        };
+        Ok((cut, clock, release))
     }
 }
 

@@ -23,7 +23,7 @@ static HELPERS: AtomicBool = AtomicBool::new(false);
 const HELPER_NICE: libc::c_int = -20;
 
 /// Called first on each helper thread (symbolizer, writer), and on the raised thread for when
-/// it is lowered: nice -20 once a thread was raised, so a rogue at nice -20 shares the CPUs
+/// it is demoted: nice -20 once a thread was raised, so a rogue at nice -20 shares the CPUs
 /// with the recorder's heavy work instead of starving it; nothing otherwise.
 pub fn helper_thread() {
     if HELPERS.load(Ordering::Relaxed) {
@@ -58,7 +58,7 @@ impl Priority {
         let raised = match limit_budget().and_then(|()| set(tid, Policy::RealTime)) {
             Ok(()) => {
                 HELPERS.store(true, Ordering::Relaxed);
-                // What the thread runs at when lowered or demoted: level with the greediest
+                // What the thread runs at when demoted or released: level with the greediest
                 // normal task.
                 helper_thread();
                 true
@@ -75,14 +75,6 @@ impl Priority {
             raised,
             told: false,
         }
-    }
-
-    /// The normal policy (at nice -20) until the guard is dropped: for work that may take long.
-    pub fn lowered(&self) -> Lowered<'_> {
-        if self.raised {
-            let _ = set(RAISED_TID.load(Ordering::Relaxed), Policy::Normal);
-        }
-        Lowered { priority: self }
     }
 
     /// Says once that the budget was overrun and the thread runs at normal priority since.
@@ -102,23 +94,6 @@ impl Priority {
         if self.raised {
             let _ = set(RAISED_TID.load(Ordering::Relaxed), Policy::Normal);
         }
-    }
-
-    fn restore(&self) {
-        if self.raised && !OVERRUN.load(Ordering::Relaxed) {
-            let _ = set(RAISED_TID.load(Ordering::Relaxed), Policy::RealTime);
-        }
-    }
-}
-
-/// Normal priority while alive; real-time again when dropped.
-pub struct Lowered<'a> {
-    priority: &'a Priority,
-}
-
-impl Drop for Lowered<'_> {
-    fn drop(&mut self) {
-        self.priority.restore();
     }
 }
 
@@ -204,15 +179,11 @@ mod tests {
                 policy_of(unsafe { libc::gettid() })
             });
             assert_eq!(child.join().unwrap(), libc::SCHED_OTHER, "not inherited");
-            {
-                let _normal = priority.lowered();
-                assert_eq!(
-                    policy_of(tid),
-                    libc::SCHED_OTHER | libc::SCHED_RESET_ON_FORK
-                );
-            }
-            assert_eq!(policy_of(tid), fifo);
-            let _ = set(tid, Policy::Normal);
+            priority.release();
+            assert_eq!(
+                policy_of(tid),
+                libc::SCHED_OTHER | libc::SCHED_RESET_ON_FORK
+            );
         });
         handle.join().unwrap();
     }

@@ -13,9 +13,8 @@ use crate::{
     analyze::triggers::{self, Thresholds, Trigger, Watch},
     metrics::Metrics,
     model::cmdline::Cmdlines,
-    output::windows::WindowKind,
     report::{Incident, Report, TriggerKind},
-    session::{Config, Release, Session, StatsCadence, Symbolization, Tick, WindowReport},
+    session::{Config, Cut, Release, Session, StatsCadence, Symbolization, Tick},
     signals::Signal,
 };
 
@@ -71,8 +70,14 @@ pub struct Base {
 enum Step {
     /// An incident began: its exact probes are attached.
     Started(Box<Incident>),
-    /// An incident ended: its window, to be written.
-    Ended(Box<WindowReport>),
+    /// An incident ended: its window, to be named and written.
+    Ended(Box<Ended>),
+}
+
+/// An incident whose time is up: its closed window, and what set it off.
+pub struct Ended {
+    pub cut: Cut,
+    pub incident: Incident,
 }
 
 /// An incident under way.
@@ -138,18 +143,18 @@ impl Escalator {
     /// Feeds one of the recorder's ticks and the alert events it raised (a firing one is a
     /// trigger, unless it is an incident's own): an incident that starts is counted in
     /// `metrics` and told to the alert `sink`; one that ended is handed back, for the caller
-    /// to write and then tell with [`ended`].
-    pub async fn feed(
+    /// to name, write and then tell with [`ended`].
+    pub fn feed(
         &mut self,
         tick: &Tick,
         events: &[AlertEvent],
         (metrics, sink): (Option<&Metrics>, &Sink),
-    ) -> Option<WindowReport> {
+    ) -> Option<Ended> {
         let fired = events
             .iter()
             .find(|e| e.state == AlertState::Firing && e.incident.is_none());
         let alert = fired.map(|e| triggers::alert_trigger(&e.rule, e.pid, &e.comm));
-        match self.tick(&tick.report, alert, tick.at, sink).await? {
+        match self.tick(&tick.report, alert, tick.at, sink)? {
             Step::Started(incident) => {
                 if let Some(metrics) = metrics {
                     metrics.escalation(incident.trigger);
@@ -157,14 +162,14 @@ impl Escalator {
                 tell(sink, &incident, AlertState::Firing, None);
                 None
             }
-            Step::Ended(window) => Some(*window),
+            Step::Ended(ended) => Some(*ended),
         }
     }
 
     /// Feeds one tick: starts an incident when `alert` or the tick sets off a trigger and none
     /// runs or just ran, or ends one whose time is up. An incident that fails is said and
     /// given up: the always-on recording it rides on goes on regardless.
-    async fn tick(
+    fn tick(
         &mut self,
         tick: &Report,
         alert: Option<Trigger>,
@@ -173,7 +178,7 @@ impl Escalator {
     ) -> Option<Step> {
         if let Some(running) = &mut self.running {
             if Instant::now() >= running.until {
-                return self.finish(sink).await.map(|w| Step::Ended(Box::new(w)));
+                return self.finish(sink).map(|ended| Step::Ended(Box::new(ended)));
             }
             // Learns the processes that come and go meanwhile, while /proc still has them.
             if let Err(err) = running.session.tick() {
@@ -257,12 +262,12 @@ impl Escalator {
         Ok(incident)
     }
 
-    /// Ends the running incident, if any (its time is up, or record is stopping), and reports
-    /// it; the quiet time starts now. One that cannot be read is told resolved to `sink` now,
-    /// without a window.
-    pub async fn finish(&mut self, sink: &Sink) -> Option<WindowReport> {
+    /// Ends the running incident, if any (its time is up, or record is stopping), and closes
+    /// its window, whose stacks are still to be named; the quiet time starts now. One that
+    /// cannot be read is told resolved to `sink` now, without a window.
+    pub fn finish(&mut self, sink: &Sink) -> Option<Ended> {
         let running = self.running.take()?;
-        let (mut window, _, released) = match running.session.finish().await {
+        let (cut, _, released) = match running.session.close() {
             Ok(finished) => finished,
             Err(err) => {
                 tell(sink, &running.incident, AlertState::Resolved, None);
@@ -272,9 +277,11 @@ impl Escalator {
         };
         self.wait_detached();
         self.detaching = Some(released);
-        window.report.incident = Some(running.incident);
         self.quiet();
-        Some(window)
+        Some(Ended {
+            cut,
+            incident: running.incident,
+        })
     }
 }
 
@@ -287,19 +294,18 @@ impl Escalator {
     }
 }
 
-/// Tells the alert sink an incident ended, naming its window when it was `written`.
-pub fn ended(sink: &Sink, window: &WindowReport, written: bool) {
-    if let Some(incident) = &window.report.incident {
-        let name = written.then(|| WindowKind::Incident.name(window.started_at));
-        tell(sink, incident, AlertState::Resolved, name);
-    }
+/// Tells the alert sink an incident ended, naming its `window`'s directory if it was written.
+pub fn ended(sink: &Sink, incident: &Incident, window: Option<String>) {
+    tell(sink, incident, AlertState::Resolved, window);
 }
 
 fn tell(sink: &Sink, incident: &Incident, state: AlertState, window: Option<String>) {
-    let event = AlertEvent::incident(incident, state, jiff::Timestamp::now(), window);
-    if let Err(err) = sink.emit(&event) {
-        eprintln!("profiler: warning: could not record an incident's alert: {err}");
-    }
+    sink.tell(&AlertEvent::incident(
+        incident,
+        state,
+        jiff::Timestamp::now(),
+        window,
+    ));
 }
 
 #[cfg(test)]

@@ -6,16 +6,21 @@ use anyhow::Context as _;
 use super::{
     escalation::{self, Escalator},
     setup::{self, TICK},
-    writer::Writer,
+    writer::{News, Writer},
 };
 use crate::{
-    alerts::{Alerter, engine::Engine, event::AlertEvent, sink::Sink},
+    alerts::{
+        Alerter,
+        engine::Engine,
+        event::{AlertEvent, AlertState, rfc3339},
+        sink::Sink,
+    },
     cli::RecordArgs,
     commands::out_dir::OutDir,
     error::usage,
-    metrics::Exporter,
+    metrics::{Exporter, Metrics},
     output::windows::WindowKind,
-    session::{PhaseClock, Session, Stops, Tick, WindowReport, priority::Priority},
+    session::{PhaseClock, Session, Stops, Tick, priority::Priority},
 };
 
 /// A tick this many times its length late is counted (`profiler_ticks_late_total`).
@@ -29,6 +34,8 @@ pub struct Recorder {
     writer: Writer,
     escalator: Option<Escalator>,
     priority: Option<Priority>,
+    /// The alert of a stretch of windows lost for lack of space, while it lasts.
+    no_space: Option<AlertEvent>,
 }
 
 impl Recorder {
@@ -66,12 +73,14 @@ impl Recorder {
             writer: Writer::new(store, metrics, args.out.clone()),
             escalator: setup::escalator(args),
             priority,
+            no_space: None,
         })
     }
 
     /// Refreshes the metrics, raises what the rules say, and cuts the window when due.
     pub async fn tick(&mut self) -> anyhow::Result<()> {
-        self.writer.settle(false).await?;
+        let news = self.writer.settle(false).await?;
+        self.tell(news);
         let tick = self.session.tick()?;
         if let Some(priority) = &mut self.priority {
             priority.check();
@@ -96,30 +105,31 @@ impl Recorder {
         self.escalate(&tick, &events).await?;
         if tick.window_due {
             let cut = self.session.cut()?;
-            self.writer.start(cut).await?;
+            let news = self.writer.start(cut).await?;
+            self.tell(news);
         }
         Ok(())
     }
 
-    /// Feeds the escalator this tick; writes the incident it ends.
+    /// Feeds the escalator this tick; hands the incident it ends to the writer.
     async fn escalate(&mut self, tick: &Tick, events: &[AlertEvent]) -> anyhow::Result<()> {
         let metrics = self.exporter.as_ref().map(Exporter::metrics);
         let sink = &self.alerts.sink;
         let Some(escalator) = &mut self.escalator else {
             return Ok(());
         };
-        let Some(incident) = escalator.feed(tick, events, (metrics, sink)).await else {
+        let Some(ended) = escalator.feed(tick, events, (metrics, sink)) else {
             return Ok(());
         };
-        self.put_incident(&incident).await
+        let news = self.writer.start_incident(ended).await?;
+        self.tell(news);
+        Ok(())
     }
 
-    /// Writes an incident at normal priority and says how it ended.
-    async fn put_incident(&mut self, incident: &WindowReport) -> anyhow::Result<()> {
-        let _normal = self.priority.as_ref().map(Priority::lowered);
-        let written = self.writer.put_now(incident, WindowKind::Incident).await?;
-        escalation::ended(&self.alerts.sink, incident, written);
-        Ok(())
+    /// Tells the alert sinks (and the metrics) the writer's news.
+    fn tell(&mut self, news: Vec<News>) {
+        let metrics = self.exporter.as_ref().map(Exporter::metrics);
+        tell(&self.alerts.sink, metrics, &mut self.no_space, news);
     }
 
     /// Writes the last window, stops serving and waits for the alert hooks.
@@ -130,9 +140,10 @@ impl Recorder {
         }
         let sink = &self.alerts.sink;
         if let Some(escalator) = &mut self.escalator
-            && let Some(incident) = escalator.finish(sink).await
+            && let Some(ended) = escalator.finish(sink)
         {
-            self.put_incident(&incident).await?;
+            let news = self.writer.start_incident(ended).await?;
+            self.tell(news);
         }
         if let Some(escalator) = &mut self.escalator {
             escalator.wait_detached();
@@ -142,10 +153,13 @@ impl Recorder {
             alerts,
             exporter,
             mut writer,
+            mut no_space,
             ..
         } = self;
         let (window, _, released) = session.finish().await.context("reading the last window")?;
-        writer.put_now(&window, WindowKind::Regular).await?;
+        let news = writer.put_now(window, WindowKind::Regular).await?;
+        let metrics = exporter.as_ref().map(Exporter::metrics);
+        tell(&alerts.sink, metrics, &mut no_space, news);
         released.wait();
         alerts.sink.drain().await;
         if args.on_alert.is_some() {
@@ -156,5 +170,36 @@ impl Recorder {
         });
         eprintln!("profiler: stopped after {}{scrapes}", writer.summary());
         Ok(())
+    }
+}
+
+/// Tells `sink` (and `metrics`) what the writer's news means: an incident ended, or a stretch
+/// of windows lost for lack of space began (`no_space` keeps its alert) or ended.
+fn tell(
+    sink: &Sink,
+    metrics: Option<&Metrics>,
+    no_space: &mut Option<AlertEvent>,
+    news: Vec<News>,
+) {
+    for item in news {
+        let event = match item {
+            News::IncidentEnded { incident, window } => {
+                escalation::ended(sink, &incident, window);
+                continue;
+            }
+            News::NoSpace(event) => no_space.insert(*event).clone(),
+            News::Writing => {
+                let Some(mut event) = no_space.take() else {
+                    continue;
+                };
+                event.state = AlertState::Resolved;
+                event.at = rfc3339(jiff::Timestamp::now());
+                event
+            }
+        };
+        sink.tell(&event);
+        if let Some(metrics) = metrics {
+            metrics.alert(event.state);
+        }
     }
 }

@@ -11,7 +11,11 @@ use crate::{
     error::usage,
     metrics::Metrics,
     model::cmdline::Cmdlines,
-    output::{HtmlReport, store::Store, windows::WindowKind},
+    output::{
+        HtmlReport,
+        store::{Outage, Store},
+        windows::WindowKind,
+    },
     session::{Config, StatsCadence, Symbolization, WindowReport},
 };
 
@@ -106,30 +110,39 @@ pub fn escalator(args: &RecordArgs) -> Option<Escalator> {
     Escalator::new(policy, &args.signals, base)
 }
 
+/// What became of a window handed to [`put`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Put {
+    pub written: bool,
+    /// A stretch of lost windows it starts or ends.
+    pub outage: Option<Outage>,
+}
+
 /// Writes a window into its directory under `--out` and prunes old ones; a window that cannot
-/// be written is lost and counted. Whether it was written.
+/// be written is lost and counted.
 pub fn put(
     store: &mut Store,
     window: &WindowReport,
     kind: WindowKind,
     out: &Path,
     metrics: Option<&Metrics>,
-) -> anyhow::Result<bool> {
+) -> anyhow::Result<Put> {
     let WindowReport {
         report,
         usage,
         folded,
         started_at,
     } = window;
-    let stored = store.put((*started_at, kind), (report, usage, folded));
-    let said = stored
-        .map_err(|err| crate::error::output_write(err, out))?
-        .say(out);
+    let stored = store
+        .put((*started_at, kind), (report, usage, folded))
+        .map_err(|err| crate::error::output_write(err, out))?;
+    let outage = stored.outage();
+    let said = stored.say(out);
     let written = said.is_ok();
     match (metrics, said) {
         (Some(metrics), Ok(())) => metrics.window_written(),
         (Some(metrics), Err(because)) => metrics.window_failed(because),
         (None, _) => {}
     }
-    Ok(written)
+    Ok(Put { written, outage })
 }
