@@ -60,9 +60,9 @@ impl SubBench for Options {
     }
 }
 
-/// The goals for the recorder's own cost at its defaults.
 /// Windows shorter than this (the last, cut by the stop) are left out of the CPU row.
 const MIN_WINDOW_S: f64 = 1.0;
+/// The goals for the recorder's own cost at its defaults.
 const CPU_GOAL: Goal = Goal::Max(0.3);
 const MEMORY_GOAL: Goal = Goal::Max(64.0);
 /// How much higher the second half's resident peak may be than the first half's: flat, give
