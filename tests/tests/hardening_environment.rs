@@ -313,7 +313,8 @@ const FILLED_TMPFS: &str = "mount -t tmpfs -o size=3m none \"$TINY\" || exit 97;
     ( sleep 4; \"$LOGFLOOD\" --path \"$TINY/log\" --seconds 4 >&2; \
       echo \"rogue: gone at $(date -u +%Y%m%dT%H%M%S.%3NZ)\" >&2 ) & \
     \"$@\" & pid=$!; sleep 12; kill -TERM $pid; wait $pid; rc=$?; \
-    echo; echo listed:; cd \"$TINY\" && find . -mindepth 1 | sed 's/^/entry: /'; exit $rc";
+    echo; echo listed:; cd \"$TINY\" && find . -mindepth 1 | sed 's/^/entry: /'; \
+    sed 's/^/alert: /' rec/alerts.jsonl; exit $rc";
 
 /// A window directory's start, or the rogue's end, both written as `20260101T100000.000Z`.
 fn stamp(name: &str) -> jiff::Timestamp {
@@ -368,28 +369,7 @@ fn a_full_disk_loses_windows_but_not_the_recorder() {
         failed >= 1.0,
         "no lost window counted during the outage:\n{during}"
     );
-    let said = |needle: &str| done.stderr.lines().filter(|l| l.contains(needle)).count();
-    assert_eq!(said("warning: a window was lost"), 1, "{}", done.stderr);
-    assert!(said("no space left on device") >= 1, "{}", done.stderr);
-    assert_eq!(said("writing windows again"), 1, "{}", done.stderr);
-    // The alert names the process holding the space, though alerts.jsonl is on the full disk.
-    for state in ["firing", "resolved"] {
-        let needle = format!("alert {state}: no space for windows");
-        assert_eq!(said(&needle), 1, "{}", done.stderr);
-    }
-    let line = |needle: &str| {
-        let found = done.stderr.lines().find(|l| l.contains(needle));
-        found.unwrap_or_else(|| panic!("no line with {needle:?}:\n{}", done.stderr))
-    };
-    let firing = line("alert firing: no space for windows");
-    assert!(firing.contains("logflood (pid "), "{firing}");
-    let (_, refused) = line(", refused ").split_once(", refused ").unwrap();
-    assert!(
-        refused.trim().parse::<u64>().is_ok_and(|n| n > 0),
-        "the rogue never found the disk full:\n{}",
-        done.stderr
-    );
-    let gone = stamp(line("rogue: gone at ").trim_start_matches("rogue: gone at "));
+    let gone = outage_said(&done.stderr);
     let left: Vec<&str> = done
         .stdout
         .lines()
@@ -399,8 +379,19 @@ fn a_full_disk_loses_windows_but_not_the_recorder() {
     let windows: Vec<&&str> = left
         .iter()
         .filter(|e| e.starts_with("./rec/2") && e.matches('/').count() == 2)
+        .filter(|e| !e.ends_with("-incident"))
         .collect();
     assert!(windows.len() >= 4, "{left:?}");
+    // Every line alerts.jsonl kept is whole: a line the full disk cut short was cut off.
+    for line in done
+        .stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("alert: "))
+    {
+        let event: Value = serde_json::from_str(line)
+            .unwrap_or_else(|err| panic!("a broken alerts.jsonl line ({err}): {line:?}"));
+        assert!(event["state"].is_string(), "{line}");
+    }
     assert!(
         left.iter()
             .all(|e| !e.starts_with("./rec/.") && !e.starts_with("./log")),
@@ -423,4 +414,31 @@ fn a_full_disk_loses_windows_but_not_the_recorder() {
         resumed,
         "no window written within 2 s after {gone}: {left:?}"
     );
+}
+
+/// Checks what the recorder said of the outage on stderr (lost windows, writing again, the
+/// alert naming the runaway log) and that the rogue really found the disk full; when the
+/// rogue's file went.
+fn outage_said(stderr: &str) -> jiff::Timestamp {
+    let said = |needle: &str| stderr.lines().filter(|l| l.contains(needle)).count();
+    assert_eq!(said("warning: a window was lost"), 1, "{stderr}");
+    assert!(said("no space left on device") >= 1, "{stderr}");
+    assert_eq!(said("writing windows again"), 1, "{stderr}");
+    // The alert names the process holding the space, though alerts.jsonl is on the full disk.
+    for state in ["firing", "resolved"] {
+        let needle = format!("alert {state}: no space for windows");
+        assert_eq!(said(&needle), 1, "{stderr}");
+    }
+    let line = |needle: &str| {
+        let found = stderr.lines().find(|l| l.contains(needle));
+        found.unwrap_or_else(|| panic!("no line with {needle:?}:\n{stderr}"))
+    };
+    let firing = line("alert firing: no space for windows");
+    assert!(firing.contains("logflood (pid "), "{firing}");
+    let (_, refused) = line(", refused ").split_once(", refused ").unwrap();
+    assert!(
+        refused.trim().parse::<u64>().is_ok_and(|n| n > 0),
+        "the rogue never found the disk full:\n{stderr}"
+    );
+    stamp(line("rogue: gone at ").trim_start_matches("rogue: gone at "))
 }

@@ -236,8 +236,8 @@ impl AlertEvent {
         }
         let Some(pid) = self.pid else {
             return format!(
-                "{state}: {rule}: {out} is full; no process holds open files on it (the space \
-                 is in closed files)"
+                "{state}: {rule}: {out} is full; no process was found holding open files on \
+                 it (the space may be in closed files)"
             );
         };
         let held = self.value.unwrap_or(0.0) / f64::from(1 << 20);
@@ -353,7 +353,7 @@ mod tests {
         );
         let nobody = AlertEvent::no_space(out, None, AlertState::Firing, (at, at));
         assert!(
-            nobody.summary().contains("no process holds open files"),
+            nobody.summary().contains("no process was found"),
             "{}",
             nobody.summary()
         );

@@ -31,7 +31,10 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<()> {
     loop {
         tokio::select! {
             () = stops.recv() => break,
-            _ = ticks.tick() => recorder.tick().await?,
+            _ = ticks.tick() => if let Err(err) = recorder.tick().await {
+                recorder.abandon().await;
+                return Err(err);
+            },
         }
     }
     recorder.stop(&args).await

@@ -584,7 +584,8 @@ pub struct Cut {
 }
 
 impl Cut {
-    /// Names the stacks (on the symbolizer thread) and builds the window's report.
+    /// Names the stacks (on the symbolizer thread) and builds the window's report on a
+    /// helper thread: the caller's thread (record's, at real-time priority) does neither.
     pub async fn report(self) -> anyhow::Result<WindowReport> {
         let Self {
             closed,
@@ -592,7 +593,13 @@ impl Cut {
             symbolizer,
         } = self;
         let (usage, folded) = name_stacks(symbolizer.as_ref(), closed.usage, closed.stacks).await?;
-        Ok(closed.summary.report(usage, folded, cost))
+        let summary = closed.summary;
+        tokio::task::spawn_blocking(move || {
+            priority::helper_thread();
+            summary.report(usage, folded, cost)
+        })
+        .await
+        .context("the analysis thread")
     }
 }
 

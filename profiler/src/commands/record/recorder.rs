@@ -1,8 +1,6 @@
 //! A running recording: what each tick feeds (metrics, alert rules, the escalator, the window
 //! writer) and how it stops.
 
-use anyhow::Context as _;
-
 use super::{
     escalation::{self, Escalator},
     setup::{self, TICK},
@@ -19,7 +17,6 @@ use crate::{
     commands::out_dir::OutDir,
     error::usage,
     metrics::{Exporter, Metrics},
-    output::windows::WindowKind,
     session::{PhaseClock, Session, Stops, Tick, priority::Priority},
 };
 
@@ -34,8 +31,7 @@ pub struct Recorder {
     writer: Writer,
     escalator: Option<Escalator>,
     priority: Option<Priority>,
-    /// The alert of a stretch of windows lost for lack of space, while it lasts.
-    no_space: Option<AlertEvent>,
+    newsroom: Newsroom,
 }
 
 impl Recorder {
@@ -73,7 +69,7 @@ impl Recorder {
             writer: Writer::new(store, metrics, args.out.clone()),
             escalator: setup::escalator(args),
             priority,
-            no_space: None,
+            newsroom: Newsroom::default(),
         })
     }
 
@@ -129,7 +125,15 @@ impl Recorder {
     /// Tells the alert sinks (and the metrics) the writer's news.
     fn tell(&mut self, news: Vec<News>) {
         let metrics = self.exporter.as_ref().map(Exporter::metrics);
-        tell(&self.alerts.sink, metrics, &mut self.no_space, news);
+        let out_of_space = self.writer.out_of_space();
+        (self.newsroom).tell((&self.alerts.sink, metrics), news, out_of_space);
+    }
+
+    /// Tells what the writer still had in flight, when the recording ends on an error.
+    pub async fn abandon(mut self) {
+        let news = self.writer.abandon().await;
+        self.tell(news);
+        self.alerts.sink.drain().await;
     }
 
     /// Writes the last window, stops serving and waits for the alert hooks.
@@ -153,14 +157,23 @@ impl Recorder {
             alerts,
             exporter,
             mut writer,
-            mut no_space,
+            mut newsroom,
             ..
         } = self;
-        let (window, _, released) = session.finish().await.context("reading the last window")?;
-        let news = writer.put_now(window, WindowKind::Regular).await?;
         let metrics = exporter.as_ref().map(Exporter::metrics);
-        tell(&alerts.sink, metrics, &mut no_space, news);
-        released.wait();
+        let news = match session.finish().await {
+            Ok((window, _, released)) => {
+                let news = writer.put_last(window).await?;
+                released.wait();
+                news
+            }
+            Err(err) => {
+                let news = writer.abandon().await;
+                newsroom.tell((&alerts.sink, metrics), news, writer.out_of_space());
+                return Err(err.context("reading the last window"));
+            }
+        };
+        newsroom.tell((&alerts.sink, metrics), news, writer.out_of_space());
         alerts.sink.drain().await;
         if args.on_alert.is_some() {
             eprintln!("profiler: --on-alert ran {}", alerts.sink.hook_stats());
@@ -173,33 +186,46 @@ impl Recorder {
     }
 }
 
-/// Tells `sink` (and `metrics`) what the writer's news means: an incident ended, or a stretch
-/// of windows lost for lack of space began (`no_space` keeps its alert) or ended.
-fn tell(
-    sink: &Sink,
-    metrics: Option<&Metrics>,
-    no_space: &mut Option<AlertEvent>,
-    news: Vec<News>,
-) {
-    for item in news {
-        let event = match item {
-            News::IncidentEnded { incident, window } => {
-                escalation::ended(sink, &incident, window);
-                continue;
+/// What the writer's news means to the alert sinks; the full-disk alert while it fires.
+#[derive(Default)]
+struct Newsroom {
+    no_space: Option<AlertEvent>,
+}
+
+impl Newsroom {
+    /// Tells `sink` (and `metrics`) of incidents that ended, and of the full-disk alert
+    /// firing or resolving as `out_of_space` (the writer's state now, whatever order the news
+    /// came in) says.
+    fn tell(
+        &mut self,
+        (sink, metrics): (&Sink, Option<&Metrics>),
+        news: Vec<News>,
+        out_of_space: bool,
+    ) {
+        for item in news {
+            match item {
+                News::IncidentEnded { incident, window } => {
+                    escalation::ended(sink, &incident, window);
+                }
+                News::NoSpace(event) if out_of_space && self.no_space.is_none() => {
+                    announce((sink, metrics), &event);
+                    self.no_space = Some(*event);
+                }
+                // The outage is over already, or its alert fires.
+                News::NoSpace(_) => {}
             }
-            News::NoSpace(event) => no_space.insert(*event).clone(),
-            News::Writing => {
-                let Some(mut event) = no_space.take() else {
-                    continue;
-                };
-                event.state = AlertState::Resolved;
-                event.at = rfc3339(jiff::Timestamp::now());
-                event
-            }
-        };
-        sink.tell(&event);
-        if let Some(metrics) = metrics {
-            metrics.alert(event.state);
         }
+        if !out_of_space && let Some(mut event) = self.no_space.take() {
+            event.state = AlertState::Resolved;
+            event.at = rfc3339(jiff::Timestamp::now());
+            announce((sink, metrics), &event);
+        }
+    }
+}
+
+fn announce((sink, metrics): (&Sink, Option<&Metrics>), event: &AlertEvent) {
+    sink.tell(event);
+    if let Some(metrics) = metrics {
+        metrics.alert(event.state);
     }
 }

@@ -1,10 +1,13 @@
-//! Where record's windows go: regular windows and incidents are named and written off the
-//! recording thread, so a slow symbolization (a rogue holding the CPUs) never holds up the
-//! ticks; the last window is written in place.
+//! Where record's windows go: regular windows and incidents are named, analyzed and written
+//! off the recording thread, one regular window and one incident at a time, so a slow
+//! symbolization (a rogue holding the CPUs) never holds up the ticks.
 
 use std::{
     path::PathBuf,
-    sync::{Arc, Mutex, PoisonError},
+    sync::{
+        Arc, Mutex, PoisonError,
+        atomic::{AtomicBool, Ordering},
+    },
 };
 
 use anyhow::Context as _;
@@ -30,10 +33,10 @@ pub enum News {
         incident: Incident,
         window: Option<String>,
     },
-    /// The first window lost for lack of space: the alert naming who holds the space.
+    /// A window was the first lost for lack of space: the alert naming who held the space.
+    /// Whether the outage still lasts is [`Writer::out_of_space`]'s to say: the regular and
+    /// the incident writer each bring their news, in whatever order they finish.
     NoSpace(Box<AlertEvent>),
-    /// Windows are written again after a stretch of lost ones.
-    Writing,
 }
 
 type Pending = Option<JoinHandle<anyhow::Result<Vec<News>>>>;
@@ -50,14 +53,16 @@ pub struct Writer {
 #[derive(Clone)]
 struct Shared {
     store: Arc<Mutex<Store>>,
+    /// Set with the store's state, under its lock: windows are being lost for lack of space.
+    out_of_space: Arc<AtomicBool>,
     metrics: Option<Arc<Metrics>>,
     out: PathBuf,
 }
 
 impl Shared {
-    /// Writes `window` on a blocking thread at the helpers' priority; whether it was written,
-    /// and the stretch of lost windows it starts or ends. At the start of one for lack of space
-    /// it looks for who holds the space, there and then: the rogue is still at it.
+    /// Writes `window` on a blocking thread at the helpers' priority; whether it was written.
+    /// At the start of a stretch of windows lost for lack of space it looks for who holds the
+    /// space, there and then (the rogue is still at it), once the store is free again.
     async fn put(
         self,
         window: WindowReport,
@@ -68,12 +73,19 @@ impl Shared {
             let mut store = self.store.lock().unwrap_or_else(PoisonError::into_inner);
             let metrics = self.metrics.as_deref();
             let put = put(&mut store, &window, kind, &self.out, metrics)?;
-            drop(store);
-            let news = match put.outage {
-                Some(Outage::Began(LostBecause::NoSpace)) => Some(self.no_space()),
-                Some(Outage::Ended) => Some(News::Writing),
-                Some(Outage::Began(LostBecause::Other)) | None => None,
+            let began = match put.outage {
+                Some(Outage::Began(because)) => Some(because),
+                Some(Outage::Ended) => {
+                    self.out_of_space.store(false, Ordering::Relaxed);
+                    None
+                }
+                None => None,
             };
+            if began == Some(LostBecause::NoSpace) {
+                self.out_of_space.store(true, Ordering::Relaxed);
+            }
+            drop(store);
+            let news = (began == Some(LostBecause::NoSpace)).then(|| self.no_space());
             Ok((put.written, news))
         })
         .await
@@ -83,9 +95,33 @@ impl Shared {
     fn no_space(&self) -> News {
         let holders = space::holders(&self.out);
         let now = jiff::Timestamp::now();
-        let event =
-            AlertEvent::no_space(&self.out, holders.first(), AlertState::Firing, (now, now));
+        let holder = holders.first();
+        let event = AlertEvent::no_space(&self.out, holder, AlertState::Firing, (now, now));
         News::NoSpace(Box::new(event))
+    }
+
+    /// Names `cut`'s stacks, analyzes and writes it; an incident's is marked as one, and said
+    /// lost (with no window) when its stacks cannot be named.
+    async fn write(self, cut: Cut, incident: Option<Incident>) -> anyhow::Result<Vec<News>> {
+        let window = cut.report().await;
+        let Some(incident) = incident else {
+            let (_, news) = self.put(window?, WindowKind::Regular).await?;
+            return Ok(news.into_iter().collect());
+        };
+        let mut window = match window {
+            Ok(window) => window,
+            Err(err) => {
+                eprintln!("profiler: warning: an incident's window was lost: {err:#}");
+                let window = None;
+                return Ok(vec![News::IncidentEnded { incident, window }]);
+            }
+        };
+        window.report.incident = Some(incident.clone());
+        let started_at = window.started_at;
+        let (written, news) = self.put(window, WindowKind::Incident).await?;
+        let window = written.then(|| WindowKind::Incident.name(started_at));
+        let ended = News::IncidentEnded { incident, window };
+        Ok(news.into_iter().chain([ended]).collect())
     }
 }
 
@@ -94,6 +130,7 @@ impl Writer {
         Self {
             shared: Shared {
                 store: Arc::new(Mutex::new(store)),
+                out_of_space: Arc::new(AtomicBool::new(false)),
                 metrics,
                 out,
             },
@@ -108,57 +145,51 @@ impl Writer {
     /// before.
     pub async fn start(&mut self, cut: Cut) -> anyhow::Result<Vec<News>> {
         let news = settle(&mut self.regular, true).await?;
-        let shared = self.shared.clone();
-        self.regular = Some(tokio::spawn(async move {
-            let window = cut.report().await?;
-            let (_, news) = shared.put(window, WindowKind::Regular).await?;
-            Ok(news.into_iter().collect())
-        }));
+        let write = self.shared.clone().write(cut, None);
+        self.regular = Some(tokio::spawn(write));
         Ok(news)
     }
 
     /// Names and writes an incident's window in the background, once the incident before it
-    /// is done (incidents are minutes apart). One that cannot be named is said and told
-    /// without a window, as an incident whose probes failed is.
+    /// is done (incidents are minutes apart).
     pub async fn start_incident(&mut self, ended: Ended) -> anyhow::Result<Vec<News>> {
         let news = settle(&mut self.incident, true).await?;
-        let shared = self.shared.clone();
-        self.incident = Some(tokio::spawn(async move {
-            let Ended { cut, incident } = ended;
-            let mut window = match cut.report().await {
-                Ok(window) => window,
-                Err(err) => {
-                    eprintln!("profiler: warning: an incident's window was lost: {err:#}");
-                    let window = None;
-                    return Ok(vec![News::IncidentEnded { incident, window }]);
-                }
-            };
-            window.report.incident = Some(incident.clone());
-            let started_at = window.started_at;
-            let (written, news) = shared.put(window, WindowKind::Incident).await?;
-            let window = written.then(|| WindowKind::Incident.name(started_at));
-            let ended = News::IncidentEnded { incident, window };
-            Ok(news.into_iter().chain([ended]).collect())
-        }));
+        let write = self.shared.clone().write(ended.cut, Some(ended.incident));
+        self.incident = Some(tokio::spawn(write));
         Ok(news)
     }
 
     /// The news of the background writes once they are done (`wait`: waits for them). An
-    /// error (`--exit-on-write-error`) ends the recording.
+    /// error (`--exit-on-write-error`) ends the recording; the incident writer's is seen at
+    /// the tick after it, so a regular window may still be written meanwhile.
     pub async fn settle(&mut self, wait: bool) -> anyhow::Result<Vec<News>> {
-        let mut news = settle(&mut self.regular, wait).await?;
-        news.extend(settle(&mut self.incident, wait).await?);
+        let regular = settle(&mut self.regular, wait).await;
+        let incident = settle(&mut self.incident, wait).await;
+        let mut news = regular?;
+        news.extend(incident?);
         Ok(news)
     }
 
-    /// Writes `window` now, after the background writes; their news and its own.
-    pub async fn put_now(
-        &mut self,
-        window: WindowReport,
-        kind: WindowKind,
-    ) -> anyhow::Result<Vec<News>> {
+    /// The news of the background writes, waited for, when the recording ends on an error:
+    /// what can still be told is.
+    pub async fn abandon(&mut self) -> Vec<News> {
+        let regular = settle(&mut self.regular, true).await;
+        let incident = settle(&mut self.incident, true).await;
+        [regular, incident]
+            .into_iter()
+            .flat_map(|news| news.unwrap_or_default())
+            .collect()
+    }
+
+    /// Whether windows are being lost for lack of space, as the last write left it.
+    pub fn out_of_space(&self) -> bool {
+        self.shared.out_of_space.load(Ordering::Relaxed)
+    }
+
+    /// Writes the last window now, after the background writes; their news and its own.
+    pub async fn put_last(&mut self, window: WindowReport) -> anyhow::Result<Vec<News>> {
         let mut news = self.settle(true).await?;
-        let (_, own) = self.shared.clone().put(window, kind).await?;
+        let (_, own) = self.shared.clone().put(window, WindowKind::Regular).await?;
         news.extend(own);
         Ok(news)
     }
