@@ -9,13 +9,14 @@
 //! and first sector.
 
 use aya_ebpf::{
-    bindings::BPF_NOEXIST,
-    helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns},
-    programs::TracePointContext,
+    bindings::BPF_NOEXIST, helpers::bpf_get_current_pid_tgid, programs::TracePointContext,
 };
 use profiler_common::{Counter, IO_LATENCY_BUCKETS, IoKey, IoPending, IoStats};
 
-use crate::maps::{DIRTIER, IO, IO_PENDING, WRITEBACK_INODE, atomic_add, bump, bump_by};
+use crate::{
+    maps::{DIRTIER, IO, IO_PENDING, WRITEBACK_INODE, atomic_add, bump, bump_by},
+    read::{field, now},
+};
 
 // Record offsets, overwritten at load time from the events' format files.
 #[unsafe(no_mangle)]
@@ -32,14 +33,6 @@ static WRITEBACK_INO_OFFSET: u32 = 40;
 const SECTOR_BYTES: u64 = 512;
 
 #[inline(always)]
-fn field<T>(ctx: &TracePointContext, offset: &'static u32) -> Option<T> {
-    // SAFETY: plain read of a load-time constant; volatile keeps the default from being folded.
-    let offset = unsafe { core::ptr::read_volatile(offset) } as usize;
-    // SAFETY: reads the record through bpf_probe_read_kernel at the format's offset.
-    unsafe { ctx.read_at::<T>(offset) }.ok()
-}
-
-#[inline(always)]
 fn key(ctx: &TracePointContext) -> Option<IoKey> {
     Some(IoKey {
         dev: field::<u32>(ctx, &BLOCK_DEV_OFFSET)?,
@@ -52,12 +45,6 @@ fn key(ctx: &TracePointContext) -> Option<IoKey> {
 fn current() -> (u32, u32) {
     let pid_tgid = bpf_get_current_pid_tgid();
     (pid_tgid as u32, (pid_tgid >> 32) as u32)
-}
-
-#[inline(always)]
-fn now() -> u64 {
-    // SAFETY: helper without preconditions.
-    unsafe { bpf_ktime_get_ns() }
 }
 
 #[inline(always)]

@@ -13,6 +13,7 @@ mod maps;
 mod mem;
 mod net;
 mod process;
+mod read;
 mod sched;
 mod stacks;
 mod syscalls;

@@ -9,7 +9,10 @@ use aya_ebpf::{
 };
 use profiler_common::{Counter, NetStats};
 
-use crate::maps::{NET, add_per_cpu_with, bump};
+use crate::{
+    maps::{NET, add_per_cpu_with, bump},
+    read::field,
+};
 
 // Record offsets, overwritten at load time from the events' format files.
 #[unsafe(no_mangle)]
@@ -26,14 +29,6 @@ const AF_INET: u16 = 2;
 const AF_INET6: u16 = 10;
 /// A peek copies data without consuming it; the later real read counts it.
 const MSG_PEEK: i32 = 2;
-
-#[inline(always)]
-fn field<T>(ctx: &TracePointContext, offset: &'static u32) -> Option<T> {
-    // SAFETY: plain read of a load-time constant; volatile keeps the default from being folded.
-    let offset = unsafe { core::ptr::read_volatile(offset) } as usize;
-    // SAFETY: reads the record through bpf_probe_read_kernel at the format's offset.
-    unsafe { ctx.read_at::<T>(offset) }.ok()
-}
 
 /// The classic tracepoint: the record's fields.
 #[inline(always)]

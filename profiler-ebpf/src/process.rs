@@ -1,13 +1,13 @@
 //! Process lifecycle: exec (new name), fork (who started whom), exit, and the OOM killer's
 //! victims.
 
-use aya_ebpf::{
-    helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns},
-    programs::TracePointContext,
-};
+use aya_ebpf::{helpers::bpf_get_current_pid_tgid, programs::TracePointContext};
 use profiler_common::{Counter, Fork, OomKill};
 
-use crate::maps::{EXITS, FORKS, OOM_KILLS, bump, remember_exec};
+use crate::{
+    maps::{EXITS, FORKS, OOM_KILLS, bump, remember_exec},
+    read::{field, now},
+};
 
 /// Offset of `child_pid` in the `sched_process_fork` record; set from its format file.
 #[unsafe(no_mangle)]
@@ -22,19 +22,6 @@ static OOM_ANON_RSS_OFFSET: u32 = 24;
 static OOM_FILE_RSS_OFFSET: u32 = 32;
 #[unsafe(no_mangle)]
 static OOM_SHMEM_RSS_OFFSET: u32 = 40;
-
-#[inline(always)]
-fn offset(global: &'static u32) -> usize {
-    // SAFETY: a plain read of a load-time constant; volatile keeps the default from being
-    // folded in.
-    unsafe { core::ptr::read_volatile(global) as usize }
-}
-
-#[inline(always)]
-fn now() -> u64 {
-    // SAFETY: helper without preconditions.
-    unsafe { bpf_ktime_get_ns() }
-}
 
 /// `sched_process_exec` (raw): runs in the exec'ing task, its comm already the new one.
 #[inline(always)]
@@ -56,10 +43,7 @@ pub fn exit() {
 /// `sched:sched_process_fork`: runs in the parent.
 #[inline(always)]
 pub fn fork(ctx: &TracePointContext) {
-    // SAFETY: reads the record through bpf_probe_read_kernel at the format's offset.
-    let offset = unsafe { core::ptr::read_volatile(&FORK_CHILD_PID_OFFSET) } as usize;
-    // SAFETY: as above.
-    let Ok(child) = (unsafe { ctx.read_at::<u32>(offset) }) else {
+    let Some(child) = field::<u32>(ctx, &FORK_CHILD_PID_OFFSET) else {
         return;
     };
     let fork = Fork {
@@ -76,12 +60,10 @@ pub fn fork(ctx: &TracePointContext) {
 /// The record gives the victim's pid and its resident memory in KiB.
 #[inline(always)]
 pub fn oom_victim(ctx: &TracePointContext) {
-    // SAFETY: reads the record through bpf_probe_read_kernel at the format's offsets.
-    let Ok(pid) = (unsafe { ctx.read_at::<i32>(offset(&OOM_PID_OFFSET)) }) else {
+    let Some(pid) = field::<i32>(ctx, &OOM_PID_OFFSET) else {
         return;
     };
-    // SAFETY: as above.
-    let kib = |global| unsafe { ctx.read_at::<u64>(offset(global)) }.unwrap_or(0);
+    let kib = |global| field::<u64>(ctx, global).unwrap_or(0);
     let kill = OomKill {
         at: now(),
         rss_kib: kib(&OOM_ANON_RSS_OFFSET) + kib(&OOM_FILE_RSS_OFFSET) + kib(&OOM_SHMEM_RSS_OFFSET),

@@ -14,9 +14,7 @@
 //! runs in the task leaving); at its wakeup the time asleep is charged to that stack.
 
 use aya_ebpf::{
-    bindings::BPF_NOEXIST,
-    helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns},
-    programs::TracePointContext,
+    bindings::BPF_NOEXIST, helpers::bpf_get_current_pid_tgid, programs::TracePointContext,
 };
 use profiler_common::{
     BlameKey, Counter, HISTORY_SEGMENTS, History, Runnable, SchedStats, Segment, StackKey,
@@ -28,6 +26,7 @@ use crate::{
         BLAME, HISTORY, LAST_SWITCH, OFFCPU, ONCPU, RUNNABLE_SINCE, SCHED, add_per_cpu, add_shared,
         atomic_add, bump, bump_by, remember_comm,
     },
+    read::{field, now},
     stacks, syscalls,
 };
 
@@ -50,26 +49,12 @@ const SLEEP_STATE_MASK: i64 = 0xff;
 /// `prev_state` of a thread's last switch: EXIT_DEAD or EXIT_ZOMBIE. It never wakes again.
 const DEAD_STATE_MASK: i64 = 0x30;
 
-#[inline(always)]
-fn offset(global: &'static u32) -> usize {
-    // SAFETY: a plain read of a load-time constant; volatile keeps the compiler from folding in
-    // the default.
-    unsafe { core::ptr::read_volatile(global) as usize }
-}
-
-#[inline(always)]
-fn now() -> u64 {
-    // SAFETY: helper without preconditions.
-    unsafe { bpf_ktime_get_ns() }
-}
-
 /// `sched:sched_wakeup` and `sched:sched_wakeup_new`: the thread becomes runnable. A new task
 /// may reuse the tid of an exited thread of another process, so its entry is started afresh:
 /// its process is learnt when it first leaves a CPU.
 #[inline(always)]
 pub fn wakeup(ctx: &TracePointContext, new_task: bool) {
-    // SAFETY: reads the record through bpf_probe_read_kernel at the format's offset.
-    let Ok(tid) = (unsafe { ctx.read_at::<u32>(offset(&WAKEUP_PID_OFFSET)) }) else {
+    let Some(tid) = field::<u32>(ctx, &WAKEUP_PID_OFFSET) else {
         return;
     };
     let now = now();
@@ -118,8 +103,7 @@ pub fn switch_tracepoint(ctx: &TracePointContext) {
     record_holder(history, prev_tgid, now);
 
     if prev_tid != 0 {
-        // SAFETY: as in `wakeup`.
-        let state = unsafe { ctx.read_at::<i64>(offset(&SWITCH_PREV_STATE_OFFSET)) }.unwrap_or(1);
+        let state = field::<i64>(ctx, &SWITCH_PREV_STATE_OFFSET).unwrap_or(1);
         let still_runnable = state & SLEEP_STATE_MASK == 0;
         count_switch(prev_tgid, still_runnable);
         if state & DEAD_STATE_MASK != 0 {
@@ -164,8 +148,7 @@ fn left_cpu(ctx: &TracePointContext, tid: u32, tgid: u32, still_runnable: bool, 
 /// The thread switched in stops waiting: its wait is charged, and blamed on this CPU's holders.
 #[inline(always)]
 fn switch_in(ctx: &TracePointContext, history: &History, now: u64) {
-    // SAFETY: as in `wakeup`.
-    let next_tid = unsafe { ctx.read_at::<u32>(offset(&SWITCH_NEXT_PID_OFFSET)) }.unwrap_or(0);
+    let next_tid = field::<u32>(ctx, &SWITCH_NEXT_PID_OFFSET).unwrap_or(0);
     if next_tid == 0 {
         return;
     }

@@ -5,13 +5,13 @@
 //! goes to the per-CPU hash at each context switch, when a ninth distinct syscall comes, or when
 //! another process's syscall shows up; userspace adds what is still pending at the end.
 
-use aya_ebpf::{
-    helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns},
-    programs::RawTracePointContext,
-};
+use aya_ebpf::{helpers::bpf_get_current_pid_tgid, programs::RawTracePointContext};
 use profiler_common::{Counter, PENDING_SYSCALLS, PendingSyscalls, SyscallKey, SyscallStats};
 
-use crate::maps::{SYSCALL_PENDING, SYSCALLS, add_per_cpu_with, bump};
+use crate::{
+    maps::{SYSCALL_PENDING, SYSCALLS, add_per_cpu_with, bump},
+    read::now,
+};
 
 /// 1 when the exit hook is attached (errors and time wanted); set at load time. The entry
 /// stamp it needs costs a clock read per syscall, so plain counting skips it.
@@ -20,12 +20,6 @@ static SYSCALL_EXITS: u32 = 0;
 
 /// Largest errno a syscall returns as `-errno`.
 const MAX_ERRNO: i64 = 4095;
-
-#[inline(always)]
-fn now() -> u64 {
-    // SAFETY: helper without preconditions.
-    unsafe { bpf_ktime_get_ns() }
-}
 
 #[inline(always)]
 fn pending() -> Option<&'static mut PendingSyscalls> {
