@@ -217,6 +217,10 @@ pub struct DiagnoseArgs {
     /// output, so secrets passed on command lines stay out of the reports.
     #[arg(long)]
     pub redact: bool,
+    /// Start from the victim: account for the time of this process (a pid), or of every
+    /// process of a command name or a cgroup path, and name who cost it that time.
+    #[arg(long, value_name = "PID|NAME|CGROUP")]
+    pub victim: Option<String>,
 }
 
 /// A record window: long enough to amortize writing it, short enough to see a rogue appear.

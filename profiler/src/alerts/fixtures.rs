@@ -41,6 +41,7 @@ pub fn report(secs: f64) -> Report {
         own_cost: None,
         timeline: crate::report::Timeline::default(),
         incident: None,
+        victim: None,
     }
 }
 

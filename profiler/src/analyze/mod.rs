@@ -7,6 +7,7 @@ mod spawn;
 mod syscalls;
 pub mod triggers;
 mod verdict;
+pub mod victim;
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -141,6 +142,7 @@ pub fn build_report(
         own_cost: None,
         timeline: Timeline::default(),
         incident: None,
+        victim: None,
     };
     report.verdict = verdict::verdict(&report);
     report

@@ -10,6 +10,7 @@ use anyhow::Context as _;
 
 use super::out_dir::OutDir;
 use crate::{
+    analyze::victim::{self, VictimSpec},
     cli::{DiagnoseArgs, Format},
     error::usage,
     model::cmdline::Cmdlines,
@@ -27,8 +28,9 @@ const TICK: Duration = Duration::from_secs(1);
 pub async fn run(args: DiagnoseArgs) -> anyhow::Result<()> {
     let clock = PhaseClock::start();
     for &pid in &args.pids {
-        check_pid(pid)?;
+        check_pid(pid, "--pid")?;
     }
+    let victim = args.victim.as_deref().map(check_victim).transpose()?;
     probes::check_privileges()?;
     probes::check_frequency(args.frequency)?;
     // Caught from here on: a stop before sampling starts ends the run with one line and exit
@@ -55,6 +57,16 @@ pub async fn run(args: DiagnoseArgs) -> anyhow::Result<()> {
     let mut session = Session::start(config, clock, &mut stops).await?;
     sample(&mut session, args.duration, &mut stops).await?;
     let (mut window, mut clock, released) = session.finish().await?;
+    if let Some(spec) = &victim {
+        let found = victim::account(&window.report, &window.usage, &window.folded.offcpu, spec);
+        if found.is_none() {
+            eprintln!(
+                "profiler: warning: --victim {}: none of its processes ran during the run",
+                args.victim.as_deref().unwrap_or_default()
+            );
+        }
+        window.report.victim = found;
+    }
     let files = output::render_usage(
         &window.report,
         &window.usage,
@@ -120,23 +132,56 @@ async fn sample(
     Ok(())
 }
 
-/// A `--pid` must name a running process, not a thread: the kernel keys every figure by the
-/// process (thread group) id, so a thread's id would match nothing.
-fn check_pid(pid: u32) -> anyhow::Result<()> {
+/// A `--pid` (or a `--victim` pid) must name a running process, not a thread: the kernel keys
+/// every figure by the process (thread group) id, so a thread's id would match nothing.
+fn check_pid(pid: u32, flag: &str) -> anyhow::Result<()> {
     let status = i32::try_from(pid)
         .ok()
         .and_then(|pid| procfs::process::Process::new(pid).ok())
         .and_then(|process| process.status().ok());
     match status {
         None => Err(usage(format!(
-            "no process with pid {pid} (--pid); list running processes with `ps -e`"
+            "no process with pid {pid} ({flag}); list running processes with `ps -e`"
         ))),
         Some(status) if status.tgid != i32::try_from(pid).unwrap_or(-1) => Err(usage(format!(
-            "{pid} (--pid) is a thread of process {}; use --pid {}",
+            "{pid} ({flag}) is a thread of process {}; use {flag} {}",
             status.tgid, status.tgid
         ))),
         Some(_) => Ok(()),
     }
+}
+
+/// A `--victim` must name a running process, command name or cgroup: a typo would otherwise
+/// sample for nothing and report no victim.
+fn check_victim(text: &str) -> anyhow::Result<VictimSpec> {
+    let spec = VictimSpec::parse(text);
+    match &spec {
+        VictimSpec::Pid(pid) => check_pid(*pid, "--victim")?,
+        VictimSpec::Name(name) if !running(name) => {
+            return Err(usage(format!(
+                "no running process has the command name or cgroup {name:?} (--victim); name \
+                 one from `ps -e -o pid,comm,cgroup`, or give a pid"
+            )));
+        }
+        VictimSpec::Name(_) => {}
+    }
+    Ok(spec)
+}
+
+/// Whether a running process has `name` as its command name or cgroup v2 path.
+fn running(name: &str) -> bool {
+    let Ok(processes) = procfs::process::all_processes() else {
+        return false;
+    };
+    processes.filter_map(Result::ok).any(|process| {
+        let comm = process.stat().is_ok_and(|stat| stat.comm == name);
+        comm || process.cgroups().is_ok_and(|groups| {
+            groups
+                .0
+                .iter()
+                .any(|g| g.hierarchy == 0 && g.pathname == name)
+        })
+    })
 }
 
 fn print(report: &crate::report::Report, format: Format) -> anyhow::Result<()> {

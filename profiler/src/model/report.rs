@@ -49,6 +49,65 @@ pub struct Report {
     /// Why `record` attached its exact probes for this window: only in incident windows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub incident: Option<Incident>,
+    /// Where the time of the process(es) `diagnose --victim` named went, and who cost it
+    /// that time: only when asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub victim: Option<Victim>,
+}
+
+/// The time budget of a victim (all its processes' threads over the run), and its culprits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Victim {
+    /// As `--victim` named it: a pid, a command name or a cgroup path.
+    pub name: String,
+    /// Its processes in this report.
+    pub pids: Vec<u32>,
+    /// Running on a CPU (exact, from context switches).
+    pub on_cpu_ns: u64,
+    /// Runnable, waiting for a CPU (exact, from the scheduler tracepoints).
+    pub runq_wait_ns: u64,
+    /// Asleep, summed over threads (exact); null without the offcpu signal.
+    pub blocked_ns: Option<u64>,
+    /// The blocked time by what it waited in, largest first: inferred from the kernel frames
+    /// of each sleep's stack.
+    pub blocked: Vec<BlockedPart>,
+    /// Who held the CPUs it waited for, outside the victim, largest first, at most five.
+    /// From the report's blame pairs (the largest kept), so a lower bound on a busy host.
+    pub culprits: Vec<Culprit>,
+    /// In the victim's words: was it slowed, by what and by whom.
+    pub verdict: String,
+}
+
+/// What a victim's sleeps waited in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BlockedWhy {
+    /// Block IO (`io_schedule`, request tags, buffer waits, dirty-page throttling).
+    Io,
+    /// Page faults and memory reclaim.
+    Memory,
+    /// A socket's receive or send buffer.
+    Network,
+    /// A futex, mutex or rw-semaphore.
+    Lock,
+    /// Waiting by choice: poll, epoll, select, sleep, accept, a child's exit.
+    Idle,
+    /// Anything else, and sleeps whose stack was lost.
+    Other,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BlockedPart {
+    pub why: BlockedWhy,
+    pub ns: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Culprit {
+    pub pid: u32,
+    pub comm: String,
+    /// Run-queue wait of the victim's threads for a CPU this process held.
+    pub delay_ns: u64,
 }
 
 /// What set off an incident window, and what was attached for it.

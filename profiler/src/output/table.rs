@@ -87,6 +87,11 @@ fn is_bidi_control(c: char) -> bool {
 
 pub fn render(report: &Report) -> String {
     let mut out = String::new();
+    // The question asked first is answered first.
+    if let Some(victim) = &report.victim {
+        let _ = writeln!(out, "Victim: {}", one_line(&victim.verdict));
+        let _ = writeln!(out);
+    }
     let _ = writeln!(
         out,
         "Top CPU consumers over {:.1} s on {} CPUs (host {:.0}% busy, {} samples, {} idle)",

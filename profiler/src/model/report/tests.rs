@@ -171,6 +171,29 @@ fn sample() -> Report {
             fired_at: "2026-01-01T10:00:02.000Z".to_owned(),
             escalated: vec![Signal::Syscalls, Signal::Net],
         }),
+        victim: Some(Victim {
+            name: "waker".to_owned(),
+            pids: vec![11],
+            on_cpu_ns: 400_000_000,
+            runq_wait_ns: 900_000_000,
+            blocked_ns: Some(2_700_000_000),
+            blocked: vec![
+                BlockedPart {
+                    why: BlockedWhy::Idle,
+                    ns: 2_600_000_000,
+                },
+                BlockedPart {
+                    why: BlockedWhy::Other,
+                    ns: 100_000_000,
+                },
+            ],
+            culprits: vec![Culprit {
+                pid: 10,
+                comm: "burner".to_owned(),
+                delay_ns: 800_000_000,
+            }],
+            verdict: "waker (pid 11) was slowed: it waited 0.90 s for a CPU".to_owned(),
+        }),
     }
 }
 

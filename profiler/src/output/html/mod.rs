@@ -14,7 +14,7 @@ use maud::{DOCTYPE, Markup, PreEscaped, Render, html};
 
 use crate::{
     model::timeline::{TOP_CPU, TOP_WAIT},
-    report::Report,
+    report::{BlockedWhy, Report, Victim},
 };
 
 /// Stacks listed under the flamegraph, hottest first.
@@ -56,6 +56,9 @@ pub fn render(report: &Report, folded: &str, flamegraph: &[u8], offcpu: Option<&
             }
             body {
                 h1 { "What was eating " code { (Text(&report.hostname)) } "?" }
+                @if let Some(victim) = &report.victim {
+                    (section("victim", "The victim", victim_panel(victim)))
+                }
                 (section("verdict", "Verdict", html! {
                     p class="verdict" { (Text(&report.verdict)) }
                 }))
@@ -127,6 +130,47 @@ fn section(id: &str, title: &str, body: Markup) -> Markup {
         section id=(id) {
             h2 { (title) }
             (body)
+        }
+    }
+}
+
+/// The `--victim`'s verdict, its time as one bar (on a CPU, waiting for one, asleep and in
+/// what), and who held the CPUs it waited for.
+fn victim_panel(victim: &Victim) -> Markup {
+    let mut parts = vec![
+        ("on a CPU", victim.on_cpu_ns, "b-cpu"),
+        ("waiting for a CPU", victim.runq_wait_ns, "b-runq"),
+    ];
+    parts.extend(victim.blocked.iter().map(|p| match p.why {
+        BlockedWhy::Io => ("disk IO", p.ns, "b-io"),
+        BlockedWhy::Memory => ("memory", p.ns, "b-mem"),
+        BlockedWhy::Network => ("network", p.ns, "b-net"),
+        BlockedWhy::Lock => ("locks", p.ns, "b-lock"),
+        BlockedWhy::Idle => ("idle", p.ns, "b-idle"),
+        BlockedWhy::Other => ("asleep, other", p.ns, "b-other"),
+    }));
+    let total = parts.iter().map(|p| p.1).sum::<u64>().max(1) as f64;
+    html! {
+        p class="verdict" { (Text(&victim.verdict)) }
+        div class="budget" {
+            @for (label, ns, class) in parts.iter().filter(|p| p.1 > 0) {
+                span class=(class) style=(format!("width:{:.2}%", *ns as f64 * 100.0 / total))
+                    title=(format!("{label}: {:.2} s", *ns as f64 / 1e9)) { (label) }
+            }
+        }
+        @if !victim.culprits.is_empty() {
+            table class="suspects" {
+                thead { tr { th { "pid" } th { "comm" } th { "its wait for a CPU this one held" } } }
+                tbody {
+                    @for c in &victim.culprits {
+                        tr {
+                            td { (c.pid) }
+                            td { (Text(&c.comm)) }
+                            td class="n" { (format!("{:.3} s", c.delay_ns as f64 / 1e9)) }
+                        }
+                    }
+                }
+            }
         }
     }
 }
@@ -354,6 +398,10 @@ body{font:14px/1.45 system-ui,sans-serif;margin:0 auto;max-width:1280px;padding:
 h1{font-size:22px}h2{font-size:18px;border-bottom:1px solid #ccc;padding-bottom:4px;margin-top:28px}
 h3{font-size:15px;margin:18px 0 6px}
 .verdict{font-size:16px;background:#fff4e5;border-left:4px solid #f28e2b;padding:8px 12px}
+.budget{display:flex;height:24px;margin:8px 0;border:1px solid #ccc}
+.budget span{overflow:hidden;white-space:nowrap;font-size:11px;line-height:24px;color:#fff;padding-left:3px}
+.b-cpu{background:#4e79a7}.b-runq{background:#e15759}.b-io{background:#f28e2b}.b-mem{background:#b07aa1}
+.b-net{background:#76b7b2}.b-lock{background:#edc948;color:#222!important}.b-idle{background:#bab0ac}.b-other{background:#9c755f}
 table{border-collapse:collapse;margin:4px 0 12px;font-size:13px}
 th,td{border:1px solid #ddd;padding:3px 8px;text-align:left;vertical-align:top;max-width:480px;overflow-wrap:anywhere}
 th{background:#f3f3f3}table.sortable th{cursor:pointer;user-select:none}

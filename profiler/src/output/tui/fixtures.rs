@@ -157,5 +157,6 @@ pub fn report() -> Report {
         own_cost: None,
         timeline: crate::report::Timeline::default(),
         incident: None,
+        victim: None,
     }
 }

@@ -1,0 +1,435 @@
+//! Starting from the victim: where the time of the processes `--victim` names went (on a CPU,
+//! waiting for one, asleep and in what), who held the CPUs it waited for, and a verdict in its
+//! words.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use crate::{
+    model::ProcessUsage,
+    report::{BlockedPart, BlockedWhy, Culprit, Process, Report, Victim},
+    signals::{Signal, SignalState},
+    symbolize::{FoldedStack, KERNEL_SUFFIX},
+};
+
+/// A share of the victim's busy time (all but its idle sleeps) spent waiting for a CPU, or
+/// asleep on IO, memory, a lock or the network, that slowed it: a request that takes a tenth
+/// longer is what a latency-bound service notices.
+const SLOWED_SHARE: f64 = 0.10;
+/// Below this, a wait is not worth a sentence whatever its share (a nearly idle victim).
+const SLOWED_MIN_NS: u64 = 50_000_000;
+const CULPRITS: usize = 5;
+
+/// What `--victim` names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VictimSpec {
+    Pid(u32),
+    /// A command name, or a cgroup path (it starts with `/`).
+    Name(String),
+}
+
+impl VictimSpec {
+    pub fn parse(text: &str) -> Self {
+        match text.parse() {
+            Ok(pid) => Self::Pid(pid),
+            Err(_) => Self::Name(text.to_owned()),
+        }
+    }
+
+    fn matches(&self, p: &Process) -> bool {
+        match self {
+            Self::Pid(pid) => p.pid == *pid,
+            Self::Name(name) => p.comm == *name || p.cgroup.as_deref() == Some(name.as_str()),
+        }
+    }
+
+    fn name(&self) -> String {
+        match self {
+            Self::Pid(pid) => pid.to_string(),
+            Self::Name(name) => name.clone(),
+        }
+    }
+}
+
+/// The victim's budget and culprits in `report`; `offcpu` holds each process's sleeps by stack
+/// in the order of `usage`. `None` when no process of the report is the victim.
+pub fn account(
+    report: &Report,
+    usage: &[ProcessUsage],
+    offcpu: &[Vec<FoldedStack>],
+    spec: &VictimSpec,
+) -> Option<Victim> {
+    let members: Vec<&Process> = report
+        .processes
+        .iter()
+        .filter(|p| spec.matches(p))
+        .collect();
+    if members.is_empty() {
+        return None;
+    }
+    let pids: HashSet<u32> = members.iter().map(|p| p.pid).collect();
+    let offcpu_on = report
+        .signals
+        .get(&Signal::Offcpu)
+        .is_some_and(SignalState::is_on);
+    let blocked_ns = offcpu_on.then(|| {
+        let asleep = |p: &&Process| p.sched.as_ref().and_then(|s| s.offcpu_ns).unwrap_or(0);
+        members.iter().map(asleep).sum()
+    });
+    let stacks = usage
+        .iter()
+        .zip(offcpu)
+        .filter(|(p, _)| pids.contains(&p.identity.pid))
+        .flat_map(|(_, stacks)| stacks);
+    let mut victim = Victim {
+        name: spec.name(),
+        pids: members.iter().map(|p| p.pid).collect(),
+        on_cpu_ns: members.iter().map(|p| p.cpu.on_cpu_ns).sum(),
+        runq_wait_ns: members
+            .iter()
+            .filter_map(|p| p.sched.as_ref())
+            .map(|s| s.runq_wait_ns)
+            .sum(),
+        blocked: blocked_ns.map_or_else(Vec::new, |total| split(stacks, total)),
+        blocked_ns,
+        culprits: culprits(report, &pids),
+        verdict: String::new(),
+    };
+    let who = match members.as_slice() {
+        [one] => format!("{} (pid {})", one.comm, one.pid),
+        many => format!("{} ({} processes)", victim.name, many.len()),
+    };
+    victim.verdict = verdict(&victim, &who, report.duration_s);
+    Some(victim)
+}
+
+/// `total` nanoseconds asleep split by what the sleeps waited in, largest first; what the
+/// stacks do not cover (lost stacks, sleeps still going on) is `Other`.
+fn split<'a>(stacks: impl Iterator<Item = &'a FoldedStack>, total: u64) -> Vec<BlockedPart> {
+    let mut parts: BTreeMap<BlockedWhy, u64> = BTreeMap::new();
+    for (frames, ns) in stacks {
+        *parts.entry(why(frames)).or_default() += ns;
+    }
+    let covered: u64 = parts.values().sum();
+    *parts.entry(BlockedWhy::Other).or_default() += total.saturating_sub(covered);
+    let mut parts: Vec<BlockedPart> = parts
+        .into_iter()
+        .filter(|&(_, ns)| ns > 0)
+        .map(|(why, ns)| BlockedPart { why, ns })
+        .collect();
+    parts.sort_by(|a, b| b.ns.cmp(&a.ns).then(a.why.cmp(&b.why)));
+    parts
+}
+
+/// Kernel functions a sleep waits in, nearest the sleep first wins: an IO wait inside a page
+/// fault is IO, a fault that waits on no IO is memory.
+const WAITS: [(BlockedWhy, &[&str]); 5] = [
+    (
+        BlockedWhy::Io,
+        &[
+            "io_schedule",
+            "blk_mq_get_tag",
+            "bit_wait_io",
+            "__wait_on_buffer",
+            "jbd2_log_wait_commit",
+            "submit_bio_wait",
+            "balance_dirty_pages",
+        ],
+    ),
+    (
+        BlockedWhy::Memory,
+        &[
+            "try_to_free_pages",
+            "__alloc_pages_slowpath",
+            "throttle_direct_reclaim",
+            "mem_cgroup_handle_over_high",
+            "do_swap_page",
+            "handle_mm_fault",
+        ],
+    ),
+    (
+        BlockedWhy::Network,
+        &[
+            "sk_wait_data",
+            "sk_stream_wait_memory",
+            "__skb_wait_for_more_packets",
+            "tcp_recvmsg",
+            "unix_stream_read_generic",
+        ],
+    ),
+    (
+        BlockedWhy::Lock,
+        &[
+            "futex_wait",
+            "rwsem_down",
+            "__mutex_lock",
+            "rt_mutex_slowlock",
+            "locks_lock_inode_wait",
+        ],
+    ),
+    (
+        BlockedWhy::Idle,
+        &[
+            "ep_poll",
+            "do_select",
+            "do_sys_poll",
+            "do_nanosleep",
+            "schedule_hrtimeout",
+            "inet_csk_accept",
+            "do_sigtimedwait",
+            "sigsuspend",
+            "do_wait",
+        ],
+    ),
+];
+
+/// What one sleep's stack (root first) waited in.
+fn why(frames: &[String]) -> BlockedWhy {
+    let kernel = frames
+        .iter()
+        .rev()
+        .filter_map(|frame| frame.strip_suffix(KERNEL_SUFFIX));
+    for function in kernel {
+        let found = WAITS
+            .iter()
+            .find(|(_, names)| names.iter().any(|name| function.starts_with(name)));
+        if let Some(&(why, _)) = found {
+            return why;
+        }
+    }
+    BlockedWhy::Other
+}
+
+/// Who held the CPUs the victim's threads waited for, outside the victim, largest first.
+fn culprits(report: &Report, victim: &HashSet<u32>) -> Vec<Culprit> {
+    let mut by_pid: HashMap<u32, Culprit> = HashMap::new();
+    let blame = report
+        .blame
+        .iter()
+        .filter(|b| victim.contains(&b.victim_pid) && !victim.contains(&b.culprit_pid));
+    for b in blame {
+        by_pid
+            .entry(b.culprit_pid)
+            .or_insert_with(|| Culprit {
+                pid: b.culprit_pid,
+                comm: b.culprit_comm.clone(),
+                delay_ns: 0,
+            })
+            .delay_ns += b.delay_ns;
+    }
+    let mut culprits: Vec<Culprit> = by_pid.into_values().collect();
+    culprits.sort_by(|a, b| b.delay_ns.cmp(&a.delay_ns).then(a.pid.cmp(&b.pid)));
+    culprits.truncate(CULPRITS);
+    culprits
+}
+
+/// The victim's story in one line: what slowed it and who, or that nothing did and where its
+/// time went; then its own CPU use.
+fn verdict(victim: &Victim, who: &str, secs: f64) -> String {
+    let total = victim.on_cpu_ns + victim.runq_wait_ns + victim.blocked_ns.unwrap_or(0);
+    let share = |ns: u64| ns as f64 / total.max(1) as f64;
+    // A service idle between requests is not slow for being idle: what slows it is measured
+    // against the time it wanted to make progress.
+    let idle = victim
+        .blocked
+        .iter()
+        .filter(|p| p.why == BlockedWhy::Idle)
+        .map(|p| p.ns)
+        .sum::<u64>();
+    let busy = total.saturating_sub(idle).max(1);
+    let of_busy = |ns: u64| ns as f64 / busy as f64;
+    let slowing = |ns: u64| ns >= SLOWED_MIN_NS && of_busy(ns) >= SLOWED_SHARE;
+    let mut slowed = Vec::new();
+    // A wait nobody caused (a CPU waking from idle, the scheduler's own latency) slows it
+    // but names no rogue: only the wait others are blamed for counts here.
+    let blamed: u64 = victim.culprits.iter().map(|c| c.delay_ns).sum();
+    if slowing(blamed) {
+        slowed.push(format!(
+            "it waited {} for a CPU ({:.0} % of its busy time){}",
+            seconds(victim.runq_wait_ns),
+            of_busy(victim.runq_wait_ns) * 100.0,
+            behind(&victim.culprits)
+        ));
+    }
+    for part in &victim.blocked {
+        if let Some(what) = slowed_by(part.why)
+            && slowing(part.ns)
+        {
+            slowed.push(format!(
+                "{} blocked on {what} ({:.0} %)",
+                seconds(part.ns),
+                of_busy(part.ns) * 100.0
+            ));
+        }
+    }
+    let cores = victim.on_cpu_ns as f64 / 1e9 / secs.max(1e-3);
+    let own = format!("Its own CPU use: {cores:.2} cores.");
+    if slowed.is_empty() {
+        return format!("{who} was not slowed: {}. {own}", went(victim, share));
+    }
+    format!("{who} was slowed: {}. {own}", slowed.join("; "))
+}
+
+/// A blocked state that slows a victim, in words; idle and unexplained sleeps do not.
+fn slowed_by(why: BlockedWhy) -> Option<&'static str> {
+    match why {
+        BlockedWhy::Io => Some("disk IO"),
+        BlockedWhy::Memory => Some("memory (faults, reclaim)"),
+        BlockedWhy::Network => Some("the network"),
+        BlockedWhy::Lock => Some("locks"),
+        BlockedWhy::Idle | BlockedWhy::Other => None,
+    }
+}
+
+/// ` — 2.10 s of it behind burner (2 processes)`: the culprits' largest name.
+fn behind(culprits: &[Culprit]) -> String {
+    let mut by_name: BTreeMap<&str, (u64, Vec<u32>)> = BTreeMap::new();
+    for c in culprits {
+        let entry = by_name.entry(c.comm.as_str()).or_default();
+        entry.0 += c.delay_ns;
+        entry.1.push(c.pid);
+    }
+    let Some((name, (ns, pids))) = by_name.into_iter().max_by_key(|(_, (ns, _))| *ns) else {
+        return String::new();
+    };
+    let whom = match pids.as_slice() {
+        [pid] => format!("{name} (pid {pid})"),
+        many => format!("{name} ({} processes)", many.len()),
+    };
+    format!(" — {} of it behind {whom}", seconds(ns))
+}
+
+/// Where an unslowed victim's time went: its largest state.
+fn went(victim: &Victim, share: impl Fn(u64) -> f64) -> String {
+    let idle = victim
+        .blocked
+        .iter()
+        .find(|p| p.why == BlockedWhy::Idle)
+        .map_or(0, |p| p.ns);
+    let asleep = victim.blocked_ns.unwrap_or(0);
+    if victim.on_cpu_ns >= asleep {
+        return format!(
+            "it was busy on its own CPU ({:.0} % of its time)",
+            share(victim.on_cpu_ns) * 100.0
+        );
+    }
+    if idle * 2 >= asleep {
+        return format!(
+            "it was idle, waiting by choice ({:.0} % of its time in poll, sleep or accept)",
+            share(idle) * 100.0
+        );
+    }
+    format!(
+        "it was mostly asleep ({:.0} % of its time)",
+        share(asleep) * 100.0
+    )
+}
+
+fn seconds(ns: u64) -> String {
+    format!("{:.2} s", ns as f64 / 1e9)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stack(frames: &[&str], ns: u64) -> FoldedStack {
+        (frames.iter().map(|f| (*f).to_owned()).collect(), ns)
+    }
+
+    #[test]
+    fn a_sleep_is_what_it_waits_in_nearest_the_sleep() {
+        let k = |name: &str| format!("{name}{KERNEL_SUFFIX}");
+        let io_in_fault = [
+            "main".to_owned(),
+            k("exc_page_fault"),
+            k("handle_mm_fault"),
+            k("folio_wait_bit_common"),
+            k("io_schedule"),
+            k("schedule"),
+        ];
+        assert_eq!(why(&io_in_fault), BlockedWhy::Io);
+        let server = [
+            "main".to_owned(),
+            k("do_epoll_wait"),
+            k("ep_poll"),
+            k("schedule"),
+        ];
+        assert_eq!(why(&server), BlockedWhy::Idle);
+        let lock = ["worker".to_owned(), k("futex_wait_queue"), k("schedule")];
+        assert_eq!(why(&lock), BlockedWhy::Lock);
+        assert_eq!(why(&["[lost stack]".to_owned()]), BlockedWhy::Other);
+    }
+
+    #[test]
+    fn the_split_covers_the_whole_sleep_largest_first() {
+        let k = |name: &str| format!("{name}{KERNEL_SUFFIX}");
+        let stacks = [
+            stack(&["a", k("ep_poll").as_str()], 700),
+            stack(&["a", k("io_schedule").as_str()], 200),
+        ];
+        let parts = split(stacks.iter(), 1_000);
+        let got: Vec<(BlockedWhy, u64)> = parts.iter().map(|p| (p.why, p.ns)).collect();
+        assert_eq!(
+            got,
+            [
+                (BlockedWhy::Idle, 700),
+                (BlockedWhy::Io, 200),
+                (BlockedWhy::Other, 100)
+            ]
+        );
+    }
+
+    fn victim(on: u64, runq: u64, blocked: Vec<BlockedPart>) -> Victim {
+        Victim {
+            name: "waker".to_owned(),
+            pids: vec![7],
+            on_cpu_ns: on,
+            runq_wait_ns: runq,
+            blocked_ns: Some(blocked.iter().map(|p| p.ns).sum()),
+            blocked,
+            culprits: vec![
+                Culprit {
+                    pid: 8,
+                    comm: "burner".to_owned(),
+                    delay_ns: 600_000_000,
+                },
+                Culprit {
+                    pid: 9,
+                    comm: "burner".to_owned(),
+                    delay_ns: 500_000_000,
+                },
+            ],
+            verdict: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_victim_waiting_for_cpus_names_who_held_them() {
+        let idle = BlockedPart {
+            why: BlockedWhy::Idle,
+            ns: 2_000_000_000,
+        };
+        let v = victim(500_000_000, 1_500_000_000, vec![idle]);
+        let words = verdict(&v, "waker (pid 7)", 4.0);
+        assert_eq!(
+            words,
+            "waker (pid 7) was slowed: it waited 1.50 s for a CPU (75 % of its busy time) — \
+             1.10 s of it behind burner (2 processes). Its own CPU use: 0.12 cores."
+        );
+    }
+
+    #[test]
+    fn an_idle_victim_was_not_slowed() {
+        let idle = BlockedPart {
+            why: BlockedWhy::Idle,
+            ns: 3_900_000_000,
+        };
+        let mut v = victim(10_000_000, 1_000_000, vec![idle]);
+        v.culprits.clear();
+        let words = verdict(&v, "waker (pid 7)", 4.0);
+        assert!(
+            words.contains("was not slowed: it was idle, waiting by choice"),
+            "{words}"
+        );
+    }
+}
