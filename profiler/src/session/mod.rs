@@ -20,7 +20,7 @@ use std::{
 use anyhow::Context as _;
 use profiler_common::StackKey;
 
-use self::window::{TIMELINE_INTERVAL, Window};
+use self::window::{Summary, TIMELINE_INTERVAL, Window};
 pub use self::{phases::PhaseClock, stops::Stops, window::Closed};
 use crate::{
     analyze::{self, RunFacts},
@@ -495,14 +495,9 @@ impl Session {
     /// clock's laps cover each step; the caller adds rendering.
     pub async fn finish(self) -> anyhow::Result<(WindowReport, PhaseClock, Release)> {
         let (cut, mut clock, release) = self.close()?;
-        let Cut {
-            closed,
-            cost,
-            symbolizer,
-        } = cut;
-        let (usage, folded) = name_stacks(symbolizer.as_ref(), closed.usage, closed.stacks).await?;
+        let (summary, usage, folded, cost) = cut.name().await?;
         clock.lap(|p| &mut p.symbolize);
-        let window = closed.summary.report(usage, folded, cost);
+        let window = summary.report(usage, folded, cost);
         clock.lap(|p| &mut p.analyze);
         Ok((window, clock, release))
     }
@@ -584,16 +579,21 @@ pub struct Cut {
 }
 
 impl Cut {
-    /// Names the stacks (on the symbolizer thread) and builds the window's report on a
-    /// helper thread: the caller's thread (record's, at real-time priority) does neither.
-    pub async fn report(self) -> anyhow::Result<WindowReport> {
+    /// Names the stacks (on the symbolizer thread): what the window's report is built from.
+    async fn name(self) -> anyhow::Result<(Summary, Vec<ProcessUsage>, Folded, OwnCost)> {
         let Self {
             closed,
             cost,
             symbolizer,
         } = self;
         let (usage, folded) = name_stacks(symbolizer.as_ref(), closed.usage, closed.stacks).await?;
-        let summary = closed.summary;
+        Ok((closed.summary, usage, folded, cost))
+    }
+
+    /// Names the stacks (on the symbolizer thread) and builds the window's report on a
+    /// helper thread: the caller's thread (record's, at real-time priority) does neither.
+    pub async fn report(self) -> anyhow::Result<WindowReport> {
+        let (summary, usage, folded, cost) = self.name().await?;
         tokio::task::spawn_blocking(move || {
             priority::helper_thread();
             summary.report(usage, folded, cost)

@@ -73,19 +73,16 @@ impl Shared {
             let mut store = self.store.lock().unwrap_or_else(PoisonError::into_inner);
             let metrics = self.metrics.as_deref();
             let put = put(&mut store, &window, kind, &self.out, metrics)?;
-            let began = match put.outage {
-                Some(Outage::Began(because)) => Some(because),
-                Some(Outage::Ended) => {
-                    self.out_of_space.store(false, Ordering::Relaxed);
-                    None
+            let full = put.outage == Some(Outage::Began(LostBecause::NoSpace));
+            match put.outage {
+                Some(Outage::Began(LostBecause::NoSpace)) => {
+                    self.out_of_space.store(true, Ordering::Relaxed);
                 }
-                None => None,
-            };
-            if began == Some(LostBecause::NoSpace) {
-                self.out_of_space.store(true, Ordering::Relaxed);
+                Some(Outage::Ended) => self.out_of_space.store(false, Ordering::Relaxed),
+                Some(Outage::Began(LostBecause::Other)) | None => {}
             }
             drop(store);
-            let news = (began == Some(LostBecause::NoSpace)).then(|| self.no_space());
+            let news = full.then(|| self.no_space());
             Ok((put.written, news))
         })
         .await
