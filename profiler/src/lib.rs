@@ -66,6 +66,7 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    session::heap::limit_arenas();
     let result = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -5,6 +5,11 @@
 use std::{fmt, str::FromStr};
 
 use clap::ValueEnum;
+use profiler_common::{
+    MAP_BLAME, MAP_DIRTIER, MAP_FAULTS, MAP_FORKS, MAP_IO, MAP_IO_PENDING, MAP_NET, MAP_OFFCPU,
+    MAP_OOM_KILLS, MAP_RUNNABLE_SINCE, MAP_SAMPLED_SYSCALLS, MAP_SCHED, MAP_STACK_COUNTS,
+    MAP_STACKS, MAP_SYSCALLS, MAP_WRITEBACK_INODE,
+};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// What can be measured; each is one set of kernel programs.
@@ -73,6 +78,8 @@ pub struct Declaration {
     pub fills: &'static [&'static str],
     /// A signal whose probes it needs attached too.
     pub needs: Option<Signal>,
+    /// The maps its programs write: shrunk to one entry when none of their writers attaches.
+    pub maps: &'static [&'static str],
     /// What an operator can do when its probes cannot attach.
     pub fix: &'static str,
 }
@@ -94,6 +101,7 @@ pub const SIGNALS: [Declaration; 9] = [
         cost: Cost::Sampled,
         fills: &["cpu.samples", "cpu.hottest"],
         needs: None,
+        maps: &[MAP_STACK_COUNTS, MAP_SAMPLED_SYSCALLS, MAP_STACKS],
         fix: "needs perf_event programs and the cpu-clock software event (CONFIG_PERF_EVENTS)",
     },
     Declaration {
@@ -108,6 +116,7 @@ pub const SIGNALS: [Declaration; 9] = [
         cost: Cost::PerSwitch,
         fills: &["sched"],
         needs: None,
+        maps: &[MAP_SCHED, MAP_BLAME, MAP_RUNNABLE_SINCE],
         fix: TRACEFS_FIX,
     },
     Declaration {
@@ -118,6 +127,7 @@ pub const SIGNALS: [Declaration; 9] = [
         cost: Cost::PerSwitch,
         fills: &["sched.offcpu_ns"],
         needs: Some(Signal::Sched),
+        maps: &[MAP_OFFCPU, MAP_STACKS],
         fix: TRACEFS_FIX,
     },
     Declaration {
@@ -129,6 +139,7 @@ pub const SIGNALS: [Declaration; 9] = [
         cost: Cost::PerSyscall,
         fills: &["syscalls"],
         needs: None,
+        maps: &[MAP_SYSCALLS],
         fix: "needs raw tracepoints on raw_syscalls:sys_enter and sys_exit",
     },
     Declaration {
@@ -141,6 +152,7 @@ pub const SIGNALS: [Declaration; 9] = [
         cost: Cost::PerSyscall,
         fills: &["syscalls.errors", "syscalls.time_ns"],
         needs: Some(Signal::Syscalls),
+        maps: &[],
         fix: "needs raw tracepoints on raw_syscalls:sys_enter and sys_exit",
     },
     Declaration {
@@ -154,6 +166,7 @@ pub const SIGNALS: [Declaration; 9] = [
         cost: Cost::PerRareEvent,
         fills: &["spawned", "ppid", "oom_killed"],
         needs: None,
+        maps: &[MAP_FORKS, MAP_OOM_KILLS],
         fix: TRACEFS_FIX,
     },
     Declaration {
@@ -168,6 +181,7 @@ pub const SIGNALS: [Declaration; 9] = [
         cost: Cost::PerPacket,
         fills: &["net"],
         needs: None,
+        maps: &[MAP_NET],
         fix: "needs kernel BTF (/sys/kernel/btf/vmlinux, or PROFILER_BTF) for its raw tracepoints; \
               without it, mount tracefs (mount -t tracefs nodev /sys/kernel/tracing)",
     },
@@ -179,6 +193,7 @@ pub const SIGNALS: [Declaration; 9] = [
         cost: Cost::PerFault,
         fills: &["mem"],
         needs: None,
+        maps: &[MAP_FAULTS],
         fix: "needs the page-fault software perf events (CONFIG_PERF_EVENTS)",
     },
     Declaration {
@@ -196,6 +211,7 @@ pub const SIGNALS: [Declaration; 9] = [
         cost: Cost::PerRareEvent,
         fills: &["io"],
         needs: None,
+        maps: &[MAP_IO, MAP_IO_PENDING, MAP_WRITEBACK_INODE, MAP_DIRTIER],
         fix: TRACEFS_FIX,
     },
 ];

@@ -11,8 +11,9 @@ use crate::{
 };
 
 use super::event::{AlertEvent, AlertState, Evidence, rfc3339};
-use super::figure::Tick;
 use super::rule::{Rule, Scope};
+use super::victims;
+use crate::analyze::figures::Tick;
 
 /// Share of a tick by which the ticks a condition held in may fall short of the rule's `for`.
 /// Ticks come from a timer and their lengths jitter by milliseconds: two ticks of 0.999 s have
@@ -92,8 +93,8 @@ impl Source<'_> {
 
     fn evidence(self, tick: &Tick<'_>) -> Evidence {
         let (hottest_of, victims) = match self {
-            Self::Process(p) => (Some(p), tick.process_victims(p.pid)),
-            Self::App(app) => (tick.app_busiest(app), tick.app_victims(app)),
+            Self::Process(p) => (Some(p), victims::of_process(tick, p.pid)),
+            Self::App(app) => (tick.app_busiest(app), victims::of_app(tick, app)),
         };
         Evidence {
             hottest: hottest_of.and_then(|p| p.cpu.hottest.as_ref().map(|h| h.function.clone())),

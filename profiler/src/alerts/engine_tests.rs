@@ -4,8 +4,8 @@
 use jiff::Timestamp;
 
 use super::*;
-use crate::alerts::figure::Figure;
 use crate::alerts::fixtures::{app, blame, process, report};
+use crate::analyze::figures::Figure;
 use crate::report::{AppKind, Report};
 use crate::signals::{Signal, SignalState};
 
@@ -264,7 +264,7 @@ fn process_figures_are_per_tick() {
         (Figure::MemMajorFaultsRate, 2.5),
         (Figure::SpawnRate, 3.5),
     ];
-    assert_eq!(expected.len(), Figure::ALL.len());
+    assert_eq!(expected.len(), Figure::all().count());
     for (figure, want) in expected {
         assert_eq!(value(figure), want, "{}", figure.name());
     }

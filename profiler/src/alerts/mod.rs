@@ -4,12 +4,12 @@
 
 pub mod engine;
 pub mod event;
-pub mod figure;
 /// Report fixtures, shared with the other modules' tests.
 #[cfg(test)]
 pub mod fixtures;
 pub mod rule;
 pub mod sink;
+pub mod victims;
 
 use std::collections::BTreeMap;
 

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use super::figure::{Figure, Kind};
+use crate::analyze::figures::{Figure, Kind};
 use crate::signals::Signal;
 
 /// Prefix of application figures: `app.cpu.cores` is `cpu.cores` summed over an application.
@@ -281,8 +281,7 @@ fn is_unit(text: &str) -> bool {
 }
 
 fn figure_list(prefix: &str) -> String {
-    Figure::ALL
-        .into_iter()
+    Figure::all()
         .filter(|figure| prefix.is_empty() || figure.on_apps())
         .map(|figure| format!("{prefix}{}", figure.name()))
         .collect::<Vec<_>>()

@@ -1,6 +1,7 @@
 //! Ranking and verdict: pure functions from measured usage to the report's suspects and prose.
 
 mod apps;
+pub mod figures;
 mod io;
 mod sched;
 mod spawn;

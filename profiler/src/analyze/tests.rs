@@ -1,3 +1,5 @@
+//! The analysis's unit tests: ranking, blame, apps and the verdict on hand-made usage.
+
 use super::*;
 use crate::model::ProcessIdentity;
 

@@ -1,11 +1,9 @@
-//! Host pressure (PSI) from /proc/pressure/{cpu,io,memory}: the share of time some or all
-//! non-idle tasks were stalled waiting for a CPU, for IO, or for memory. Read as the kernel's
-//! cumulative stall totals, so a stretch of any length gets its own exact share, not the
-//! kernel's 10-second moving average.
+//! Host pressure (PSI) from /proc/pressure/{cpu,io,memory}: the kernel's cumulative stall
+//! totals of tasks waiting for a CPU, for IO, or for memory, read as they are (the model turns
+//! two readings into a stretch's shares, `model/pressure.rs`), not the kernel's 10-second
+//! moving averages.
 
-use std::{path::Path, time::Duration};
-
-use serde::{Deserialize, Serialize};
+use std::path::Path;
 
 /// Cumulative stall microseconds since boot: `some` and `full` per resource. The kernel keeps
 /// `full` for CPU too (system-wide since 5.13) but it is always 0 there outside cgroups.
@@ -16,21 +14,6 @@ pub struct StallTotals {
     pub io_full_us: u64,
     pub memory_some_us: u64,
     pub memory_full_us: u64,
-}
-
-/// Percent of a stretch that tasks were stalled, per resource and kind.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-pub struct HostPressure {
-    /// Some runnable task waited for a CPU.
-    pub cpu_some_percent: f64,
-    /// Some task waited for IO.
-    pub io_some_percent: f64,
-    /// Every non-idle task waited for IO at once.
-    pub io_full_percent: f64,
-    /// Some task waited for memory (reclaim, refaults, swap-in).
-    pub memory_some_percent: f64,
-    /// Every non-idle task waited for memory at once: the host thrashes.
-    pub memory_full_percent: f64,
 }
 
 impl StallTotals {
@@ -51,22 +34,6 @@ impl StallTotals {
             memory_full_us: total(&memory, "full")?,
         })
     }
-
-    /// The shares of `elapsed` stalled since `earlier`.
-    pub fn since(&self, earlier: &Self, elapsed: Duration) -> HostPressure {
-        let us = elapsed.as_secs_f64() * 1e6;
-        let percent = |now: u64, then: u64| {
-            let share = now.saturating_sub(then) as f64 / us.max(1.0);
-            (share.min(1.0) * 100_000.0).round() / 1000.0
-        };
-        HostPressure {
-            cpu_some_percent: percent(self.cpu_some_us, earlier.cpu_some_us),
-            io_some_percent: percent(self.io_some_us, earlier.io_some_us),
-            io_full_percent: percent(self.io_full_us, earlier.io_full_us),
-            memory_some_percent: percent(self.memory_some_us, earlier.memory_some_us),
-            memory_full_percent: percent(self.memory_full_us, earlier.memory_full_us),
-        }
-    }
 }
 
 /// The `total=` of the `kind` line ("some avg10=0.00 avg60=0.00 avg300=0.00 total=123").
@@ -78,15 +45,6 @@ fn total(text: &str, kind: &str) -> Option<u64> {
         .find_map(|field| field.strip_prefix("total="))?
         .parse()
         .ok()
-}
-
-/// Pressure over a stretch: the totals at its start, and its shares from them.
-pub fn between(
-    earlier: Option<&StallTotals>,
-    now: Option<&StallTotals>,
-    elapsed: Duration,
-) -> Option<HostPressure> {
-    Some(now?.since(earlier?, elapsed))
 }
 
 #[cfg(test)]
@@ -103,19 +61,13 @@ mod tests {
     }
 
     #[test]
-    fn shares_of_the_stretch_from_the_totals() {
+    fn totals_are_read_from_each_file() {
         let dir = tempfile::tempdir().unwrap();
         write(dir.path(), 1_000_000, (50, 10), (7, 0));
-        let before = StallTotals::read(dir.path()).unwrap();
-        assert_eq!(before.io_full_us, 10);
-        write(dir.path(), 1_600_000, (250_050, 10), (2_000_007, 0));
-        let after = StallTotals::read(dir.path()).unwrap();
-        let pressure = after.since(&before, Duration::from_secs(2));
-        assert_eq!(pressure.cpu_some_percent, 30.0);
-        assert_eq!(pressure.io_some_percent, 12.5);
-        assert_eq!(pressure.io_full_percent, 0.0);
-        // More stall than wall time (the read came late): at most all of it.
-        assert_eq!(pressure.memory_some_percent, 100.0);
+        let totals = StallTotals::read(dir.path()).unwrap();
+        assert_eq!(totals.cpu_some_us, 1_000_000);
+        assert_eq!((totals.io_some_us, totals.io_full_us), (50, 10));
+        assert_eq!((totals.memory_some_us, totals.memory_full_us), (7, 0));
     }
 
     #[test]
@@ -126,6 +78,5 @@ mod tests {
         std::fs::write(dir.path().join("io"), "").unwrap();
         std::fs::write(dir.path().join("memory"), "").unwrap();
         assert_eq!(StallTotals::read(dir.path()), None);
-        assert_eq!(between(None, None, Duration::from_secs(1)), None);
     }
 }

@@ -3,12 +3,9 @@
 
 mod server;
 
-use std::{
-    collections::HashMap,
-    sync::{
-        Arc, Mutex, PoisonError,
-        atomic::{AtomicU64, Ordering},
-    },
+use std::sync::{
+    Arc, Mutex, PoisonError,
+    atomic::{AtomicU64, Ordering},
 };
 
 use prometheus_client::{
@@ -20,9 +17,9 @@ pub use server::serve;
 
 use crate::{
     alerts::event::AlertState,
+    analyze::figures::{Figure, Tick},
     output::store::LostBecause,
     report::{App, OwnCost, Process, Report, TriggerKind},
-    signals::{Signal, SignalState},
 };
 
 type GaugeF = Gauge<f64, AtomicU64>;
@@ -54,84 +51,65 @@ struct TriggerLabels {
     trigger: String,
 }
 
-/// What a per-process value needs besides the process.
-struct TickFigures {
-    secs: f64,
-    /// Run-queue delay each culprit caused others, in nanoseconds.
-    delay: HashMap<u32, u64>,
-}
-
-/// A process's values of one gauge over a tick: one per direction, or one without.
-type Values = Vec<(Option<&'static str>, f64)>;
-
-/// One per-process gauge, declared once: the signal that fills it, its name and help, and its
-/// values. The `top` processes of each gauge get its series.
+/// One per-process gauge: its name and help, and the figures it exports, one series each
+/// (labelled by direction where there are two). The `top` processes of each gauge get its
+/// series.
 struct ProcessGauge {
-    signal: Signal,
     name: &'static str,
     help: &'static str,
-    values: fn(&Process, &TickFigures) -> Values,
+    series: &'static [(Option<&'static str>, Figure)],
 }
 
 const PROCESS_GAUGES: [ProcessGauge; 6] = [
     ProcessGauge {
-        signal: Signal::Cpu,
         name: "profiler_process_cpu_cores",
         help: "CPUs a process used over the last tick (1 = one core)",
-        values: |p, _| vec![(None, p.cpu.cores)],
+        series: &[(None, Figure::CpuCores)],
     },
     ProcessGauge {
-        signal: Signal::Sched,
         name: "profiler_process_runq_wait_ratio",
         help: "Share of the last tick a process's threads waited for a CPU, summed over threads",
-        values: |p, t| per_tick(p.sched.as_ref().map(|s| s.runq_wait_ns), t),
+        series: &[(None, Figure::SchedRunqWaitRatio)],
     },
     ProcessGauge {
-        signal: Signal::Sched,
         name: "profiler_process_delay_caused_ratio",
         help: "CPUs' worth of other processes' run-queue waiting a process caused over the last tick",
-        values: |p, t| per_tick(t.delay.get(&p.pid).copied(), t),
+        series: &[(None, Figure::SchedDelayCausedRatio)],
     },
     ProcessGauge {
-        signal: Signal::Syscalls,
         name: "profiler_process_syscalls_per_second",
         help: "Syscalls per second of a process over the last tick",
-        values: |p, _| p.syscalls.iter().map(|s| (None, s.per_second)).collect(),
+        series: &[(None, Figure::SyscallsRate)],
     },
     ProcessGauge {
-        signal: Signal::Io,
         name: "profiler_process_io_bytes_per_second",
         help: "Block IO bytes per second charged to a process (direction read or write)",
-        values: |p, t| {
-            directions(
-                t,
-                ["read", "write"],
-                p.io.map(|i| (i.read_bytes, i.write_bytes)),
-            )
-        },
+        series: &[
+            (Some("read"), Figure::IoReadBytesRate),
+            (Some("write"), Figure::IoWriteBytesRate),
+        ],
     },
     ProcessGauge {
-        signal: Signal::Net,
         name: "profiler_process_net_bytes_per_second",
         help: "TCP/UDP socket bytes per second of a process (direction tx or rx)",
-        values: |p, t| directions(t, ["tx", "rx"], p.net.map(|n| (n.tx_bytes, n.rx_bytes))),
+        series: &[
+            (Some("tx"), Figure::NetTxBytesRate),
+            (Some("rx"), Figure::NetRxBytesRate),
+        ],
     },
 ];
 
-/// Nanoseconds over the tick as a ratio of its length.
-fn per_tick(ns: Option<u64>, tick: &TickFigures) -> Values {
-    ns.map(|ns| (None, ns as f64 / (tick.secs * 1e9)))
-        .into_iter()
-        .collect()
-}
-
-/// Bytes over the tick per second, each way, named by `names`; none without the figures.
-fn directions(tick: &TickFigures, names: [&'static str; 2], bytes: Option<(u64, u64)>) -> Values {
-    let Some((one, other)) = bytes else {
-        return Vec::new();
-    };
-    let rate = |bytes: u64| bytes as f64 / tick.secs;
-    vec![(Some(names[0]), rate(one)), (Some(names[1]), rate(other))]
+impl ProcessGauge {
+    /// A process's series over the tick: none where the signal was off or the report has no
+    /// section for the process (a series of zeros for every idle process would only add
+    /// cardinality).
+    fn values(&self, tick: &Tick, p: &Process) -> Vec<(Option<&'static str>, f64)> {
+        self.series
+            .iter()
+            .filter(|(_, figure)| tick.measured(*figure))
+            .filter_map(|&(direction, figure)| Some((direction, tick.process_section(figure, p)?)))
+            .collect()
+    }
 }
 
 /// One per-application gauge: its name and help and its value.
@@ -318,25 +296,18 @@ impl Metrics {
     pub fn update(&self, tick: &Report, cost: &OwnCost) {
         let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         let f = &mut inner.1;
-        let mut figures = TickFigures {
-            secs: tick.duration_s.max(1e-9),
-            delay: HashMap::new(),
-        };
-        for b in &tick.blame {
-            *figures.delay.entry(b.culprit_pid).or_default() += b.delay_ns;
-        }
-        let chosen = self.chosen(tick, &figures);
+        let figures = Tick::new(tick);
+        let chosen = figures
+            .as_ref()
+            .map(|figures| self.chosen(figures))
+            .unwrap_or_default();
         for (gauge, family) in PROCESS_GAUGES.iter().zip(&f.process) {
             family.clear();
-            if !tick
-                .signals
-                .get(&gauge.signal)
-                .is_none_or(SignalState::is_on)
-            {
+            let Some(figures) = &figures else {
                 continue;
-            }
+            };
             for p in &chosen {
-                for (direction, value) in (gauge.values)(p, &figures) {
+                for (direction, value) in gauge.values(figures, p) {
                     family.get_or_create(&labels_of(p, direction)).set(value);
                 }
             }
@@ -358,12 +329,12 @@ impl Metrics {
     }
 
     /// The processes that get series: the `top` of each gauge, each once.
-    fn chosen<'a>(&self, tick: &'a Report, figures: &TickFigures) -> Vec<&'a Process> {
+    fn chosen<'a>(&self, tick: &Tick<'a>) -> Vec<&'a Process> {
         let mut chosen: Vec<&Process> = Vec::new();
         for gauge in &PROCESS_GAUGES {
-            let figure =
-                |p: &Process| -> f64 { (gauge.values)(p, figures).iter().map(|v| v.1).sum() };
+            let figure = |p: &Process| -> f64 { gauge.values(tick, p).iter().map(|v| v.1).sum() };
             let mut ranked: Vec<(f64, &Process)> = tick
+                .report()
                 .processes
                 .iter()
                 .map(|p| (figure(p), p))

@@ -3,6 +3,7 @@
 pub mod cgroups;
 pub mod cmdline;
 mod identity;
+pub mod pressure;
 pub mod report;
 #[cfg_attr(
     not(test),

@@ -5,13 +5,11 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::collect::pressure::HostPressure;
+pub use super::pressure::HostPressure;
 use crate::{
     collect::own_cost::Spent,
     signals::{Signal, SignalState},
 };
-
-pub use super::timeline::{Series, Timeline};
 
 pub const SCHEMA: &str = "profiler.report/v1";
 
@@ -636,6 +634,28 @@ spelled!(Unit {
     Gibibytes => "GiB",
     ProcessesPerSecond => "processes/s",
 });
+
+/// What each process used in each bucket of the run (`timeline` in report.json).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Timeline {
+    /// Nominal bucket length in seconds; 0 when no timeline was collected (record windows).
+    pub interval_s: f64,
+    /// Start of each bucket, seconds after sampling began; the last bucket may be shorter.
+    pub start_offsets_s: Vec<f64>,
+    /// The busiest processes by CPU, then the most waiting ones; values parallel to the offsets.
+    pub series: Vec<Series>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Series {
+    pub pid: u32,
+    pub comm: String,
+    /// Average CPUs used in each bucket: 1.0 = one full core.
+    pub cpu_cores: Vec<f64>,
+    /// Time its threads waited for a CPU per second of the bucket: 1.0 = one thread waiting
+    /// the whole bucket.
+    pub runq_wait_ratio: Vec<f64>,
+}
 
 #[cfg(test)]
 mod tests;

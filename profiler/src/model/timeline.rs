@@ -3,9 +3,7 @@
 
 use std::collections::HashMap;
 
-use serde::{Deserialize, Serialize};
-
-use super::report::Process;
+use super::report::{Process, Series, Timeline};
 use crate::collect::cumulative::Cumulative;
 
 /// Most buckets kept: a longer run merges neighbours (doubling the interval) rather than grow,
@@ -15,28 +13,6 @@ pub const MAX_BUCKETS: usize = 3600;
 pub const TOP_CPU: usize = 10;
 /// Series kept by run-queue wait over the run, most waiting first (when not already kept).
 pub const TOP_WAIT: usize = 5;
-
-/// What each process used in each bucket of the run (`timeline` in report.json).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Timeline {
-    /// Nominal bucket length in seconds; 0 when no timeline was collected (record windows).
-    pub interval_s: f64,
-    /// Start of each bucket, seconds after sampling began; the last bucket may be shorter.
-    pub start_offsets_s: Vec<f64>,
-    /// The busiest processes by CPU, then the most waiting ones; values parallel to the offsets.
-    pub series: Vec<Series>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Series {
-    pub pid: u32,
-    pub comm: String,
-    /// Average CPUs used in each bucket: 1.0 = one full core.
-    pub cpu_cores: Vec<f64>,
-    /// Time its threads waited for a CPU per second of the bucket: 1.0 = one thread waiting
-    /// the whole bucket.
-    pub runq_wait_ratio: Vec<f64>,
-}
 
 /// A process's figures in one bucket.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]

@@ -20,14 +20,12 @@ use anyhow::Context as _;
 use aya::{Ebpf, EbpfLoader, programs::Program};
 pub use privileges::check_privileges;
 use profiler_common::{
-    GLOBAL_OFFCPU_STACKS, GLOBAL_SAMPLE_STACKS, GLOBAL_SYSCALL_EXITS, MAP_BLAME, MAP_DIRTIER,
-    MAP_FAULTS, MAP_FORKS, MAP_IO, MAP_IO_PENDING, MAP_NET, MAP_OFFCPU, MAP_OOM_KILLS,
-    MAP_RUNNABLE_SINCE, MAP_SAMPLED_SYSCALLS, MAP_SCHED, MAP_STACK_COUNTS, MAP_STACKS,
-    MAP_SYSCALLS, MAP_WRITEBACK_INODE, PROG_SCHED_PROCESS_EXEC, PROG_SCHED_PROCESS_EXIT,
-    PROG_SCHED_SWITCH, PROG_SCHED_SWITCH_TP, PROG_SCHED_WAKEUP, PROG_SCHED_WAKEUP_NEW,
+    GLOBAL_OFFCPU_STACKS, GLOBAL_SAMPLE_STACKS, GLOBAL_SYSCALL_EXITS, PROG_SCHED_PROCESS_EXEC,
+    PROG_SCHED_PROCESS_EXIT, PROG_SCHED_SWITCH, PROG_SCHED_SWITCH_TP, PROG_SCHED_WAKEUP,
+    PROG_SCHED_WAKEUP_NEW,
 };
 
-use crate::signals::{Signal, SignalState};
+use crate::signals::{SIGNALS, Signal, SignalState};
 
 /// The compiled eBPF programs, embedded by build.rs.
 #[cfg(not(fuzzing))]
@@ -47,71 +45,47 @@ pub struct Probes {
 
 /// Which signals to attach.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Selection {
-    pub cpu: bool,
-    pub sched: bool,
-    /// Blocked time with stacks: rides on the scheduler tracepoints.
-    pub offcpu: bool,
-    pub syscalls: bool,
-    /// Errors and time: needs `syscalls` too.
-    pub syscall_time: bool,
-    /// Forks: who started whom.
-    pub processes: bool,
-    /// Bytes through inet sockets.
-    pub net: bool,
-    /// Page faults (a perf event sample per fault).
-    pub mem: bool,
-    /// Block IO and writeback.
-    pub io: bool,
-}
+pub struct Selection(u32);
 
 impl Selection {
     /// The probes `signals` need.
     pub fn of(signals: &[Signal]) -> Self {
-        let on = |signal| signals.contains(&signal);
-        Self {
-            cpu: on(Signal::Cpu),
-            // Off-CPU time rides on the scheduler tracepoints, which measure the run queue too.
-            sched: on(Signal::Sched) || on(Signal::Offcpu),
-            offcpu: on(Signal::Offcpu),
-            io: on(Signal::Io),
-            syscalls: on(Signal::Syscalls),
-            syscall_time: on(Signal::SyscallTime),
-            processes: on(Signal::Processes),
-            net: on(Signal::Net),
-            mem: on(Signal::Mem),
-        }
+        Self(signals.iter().fold(0, |set, &signal| set | bit(signal)))
     }
+
+    /// Asked for.
+    fn has(self, signal: Signal) -> bool {
+        self.0 & bit(signal) != 0
+    }
+
+    /// Whether `signal`'s programs attach: asked for, or ridden on by one that is. Off-CPU time
+    /// rides on the scheduler tracepoints, which then measure the run queue too.
+    fn attaches(self, signal: Signal) -> bool {
+        self.has(signal) || (signal == Signal::Sched && self.has(Signal::Offcpu))
+    }
+
+    /// The maps only the programs this selection leaves out write.
+    fn unused_maps(self) -> impl Iterator<Item = &'static str> {
+        let written = move |map: &&str| {
+            SIGNALS
+                .iter()
+                .any(|d| self.attaches(d.signal) && d.maps.contains(map))
+        };
+        SIGNALS
+            .iter()
+            .flat_map(|d| d.maps.iter().copied())
+            .filter(move |map| !written(map))
+    }
+}
+
+fn bit(signal: Signal) -> u32 {
+    1 << signal as u32
 }
 
 /// Entries of a map that no attached program writes. Every tick walks every bucket of every
 /// hash map the collector reads (a map of 32 768 entries costs a walk of as many buckets
 /// however empty it is), and a preallocated map holds all its memory in the kernel.
 const UNUSED_ENTRIES: u32 = 1;
-
-impl Selection {
-    /// The maps only the programs this selection leaves out write.
-    fn unused_maps(self) -> impl Iterator<Item = &'static str> {
-        let writers: [(bool, &[&'static str]); 9] = [
-            (self.cpu, &[MAP_STACK_COUNTS, MAP_SAMPLED_SYSCALLS]),
-            (self.cpu || self.offcpu, &[MAP_STACKS]),
-            (self.sched, &[MAP_SCHED, MAP_BLAME, MAP_RUNNABLE_SINCE]),
-            (self.offcpu, &[MAP_OFFCPU]),
-            (self.syscalls, &[MAP_SYSCALLS]),
-            (self.processes, &[MAP_FORKS, MAP_OOM_KILLS]),
-            (self.net, &[MAP_NET]),
-            (self.mem, &[MAP_FAULTS]),
-            (
-                self.io,
-                &[MAP_IO, MAP_IO_PENDING, MAP_WRITEBACK_INODE, MAP_DIRTIER],
-            ),
-        ];
-        writers
-            .into_iter()
-            .filter(|&(used, _)| !used)
-            .flat_map(|(_, maps)| maps.iter().copied())
-    }
-}
 
 /// Loads the programs and attaches the CPU sampler on every online CPU plus the scheduler
 /// probes. Scheduler wait needs classic tracepoints (tracefs); without them on-CPU time still
@@ -172,10 +146,10 @@ struct TracefsOffsets {
 impl TracefsOffsets {
     fn read(selection: Selection) -> Self {
         Self {
-            sched: (selection.sched || selection.offcpu).then(sched::offsets),
-            io: selection.io.then(io::offsets),
-            forks: selection.processes.then(processes::offsets),
-            net: selection.net.then(net::offsets),
+            sched: selection.attaches(Signal::Sched).then(sched::offsets),
+            io: selection.has(Signal::Io).then(io::offsets),
+            forks: selection.has(Signal::Processes).then(processes::offsets),
+            net: selection.has(Signal::Net).then(net::offsets),
         }
     }
 
@@ -225,16 +199,18 @@ fn attach_signals(
 ) -> anyhow::Result<BTreeMap<Signal, SignalState>> {
     let mut signals = BTreeMap::new();
     let sampler = cpu::attach(ebpf, cpus, frequency_hz);
-    signals.insert(Signal::Cpu, selection.cpu.then_some(sampler));
+    signals.insert(Signal::Cpu, selection.has(Signal::Cpu).then_some(sampler));
     let sched = offsets.sched.map(|o| o.and_then(|_| sched::attach(ebpf)));
     if !matches!(sched, Some(Ok(()))) {
         // On-CPU time is measured whatever the selection: every ranking needs it.
         program::raw(ebpf, PROG_SCHED_SWITCH, "sched_switch")?;
     }
     let wanted = |on: bool| if on { sched.clone() } else { None };
-    signals.insert(Signal::Sched, wanted(selection.sched));
-    signals.insert(Signal::Offcpu, wanted(selection.offcpu));
-    let syscalls = selection.syscalls.then(|| syscalls::attach_entry(ebpf));
+    signals.insert(Signal::Sched, wanted(selection.attaches(Signal::Sched)));
+    signals.insert(Signal::Offcpu, wanted(selection.has(Signal::Offcpu)));
+    let syscalls = selection
+        .has(Signal::Syscalls)
+        .then(|| syscalls::attach_entry(ebpf));
     let syscall_time =
         (flags.syscall_exits == 1).then(|| syscalls::attach_exit(ebpf, syscalls.as_ref()));
     signals.insert(Signal::Syscalls, syscalls);
@@ -245,7 +221,8 @@ fn attach_signals(
     signals.insert(Signal::Processes, forks);
     let net = offsets.net.map(|o| o.and_then(|o| net::attach(ebpf, &o)));
     signals.insert(Signal::Net, net);
-    signals.insert(Signal::Mem, selection.mem.then(|| mem::attach(ebpf, cpus)));
+    let mem = selection.has(Signal::Mem).then(|| mem::attach(ebpf, cpus));
+    signals.insert(Signal::Mem, mem);
     let io = offsets.io.map(|o| o.and_then(|o| io::attach(ebpf, &o)));
     signals.insert(Signal::Io, io);
     Ok(signals
@@ -268,9 +245,11 @@ struct Flags {
 impl Flags {
     fn of(selection: Selection) -> Self {
         Self {
-            syscall_exits: u32::from(selection.syscalls && selection.syscall_time),
-            sample_stacks: u32::from(selection.cpu),
-            offcpu_stacks: u32::from(selection.offcpu),
+            syscall_exits: u32::from(
+                selection.has(Signal::Syscalls) && selection.has(Signal::SyscallTime),
+            ),
+            sample_stacks: u32::from(selection.has(Signal::Cpu)),
+            offcpu_stacks: u32::from(selection.has(Signal::Offcpu)),
         }
     }
 
@@ -388,5 +367,25 @@ fn raise_memlock_limit() {
     // SAFETY: plain syscall with a valid pointer to a stack value.
     if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &unlimited) } != 0 {
         log::debug!("could not raise RLIMIT_MEMLOCK; fine on kernels with memcg accounting");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use profiler_common::{MAP_OFFCPU, MAP_SCHED, MAP_STACKS, MAP_SYSCALLS};
+
+    use super::*;
+
+    #[test]
+    fn maps_shrink_only_when_no_attached_program_writes_them() {
+        let unused = |signals: &[Signal]| Selection::of(signals).unused_maps().collect::<Vec<_>>();
+        let cpu = unused(&[Signal::Cpu]);
+        assert!(cpu.contains(&MAP_OFFCPU) && cpu.contains(&MAP_SCHED));
+        assert!(!cpu.contains(&MAP_STACKS));
+        // Off-CPU stacks ride on the scheduler hook: its maps and the stacks stay full size.
+        let offcpu = unused(&[Signal::Offcpu]);
+        assert!(!offcpu.contains(&MAP_SCHED) && !offcpu.contains(&MAP_STACKS));
+        assert!(offcpu.contains(&MAP_SYSCALLS));
+        assert!(unused(&Signal::all().collect::<Vec<_>>()).is_empty());
     }
 }

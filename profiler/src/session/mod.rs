@@ -5,6 +5,7 @@
 //! ticks; the bench measures the same code.
 
 mod attach;
+pub mod heap;
 mod phases;
 pub mod priority;
 mod stops;
@@ -29,7 +30,7 @@ use crate::{
         cumulative::Cumulative,
         kernel_now_ns,
         own_cost::{BpfStats, OwnCostMeter},
-        pressure::{self, StallTotals},
+        pressure::StallTotals,
     },
     model::{Leader, Mapping, ProcessUsage, cmdline::Cmdlines, table::Procfs},
     probes::{self, Probes},
@@ -219,10 +220,14 @@ impl Session {
     ) -> anyhow::Result<Self> {
         // Reads kallsyms while the probes load, then the files of what runs while sampling.
         let symbolizer = match config.symbolization {
-            Symbolization::Warm => Some(symbolize::Worker::start(symbolize::Files::Kept)?),
-            Symbolization::KernelKept => {
-                Some(symbolize::Worker::start(symbolize::Files::OneAtATime)?)
-            }
+            Symbolization::Warm => Some(symbolize::Worker::start(
+                symbolize::Files::Kept,
+                priority::helper_thread,
+            )?),
+            Symbolization::KernelKept => Some(symbolize::Worker::start(
+                symbolize::Files::OneAtATime,
+                priority::helper_thread,
+            )?),
             Symbolization::PerWindow => None,
         };
         let probes = attach::attach(config.frequency_hz, &config.signals, stops).await?;
@@ -375,8 +380,11 @@ impl Session {
             .window
             .tick_usage(&collector, &delta, self.last.at_ns)?;
         let mut facts = self.facts.run(self.window.started_at, elapsed, &delta);
-        facts.pressure =
-            pressure::between(self.last.pressure.as_ref(), now.pressure.as_ref(), elapsed);
+        facts.pressure = crate::model::pressure::between(
+            self.last.pressure.as_ref(),
+            now.pressure.as_ref(),
+            elapsed,
+        );
         let report = analyze::build_report(&facts, &usage, &vec![Vec::new(); usage.len()]);
         let cost = self
             .tick_cost

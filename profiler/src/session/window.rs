@@ -18,7 +18,7 @@ use crate::{
         cumulative::Cumulative,
         disks::DiskTicks,
         own_cost::{BpfStats, OwnCostMeter},
-        pressure::{self, StallTotals},
+        pressure::StallTotals,
     },
     model::{
         ProcessIdentity, ProcessTable, ProcessUsage, table::FinalCounts, table::Procfs,
@@ -219,7 +219,8 @@ impl Window {
         )?;
         let mut run_facts = facts.run(self.started_at, elapsed, &delta);
         run_facts.busiest_disk = self.busiest_disk(elapsed);
-        run_facts.pressure = pressure::between(self.pressure.as_ref(), closing_pressure, elapsed);
+        run_facts.pressure =
+            crate::model::pressure::between(self.pressure.as_ref(), closing_pressure, elapsed);
         let usage = self.table.finish(
             &delta.processes,
             &counts(&delta, &lifecycle, &stack_counts, &offcpu),

@@ -230,7 +230,7 @@ mod tests {
 
     #[test]
     fn a_bounded_symbolizer_names_a_file_over_the_dwarf_budget_from_its_symbol_table() {
-        let symbolizer = super::super::new_symbolizer();
+        let symbolizer = crate::symbolize::new_symbolizer();
         let maps = read_identity(std::process::id()).unwrap().maps;
         let ip = cached_symbol_for_test as *const () as u64;
         let map = maps.iter().find(|m| m.start <= ip && ip < m.end).unwrap();

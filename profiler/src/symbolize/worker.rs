@@ -62,12 +62,16 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// Starts the thread, which reads kallsyms at once.
-    pub fn start(files: Files) -> anyhow::Result<Self> {
+    /// Starts the thread, which runs `on_start` (the caller's thread settings) and reads
+    /// kallsyms at once.
+    pub fn start(files: Files, on_start: fn()) -> anyhow::Result<Self> {
         let (requests, inbox) = mpsc::channel();
         thread::Builder::new()
             .name("symbolizer".to_owned())
-            .spawn(move || serve(&inbox, files))
+            .spawn(move || {
+                on_start();
+                serve(&inbox, files);
+            })
             .context("starting the symbolizer thread")?;
         Ok(Self { requests, files })
     }
@@ -106,7 +110,6 @@ impl Worker {
 }
 
 fn serve(inbox: &mpsc::Receiver<Request>, files: Files) {
-    crate::session::priority::helper_thread();
     match files {
         Files::Kept => serve_kept(inbox),
         Files::OneAtATime => serve_lean(inbox),
@@ -194,7 +197,7 @@ mod tests {
     #[tokio::test]
     async fn names_frames_after_warming_the_files_they_lie_in() {
         let me = read_identity(std::process::id()).unwrap();
-        let worker = Worker::start(Files::Kept).unwrap();
+        let worker = Worker::start(Files::Kept, || {}).unwrap();
         worker.warm(me.maps.clone());
         let ip = warmed_symbol_for_test as *const () as u64;
         let process = ProcessUsage {

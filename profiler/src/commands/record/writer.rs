@@ -23,7 +23,7 @@ use crate::{
         windows::WindowKind,
     },
     report::Incident,
-    session::{Cut, WindowReport, priority},
+    session::{Cut, WindowReport, heap, priority},
 };
 
 /// What the recorder tells the alert sinks once a background write is done.
@@ -82,6 +82,8 @@ impl Shared {
                 Some(Outage::Began(LostBecause::Other)) | None => {}
             }
             drop(store);
+            drop(window);
+            heap::trim();
             let news = full.then(|| self.no_space());
             Ok((put.written, news))
         })

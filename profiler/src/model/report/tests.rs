@@ -1,3 +1,5 @@
+//! The report's unit tests: a full sample report against the schema and its round trip.
+
 use super::*;
 
 fn sample() -> Report {

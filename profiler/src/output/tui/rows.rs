@@ -3,7 +3,10 @@
 
 use std::{cmp::Ordering, collections::HashSet};
 
-use crate::report::{AppKind, Report};
+use crate::{
+    analyze::figures::{Figure, Tick, member},
+    report::{AppKind, Report},
+};
 
 /// What one row stands for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -143,10 +146,10 @@ impl Row {
 
 /// The rows of `report` (one tick) grouped as asked, in the report's order (busiest first).
 pub fn rows(report: &Report, grouping: Grouping) -> Vec<Row> {
-    // A zero-length tick would turn every rate into infinity.
-    let secs = report.duration_s.max(1e-3);
-    let per_s = |value: u64| value as f64 / secs;
     let suspects: HashSet<u32> = report.suspects.iter().map(|s| s.pid).collect();
+    // A tick without a length has no rates: its rows show no figures but CPU.
+    let tick = Tick::new(report);
+    let tick = tick.as_ref();
     match grouping {
         Grouping::Process => report
             .processes
@@ -156,14 +159,8 @@ pub fn rows(report: &Report, grouping: Grouping) -> Vec<Row> {
                 processes: 1,
                 name: crate::output::table::one_line(&p.comm),
                 cores: p.cpu.cores,
-                wait_ms_per_s: p.sched.as_ref().map(|s| per_s(s.runq_wait_ns) / 1e6),
-                syscalls_per_s: p.syscalls.as_ref().map(|s| s.per_second),
-                read_per_s: p.io.map(|io| per_s(io.read_bytes)),
-                write_per_s: p.io.map(|io| per_s(io.write_bytes)),
-                tx_per_s: p.net.map(|n| per_s(n.tx_bytes)),
-                rx_per_s: p.net.map(|n| per_s(n.rx_bytes)),
-                rss_bytes: p.mem.and_then(|m| m.rss_bytes).map(|b| b as f64),
                 suspect: suspects.contains(&p.pid),
+                ..with_figures(|figure| tick?.process_section(figure, p))
             })
             .collect(),
         Grouping::Comm | Grouping::Cgroup => {
@@ -177,36 +174,39 @@ pub fn rows(report: &Report, grouping: Grouping) -> Vec<Row> {
                 .iter()
                 .filter(|app| app.kind == kind)
                 .map(|app| {
-                    let members: Vec<_> = report
-                        .processes
-                        .iter()
-                        .filter(|p| match grouping {
-                            Grouping::Comm => p.comm == app.name,
-                            _ => p.cgroup.as_deref() == Some(app.name.as_str()),
-                        })
-                        .collect();
-                    let rss: Vec<u64> = members
-                        .iter()
-                        .filter_map(|p| p.mem.and_then(|m| m.rss_bytes))
-                        .collect();
+                    let members: Vec<_> =
+                        report.processes.iter().filter(|p| member(app, p)).collect();
                     Row {
                         // Processes come busiest first, so the first member is the busiest.
                         pid: members.first().map_or(0, |p| p.pid),
                         processes: app.processes,
                         name: crate::output::table::one_line(&app.name),
                         cores: app.cpu.cores,
-                        wait_ms_per_s: app.sched.as_ref().map(|s| per_s(s.runq_wait_ns) / 1e6),
-                        syscalls_per_s: app.syscalls.as_ref().map(|s| per_s(s.count)),
-                        read_per_s: app.io.as_ref().map(|io| per_s(io.read_bytes)),
-                        write_per_s: app.io.as_ref().map(|io| per_s(io.write_bytes)),
-                        tx_per_s: app.net.map(|n| per_s(n.tx_bytes)),
-                        rx_per_s: app.net.map(|n| per_s(n.rx_bytes)),
-                        rss_bytes: (!rss.is_empty()).then(|| rss.iter().sum::<u64>() as f64),
                         suspect: members.iter().any(|p| suspects.contains(&p.pid)),
+                        ..with_figures(|figure| tick?.app_section(figure, app))
                     }
                 })
                 .collect()
         }
+    }
+}
+
+/// A row with its figures read from the table of figures (`read`); the caller fills in the
+/// rest.
+fn with_figures(read: impl Fn(Figure) -> Option<f64>) -> Row {
+    Row {
+        pid: 0,
+        processes: 0,
+        name: String::new(),
+        cores: 0.0,
+        wait_ms_per_s: read(Figure::SchedRunqWaitRatio).map(|ratio| ratio * 1e3),
+        syscalls_per_s: read(Figure::SyscallsRate),
+        read_per_s: read(Figure::IoReadBytesRate),
+        write_per_s: read(Figure::IoWriteBytesRate),
+        tx_per_s: read(Figure::NetTxBytesRate),
+        rx_per_s: read(Figure::NetRxBytesRate),
+        rss_bytes: read(Figure::MemRssBytes),
+        suspect: false,
     }
 }
 
