@@ -89,27 +89,10 @@ pub fn build_report(
     folded: &[Vec<FoldedStack>],
 ) -> Report {
     let secs = facts.seconds();
-    let cpus = facts.cpus();
     let busy_ns: u64 = usage.iter().map(|p| p.on_cpu_ns).sum();
     let busy_cores = busy_ns as f64 / 1e9 / secs;
-    let mut processes: Vec<report::Process> = usage
-        .iter()
-        .zip(folded)
-        .filter(|(p, _)| used_something(p) && facts.reported(p.identity.pid))
-        .map(|(p, stacks)| process(p, stacks, facts))
-        .collect();
-    processes.sort_by(|a, b| {
-        (b.cpu.on_cpu_ns, b.cpu.samples, a.pid).cmp(&(a.cpu.on_cpu_ns, a.cpu.samples, b.pid))
-    });
-    // Blame names processes by their newest identity; the kernel keys it by tgid.
-    let comms: HashMap<u32, String> = usage
-        .iter()
-        .map(|p| (p.identity.pid, p.identity.comm.clone()))
-        .collect();
-    let blame: Vec<report::Blame> = sched::blame(&facts.blame, &comms)
-        .into_iter()
-        .filter(|b| facts.reported(b.culprit_pid) || facts.reported(b.victim_pid))
-        .collect();
+    let processes = ranked_processes(facts, usage, folded);
+    let blame = reported_blame(facts, usage);
     let suspects = suspects(&processes, &blame, facts, busy_cores);
     let counter = |c| facts.counters.get(c);
     let mut report = Report {
@@ -127,14 +110,7 @@ pub fn build_report(
         },
         drops: drops(&facts.counters),
         signals: facts.signals.clone(),
-        host: Host {
-            busy_cores: round3(busy_cores),
-            busy_percent: round3(busy_cores / cpus * 100.0),
-            processes_seen: usage.len(),
-            context_switches: counter(Counter::Switches),
-            busiest_disk: facts.busiest_disk.clone(),
-            pressure: facts.pressure,
-        },
+        host: host(facts, usage.len(), busy_cores),
         apps: apps::apps(&processes, secs),
         processes,
         blame: sched::truncate(blame),
@@ -147,6 +123,48 @@ pub fn build_report(
     };
     report.verdict = verdict::verdict(&report);
     report
+}
+
+/// The processes with anything to show, busiest first.
+fn ranked_processes(
+    facts: &RunFacts,
+    usage: &[ProcessUsage],
+    folded: &[Vec<FoldedStack>],
+) -> Vec<report::Process> {
+    let mut processes: Vec<report::Process> = usage
+        .iter()
+        .zip(folded)
+        .filter(|(p, _)| used_something(p) && facts.reported(p.identity.pid))
+        .map(|(p, stacks)| process(p, stacks, facts))
+        .collect();
+    processes.sort_by(|a, b| {
+        (b.cpu.on_cpu_ns, b.cpu.samples, a.pid).cmp(&(a.cpu.on_cpu_ns, a.cpu.samples, b.pid))
+    });
+    processes
+}
+
+/// Who waited behind whom, where either side is reported. Blame names processes by their
+/// newest identity; the kernel keys it by tgid.
+fn reported_blame(facts: &RunFacts, usage: &[ProcessUsage]) -> Vec<report::Blame> {
+    let comms: HashMap<u32, String> = usage
+        .iter()
+        .map(|p| (p.identity.pid, p.identity.comm.clone()))
+        .collect();
+    sched::blame(&facts.blame, &comms)
+        .into_iter()
+        .filter(|b| facts.reported(b.culprit_pid) || facts.reported(b.victim_pid))
+        .collect()
+}
+
+fn host(facts: &RunFacts, processes_seen: usize, busy_cores: f64) -> Host {
+    Host {
+        busy_cores: round3(busy_cores),
+        busy_percent: round3(busy_cores / facts.cpus() * 100.0),
+        processes_seen,
+        context_switches: facts.counters.get(Counter::Switches),
+        busiest_disk: facts.busiest_disk.clone(),
+        pressure: facts.pressure,
+    }
 }
 
 /// Whether a process has anything to show for the run.

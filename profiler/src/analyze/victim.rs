@@ -51,12 +51,15 @@ impl VictimSpec {
 }
 
 /// The victim's budget and culprits in `report`; `offcpu` holds each process's sleeps by stack
-/// in the order of `usage`. `None` when no process of the report is the victim.
+/// in the order of `usage`; `own_pid`, the profiler, is never a culprit (its cost is in the
+/// report's `own_cost`, not a neighbour's doing). `None` when no process of the report is the
+/// victim.
 pub fn account(
     report: &Report,
     usage: &[ProcessUsage],
     offcpu: &[Vec<FoldedStack>],
     spec: &VictimSpec,
+    own_pid: u32,
 ) -> Option<Victim> {
     let members: Vec<&Process> = report
         .processes
@@ -91,7 +94,7 @@ pub fn account(
             .sum(),
         blocked: blocked_ns.map_or_else(Vec::new, |total| split(stacks, total)),
         blocked_ns,
-        culprits: culprits(report, &pids),
+        culprits: culprits(report, &pids, own_pid),
         verdict: String::new(),
     };
     let who = match members.as_slice() {
@@ -199,13 +202,15 @@ fn why(frames: &[String]) -> BlockedWhy {
     BlockedWhy::Other
 }
 
-/// Who held the CPUs the victim's threads waited for, outside the victim, largest first.
-fn culprits(report: &Report, victim: &HashSet<u32>) -> Vec<Culprit> {
+/// Who held the CPUs the victim's threads waited for, outside the victim and the profiler,
+/// largest first.
+fn culprits(report: &Report, victim: &HashSet<u32>, own_pid: u32) -> Vec<Culprit> {
     let mut by_pid: HashMap<u32, Culprit> = HashMap::new();
-    let blame = report
-        .blame
-        .iter()
-        .filter(|b| victim.contains(&b.victim_pid) && !victim.contains(&b.culprit_pid));
+    let blame = report.blame.iter().filter(|b| {
+        victim.contains(&b.victim_pid)
+            && !victim.contains(&b.culprit_pid)
+            && b.culprit_pid != own_pid
+    });
     for b in blame {
         by_pid
             .entry(b.culprit_pid)

@@ -29,6 +29,50 @@ struct BatchAttr {
     flags: u64,
 }
 
+/// One `BPF_MAP_LOOKUP_BATCH` call; whether the map has no more entries after it.
+fn lookup_batch(attr: &mut BatchAttr) -> io::Result<bool> {
+    // SAFETY: the buffers `attr` points to outlive the call and hold `count` keys and values
+    // of the map's sizes; the kernel writes at most that many.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_MAP_LOOKUP_BATCH,
+            attr as *mut BatchAttr,
+            size_of::<BatchAttr>(),
+        )
+    };
+    if ret >= 0 {
+        return Ok(false);
+    }
+    let err = io::Error::last_os_error();
+    match err.raw_os_error() {
+        Some(libc::ENOENT) => Ok(true),
+        _ => Err(err),
+    }
+}
+
+/// The keys the kernel filled and their values, `slots` of them per key at `stride` bytes.
+fn decode<'a, K: Pod, V: Pod>(
+    keys: &'a [MaybeUninit<K>],
+    values: &'a [u8],
+    slots: usize,
+    stride: usize,
+) -> impl Iterator<Item = (K, Vec<V>)> + 'a {
+    keys.iter().enumerate().map(move |(index, key)| {
+        // SAFETY: the kernel filled the keys it counted, which are all `keys` holds.
+        let key = unsafe { key.assume_init() };
+        let base = index * slots * stride;
+        let values = (0..slots)
+            .map(|slot| {
+                let at = base + slot * stride;
+                // SAFETY: in bounds of the buffer; V is Pod, any bytes are a valid V.
+                unsafe { std::ptr::read_unaligned(values[at..].as_ptr().cast::<V>()) }
+            })
+            .collect();
+        (key, values)
+    })
+}
+
 /// Every (key, values) of a hash map; `cpus` values per key for a per-CPU map, else one.
 pub fn entries<K: Pod, V: Pod>(map: &MapData, cpus: Option<usize>) -> io::Result<Vec<(K, Vec<V>)>> {
     // Per-CPU values are laid out at 8-byte strides, one per possible CPU.
@@ -59,38 +103,9 @@ pub fn entries<K: Pod, V: Pod>(map: &MapData, cpus: Option<usize>) -> io::Result
             map_fd: map.fd().as_fd().as_raw_fd() as u32,
             ..BatchAttr::default()
         };
-        // SAFETY: the buffers outlive the call and hold `count` keys and values of the map's
-        // sizes; the kernel writes at most that many.
-        let ret = unsafe {
-            libc::syscall(
-                libc::SYS_bpf,
-                BPF_MAP_LOOKUP_BATCH,
-                &mut attr as *mut BatchAttr,
-                size_of::<BatchAttr>(),
-            )
-        };
-        let done = if ret < 0 {
-            let err = io::Error::last_os_error();
-            if err.raw_os_error() != Some(libc::ENOENT) {
-                return Err(err);
-            }
-            true
-        } else {
-            false
-        };
-        for (index, key) in keys.iter().take(attr.count as usize).enumerate() {
-            // SAFETY: the kernel filled the first `count` keys.
-            let key = unsafe { key.assume_init() };
-            let base = index * value_bytes;
-            let values = (0..slots)
-                .map(|slot| {
-                    let at = base + slot * stride;
-                    // SAFETY: in bounds of the buffer; V is Pod, any bytes are a valid V.
-                    unsafe { std::ptr::read_unaligned(values[at..].as_ptr().cast::<V>()) }
-                })
-                .collect();
-            out.push((key, values));
-        }
+        let done = lookup_batch(&mut attr)?;
+        let filled = (attr.count as usize).min(keys.len());
+        out.extend(decode(&keys[..filled], &values, slots, stride));
         if done {
             return Ok(out);
         }

@@ -1,23 +1,18 @@
 //! `profiler diagnose`: sample the host for a while, then report who ate the CPU and where.
 
-use std::{
-    io::Write as _,
-    path::Path,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
-use anyhow::Context as _;
+mod targets;
 
 use super::out_dir::OutDir;
 use crate::{
     analyze::victim::{self, VictimSpec},
-    cli::{DiagnoseArgs, Format},
-    error::usage,
+    cli::DiagnoseArgs,
     model::cmdline::Cmdlines,
     output::{self, progress::Progress},
     probes,
-    report::OwnCost,
-    session::{Config, PhaseClock, Session, StatsCadence, Stops, Symbolization},
+    report::{OwnCost, Victim},
+    session::{Config, PhaseClock, Session, StatsCadence, Stops, Symbolization, WindowReport},
 };
 
 /// How often new processes are looked up in /proc while they still live.
@@ -28,9 +23,13 @@ const TICK: Duration = Duration::from_secs(1);
 pub async fn run(args: DiagnoseArgs) -> anyhow::Result<()> {
     let clock = PhaseClock::start();
     for &pid in &args.pids {
-        check_pid(pid, "--pid")?;
+        targets::check_pid(pid, "--pid")?;
     }
-    let victim = args.victim.as_deref().map(check_victim).transpose()?;
+    let victim = args
+        .victim
+        .as_deref()
+        .map(targets::check_victim)
+        .transpose()?;
     probes::check_privileges()?;
     probes::check_frequency(args.frequency)?;
     // Caught from here on: a stop before sampling starts ends the run with one line and exit
@@ -39,8 +38,20 @@ pub async fn run(args: DiagnoseArgs) -> anyhow::Result<()> {
     let mut stops = Stops::install()?;
     // Checked writable now, but created only once there is something to write: a run killed
     // while sampling (SIGKILL, OOM) leaves no empty directory behind.
-    drop(out_dir(args.out.as_deref())?);
-    let config = Config {
+    drop(OutDir::given_or_fresh(args.out.as_deref())?);
+    let mut session = Session::start(config(&args), clock, &mut stops).await?;
+    sample(&mut session, args.duration, &mut stops).await?;
+    let (mut window, clock, released) = session.finish().await?;
+    if let Some(spec) = &victim {
+        window.report.victim = account(&window, spec, &args);
+    }
+    write(&mut window, clock, &args)?;
+    released.wait();
+    Ok(())
+}
+
+fn config(args: &DiagnoseArgs) -> Config {
+    Config {
         frequency_hz: args.frequency,
         signals: args.signals.clone(),
         cmdlines: Cmdlines::redacted(args.redact),
@@ -53,20 +64,28 @@ pub async fn run(args: DiagnoseArgs) -> anyhow::Result<()> {
             "for {} (Ctrl-C to stop early)",
             humantime::format_duration(args.duration)
         ),
-    };
-    let mut session = Session::start(config, clock, &mut stops).await?;
-    sample(&mut session, args.duration, &mut stops).await?;
-    let (mut window, mut clock, released) = session.finish().await?;
-    if let Some(spec) = &victim {
-        let found = victim::account(&window.report, &window.usage, &window.folded.offcpu, spec);
-        if found.is_none() {
-            eprintln!(
-                "profiler: warning: --victim {}: none of its processes ran during the run",
-                args.victim.as_deref().unwrap_or_default()
-            );
-        }
-        window.report.victim = found;
     }
+}
+
+/// The victim's time and culprits; said when none of its processes ran.
+fn account(window: &WindowReport, spec: &VictimSpec, args: &DiagnoseArgs) -> Option<Victim> {
+    let (report, usage, offcpu) = (&window.report, &window.usage, &window.folded.offcpu);
+    let found = victim::account(report, usage, offcpu, spec, std::process::id());
+    if found.is_none() {
+        eprintln!(
+            "profiler: warning: --victim {}: none of its processes ran during the run",
+            args.victim.as_deref().unwrap_or_default()
+        );
+    }
+    found
+}
+
+/// Renders the files, writes them to the output directory and prints the report.
+fn write(
+    window: &mut WindowReport,
+    mut clock: PhaseClock,
+    args: &DiagnoseArgs,
+) -> anyhow::Result<()> {
     let files = output::render_usage(
         &window.report,
         &window.usage,
@@ -80,26 +99,14 @@ pub async fn run(args: DiagnoseArgs) -> anyhow::Result<()> {
         phases_ms: Some(clock.phases()),
         ..cost
     });
-    let out_dir = out_dir(args.out.as_deref())?;
+    let out_dir = OutDir::given_or_fresh(args.out.as_deref())?;
     files
         .write(&out_dir.open()?, report)
         .map_err(|err| crate::error::output_write(err, out_dir.path()))?;
-    print(report, args.format)?;
+    output::print(report, args.format)?;
     eprintln!("profiler: wrote {}", out_dir.path().display());
     out_dir.keep();
-    released.wait();
     Ok(())
-}
-
-/// `--out`, or a new `./profiler-<time>-<random>`.
-fn out_dir(given: Option<&Path>) -> anyhow::Result<OutDir> {
-    match given {
-        Some(path) => OutDir::prepare(path),
-        None => {
-            let time = jiff::Zoned::now().strftime("%Y%m%d-%H%M%S");
-            OutDir::fresh(Path::new("."), &format!("profiler-{time}-"))
-        }
-    }
 }
 
 /// Ticks and discovers until `duration` is over or a stop arrives.
@@ -130,68 +137,4 @@ async fn sample(
     }
     progress.finish();
     Ok(())
-}
-
-/// A `--pid` (or a `--victim` pid) must name a running process, not a thread: the kernel keys
-/// every figure by the process (thread group) id, so a thread's id would match nothing.
-fn check_pid(pid: u32, flag: &str) -> anyhow::Result<()> {
-    let status = i32::try_from(pid)
-        .ok()
-        .and_then(|pid| procfs::process::Process::new(pid).ok())
-        .and_then(|process| process.status().ok());
-    match status {
-        None => Err(usage(format!(
-            "no process with pid {pid} ({flag}); list running processes with `ps -e`"
-        ))),
-        Some(status) if status.tgid != i32::try_from(pid).unwrap_or(-1) => Err(usage(format!(
-            "{pid} ({flag}) is a thread of process {}; use {flag} {}",
-            status.tgid, status.tgid
-        ))),
-        Some(_) => Ok(()),
-    }
-}
-
-/// A `--victim` must name a running process, command name or cgroup: a typo would otherwise
-/// sample for nothing and report no victim.
-fn check_victim(text: &str) -> anyhow::Result<VictimSpec> {
-    let spec = VictimSpec::parse(text);
-    match &spec {
-        VictimSpec::Pid(pid) => check_pid(*pid, "--victim")?,
-        VictimSpec::Name(name) if !running(name) => {
-            return Err(usage(format!(
-                "no running process has the command name or cgroup {name:?} (--victim); name \
-                 one from `ps -e -o pid,comm,cgroup`, or give a pid"
-            )));
-        }
-        VictimSpec::Name(_) => {}
-    }
-    Ok(spec)
-}
-
-/// Whether a running process has `name` as its command name or cgroup v2 path.
-fn running(name: &str) -> bool {
-    let Ok(processes) = procfs::process::all_processes() else {
-        return false;
-    };
-    processes.filter_map(Result::ok).any(|process| {
-        let comm = process.stat().is_ok_and(|stat| stat.comm == name);
-        comm || process.cgroups().is_ok_and(|groups| {
-            groups
-                .0
-                .iter()
-                .any(|g| g.hierarchy == 0 && g.pathname == name)
-        })
-    })
-}
-
-fn print(report: &crate::report::Report, format: Format) -> anyhow::Result<()> {
-    let mut stdout = std::io::stdout().lock();
-    match format {
-        Format::Text => stdout.write_all(output::table::render(report).as_bytes()),
-        Format::Json => serde_json::to_writer_pretty(&mut stdout, report)
-            .map_err(std::io::Error::from)
-            .and_then(|()| writeln!(stdout)),
-    }
-    .and_then(|()| stdout.flush())
-    .context("writing to stdout")
 }

@@ -4,139 +4,13 @@ use std::io::Write as _;
 
 use anyhow::Context as _;
 
+mod checks;
+
+use self::checks::{Check, Status, host_checks};
 use crate::{
-    probes::{self, Selection, btf, tracefs},
+    probes::{self, Selection},
     signals::{Signal, SignalState},
 };
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Status {
-    Ok,
-    Warn,
-    Fail,
-}
-
-impl Status {
-    fn label(self) -> &'static str {
-        match self {
-            Status::Ok => "ok",
-            Status::Warn => "warn",
-            Status::Fail => "FAIL",
-        }
-    }
-}
-
-struct Check {
-    name: &'static str,
-    status: Status,
-    detail: String,
-}
-
-fn read_trimmed(path: &str) -> Option<String> {
-    std::fs::read_to_string(path)
-        .ok()
-        .map(|s| s.trim().to_owned())
-}
-
-fn host_checks() -> Vec<Check> {
-    let mut checks = Vec::new();
-    checks.push(match probes::check_privileges() {
-        Ok(()) => Check {
-            name: "privileges",
-            status: Status::Ok,
-            detail: "CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN) present".to_owned(),
-        },
-        Err(err) => Check {
-            name: "privileges",
-            status: Status::Fail,
-            detail: format!("{err:#}"),
-        },
-    });
-    let paranoid = read_trimmed("/proc/sys/kernel/perf_event_paranoid");
-    checks.push(Check {
-        name: "perf_event_paranoid",
-        status: Status::Ok,
-        detail: match paranoid {
-            Some(level) => format!("{level} (does not limit root or CAP_PERFMON)"),
-            None => "not readable; perf events may be unsupported".to_owned(),
-        },
-    });
-    checks.push(match probes::check_frequency(99) {
-        Ok(()) => Check {
-            name: "sample rate",
-            status: Status::Ok,
-            detail: format!(
-                "kernel allows up to {} Hz",
-                read_trimmed("/proc/sys/kernel/perf_event_max_sample_rate").unwrap_or_default()
-            ),
-        },
-        Err(err) => Check {
-            name: "sample rate",
-            status: Status::Warn,
-            detail: format!("{err:#}"),
-        },
-    });
-    checks.push(btf_check());
-    checks.push(match tracefs::ensure_mounted() {
-        Ok(root) => Check {
-            name: "tracefs",
-            status: Status::Ok,
-            detail: if tracefs::mounted_by_us() {
-                format!("{} (was not mounted; mounted it now)", root.display())
-            } else {
-                format!("{} mounted", root.display())
-            },
-        },
-        Err(reason) => Check {
-            name: "tracefs",
-            status: Status::Warn,
-            detail: reason,
-        },
-    });
-    checks
-}
-
-/// Kernel BTF matters only to programs with CO-RE relocations: say whether ours have any, so a
-/// host without BTF is not sent chasing a kernel rebuild it does not need.
-fn btf_check() -> Check {
-    let kernel = btf::KernelBtf::read();
-    let source = if kernel.overridden {
-        format!("{}={}", btf::BTF_ENV, kernel.path.display())
-    } else {
-        kernel.path.display().to_string()
-    };
-    let needed = btf::core_relocations(probes::EBPF_OBJECT);
-    match (&kernel.btf, needed) {
-        (Ok(_), _) => Check {
-            name: "BTF",
-            status: Status::Ok,
-            detail: format!("{source} present"),
-        },
-        (Err(reason), Ok(0)) => Check {
-            name: "BTF",
-            status: Status::Ok,
-            detail: format!(
-                "missing ({reason}); not needed: no signal depends on it (the eBPF programs have \
-                 no CO-RE relocations; field offsets come from tracefs; net uses the classic \
-                 socket tracepoints instead of raw ones)"
-            ),
-        },
-        (Err(reason), Ok(relocations)) => Check {
-            name: "BTF",
-            status: Status::Fail,
-            detail: format!(
-                "missing ({reason}); every signal needs it ({relocations} CO-RE relocations); \
-                 point {} at the kernel's BTF file",
-                btf::BTF_ENV
-            ),
-        },
-        (Err(reason), Err(object)) => Check {
-            name: "BTF",
-            status: Status::Warn,
-            detail: format!("missing ({reason}); whether it is needed is unknown: {object}"),
-        },
-    }
-}
 
 /// Every signal's reason when the privileges check failed; that check says what to do.
 const NOT_PRIVILEGED: &str = "not privileged (see the privileges check above)";
@@ -161,9 +35,18 @@ pub fn run() -> anyhow::Result<()> {
         unavailable(NOT_PRIVILEGED.to_owned())
     };
 
+    let ready = print(&checks, &signals)?;
+    if ready == 0 {
+        anyhow::bail!("no signal can run on this host; see the fixes above");
+    }
+    Ok(())
+}
+
+/// The checks and the signals' states as two tables; how many signals are ready.
+fn print(checks: &[Check], signals: &[(Signal, SignalState)]) -> anyhow::Result<usize> {
     let mut out = std::io::stdout().lock();
     writeln!(out, "{:<20} {:<5} DETAIL", "CHECK", "")?;
-    for check in &checks {
+    for check in checks {
         writeln!(
             out,
             "{:<20} {:<5} {}",
@@ -175,7 +58,7 @@ pub fn run() -> anyhow::Result<()> {
     writeln!(out)?;
     writeln!(out, "{:<8} {:<12} REASON / FIX", "SIGNAL", "STATE")?;
     let mut ready = 0;
-    for (signal, state) in &signals {
+    for (signal, state) in signals {
         let (label, reason) = match state {
             SignalState::On => ("ready", String::new()),
             SignalState::Unavailable(reason) if reason == NOT_PRIVILEGED => {
@@ -190,14 +73,9 @@ pub fn run() -> anyhow::Result<()> {
                 format!("off; fix: {}", signal.declaration().fix),
             ),
         };
-        if label == "ready" {
-            ready += 1;
-        }
+        ready += usize::from(state.is_on());
         writeln!(out, "{signal:<8} {label:<12} {reason}")?;
     }
     out.flush().context("writing to stdout")?;
-    if ready == 0 {
-        anyhow::bail!("no signal can run on this host; see the fixes above");
-    }
-    Ok(())
+    Ok(ready)
 }

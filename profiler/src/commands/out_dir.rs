@@ -58,6 +58,17 @@ impl OutDir {
         Ok(dir)
     }
 
+    /// `given` (`--out`), or a new `./profiler-<time>-<random>`.
+    pub fn given_or_fresh(given: Option<&Path>) -> anyhow::Result<Self> {
+        match given {
+            Some(path) => Self::prepare(path),
+            None => {
+                let time = jiff::Zoned::now().strftime("%Y%m%d-%H%M%S");
+                Self::fresh(Path::new("."), &format!("profiler-{time}-"))
+            }
+        }
+    }
+
     /// A new directory in `parent` named `prefix` and random characters, which nobody can
     /// create before the profiler does: the default output of `diagnose`.
     pub fn fresh(parent: &Path, prefix: &str) -> anyhow::Result<Self> {

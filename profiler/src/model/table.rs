@@ -149,21 +149,8 @@ impl ProcessTable {
             let previous = self.last_on_cpu_ns.insert(pid, on_cpu_ns);
             let exec_at = snapshot.execs.get(&pid).map_or(0, |&(at, _)| at);
             let Some(incarnations) = self.by_pid.get_mut(&pid) else {
-                let mut identity = source.identity(pid).unwrap_or_else(|| {
-                    ProcessIdentity::exited_unknown(
-                        pid,
-                        snapshot.comms.get(&pid).map(String::as_str),
-                    )
-                });
-                identity.exec_at = exec_at;
-                self.by_pid.insert(
-                    pid,
-                    vec![Incarnation {
-                        identity,
-                        base_on_cpu_ns: 0,
-                        base_stacks: HashMap::new(),
-                    }],
-                );
+                let first = Incarnation::first(pid, exec_at, snapshot, source);
+                self.by_pid.insert(pid, vec![first]);
                 continue;
             };
             let current = incarnations.last_mut().expect("never empty");
@@ -173,18 +160,8 @@ impl ProcessTable {
             {
                 after_exec(&mut current.identity, *at, comm, source);
             }
-            if previous == Some(on_cpu_ns) {
-                continue;
-            }
-            // The pid ran since the last look: is it still the process we know?
-            let reused = match source.start_time(pid) {
-                Some(start) => start != current.identity.start_time,
-                None => {
-                    current.identity.exited = true;
-                    false
-                }
-            };
-            if !reused {
+            // Unless the pid ran since the last look, it is still the process we know.
+            if previous == Some(on_cpu_ns) || !reused(&mut current.identity, source) {
                 continue;
             }
             current.identity.exited = true;
@@ -429,6 +406,33 @@ fn close_identity(
             .get(&pid)
             .and_then(|id| cgroup_paths.get(id))
             .cloned();
+    }
+}
+
+impl Incarnation {
+    /// A pid's first incarnation: from /proc while it lives, else from the kernel's name.
+    fn first(pid: u32, exec_at: u64, snapshot: &ProcessSnapshot, source: &impl ProcSource) -> Self {
+        let mut identity = source.identity(pid).unwrap_or_else(|| {
+            ProcessIdentity::exited_unknown(pid, snapshot.comms.get(&pid).map(String::as_str))
+        });
+        identity.exec_at = exec_at;
+        Self {
+            identity,
+            base_on_cpu_ns: 0,
+            base_stacks: HashMap::new(),
+        }
+    }
+}
+
+/// Whether the pid now belongs to another process than `identity` (its start time changed);
+/// a pid that is gone marks the identity exited.
+fn reused(identity: &mut ProcessIdentity, source: &impl ProcSource) -> bool {
+    match source.start_time(identity.pid) {
+        Some(start) => start != identity.start_time,
+        None => {
+            identity.exited = true;
+            false
+        }
     }
 }
 

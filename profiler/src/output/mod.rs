@@ -18,6 +18,7 @@ use anyhow::Context as _;
 use self::dir::Dir;
 
 use crate::{
+    cli::Format,
     model::ProcessUsage,
     report::Report,
     signals::{Signal, SignalState},
@@ -249,4 +250,19 @@ pub fn write_usage(
     html: HtmlReport,
 ) -> anyhow::Result<()> {
     render_usage(report, usage, folded, pids, html)?.write(dir, report)
+}
+
+/// Prints `report` on stdout as the table or as JSON.
+pub fn print(report: &Report, format: Format) -> anyhow::Result<()> {
+    use std::io::Write as _;
+
+    let mut stdout = std::io::stdout().lock();
+    match format {
+        Format::Text => stdout.write_all(table::render(report).as_bytes()),
+        Format::Json => serde_json::to_writer_pretty(&mut stdout, report)
+            .map_err(std::io::Error::from)
+            .and_then(|()| writeln!(stdout)),
+    }
+    .and_then(|()| stdout.flush())
+    .context("writing to stdout")
 }

@@ -10,7 +10,7 @@ use std::{
 use jiff::{SignedDuration, Timestamp};
 use serde::Deserialize;
 
-use super::{Limits, Loaded, merge, read_folded};
+use super::input::{Limits, Loaded, merge, read_folded};
 use crate::{
     error::usage,
     output::{
@@ -155,6 +155,37 @@ fn when(time: Timestamp) -> String {
     time.strftime("%Y-%m-%d %H:%M:%S UTC").to_string()
 }
 
+/// The `wanted` folded file of each window that has one, parsed; `what` names the windows.
+fn read_windows(
+    selected: &[&Window],
+    wanted: &str,
+    limits: &Limits,
+    what: &str,
+) -> anyhow::Result<Vec<Vec<(String, u64)>>> {
+    let mut parts = Vec::with_capacity(selected.len());
+    for window in selected {
+        let file = window.dir.join(wanted);
+        // A window may lack offcpu.folded (record ran without that signal), or lose its files
+        // to retention while it is read: either way it adds nothing.
+        match fs::symlink_metadata(&file) {
+            Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
+            _ => parts.push(read_folded(&file, limits)?),
+        }
+    }
+    if parts.is_empty() {
+        let hint = if wanted == OFFCPU_FOLDED {
+            " (record measures off-CPU stacks only with --signals ...,offcpu)"
+        } else {
+            ""
+        };
+        return Err(usage(format!(
+            "none of the {} windows of {what} has {wanted}{hint}",
+            selected.len()
+        )));
+    }
+    Ok(parts)
+}
+
 /// Merges the `wanted` folded file of every window of `dir` selected at `now`, within `limits`.
 pub fn load(
     dir: &Path,
@@ -182,27 +213,7 @@ pub fn load(
             when(last.started)
         )));
     };
-    let mut parts = Vec::with_capacity(selected.len());
-    for window in &selected {
-        let file = window.dir.join(wanted);
-        // A window may lack offcpu.folded (record ran without that signal), or lose its files
-        // to retention while it is read: either way it adds nothing.
-        match fs::symlink_metadata(&file) {
-            Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
-            _ => parts.push(read_folded(&file, limits)?),
-        }
-    }
-    if parts.is_empty() {
-        let hint = if wanted == OFFCPU_FOLDED {
-            " (record measures off-CPU stacks only with --signals ...,offcpu)"
-        } else {
-            ""
-        };
-        return Err(usage(format!(
-            "none of the {} windows of {shown} {range} has {wanted}{hint}",
-            selected.len()
-        )));
-    }
+    let parts = read_windows(&selected, wanted, limits, &format!("{shown} {range}"))?;
     let stacks = merge(parts)?;
     let label = format!(
         "{shown} ({} windows, {} to {})",

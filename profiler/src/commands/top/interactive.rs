@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use anyhow::Context as _;
-use crossterm::event::{Event, KeyEventKind};
+use crossterm::event::{Event, KeyEvent, KeyEventKind};
 
 use super::{
     terminal::{Input, Screen},
@@ -30,6 +30,45 @@ struct View {
 }
 
 impl View {
+    /// Measures a tick (even while paused, so resuming shows one interval, not the pause).
+    fn on_tick(&mut self, session: &mut Session) -> anyhow::Result<Flow> {
+        let report = tick(session)?;
+        self.blame.add(&report);
+        if self.state.paused {
+            return Ok(Flow::Skip);
+        }
+        self.report = Some(report);
+        if let Some(pid) = self.state.detail {
+            self.gather_detail(session, pid)?;
+        }
+        Ok(Flow::Redraw)
+    }
+
+    fn on_key(
+        &mut self,
+        key: KeyEvent,
+        session: &mut Session,
+        screen: &mut Screen,
+        interval: Duration,
+    ) -> anyhow::Result<Flow> {
+        let rows = self.rows();
+        match self.state.handle_key(key, rows.len()) {
+            Action::Quit => return Ok(Flow::Quit),
+            Action::None => return Ok(Flow::Skip),
+            Action::Redraw if self.state.detail.is_none() => self.detail = None,
+            Action::Redraw => {}
+            Action::OpenDetail => {
+                let pid = rows[self.state.selected.min(rows.len() - 1)].pid;
+                self.state.detail = Some(pid);
+                self.detail = None;
+                // Symbolizing can take a moment: say so before doing it.
+                self.draw(screen, interval)?;
+                self.gather_detail(session, pid)?;
+            }
+        }
+        Ok(Flow::Redraw)
+    }
+
     fn draw(&self, screen: &mut Screen, interval: Duration) -> anyhow::Result<()> {
         screen
             .terminal
@@ -74,6 +113,14 @@ impl View {
     }
 }
 
+/// What the screen does after an event.
+enum Flow {
+    Quit,
+    /// Nothing changed on screen.
+    Skip,
+    Redraw,
+}
+
 pub async fn run(args: &TopArgs, session: &mut Session, stops: &mut Stops) -> anyhow::Result<()> {
     let mut screen = Screen::enter().context("setting up the terminal")?;
     let mut input = Input::start();
@@ -90,45 +137,22 @@ pub async fn run(args: &TopArgs, session: &mut Session, stops: &mut Stops) -> an
     ticks.tick().await;
     view.draw(&mut screen, args.interval)?;
     loop {
-        tokio::select! {
-            () = stops.recv() => return Ok(()),
-            _ = ticks.tick() => {
-                // Measured even while paused, so resuming shows one interval, not the pause.
-                let report = tick(session)?;
-                view.blame.add(&report);
-                if view.state.paused {
-                    continue;
-                }
-                view.report = Some(report);
-                if let Some(pid) = view.state.detail {
-                    view.gather_detail(session, pid)?;
-                }
-            }
+        let flow = tokio::select! {
+            () = stops.recv() => Flow::Quit,
+            _ = ticks.tick() => view.on_tick(session)?,
             event = input.events.recv() => match event {
-                None => return Ok(()),
+                None => Flow::Quit,
                 Some(Event::Key(key)) if key.kind != KeyEventKind::Release => {
-                    let rows = view.rows();
-                    match view.state.handle_key(key, rows.len()) {
-                        Action::Quit => return Ok(()),
-                        Action::None => continue,
-                        Action::Redraw => {
-                            if view.state.detail.is_none() {
-                                view.detail = None;
-                            }
-                        }
-                        Action::OpenDetail => {
-                            let pid = rows[view.state.selected.min(rows.len() - 1)].pid;
-                            view.state.detail = Some(pid);
-                            view.detail = None;
-                            // Symbolizing can take a moment: say so before doing it.
-                            view.draw(&mut screen, args.interval)?;
-                            view.gather_detail(session, pid)?;
-                        }
-                    }
+                    view.on_key(key, session, &mut screen, args.interval)?
                 }
-                Some(Event::Resize(..)) => {}
-                Some(_) => continue,
+                Some(Event::Resize(..)) => Flow::Redraw,
+                Some(_) => Flow::Skip,
             },
+        };
+        match flow {
+            Flow::Quit => return Ok(()),
+            Flow::Skip => continue,
+            Flow::Redraw => {}
         }
         view.draw(&mut screen, args.interval)?;
     }

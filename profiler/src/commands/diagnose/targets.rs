@@ -1,0 +1,56 @@
+//! What `diagnose --pid` and `--victim` name, checked before sampling starts: a typo would
+//! otherwise sample for nothing.
+
+use crate::{analyze::victim::VictimSpec, error::usage};
+
+/// A `--pid` (or a `--victim` pid) must name a running process, not a thread: the kernel keys
+/// every figure by the process (thread group) id, so a thread's id would match nothing.
+pub fn check_pid(pid: u32, flag: &str) -> anyhow::Result<()> {
+    let status = i32::try_from(pid)
+        .ok()
+        .and_then(|pid| procfs::process::Process::new(pid).ok())
+        .and_then(|process| process.status().ok());
+    match status {
+        None => Err(usage(format!(
+            "no process with pid {pid} ({flag}); list running processes with `ps -e`"
+        ))),
+        Some(status) if status.tgid != i32::try_from(pid).unwrap_or(-1) => Err(usage(format!(
+            "{pid} ({flag}) is a thread of process {}; use {flag} {}",
+            status.tgid, status.tgid
+        ))),
+        Some(_) => Ok(()),
+    }
+}
+
+/// A `--victim` must name a running process, command name or cgroup: a typo would otherwise
+/// sample for nothing and report no victim.
+pub fn check_victim(text: &str) -> anyhow::Result<VictimSpec> {
+    let spec = VictimSpec::parse(text);
+    match &spec {
+        VictimSpec::Pid(pid) => check_pid(*pid, "--victim")?,
+        VictimSpec::Name(name) if !running(name) => {
+            return Err(usage(format!(
+                "no running process has the command name or cgroup {name:?} (--victim); name \
+                 one from `ps -e -o pid,comm,cgroup`, or give a pid"
+            )));
+        }
+        VictimSpec::Name(_) => {}
+    }
+    Ok(spec)
+}
+
+/// Whether a running process has `name` as its command name or cgroup v2 path.
+fn running(name: &str) -> bool {
+    let Ok(processes) = procfs::process::all_processes() else {
+        return false;
+    };
+    processes.filter_map(Result::ok).any(|process| {
+        let comm = process.stat().is_ok_and(|stat| stat.comm == name);
+        comm || process.cgroups().is_ok_and(|groups| {
+            groups
+                .0
+                .iter()
+                .any(|g| g.hierarchy == 0 && g.pathname == name)
+        })
+    })
+}
