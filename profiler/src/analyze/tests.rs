@@ -158,6 +158,33 @@ fn quiet_host_says_nothing_stands_out_and_drops_are_mentioned() {
 }
 
 #[test]
+fn the_verdict_says_how_busy_and_how_stalled_the_host_was() {
+    let shell = [usage(5, "bash", 400_000_000, 10)];
+    let mut calm = facts(vec![]);
+    calm.pressure = Some(HostPressure::default());
+    let idle = build_report(&calm, &shell, &[vec![]]);
+    assert!(
+        idle.verdict
+            .starts_with("Nothing stands out: the host is idle (CPU 2 % busy, no pressure)"),
+        "{}",
+        idle.verdict
+    );
+    let mut stalled = calm;
+    stalled.pressure = Some(HostPressure {
+        cpu_some_percent: 40.0,
+        memory_some_percent: 2.0,
+        ..HostPressure::default()
+    });
+    let busy = build_report(&stalled, &shell, &[vec![]]);
+    assert!(
+        busy.verdict
+            .contains("the host was CPU 2 % busy; tasks stalled for a CPU 40 % of the time over"),
+        "{}",
+        busy.verdict
+    );
+}
+
+#[test]
 fn report_json_round_trips() {
     let report = build_report(
         &facts(vec![]),

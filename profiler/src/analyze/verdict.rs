@@ -75,13 +75,58 @@ fn sentence(report: &Report, suspect: &Suspect) -> String {
     }
 }
 
+/// Below this share of its CPUs busy, with no stall over [`STALL_PERCENT`], a host is idle.
+const IDLE_BUSY_PERCENT: f64 = 25.0;
+/// A stall share (PSI `some`, percent of the run) worth naming: below it, no task waited
+/// long enough for anyone to notice.
+const STALL_PERCENT: f64 = 5.0;
+
+/// Whether the host had CPUs to spare and no task stalled for a CPU, IO or memory.
+fn idle(report: &Report) -> bool {
+    let calm = report.host.pressure.is_none_or(|p| {
+        [p.cpu_some_percent, p.io_some_percent, p.memory_some_percent]
+            .iter()
+            .all(|&share| share < STALL_PERCENT)
+    });
+    report.host.busy_percent < IDLE_BUSY_PERCENT && calm
+}
+
+/// How busy and how stalled the host was: `CPU 5 %, no pressure`, or `98 % busy; tasks stalled
+/// for a CPU 45 % of the time, for IO 12 %`.
+fn load(report: &Report) -> String {
+    let busy = report.host.busy_percent;
+    let Some(pressure) = report.host.pressure else {
+        return format!("CPU {busy:.0} % busy, pressure not measured");
+    };
+    let stalls: Vec<String> = [
+        ("a CPU", pressure.cpu_some_percent),
+        ("IO", pressure.io_some_percent),
+        ("memory", pressure.memory_some_percent),
+    ]
+    .into_iter()
+    .filter(|&(_, share)| share >= STALL_PERCENT)
+    .map(|(what, share)| format!("for {what} {share:.0} % of the time"))
+    .collect();
+    if stalls.is_empty() {
+        format!("CPU {busy:.0} % busy, no pressure")
+    } else {
+        format!("CPU {busy:.0} % busy; tasks stalled {}", stalls.join(", "))
+    }
+}
+
 pub fn verdict(report: &Report) -> String {
     let secs = report.duration_s;
     let mut text = if report.suspects.is_empty() {
         match report.processes.first() {
+            Some(top) if idle(report) => format!(
+                "Nothing stands out: the host is idle ({}); the busiest process, {}, used {:.2} cores over {secs:.1} s.",
+                load(report),
+                describe(top),
+                top.cpu.cores
+            ),
             Some(top) => format!(
-                "Nothing stands out: the host was {:.0}% busy over {secs:.1} s and the busiest process, {}, used {:.2} cores.",
-                report.host.busy_percent,
+                "Nothing stands out: the host was {} over {secs:.1} s, and the busiest process, {}, used {:.2} cores.",
+                load(report),
                 describe(top),
                 top.cpu.cores
             ),
@@ -108,6 +153,7 @@ pub fn verdict(report: &Report) -> String {
         if !rest.is_empty() {
             parts.push(format!("Also: {}.", rest.join(", ")));
         }
+        parts.push(format!("Host: {} over {secs:.1} s.", load(report)));
         parts.join(" ")
     };
     let drops = &report.drops;
