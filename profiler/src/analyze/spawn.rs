@@ -3,13 +3,9 @@
 use super::{RunFacts, Scored, round3};
 use crate::report::{Process, Resource, Suspect};
 
-/// From this many new processes per second a parent may be a suspect: far above a service
-/// manager at rest, and what a fork storm or a crash-looping supervisor does.
+/// From this many new processes per second a parent is a suspect: far above a shell or a
+/// service manager at rest, and what a fork storm or a crash-looping supervisor does.
 const SUSPECT_MIN_PER_SECOND: f64 = 5.0;
-/// And only when the parent and its children used this much CPU together (as a CPU suspect
-/// must): a shell loop starting `sleep` ten times a second costs 0.02 cores with its children
-/// and harms nobody, while a storm worth naming takes a real share of the host.
-const SUSPECT_MIN_FAMILY_CORES: f64 = 0.2;
 
 pub fn suspects(processes: &[Process], facts: &RunFacts) -> Vec<Scored> {
     let secs = facts.seconds();
@@ -17,14 +13,11 @@ pub fn suspects(processes: &[Process], facts: &RunFacts) -> Vec<Scored> {
         .iter()
         .filter(|p| p.pid != facts.own_pid)
         .filter(|p| p.spawned as f64 / secs >= SUSPECT_MIN_PER_SECOND)
-        .filter_map(|p| {
+        .map(|p| {
             let children: Vec<&Process> =
                 processes.iter().filter(|c| c.ppid == Some(p.pid)).collect();
             let children_ns: u64 = children.iter().map(|c| c.cpu.on_cpu_ns).sum();
             let children_cores = children_ns as f64 / 1e9 / secs;
-            if children_cores + p.cpu.cores < SUSPECT_MIN_FAMILY_CORES {
-                return None;
-            }
             let per_second = round3(p.spawned as f64 / secs);
             let mut reason = format!(
                 "started {} processes in {secs:.1} s ({per_second:.1} per second), which used {children_cores:.2} cores together",
@@ -42,7 +35,7 @@ pub fn suspects(processes: &[Process], facts: &RunFacts) -> Vec<Scored> {
             );
             // What the children cost the host, plus a floor so a storm of tiny children ranks.
             let score = children_cores / facts.cpus() + 0.01;
-            Some((score, suspect))
+            (score, suspect)
         })
         .collect()
 }
