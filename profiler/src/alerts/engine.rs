@@ -143,13 +143,10 @@ impl Engine {
         })
     }
 
-    /// Evaluates one tick: `report` covers the `duration_s` ending at `at`. Returns the alerts
-    /// that start firing and those that resolve, in rule order. A report without a positive
-    /// length is skipped and changes nothing.
-    pub fn evaluate(&mut self, report: &Report, at: Timestamp) -> Vec<AlertEvent> {
-        let Some(tick) = Tick::new(report) else {
-            return Vec::new();
-        };
+    /// Evaluates one tick: `tick` indexes a report covering the `duration_s` ending at `at`.
+    /// Returns the alerts that start firing and those that resolve, in rule order.
+    pub fn evaluate_tick(&mut self, tick: &Tick<'_>, at: Timestamp) -> Vec<AlertEvent> {
+        let report = tick.report();
         self.tick += 1;
         let start = SignedDuration::try_from_secs_f64(tick.secs())
             .ok()
@@ -160,7 +157,7 @@ impl Engine {
             let judge = Judge {
                 index,
                 rule,
-                tick: &tick,
+                tick,
                 number: self.tick,
                 start,
                 at,
@@ -171,6 +168,13 @@ impl Engine {
         }
         events.extend(self.resolve_gone(at));
         events
+    }
+
+    /// [`Self::evaluate_tick`] on a bare report; one without a positive length is skipped and
+    /// changes nothing.
+    #[cfg(test)]
+    pub fn evaluate(&mut self, report: &Report, at: Timestamp) -> Vec<AlertEvent> {
+        Tick::new(report).map_or_else(Vec::new, |tick| self.evaluate_tick(&tick, at))
     }
 
     /// Subjects gone from this tick's report (exited and reaped, idle, or out of the

@@ -19,7 +19,7 @@ use self::{
     sink::Sink,
 };
 use crate::{
-    report::Report,
+    analyze::figures::Tick,
     signals::{Signal, SignalState},
     symbolize::FoldedStack,
 };
@@ -47,16 +47,16 @@ impl Alerter {
         );
     }
 
-    /// Evaluates the rules on a tick's `report` (ending `at`) and writes what changed to the
+    /// Evaluates the rules on a tick's figures (ending `at`) and writes what changed to the
     /// sink; an alert that starts firing on a process carries that process's hottest stacks,
     /// from `stacks_of`, as evidence. Returns the events raised.
     pub fn evaluate(
         &mut self,
-        report: &Report,
+        tick: &Tick<'_>,
         at: jiff::Timestamp,
         stacks_of: impl Fn(u32) -> anyhow::Result<Vec<FoldedStack>>,
     ) -> anyhow::Result<Vec<AlertEvent>> {
-        let mut events = self.engine.evaluate(report, at);
+        let mut events = self.engine.evaluate_tick(tick, at);
         for event in &mut events {
             if event.state == AlertState::Firing
                 && let Some(pid) = event.pid

@@ -3,7 +3,7 @@
 mod apps;
 pub mod figures;
 mod io;
-mod sched;
+pub mod sched;
 mod spawn;
 mod syscalls;
 pub mod triggers;

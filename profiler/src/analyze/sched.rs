@@ -97,6 +97,49 @@ pub fn culprits(blame: &[Blame]) -> Vec<Culprit<'_>> {
     culprits
 }
 
+/// Which end of blame pairs a total is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Culprit,
+    Victim,
+}
+
+/// One process at one end of some blame pairs, with their delay summed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Party {
+    pub pid: u32,
+    pub comm: String,
+    pub delay_ns: u64,
+}
+
+/// The processes at the `side` end of `pairs`, each with the delay of its pairs summed,
+/// largest first (ties by pid), at most `limit`.
+pub fn parties<'a>(
+    pairs: impl IntoIterator<Item = &'a Blame>,
+    side: Side,
+    limit: usize,
+) -> Vec<Party> {
+    let mut by_pid: HashMap<u32, Party> = HashMap::new();
+    for b in pairs {
+        let (pid, comm) = match side {
+            Side::Culprit => (b.culprit_pid, &b.culprit_comm),
+            Side::Victim => (b.victim_pid, &b.victim_comm),
+        };
+        by_pid
+            .entry(pid)
+            .or_insert_with(|| Party {
+                pid,
+                comm: comm.clone(),
+                delay_ns: 0,
+            })
+            .delay_ns += b.delay_ns;
+    }
+    let mut parties: Vec<Party> = by_pid.into_values().collect();
+    parties.sort_by(|a, b| (b.delay_ns, a.pid).cmp(&(a.delay_ns, b.pid)));
+    parties.truncate(limit);
+    parties
+}
+
 /// The report keeps the largest pairs only; culprit totals are computed before truncating.
 pub fn truncate(mut blame: Vec<Blame>) -> Vec<Blame> {
     blame.truncate(MAX_BLAME);

@@ -2,8 +2,9 @@
 //! waiting for one, asleep and in what), who held the CPUs it waited for, and a verdict in its
 //! words.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 
+use super::sched::Side;
 use crate::{
     model::ProcessUsage,
     report::{BlockedPart, BlockedWhy, Culprit, Process, Report, Victim},
@@ -205,26 +206,19 @@ fn why(frames: &[String]) -> BlockedWhy {
 /// Who held the CPUs the victim's threads waited for, outside the victim and the profiler,
 /// largest first.
 fn culprits(report: &Report, victim: &HashSet<u32>, own_pid: u32) -> Vec<Culprit> {
-    let mut by_pid: HashMap<u32, Culprit> = HashMap::new();
-    let blame = report.blame.iter().filter(|b| {
+    let pairs = report.blame.iter().filter(|b| {
         victim.contains(&b.victim_pid)
             && !victim.contains(&b.culprit_pid)
             && b.culprit_pid != own_pid
     });
-    for b in blame {
-        by_pid
-            .entry(b.culprit_pid)
-            .or_insert_with(|| Culprit {
-                pid: b.culprit_pid,
-                comm: b.culprit_comm.clone(),
-                delay_ns: 0,
-            })
-            .delay_ns += b.delay_ns;
-    }
-    let mut culprits: Vec<Culprit> = by_pid.into_values().collect();
-    culprits.sort_by(|a, b| b.delay_ns.cmp(&a.delay_ns).then(a.pid.cmp(&b.pid)));
-    culprits.truncate(CULPRITS);
-    culprits
+    super::sched::parties(pairs, Side::Culprit, CULPRITS)
+        .into_iter()
+        .map(|p| Culprit {
+            pid: p.pid,
+            comm: p.comm,
+            delay_ns: p.delay_ns,
+        })
+        .collect()
 }
 
 /// The victim's story in one line: what slowed it and who, or that nothing did and where its

@@ -160,6 +160,20 @@ impl Cumulative {
         tgids
     }
 
+    /// Every process a per-process figure of this reading belongs to (blame, between two
+    /// processes, belongs to neither's usage).
+    pub fn owners(&self) -> HashSet<u32> {
+        let mut owners: HashSet<u32> = self.processes.on_cpu_ns.keys().copied().collect();
+        let reading = self;
+        macro_rules! each {
+            ($map:ident) => {
+                owners.extend(reading.$map.keys().filter_map(Keyed::owner))
+            };
+        }
+        per_process_maps!(each);
+        owners
+    }
+
     /// Forgets processes whose map entries were deleted, so the next difference does not go
     /// negative.
     pub fn forget(&mut self, gone: &impl Fn(u32) -> bool) {
@@ -196,6 +210,9 @@ use per_process_maps;
 pub trait Keyed {
     fn each_tgid(&self, visit: &mut dyn FnMut(u32));
 
+    /// The process whose usage the entry counts, if one alone.
+    fn owner(&self) -> Option<u32>;
+
     /// Whether `pick` holds for any process the key names.
     fn involves(&self, pick: &dyn Fn(u32) -> bool) -> bool {
         let mut any = false;
@@ -208,11 +225,19 @@ impl Keyed for u32 {
     fn each_tgid(&self, visit: &mut dyn FnMut(u32)) {
         visit(*self);
     }
+
+    fn owner(&self) -> Option<u32> {
+        Some(*self)
+    }
 }
 
 impl Keyed for StackKey {
     fn each_tgid(&self, visit: &mut dyn FnMut(u32)) {
         visit(self.tgid);
+    }
+
+    fn owner(&self) -> Option<u32> {
+        Some(self.tgid)
     }
 }
 
@@ -220,12 +245,20 @@ impl Keyed for SyscallKey {
     fn each_tgid(&self, visit: &mut dyn FnMut(u32)) {
         visit(self.tgid);
     }
+
+    fn owner(&self) -> Option<u32> {
+        Some(self.tgid)
+    }
 }
 
 impl Keyed for BlameKey {
     fn each_tgid(&self, visit: &mut dyn FnMut(u32)) {
         visit(self.culprit_tgid);
         visit(self.victim_tgid);
+    }
+
+    fn owner(&self) -> Option<u32> {
+        None
     }
 }
 

@@ -8,7 +8,9 @@ pub mod own_cost;
 pub mod pressure;
 pub mod space;
 
-use std::collections::HashMap;
+use std::{collections::HashMap, hash::Hash};
+
+use cumulative::Increase;
 
 use anyhow::Context as _;
 use aya::{
@@ -107,12 +109,21 @@ impl<'a> Collector<'a> {
             .collect())
     }
 
+    /// Every entry of a per-CPU hash map `name`, its values summed over CPUs.
+    fn per_cpu_sum<K: aya::Pod + Eq + Hash, V: aya::Pod + Increase>(
+        &self,
+        name: &str,
+    ) -> anyhow::Result<HashMap<K, V>> {
+        let mut totals: HashMap<K, V> = HashMap::new();
+        for (key, values) in self.per_cpu_hash::<K, V>(name)? {
+            let total = totals.entry(key).or_insert(V::NONE);
+            *total = values.iter().fold(*total, |sum, value| sum.plus(value));
+        }
+        Ok(totals)
+    }
+
     pub fn processes(&self) -> anyhow::Result<ProcessSnapshot> {
-        let on_cpu_ns = self
-            .per_cpu_hash::<u32, u64>(MAP_ONCPU)?
-            .into_iter()
-            .map(|(tgid, values)| (tgid, values.iter().sum()))
-            .collect();
+        let on_cpu_ns = self.per_cpu_sum::<u32, u64>(MAP_ONCPU)?;
         let mut comms = HashMap::new();
         let mut cgroups = HashMap::new();
         for (tgid, name) in self.hash::<u32, ProcName>(MAP_COMMS)? {
@@ -134,30 +145,12 @@ impl<'a> Collector<'a> {
 
     /// Page faults per tgid, summed over CPUs.
     pub fn faults(&self) -> anyhow::Result<HashMap<u32, FaultStats>> {
-        let mut totals: HashMap<u32, FaultStats> = HashMap::new();
-        for (tgid, values) in self.per_cpu_hash::<u32, FaultStats>(MAP_FAULTS)? {
-            let total = totals.entry(tgid).or_default();
-            for v in values.iter() {
-                total.minor += v.minor;
-                total.major += v.major;
-            }
-        }
-        Ok(totals)
+        self.per_cpu_sum(MAP_FAULTS)
     }
 
     /// Network bytes per tgid, summed over CPUs.
     pub fn net(&self) -> anyhow::Result<HashMap<u32, NetStats>> {
-        let mut totals: HashMap<u32, NetStats> = HashMap::new();
-        for (tgid, values) in self.per_cpu_hash::<u32, NetStats>(MAP_NET)? {
-            let total = totals.entry(tgid).or_default();
-            for v in values.iter() {
-                total.tx_bytes += v.tx_bytes;
-                total.rx_bytes += v.rx_bytes;
-                total.tx_calls += v.tx_calls;
-                total.rx_calls += v.rx_calls;
-            }
-        }
-        Ok(totals)
+        self.per_cpu_sum(MAP_NET)
     }
 
     pub fn lifecycle(&self) -> anyhow::Result<Lifecycle> {
@@ -253,18 +246,11 @@ impl<'a> Collector<'a> {
     /// Syscall figures per (tgid, syscall): the flushed per-CPU totals plus what each CPU
     /// still holds for the process running there.
     pub fn syscalls(&self) -> anyhow::Result<HashMap<SyscallKey, SyscallStats>> {
-        let mut totals: HashMap<SyscallKey, SyscallStats> = HashMap::new();
+        let mut totals = self.per_cpu_sum::<SyscallKey, SyscallStats>(MAP_SYSCALLS)?;
         let mut add = |key: SyscallKey, stats: &SyscallStats| {
             let total = totals.entry(key).or_default();
-            total.count += stats.count;
-            total.errors += stats.errors;
-            total.time_ns += stats.time_ns;
+            *total = total.plus(stats);
         };
-        for (key, values) in self.per_cpu_hash::<SyscallKey, SyscallStats>(MAP_SYSCALLS)? {
-            for stats in values.iter() {
-                add(key, stats);
-            }
-        }
         let pending: PerCpuArray<&MapData, PendingSyscalls> =
             self.map(MAP_SYSCALL_PENDING)?.try_into()?;
         for p in pending

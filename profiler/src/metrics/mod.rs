@@ -292,18 +292,17 @@ impl Metrics {
     }
 
     /// Replaces the per-process and per-app series with those of `tick` (a report over the
-    /// last tick) and adds the tick's counts to the counters.
-    pub fn update(&self, tick: &Report, cost: &OwnCost) {
+    /// last tick; `figures`, its index, `None` when it has no length) and adds the tick's
+    /// counts to the counters.
+    pub fn update(&self, tick: &Report, figures: Option<&Tick<'_>>, cost: &OwnCost) {
         let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         let f = &mut inner.1;
-        let figures = Tick::new(tick);
         let chosen = figures
-            .as_ref()
             .map(|figures| self.chosen(figures))
             .unwrap_or_default();
         for (gauge, family) in PROCESS_GAUGES.iter().zip(&f.process) {
             family.clear();
-            let Some(figures) = &figures else {
+            let Some(figures) = figures else {
                 continue;
             };
             for p in &chosen {
@@ -473,7 +472,7 @@ mod tests {
             peak_rss_bytes: 1 << 20,
             phases_ms: None,
         };
-        metrics.update(&tick, &cost);
+        metrics.update(&tick, Tick::new(&tick).as_ref(), &cost);
         metrics.encode()
     }
 

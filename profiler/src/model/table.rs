@@ -7,14 +7,14 @@
 use std::collections::{BTreeMap, HashMap};
 
 use profiler_common::{
-    FaultStats, IoStats, NetStats, OomKill, SchedStats, StackKey, SyscallKey, SyscallStats,
+    FaultStats, IoStats, NetStats, OomKill, SchedStats, SyscallKey, SyscallStats,
 };
 
 use super::{
     cmdline::Cmdlines,
     identity::{ProcessIdentity, read_identity_with},
 };
-use crate::collect::{Lifecycle, ProcessSnapshot};
+use crate::collect::{Lifecycle, ProcessSnapshot, cumulative::Cumulative};
 
 /// (user stack id, kernel stack id).
 pub type StackPair = (i32, i32);
@@ -118,18 +118,12 @@ impl ProcessUsage {
     }
 }
 
-/// Cumulative kernel figures at the end of the run.
+/// The kernel's figures of one stretch (a tick or a window) as the table takes them: what
+/// grew in it, and the forks and OOM kills in it.
 #[derive(Debug, Clone, Copy)]
-pub struct FinalCounts<'a> {
-    pub stacks: &'a [(StackKey, u64)],
-    pub sched: &'a HashMap<u32, SchedStats>,
-    pub syscalls: &'a HashMap<SyscallKey, SyscallStats>,
-    pub sampled_syscalls: &'a HashMap<SyscallKey, u64>,
+pub struct Stretch<'a> {
+    pub figures: &'a Cumulative,
     pub lifecycle: &'a Lifecycle,
-    pub net: &'a HashMap<u32, NetStats>,
-    pub faults: &'a HashMap<u32, FaultStats>,
-    pub offcpu: &'a [(StackKey, u64)],
-    pub io: &'a HashMap<u32, IoStats>,
 }
 
 impl ProcessTable {
@@ -183,60 +177,30 @@ impl ProcessTable {
     /// figures and each pid goes to its newest known identity, without re-reading /proc or
     /// splitting between incarnations. Stacks are left out. Pids not known yet are left out too;
     /// `observe` learns them.
-    pub fn tick_usage(
-        &self,
-        on_cpu_ns: &HashMap<u32, u64>,
-        counts: &FinalCounts<'_>,
-    ) -> Vec<ProcessUsage> {
-        let mut syscalls_by_pid = by_tgid(counts.syscalls);
-        let mut sampled_by_pid = by_tgid(counts.sampled_syscalls);
-        let spawned = self.spawned(counts.lifecycle);
-        let mut pids: Vec<u32> = on_cpu_ns
-            .keys()
-            .chain(counts.sched.keys())
-            .chain(syscalls_by_pid.keys())
-            .chain(sampled_by_pid.keys())
-            .chain(counts.net.keys())
-            .chain(counts.io.keys())
-            .chain(counts.faults.keys())
-            .chain(spawned.keys())
-            .copied()
-            .collect();
+    pub fn tick_usage(&self, stretch: &Stretch<'_>) -> Vec<ProcessUsage> {
+        let on_cpu_ns = &stretch.figures.processes.on_cpu_ns;
+        let mut per_pid = PerPid::of(stretch.figures);
+        let spawned = self.spawned(stretch.lifecycle);
+        let mut pids: Vec<u32> = stretch.figures.owners().into_iter().collect();
+        pids.extend(spawned.keys());
         pids.sort_unstable();
         pids.dedup();
         pids.into_iter()
             .filter_map(|pid| {
-                let identity = self.identity(pid)?.clone();
-                Some(ProcessUsage {
-                    identity,
-                    on_cpu_ns: on_cpu_ns.get(&pid).copied().unwrap_or(0),
-                    samples: 0,
-                    stacks: Vec::new(),
-                    sched: counts.sched.get(&pid).copied(),
-                    syscalls: syscalls_by_pid.remove(&pid).unwrap_or_default(),
-                    sampled_syscalls: sampled_by_pid.remove(&pid).unwrap_or_default(),
-                    spawned: spawned.get(&pid).copied().unwrap_or(0),
-                    net: counts.net.get(&pid).copied(),
-                    faults: counts.faults.get(&pid).copied(),
-                    offcpu: Vec::new(),
-                    io: counts.io.get(&pid).copied(),
-                    oom_kill: counts.lifecycle.oom_kills.get(&pid).copied(),
-                })
+                let mut usage = ProcessUsage::new(self.identity(pid)?.clone());
+                usage.on_cpu_ns = on_cpu_ns.get(&pid).copied().unwrap_or(0);
+                per_pid.give(&mut usage, stretch, spawned.get(&pid).copied().unwrap_or(0));
+                Some(usage)
             })
             .collect()
     }
 
     /// Closes the run: refreshes live processes (exec may have renamed them), marks the gone
     /// ones exited, and splits the cumulative counts between incarnations.
-    pub fn finish(
-        mut self,
-        snapshot: &ProcessSnapshot,
-        counts: &FinalCounts<'_>,
-        source: &impl ProcSource,
-    ) -> Vec<ProcessUsage> {
-        let mut per_pid = PerPid::of(counts);
-        let seen = self.observe_final(snapshot, counts, &per_pid, source);
-        let spawned = self.spawned(counts.lifecycle);
+    pub fn finish(mut self, stretch: &Stretch<'_>, source: &impl ProcSource) -> Vec<ProcessUsage> {
+        let mut per_pid = PerPid::of(stretch.figures);
+        let seen = self.observe_final(stretch.figures, &per_pid, source);
+        let spawned = self.spawned(stretch.lifecycle);
         let cgroup_paths = if seen.cgroups.is_empty() {
             HashMap::new()
         } else {
@@ -252,10 +216,17 @@ impl ProcessTable {
             while let Some(mut inc) = incarnations.next() {
                 let Some(next) = incarnations.peek() else {
                     // The newest incarnation: the kernel's per-tgid figures are all its own.
-                    close_identity(&mut inc.identity, pid, counts, &seen, &cgroup_paths, source);
+                    let lifecycle = stretch.lifecycle;
+                    close_identity(
+                        &mut inc.identity,
+                        pid,
+                        lifecycle,
+                        &seen,
+                        &cgroup_paths,
+                        source,
+                    );
                     let mut last = usage_between(inc, end.on_cpu_ns, &end.stacks);
-                    per_pid.give(&mut last, counts, spawned.get(&pid).copied().unwrap_or(0));
-                    last.oom_kill = counts.lifecycle.oom_kills.get(&pid).copied();
+                    per_pid.give(&mut last, stretch, spawned.get(&pid).copied().unwrap_or(0));
                     usage.push(last);
                     break;
                 };
@@ -270,24 +241,13 @@ impl ProcessTable {
     /// returns it.
     fn observe_final(
         &mut self,
-        snapshot: &ProcessSnapshot,
-        counts: &FinalCounts<'_>,
+        figures: &Cumulative,
         per_pid: &PerPid,
         source: &impl ProcSource,
     ) -> ProcessSnapshot {
-        let mut seen = snapshot.clone();
+        let mut seen = figures.processes.clone();
         // A process that only slept, or only sent, in the run is still one of its processes.
-        for &pid in per_pid
-            .stacks
-            .keys()
-            .chain(counts.sched.keys())
-            .chain(per_pid.syscalls.keys())
-            .chain(per_pid.sampled_syscalls.keys())
-            .chain(counts.io.keys())
-            .chain(per_pid.offcpu.keys())
-            .chain(counts.net.keys())
-            .chain(counts.faults.keys())
-        {
+        for pid in figures.owners() {
             seen.on_cpu_ns.entry(pid).or_insert(0);
         }
         let no_error: Result<(), std::convert::Infallible> = self.observe(&seen, source, |pid| {
@@ -325,14 +285,14 @@ struct PerPid {
 }
 
 impl PerPid {
-    fn of(counts: &FinalCounts<'_>) -> Self {
+    fn of(figures: &Cumulative) -> Self {
         let mut per_pid = Self {
             stacks: HashMap::new(),
-            syscalls: by_tgid(counts.syscalls),
-            sampled_syscalls: by_tgid(counts.sampled_syscalls),
+            syscalls: by_tgid(&figures.syscalls),
+            sampled_syscalls: by_tgid(&figures.sampled_syscalls),
             offcpu: HashMap::new(),
         };
-        for (key, count) in counts.stacks {
+        for (key, count) in &figures.stack_counts {
             *per_pid
                 .stacks
                 .entry(key.tgid)
@@ -340,25 +300,27 @@ impl PerPid {
                 .entry((key.user_stack_id, key.kernel_stack_id))
                 .or_default() += count;
         }
-        for (key, ns) in counts.offcpu {
+        for (key, ns) in &figures.offcpu {
             let blocked = per_pid.offcpu.entry(key.tgid).or_default();
             blocked.push(((key.user_stack_id, key.kernel_stack_id), *ns));
         }
         per_pid
     }
 
-    /// Gives the newest incarnation of a pid the figures the kernel keeps per tgid only: after
-    /// pid reuse they cannot be split, and go to the newest process.
-    fn give(&mut self, usage: &mut ProcessUsage, counts: &FinalCounts<'_>, spawned: u64) {
-        let pid = usage.identity.pid;
-        usage.sched = counts.sched.get(&pid).copied();
+    /// Gives a pid's newest incarnation the figures the kernel keeps per tgid only: after pid
+    /// reuse they cannot be split, and go to the newest process. The one place each signal's
+    /// figures join a process's usage.
+    fn give(&mut self, usage: &mut ProcessUsage, stretch: &Stretch<'_>, spawned: u64) {
+        let (pid, figures) = (usage.identity.pid, stretch.figures);
+        usage.sched = figures.sched.get(&pid).copied();
         usage.syscalls = self.syscalls.remove(&pid).unwrap_or_default();
         usage.sampled_syscalls = self.sampled_syscalls.remove(&pid).unwrap_or_default();
-        usage.net = counts.net.get(&pid).copied();
-        usage.faults = counts.faults.get(&pid).copied();
-        usage.io = counts.io.get(&pid).copied();
+        usage.net = figures.net.get(&pid).copied();
+        usage.faults = figures.faults.get(&pid).copied();
+        usage.io = figures.io.get(&pid).copied();
         usage.offcpu = self.offcpu.remove(&pid).unwrap_or_default();
         usage.spawned = spawned;
+        usage.oom_kill = stretch.lifecycle.oom_kills.get(&pid).copied();
     }
 }
 
@@ -389,7 +351,7 @@ fn usage_between(
 fn close_identity(
     identity: &mut ProcessIdentity,
     pid: u32,
-    counts: &FinalCounts<'_>,
+    lifecycle: &Lifecycle,
     seen: &ProcessSnapshot,
     cgroup_paths: &HashMap<u64, String>,
     source: &impl ProcSource,
@@ -398,7 +360,7 @@ fn close_identity(
         refresh(identity, source);
     }
     if identity.ppid.is_none() {
-        identity.ppid = counts.lifecycle.forks.get(&pid).map(|&(parent, _)| parent);
+        identity.ppid = lifecycle.forks.get(&pid).map(|&(parent, _)| parent);
     }
     if identity.cgroup.is_none() {
         identity.cgroup = seen

@@ -8,21 +8,20 @@ use std::{
 };
 
 use aya::Ebpf;
-use profiler_common::StackKey;
 
 use super::{Facts, Reading, WindowReport};
 use crate::{
     analyze::{self, RunFacts},
     collect::{
-        Collector, Lifecycle, ProcessSnapshot,
+        Collector, ProcessSnapshot,
         cumulative::Cumulative,
         disks::DiskTicks,
         own_cost::{BpfStats, OwnCostMeter},
         pressure::StallTotals,
     },
     model::{
-        ProcessIdentity, ProcessTable, ProcessUsage, table::FinalCounts, table::Procfs,
-        table::StackPair, timeline::TimelineBuilder,
+        ProcessIdentity, ProcessTable, ProcessUsage, table::Procfs, table::StackPair,
+        table::Stretch, timeline::TimelineBuilder,
     },
     report::{DiskBusy, OwnCost},
     symbolize::Folded,
@@ -178,10 +177,10 @@ impl Window {
         let mut lifecycle = collector.lifecycle()?;
         lifecycle.forks.retain(|_, &mut (_, at)| at >= since_ns);
         lifecycle.oom_kills.retain(|_, kill| kill.at >= since_ns);
-        Ok(self.table.tick_usage(
-            &delta.processes.on_cpu_ns,
-            &counts(delta, &lifecycle, &[], &[]),
-        ))
+        Ok(self.table.tick_usage(&Stretch {
+            figures: delta,
+            lifecycle: &lifecycle,
+        }))
     }
 
     /// Closes the window at the reading `closing` (its figures stand for the end `ended`):
@@ -209,23 +208,22 @@ impl Window {
         lifecycle
             .oom_kills
             .retain(|_, kill| kill.at < now.read_at_ns);
-        let stack_counts: Vec<_> = delta.stack_counts.iter().map(|(k, v)| (*k, *v)).collect();
-        let offcpu: Vec<_> = delta.offcpu.iter().map(|(k, v)| (*k, *v)).collect();
         let stacks = collector.stacks(
-            stack_counts
-                .iter()
-                .chain(&offcpu)
-                .flat_map(|(key, _)| [key.user_stack_id, key.kernel_stack_id]),
+            delta
+                .stack_counts
+                .keys()
+                .chain(delta.offcpu.keys())
+                .flat_map(|key| [key.user_stack_id, key.kernel_stack_id]),
         )?;
         let mut run_facts = facts.run(self.started_at, elapsed, &delta);
         run_facts.busiest_disk = self.busiest_disk(elapsed);
         run_facts.pressure =
             crate::model::pressure::between(self.pressure.as_ref(), closing_pressure, elapsed);
-        let usage = self.table.finish(
-            &delta.processes,
-            &counts(&delta, &lifecycle, &stack_counts, &offcpu),
-            &facts.procfs,
-        );
+        let stretch = Stretch {
+            figures: &delta,
+            lifecycle: &lifecycle,
+        };
+        let usage = self.table.finish(&stretch, &facts.procfs);
         Ok(Closed {
             usage,
             stacks,
@@ -264,27 +262,6 @@ impl Window {
             stacks: counts,
             ..ProcessUsage::new(identity.clone())
         }))
-    }
-}
-
-/// A window's figures as the process table takes them; `stacks` and `offcpu` are the sample
-/// counts and blocked time per stack.
-fn counts<'a>(
-    delta: &'a Cumulative,
-    lifecycle: &'a Lifecycle,
-    stacks: &'a [(StackKey, u64)],
-    offcpu: &'a [(StackKey, u64)],
-) -> FinalCounts<'a> {
-    FinalCounts {
-        stacks,
-        sched: &delta.sched,
-        syscalls: &delta.syscalls,
-        sampled_syscalls: &delta.sampled_syscalls,
-        lifecycle,
-        net: &delta.net,
-        faults: &delta.faults,
-        offcpu,
-        io: &delta.io,
     }
 }
 

@@ -13,6 +13,7 @@ use crate::{
         event::{AlertEvent, AlertState, rfc3339},
         sink::Sink,
     },
+    analyze::figures,
     cli::RecordArgs,
     commands::out_dir::OutDir,
     error::usage,
@@ -81,8 +82,10 @@ impl Recorder {
         if let Some(priority) = &mut self.priority {
             priority.check();
         }
+        // Indexed once for the metrics and the alert rules.
+        let figures = figures::Tick::new(&tick.report);
         if let Some(metrics) = self.exporter.as_ref().map(Exporter::metrics) {
-            metrics.update(&tick.report, &tick.cost);
+            metrics.update(&tick.report, figures.as_ref(), &tick.cost);
             if tick.report.duration_s > LATE * TICK.as_secs_f64() {
                 metrics.tick_late();
             }
@@ -92,9 +95,12 @@ impl Recorder {
         // tables. Lowered to nice -20, its parsing (kallsyms included) shares the CPUs with a
         // rogue's every thread while the ticks wait. The real-time budget bounds a bad case.
         let session = &self.session;
-        let events = self
-            .alerts
-            .evaluate(&tick.report, tick.at, |pid| session.top_stacks(pid))?;
+        let events = match &figures {
+            Some(figures) => {
+                (self.alerts).evaluate(figures, tick.at, |pid| session.top_stacks(pid))?
+            }
+            None => Vec::new(),
+        };
         if let Some(metrics) = self.exporter.as_ref().map(Exporter::metrics) {
             events.iter().for_each(|event| metrics.alert(event.state));
         }

@@ -1,6 +1,8 @@
 //! Process table: pid reuse, exec renames, final splits between incarnations.
 use std::cell::RefCell;
 
+use profiler_common::StackKey;
+
 use super::*;
 
 /// A fake /proc: pid -> (start time, comm); changes between observations model reuse.
@@ -53,35 +55,28 @@ fn observe(
     result.unwrap();
 }
 
-fn counts(stacks: &[(StackKey, u64)]) -> FinalCounts<'_> {
-    static NO_SCHED: std::sync::LazyLock<HashMap<u32, SchedStats>> =
-        std::sync::LazyLock::new(HashMap::new);
-    static NO_SYSCALLS: std::sync::LazyLock<HashMap<SyscallKey, SyscallStats>> =
-        std::sync::LazyLock::new(HashMap::new);
-    static NO_SAMPLED: std::sync::LazyLock<HashMap<SyscallKey, u64>> =
-        std::sync::LazyLock::new(HashMap::new);
-    static NO_NET: std::sync::LazyLock<HashMap<u32, NetStats>> =
-        std::sync::LazyLock::new(HashMap::new);
-    static NO_FAULTS: std::sync::LazyLock<HashMap<u32, FaultStats>> =
-        std::sync::LazyLock::new(HashMap::new);
-    static NO_IO: std::sync::LazyLock<HashMap<u32, IoStats>> =
-        std::sync::LazyLock::new(HashMap::new);
-    static FORKS: std::sync::LazyLock<Lifecycle> = std::sync::LazyLock::new(|| Lifecycle {
-        // 7 is a process started by 11; 12 is a thread of 11.
-        forks: HashMap::from([(7, (11, 1)), (12, (11, 2))]),
-        oom_kills: HashMap::new(),
-    });
-    FinalCounts {
-        stacks,
-        sched: &NO_SCHED,
-        syscalls: &NO_SYSCALLS,
-        sampled_syscalls: &NO_SAMPLED,
+/// A window's figures: the given sample counts, and forks where 7 is a process started by 11
+/// and 12 a thread of 11.
+fn counts(on_cpu: &[(u32, u64)], stacks: &[(StackKey, u64)]) -> Cumulative {
+    let mut figures = Cumulative {
+        stack_counts: stacks.iter().copied().collect(),
+        ..Cumulative::default()
+    };
+    figures.processes = snap(on_cpu);
+    figures
+}
+
+static FORKS: std::sync::LazyLock<Lifecycle> = std::sync::LazyLock::new(|| Lifecycle {
+    forks: HashMap::from([(7, (11, 1)), (12, (11, 2))]),
+    oom_kills: HashMap::new(),
+});
+
+fn finish(table: ProcessTable, figures: &Cumulative, proc: &FakeProc) -> Vec<ProcessUsage> {
+    let stretch = Stretch {
+        figures,
         lifecycle: &FORKS,
-        net: &NO_NET,
-        faults: &NO_FAULTS,
-        offcpu: &[],
-        io: &NO_IO,
-    }
+    };
+    table.finish(&stretch, proc)
 }
 
 fn key(tgid: u32, user: i32) -> StackKey {
@@ -105,7 +100,7 @@ fn pid_reuse_splits_into_two_processes() {
         &proc,
         HashMap::from([((1, -1), 10)]),
     );
-    let usage = table.finish(&snap(&[(42, 5_000)]), &counts(&[(key(42, 1), 25)]), &proc);
+    let usage = finish(table, &counts(&[(42, 5_000)], &[(key(42, 1), 25)]), &proc);
     assert_eq!(usage.len(), 2);
     assert_eq!(usage[0].identity.comm, "first");
     assert!(usage[0].identity.exited);
@@ -119,7 +114,7 @@ fn pid_reuse_splits_into_two_processes() {
 fn process_gone_before_proc_read_keeps_kernel_comm() {
     let proc = FakeProc::default();
     let table = ProcessTable::default();
-    let usage = table.finish(&snap(&[(7, 2_000)]), &counts(&[(key(7, 3), 2)]), &proc);
+    let usage = finish(table, &counts(&[(7, 2_000)], &[(key(7, 3), 2)]), &proc);
     assert_eq!(usage.len(), 1);
     assert_eq!(usage[0].identity.comm, "ghost");
     assert!(usage[0].identity.exited);
@@ -146,7 +141,7 @@ fn exit_during_run_is_marked_and_exec_rename_is_picked_up() {
     );
     proc.kill(10);
     proc.set(11, 6, "burner");
-    let usage = table.finish(&snap(&[(10, 9), (11, 9)]), &counts(&[]), &proc);
+    let usage = finish(table, &counts(&[(10, 9), (11, 9)], &[]), &proc);
     let by_pid: HashMap<u32, &ProcessUsage> = usage.iter().map(|u| (u.identity.pid, u)).collect();
     assert!(by_pid[&10].identity.exited);
     assert_eq!(by_pid[&10].identity.comm, "sh");
@@ -164,9 +159,9 @@ fn exec_after_discovery_renames_even_when_the_process_is_gone() {
     observe(&mut table, &snap(&[(50, 1)]), &proc, HashMap::new());
     // bash exec'd the storm, which ran and exited between two looks at /proc.
     proc.kill(50);
-    let mut last = snap(&[(50, 9)]);
-    last.execs.insert(50, (1234, "storm".to_owned()));
-    let usage = table.finish(&last, &counts(&[]), &proc);
+    let mut last = counts(&[(50, 9)], &[]);
+    last.processes.execs.insert(50, (1234, "storm".to_owned()));
+    let usage = finish(table, &last, &proc);
     assert_eq!(usage[0].identity.comm, "storm");
     assert_eq!(usage[0].identity.exe, None);
     assert!(usage[0].identity.exited);
@@ -181,7 +176,7 @@ fn pid_of_a_process_never_seen_in_proc_is_reused_by_a_new_one() {
     // A long-running hog gets pid 7.
     proc.set(7, 500, "hog");
     observe(&mut table, &snap(&[(7, 2_000)]), &proc, HashMap::new());
-    let usage = table.finish(&snap(&[(7, 9_000)]), &counts(&[]), &proc);
+    let usage = finish(table, &counts(&[(7, 9_000)], &[]), &proc);
     assert_eq!(usage.len(), 2);
     assert_eq!(
         (usage[0].identity.comm.as_str(), usage[0].on_cpu_ns),
