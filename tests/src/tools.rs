@@ -1,5 +1,5 @@
-//! The real clients the tests drive, found and run the same way by every test: Go's `pprof`,
-//! and a free port for a server under test.
+//! The real clients and tools the tests drive, found and run the same way by every test: Go's
+//! `pprof`, `stress-ng`, and a free port for a server under test.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -20,6 +20,17 @@ pub fn find_go() -> Option<PathBuf> {
         .chain([PathBuf::from("/usr/lib/go/bin")])
         .map(|dir| dir.join("go"))
         .find(|go| go.is_file())
+}
+
+/// `stress-ng` on PATH, which `cargo xtask setup` installs; a test that needs it fails without.
+pub fn stress_ng() -> String {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|dir| dir.join("stress-ng"))
+        .find(|candidate| candidate.is_file())
+        .unwrap_or_else(|| panic!("stress-ng is not on PATH: run `cargo xtask setup`"))
+        .to_string_lossy()
+        .into_owned()
 }
 
 /// Runs `go tool pprof <report> <profile>` and returns its stdout. Everything go or pprof could

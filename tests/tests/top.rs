@@ -1,6 +1,7 @@
 //! `profiler top` end to end: the full-screen view in a real terminal (tmux) showing a burner
 //! first, re-sorting on a key and restoring the terminal on `q`; `--once` printing one table;
-//! `--json` streaming one report per interval until SIGINT; no terminal and no flag refused.
+//! `--json` streaming one report per interval until SIGINT, each with the resident sets of its
+//! tick; no terminal and no flag refused.
 
 use std::{
     process::{Command, Output},
@@ -10,7 +11,7 @@ use std::{
 
 use profiler_tests::{
     ProfilerRun, REPORT_GRACE, Workload, profiler_bin, profiler_command, require_built,
-    require_root, serial, skip_or_fail,
+    require_root, serial, skip_or_fail, stress_ng,
 };
 use serde_json::Value;
 
@@ -214,26 +215,11 @@ fn json_prints_a_report_per_interval_until_sigint() {
     }
     let _serial = serial();
     let burner = Workload::spawn(BURNER, &[]);
-    let mut command = profiler_command();
-    command.args(["top", "--json", "--interval", "1s"]);
-    let mut run = ProfilerRun::start(command);
-    run.wait_attached();
-    thread::sleep(Duration::from_millis(3500));
-    run.signal(libc::SIGINT);
-    let done = run.finish(REPORT_GRACE);
-    done.assert_success();
-    let reports: Vec<Value> = done
-        .stdout
-        .lines()
-        .map(|line| {
-            serde_json::from_str(line).unwrap_or_else(|err| panic!("{err}: not JSON: {line}"))
-        })
-        .collect();
+    let (reports, ()) = json_ticks(3.5, || {});
     assert!(
         (2..=5).contains(&reports.len()),
-        "{} reports in ~3.5 intervals:\n{}",
-        reports.len(),
-        done.stdout
+        "{} reports in ~3.5 intervals:\n{reports:#?}",
+        reports.len()
     );
     for report in &reports {
         let processes = report["processes"]
@@ -248,6 +234,64 @@ fn json_prints_a_report_per_interval_until_sigint() {
         let secs = report["duration_s"].as_f64().unwrap();
         assert!((0.5..2.0).contains(&secs), "a tick of {secs} s");
     }
+}
+
+/// Runs `top --json` at one-second ticks, calls `start` once it has attached, and returns its
+/// reports of the next `seconds`.
+fn json_ticks<T>(seconds: f64, start: impl FnOnce() -> T) -> (Vec<Value>, T) {
+    let mut command = profiler_command();
+    command.args(["top", "--json", "--interval", "1s"]);
+    let mut run = ProfilerRun::start(command);
+    run.wait_attached();
+    let started = start();
+    thread::sleep(Duration::from_secs_f64(seconds));
+    run.signal(libc::SIGINT);
+    let done = run.finish(REPORT_GRACE);
+    done.assert_success();
+    let reports = done
+        .stdout
+        .lines()
+        .map(|line| {
+            serde_json::from_str(line).unwrap_or_else(|err| panic!("{err}: not JSON: {line}"))
+        })
+        .collect();
+    (reports, started)
+}
+
+#[test]
+fn json_ticks_show_the_resident_set_of_their_tick() {
+    if !require_root("json_ticks_show_the_resident_set_of_their_tick") {
+        return;
+    }
+    let _serial = serial();
+    // Writes 3 GiB a page after another (no --vm-populate), then holds it: active and growing
+    // through the ticks after its start.
+    let args = "--vm 1 --vm-bytes 3072M --vm-method write64 --vm-hang 0 --timeout 60";
+    let args: Vec<&str> = args.split(' ').collect();
+    let stress_ng = stress_ng();
+    let (reports, hog) = json_ticks(4.5, || Workload::spawn(&stress_ng, &args));
+    // The worker, below stress-ng's stressor instance: the largest resident set named
+    // stress-ng-vm, tick by tick, in the ticks it was active in.
+    let rss: Vec<u64> = reports
+        .iter()
+        .filter_map(|report| {
+            report["processes"]
+                .as_array()?
+                .iter()
+                .filter(|p| p["comm"] == "stress-ng-vm")
+                .filter_map(|p| p["mem"]["rss_bytes"].as_u64())
+                .max()
+        })
+        .collect();
+    drop(hog);
+    let (Some(first), Some(last)) = (rss.first(), rss.last()) else {
+        panic!("no tick shows the stress-ng worker's resident set: {rss:?}");
+    };
+    // A resident set read once, at first sight, would stay put.
+    assert!(
+        rss.len() >= 2 && *last >= first + (100 << 20),
+        "resident sets tick by tick (bytes), not growing by 100 MiB: {rss:?}"
+    );
 }
 
 #[test]

@@ -256,15 +256,17 @@ fn warn_if_shadowed(root: &Path) {
 /// The real clients the end-to-end tests drive besides the profiler: `bpftool` (no BPF program
 /// outlives a killed recorder), a Prometheus server scraping the metrics, `go tool pprof`
 /// reading `profile.pb.gz`, `tmux` as a real terminal for `profiler top`, and headless
-/// Chromium rendering `report.html`, and `perf` recording the same workload as the profiler
-/// for the fidelity test; each command, and the Debian package providing it.
-const TEST_TOOLS: [(&str, &str); 6] = [
+/// Chromium rendering `report.html`, `perf` recording the same workload as the profiler for the
+/// fidelity test, and `stress-ng`, the memory hog of the verdict's scenarios; each command, and
+/// the Debian package providing it.
+const TEST_TOOLS: [(&str, &str); 7] = [
     ("bpftool", "bpftool"),
     ("perf", "linux-perf"),
     ("prometheus", "prometheus"),
     ("go", "golang-go"),
     ("tmux", "tmux"),
     ("chromium", "chromium"),
+    ("stress-ng", "stress-ng"),
 ];
 
 /// The benchmarks' peers and workloads, as [`TEST_TOOLS`]: redis-server and redis-benchmark

@@ -96,6 +96,8 @@ pub fn process(pid: u32, comm: &str, cores: f64) -> Process {
             rss_bytes: Some(1 << 20),
             minor_faults: 100,
             major_faults: 5,
+            peak_rss_bytes: None,
+            rss_growth_bytes: None,
         }),
         io: Some(Io {
             read_bytes: 4_000,

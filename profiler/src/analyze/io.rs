@@ -2,14 +2,12 @@
 
 use profiler_common::IoStats;
 
-use super::{RunFacts, Scored, round3, sched::percentile};
+use super::{
+    RunFacts, Scored, round3,
+    sched::percentile,
+    thresholds::{IO_BUSY_DISK_SHARE, IO_MIN_BYTES_PER_SECOND, IO_MIN_SHARE},
+};
 use crate::report::{self, Resource, Suspect};
-
-/// From 10 MB/s of block IO a process is a suspect whatever the disks can take.
-const IO_SUSPECT_BYTES_PER_SECOND: f64 = 10e6;
-/// Below this a process's IO does not make it a suspect even on a saturated disk: the disk is
-/// somebody else's doing.
-const IO_SUSPECT_MIN_SHARE: f64 = 0.2;
 
 pub fn io(stats: &IoStats, secs: f64) -> report::Io {
     report::Io {
@@ -44,8 +42,8 @@ pub fn suspects(processes: &[report::Process], facts: &RunFacts) -> Vec<Scored> 
         .filter_map(|p| Some((p, p.io?)))
         .filter_map(|(p, io)| {
             let share = bytes(&io) as f64 / total as f64;
-            let heavy = io.bytes_per_second >= IO_SUSPECT_BYTES_PER_SECOND;
-            if !heavy && (share < IO_SUSPECT_MIN_SHARE || busy < 0.5) {
+            let heavy = io.bytes_per_second >= IO_MIN_BYTES_PER_SECOND;
+            if !heavy && (share < IO_MIN_SHARE || busy < IO_BUSY_DISK_SHARE) {
                 return None;
             }
             let mut reason = format!(

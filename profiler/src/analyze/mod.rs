@@ -3,9 +3,11 @@
 mod apps;
 pub mod figures;
 mod io;
+mod mem;
 pub mod sched;
 mod spawn;
 mod syscalls;
+pub mod thresholds;
 pub mod triggers;
 mod verdict;
 pub mod victim;
@@ -28,12 +30,6 @@ use crate::{
     symbolize::{FoldedStack, KERNEL_SUFFIX},
 };
 
-/// A process is a CPU suspect from a fifth of a core on, or a tenth of the host, whichever
-/// is smaller: below that it is noise on any host worth diagnosing.
-const SUSPECT_MIN_CORES: f64 = 0.2;
-const SUSPECT_MIN_HOST_PERCENT: f64 = 10.0;
-/// A process is a sched suspect when others waited behind it for a tenth of the run or more.
-const SUSPECT_MIN_DELAY_SHARE: f64 = 0.1;
 const MAX_SUSPECTS: usize = 10;
 
 /// Facts of the run that are not per process.
@@ -218,10 +214,16 @@ fn process(p: &ProcessUsage, stacks: &[FoldedStack], facts: &RunFacts) -> report
             .then(|| syscalls::summary(&p.syscalls, secs, on(Signal::SyscallTime))),
         mem: on(Signal::Mem).then(|| {
             let f = p.faults.unwrap_or_default();
+            let id = &p.identity;
+            let growth = id.rss_bytes.zip(id.first_rss_bytes).map(|(last, first)| {
+                i64::try_from(last).unwrap_or(i64::MAX) - i64::try_from(first).unwrap_or(i64::MAX)
+            });
             report::Mem {
-                rss_bytes: p.identity.rss_bytes,
+                rss_bytes: id.rss_bytes,
                 minor_faults: f.minor,
                 major_faults: f.major,
+                peak_rss_bytes: id.peak_rss_bytes,
+                rss_growth_bytes: growth,
             }
         }),
         net: on(Signal::Net).then(|| {
@@ -247,7 +249,7 @@ fn suspects(
     scored.extend(syscalls::suspects(processes, facts));
     scored.extend(spawn::suspects(processes, facts));
     scored.extend(net_suspects(processes, facts));
-    scored.extend(mem_suspects(processes, facts));
+    scored.extend(mem::suspects(processes, facts));
     scored.extend(io::suspects(processes, facts));
     scored.sort_by(|a, b| b.0.total_cmp(&a.0));
     scored
@@ -327,7 +329,8 @@ fn cpu_suspects(processes: &[report::Process], facts: &RunFacts, busy_cores: f64
         .iter()
         .filter(|p| p.pid != facts.own_pid)
         .filter(|p| {
-            p.cpu.cores >= SUSPECT_MIN_CORES || p.cpu.host_percent >= SUSPECT_MIN_HOST_PERCENT
+            p.cpu.cores >= thresholds::CPU_MIN_CORES
+                || p.cpu.host_percent >= thresholds::CPU_MIN_HOST_PERCENT
         })
         .map(|p| {
             let share = if busy_cores > 0.0 {
@@ -360,9 +363,8 @@ fn cpu_suspects(processes: &[report::Process], facts: &RunFacts, busy_cores: f64
         .collect()
 }
 
-/// From 10 MB/s a process's network traffic is a suspect; ranked as a share of a 1 Gbit/s link
-/// per CPU, a rough scale that keeps it comparable with the CPU-based scores.
-const NET_SUSPECT_BYTES_PER_SECOND: f64 = 10e6;
+/// Net suspects rank as a share of a 1 Gbit/s link per CPU, a rough scale that keeps them
+/// comparable with the CPU-based scores.
 const NET_BYTES_PER_SECOND_PER_CPU: f64 = 125e6;
 
 fn net_suspects(processes: &[report::Process], facts: &RunFacts) -> Vec<Scored> {
@@ -370,7 +372,7 @@ fn net_suspects(processes: &[report::Process], facts: &RunFacts) -> Vec<Scored> 
         .iter()
         .filter(|p| p.pid != facts.own_pid)
         .filter_map(|p| Some((p, p.net?)))
-        .filter(|(_, n)| n.bytes_per_second >= NET_SUSPECT_BYTES_PER_SECOND)
+        .filter(|(_, n)| n.bytes_per_second >= thresholds::NET_MIN_BYTES_PER_SECOND)
         .map(|(p, n)| {
             let suspect = Suspect::new(
                 p.pid,
@@ -390,78 +392,12 @@ fn net_suspects(processes: &[report::Process], facts: &RunFacts) -> Vec<Scored> 
         .collect()
 }
 
-/// A process holding a fifth of the host's memory, or taking 100 major faults a second (reading
-/// pages from disk or swap), is a memory suspect; ranked by its share of the memory.
-const MEM_SUSPECT_SHARE: f64 = 0.2;
-/// Above every other suspect's score (shares and cores): an OOM kill comes first.
-const OOM_KILLED_SCORE: f64 = 1e6;
-const MEM_SUSPECT_MAJOR_PER_SECOND: f64 = 100.0;
-
-fn mem_suspects(processes: &[report::Process], facts: &RunFacts) -> Vec<Scored> {
-    let mut scored = oom_killed(processes, facts);
-    scored.extend(resident_suspects(processes, facts));
-    scored
-}
-
-/// Processes the OOM killer chose: the kernel's own verdict on who exhausted memory, ranked
-/// first whatever else the run saw.
-fn oom_killed(processes: &[report::Process], facts: &RunFacts) -> Vec<Scored> {
-    processes
-        .iter()
-        .filter(|p| p.pid != facts.own_pid)
-        .filter_map(|p| Some((p, p.oom_killed?)))
-        .map(|(p, killed)| {
-            let gib = killed.rss_bytes as f64 / (1u64 << 30) as f64;
-            let suspect = Suspect::new(
-                p.pid,
-                &p.comm,
-                Resource::Mem,
-                round3(gib),
-                format!("was killed by the OOM killer holding {gib:.2} GiB resident"),
-            );
-            (OOM_KILLED_SCORE + gib, suspect)
-        })
-        .collect()
-}
-
-fn resident_suspects(processes: &[report::Process], facts: &RunFacts) -> Vec<Scored> {
-    processes
-        .iter()
-        .filter(|p| p.pid != facts.own_pid)
-        .filter_map(|p| Some((p, p.mem?)))
-        .filter_map(|(p, m)| {
-            let share = match (m.rss_bytes, facts.mem_total_bytes) {
-                (Some(rss), Some(total)) if total > 0 => rss as f64 / total as f64,
-                _ => 0.0,
-            };
-            let major_per_second = m.major_faults as f64 / facts.seconds();
-            if share < MEM_SUSPECT_SHARE && major_per_second < MEM_SUSPECT_MAJOR_PER_SECOND {
-                return None;
-            }
-            let suspect = Suspect::new(
-                p.pid,
-                &p.comm,
-                Resource::Mem,
-                round3(m.rss_bytes.unwrap_or(0) as f64 / (1u64 << 30) as f64),
-                format!(
-                    "holds {:.2} GiB resident ({:.0}% of the host's memory) and took {} major and {} minor page faults ({major_per_second:.0} major per second)",
-                    m.rss_bytes.unwrap_or(0) as f64 / (1u64 << 30) as f64,
-                    share * 100.0,
-                    m.major_faults,
-                    m.minor_faults
-                ),
-            );
-            Some((share, suspect))
-        })
-        .collect()
-}
-
 fn sched_suspects(blame: &[report::Blame], facts: &RunFacts) -> Vec<Scored> {
     let secs = facts.seconds();
     sched::culprits(blame)
         .into_iter()
         .filter(|c| c.pid != facts.own_pid && facts.reported(c.pid))
-        .filter(|c| c.total_delay_ns as f64 / 1e9 / secs >= SUSPECT_MIN_DELAY_SHARE)
+        .filter(|c| c.total_delay_ns as f64 / 1e9 / secs >= thresholds::SCHED_MIN_DELAY_SHARE)
         .map(|c| {
             let delay_s = c.total_delay_ns as f64 / 1e9;
             let reason = format!(

@@ -1,18 +1,14 @@
 //! Spawn storms: parents starting processes at a high rate, with what their children used.
 
-use super::{RunFacts, Scored, round3};
+use super::{RunFacts, Scored, round3, thresholds::SPAWN_MIN_PER_SECOND};
 use crate::report::{Process, Resource, Suspect};
-
-/// From this many new processes per second a parent is a suspect: far above a shell or a
-/// service manager at rest, and what a fork storm or a crash-looping supervisor does.
-const SUSPECT_MIN_PER_SECOND: f64 = 5.0;
 
 pub fn suspects(processes: &[Process], facts: &RunFacts) -> Vec<Scored> {
     let secs = facts.seconds();
     processes
         .iter()
         .filter(|p| p.pid != facts.own_pid)
-        .filter(|p| p.spawned as f64 / secs >= SUSPECT_MIN_PER_SECOND)
+        .filter(|p| p.spawned as f64 / secs >= SPAWN_MIN_PER_SECOND)
         .map(|p| {
             let children: Vec<&Process> =
                 processes.iter().filter(|c| c.ppid == Some(p.pid)).collect();

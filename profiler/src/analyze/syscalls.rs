@@ -2,7 +2,12 @@
 
 use profiler_common::SyscallStats;
 
-use super::{RunFacts, Scored, round3};
+use super::{
+    RunFacts, Scored, round3,
+    thresholds::{
+        SYSCALLS_MIN_PER_SECOND, SYSCALLS_SAMPLED_MIN_CORES, SYSCALLS_SAMPLED_MIN_SAMPLES,
+    },
+};
 use crate::{
     model::syscall_name,
     report::{
@@ -11,14 +16,6 @@ use crate::{
 };
 
 const TOP: usize = 5;
-/// A process is a syscalls suspect from this rate on: far above what idle daemons make, well
-/// below a storm (a tight loop makes millions per second).
-const SUSPECT_MIN_PER_SECOND: f64 = 10_000.0;
-/// Without the exact hook, a process is a syscalls suspect from this much CPU inside syscalls
-/// on (in cores, from samples): a storm takes most of a core, a busy server a fraction.
-const SAMPLED_SUSPECT_MIN_CORES: f64 = 0.25;
-/// Fewer samples than this inside syscalls say too little (±30 %) to accuse anyone.
-const SAMPLED_SUSPECT_MIN_SAMPLES: u64 = 10;
 
 /// `timed`: the exit hook ran, so errors and time mean something; otherwise they are zero
 /// (an entry stamp without its exit must not pass for time in the syscall).
@@ -91,7 +88,7 @@ pub fn suspects(processes: &[report::Process], facts: &RunFacts) -> Vec<Scored> 
         .iter()
         .filter(|p| p.pid != facts.own_pid)
         .filter_map(|p| Some((p, p.syscalls.as_ref()?)))
-        .filter(|(_, s)| s.per_second >= SUSPECT_MIN_PER_SECOND)
+        .filter(|(_, s)| s.per_second >= SYSCALLS_MIN_PER_SECOND)
         .map(|(p, s)| {
             let mut reason = format!(
                 "made {} syscalls ({:.0} per second), {}",
@@ -145,7 +142,7 @@ fn sampled_suspects(processes: &[report::Process], facts: &RunFacts) -> Vec<Scor
         .filter_map(|p| Some((p, p.cpu.in_syscalls.as_ref()?)))
         .filter_map(|(p, s)| {
             let cores = s.est_time_ns as f64 / 1e9 / facts.seconds();
-            if cores < SAMPLED_SUSPECT_MIN_CORES || s.samples < SAMPLED_SUSPECT_MIN_SAMPLES {
+            if cores < SYSCALLS_SAMPLED_MIN_CORES || s.samples < SYSCALLS_SAMPLED_MIN_SAMPLES {
                 return None;
             }
             let mut reason = format!(

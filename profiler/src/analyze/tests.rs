@@ -257,3 +257,61 @@ fn culprit_of_others_waiting_is_a_sched_suspect_and_named_in_the_verdict() {
         (1..=report.suspects.len() as u32).collect::<Vec<_>>()
     );
 }
+
+/// A process of `rss_gib` resident now, `first_gib` when the run first read it and `peak_gib`
+/// at its peak, on the 8 GiB host of `facts`, with the mem signal on.
+fn memory(pid: u32, first_gib: f64, rss_gib: f64, peak_gib: f64) -> ProcessUsage {
+    let bytes = |gib: f64| Some((gib * (1u64 << 30) as f64) as u64);
+    let mut p = usage(pid, "memhog", 10_000_000, 1);
+    p.identity.first_rss_bytes = bytes(first_gib);
+    p.identity.rss_bytes = bytes(rss_gib);
+    p.identity.peak_rss_bytes = bytes(peak_gib);
+    p
+}
+
+fn mem_suspects(procs: &[ProcessUsage], memory_some_percent: Option<f64>) -> Vec<Suspect> {
+    let mut facts = facts(vec![]);
+    facts.signals.insert(Signal::Mem, SignalState::On);
+    facts.pressure = memory_some_percent.map(|percent| HostPressure {
+        memory_some_percent: percent,
+        ..HostPressure::default()
+    });
+    let folded = vec![vec![]; procs.len()];
+    build_report(&facts, procs, &folded).suspects
+}
+
+#[test]
+fn memory_is_a_suspect_for_harm_growth_or_a_large_share_under_pressure() {
+    // Grew by 2 GiB in the run: a suspect with no pressure at all.
+    let grower = mem_suspects(&[memory(7, 0.5, 2.5, 2.5)], Some(0.0));
+    assert_eq!(grower.len(), 1, "{grower:?}");
+    assert_eq!((grower[0].pid, grower[0].resource), (7, Resource::Mem));
+    assert_eq!(grower[0].value, 2.5);
+    assert!(
+        grower[0].reason.starts_with(
+            "grew by 2.00 GiB in 10.0 s to 2.50 GiB resident (31% of the host's memory)"
+        ),
+        "{}",
+        grower[0].reason
+    );
+    // Holds 3 of 8 GiB, unchanged, nobody stalled for memory: harmless.
+    assert!(mem_suspects(&[memory(7, 3.0, 3.0, 3.0)], Some(0.2)).is_empty());
+    // The same while tasks stalled for memory a fifth of the time: a suspect, and why.
+    let held = mem_suspects(&[memory(7, 3.0, 3.0, 3.5)], Some(20.0));
+    assert!(
+        held[0].reason.starts_with(
+            "holds 3.00 GiB resident (38% of the host's memory), 3.50 GiB at its peak while tasks stalled for memory 20% of the time"
+        ),
+        "{}",
+        held[0].reason
+    );
+    // No PSI to tell: named, saying so.
+    let unknown = mem_suspects(&[memory(7, 3.0, 3.0, 3.0)], None);
+    assert!(
+        unknown[0].reason.contains("keeps no memory pressure"),
+        "{}",
+        unknown[0].reason
+    );
+    // A gibibyte held, a little growth, pressure: below every line.
+    assert!(mem_suspects(&[memory(7, 0.9, 1.0, 1.0)], Some(30.0)).is_empty());
+}

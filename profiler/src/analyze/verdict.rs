@@ -1,5 +1,6 @@
 //! The verdict paragraph: the suspects and their evidence in plain words.
 
+use super::thresholds::{IDLE_BUSY_PERCENT, STALL_PERCENT};
 use crate::{
     report::{Process, Report, Resource, Suspect},
     signals::{Signal, SignalState},
@@ -74,12 +75,6 @@ fn sentence(report: &Report, suspect: &Suspect) -> String {
         _ => format!("{who} {}", suspect.reason),
     }
 }
-
-/// Below this share of its CPUs busy, with no stall over [`STALL_PERCENT`], a host is idle.
-const IDLE_BUSY_PERCENT: f64 = 25.0;
-/// A stall share (PSI `some`, percent of the run) worth naming: below it, no task waited
-/// long enough for anyone to notice.
-const STALL_PERCENT: f64 = 5.0;
 
 /// Whether the host had CPUs to spare and no task stalled for a CPU, IO or memory.
 fn idle(report: &Report) -> bool {

@@ -36,6 +36,11 @@ pub struct ProcessIdentity {
     pub maps: Vec<Mapping>,
     /// Resident set size when last read alive.
     pub rss_bytes: Option<u64>,
+    /// Resident set size when this run first read it, 0 for a process forked in the run: what
+    /// it grew from.
+    pub first_rss_bytes: Option<u64>,
+    /// The largest resident set of its life so far (`VmHWM`), when last read alive.
+    pub peak_rss_bytes: Option<u64>,
     /// Gone before the run ended.
     pub exited: bool,
     /// Kernel time of the last exec known when this identity was read (0: none seen), so a
@@ -56,6 +61,8 @@ impl ProcessIdentity {
             cgroup: None,
             maps: Vec::new(),
             rss_bytes: None,
+            first_rss_bytes: None,
+            peak_rss_bytes: None,
             exited: true,
             exec_at: 0,
         }
@@ -105,6 +112,7 @@ pub fn read_identity_with(pid: u32, cmdlines: Cmdlines) -> Option<ProcessIdentit
                 .collect()
         })
         .unwrap_or_default();
+    let status = process.status().ok();
     Some(ProcessIdentity {
         pid,
         start_time: stat.starttime,
@@ -114,14 +122,23 @@ pub fn read_identity_with(pid: u32, cmdlines: Cmdlines) -> Option<ProcessIdentit
         cmdline,
         cgroup,
         maps,
-        rss_bytes: process
-            .status()
-            .ok()
-            .and_then(|s| s.vmrss)
-            .map(|kib| kib * 1024),
+        rss_bytes: status.as_ref().and_then(|s| s.vmrss).map(|kib| kib * 1024),
+        first_rss_bytes: status.as_ref().and_then(|s| s.vmrss).map(|kib| kib * 1024),
+        peak_rss_bytes: status.as_ref().and_then(|s| s.vmhwm).map(|kib| kib * 1024),
         exited: false,
         exec_at: 0,
     })
+}
+
+/// The resident set of the live process `pid` started at `start_time` (one small /proc file
+/// and its stat); `None` when it is gone or the pid names another process now.
+pub fn current_rss_bytes(pid: u32, start_time: u64) -> Option<u64> {
+    let process = Process::new(i32::try_from(pid).ok()?).ok()?;
+    if process.stat().ok()?.starttime != start_time {
+        return None;
+    }
+    let pages = process.statm().ok()?.resident;
+    Some(pages * procfs::page_size())
 }
 
 /// The file a maps line names. The kernel writes a newline in a path as `\012` there, and

@@ -18,7 +18,7 @@ pub mod timeline;
 
 #[cfg(test)]
 pub use identity::read_identity;
-pub use identity::{Mapping, ProcessIdentity, read_identity_with};
+pub use identity::{Mapping, ProcessIdentity, current_rss_bytes, read_identity_with};
 pub use table::{Leader, ProcessTable, ProcessUsage};
 
 /// The syscall's name on the architecture this profiler was built for, or `syscall_<nr>`.

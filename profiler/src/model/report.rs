@@ -368,6 +368,14 @@ pub struct Mem {
     pub rss_bytes: Option<u64>,
     pub minor_faults: u64,
     pub major_faults: u64,
+    /// The largest resident set of its life (`VmHWM`) when last read alive; null when never
+    /// read, and in reports written before it was kept.
+    #[serde(default)]
+    pub peak_rss_bytes: Option<u64>,
+    /// How much the resident set grew (negative: shrank) from the run's first reading of it
+    /// to its last; null unless both were read.
+    #[serde(default)]
+    pub rss_growth_bytes: Option<i64>,
 }
 
 /// Bytes through TCP/UDP (inet) sockets, loopback included.

@@ -359,8 +359,13 @@ fn close_identity(
     if !identity.exited {
         refresh(identity, source);
     }
+    let born = lifecycle.forks.get(&pid);
     if identity.ppid.is_none() {
-        identity.ppid = lifecycle.forks.get(&pid).map(|&(parent, _)| parent);
+        identity.ppid = born.map(|&(parent, _)| parent);
+    }
+    if born.is_some() {
+        // Forked in this stretch: all it holds it grew, however late /proc first saw it.
+        identity.first_rss_bytes = Some(0);
     }
     if identity.cgroup.is_none() {
         identity.cgroup = seen
@@ -414,6 +419,7 @@ fn refresh(identity: &mut ProcessIdentity, source: &impl ProcSource) -> bool {
                 }
             }
             fresh.exec_at = identity.exec_at;
+            fresh.first_rss_bytes = identity.first_rss_bytes.or(fresh.first_rss_bytes);
             *identity = fresh;
             true
         }

@@ -32,7 +32,7 @@ use crate::{
         own_cost::{BpfStats, OwnCostMeter},
         pressure::StallTotals,
     },
-    model::{Leader, Mapping, ProcessUsage, cmdline::Cmdlines, table::Procfs},
+    model::{Leader, Mapping, ProcessUsage, cmdline::Cmdlines, current_rss_bytes, table::Procfs},
     probes::{self, Probes},
     report::{OwnCost, Report},
     signals::{Signal, SignalState},
@@ -376,9 +376,21 @@ impl Session {
         )?;
         let delta = now.figures.since(&self.last.figures);
         self.window.add_tick(&delta, self.last.at, elapsed);
-        let usage = self
+        let mut usage = self
             .window
             .tick_usage(&collector, &delta, self.last.at_ns)?;
+        if self
+            .signals()
+            .get(&Signal::Mem)
+            .is_some_and(SignalState::is_on)
+        {
+            // The table keeps the resident set it read at first sight; a tick shows today's,
+            // for the processes active in it.
+            for p in &mut usage {
+                let id = &mut p.identity;
+                id.rss_bytes = current_rss_bytes(id.pid, id.start_time).or(id.rss_bytes);
+            }
+        }
         let mut facts = self.facts.run(self.window.started_at, elapsed, &delta);
         facts.pressure = crate::model::pressure::between(
             self.last.pressure.as_ref(),

@@ -86,6 +86,8 @@ fn sample() -> Report {
                 rss_bytes: Some(4096),
                 minor_faults: 3,
                 major_faults: 0,
+                peak_rss_bytes: Some(8192),
+                rss_growth_bytes: Some(-4096),
             }),
             io: Some(Io {
                 read_bytes: 0,

@@ -56,6 +56,8 @@ fn process(pid: u32, comm: &str, cores: f64, rss: Option<u64>) -> Process {
             rss_bytes: Some(rss),
             minor_faults: 0,
             major_faults: 0,
+            peak_rss_bytes: None,
+            rss_growth_bytes: None,
         }),
         io: Some(Io {
             read_bytes: (cores * 2090.0) as u64,

@@ -1,0 +1,60 @@
+//! Every line a process must cross to be named a suspect, and those that call a host idle or
+//! stalled: one place to read or move them. docs/verdict.md says why each is where it is.
+
+// CPU.
+/// A process is a CPU suspect from a fifth of a core on, or a tenth of the host, whichever is
+/// smaller: below that it is noise on any host worth diagnosing.
+pub const CPU_MIN_CORES: f64 = 0.2;
+pub const CPU_MIN_HOST_PERCENT: f64 = 10.0;
+
+// Scheduler.
+/// A process is a sched suspect when others waited behind it for a tenth of the run or more.
+pub const SCHED_MIN_DELAY_SHARE: f64 = 0.1;
+
+// Syscalls.
+/// A process is a syscalls suspect from this rate on: far above what idle daemons make, well
+/// below a storm (a tight loop makes millions per second).
+pub const SYSCALLS_MIN_PER_SECOND: f64 = 10_000.0;
+/// Without the exact hook, a process is a syscalls suspect from this much CPU inside syscalls
+/// on (in cores, from samples): a storm takes most of a core, a busy server a fraction.
+pub const SYSCALLS_SAMPLED_MIN_CORES: f64 = 0.25;
+/// Fewer samples than this inside syscalls say too little (±30 %) to accuse anyone.
+pub const SYSCALLS_SAMPLED_MIN_SAMPLES: u64 = 10;
+
+// Spawn.
+/// From this many new processes per second a parent is a suspect: far above a shell or a
+/// service manager at rest, and what a fork storm or a crash-looping supervisor does.
+pub const SPAWN_MIN_PER_SECOND: f64 = 5.0;
+
+// Network.
+/// From 10 MB/s a process's socket traffic is a suspect.
+pub const NET_MIN_BYTES_PER_SECOND: f64 = 10e6;
+
+// Block IO.
+/// From 10 MB/s of block IO a process is a suspect whatever the disks can take.
+pub const IO_MIN_BYTES_PER_SECOND: f64 = 10e6;
+/// Below this share of all block IO a process is no suspect even on a saturated disk: the disk
+/// is somebody else's doing.
+pub const IO_MIN_SHARE: f64 = 0.2;
+/// A disk busy this share of the run or more is saturated enough for a share to count.
+pub const IO_BUSY_DISK_SHARE: f64 = 0.5;
+
+// Memory.
+/// Growth in the run from which a process is a suspect: a gibibyte, or a tenth of the memory
+/// on hosts under 10 GiB. A service warming its cache grows by megabytes; a hog or a leak in a
+/// run of seconds by gibibytes.
+pub const MEM_GROWTH_MIN_BYTES: f64 = (1u64 << 30) as f64;
+pub const MEM_GROWTH_MIN_SHARE: f64 = 0.1;
+/// A process holding, or having peaked at, a fifth of the memory is a suspect when memory is
+/// contended ([`STALL_PERCENT`] for memory), or when the kernel keeps no PSI to tell.
+pub const MEM_HELD_MIN_SHARE: f64 = 0.2;
+/// Major faults read pages from disk or swap: from 100 a second they cost the disk and the
+/// process's latency.
+pub const MEM_MAJOR_MIN_PER_SECOND: f64 = 100.0;
+
+// The host.
+/// A stall share (PSI `some`, percent of the run) worth naming: below it, no task waited long
+/// enough for anyone to notice.
+pub const STALL_PERCENT: f64 = 5.0;
+/// Below this share of its CPUs busy, with no stall over [`STALL_PERCENT`], a host is idle.
+pub const IDLE_BUSY_PERCENT: f64 = 25.0;
