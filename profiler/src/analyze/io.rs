@@ -38,7 +38,7 @@ pub fn suspects(processes: &[report::Process], facts: &RunFacts) -> Vec<Scored> 
         .map_or(0.0, |d| d.busy_percent / 100.0);
     processes
         .iter()
-        .filter(|p| p.pid != facts.own_pid)
+        .filter(|p| p.pid != facts.own_pid && !writes_back(p))
         .filter_map(|p| Some((p, p.io?)))
         .filter_map(|(p, io)| {
             let share = bytes(&io) as f64 / total as f64;
@@ -77,4 +77,15 @@ pub fn suspects(processes: &[report::Process], facts: &RunFacts) -> Vec<Scored> 
             Some((share * busy.max(0.1), suspect))
         })
         .collect()
+}
+
+/// A kernel worker (`kworker/u8:5-flush-254:0`) writes pages others dirtied, or a journal or
+/// a swap-out for them: the run charges writeback to the dirtier where it saw the dirtying,
+/// and counts the rest in `drops.writeback_unattributed_bytes` (pages dirtied before the run,
+/// say). A worker is never a suspect itself: blaming it names nobody an operator can act on.
+/// Its name's suffix is the last work it ran (`-flush-…`, `-kvfree_rcu_reclaim`), so only the
+/// `kworker/` prefix tells; only the kernel names a child of `kthreadd` (pid 2), so a process
+/// cannot pass for one by its name. Named kernel threads (`md0_resync`) stay suspects.
+fn writes_back(p: &report::Process) -> bool {
+    p.ppid == Some(2) && p.exe.is_none() && p.comm.starts_with("kworker/")
 }

@@ -315,3 +315,32 @@ fn memory_is_a_suspect_for_harm_growth_or_a_large_share_under_pressure() {
     // A gibibyte held, a little growth, pressure: below every line.
     assert!(mem_suspects(&[memory(7, 0.9, 1.0, 1.0)], Some(30.0)).is_empty());
 }
+
+#[test]
+fn a_flusher_writing_back_others_pages_is_no_io_suspect_but_a_process_named_like_one_is() {
+    let writes = |pid: u32, comm: &str, ppid: u32, exe: Option<&str>| {
+        let mut p = usage(pid, comm, 1_000_000, 0);
+        p.identity.ppid = Some(ppid);
+        p.identity.exe = exe.map(str::to_owned);
+        p.io = Some(IoStats {
+            write_bytes: 300 << 20,
+            ops: 100,
+            ..IoStats::ZERO
+        });
+        p
+    };
+    let mut facts = facts(vec![]);
+    facts.signals.insert(Signal::Io, SignalState::On);
+    let procs = [
+        writes(40, "kworker/u8:1-kvfree_rcu_reclaim", 2, None),
+        writes(41, "kworker/u8:1-flush-254:0", 1000, Some("/tmp/x")),
+    ];
+    let report = build_report(&facts, &procs, &[vec![], vec![]]);
+    let io: Vec<u32> = report
+        .suspects
+        .iter()
+        .filter(|s| s.resource == Resource::Io)
+        .map(|s| s.pid)
+        .collect();
+    assert_eq!(io, [41], "{:#?}", report.suspects);
+}
