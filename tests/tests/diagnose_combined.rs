@@ -53,10 +53,12 @@ const DISK_ROUND_MS: &str = "100";
 const NET_BYTES: &str = "1048576";
 const NET_ROUND_MS: &str = "20";
 
-/// Fork storm: 200 children one after the other, done within a second or two even on the CPU
-/// the burners leave: 25 per second averaged, five times the rate from which a parent is a spawn
-/// suspect, and enough short-lived processes that one lost fork or exit would show.
-const CHILDREN: u64 = 200;
+/// Fork storm: 1 600 children one after the other, done within a few seconds even on the CPU
+/// the burners leave: 200 per second averaged, forty times the rate from which a parent may be
+/// a spawn suspect, costing about 0.16 cores with its children over the window (2 400 took
+/// 1.9 s of CPU here), over the 0.1 a spawn suspect must cost; and enough short-lived processes
+/// that one lost fork or exit would show.
+const CHILDREN: u64 = 1600;
 
 /// Allowed relative gap between the children counted and those started, as in the spawn test:
 /// every fork and exec is seen, so the figures should be exact (the test prints them); the

@@ -344,3 +344,32 @@ fn a_flusher_writing_back_others_pages_is_no_io_suspect_but_a_process_named_like
         .collect();
     assert_eq!(io, [41], "{:#?}", report.suspects);
 }
+
+#[test]
+fn a_parent_spawning_fast_is_a_suspect_only_when_its_family_costs_cpu() {
+    // Ten seconds, 60 children: six a second, over the rate either way.
+    let family = |child_ns: u64| {
+        let mut parent = usage(20, "bash", 50_000_000, 5);
+        parent.spawned = 60;
+        let children = (0..60).map(|i| {
+            let mut child = usage(100 + i, "sleep", child_ns, 1);
+            child.identity.ppid = Some(20);
+            child
+        });
+        std::iter::once(parent).chain(children).collect::<Vec<_>>()
+    };
+    let spawners = |usage: &[ProcessUsage]| {
+        let folded = vec![Vec::new(); usage.len()];
+        let report = build_report(&facts(vec![]), usage, &folded);
+        report
+            .suspects
+            .iter()
+            .filter(|s| s.resource == Resource::Spawn)
+            .map(|s| s.pid)
+            .collect::<Vec<_>>()
+    };
+    // A shell loop: 1 ms a child, 0.01 cores in all.
+    assert_eq!(spawners(&family(1_000_000)), Vec::<u32>::new());
+    // A storm: 20 ms a child, 0.125 cores in all.
+    assert_eq!(spawners(&family(20_000_000)), vec![20]);
+}

@@ -25,6 +25,10 @@ pub const SYSCALLS_SAMPLED_MIN_SAMPLES: u64 = 10;
 /// From this many new processes per second a parent is a suspect: far above a shell or a
 /// service manager at rest, and what a fork storm or a crash-looping supervisor does.
 pub const SPAWN_MIN_PER_SECOND: f64 = 5.0;
+/// And only when the parent and its children used this much CPU together: a shell loop
+/// starting `sleep` ten times a second costs 0.02 cores with its children and harms nobody; a
+/// storm worth naming costs five times that or more.
+pub const SPAWN_MIN_FAMILY_CORES: f64 = 0.1;
 
 // Network.
 /// From 10 MB/s a process's socket traffic is a suspect.
