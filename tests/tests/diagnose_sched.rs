@@ -216,12 +216,19 @@ fn burners_sharing_a_cpu_are_blamed_for_the_wakers_run_queue_wait() {
         .unwrap_or_else(|| panic!("no sched suspect naming a burner:\n{}", context()));
     assert_eq!(suspect["comm"], BURNER, "{suspect:#}");
     assert_eq!(suspect["unit"], "s", "{suspect:#}");
-    // The value is the culprit's total delay inflicted, in seconds: its blame entries add up
-    // to it unless the list was cut at its 50-entry cap.
+    // The value is the delay the culprit inflicted on other applications, in seconds: its blame
+    // entries add up to it unless the list was cut at its 50-entry cap. Waits among the burners
+    // (one name, one cgroup: one application) are its own business. Burners that kept others
+    // waiting together are one suspect, the application, and its value their sum.
     let value = number(suspect, "value");
+    let culprits: Vec<&Value> = match suspect["app"]["pids"].as_array() {
+        Some(pids) => pids.iter().collect(),
+        None => vec![&suspect["pid"]],
+    };
     let blamed_s = blame
         .iter()
-        .filter(|entry| entry["culprit_pid"] == suspect["pid"])
+        .filter(|entry| culprits.contains(&&entry["culprit_pid"]))
+        .filter(|entry| entry["victim_comm"] != suspect["comm"])
         .map(|entry| count(entry, "delay_ns"))
         .sum::<u64>() as f64
         / 1e9;

@@ -74,7 +74,9 @@ pub fn suspects(processes: &[report::Process], facts: &RunFacts) -> Vec<Scored> 
                 round3(io.bytes_per_second / 1e6),
                 reason,
             );
-            Some((share * busy.max(0.1), suspect))
+            let margin = (io.bytes_per_second / IO_MIN_BYTES_PER_SECOND)
+                .max((share / IO_MIN_SHARE).min(busy / IO_BUSY_DISK_SHARE));
+            Some((share * busy.max(0.1), suspect.over(margin)))
         })
         .collect()
 }

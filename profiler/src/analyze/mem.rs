@@ -33,7 +33,7 @@ fn oom_killed(p: &Process) -> Option<Scored> {
         round3(gib),
         format!("was killed by the OOM killer holding {gib:.2} GiB resident"),
     );
-    Some((OOM_KILLED_SCORE + gib, suspect))
+    Some((OOM_KILLED_SCORE + gib, suspect.over(f64::INFINITY)))
 }
 
 /// A suspect when its memory did harm, each harm seen said in its reason; ranked by the share
@@ -91,6 +91,17 @@ fn harmful(p: &Process, m: Mem, facts: &RunFacts) -> Option<Scored> {
             m.major_faults
         ));
     }
+    let margin = [
+        grown / growth_line,
+        if contended {
+            share(peak) / MEM_HELD_MIN_SHARE
+        } else {
+            0.0
+        },
+        major_per_second / MEM_MAJOR_MIN_PER_SECOND,
+    ]
+    .into_iter()
+    .fold(0.0, f64::max);
     let suspect = Suspect::new(p.pid, &p.comm, Resource::Mem, round3(rss / GIB), reason);
-    Some((share(peak.max(grown)), suspect))
+    Some((share(peak.max(grown)), suspect.over(margin)))
 }

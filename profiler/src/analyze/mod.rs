@@ -1,5 +1,6 @@
 //! Ranking and verdict: pure functions from measured usage to the report's suspects and prose.
 
+mod app_suspects;
 mod apps;
 pub mod figures;
 mod io;
@@ -245,12 +246,13 @@ fn suspects(
     busy_cores: f64,
 ) -> Vec<Suspect> {
     let mut scored = cpu_suspects(processes, facts, busy_cores);
-    scored.extend(sched_suspects(blame, facts));
+    scored.extend(sched_suspects(processes, blame, facts));
     scored.extend(syscalls::suspects(processes, facts));
     scored.extend(spawn::suspects(processes, facts));
     scored.extend(net_suspects(processes, facts));
     scored.extend(mem::suspects(processes, facts));
     scored.extend(io::suspects(processes, facts));
+    let mut scored = app_suspects::fold(scored, processes, blame, facts);
     scored.sort_by(|a, b| b.0.total_cmp(&a.0));
     scored
         .into_iter()
@@ -351,14 +353,10 @@ fn cpu_suspects(processes: &[report::Process], facts: &RunFacts, busy_cores: f64
                     hot.function, hot.percent
                 ));
             }
-            let suspect = Suspect::new(
-                p.pid,
-                &p.comm,
-                Resource::Cpu,
-                p.cpu.cores,
-                reason,
-            );
-            (p.cpu.cores / facts.cpus(), suspect)
+            let margin = (p.cpu.cores / thresholds::CPU_MIN_CORES)
+                .max(p.cpu.host_percent / thresholds::CPU_MIN_HOST_PERCENT);
+            let suspect = Suspect::new(p.pid, &p.comm, Resource::Cpu, p.cpu.cores, reason);
+            (p.cpu.cores / facts.cpus(), suspect.over(margin))
         })
         .collect()
 }
@@ -387,18 +385,41 @@ fn net_suspects(processes: &[report::Process], facts: &RunFacts) -> Vec<Scored> 
                     facts.seconds()
                 ),
             );
-            (n.bytes_per_second / NET_BYTES_PER_SECOND_PER_CPU / facts.cpus(), suspect)
+            let margin = n.bytes_per_second / thresholds::NET_MIN_BYTES_PER_SECOND;
+            let score = n.bytes_per_second / NET_BYTES_PER_SECOND_PER_CPU / facts.cpus();
+            (score, suspect.over(margin))
         })
         .collect()
 }
 
-fn sched_suspects(blame: &[report::Blame], facts: &RunFacts) -> Vec<Scored> {
+fn sched_suspects(
+    processes: &[report::Process],
+    blame: &[report::Blame],
+    facts: &RunFacts,
+) -> Vec<Scored> {
     let secs = facts.seconds();
-    sched::culprits(blame)
+    // Waits within one application (threads of one process included) are its own business,
+    // not harm done to others; the profiler's own waiting is its cost, not anyone's harm.
+    let by_pid: HashMap<u32, &report::Process> = processes.iter().map(|p| (p.pid, p)).collect();
+    let same_app = |b: &&report::Blame| {
+        b.culprit_pid == b.victim_pid
+            || by_pid
+                .get(&b.culprit_pid)
+                .zip(by_pid.get(&b.victim_pid))
+                .is_some_and(|(c, v)| app_suspects::same_app(c, v))
+    };
+    let others: Vec<report::Blame> = blame
+        .iter()
+        .filter(|b| !same_app(b) && b.victim_pid != facts.own_pid)
+        .cloned()
+        .collect();
+    sched::culprits(&others)
         .into_iter()
         .filter(|c| c.pid != facts.own_pid && facts.reported(c.pid))
-        .filter(|c| c.total_delay_ns as f64 / 1e9 / secs >= thresholds::SCHED_MIN_DELAY_SHARE)
-        .map(|c| {
+        .filter_map(|c| {
+            let pairs = others.iter().filter(|b| b.culprit_pid == c.pid);
+            let ran = victims_ran_ns(pairs, &by_pid);
+            let margin = sched::harm_margin(c.total_delay_ns, ran, secs)?;
             let delay_s = c.total_delay_ns as f64 / 1e9;
             let reason = format!(
                 "delayed {} processes by {delay_s:.1} s in total while they waited for a CPU it held; most delayed: {} (pid {}), {:.1} s",
@@ -414,9 +435,22 @@ fn sched_suspects(blame: &[report::Blame], facts: &RunFacts) -> Vec<Scored> {
                 round3(delay_s),
                 reason,
             );
-            (delay_s / secs / facts.cpus(), suspect)
+            Some((delay_s / secs / facts.cpus(), suspect.over(margin)))
         })
         .collect()
+}
+
+/// The CPU time the victims of `pairs` used in the run, each counted once; as good as
+/// unbounded when one of them is not among `processes` (no slowdown can be told).
+fn victims_ran_ns<'a>(
+    pairs: impl Iterator<Item = &'a report::Blame>,
+    processes: &HashMap<u32, &report::Process>,
+) -> u64 {
+    let victims: std::collections::HashSet<u32> = pairs.map(|b| b.victim_pid).collect();
+    victims
+        .iter()
+        .map(|pid| processes.get(pid).map_or(u64::MAX, |p| p.cpu.on_cpu_ns))
+        .fold(0, u64::saturating_add)
 }
 
 #[cfg(test)]

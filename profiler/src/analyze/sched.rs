@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use profiler_common::{BlameKey, SchedStats, WAIT_BUCKETS};
 
+use super::thresholds::{SCHED_MIN_DELAY_SHARE, SCHED_MIN_SLOWDOWN, SCHED_MIN_SLOWED_DELAY_SHARE};
 use crate::report::{Blame, Sched};
 
 /// Blame pairs kept in the report, largest first.
@@ -73,6 +74,21 @@ pub struct Culprit<'a> {
     pub total_delay_ns: u64,
     pub victims: usize,
     pub worst: &'a Blame,
+}
+
+/// How many times over its line the waiting a culprit caused is (`None` under it): `delay_ns`
+/// its victims waited for a CPU it held, `victims_ran_ns` the CPU time those victims used.
+pub fn harm_margin(delay_ns: u64, victims_ran_ns: u64, secs: f64) -> Option<f64> {
+    let share = delay_ns as f64 / 1e9 / secs.max(1e-9);
+    let slowdown = delay_ns as f64 / victims_ran_ns.max(1) as f64;
+    let by_share = share / SCHED_MIN_DELAY_SHARE;
+    let by_slowdown = if share >= SCHED_MIN_SLOWED_DELAY_SHARE {
+        slowdown / SCHED_MIN_SLOWDOWN
+    } else {
+        0.0
+    };
+    let margin = by_share.max(by_slowdown);
+    (margin >= 1.0).then_some(margin)
 }
 
 /// Culprits by total delay inflicted, largest first. `blame` must be sorted largest first.

@@ -38,7 +38,9 @@ pub fn suspects(processes: &[Process], facts: &RunFacts) -> Vec<Scored> {
             );
             // What the children cost the host, plus a floor so a storm of tiny children ranks.
             let score = children_cores / facts.cpus() + 0.01;
-            Some((score, suspect))
+            let margin = (per_second / SPAWN_MIN_PER_SECOND)
+                .min((children_cores + p.cpu.cores) / SPAWN_MIN_FAMILY_CORES);
+            Some((score, suspect.over(margin)))
         })
         .collect()
 }

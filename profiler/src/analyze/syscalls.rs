@@ -108,7 +108,7 @@ pub fn suspects(processes: &[report::Process], facts: &RunFacts) -> Vec<Scored> 
             // timed by the exit hook, or else estimated from the samples taken inside them.
             let inside_ns = if timed { s.time_ns } else { sampled_ns(p) };
             let score = inside_ns as f64 / 1e9 / facts.seconds() / facts.cpus();
-            (score, suspect)
+            (score, suspect.over(s.per_second / SYSCALLS_MIN_PER_SECOND))
         })
         .collect()
 }
@@ -159,7 +159,8 @@ fn sampled_suspects(processes: &[report::Process], facts: &RunFacts) -> Vec<Scor
             let mut suspect =
                 Suspect::new(p.pid, &p.comm, Resource::Syscalls, round3(cores), reason);
             suspect.unit = Unit::Cores;
-            Some((cores / facts.cpus(), suspect))
+            let margin = cores / SYSCALLS_SAMPLED_MIN_CORES;
+            Some((cores / facts.cpus(), suspect.over(margin)))
         })
         .collect()
 }

@@ -94,7 +94,9 @@ fn hog_ranks_first_idle_process_is_no_suspect() {
     assert_eq!(report.suspects[0].rank, 1);
     assert_eq!(report.suspects[0].pid, 10);
     assert!(
-        report.verdict.starts_with("Suspect #1: burner (pid 10)"),
+        report
+            .verdict
+            .starts_with("Suspect #1 (clear): burner (pid 10)"),
         "{}",
         report.verdict
     );
@@ -121,7 +123,9 @@ fn an_oom_killed_process_is_the_first_suspect_whatever_burned_the_cpu() {
     let entry = report.processes.iter().find(|p| p.pid == 40).unwrap();
     assert_eq!(entry.oom_killed.unwrap().rss_bytes, 3 << 30);
     assert!(
-        report.verdict.starts_with("Suspect #1: toucher (pid 40)"),
+        report
+            .verdict
+            .starts_with("Suspect #1 (clear): toucher (pid 40)"),
         "{}",
         report.verdict
     );
@@ -372,4 +376,108 @@ fn a_parent_spawning_fast_is_a_suspect_only_when_its_family_costs_cpu() {
     assert_eq!(spawners(&family(1_000_000)), Vec::<u32>::new());
     // A storm: 20 ms a child, 0.125 cores in all.
     assert_eq!(spawners(&family(20_000_000)), vec![20]);
+}
+
+/// The suspects of a ten-second run on two CPUs of `procs`, with `blame` (culprit, victim, ns).
+fn suspects_of(procs: &[ProcessUsage], blame: &[(u32, u32, u64)]) -> Vec<Suspect> {
+    let mut facts = facts(vec![]);
+    facts.blame = blame
+        .iter()
+        .map(|&(culprit_tgid, victim_tgid, ns)| {
+            let key = BlameKey {
+                culprit_tgid,
+                victim_tgid,
+            };
+            (key, ns)
+        })
+        .collect();
+    let folded = vec![vec![]; procs.len()];
+    build_report(&facts, procs, &folded).suspects
+}
+
+#[test]
+fn processes_of_one_application_that_do_it_together_are_one_suspect() {
+    // Three burners at 0.6 cores each: one CPU suspect, the application, their sum.
+    let burners: Vec<ProcessUsage> = (10..13)
+        .map(|pid| usage(pid, "burner", 6_000_000_000, 600))
+        .collect();
+    let found = suspects_of(&burners, &[]);
+    assert_eq!(found.len(), 1, "{found:#?}");
+    let app = found[0].app.as_ref().expect("an application suspect");
+    assert_eq!((found[0].resource, found[0].value), (Resource::Cpu, 1.8));
+    assert_eq!((app.name.as_str(), app.processes), ("burner", 3));
+    assert_eq!(app.pids.len(), 3);
+    // Six workers at 0.15 cores each: none a suspect alone, 0.9 cores together.
+    let workers: Vec<ProcessUsage> = (20..26)
+        .map(|pid| usage(pid, "worker", 1_500_000_000, 150))
+        .collect();
+    let found = suspects_of(&workers, &[]);
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert_eq!(found[0].value, 0.9);
+    assert!(
+        found[0]
+            .reason
+            .starts_with("used 0.90 cores together (45.0% of 2 CPUs)"),
+        "{}",
+        found[0].reason
+    );
+    // One busy shell among idle ones: the shell is the rogue, not the application.
+    let shells = [
+        usage(30, "bash", 9_000_000_000, 900),
+        usage(31, "bash", 10_000_000, 1),
+        usage(32, "bash", 10_000_000, 1),
+    ];
+    let found = suspects_of(&shells, &[]);
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert_eq!((found[0].pid, found[0].app.is_none()), (30, true));
+}
+
+#[test]
+fn an_application_that_kept_others_waiting_together_is_one_sched_suspect() {
+    let mut procs: Vec<ProcessUsage> = (10..13)
+        .map(|pid| usage(pid, "burner", 1_000_000, 1))
+        .collect();
+    procs.push(usage(9, "waker", 1_000_000, 1));
+    // 0.4 s each behind three burners, and waits among the burners, which do not count.
+    let blame = [
+        (10, 9, 400_000_000),
+        (11, 9, 400_000_000),
+        (12, 9, 400_000_000),
+        (10, 11, 900_000_000),
+    ];
+    let found = suspects_of(&procs, &blame);
+    let sched: Vec<&Suspect> = found
+        .iter()
+        .filter(|s| s.resource == Resource::Sched)
+        .collect();
+    assert_eq!(sched.len(), 1, "{found:#?}");
+    assert_eq!(sched[0].value, 1.2);
+    assert_eq!(sched[0].app.as_ref().map(|a| a.processes), Some(3));
+    assert!(
+        sched[0].reason.starts_with(
+            "delayed 1 other process by 1.2 s in total while they waited for a CPU one of them held; most delayed: waker (pid 9), 1.2 s"
+        ),
+        "{}",
+        sched[0].reason
+    );
+}
+
+#[test]
+fn a_process_that_slowed_a_mostly_asleep_service_to_half_speed_is_a_sched_suspect() {
+    // 0.6 s of waiting in a 10 s run: 6 % of it, under the tenth that names anyone by itself.
+    let sched_pids = |waker_ran_ns: u64| {
+        let procs = [
+            usage(10, "hog", 1_000_000_000, 100),
+            usage(9, "waker", waker_ran_ns, 1),
+        ];
+        suspects_of(&procs, &[(10, 9, 600_000_000)])
+            .iter()
+            .filter(|s| s.resource == Resource::Sched)
+            .map(|s| s.pid)
+            .collect::<Vec<_>>()
+    };
+    // The waker ran 0.15 s: it waited four times as long as it ran.
+    assert_eq!(sched_pids(150_000_000), [10]);
+    // It ran 1 s: the waiting slowed it by three fifths, nobody to name.
+    assert_eq!(sched_pids(1_000_000_000), Vec::<u32>::new());
 }

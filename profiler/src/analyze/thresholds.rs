@@ -8,8 +8,15 @@ pub const CPU_MIN_CORES: f64 = 0.2;
 pub const CPU_MIN_HOST_PERCENT: f64 = 10.0;
 
 // Scheduler.
-/// A process is a sched suspect when others waited behind it for a tenth of the run or more.
+/// A process is a sched suspect when processes of other applications waited behind it for a
+/// tenth of the run or more,
 pub const SCHED_MIN_DELAY_SHARE: f64 = 0.1;
+/// or for a twentieth of the run or more while that waiting was as long as they ran or longer:
+/// they went at half speed or slower. A latency-sensitive service is mostly asleep, so the
+/// time it waits is small next to the run but large next to its own work. Below a twentieth,
+/// kernel threads that run microseconds make any busy process look like a slower-down.
+pub const SCHED_MIN_SLOWED_DELAY_SHARE: f64 = 0.05;
+pub const SCHED_MIN_SLOWDOWN: f64 = 1.0;
 
 // Syscalls.
 /// A process is a syscalls suspect from this rate on: far above what idle daemons make, well
@@ -55,6 +62,12 @@ pub const MEM_HELD_MIN_SHARE: f64 = 0.2;
 /// Major faults read pages from disk or swap: from 100 a second they cost the disk and the
 /// process's latency.
 pub const MEM_MAJOR_MIN_PER_SECOND: f64 = 100.0;
+
+// Applications.
+/// Several processes of one application that cross a line together are named as the
+/// application, unless one of them did this share of it or more: then that process is the
+/// rogue, and naming it is the more precise answer.
+pub const APP_MAX_MEMBER_SHARE: f64 = 0.8;
 
 // The host.
 /// A stall share (PSI `some`, percent of the run) worth naming: below it, no task waited long

@@ -2,7 +2,7 @@
 
 use super::thresholds::{IDLE_BUSY_PERCENT, STALL_PERCENT};
 use crate::{
-    report::{Process, Report, Resource, Suspect},
+    report::{Process, Report, Resource, Suspect, SuspectApp},
     signals::{Signal, SignalState},
 };
 
@@ -16,7 +16,24 @@ fn describe(p: &Process) -> String {
     }
 }
 
+/// `3 processes named burner (pids 10, 11, 12)`, the pids cut after five.
+fn describe_app(app: &SuspectApp) -> String {
+    let mut pids: Vec<String> = app.pids.iter().take(5).map(u32::to_string).collect();
+    if app.processes > 5 {
+        pids.push("…".to_owned());
+    }
+    format!(
+        "{} processes named {} (pids {})",
+        app.processes,
+        app.name,
+        pids.join(", ")
+    )
+}
+
 fn sentence(report: &Report, suspect: &Suspect) -> String {
+    if let Some(app) = &suspect.app {
+        return format!("{} {}", describe_app(app), suspect.reason);
+    }
     let process = report.processes.iter().find(|p| p.pid == suspect.pid);
     let who = process.map_or_else(
         || format!("{} (pid {})", suspect.comm, suspect.pid),
@@ -132,7 +149,10 @@ pub fn verdict(report: &Report) -> String {
             .suspects
             .iter()
             .take(DESCRIBED)
-            .map(|s| format!("Suspect #{}: {}.", s.rank, sentence(report, s)))
+            .map(|s| {
+                let sure = s.confidence.as_str();
+                format!("Suspect #{} ({sure}): {}.", s.rank, sentence(report, s))
+            })
             .collect();
         let rest: Vec<String> = report
             .suspects

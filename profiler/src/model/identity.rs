@@ -117,7 +117,11 @@ pub fn read_identity_with(pid: u32, cmdlines: Cmdlines) -> Option<ProcessIdentit
         pid,
         start_time: stat.starttime,
         comm: stat.comm,
-        ppid: u32::try_from(stat.ppid).ok(),
+        // 0 is the parent of init and kthreadd only; for any other pid it means the process was
+        // being reaped as its stat was read (no parent left to name).
+        ppid: u32::try_from(stat.ppid)
+            .ok()
+            .filter(|&ppid| ppid != 0 || pid <= 2),
         exe,
         cmdline,
         cgroup,

@@ -532,6 +532,48 @@ pub struct Suspect {
     pub value: f64,
     pub unit: Unit,
     pub reason: String,
+    /// How far over its line the evidence is.
+    #[serde(default)]
+    pub confidence: Confidence,
+    /// The application it stands for, when several of its processes did this together: `pid`
+    /// and `comm` are then its busiest process and its name. Null for a process; absent in
+    /// reports written before applications were suspects.
+    #[serde(default)]
+    pub app: Option<SuspectApp>,
+}
+
+/// How sure a suspect is: `clear` from twice its line (or the OOM killer's choice), `likely`
+/// between the line and twice it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Confidence {
+    Clear,
+    /// Also what reports written before confidences were kept read as.
+    #[default]
+    Likely,
+}
+
+impl Confidence {
+    /// Twice the line or more is clear.
+    const CLEAR_MARGIN: f64 = 2.0;
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Clear => "clear",
+            Self::Likely => "likely",
+        }
+    }
+}
+
+/// The processes of an application that together are a suspect.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SuspectApp {
+    pub name: String,
+    pub kind: AppKind,
+    /// How many processes did it.
+    pub processes: u64,
+    /// Their pids, busiest first, at most 20.
+    pub pids: Vec<u32>,
 }
 
 impl Suspect {
@@ -545,7 +587,20 @@ impl Suspect {
             value,
             unit: resource.unit(),
             reason,
+            confidence: Confidence::Likely,
+            app: None,
         }
+    }
+
+    /// With its confidence: `margin` is how many times its line the evidence is (the largest
+    /// where several harms were seen, the smallest where it must cross several lines).
+    pub fn over(self, margin: f64) -> Self {
+        let confidence = if margin >= Confidence::CLEAR_MARGIN {
+            Confidence::Clear
+        } else {
+            Confidence::Likely
+        };
+        Self { confidence, ..self }
     }
 }
 

@@ -359,11 +359,10 @@ fn close_identity(
     if !identity.exited {
         refresh(identity, source);
     }
-    let born = lifecycle.forks.get(&pid);
-    if identity.ppid.is_none() {
-        identity.ppid = born.map(|&(parent, _)| parent);
-    }
-    if born.is_some() {
+    // The kernel's record of the fork is the parent: /proc may have been read while the
+    // process was being reaped, when its stat says 0.
+    if let Some(&(parent, _)) = lifecycle.forks.get(&pid) {
+        identity.ppid = Some(parent);
         // Forked in this stretch: all it holds it grew, however late /proc first saw it.
         identity.first_rss_bytes = Some(0);
     }

@@ -136,6 +136,13 @@ fn sample() -> Report {
             value: 1.0,
             unit: Unit::Cores,
             reason: "used 1.00 cores".to_owned(),
+            confidence: Confidence::Clear,
+            app: Some(SuspectApp {
+                name: "burner".to_owned(),
+                kind: AppKind::Comm,
+                processes: 2,
+                pids: vec![10, 11],
+            }),
         }],
         verdict: "Suspect #1: burner".to_owned(),
         own_cost: Some(OwnCost {

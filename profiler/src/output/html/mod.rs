@@ -184,7 +184,7 @@ fn suspects(report: &Report) -> Markup {
             thead {
                 tr {
                     th { "#" } th { "pid" } th { "comm" } th { "resource" } th { "value" }
-                    th { "reason" }
+                    th { "confidence" } th { "reason" }
                 }
             }
             tbody {
@@ -192,9 +192,15 @@ fn suspects(report: &Report) -> Markup {
                     tr {
                         td { (s.rank) }
                         td { (s.pid) }
-                        td { (Text(&s.comm)) }
+                        td {
+                            (Text(&s.comm))
+                            @if let Some(app) = &s.app {
+                                " (" (app.processes) " processes)"
+                            }
+                        }
                         td { (Text(&s.resource)) }
                         td class="n" { (format!("{:.2}", s.value)) " " (Text(&s.unit)) }
+                        td { (s.confidence.as_str()) }
                         td { (Text(&s.reason)) }
                     }
                 }

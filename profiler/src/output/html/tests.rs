@@ -4,7 +4,7 @@ use super::*;
 use crate::{
     alerts::fixtures,
     output::flamegraph,
-    report::{Series, Suspect, Timeline},
+    report::{Confidence, Series, Suspect, Timeline},
 };
 
 const EVIL: &str = "<script>alert(1)</script>";
@@ -22,6 +22,8 @@ fn report() -> Report {
         value: 0.5,
         unit: crate::report::Unit::Cores,
         reason: format!("{EVIL} used 0.50 cores"),
+        confidence: Confidence::Likely,
+        app: None,
     }];
     report.verdict = format!("Suspect #1: {EVIL}");
     report.timeline = Timeline {

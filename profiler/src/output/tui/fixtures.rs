@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use crate::report::{
-    App, AppCpu, AppIo, AppKind, AppSched, AppSyscalls, Blame, Cpu, Drops, Host, Io, Mem, Net,
-    Process, Report, Resource, SCHEMA, Samples, Sched, Suspect, Syscalls, Unit,
+    App, AppCpu, AppIo, AppKind, AppSched, AppSyscalls, Blame, Confidence, Cpu, Drops, Host, Io,
+    Mem, Net, Process, Report, Resource, SCHEMA, Samples, Sched, Suspect, Syscalls, Unit,
 };
 
 const MIB: u64 = 1024 * 1024;
@@ -154,6 +154,8 @@ pub fn report() -> Report {
             value: 0.98,
             unit: Unit::Cores,
             reason: "burns a core".to_owned(),
+            confidence: Confidence::Clear,
+            app: None,
         }],
         verdict: "burner (pid 4242) is eating 0.98 cores".to_owned(),
         own_cost: None,

@@ -146,7 +146,12 @@ impl Row {
 
 /// The rows of `report` (one tick) grouped as asked, in the report's order (busiest first).
 pub fn rows(report: &Report, grouping: Grouping) -> Vec<Row> {
-    let suspects: HashSet<u32> = report.suspects.iter().map(|s| s.pid).collect();
+    // An application suspect marks each of its processes.
+    let suspects: HashSet<u32> = report
+        .suspects
+        .iter()
+        .flat_map(|s| std::iter::once(s.pid).chain(s.app.iter().flat_map(|a| a.pids.clone())))
+        .collect();
     // A tick without a length has no rates: its rows show no figures but CPU.
     let tick = Tick::new(report);
     let tick = tick.as_ref();

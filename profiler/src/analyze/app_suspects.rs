@@ -1,0 +1,130 @@
+//! Applications as suspects: when the processes of one application (one command name in one
+//! cgroup) together cross a resource's line, and no one of them did most of it, the application
+//! is the suspect with their summed figures, in place of its processes' own suspects for that
+//! resource.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use super::{
+    RunFacts, Scored, round3,
+    sched::{Side, harm_margin, parties},
+    thresholds::{APP_MAX_MEMBER_SHARE, CPU_MIN_CORES, CPU_MIN_HOST_PERCENT},
+};
+use crate::report::{AppKind, Blame, Process, Resource, Suspect, SuspectApp};
+
+/// Pids an application suspect lists.
+const MAX_PIDS: usize = 20;
+
+/// `scored` with each application that crossed a line as one suspect for that resource, its
+/// processes' suspects for it folded in.
+pub fn fold(
+    mut scored: Vec<Scored>,
+    processes: &[Process],
+    blame: &[Blame],
+    facts: &RunFacts,
+) -> Vec<Scored> {
+    let by_pid: HashMap<u32, &Process> = processes.iter().map(|p| (p.pid, p)).collect();
+    for members in by_app(processes, facts.own_pid) {
+        let pids: HashSet<u32> = members.iter().map(|p| p.pid).collect();
+        let found = [
+            cpu(&members, facts),
+            sched(&members, &pids, blame, &by_pid, facts),
+        ];
+        for (score, suspect) in found.into_iter().flatten() {
+            scored.retain(|(_, s)| !(s.resource == suspect.resource && pids.contains(&s.pid)));
+            scored.push((score, suspect));
+        }
+    }
+    scored
+}
+
+/// Whether two processes belong to one application: the same command name in the same cgroup
+/// (two services that both run `python3` are two applications).
+pub fn same_app(a: &Process, b: &Process) -> bool {
+    a.comm == b.comm && a.cgroup == b.cgroup
+}
+
+/// The processes of each application that has two or more, busiest first (as the report
+/// ranks them).
+fn by_app(processes: &[Process], own_pid: u32) -> Vec<Vec<&Process>> {
+    let mut groups: BTreeMap<(&str, Option<&str>), Vec<&Process>> = BTreeMap::new();
+    for p in processes.iter().filter(|p| p.pid != own_pid) {
+        let key = (p.comm.as_str(), p.cgroup.as_deref());
+        groups.entry(key).or_default().push(p);
+    }
+    groups.into_values().filter(|g| g.len() >= 2).collect()
+}
+
+/// The CPU the application used, when it crosses the CPU line together.
+fn cpu(members: &[&Process], facts: &RunFacts) -> Option<Scored> {
+    let busiest = members.first()?;
+    let total: f64 = members.iter().map(|p| p.cpu.cores).sum();
+    let host_percent = total / facts.cpus() * 100.0;
+    let crosses = total >= CPU_MIN_CORES || host_percent >= CPU_MIN_HOST_PERCENT;
+    if !crosses || busiest.cpu.cores >= APP_MAX_MEMBER_SHARE * total {
+        return None;
+    }
+    let reason = format!(
+        "used {total:.2} cores together ({host_percent:.1}% of {} CPUs) over {:.1} s; the busiest, pid {}, {:.2}",
+        facts.cpus,
+        facts.seconds(),
+        busiest.pid,
+        busiest.cpu.cores
+    );
+    let margin = (total / CPU_MIN_CORES).max(host_percent / CPU_MIN_HOST_PERCENT);
+    let suspect = suspect(members, Resource::Cpu, round3(total), reason);
+    Some((total / facts.cpus(), suspect.over(margin)))
+}
+
+/// The waiting the application's processes caused processes outside it, when it crosses the
+/// sched line together.
+fn sched(
+    members: &[&Process],
+    pids: &HashSet<u32>,
+    blame: &[Blame],
+    by_pid: &HashMap<u32, &Process>,
+    facts: &RunFacts,
+) -> Option<Scored> {
+    let caused: Vec<&Blame> = blame
+        .iter()
+        .filter(|b| pids.contains(&b.culprit_pid) && !pids.contains(&b.victim_pid))
+        .filter(|b| b.victim_pid != facts.own_pid)
+        .collect();
+    let total_ns: u64 = caused.iter().map(|b| b.delay_ns).sum();
+    let secs = facts.seconds();
+    let delay_s = total_ns as f64 / 1e9;
+    let worst_culprit = parties(caused.iter().copied(), Side::Culprit, 1);
+    let top_share = worst_culprit.first()?.delay_ns as f64 / total_ns.max(1) as f64;
+    let ran = super::victims_ran_ns(caused.iter().copied(), by_pid);
+    let margin = harm_margin(total_ns, ran, secs)?;
+    if top_share >= APP_MAX_MEMBER_SHARE {
+        return None;
+    }
+    let victims = parties(caused.iter().copied(), Side::Victim, usize::MAX);
+    let worst = victims.first()?;
+    let others = match victims.len() {
+        1 => "1 other process".to_owned(),
+        n => format!("{n} other processes"),
+    };
+    let reason = format!(
+        "delayed {others} by {delay_s:.1} s in total while they waited for a CPU one of them held; most delayed: {} (pid {}), {:.1} s",
+        worst.comm,
+        worst.pid,
+        worst.delay_ns as f64 / 1e9
+    );
+    let suspect = suspect(members, Resource::Sched, round3(delay_s), reason);
+    Some((delay_s / secs / facts.cpus(), suspect.over(margin)))
+}
+
+fn suspect(members: &[&Process], resource: Resource, value: f64, reason: String) -> Suspect {
+    let busiest = members[0];
+    Suspect {
+        app: Some(SuspectApp {
+            name: busiest.comm.clone(),
+            kind: AppKind::Comm,
+            processes: members.len() as u64,
+            pids: members.iter().take(MAX_PIDS).map(|p| p.pid).collect(),
+        }),
+        ..Suspect::new(busiest.pid, &busiest.comm, resource, value, reason)
+    }
+}
