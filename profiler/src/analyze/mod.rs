@@ -11,6 +11,7 @@ mod syscalls;
 pub mod thresholds;
 pub mod triggers;
 mod verdict;
+pub use verdict::host_load;
 pub mod victim;
 
 use std::{

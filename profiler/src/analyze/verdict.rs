@@ -103,9 +103,9 @@ fn idle(report: &Report) -> bool {
     report.host.busy_percent < IDLE_BUSY_PERCENT && calm
 }
 
-/// How busy and how stalled the host was: `CPU 5 %, no pressure`, or `98 % busy; tasks stalled
-/// for a CPU 45 % of the time, for IO 12 %`.
-fn load(report: &Report) -> String {
+/// How busy and how stalled the host was: `CPU 5 % busy, no pressure`, or `CPU 98 % busy; tasks
+/// stalled for a CPU 45 % of the time, for IO 12 %`; `top` shows it too.
+pub fn host_load(report: &Report) -> String {
     let busy = report.host.busy_percent;
     let Some(pressure) = report.host.pressure else {
         return format!("CPU {busy:.0} % busy, pressure not measured");
@@ -132,13 +132,13 @@ pub fn verdict(report: &Report) -> String {
         match report.processes.first() {
             Some(top) if idle(report) => format!(
                 "Nothing stands out: the host is idle ({}); the busiest process, {}, used {:.2} cores over {secs:.1} s.",
-                load(report),
+                host_load(report),
                 describe(top),
                 top.cpu.cores
             ),
             Some(top) => format!(
                 "Nothing stands out: the host was {} over {secs:.1} s, and the busiest process, {}, used {:.2} cores.",
-                load(report),
+                host_load(report),
                 describe(top),
                 top.cpu.cores
             ),
@@ -168,7 +168,7 @@ pub fn verdict(report: &Report) -> String {
         if !rest.is_empty() {
             parts.push(format!("Also: {}.", rest.join(", ")));
         }
-        parts.push(format!("Host: {} over {secs:.1} s.", load(report)));
+        parts.push(format!("Host: {} over {secs:.1} s.", host_load(report)));
         parts.join(" ")
     };
     let drops = &report.drops;

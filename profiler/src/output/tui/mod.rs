@@ -51,8 +51,9 @@ fn status_line(screen: &Screen<'_>, shown: usize) -> Line<'static> {
     let mut parts = Vec::new();
     if let Some(report) = screen.report {
         parts.push(format!(
-            "host {:.0}% busy on {} CPUs",
-            report.host.busy_percent, report.cpus
+            "host: {} ({} CPUs)",
+            crate::analyze::host_load(report),
+            report.cpus
         ));
     }
     parts.push(format!(

@@ -16,8 +16,10 @@ pub fn render(report: &Report) -> String {
     let _ = writeln!(out, "{}", crate::output::table::one_line(&report.verdict));
     let _ = writeln!(
         out,
-        "host {:.0}% busy on {} CPUs over {:.1} s",
-        report.host.busy_percent, report.cpus, report.duration_s
+        "host: {} ({} CPUs) over {:.1} s",
+        crate::analyze::host_load(report),
+        report.cpus,
+        report.duration_s
     );
     let _ = writeln!(
         out,

@@ -56,7 +56,10 @@ fn verdict_on_top_and_one_row_per_process_busiest_first() {
         screen[0].starts_with("burner (pid 4242) is eating"),
         "{screen:#?}"
     );
-    assert!(screen[1].contains("host 65% busy on 2 CPUs"));
+    assert!(
+        screen[1].contains("host: CPU 65 % busy, pressure not measured (2 CPUs)"),
+        "{screen:#?}"
+    );
     assert!(screen[1].contains("4 processes"));
     let header = &screen[2];
     for title in [
@@ -185,4 +188,18 @@ fn detail_shows_stack_shares_and_blame() {
     assert!(text.contains("75.0%  burner_inner_gamma ← main"), "{text}");
     assert!(text.contains("80.0ms  worker (pid 300)"), "{text}");
     assert!(text.contains("nobody measured"));
+}
+
+#[test]
+fn the_status_says_how_busy_and_how_stalled_the_host_was() {
+    let mut report = report();
+    report.host.pressure = Some(crate::report::HostPressure {
+        cpu_some_percent: 30.0,
+        ..crate::report::HostPressure::default()
+    });
+    let text = super::plain::render(&report);
+    assert!(
+        text.contains("host: CPU 65 % busy; tasks stalled for a CPU 30 % of the time (2 CPUs)"),
+        "{text}"
+    );
 }
