@@ -39,69 +39,110 @@ fn oom_killed(p: &Process) -> Option<Scored> {
 /// A suspect when its memory did harm, each harm seen said in its reason; ranked by the share
 /// of memory it held, grew by or peaked at.
 fn harmful(p: &Process, m: Mem, facts: &RunFacts) -> Option<Scored> {
-    let total = facts.mem_total_bytes.filter(|&t| t > 0).map(|t| t as f64);
-    let share = |bytes: f64| total.map_or(0.0, |t| bytes / t);
-    let rss = m.rss_bytes.unwrap_or(0) as f64;
-    let peak = m.peak_rss_bytes.map_or(rss, |peak| (peak as f64).max(rss));
-    let grown = m.rss_growth_bytes.unwrap_or(0).max(0) as f64;
-    let stalled = facts.pressure.map(|p| p.memory_some_percent);
-    let major_per_second = m.major_faults as f64 / facts.seconds();
-
-    let growth_line = total.map_or(MEM_GROWTH_MIN_BYTES, |t| {
-        MEM_GROWTH_MIN_BYTES.min(t * MEM_GROWTH_MIN_SHARE)
-    });
-    let grew = grown >= growth_line;
-    let contended = stalled.is_none_or(|percent| percent >= STALL_PERCENT);
-    let holds = share(peak) >= MEM_HELD_MIN_SHARE && contended;
-    let faults = major_per_second >= MEM_MAJOR_MIN_PER_SECOND;
-    if !(grew || holds || faults) {
-        return None;
-    }
-    let mut reason = if grew {
-        format!(
-            "grew by {:.2} GiB in {:.1} s to {:.2} GiB resident ({:.0}% of the host's memory)",
-            grown / GIB,
-            facts.seconds(),
-            rss / GIB,
-            share(rss) * 100.0
-        )
-    } else {
-        format!(
-            "holds {:.2} GiB resident ({:.0}% of the host's memory)",
-            rss / GIB,
-            share(rss) * 100.0
-        )
-    };
-    if peak > rss * 1.1 {
-        reason.push_str(&format!(", {:.2} GiB at its peak", peak / GIB));
-    }
-    match stalled {
-        Some(percent) if percent >= STALL_PERCENT => reason.push_str(&format!(
-            " while tasks stalled for memory {percent:.0}% of the time"
-        )),
-        Some(_) => {}
-        None if holds => reason.push_str(
-            "; the kernel keeps no memory pressure (PSI) to tell whether that stalls others",
-        ),
-        None => {}
-    }
-    if m.major_faults > 0 {
-        reason.push_str(&format!(
-            "; it took {} major page faults ({major_per_second:.0} a second), reading pages back from disk",
-            m.major_faults
-        ));
-    }
+    let seen = Seen::of(m, facts);
     let margin = [
-        grown / growth_line,
-        if contended {
-            share(peak) / MEM_HELD_MIN_SHARE
+        seen.grown / seen.growth_line,
+        if seen.contended() {
+            seen.share(seen.peak) / MEM_HELD_MIN_SHARE
         } else {
             0.0
         },
-        major_per_second / MEM_MAJOR_MIN_PER_SECOND,
+        seen.major_per_second / MEM_MAJOR_MIN_PER_SECOND,
     ]
     .into_iter()
     .fold(0.0, f64::max);
-    let suspect = Suspect::new(p.pid, &p.comm, Resource::Mem, round3(rss / GIB), reason);
-    Some((share(peak.max(grown)), suspect.over(margin)))
+    if margin < 1.0 {
+        return None;
+    }
+    let rss_gib = round3(seen.rss / GIB);
+    let suspect = Suspect::new(
+        p.pid,
+        &p.comm,
+        Resource::Mem,
+        rss_gib,
+        seen.reason(m, facts),
+    );
+    Some((seen.share(seen.peak.max(seen.grown)), suspect.over(margin)))
+}
+
+/// What a process's memory figures show against the host's.
+struct Seen {
+    total: Option<f64>,
+    rss: f64,
+    peak: f64,
+    grown: f64,
+    growth_line: f64,
+    /// PSI `some` for memory over the run, when the kernel keeps it.
+    stalled: Option<f64>,
+    major_per_second: f64,
+}
+
+impl Seen {
+    fn of(m: Mem, facts: &RunFacts) -> Self {
+        let total = facts.mem_total_bytes.filter(|&t| t > 0).map(|t| t as f64);
+        let rss = m.rss_bytes.unwrap_or(0) as f64;
+        Self {
+            total,
+            rss,
+            peak: m.peak_rss_bytes.map_or(rss, |peak| (peak as f64).max(rss)),
+            grown: m.rss_growth_bytes.unwrap_or(0).max(0) as f64,
+            growth_line: total.map_or(MEM_GROWTH_MIN_BYTES, |t| {
+                MEM_GROWTH_MIN_BYTES.min(t * MEM_GROWTH_MIN_SHARE)
+            }),
+            stalled: facts.pressure.map(|p| p.memory_some_percent),
+            major_per_second: m.major_faults as f64 / facts.seconds(),
+        }
+    }
+
+    fn share(&self, bytes: f64) -> f64 {
+        self.total.map_or(0.0, |t| bytes / t)
+    }
+
+    /// Memory is contended: tasks stalled for it, or no PSI can tell they did not.
+    fn contended(&self) -> bool {
+        self.stalled.is_none_or(|percent| percent >= STALL_PERCENT)
+    }
+
+    fn grew(&self) -> bool {
+        self.grown >= self.growth_line
+    }
+
+    fn holds(&self) -> bool {
+        self.share(self.peak) >= MEM_HELD_MIN_SHARE && self.contended()
+    }
+
+    /// Each harm seen, in words.
+    fn reason(&self, m: Mem, facts: &RunFacts) -> String {
+        let percent = self.share(self.rss) * 100.0;
+        let mut reason = if self.grew() {
+            format!(
+                "grew by {:.2} GiB in {:.1} s to {:.2} GiB resident ({percent:.0}% of the host's memory)",
+                self.grown / GIB,
+                facts.seconds(),
+                self.rss / GIB,
+            )
+        } else {
+            let rss = self.rss / GIB;
+            format!("holds {rss:.2} GiB resident ({percent:.0}% of the host's memory)")
+        };
+        if self.peak > self.rss * 1.1 {
+            reason.push_str(&format!(", {:.2} GiB at its peak", self.peak / GIB));
+        }
+        match self.stalled {
+            Some(percent) if percent >= STALL_PERCENT => reason.push_str(&format!(
+                " while tasks stalled for memory {percent:.0}% of the time"
+            )),
+            None if self.holds() => reason.push_str(
+                "; the kernel keeps no memory pressure (PSI) to tell whether that stalls others",
+            ),
+            _ => {}
+        }
+        if m.major_faults > 0 {
+            reason.push_str(&format!(
+                "; it took {} major page faults ({:.0} a second), reading pages back from disk",
+                m.major_faults, self.major_per_second
+            ));
+        }
+        reason
+    }
 }
