@@ -113,6 +113,7 @@ pub fn read_identity_with(pid: u32, cmdlines: Cmdlines) -> Option<ProcessIdentit
         })
         .unwrap_or_default();
     let status = process.status().ok();
+    let rss_bytes = status.as_ref().and_then(|s| s.vmrss).map(|kib| kib * 1024);
     Some(ProcessIdentity {
         pid,
         start_time: stat.starttime,
@@ -126,8 +127,8 @@ pub fn read_identity_with(pid: u32, cmdlines: Cmdlines) -> Option<ProcessIdentit
         cmdline,
         cgroup,
         maps,
-        rss_bytes: status.as_ref().and_then(|s| s.vmrss).map(|kib| kib * 1024),
-        first_rss_bytes: status.as_ref().and_then(|s| s.vmrss).map(|kib| kib * 1024),
+        rss_bytes,
+        first_rss_bytes: rss_bytes,
         peak_rss_bytes: status.as_ref().and_then(|s| s.vmhwm).map(|kib| kib * 1024),
         exited: false,
         exec_at: 0,
