@@ -9,6 +9,7 @@ mod outputs;
 mod report;
 mod run;
 mod tools;
+mod verdict;
 mod workload;
 
 use std::ffi::CString;
@@ -25,6 +26,7 @@ pub use outputs::*;
 pub use report::*;
 pub use run::*;
 pub use tools::*;
+pub use verdict::*;
 pub use workload::*;
 
 /// The stderr line the profiler prints once its BPF programs are attached.

@@ -4,6 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::Workload;
+
 /// A TCP port on 127.0.0.1 free right now, for a server the test starts (a recorder's
 /// `--metrics`, Prometheus): the default ports may be taken by another run on the host.
 pub fn free_port() -> u16 {
@@ -31,6 +33,31 @@ pub fn stress_ng() -> String {
         .unwrap_or_else(|| panic!("stress-ng is not on PATH: run `cargo xtask setup`"))
         .to_string_lossy()
         .into_owned()
+}
+
+/// A `stress-ng` memory hog: one worker (`stress-ng-vm`) that allocates and populates `mib` MiB
+/// at once, then holds it until killed; on CPU `cpu` when given.
+pub fn stress_ng_memory_hog(mib: u64, cpu: Option<usize>) -> Workload {
+    let bytes = format!("{mib}M");
+    let cpu = cpu.map(|cpu| cpu.to_string());
+    let mut args: Vec<&str> = Vec::new();
+    if let Some(cpu) = &cpu {
+        args.extend(["--taskset", cpu]);
+    }
+    args.extend([
+        "--vm",
+        "1",
+        "--vm-bytes",
+        &bytes,
+        "--vm-method",
+        "write64",
+        "--vm-populate",
+        "--vm-hang",
+        "0",
+        "--timeout",
+        "60",
+    ]);
+    Workload::spawn(&stress_ng(), &args)
 }
 
 /// Runs `go tool pprof <report> <profile>` and returns its stdout. Everything go or pprof could

@@ -1,14 +1,15 @@
-//! End-to-end CPU diagnosis: the profiler must single out a CPU burner next to an idle process,
-//! measure its CPU like the kernel's own accounting does, and show its stacks; also covers text
-//! output and `--pid` filtering.
+//! End-to-end CPU diagnosis: the profiler must single out a CPU burner holding every CPU next to
+//! an idle process, measure its CPU like the kernel's own accounting does, and show its stacks;
+//! also covers text output and `--pid` filtering.
 
 use std::thread;
 use std::time::{Duration, Instant};
 
 use profiler_tests::{
-    ProfilerRun, REPORT_GRACE, Workload, array, assert_folded_well_formed, assert_matches_schema,
-    cpu_seconds, diagnose, diagnose_into, file_mode, folded_lines_of, frames_in_order, number,
-    process_entry, profiler_command, read_json, require_root, serial, tempdir, utf8,
+    ProfilerRun, REPORT_GRACE, Workload, allowed_cpus, array, assert_folded_well_formed,
+    assert_matches_schema, cpu_seconds, diagnose, diagnose_into, file_mode, folded_lines_of,
+    frames_in_order, number, process_entry, profiler_command, read_json, require_root, serial,
+    tempdir, utf8,
 };
 use serde_json::Value;
 
@@ -28,7 +29,10 @@ fn burner_is_the_cpu_suspect_and_sleeper_is_not() {
         return;
     }
     let _serial = serial();
-    let burner = Workload::spawn(BURNER, &[]);
+    // A thread per CPU: the host has none to spare, the harm that makes a CPU suspect (one
+    // thread on an idle host of several CPUs harms nobody).
+    let threads = allowed_cpus().len().to_string();
+    let burner = Workload::spawn(BURNER, &["--threads", &threads]);
     let sleeper = Workload::spawn(SLEEPER, &[]);
     let dir = tempdir();
     let out = dir.path().join("out");

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use profiler_tests::{
-    REPORT_GRACE, Workload, array, assert_matches_schema, diagnose, process_entry,
+    REPORT_GRACE, Workload, allowed_cpus, array, assert_matches_schema, diagnose, process_entry,
     profiler_command, require_root, serial, tempdir, utf8,
 };
 
@@ -82,7 +82,10 @@ fn run_without_tracefs_degrades_sched_and_still_ranks_cpu() {
         return;
     }
     let _serial = serial();
-    let burner = Workload::spawn(BURNER, &[]);
+    // A thread per CPU: with no blame to say who waited behind whom, a host with no CPU to
+    // spare is what makes the burner a suspect.
+    let threads = allowed_cpus().len().to_string();
+    let burner = Workload::spawn(BURNER, &["--threads", &threads]);
     let dir = tempdir();
     let empty = tempdir();
     let out = dir.path().join("out");

@@ -1,15 +1,19 @@
-//! Applications as suspects: six `stress-ng` CPU workers at 15 % load each, none a suspect
-//! alone, use most of a core together. The verdict must name the application, once, with the
-//! workers' summed CPU, and nothing else (the exact suspect set); the profile used to list no
-//! suspect at all, or each worker in turn.
+//! Applications as suspects: six `stress-ng` CPU workers per CPU at 18 % load each, none a
+//! suspect alone, hold most of the host's CPUs together and keep others waiting. The verdict
+//! must name the application, once, with the workers' summed CPU, and nothing else (the exact
+//! suspect set); the profile used to list no suspect at all, or each worker in turn.
 
 use std::time::Duration;
 
-use profiler_tests::{Workload, array, diagnose_window, number, require_root, serial, stress_ng};
+use profiler_tests::{
+    Workload, allowed_cpus, array, assert_exact_suspects, diagnose_window, number, require_root,
+    serial, stress_ng,
+};
 
-const WORKERS: usize = 6;
-/// Each worker's load: 0.15 cores, under the 0.2 from which one process is a CPU suspect.
-const LOAD_PERCENT: &str = "15";
+const WORKERS_PER_CPU: usize = 6;
+/// Each worker's load: 0.18 cores, under the 0.2 from which one process is a CPU suspect; six
+/// of them ask for more than a CPU, so others wait (the harm).
+const LOAD_PERCENT: &str = "18";
 const DURATION: Duration = Duration::from_secs(5);
 const WORKER_COMM: &str = "stress-ng-cpu";
 
@@ -20,10 +24,12 @@ fn workers_that_use_the_cpu_together_are_one_application_suspect() {
         return;
     }
     let _serial = serial();
-    let workers = WORKERS.to_string();
+    let cpus = allowed_cpus().len();
+    let workers = WORKERS_PER_CPU * cpus;
+    let workers_arg = workers.to_string();
     let args = [
         "--cpu",
-        &workers,
+        &workers_arg,
         "--cpu-load",
         LOAD_PERCENT,
         "--timeout",
@@ -44,22 +50,18 @@ fn workers_that_use_the_cpu_together_are_one_application_suspect() {
         .collect();
     let together: f64 = busy.iter().sum();
     assert!(
-        busy.len() == WORKERS && busy.iter().all(|&cores| cores < 0.2) && together >= 0.5,
+        busy.len() == workers
+            && busy.iter().all(|&cores| cores < 0.2)
+            && together >= 0.5 * cpus as f64,
         "the workers' cores, each and together ({together:.2}): {busy:?}\n{verdict}"
     );
-    let suspects = array(report, "suspects");
-    let named: Vec<String> = suspects
-        .iter()
-        .map(|s| format!("{} for {} (app {})", s["comm"], s["resource"], s["app"]))
-        .collect();
-    assert_eq!(suspects.len(), 1, "{named:#?}\n{verdict}");
-    let suspect = &suspects[0];
-    assert_eq!(
-        (&suspect["resource"], &suspect["comm"]),
-        (&"cpu".into(), &WORKER_COMM.into()),
-        "{named:#?}"
+    assert_exact_suspects(
+        "many workers of one application",
+        report,
+        &[(WORKER_COMM, "cpu")],
     );
-    assert_eq!(suspect["app"]["processes"], WORKERS, "{suspect:#}");
+    let suspect = &array(report, "suspects")[0];
+    assert_eq!(suspect["app"]["processes"], workers, "{suspect:#}");
     let value = number(suspect, "value");
     assert!(
         (value - together).abs() <= 0.01,
@@ -68,7 +70,7 @@ fn workers_that_use_the_cpu_together_are_one_application_suspect() {
     assert!(
         verdict.starts_with("Suspect #1 (")
             && verdict.contains(&format!(
-                "): {WORKERS} processes named {WORKER_COMM} (pids "
+                "): {workers} processes named {WORKER_COMM} (pids "
             )),
         "{verdict}"
     );

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use profiler_tests::{
-    Workload, array, count, diagnose_window, process_entry, require_root, serial,
+    Workload, assert_exact_suspects, count, diagnose_window, process_entry, require_root, serial,
 };
 
 const DURATION: Duration = Duration::from_secs(4);
@@ -32,11 +32,7 @@ fn a_quiet_host_with_a_shell_loop_has_no_suspect_and_is_called_idle() {
         spawned >= MIN_SPAWNED,
         "the shell loop started {spawned} processes, fewer than {MIN_SPAWNED}:\n{entry:#}"
     );
-    let suspects = array(report, "suspects");
-    assert!(
-        suspects.is_empty(),
-        "an idle host has suspects:\n{suspects:#?}\n{verdict}"
-    );
+    assert_exact_suspects("idle host with a slow shell loop", report, &[]);
     assert!(
         verdict.starts_with("Nothing stands out: the host is idle ("),
         "{verdict}"

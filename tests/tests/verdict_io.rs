@@ -3,9 +3,11 @@
 //! "saturating the disk" for 300 MB written back to a disk 4 % busy; it must not be a suspect,
 //! its bytes still shown and counted as unattributed writeback.
 
-use std::{collections::BTreeSet, process::Command, time::Duration};
+use std::{process::Command, time::Duration};
 
-use profiler_tests::{array, count, diagnose_window, disk_backed_tempdir, require_root, serial};
+use profiler_tests::{
+    array, assert_exact_suspects, count, diagnose_window, disk_backed_tempdir, require_root, serial,
+};
 
 /// Well below the share of memory (`vm.dirty_background_ratio`, 10 % of what is available) at
 /// which the flusher starts by itself, and far over the 10 MB/s that would have named it.
@@ -46,9 +48,5 @@ fn the_flusher_writing_back_pages_dirtied_before_the_run_is_no_suspect() {
          dirtied before the run:\n{verdict}"
     );
     // Nothing else ran: the exact suspect set is empty.
-    let suspects: BTreeSet<String> = array(report, "suspects")
-        .iter()
-        .map(|s| format!("{} (pid {}) for {}", s["comm"], s["pid"], s["resource"]))
-        .collect();
-    assert_eq!(suspects, BTreeSet::new(), "{verdict}");
+    assert_exact_suspects("writeback of pages dirtied before the run", report, &[]);
 }

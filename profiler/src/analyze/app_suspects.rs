@@ -6,9 +6,11 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::{
-    RunFacts, Scored, round3,
+    RunFacts, Scored,
+    cpu::{self, Contention},
+    round3,
     sched::{Side, harm_margin, parties},
-    thresholds::{APP_MAX_MEMBER_SHARE, CPU_MIN_CORES, CPU_MIN_HOST_PERCENT},
+    thresholds::APP_MAX_MEMBER_SHARE,
 };
 use crate::report::{AppKind, Blame, Process, Resource, Suspect, SuspectApp};
 
@@ -16,19 +18,21 @@ use crate::report::{AppKind, Blame, Process, Resource, Suspect, SuspectApp};
 const MAX_PIDS: usize = 20;
 
 /// `scored` with each application that crossed a line as one suspect for that resource, its
-/// processes' suspects for it folded in.
+/// processes' suspects for it folded in. `others`: the waits processes caused processes of
+/// other applications ([`cpu::waits_on_others`]).
 pub fn fold(
     mut scored: Vec<Scored>,
     processes: &[Process],
-    blame: &[Blame],
+    others: &[Blame],
+    contention: &Contention<'_>,
     facts: &RunFacts,
 ) -> Vec<Scored> {
     let by_pid: HashMap<u32, &Process> = processes.iter().map(|p| (p.pid, p)).collect();
     for members in by_app(processes, facts.own_pid) {
         let pids: HashSet<u32> = members.iter().map(|p| p.pid).collect();
         let found = [
-            cpu(&members, facts),
-            sched(&members, &pids, blame, &by_pid, facts),
+            cpu(&members, &pids, contention, facts),
+            sched(&members, &pids, others, &by_pid, facts),
         ];
         for (score, suspect) in found.into_iter().flatten() {
             scored.retain(|(_, s)| !(s.resource == suspect.resource && pids.contains(&s.pid)));
@@ -55,23 +59,30 @@ fn by_app(processes: &[Process], own_pid: u32) -> Vec<Vec<&Process>> {
     groups.into_values().filter(|g| g.len() >= 2).collect()
 }
 
-/// The CPU the application used, when it crosses the CPU line together.
-fn cpu(members: &[&Process], facts: &RunFacts) -> Option<Scored> {
+/// The CPU the application used, when it crosses the CPU line together and did harm.
+fn cpu(
+    members: &[&Process],
+    pids: &HashSet<u32>,
+    contention: &Contention<'_>,
+    facts: &RunFacts,
+) -> Option<Scored> {
     let busiest = members.first()?;
     let total: f64 = members.iter().map(|p| p.cpu.cores).sum();
     let host_percent = total / facts.cpus() * 100.0;
-    let crosses = total >= CPU_MIN_CORES || host_percent >= CPU_MIN_HOST_PERCENT;
-    if !crosses || busiest.cpu.cores >= APP_MAX_MEMBER_SHARE * total {
+    let used = cpu::use_margin(total, host_percent)?;
+    if busiest.cpu.cores >= APP_MAX_MEMBER_SHARE * total {
         return None;
     }
+    let harm = contention.harm(pids, host_percent)?;
     let reason = format!(
-        "used {total:.2} cores together ({host_percent:.1}% of {} CPUs) over {:.1} s; the busiest, pid {}, {:.2}",
+        "used {total:.2} cores together ({host_percent:.1}% of {} CPUs) over {:.1} s, {}; the busiest, pid {}, {:.2}",
         facts.cpus,
         facts.seconds(),
+        harm.words("one of them"),
         busiest.pid,
         busiest.cpu.cores
     );
-    let margin = (total / CPU_MIN_CORES).max(host_percent / CPU_MIN_HOST_PERCENT);
+    let margin = used.min(contention.margin(&harm));
     let suspect = suspect(members, Resource::Cpu, round3(total), reason);
     Some((total / facts.cpus(), suspect.over(margin)))
 }
@@ -81,14 +92,13 @@ fn cpu(members: &[&Process], facts: &RunFacts) -> Option<Scored> {
 fn sched(
     members: &[&Process],
     pids: &HashSet<u32>,
-    blame: &[Blame],
+    others: &[Blame],
     by_pid: &HashMap<u32, &Process>,
     facts: &RunFacts,
 ) -> Option<Scored> {
-    let caused: Vec<&Blame> = blame
+    let caused: Vec<&Blame> = others
         .iter()
-        .filter(|b| pids.contains(&b.culprit_pid) && !pids.contains(&b.victim_pid))
-        .filter(|b| b.victim_pid != facts.own_pid)
+        .filter(|b| pids.contains(&b.culprit_pid))
         .collect();
     let total_ns: u64 = caused.iter().map(|b| b.delay_ns).sum();
     let secs = facts.seconds();

@@ -2,6 +2,7 @@
 
 mod app_suspects;
 mod apps;
+mod cpu;
 pub mod figures;
 mod io;
 mod mem;
@@ -246,14 +247,17 @@ fn suspects(
     facts: &RunFacts,
     busy_cores: f64,
 ) -> Vec<Suspect> {
-    let mut scored = cpu_suspects(processes, facts, busy_cores);
-    scored.extend(sched_suspects(processes, blame, facts));
+    let others = cpu::waits_on_others(processes, blame, facts.own_pid);
+    let contention = cpu::Contention::new(facts, &others, busy_cores);
+    let mut scored = cpu::suspects(processes, facts, busy_cores, &contention);
+    scored.extend(sched_suspects(processes, &others, facts));
     scored.extend(syscalls::suspects(processes, facts));
     scored.extend(spawn::suspects(processes, facts));
     scored.extend(net_suspects(processes, facts));
     scored.extend(mem::suspects(processes, facts));
     scored.extend(io::suspects(processes, facts));
-    let mut scored = app_suspects::fold(scored, processes, blame, facts);
+    let scored = app_suspects::fold(scored, processes, &others, &contention, facts);
+    let mut scored = absorb_sched(scored);
     scored.sort_by(|a, b| b.0.total_cmp(&a.0));
     scored
         .into_iter()
@@ -261,6 +265,31 @@ fn suspects(
         .zip(1..)
         .map(|((_, suspect), rank)| Suspect { rank, ..suspect })
         .collect()
+}
+
+/// A process or application that is a CPU suspect for the waits it caused is not charged for
+/// them twice: its sched suspect is folded into the CPU one, whose reason names who waited; the
+/// surer confidence and the higher score of the two stay.
+fn absorb_sched(scored: Vec<Scored>) -> Vec<Scored> {
+    let key = |s: &Suspect| (s.pid, s.app.is_some());
+    let (sched, mut kept): (Vec<Scored>, Vec<Scored>) = scored
+        .into_iter()
+        .partition(|(_, s)| s.resource == Resource::Sched);
+    for (score, suspect) in sched {
+        let cpu = kept
+            .iter_mut()
+            .find(|(_, s)| s.resource == Resource::Cpu && key(s) == key(&suspect));
+        match cpu {
+            Some((cpu_score, cpu)) => {
+                *cpu_score = cpu_score.max(score);
+                if suspect.confidence == report::Confidence::Clear {
+                    cpu.confidence = report::Confidence::Clear;
+                }
+            }
+            None => kept.push((score, suspect)),
+        }
+    }
+    kept
 }
 
 /// Every loss the kernel counted. The match has no catch-all: a new counter does not compile
@@ -326,42 +355,6 @@ pub fn hottest(stacks: &[FoldedStack]) -> Option<Hottest> {
 /// so CPU use and the waiting a process causes rank on one scale.
 type Scored = (f64, Suspect);
 
-fn cpu_suspects(processes: &[report::Process], facts: &RunFacts, busy_cores: f64) -> Vec<Scored> {
-    let cpus = facts.cpus.max(1);
-    processes
-        .iter()
-        .filter(|p| p.pid != facts.own_pid)
-        .filter(|p| {
-            p.cpu.cores >= thresholds::CPU_MIN_CORES
-                || p.cpu.host_percent >= thresholds::CPU_MIN_HOST_PERCENT
-        })
-        .map(|p| {
-            let share = if busy_cores > 0.0 {
-                p.cpu.cores / busy_cores * 100.0
-            } else {
-                0.0
-            };
-            let mut reason = format!(
-                "used {:.2} cores ({:.1}% of {cpus} CPUs) on average over {:.1} s, {:.0}% of all busy CPU time",
-                p.cpu.cores,
-                p.cpu.host_percent,
-                facts.duration.as_secs_f64(),
-                share
-            );
-            if let Some(hot) = &p.cpu.hottest {
-                reason.push_str(&format!(
-                    "; hottest function {} ({:.0}% of its samples)",
-                    hot.function, hot.percent
-                ));
-            }
-            let margin = (p.cpu.cores / thresholds::CPU_MIN_CORES)
-                .max(p.cpu.host_percent / thresholds::CPU_MIN_HOST_PERCENT);
-            let suspect = Suspect::new(p.pid, &p.comm, Resource::Cpu, p.cpu.cores, reason);
-            (p.cpu.cores / facts.cpus(), suspect.over(margin))
-        })
-        .collect()
-}
-
 /// Net suspects rank as a share of a 1 Gbit/s link per CPU, a rough scale that keeps them
 /// comparable with the CPU-based scores.
 const NET_BYTES_PER_SECOND_PER_CPU: f64 = 125e6;
@@ -393,28 +386,16 @@ fn net_suspects(processes: &[report::Process], facts: &RunFacts) -> Vec<Scored> 
         .collect()
 }
 
+/// `others`: the waits processes caused processes of other applications
+/// ([`cpu::waits_on_others`]).
 fn sched_suspects(
     processes: &[report::Process],
-    blame: &[report::Blame],
+    others: &[report::Blame],
     facts: &RunFacts,
 ) -> Vec<Scored> {
     let secs = facts.seconds();
-    // Waits within one application (threads of one process included) are its own business,
-    // not harm done to others; the profiler's own waiting is its cost, not anyone's harm.
     let by_pid: HashMap<u32, &report::Process> = processes.iter().map(|p| (p.pid, p)).collect();
-    let same_app = |b: &&report::Blame| {
-        b.culprit_pid == b.victim_pid
-            || by_pid
-                .get(&b.culprit_pid)
-                .zip(by_pid.get(&b.victim_pid))
-                .is_some_and(|(c, v)| app_suspects::same_app(c, v))
-    };
-    let others: Vec<report::Blame> = blame
-        .iter()
-        .filter(|b| !same_app(b) && b.victim_pid != facts.own_pid)
-        .cloned()
-        .collect();
-    sched::culprits(&others)
+    sched::culprits(others)
         .into_iter()
         .filter(|c| c.pid != facts.own_pid && facts.reported(c.pid))
         .filter_map(|c| {

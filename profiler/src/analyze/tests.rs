@@ -63,6 +63,22 @@ fn facts(only_pids: Vec<u32>) -> RunFacts {
     }
 }
 
+/// `facts` with the sched signal on and `blame` (culprit, victim, ns) measured.
+fn blamed(mut facts: RunFacts, blame: &[(u32, u32, u64)]) -> RunFacts {
+    facts.signals.insert(Signal::Sched, SignalState::On);
+    facts.blame = blame
+        .iter()
+        .map(|&(culprit_tgid, victim_tgid, ns)| {
+            let key = BlameKey {
+                culprit_tgid,
+                victim_tgid,
+            };
+            (key, ns)
+        })
+        .collect();
+    facts
+}
+
 fn stack(frames: &[&str], n: u64) -> FoldedStack {
     (frames.iter().map(|s| s.to_string()).collect(), n)
 }
@@ -82,7 +98,9 @@ fn hog_ranks_first_idle_process_is_no_suspect() {
         ],
         vec![],
     ];
-    let report = build_report(&facts(vec![]), &procs, &folded);
+    // The shell waited a fifth of a second for the CPU the burner held: harm, twice its line.
+    let waited = blamed(facts(vec![]), &[(10, 30, 200_000_000)]);
+    let report = build_report(&waited, &procs, &folded);
     assert_eq!(report.processes[0].pid, 10);
     assert_eq!(report.processes[0].cpu.cores, 0.99);
     assert_eq!(report.processes[0].cpu.host_percent, 49.5);
@@ -111,8 +129,13 @@ fn an_oom_killed_process_is_the_first_suspect_whatever_burned_the_cpu() {
         at: 5,
         rss_kib: 3 << 20,
     });
-    let procs = [usage(10, "burner", 9_900_000_000, 980), hog];
-    let report = build_report(&facts(vec![]), &procs, &[vec![], vec![]]);
+    let procs = [
+        usage(10, "burner", 9_900_000_000, 980),
+        hog,
+        usage(20, "bash", 10_000_000, 1),
+    ];
+    let waited = blamed(facts(vec![]), &[(10, 20, 200_000_000)]);
+    let report = build_report(&waited, &procs, &[vec![], vec![], vec![]]);
     let first = &report.suspects[0];
     assert_eq!((first.pid, first.resource), (40, Resource::Mem));
     assert_eq!(first.value, 3.0);
@@ -137,13 +160,21 @@ fn own_pid_is_never_a_suspect_and_pid_filter_applies() {
     let procs = [
         usage(1, "profiler", 5_000_000_000, 10),
         usage(10, "burner", 3_000_000_000, 10),
+        usage(20, "bash", 10_000_000, 1),
     ];
-    let report = build_report(&facts(vec![]), &procs, &[vec![], vec![]]);
+    // Each made the other wait; the shell waited for the burner.
+    let waits = [
+        (1, 10, 1_000_000_000),
+        (10, 1, 1_000_000_000),
+        (10, 20, 200_000_000),
+    ];
+    let folded = [vec![], vec![], vec![]];
+    let report = build_report(&blamed(facts(vec![]), &waits), &procs, &folded);
     assert_eq!(
         report.suspects.iter().map(|s| s.pid).collect::<Vec<_>>(),
         [10]
     );
-    let report = build_report(&facts(vec![10]), &procs, &[vec![], vec![]]);
+    let report = build_report(&blamed(facts(vec![10]), &waits), &procs, &folded);
     assert_eq!(report.processes.len(), 1);
 }
 
@@ -228,8 +259,9 @@ fn culprit_of_others_waiting_is_a_sched_suspect_and_named_in_the_verdict() {
             9_000_000_000,
         ),
     ];
-    let procs = [
-        usage(10, "stress", 9_000_000_000, 0),
+    // A tenth of a core: under the CPU line, the waits are its only charge.
+    let mut procs = [
+        usage(10, "stress", 1_000_000_000, 0),
         usage(20, "messaging", 1_000_000_000, 0),
         usage(30, "db", 1_000_000_000, 0),
     ];
@@ -259,6 +291,19 @@ fn culprit_of_others_waiting_is_a_sched_suspect_and_named_in_the_verdict() {
     assert_eq!(
         ranks,
         (1..=report.suspects.len() as u32).collect::<Vec<_>>()
+    );
+    // At 0.9 cores it is a CPU suspect for those waits, charged once.
+    procs[0] = usage(10, "stress", 9_000_000_000, 0);
+    let report = build_report(&f, &procs, &[vec![], vec![], vec![]]);
+    assert_eq!(report.suspects.len(), 1, "{:#?}", report.suspects);
+    let cpu = &report.suspects[0];
+    assert_eq!((cpu.pid, cpu.resource), (10, Resource::Cpu));
+    assert!(
+        cpu.reason.ends_with(
+            "while 2 other processes waited 3.50 s for a CPU it held, the most delayed messaging (pid 20) 3.00 s"
+        ),
+        "{}",
+        cpu.reason
     );
 }
 
@@ -380,19 +425,8 @@ fn a_parent_spawning_fast_is_a_suspect_only_when_its_family_costs_cpu() {
 
 /// The suspects of a ten-second run on two CPUs of `procs`, with `blame` (culprit, victim, ns).
 fn suspects_of(procs: &[ProcessUsage], blame: &[(u32, u32, u64)]) -> Vec<Suspect> {
-    let mut facts = facts(vec![]);
-    facts.blame = blame
-        .iter()
-        .map(|&(culprit_tgid, victim_tgid, ns)| {
-            let key = BlameKey {
-                culprit_tgid,
-                victim_tgid,
-            };
-            (key, ns)
-        })
-        .collect();
     let folded = vec![vec![]; procs.len()];
-    build_report(&facts, procs, &folded).suspects
+    build_report(&blamed(facts(vec![]), blame), procs, &folded).suspects
 }
 
 #[test]
@@ -407,17 +441,21 @@ fn processes_of_one_application_that_do_it_together_are_one_suspect() {
     assert_eq!((found[0].resource, found[0].value), (Resource::Cpu, 1.8));
     assert_eq!((app.name.as_str(), app.processes), ("burner", 3));
     assert_eq!(app.pids.len(), 3);
-    // Six workers at 0.15 cores each: none a suspect alone, 0.9 cores together.
-    let workers: Vec<ProcessUsage> = (20..26)
+    // Six workers at 0.15 cores each, none a suspect alone, 0.9 cores together: harmless on a
+    // host with CPUs to spare, a suspect once a shell waited a fifth of a second behind them.
+    let mut workers: Vec<ProcessUsage> = (20..26)
         .map(|pid| usage(pid, "worker", 1_500_000_000, 150))
         .collect();
-    let found = suspects_of(&workers, &[]);
+    workers.push(usage(40, "bash", 10_000_000, 1));
+    assert_eq!(suspects_of(&workers, &[]), []);
+    let waits: Vec<(u32, u32, u64)> = (20..26).map(|pid| (pid, 40, 40_000_000)).collect();
+    let found = suspects_of(&workers, &waits);
     assert_eq!(found.len(), 1, "{found:#?}");
     assert_eq!(found[0].value, 0.9);
     assert!(
-        found[0]
-            .reason
-            .starts_with("used 0.90 cores together (45.0% of 2 CPUs)"),
+        found[0].reason.starts_with(
+            "used 0.90 cores together (45.0% of 2 CPUs) over 10.0 s, while bash (pid 40) waited 0.24 s for a CPU one of them held"
+        ),
         "{}",
         found[0].reason
     );
@@ -426,8 +464,9 @@ fn processes_of_one_application_that_do_it_together_are_one_suspect() {
         usage(30, "bash", 9_000_000_000, 900),
         usage(31, "bash", 10_000_000, 1),
         usage(32, "bash", 10_000_000, 1),
+        usage(40, "sshd", 10_000_000, 1),
     ];
-    let found = suspects_of(&shells, &[]);
+    let found = suspects_of(&shells, &[(30, 40, 200_000_000)]);
     assert_eq!(found.len(), 1, "{found:#?}");
     assert_eq!((found[0].pid, found[0].app.is_none()), (30, true));
 }
@@ -480,4 +519,83 @@ fn a_process_that_slowed_a_mostly_asleep_service_to_half_speed_is_a_sched_suspec
     assert_eq!(sched_pids(150_000_000), [10]);
     // It ran 1 s: the waiting slowed it by three fifths, nobody to name.
     assert_eq!(sched_pids(1_000_000_000), Vec::<u32>::new());
+}
+
+#[test]
+fn a_busy_process_nobody_waited_for_is_no_cpu_suspect_and_called_harmless() {
+    // One core of two for ten seconds; a shell waited 5 ms behind it, a thousandth of a
+    // tenth of the run: it found the other CPU.
+    let procs = [
+        usage(10, "burner", 10_000_000_000, 990),
+        usage(20, "bash", 10_000_000, 1),
+    ];
+    let mut calm = blamed(facts(vec![]), &[(10, 20, 5_000_000)]);
+    calm.pressure = Some(HostPressure::default());
+    let report = build_report(&calm, &procs, &[vec![], vec![]]);
+    assert_eq!(report.suspects, []);
+    assert!(
+        report.verdict.starts_with(
+            "Nothing stands out: the host was CPU 50 % busy, no pressure over 10.0 s, and the busiest process, burner (pid 10), used 1.00 cores, busy but harmless: no other application waited for a CPU it held, and the host had CPUs to spare."
+        ),
+        "{}",
+        report.verdict
+    );
+    // Waits a hundredth of the run long are harm.
+    let waited = blamed(facts(vec![]), &[(10, 20, 100_000_000)]);
+    let report = build_report(&waited, &procs, &[vec![], vec![]]);
+    assert_eq!(report.suspects.len(), 1, "{:#?}", report.suspects);
+    assert!(
+        report.verdict.starts_with(
+            "Suspect #1 (likely): burner (pid 10) is eating the CPU: it used 1.00 cores (50.0% of 2 CPUs) on average over 10.0 s, 100% of all busy CPU time, while bash (pid 20) waited 0.10 s for a CPU it held."
+        ),
+        "{}",
+        report.verdict
+    );
+}
+
+#[test]
+fn a_process_holding_much_of_a_saturated_host_is_a_cpu_suspect_without_waits() {
+    // 1.9 cores of 2: nothing else could have run, whoever wanted to.
+    let hog = [usage(10, "hog", 19_000_000_000, 1900)];
+    let found = suspects_of(&hog, &[]);
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert_eq!(found[0].confidence, report::Confidence::Clear);
+    assert!(
+        found[0]
+            .reason
+            .ends_with("while the host's CPUs were 95 % busy, none to spare"),
+        "{}",
+        found[0].reason
+    );
+    // A small share of a saturated host is not its doing.
+    let mut shared = vec![usage(10, "hog", 16_000_000_000, 1600)];
+    shared.push(usage(20, "worker", 3_000_000_000, 300));
+    let found = suspects_of(&shared, &[]);
+    assert_eq!(
+        found.iter().map(|s| s.pid).collect::<Vec<_>>(),
+        [10],
+        "{found:#?}"
+    );
+}
+
+#[test]
+fn without_blame_a_cpu_stall_names_the_process_holding_much_of_the_host() {
+    let procs = [usage(10, "burner", 10_000_000_000, 990)];
+    let mut stalled = facts(vec![]);
+    stalled.pressure = Some(HostPressure {
+        cpu_some_percent: 12.0,
+        ..HostPressure::default()
+    });
+    let report = build_report(&stalled, &procs, &[vec![]]);
+    assert_eq!(report.suspects.len(), 1, "{:#?}", report.suspects);
+    assert!(
+        report.suspects[0]
+            .reason
+            .contains("while tasks stalled for a CPU 12 % of the time"),
+        "{}",
+        report.suspects[0].reason
+    );
+    // With the sched signal on, blame says who waited behind whom, and nobody waited for it.
+    let report = build_report(&blamed(stalled, &[]), &procs, &[vec![]]);
+    assert_eq!(report.suspects, []);
 }

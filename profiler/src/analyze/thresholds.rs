@@ -6,6 +6,16 @@
 /// smaller: below that it is noise on any host worth diagnosing.
 pub const CPU_MIN_CORES: f64 = 0.2;
 pub const CPU_MIN_HOST_PERCENT: f64 = 10.0;
+/// Using that much is no harm on its own. It is when processes of other applications waited
+/// for a CPU it held a hundredth of the run or more (a lone busy process on a host with CPUs to
+/// spare makes kernel threads wait a few hundredths of that: they find another CPU),
+pub const CPU_MIN_CAUSED_WAIT_SHARE: f64 = 0.01;
+/// or when the host's CPUs were this busy, none to spare for anything that woke up, and it
+/// held a quarter of them or more (a small share of a saturated host is not its doing);
+pub const CPU_SATURATED_PERCENT: f64 = 90.0;
+pub const CPU_SATURATING_HOST_PERCENT: f64 = 25.0;
+// Or, without the sched signal to say who waited behind whom, when tasks stalled for a CPU
+// `STALL_PERCENT` of the run while it held that quarter.
 
 // Scheduler.
 /// A process is a sched suspect when processes of other applications waited behind it for a

@@ -1,6 +1,6 @@
 //! The verdict paragraph: the suspects and their evidence in plain words.
 
-use super::thresholds::{IDLE_BUSY_PERCENT, STALL_PERCENT};
+use super::thresholds::{CPU_SATURATED_PERCENT, IDLE_BUSY_PERCENT, STALL_PERCENT};
 use crate::{
     report::{Process, Report, Resource, Suspect, SuspectApp},
     signals::{Signal, SignalState},
@@ -40,20 +40,7 @@ fn sentence(report: &Report, suspect: &Suspect) -> String {
         describe,
     );
     match (suspect.resource, process) {
-        (Resource::Cpu, Some(p)) => {
-            let mut text = format!(
-                "{who} is eating the CPU: {:.2} of {} cores ({:.0}% of the host) over {:.1} s, while the whole host was {:.0}% busy",
-                p.cpu.cores,
-                report.cpus,
-                p.cpu.host_percent,
-                report.duration_s,
-                report.host.busy_percent
-            );
-            if let Some(hot) = &p.cpu.hottest {
-                text.push_str(&format!("; most samples are in {}", hot.function));
-            }
-            text
-        }
+        (Resource::Cpu, _) => format!("{who} is eating the CPU: it {}", suspect.reason),
         (Resource::Sched, _) => {
             let mut text = format!("{who} {}", suspect.reason);
             let worst = report
@@ -90,6 +77,24 @@ fn sentence(report: &Report, suspect: &Suspect) -> String {
         (Resource::Spawn, _) => format!("{who} spawns processes: it {}", suspect.reason),
         (Resource::Io, _) => format!("{who} saturates the disk: it {}", suspect.reason),
         _ => format!("{who} {}", suspect.reason),
+    }
+}
+
+/// Why a busy process is no suspect: `, busy but harmless: ...` when it used enough CPU to be
+/// one had it harmed anybody.
+fn harmless(report: &Report, busiest: &Process) -> &'static str {
+    if super::cpu::use_margin(busiest.cpu.cores, busiest.cpu.host_percent).is_none() {
+        return "";
+    }
+    let blamed = report.signals.get(&Signal::Sched) == Some(&SignalState::On);
+    let spare = report.host.busy_percent < CPU_SATURATED_PERCENT;
+    match (blamed, spare) {
+        (true, true) => {
+            ", busy but harmless: no other application waited for a CPU it held, and the host had CPUs to spare"
+        }
+        (true, false) => ", busy but harmless: no other application waited for a CPU it held",
+        (false, true) => ", busy but harmless: the host had CPUs to spare",
+        (false, false) => "",
     }
 }
 
@@ -137,10 +142,11 @@ pub fn verdict(report: &Report) -> String {
                 top.cpu.cores
             ),
             Some(top) => format!(
-                "Nothing stands out: the host was {} over {secs:.1} s, and the busiest process, {}, used {:.2} cores.",
+                "Nothing stands out: the host was {} over {secs:.1} s, and the busiest process, {}, used {:.2} cores{}.",
                 host_load(report),
                 describe(top),
-                top.cpu.cores
+                top.cpu.cores,
+                harmless(report, top)
             ),
             None => format!("No process ran on a CPU during the {secs:.1} s sampled."),
         }

@@ -1,12 +1,12 @@
-//! CPU-burning workload: one thread kept busy in three distinctive, never-inlined frames that the
-//! end-to-end tests look for in the profiler's stacks, flame graph and report. `--cpu N` pins it
-//! to one CPU, so tests can make processes compete for that CPU.
+//! CPU-burning workload: one thread (`--threads N`: N) kept busy in three distinctive,
+//! never-inlined frames that the end-to-end tests look for in the profiler's stacks, flame graph
+//! and report. `--cpu N` pins it to one CPU, so tests can make processes compete for that CPU.
 
 use std::hint::black_box;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-const USAGE: &str = "usage: burner [--cpu N] [--seconds S | --work N]";
+const USAGE: &str = "usage: burner [--cpu N] [--threads N] [--seconds S | --work N]";
 
 /// Multiply-xorshift steps per `burner_inner_gamma` call. With the two fan-outs below, one work
 /// unit lands at ~5-10 ms on a modern core (calibrated on the release build); the `--seconds`
@@ -15,6 +15,7 @@ const INNER_STEPS: u32 = 350_000;
 const MIDDLE_CALLS: u32 = 4;
 const OUTER_CALLS: u32 = 4;
 
+#[derive(Clone, Copy)]
 enum Mode {
     UntilKilled,
     For(Duration),
@@ -24,10 +25,11 @@ enum Mode {
 struct Args {
     mode: Mode,
     cpu: Option<usize>,
+    threads: usize,
 }
 
 fn main() -> ExitCode {
-    let Args { mode, cpu } = match parse_args(std::env::args().skip(1)) {
+    let Args { mode, cpu, threads } = match parse_args(std::env::args().skip(1)) {
         Ok(args) => args,
         Err(message) => {
             eprintln!("burner: {message}\n{USAGE}");
@@ -41,6 +43,18 @@ fn main() -> ExitCode {
         eprintln!("burner: {message}");
         return ExitCode::FAILURE;
     }
+    // Threads started after the pinning inherit it.
+    let others: Vec<_> = (1..threads)
+        .map(|_| std::thread::spawn(move || burn(mode)))
+        .collect();
+    burn(mode);
+    for thread in others {
+        let _ = thread.join();
+    }
+    ExitCode::SUCCESS
+}
+
+fn burn(mode: Mode) {
     let mut state = black_box(0x9e37_79b9_7f4a_7c15_u64);
     match mode {
         Mode::UntilKilled => loop {
@@ -58,14 +72,22 @@ fn main() -> ExitCode {
             }
         }
     }
-    ExitCode::SUCCESS
 }
 
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
     let mut mode = Mode::UntilKilled;
     let mut cpu = None;
+    let mut threads = 1;
     while let Some(flag) = args.next() {
         let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
+        if flag == "--threads" {
+            threads = value
+                .parse()
+                .ok()
+                .filter(|&n| n >= 1)
+                .ok_or_else(|| format!("--threads: not a positive integer: {value}"))?;
+            continue;
+        }
         if flag == "--cpu" {
             if cpu.is_some() {
                 return Err("--cpu given twice".to_owned());
@@ -96,7 +118,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
             _ => return Err(format!("unknown argument: {flag}")),
         };
     }
-    Ok(Args { mode, cpu })
+    Ok(Args { mode, cpu, threads })
 }
 
 /// One work unit. The calls sit inside loops and their results go through `black_box`, so none

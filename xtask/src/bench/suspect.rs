@@ -1,4 +1,5 @@
-//! `cargo xtask bench suspect`: time to suspect. A planted CPU hog (`burner`) runs; each round
+//! `cargo xtask bench suspect`: time to suspect. A planted CPU hog (`burner`, a thread per CPU:
+//! a host with no CPU to spare, the harm that makes a CPU suspect) runs; each round
 //! launches `profiler diagnose` and measures the wall time from launch until its report.json is
 //! in place, checks that the report names the hog suspect #1, and keeps the report's own phase
 //! timings.
@@ -171,7 +172,9 @@ struct Hog(Child);
 impl Hog {
     fn plant(burner: &Path) -> Result<Self> {
         let mut cmd = Command::new(burner);
-        cmd.stdout(Stdio::null());
+        let cpus = thread::available_parallelism().map_or(1, usize::from);
+        cmd.args(["--threads", &cpus.to_string()])
+            .stdout(Stdio::null());
         // SAFETY: setsid is async-signal-safe and touches nothing of the parent's.
         unsafe {
             cmd.pre_exec(|| {
