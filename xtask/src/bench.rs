@@ -18,6 +18,7 @@ mod suspect;
 mod syscalls;
 mod timing;
 mod tracer;
+mod verdict;
 
 use std::{
     env, fs,
@@ -122,6 +123,10 @@ sub_benches! {
     /// Fidelity: a 60/30/10 workload's CPU share against /proc and its frame shares against
     /// `perf record -g` on the same run (the `fidelity` end-to-end test, its figures read back).
     Fidelity(fidelity::Options),
+    /// Precision and recall of the verdict: the scenario tests (idle host, busy but harmless,
+    /// hogs, noisy neighbour, applications, memory, writeback), each asserting its exact
+    /// suspect set, run several times and tallied.
+    Verdict(verdict::Options),
 }
 
 /// The options clap gives `T` when the command line names none: the full run's sizes.
@@ -275,22 +280,39 @@ fn build(with_workloads: bool) -> Result<()> {
                 .args(["build", "--release", "-p", "profiler-tests", "--bins"])
                 .current_dir(&workspace),
         )?;
+        let mut tests = util::cargo();
+        tests.args(["test", "--release", "-p", "profiler-tests", "--no-run"]);
+        for test in std::iter::once("fidelity").chain(verdict::TESTS) {
+            tests.args(["--test", test]);
+        }
         util::run_step_quiet_stdout(
-            "build the fidelity test",
-            util::cargo()
-                .args([
-                    "test",
-                    "--release",
-                    "-p",
-                    "profiler-tests",
-                    "--test",
-                    "fidelity",
-                ])
-                .arg("--no-run")
-                .current_dir(&workspace),
+            "build the fidelity and verdict tests",
+            tests.current_dir(&workspace),
         )?;
     }
     Ok(())
+}
+
+/// The newest `<name>-<hash>` test executable cargo built (see `build`).
+fn release_test(target: &Path, name: &str) -> Result<PathBuf> {
+    let deps = target.join("release").join("deps");
+    let prefix = format!("{name}-");
+    let mut found: Vec<(std::time::SystemTime, PathBuf)> = fs::read_dir(&deps)
+        .with_context(|| format!("could not list {}", deps.display()))?
+        .filter_map(Result::ok)
+        .filter(|entry| {
+            let file = entry.file_name();
+            let file = file.to_string_lossy();
+            file.strip_prefix(&prefix)
+                .is_some_and(|hash| hash.bytes().all(|b| b.is_ascii_hexdigit()))
+        })
+        .filter_map(|entry| Some((entry.metadata().ok()?.modified().ok()?, entry.path())))
+        .collect();
+    found.sort();
+    found
+        .pop()
+        .map(|(_, path)| path)
+        .with_context(|| format!("the {name} test is not built: `cargo xtask bench` builds it"))
 }
 
 /// Builds ran as the calling user so target/ stays theirs; only the measurement needs root.

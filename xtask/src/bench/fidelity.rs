@@ -2,17 +2,13 @@
 //! and perf's, by running the `fidelity` end-to-end test (a 60/30/10 workload measured by
 //! `profiler diagnose` and `perf record -g` at once) and reading the figures it prints.
 
-use std::{
-    fs,
-    path::{Path, PathBuf},
-    process::Command,
-};
+use std::process::Command;
 
 use anyhow::{Context as _, Result, bail};
 use serde_json::Value;
 
 use super::{
-    Context, SubBench,
+    Context, SubBench, release_test,
     results::{Goal, Row},
 };
 use crate::util;
@@ -43,7 +39,7 @@ const FRAME_POINTS: f64 = 5.0;
 const LINE_PREFIX: &str = "fidelity: ";
 
 fn run(ctx: &Context, runs: u32) -> Result<Vec<Row>> {
-    let test = test_executable(&ctx.target)?;
+    let test = release_test(&ctx.target, Options::NAME)?;
     if util::find_command("perf").is_none() {
         bail!("perf is missing: `cargo xtask setup` installs linux-perf");
     }
@@ -124,24 +120,4 @@ fn run(ctx: &Context, runs: u32) -> Result<Vec<Row>> {
         .get(1)
         .map(|frames| format!("last round, profiler vs perf %: {frames}"));
     Ok(vec![share_row, frame_row])
-}
-
-/// The newest `fidelity-<hash>` test executable cargo built (see `build` in bench.rs).
-fn test_executable(target: &Path) -> Result<PathBuf> {
-    let deps = target.join("release").join("deps");
-    let mut found: Vec<(std::time::SystemTime, PathBuf)> = fs::read_dir(&deps)
-        .with_context(|| format!("could not list {}", deps.display()))?
-        .filter_map(Result::ok)
-        .filter(|entry| {
-            let name = entry.file_name();
-            let name = name.to_string_lossy();
-            name.starts_with("fidelity-") && !name.contains('.')
-        })
-        .filter_map(|entry| Some((entry.metadata().ok()?.modified().ok()?, entry.path())))
-        .collect();
-    found.sort();
-    found
-        .pop()
-        .map(|(_, path)| path)
-        .context("the fidelity test is not built: `cargo xtask bench fidelity` builds it")
 }

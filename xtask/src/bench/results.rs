@@ -43,6 +43,8 @@ pub enum Goal {
     MaxLoss(f64),
     /// Its median, in the row's unit, is at most this.
     Max(f64),
+    /// Its median, in the row's unit, is at least this.
+    Min(f64),
 }
 
 /// One condition of one sub-bench.
@@ -101,6 +103,7 @@ impl Row {
             Goal::MaxSlowdown(most) => Some(self.ratio? <= most),
             Goal::MaxLoss(most) => Some(self.ratio? >= 1.0 - most),
             Goal::Max(most) => Some(self.summary?.median <= most),
+            Goal::Min(least) => Some(self.summary?.median >= least),
         }
     }
 
@@ -110,6 +113,7 @@ impl Row {
             Some(Goal::MaxSlowdown(most)) => format!("≤ {most:.2}x"),
             Some(Goal::MaxLoss(most)) => format!("≤ {} % loss", most * 100.0),
             Some(Goal::Max(most)) => format!("≤ {most} {}", self.unit),
+            Some(Goal::Min(least)) => format!("≥ {least} {}", self.unit),
         }
     }
 
