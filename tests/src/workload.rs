@@ -62,6 +62,15 @@ impl Workload {
         self.child.id()
     }
 
+    /// Whether it has not exited yet: a workload meant to run all through a window that ended
+    /// early proves nothing.
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .try_wait()
+            .expect("checking on a workload")
+            .is_none()
+    }
+
     /// Waits until `deadline` for a workload that ends by itself, and reaps it: once reaped its
     /// /proc entry is gone, as the profiler expects of an exited process. Panics if it is still
     /// running by then (drop then kills it).

@@ -124,8 +124,8 @@ sub_benches! {
     /// `perf record -g` on the same run (the `fidelity` end-to-end test, its figures read back).
     Fidelity(fidelity::Options),
     /// Precision and recall of the verdict: the scenario tests (idle host, busy but harmless,
-    /// hogs, noisy neighbour, applications, memory, writeback), each asserting its exact
-    /// suspect set, run several times and tallied.
+    /// hogs, noisy neighbour, applications, storms, floods, writers, memory, writeback), each
+    /// asserting its exact suspect set, run several times and tallied.
     Verdict(verdict::Options),
 }
 

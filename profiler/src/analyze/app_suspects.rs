@@ -12,7 +12,7 @@ use super::{
     sched::{Side, harm_margin, parties},
     thresholds::APP_MAX_MEMBER_SHARE,
 };
-use crate::report::{AppKind, Blame, Process, Resource, Suspect, SuspectApp};
+use crate::report::{AppKind, Blame, Confidence, Process, Resource, Suspect, SuspectApp};
 
 /// Pids an application suspect lists.
 const MAX_PIDS: usize = 20;
@@ -40,6 +40,40 @@ pub fn fold(
         }
     }
     scored
+}
+
+/// An application whose processes are all children of a spawn suspect is that parent's doing:
+/// its CPU or sched suspect is folded into the parent's, whose reason then says what the
+/// children did together (the parent is the one to act on); the surer confidence and the
+/// higher score stay.
+pub fn into_parents(scored: Vec<Scored>, processes: &[Process]) -> Vec<Scored> {
+    let ppid: HashMap<u32, Option<u32>> = processes.iter().map(|p| (p.pid, p.ppid)).collect();
+    let parent_of = |app: &SuspectApp| -> Option<u32> {
+        let mut parents = app.pids.iter().map(|pid| ppid.get(pid).copied().flatten());
+        let first = parents.next()??;
+        parents.all(|p| p == Some(first)).then_some(first)
+    };
+    let (children, mut kept): (Vec<Scored>, Vec<Scored>) =
+        scored.into_iter().partition(|(_, s)| {
+            matches!(s.resource, Resource::Cpu | Resource::Sched) && s.app.is_some()
+        });
+    for (score, suspect) in children {
+        let parent = suspect.app.as_ref().and_then(parent_of);
+        let spawn = kept
+            .iter_mut()
+            .find(|(_, s)| s.resource == Resource::Spawn && Some(s.pid) == parent);
+        match spawn {
+            Some((spawn_score, spawn)) => {
+                *spawn_score = spawn_score.max(score);
+                spawn.reason = format!("{}; its children {}", spawn.reason, suspect.reason);
+                if suspect.confidence == Confidence::Clear {
+                    spawn.confidence = Confidence::Clear;
+                }
+            }
+            None => kept.push((score, suspect)),
+        }
+    }
+    kept
 }
 
 /// Whether two processes belong to one application: the same command name in the same cgroup

@@ -257,7 +257,7 @@ fn suspects(
     scored.extend(mem::suspects(processes, facts));
     scored.extend(io::suspects(processes, facts));
     let scored = app_suspects::fold(scored, processes, &others, &contention, facts);
-    let mut scored = absorb_sched(scored);
+    let mut scored = app_suspects::into_parents(absorb_sched(scored), processes);
     scored.sort_by(|a, b| b.0.total_cmp(&a.0));
     scored
         .into_iter()

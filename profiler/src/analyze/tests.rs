@@ -599,3 +599,46 @@ fn without_blame_a_cpu_stall_names_the_process_holding_much_of_the_host() {
     let report = build_report(&blamed(stalled, &[]), &procs, &[vec![]]);
     assert_eq!(report.suspects, []);
 }
+
+#[test]
+fn workers_a_spawn_suspect_started_are_its_doing_not_a_second_suspect() {
+    // Ten seconds, 60 workers of 150 ms each from one shell: 0.9 cores together, and a
+    // shell that waited a fifth of a second behind them.
+    let mut parent = usage(20, "bash", 50_000_000, 5);
+    parent.spawned = 60;
+    let workers = (0..60).map(|i| {
+        let mut worker = usage(100 + i, "burner", 150_000_000, 15);
+        worker.identity.ppid = Some(20);
+        worker
+    });
+    let mut procs: Vec<ProcessUsage> = std::iter::once(parent).chain(workers).collect();
+    procs.push(usage(30, "sshd", 10_000_000, 1));
+    let waits: Vec<(u32, u32, u64)> = (100..160).map(|pid| (pid, 30, 4_000_000)).collect();
+    let found = suspects_of(&procs, &waits);
+    assert_eq!(
+        found
+            .iter()
+            .map(|s| (s.pid, s.resource))
+            .collect::<Vec<_>>(),
+        [(20, Resource::Spawn)],
+        "{found:#?}"
+    );
+    assert!(
+        found[0].reason.contains(
+            "; its children used 0.90 cores together (45.0% of 2 CPUs) over 10.0 s, while sshd (pid 30) waited 0.24 s for a CPU one of them held"
+        ),
+        "{}",
+        found[0].reason
+    );
+    // Workers of different parents stay an application of their own.
+    for (i, worker) in procs[1..61].iter_mut().enumerate() {
+        worker.identity.ppid = Some(if i % 2 == 0 { 20 } else { 21 });
+    }
+    let found = suspects_of(&procs, &waits);
+    assert!(
+        found
+            .iter()
+            .any(|s| s.resource == Resource::Cpu && s.app.is_some()),
+        "{found:#?}"
+    );
+}

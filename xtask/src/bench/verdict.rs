@@ -17,10 +17,11 @@ use super::{
 };
 
 /// The scenario tests, built by the bench before it runs.
-pub const TESTS: [&str; 5] = [
+pub const TESTS: [&str; 6] = [
     "verdict_idle",
     "verdict_cpu",
     "verdict_app",
+    "verdict_storms",
     "verdict_mem",
     "verdict_io",
 ];
