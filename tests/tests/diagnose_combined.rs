@@ -40,12 +40,11 @@ const LOOP_SECONDS: &str = "6";
 const STORM_GETPPID: &str = "1000";
 const STORM_ROUND_MS: &str = "10";
 
-/// Disk writer: a 16 MiB file rewritten with `O_DIRECT` every 100 ms, about 168 MB/s, 126 MB/s
-/// averaged: a rate no disk-I/O threshold can miss, that a virtual or solid-state disk sustains
-/// with about 1 % of a CPU (measured unprofiled on a 2-CPU VM: 4 GB/s unpaced took 0.27 cores);
-/// where the disk is slower the passes simply run back to back.
+/// Disk writer: a 16 MiB file rewritten with `O_DIRECT` back to back all through the window, so
+/// the disk is busy most of the run (the harm an io suspect needs; a paced 126 MB/s kept this
+/// VM's disk 10 % busy), for about a quarter of a CPU (measured unprofiled on a 2-CPU VM: 4 GB/s
+/// took 0.27 cores).
 const DISK_BYTES: &str = "16777216";
-const DISK_ROUND_MS: &str = "100";
 
 /// Network blaster: 1 MiB every 20 ms over loopback, about 52 MB/s, 39 MB/s averaged: four times
 /// the 10 MB/s from which a process is a net suspect, for a few percent of a CPU where unpaced
@@ -130,8 +129,6 @@ fn every_rogue_of_a_crowded_host_is_named_for_its_own_resource() {
             DISK_BYTES,
             "--loop-seconds",
             LOOP_SECONDS,
-            "--round-ms",
-            DISK_ROUND_MS,
         ],
     );
     let (mut netblast, mut netblast_start) = Workload::spawn_piped(

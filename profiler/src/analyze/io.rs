@@ -5,7 +5,7 @@ use profiler_common::IoStats;
 use super::{
     RunFacts, Scored, round3,
     sched::percentile,
-    thresholds::{IO_BUSY_DISK_SHARE, IO_MIN_BYTES_PER_SECOND, IO_MIN_SHARE},
+    thresholds::{IO_BUSY_DISK_SHARE, IO_MIN_BYTES_PER_SECOND, IO_MIN_SHARE, STALL_PERCENT},
 };
 use crate::report::{self, Resource, Suspect};
 
@@ -20,6 +20,26 @@ pub fn io(stats: &IoStats, secs: f64) -> report::Io {
     }
 }
 
+/// How hard the disks were pressed: the busiest disk's utilisation, and the share of the run
+/// tasks stalled for IO, each over its line (the larger margin), with the words for it.
+fn pressed(facts: &RunFacts) -> Option<(f64, String)> {
+    let disk = facts.busiest_disk.as_ref().map(|d| {
+        let margin = d.busy_percent / 100.0 / IO_BUSY_DISK_SHARE;
+        let words = format!("{} was busy {:.0}% of the run", d.device, d.busy_percent);
+        (margin, words)
+    });
+    let stall = facts.pressure.map(|p| {
+        let margin = p.io_some_percent / STALL_PERCENT;
+        let words = format!("tasks stalled for IO {:.0} % of the run", p.io_some_percent);
+        (margin, words)
+    });
+    [disk, stall]
+        .into_iter()
+        .flatten()
+        .filter(|(margin, _)| *margin >= 1.0)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+}
+
 /// Ranked by the process's share of all IO bytes times how busy the busiest disk was, so a
 /// process doing most of the IO on a saturated disk scores like a process holding a whole CPU.
 pub fn suspects(processes: &[report::Process], facts: &RunFacts) -> Vec<Scored> {
@@ -29,9 +49,9 @@ pub fn suspects(processes: &[report::Process], facts: &RunFacts) -> Vec<Scored> 
         .filter_map(|p| p.io.as_ref())
         .map(bytes)
         .sum();
-    if total == 0 {
+    let Some((pressed, harm)) = pressed(facts).filter(|_| total > 0) else {
         return Vec::new();
-    }
+    };
     let busy = facts
         .busiest_disk
         .as_ref()
@@ -42,8 +62,7 @@ pub fn suspects(processes: &[report::Process], facts: &RunFacts) -> Vec<Scored> 
         .filter_map(|p| Some((p, p.io?)))
         .filter_map(|(p, io)| {
             let share = bytes(&io) as f64 / total as f64;
-            let heavy = io.bytes_per_second >= IO_MIN_BYTES_PER_SECOND;
-            if !heavy && (share < IO_MIN_SHARE || busy < IO_BUSY_DISK_SHARE) {
+            if io.bytes_per_second < IO_MIN_BYTES_PER_SECOND || share < IO_MIN_SHARE {
                 return None;
             }
             let mut reason = format!(
@@ -61,12 +80,7 @@ pub fn suspects(processes: &[report::Process], facts: &RunFacts) -> Vec<Scored> 
                     io.writeback_bytes as f64 / 1e6
                 ));
             }
-            if let Some(disk) = &facts.busiest_disk {
-                reason.push_str(&format!(
-                    "; {} was busy {:.0}% of the run",
-                    disk.device, disk.busy_percent
-                ));
-            }
+            reason.push_str(&format!("; {harm}"));
             let suspect = Suspect::new(
                 p.pid,
                 &p.comm,
@@ -74,8 +88,7 @@ pub fn suspects(processes: &[report::Process], facts: &RunFacts) -> Vec<Scored> 
                 round3(io.bytes_per_second / 1e6),
                 reason,
             );
-            let margin = (io.bytes_per_second / IO_MIN_BYTES_PER_SECOND)
-                .max((share / IO_MIN_SHARE).min(busy / IO_BUSY_DISK_SHARE));
+            let margin = (share / IO_MIN_SHARE).min(pressed);
             Some((share * busy.max(0.1), suspect.over(margin)))
         })
         .collect()

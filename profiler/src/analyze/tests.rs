@@ -380,6 +380,7 @@ fn a_flusher_writing_back_others_pages_is_no_io_suspect_but_a_process_named_like
     };
     let mut facts = facts(vec![]);
     facts.signals.insert(Signal::Io, SignalState::On);
+    facts.busiest_disk = Some(DiskBusy::new("vda".to_owned(), 0.8));
     let procs = [
         writes(40, "kworker/u8:1-kvfree_rcu_reclaim", 2, None),
         writes(41, "kworker/u8:1-flush-254:0", 1000, Some("/tmp/x")),
@@ -640,5 +641,47 @@ fn workers_a_spawn_suspect_started_are_its_doing_not_a_second_suspect() {
             .iter()
             .any(|s| s.resource == Resource::Cpu && s.app.is_some()),
         "{found:#?}"
+    );
+}
+
+#[test]
+fn a_writer_is_an_io_suspect_for_a_busy_disk_or_io_stalls_not_for_its_rate() {
+    // 16 MB/s for ten seconds: all the IO there was.
+    let mut writer = usage(10, "writer", 100_000_000, 10);
+    writer.io = Some(IoStats {
+        write_bytes: 160_000_000,
+        ops: 1000,
+        ..IoStats::ZERO
+    });
+    let procs = [writer];
+    let io_suspects = |facts: &RunFacts| -> Vec<String> {
+        build_report(facts, &procs, &[vec![]])
+            .suspects
+            .iter()
+            .filter(|s| s.resource == Resource::Io)
+            .map(|s| s.reason.clone())
+            .collect()
+    };
+    let mut idle_disk = facts(vec![]);
+    idle_disk.signals.insert(Signal::Io, SignalState::On);
+    idle_disk.busiest_disk = Some(DiskBusy::new("vda".to_owned(), 0.01));
+    idle_disk.pressure = Some(HostPressure::default());
+    assert_eq!(io_suspects(&idle_disk), Vec::<String>::new());
+    let mut busy_disk = idle_disk.clone();
+    busy_disk.busiest_disk = Some(DiskBusy::new("vda".to_owned(), 0.8));
+    let found = io_suspects(&busy_disk);
+    assert!(
+        found.len() == 1 && found[0].ends_with("; vda was busy 80% of the run"),
+        "{found:?}"
+    );
+    let mut stalled = idle_disk;
+    stalled.pressure = Some(HostPressure {
+        io_some_percent: 12.0,
+        ..HostPressure::default()
+    });
+    let found = io_suspects(&stalled);
+    assert!(
+        found.len() == 1 && found[0].ends_with("; tasks stalled for IO 12 % of the run"),
+        "{found:?}"
     );
 }

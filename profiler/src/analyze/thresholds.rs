@@ -52,12 +52,15 @@ pub const SPAWN_MIN_FAMILY_CORES: f64 = 0.1;
 pub const NET_MIN_BYTES_PER_SECOND: f64 = 10e6;
 
 // Block IO.
-/// From 10 MB/s of block IO a process is a suspect whatever the disks can take.
-pub const IO_MIN_BYTES_PER_SECOND: f64 = 10e6;
+/// A process is an io suspect for a share of the IO of a disk that was busy, or while tasks
+/// stalled for IO: never for a rate alone (a disk that writes 1.4 GB/s is 1 % busy at 16 MB/s).
+/// Below this rate it moved too little to have kept any disk busy, whatever its share.
+pub const IO_MIN_BYTES_PER_SECOND: f64 = 1e6;
 /// Below this share of all block IO a process is no suspect even on a saturated disk: the disk
 /// is somebody else's doing.
 pub const IO_MIN_SHARE: f64 = 0.2;
-/// A disk busy this share of the run or more is saturated enough for a share to count.
+/// The harm: the busiest disk had IO in flight this share of the run or more (iostat's %util),
+/// or tasks stalled for IO [`STALL_PERCENT`] of it (PSI).
 pub const IO_BUSY_DISK_SHARE: f64 = 0.5;
 
 // Memory.
