@@ -33,11 +33,11 @@ const DURATION: Duration = Duration::from_secs(8);
 /// averaged over the whole window, so they are sized for this 6-of-8 s share.
 const LOOP_SECONDS: &str = "6";
 
-/// Storm: 1000 `getppid` every 10 ms, 100 000 a second, 75 000 averaged over the window: seven
-/// times the 10 000 per second from which a process is a syscalls suspect, while taking only a
-/// few percent of a CPU even with the syscall hooks, below the fifth of a core that would also
-/// make it a cpu suspect and cost the others a place among the suspects.
-const STORM_GETPPID: &str = "1000";
+/// Storm: 20 000 `getppid` every 10 ms, 2 million a second, 1.5 million averaged over the
+/// window: far over the 10 000 per second from which a process is a syscalls suspect, and about
+/// 0.2 cores inside them with the syscall hooks (100 000 a second cost 0.012 here), over the
+/// tenth of a core a syscalls suspect must cost.
+const STORM_GETPPID: &str = "20000";
 const STORM_ROUND_MS: &str = "10";
 
 /// Disk writer: a 16 MiB file rewritten with `O_DIRECT` back to back all through the window, so

@@ -5,7 +5,8 @@ use profiler_common::SyscallStats;
 use super::{
     RunFacts, Scored, round3,
     thresholds::{
-        SYSCALLS_MIN_PER_SECOND, SYSCALLS_SAMPLED_MIN_CORES, SYSCALLS_SAMPLED_MIN_SAMPLES,
+        SYSCALLS_MIN_COST_CORES, SYSCALLS_MIN_PER_SECOND, SYSCALLS_SAMPLED_MIN_CORES,
+        SYSCALLS_SAMPLED_MIN_SAMPLES,
     },
 };
 use crate::{
@@ -78,7 +79,8 @@ pub fn sampled(list: &[(u32, u64)], samples: u64, period_ns: u64) -> SampledSysc
     }
 }
 
-/// The syscall suspects: from exact counts when the hook ran, else from where CPU samples fell.
+/// The syscall suspects: from exact counts when the hook ran, at a cost on CPU (where samples
+/// fell inside syscalls), else from the samples alone.
 pub fn suspects(processes: &[report::Process], facts: &RunFacts) -> Vec<Scored> {
     if !facts.signal_on(crate::signals::Signal::Syscalls) {
         return sampled_suspects(processes, facts);
@@ -88,8 +90,16 @@ pub fn suspects(processes: &[report::Process], facts: &RunFacts) -> Vec<Scored> 
         .iter()
         .filter(|p| p.pid != facts.own_pid)
         .filter_map(|p| Some((p, p.syscalls.as_ref()?)))
-        .filter(|(_, s)| s.per_second >= SYSCALLS_MIN_PER_SECOND)
-        .map(|(p, s)| {
+        .filter_map(|(p, s)| {
+            let by_rate = s.per_second / SYSCALLS_MIN_PER_SECOND;
+            // Without CPU samples the cost cannot be told, and the rate must do.
+            let by_cost = p.cpu.in_syscalls.as_ref().map_or(f64::INFINITY, |_| {
+                sampled_ns(p) as f64 / 1e9 / facts.seconds() / SYSCALLS_MIN_COST_CORES
+            });
+            let margin = by_rate.min(by_cost);
+            (margin >= 1.0).then_some((p, s, margin))
+        })
+        .map(|(p, s, margin)| {
             let mut reason = format!(
                 "made {} syscalls ({:.0} per second), {}",
                 s.count,
@@ -108,7 +118,7 @@ pub fn suspects(processes: &[report::Process], facts: &RunFacts) -> Vec<Scored> 
             // timed by the exit hook, or else estimated from the samples taken inside them.
             let inside_ns = if timed { s.time_ns } else { sampled_ns(p) };
             let score = inside_ns as f64 / 1e9 / facts.seconds() / facts.cpus();
-            (score, suspect.over(s.per_second / SYSCALLS_MIN_PER_SECOND))
+            (score, suspect.over(margin))
         })
         .collect()
 }

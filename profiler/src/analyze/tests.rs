@@ -685,3 +685,33 @@ fn a_writer_is_an_io_suspect_for_a_busy_disk_or_io_stalls_not_for_its_rate() {
         "{found:?}"
     );
 }
+
+#[test]
+fn a_syscall_rate_is_a_suspect_only_at_a_cost_on_cpu() {
+    // 20 000 syscalls a second for ten seconds, at 99 Hz sampling.
+    let storm = |samples_inside: u64| {
+        let mut p = usage(10, "storm", 2_000_000_000, 200);
+        p.syscalls = vec![(
+            110,
+            profiler_common::SyscallStats {
+                count: 200_000,
+                ..Default::default()
+            },
+        )];
+        p.sampled_syscalls = vec![(110, samples_inside)];
+        p
+    };
+    let mut f = facts(vec![]);
+    f.signals.insert(Signal::Syscalls, SignalState::On);
+    let named = |p: ProcessUsage| {
+        build_report(&f, &[p], &[vec![]])
+            .suspects
+            .iter()
+            .filter(|s| s.resource == Resource::Syscalls)
+            .count()
+    };
+    // 10 samples inside them: 0.01 cores, a cost nobody feels.
+    assert_eq!(named(storm(10)), 0);
+    // 150 samples: 0.15 cores.
+    assert_eq!(named(storm(150)), 1);
+}

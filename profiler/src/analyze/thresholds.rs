@@ -32,6 +32,10 @@ pub const SCHED_MIN_SLOWDOWN: f64 = 1.0;
 /// A process is a syscalls suspect from this rate on: far above what idle daemons make, well
 /// below a storm (a tight loop makes millions per second).
 pub const SYSCALLS_MIN_PER_SECOND: f64 = 10_000.0;
+/// And only when they cost this much CPU inside them (from the samples that fell there): a
+/// rate is no harm by itself. 100 000 `getppid` a second cost 0.012 cores here, a tight loop of
+/// them a whole core; a tenth of a core is a cost anyone can measure and feel.
+pub const SYSCALLS_MIN_COST_CORES: f64 = 0.1;
 /// Without the exact hook, a process is a syscalls suspect from this much CPU inside syscalls
 /// on (in cores, from samples): a storm takes most of a core, a busy server a fraction.
 pub const SYSCALLS_SAMPLED_MIN_CORES: f64 = 0.25;
