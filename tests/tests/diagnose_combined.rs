@@ -46,10 +46,11 @@ const STORM_ROUND_MS: &str = "10";
 /// took 0.27 cores).
 const DISK_BYTES: &str = "16777216";
 
-/// Network blaster: 1 MiB every 20 ms over loopback, about 52 MB/s, 39 MB/s averaged: four times
-/// the 10 MB/s from which a process is a net suspect, for a few percent of a CPU where unpaced
-/// the sender and receiver threads would take two.
-const NET_BYTES: &str = "1048576";
+/// Network blaster: 16 MiB every 20 ms over loopback, about 800 MB/s, 600 MB/s averaged: far
+/// over the 10 MB/s from which a process is a net suspect, and about 0.2 cores on CPU (2 GiB took
+/// 0.64 s here), over the tenth of a core it must cost, where unpaced the sender and receiver
+/// threads would take two.
+const NET_BYTES: &str = "16777216";
 const NET_ROUND_MS: &str = "20";
 
 /// Fork storm: 1 600 children one after the other, done within a few seconds even on the CPU

@@ -13,9 +13,10 @@ use serde_json::{Value, json};
 const NETBLAST: &str = "netblast";
 const NETBLAST_EXE: &str = env!("CARGO_BIN_EXE_netblast");
 
-/// 200 MiB: over the 10 MB/s from which a process is a net suspect even if it took the whole
-/// window, yet a fraction of a second over loopback.
-const BYTES: u64 = 200 << 20;
+/// 2 GiB: over the 10 MB/s from which a process is a net suspect even if it took the whole
+/// window, and over the tenth of a core on CPU it must cost (it took 0.64 s of CPU here), yet
+/// half a second over loopback.
+const BYTES: u64 = 2 << 30;
 
 /// Long enough for the transfer to run whole inside the window on a slow host, short enough to
 /// keep the suite quick.

@@ -79,15 +79,16 @@ fn a_loopback_flood_is_the_one_net_suspect() {
         return;
     }
     let _serial = serial();
-    // 4 MiB every 50 ms: 80 MB/s, eight times the line, for a fraction of a CPU (unpaced it
-    // takes both: a sender and a receiver thread).
+    // 16 MiB every 20 ms: 800 MB/s each way, for about a quarter of a core on CPU, over the
+    // tenth a net suspect must cost and far from the two CPUs it takes unpaced (a sender and a
+    // receiver thread); paced at 80 MB/s it cost 0.05 cores and was no suspect.
     let args = [
         "--bytes",
-        "4194304",
+        "16777216",
         "--loop-seconds",
         LOOP_SECONDS,
         "--round-ms",
-        "50",
+        "20",
     ];
     let mut flood = Workload::spawn(NETBLAST, &args);
     scenario("loopback flood", &mut flood, &[("netblast", "net")]);

@@ -19,7 +19,9 @@ use crate::{
 
 /// The run-queue waits processes caused processes of other applications: the harm the sched
 /// and CPU suspects rest on. Waits within one application (threads of one process included)
-/// are its own business, and the profiler's own waiting is its cost, not anyone's harm.
+/// are its own business, and the profiler's own waiting is its cost, not anyone's harm. Nor is
+/// a kernel thread's: it works for others (ksoftirqd waiting behind a loopback flood runs that
+/// flood's own packets), and charging its wait names whoever fed it.
 pub fn waits_on_others(processes: &[Process], blame: &[Blame], own_pid: u32) -> Vec<Blame> {
     let by_pid: HashMap<u32, &Process> = processes.iter().map(|p| (p.pid, p)).collect();
     let same_app = |b: &Blame| {
@@ -29,9 +31,10 @@ pub fn waits_on_others(processes: &[Process], blame: &[Blame], own_pid: u32) -> 
                 .zip(by_pid.get(&b.victim_pid))
                 .is_some_and(|(c, v)| app_suspects::same_app(c, v))
     };
+    let kernel = |pid: u32| by_pid.get(&pid).is_some_and(|p| p.is_kernel_thread());
     blame
         .iter()
-        .filter(|b| !same_app(b) && b.victim_pid != own_pid)
+        .filter(|b| !same_app(b) && b.victim_pid != own_pid && !kernel(b.victim_pid))
         .cloned()
         .collect()
 }

@@ -99,8 +99,7 @@ pub fn suspects(processes: &[report::Process], facts: &RunFacts) -> Vec<Scored> 
 /// and counts the rest in `drops.writeback_unattributed_bytes` (pages dirtied before the run,
 /// say). A worker is never a suspect itself: blaming it names nobody an operator can act on.
 /// Its name's suffix is the last work it ran (`-flush-…`, `-kvfree_rcu_reclaim`), so only the
-/// `kworker/` prefix tells; only the kernel names a child of `kthreadd` (pid 2), so a process
-/// cannot pass for one by its name. Named kernel threads (`md0_resync`) stay suspects.
+/// `kworker/` prefix tells. Named kernel threads (`md0_resync`) stay suspects.
 fn writes_back(p: &report::Process) -> bool {
-    p.ppid == Some(2) && p.exe.is_none() && p.comm.starts_with("kworker/")
+    p.is_kernel_thread() && p.comm.starts_with("kworker/")
 }

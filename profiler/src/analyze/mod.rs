@@ -364,22 +364,31 @@ fn net_suspects(processes: &[report::Process], facts: &RunFacts) -> Vec<Scored> 
         .iter()
         .filter(|p| p.pid != facts.own_pid)
         .filter_map(|p| Some((p, p.net?)))
-        .filter(|(_, n)| n.bytes_per_second >= thresholds::NET_MIN_BYTES_PER_SECOND)
-        .map(|(p, n)| {
+        .filter_map(|(p, n)| {
+            let by_rate = n.bytes_per_second / thresholds::NET_MIN_BYTES_PER_SECOND;
+            let cost = syscalls::cost_cores(p, facts.seconds());
+            // Without CPU samples the cost cannot be told, and the rate must do.
+            let by_cost = cost.map_or(f64::INFINITY, |c| c / thresholds::NET_MIN_COST_CORES);
+            let margin = by_rate.min(by_cost);
+            (margin >= 1.0).then_some((p, n, cost, margin))
+        })
+        .map(|(p, n, cost, margin)| {
+            let cost = cost.map_or_else(String::new, |cores| {
+                format!(", {cores:.2} cores on CPU inside its syscalls")
+            });
             let suspect = Suspect::new(
                 p.pid,
                 &p.comm,
                 Resource::Net,
                 round3(n.bytes_per_second / 1e6),
                 format!(
-                    "moved {:.1} MB/s through TCP/UDP sockets: sent {:.1} MB, received {:.1} MB in {:.1} s",
+                    "moved {:.1} MB/s through TCP/UDP sockets: sent {:.1} MB, received {:.1} MB in {:.1} s{cost}",
                     n.bytes_per_second / 1e6,
                     n.tx_bytes as f64 / 1e6,
                     n.rx_bytes as f64 / 1e6,
                     facts.seconds()
                 ),
             );
-            let margin = n.bytes_per_second / thresholds::NET_MIN_BYTES_PER_SECOND;
             let score = n.bytes_per_second / NET_BYTES_PER_SECOND_PER_CPU / facts.cpus();
             (score, suspect.over(margin))
         })

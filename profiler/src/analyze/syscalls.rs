@@ -93,9 +93,8 @@ pub fn suspects(processes: &[report::Process], facts: &RunFacts) -> Vec<Scored> 
         .filter_map(|(p, s)| {
             let by_rate = s.per_second / SYSCALLS_MIN_PER_SECOND;
             // Without CPU samples the cost cannot be told, and the rate must do.
-            let by_cost = p.cpu.in_syscalls.as_ref().map_or(f64::INFINITY, |_| {
-                sampled_ns(p) as f64 / 1e9 / facts.seconds() / SYSCALLS_MIN_COST_CORES
-            });
+            let by_cost = cost_cores(p, facts.seconds())
+                .map_or(f64::INFINITY, |cores| cores / SYSCALLS_MIN_COST_CORES);
             let margin = by_rate.min(by_cost);
             (margin >= 1.0).then_some((p, s, margin))
         })
@@ -137,6 +136,15 @@ pub fn inside(p: &report::Process, s: &Syscalls, timed: bool) -> String {
         "about {:.2} s on CPU inside them (sampled)",
         sampled_ns(p) as f64 / 1e9
     )
+}
+
+/// The cores a process spent inside syscalls over `secs`, from its samples; `None` without CPU
+/// samples to tell.
+pub fn cost_cores(p: &report::Process, secs: f64) -> Option<f64> {
+    p.cpu
+        .in_syscalls
+        .as_ref()
+        .map(|s| s.est_time_ns as f64 / 1e9 / secs.max(1e-9))
 }
 
 /// On-CPU time inside a process's syscalls as its samples estimate it; 0 without them.

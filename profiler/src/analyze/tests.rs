@@ -715,3 +715,50 @@ fn a_syscall_rate_is_a_suspect_only_at_a_cost_on_cpu() {
     // 150 samples: 0.15 cores.
     assert_eq!(named(storm(150)), 1);
 }
+
+#[test]
+fn network_traffic_is_a_suspect_only_at_a_cost_on_cpu() {
+    // 80 MB/s each way for ten seconds.
+    let flood = |samples_inside: u64| {
+        let mut p = usage(10, "netblast", 1_000_000_000, 100);
+        p.net = Some(profiler_common::NetStats {
+            tx_bytes: 800_000_000,
+            rx_bytes: 800_000_000,
+            ..Default::default()
+        });
+        p.sampled_syscalls = vec![(44, samples_inside)];
+        p
+    };
+    let mut f = facts(vec![]);
+    f.signals.insert(Signal::Net, SignalState::On);
+    let reasons = |p: ProcessUsage| -> Vec<String> {
+        build_report(&f, &[p], &[vec![]])
+            .suspects
+            .iter()
+            .filter(|s| s.resource == Resource::Net)
+            .map(|s| s.reason.clone())
+            .collect()
+    };
+    // 50 samples inside its sends and receives: 0.05 cores.
+    assert_eq!(reasons(flood(50)), Vec::<String>::new());
+    let found = reasons(flood(150));
+    assert!(
+        found.len() == 1 && found[0].ends_with(", 0.15 cores on CPU inside its syscalls"),
+        "{found:?}"
+    );
+}
+
+#[test]
+fn a_kernel_thread_waiting_is_no_harm_to_charge() {
+    // ksoftirqd waited half a second behind a flood whose packets it runs.
+    let mut softirq = usage(24, "ksoftirqd/1", 10_000_000, 1);
+    softirq.identity.ppid = Some(2);
+    let procs = [usage(10, "netblast", 4_000_000_000, 400), softirq];
+    assert_eq!(suspects_of(&procs, &[(10, 24, 500_000_000)]), []);
+    // The same wait by a process with an executable is harm.
+    let mut named_like_one = usage(24, "ksoftirqd/1", 10_000_000, 1);
+    named_like_one.identity.ppid = Some(2);
+    named_like_one.identity.exe = Some("/tmp/x".to_owned());
+    let procs = [usage(10, "netblast", 4_000_000_000, 400), named_like_one];
+    assert_eq!(suspects_of(&procs, &[(10, 24, 500_000_000)]).len(), 1);
+}

@@ -52,8 +52,11 @@ pub const SPAWN_MIN_PER_SECOND: f64 = 5.0;
 pub const SPAWN_MIN_FAMILY_CORES: f64 = 0.1;
 
 // Network.
-/// From 10 MB/s a process's socket traffic is a suspect.
+/// From 10 MB/s a process's socket traffic is a suspect,
 pub const NET_MIN_BYTES_PER_SECOND: f64 = 10e6;
+/// when it costs a tenth of a core on CPU inside its syscalls (sends and receives run there):
+/// 80 MB/s each way over loopback, paced, cost 0.05 cores here and harm nobody.
+pub const NET_MIN_COST_CORES: f64 = 0.1;
 
 // Block IO.
 /// A process is an io suspect for a share of the IO of a disk that was busy, or while tasks

@@ -340,6 +340,14 @@ pub struct Process {
     pub oom_killed: Option<OomKilled>,
 }
 
+impl Process {
+    /// A kernel thread: only the kernel names a child of `kthreadd` (pid 2), and none has an
+    /// executable, so no process passes for one by its name.
+    pub fn is_kernel_thread(&self) -> bool {
+        self.pid == 2 || (self.ppid == Some(2) && self.exe.is_none())
+    }
+}
+
 /// What a process held when the OOM killer chose it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OomKilled {
