@@ -107,6 +107,7 @@ fn facts(duration: Duration) -> RunFacts {
         only_pids: Vec::new(),
         own_pid: std::process::id(),
         mem_total_bytes: None,
+        mem_available_bytes: None,
         busiest_disk: None,
         pressure: None,
     }

@@ -1,8 +1,9 @@
 //! The verdict on memory, named for harm: a `stress-ng` hog that allocates gibibytes during the
 //! run is a `mem` suspect (it was missed: the resident set was the one of its first sight), and
 //! a process that holds a quarter of the host's memory, touched before the run, while nobody
-//! stalls for memory, is no suspect at all (holding memory harms nobody). Each scenario asserts
-//! its exact suspect set.
+//! stalls for memory, is no suspect at all (holding memory harms nobody); a leak of 64 MiB a
+//! second, under the growth line in the run, is a suspect for how soon it fills the memory
+//! still available. Each scenario asserts its exact suspect set.
 
 use std::time::Duration;
 
@@ -18,15 +19,19 @@ const TOUCHER: &str = env!("CARGO_BIN_EXE_toucher");
 const HOG_MIB: u64 = 2048;
 const HOG_WINDOW: Duration = Duration::from_secs(10);
 const HOLD_WINDOW: Duration = Duration::from_secs(4);
+const LEAK_WINDOW: Duration = Duration::from_secs(8);
+/// The leak fills the available memory in five minutes at the earliest.
+const LEAK_FILLS_IN_S: u64 = 300;
 const MIB: f64 = (1u64 << 20) as f64;
 
-fn mem_total_bytes() -> u64 {
+/// A line of /proc/meminfo (`MemTotal:`), in bytes.
+fn meminfo_bytes(key: &str) -> u64 {
     let meminfo = std::fs::read_to_string("/proc/meminfo").expect("reading /proc/meminfo");
     let kib: u64 = meminfo
         .lines()
-        .find_map(|line| line.strip_prefix("MemTotal:"))
+        .find_map(|line| line.strip_prefix(key))
         .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("MemTotal in /proc/meminfo");
+        .unwrap_or_else(|| panic!("{key} in /proc/meminfo"));
     kib * 1024
 }
 
@@ -88,7 +93,7 @@ fn a_quarter_of_the_memory_held_with_no_pressure_is_no_suspect() {
         return;
     }
     let _serial = serial();
-    let mib = (mem_total_bytes() / 4) >> 20;
+    let mib = (meminfo_bytes("MemTotal:") / 4) >> 20;
     let (holder, mut start) =
         Workload::spawn_piped(TOUCHER, &["--wait-stdin", "--mib", &mib.to_string()]);
     std::io::Write::write_all(&mut start, b"\n").expect("releasing the toucher");
@@ -121,6 +126,46 @@ fn a_quarter_of_the_memory_held_with_no_pressure_is_no_suspect() {
     assert!(
         verdict.starts_with("Nothing stands out: the host is idle ("),
         "{verdict}"
+    );
+}
+
+#[test]
+fn a_leak_that_would_fill_the_memory_within_minutes_is_the_one_memory_suspect() {
+    const TEST: &str = "a_leak_that_would_fill_the_memory_within_minutes_is_the_one_memory_suspect";
+    if !require_root(TEST) {
+        return;
+    }
+    let _serial = serial();
+    // From the window's start, the rate that fills the memory still available in five
+    // minutes, within the quarter of an hour the leak rule looks ahead; 64 MiB a second at the
+    // least (72 here, with 21 GiB available): about half a gibibyte in the window, under the
+    // gibibyte that names growth by itself. A minute's worth, so it outlasts the window.
+    let per_second = ((meminfo_bytes("MemAvailable:") / LEAK_FILLS_IN_S) >> 20).max(64);
+    let mib = (per_second * 60).to_string();
+    let per_second = per_second.to_string();
+    let (mut leak, start) = Workload::spawn_piped(
+        TOUCHER,
+        &["--wait-stdin", "--mib", &mib, "--per-second", &per_second],
+    );
+    let mut start = Some(start);
+    let run = diagnose_window(LEAK_WINDOW, &[], |_| {
+        let mut start = start.take().expect("released once");
+        std::io::Write::write_all(&mut start, b"\n").expect("releasing the leak");
+    });
+    assert!(leak.is_running(), "the leak ended before the window did");
+    let report = &run.report;
+    let verdict = report["verdict"].as_str().unwrap_or_default();
+    let entry = process_entry(report, leak.pid())
+        .unwrap_or_else(|| panic!("the leak is not in the report:\n{verdict}"));
+    let growth = number(&entry["mem"], "rss_growth_bytes") / MIB;
+    assert!(
+        growth >= 256.0,
+        "the leak grew by {growth:.0} MiB, under the 256 a leak must grow by:\n{entry:#}"
+    );
+    assert_exact_suspects("slow memory leak", report, &[("toucher", "mem")]);
+    assert!(
+        verdict.contains("still available in"),
+        "the verdict does not say when the leak fills the memory:\n{verdict}"
     );
 }
 

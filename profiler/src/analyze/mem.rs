@@ -1,12 +1,13 @@
 //! Memory suspects, named for harm: the OOM killer's choice, a process that grew by a gibibyte
-//! or more in the run, one reading its pages back from disk, or one holding a large share of
-//! the memory while tasks stalled for memory. Holding memory alone harms nobody.
+//! or more in the run, or at a rate that fills the available memory within minutes, one reading
+//! its pages back from disk, or one holding a large share of the memory while tasks stalled for
+//! memory. Holding memory alone harms nobody.
 
 use super::{
     RunFacts, Scored, round3,
     thresholds::{
-        MEM_GROWTH_MIN_BYTES, MEM_GROWTH_MIN_SHARE, MEM_HELD_MIN_SHARE, MEM_MAJOR_MIN_PER_SECOND,
-        STALL_PERCENT,
+        MEM_GROWTH_MIN_BYTES, MEM_GROWTH_MIN_SHARE, MEM_HELD_MIN_SHARE, MEM_LEAK_HORIZON_S,
+        MEM_LEAK_MIN_BYTES, MEM_MAJOR_MIN_PER_SECOND, STALL_PERCENT,
     },
 };
 use crate::report::{Mem, Process, Resource, Suspect};
@@ -15,6 +16,7 @@ use crate::report::{Mem, Process, Resource, Suspect};
 const OOM_KILLED_SCORE: f64 = 1e6;
 
 const GIB: f64 = (1u64 << 30) as f64;
+const MIB: f64 = (1u64 << 20) as f64;
 
 pub fn suspects(processes: &[Process], facts: &RunFacts) -> Vec<Scored> {
     let candidates = processes.iter().filter(|p| p.pid != facts.own_pid);
@@ -48,6 +50,7 @@ fn harmful(p: &Process, m: Mem, facts: &RunFacts) -> Option<Scored> {
             0.0
         },
         seen.major_per_second / MEM_MAJOR_MIN_PER_SECOND,
+        seen.exhausts_in().map_or(0.0, |s| MEM_LEAK_HORIZON_S / s),
     ]
     .into_iter()
     .fold(0.0, f64::max);
@@ -75,6 +78,8 @@ struct Seen {
     /// PSI `some` for memory over the run, when the kernel keeps it.
     stalled: Option<f64>,
     major_per_second: f64,
+    available: Option<f64>,
+    secs: f64,
 }
 
 impl Seen {
@@ -91,7 +96,23 @@ impl Seen {
             }),
             stalled: facts.pressure.map(|p| p.memory_some_percent),
             major_per_second: m.major_faults as f64 / facts.seconds(),
+            available: facts.mem_available_bytes.map(|a| a as f64),
+            secs: facts.seconds(),
         }
+    }
+
+    /// The growth a second over the run.
+    fn rate(&self) -> f64 {
+        self.grown / self.secs
+    }
+
+    /// In how many seconds its growth would fill the memory still available, for a process
+    /// that grew by the leak floor and was still at its peak at the end (a burst it freed
+    /// again is no leak).
+    fn exhausts_in(&self) -> Option<f64> {
+        let growing = self.grown >= MEM_LEAK_MIN_BYTES && self.rss >= self.peak * 0.95;
+        let seconds = self.available? / self.rate().max(1.0);
+        (growing && seconds <= MEM_LEAK_HORIZON_S).then_some(seconds)
     }
 
     fn share(&self, bytes: f64) -> f64 {
@@ -114,17 +135,26 @@ impl Seen {
     /// Each harm seen, in words.
     fn reason(&self, m: Mem, facts: &RunFacts) -> String {
         let percent = self.share(self.rss) * 100.0;
-        let mut reason = if self.grew() {
+        let leaks = self.exhausts_in();
+        let mut reason = if self.grew() || leaks.is_some() {
             format!(
-                "grew by {:.2} GiB in {:.1} s to {:.2} GiB resident ({percent:.0}% of the host's memory)",
+                "grew by {:.2} GiB in {:.1} s ({:.0} MiB a second) to {:.2} GiB resident ({percent:.0}% of the host's memory)",
                 self.grown / GIB,
                 facts.seconds(),
+                self.rate() / MIB,
                 self.rss / GIB,
             )
         } else {
             let rss = self.rss / GIB;
             format!("holds {rss:.2} GiB resident ({percent:.0}% of the host's memory)")
         };
+        if let (Some(seconds), Some(available)) = (leaks, self.available) {
+            reason.push_str(&format!(
+                "; at that rate it fills the {:.1} GiB still available in {:.0} min",
+                available / GIB,
+                (seconds / 60.0).max(1.0)
+            ));
+        }
         if self.peak > self.rss * 1.1 {
             reason.push_str(&format!(", {:.2} GiB at its peak", self.peak / GIB));
         }

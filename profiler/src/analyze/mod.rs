@@ -53,6 +53,9 @@ pub struct RunFacts {
     pub own_pid: u32,
     /// The host's memory, to weigh resident sets.
     pub mem_total_bytes: Option<u64>,
+    /// The memory still available at the end of the stretch (`MemAvailable`), to tell how soon
+    /// a growing process would exhaust it.
+    pub mem_available_bytes: Option<u64>,
     /// The block device busy the largest share of the run.
     pub busiest_disk: Option<DiskBusy>,
     /// How much of the run tasks stalled for a CPU, IO or memory (PSI), when the kernel says.

@@ -54,6 +54,7 @@ fn facts(only_pids: Vec<u32>) -> RunFacts {
         frequency_hz: 99,
         counters: Counters::default(),
         mem_total_bytes: Some(8 << 30),
+        mem_available_bytes: Some(6 << 30),
         busiest_disk: None,
         pressure: None,
         signals: BTreeMap::from([(Signal::Cpu, SignalState::On)]),
@@ -338,7 +339,7 @@ fn memory_is_a_suspect_for_harm_growth_or_a_large_share_under_pressure() {
     assert_eq!(grower[0].value, 2.5);
     assert!(
         grower[0].reason.starts_with(
-            "grew by 2.00 GiB in 10.0 s to 2.50 GiB resident (31% of the host's memory)"
+            "grew by 2.00 GiB in 10.0 s (205 MiB a second) to 2.50 GiB resident (31% of the host's memory); at that rate it fills the 6.0 GiB still available in 1 min"
         ),
         "{}",
         grower[0].reason
@@ -363,6 +364,25 @@ fn memory_is_a_suspect_for_harm_growth_or_a_large_share_under_pressure() {
     );
     // A gibibyte held, a little growth, pressure: below every line.
     assert!(mem_suspects(&[memory(7, 0.9, 1.0, 1.0)], Some(30.0)).is_empty());
+}
+
+#[test]
+fn a_leak_that_fills_the_available_memory_within_minutes_is_a_suspect() {
+    // Half a gibibyte in ten seconds, under the gibibyte line: 51 MiB a second fills the 6 GiB
+    // still available in two minutes.
+    let leak = mem_suspects(&[memory(7, 0.5, 1.0, 1.0)], Some(0.0));
+    assert_eq!(leak.len(), 1, "{leak:?}");
+    assert!(
+        leak[0]
+            .reason
+            .ends_with("; at that rate it fills the 6.0 GiB still available in 2 min"),
+        "{}",
+        leak[0].reason
+    );
+    // The same growth freed again by the end is a burst, not a leak.
+    assert!(mem_suspects(&[memory(7, 0.2, 0.6, 1.0)], Some(0.0)).is_empty());
+    // A cache warming up by 100 MiB: under the floor whatever its rate.
+    assert!(mem_suspects(&[memory(7, 0.5, 0.6, 0.6)], Some(0.0)).is_empty());
 }
 
 #[test]

@@ -79,6 +79,14 @@ pub const MEM_GROWTH_MIN_SHARE: f64 = 0.1;
 /// A process holding, or having peaked at, a fifth of the memory is a suspect when memory is
 /// contended ([`STALL_PERCENT`] for memory), or when the kernel keeps no PSI to tell.
 pub const MEM_HELD_MIN_SHARE: f64 = 0.2;
+/// A process still growing at the end of the run, by this much or more, whose rate would fill
+/// the memory still available within [`MEM_LEAK_HORIZON_S`], is a suspect before it grows by
+/// the line above: a leak of 64 MiB a second grows by half a gibibyte in a run of eight
+/// seconds, and fills 21 GiB in under six minutes. Below the floor a run of seconds cannot
+/// tell a leak from a cache warming up.
+pub const MEM_LEAK_MIN_BYTES: f64 = (256u64 << 20) as f64;
+/// A quarter of an hour: less than it takes most operators to notice, page someone and act.
+pub const MEM_LEAK_HORIZON_S: f64 = 900.0;
 /// Major faults read pages from disk or swap: from 100 a second they cost the disk and the
 /// process's latency.
 pub const MEM_MAJOR_MIN_PER_SECOND: f64 = 100.0;

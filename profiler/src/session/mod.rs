@@ -152,6 +152,12 @@ impl Facts {
             only_pids: self.only_pids.clone(),
             own_pid: std::process::id(),
             mem_total_bytes: self.mem_total_bytes,
+            mem_available_bytes: {
+                use procfs::Current as _;
+                procfs::Meminfo::current()
+                    .ok()
+                    .and_then(|m| m.mem_available)
+            },
             busiest_disk: None,
             pressure: None,
         }
