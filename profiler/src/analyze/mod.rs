@@ -123,7 +123,7 @@ pub fn build_report(
         incident: None,
         victim: None,
     };
-    report.verdict = verdict::verdict(&report);
+    report.verdict = verdict::verdict(&report, facts.own_pid);
     report
 }
 

@@ -782,3 +782,18 @@ fn a_kernel_thread_waiting_is_no_harm_to_charge() {
     let procs = [usage(10, "netblast", 4_000_000_000, 400), named_like_one];
     assert_eq!(suspects_of(&procs, &[(10, 24, 500_000_000)]).len(), 1);
 }
+
+#[test]
+fn the_profiler_is_never_called_the_busiest_process() {
+    // The profiler (pid 1 in these facts) used more than the shell.
+    let procs = [
+        usage(1, "profiler", 200_000_000, 20),
+        usage(5, "bash", 10_000_000, 1),
+    ];
+    let report = build_report(&facts(vec![]), &procs, &[vec![], vec![]]);
+    assert!(
+        report.verdict.contains("the busiest process, bash (pid 5)"),
+        "{}",
+        report.verdict
+    );
+}

@@ -131,10 +131,11 @@ pub fn host_load(report: &Report) -> String {
     }
 }
 
-pub fn verdict(report: &Report) -> String {
+/// The verdict paragraph; `own_pid`, the profiler's, is never called the busiest process.
+pub fn verdict(report: &Report, own_pid: u32) -> String {
     let secs = report.duration_s;
     let mut text = if report.suspects.is_empty() {
-        match report.processes.first() {
+        match report.processes.iter().find(|p| p.pid != own_pid) {
             Some(top) if idle(report) => format!(
                 "Nothing stands out: the host is idle ({}); the busiest process, {}, used {:.2} cores over {secs:.1} s.",
                 host_load(report),
