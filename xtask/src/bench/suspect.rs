@@ -1,5 +1,7 @@
-//! `cargo xtask bench suspect`: time to suspect. A planted CPU hog (`burner`, a thread per CPU:
-//! a host with no CPU to spare, the harm that makes a CPU suspect) runs; each round
+//! `cargo xtask bench suspect`: time to suspect. A planted CPU hog (`burner`) runs on CPU 0 next
+//! to a latency-sensitive victim (`waker`) pinned there too, whose waits are the harm that makes
+//! a CPU suspect; the other CPUs stay free for the profiler, as on a host where one rogue holds
+//! a CPU. Each round
 //! launches `profiler diagnose` and measures the wall time from launch until its report.json is
 //! in place, checks that the report names the hog suspect #1, and keeps the report's own phase
 //! timings.
@@ -76,9 +78,10 @@ const PHASES: [&str; 9] = [
 fn run(target: &Path, runs: u32, duration: &str) -> Result<Vec<Row>> {
     let release = target.join("release");
     let burner = release.join("burner");
+    let waker = release.join("waker");
     let profiler = release.join("profiler");
-    let scratch = prepare("suspect", &[&burner, &profiler])?;
-    let hog = Hog::plant(&burner)?;
+    let scratch = prepare("suspect", &[&burner, &waker, &profiler])?;
+    let hog = Hog::plant(&burner, &waker)?;
     let diagnose = |out: &Path| {
         let mut cmd = Command::new(&profiler);
         cmd.args([
@@ -94,9 +97,10 @@ fn run(target: &Path, runs: u32, duration: &str) -> Result<Vec<Row>> {
     };
     println!("bench suspect: {runs} rounds");
     println!(
-        "  hog:      {} (pid {}; own session, autogroup nice {HOG_AUTOGROUP_NICE})",
+        "  hog:      {} --cpu {HOG_CPU} (pid {}; own session, autogroup nice {HOG_AUTOGROUP_NICE}), next to {} --cpu {HOG_CPU}",
         util::display(&Command::new(&burner)),
-        hog.pid()
+        hog.pid(),
+        waker.display()
     );
     println!(
         "  profiler: {}  (wall time from launch until report.json is in place)",
@@ -166,15 +170,24 @@ fn run(target: &Path, runs: u32, duration: &str) -> Result<Vec<Row>> {
     Ok(vec![row])
 }
 
-/// The planted hog: killed when dropped.
-struct Hog(Child);
+/// The planted hog and its victim: killed when dropped.
+struct Hog {
+    hog: Child,
+    victim: Child,
+}
+
+/// The CPU the hog and its victim share.
+const HOG_CPU: &str = "0";
 
 impl Hog {
-    fn plant(burner: &Path) -> Result<Self> {
+    fn plant(burner: &Path, waker: &Path) -> Result<Self> {
+        let mut victim = Command::new(waker);
+        victim.args(["--cpu", HOG_CPU]).stdout(Stdio::null());
+        let victim = victim
+            .spawn()
+            .with_context(|| format!("could not start `{}`", util::display(&victim)))?;
         let mut cmd = Command::new(burner);
-        let cpus = thread::available_parallelism().map_or(1, usize::from);
-        cmd.args(["--threads", &cpus.to_string()])
-            .stdout(Stdio::null());
+        cmd.args(["--cpu", HOG_CPU]).stdout(Stdio::null());
         // SAFETY: setsid is async-signal-safe and touches nothing of the parent's.
         unsafe {
             cmd.pre_exec(|| {
@@ -184,10 +197,16 @@ impl Hog {
                 Ok(())
             });
         }
-        let child = cmd
-            .spawn()
-            .with_context(|| format!("could not start `{}`", util::display(&cmd)))?;
-        let hog = Self(child);
+        let hog = match cmd.spawn() {
+            Ok(hog) => Self { hog, victim },
+            Err(err) => {
+                let mut victim = victim;
+                let _ = victim.kill();
+                let _ = victim.wait();
+                return Err(err)
+                    .with_context(|| format!("could not start `{}`", util::display(&cmd)));
+            }
+        };
         let autogroup = format!("/proc/{}/autogroup", hog.pid());
         // Kernels without CONFIG_SCHED_AUTOGROUP have no such file and share CPUs by task.
         if Path::new(&autogroup).exists() {
@@ -198,14 +217,16 @@ impl Hog {
     }
 
     fn pid(&self) -> u32 {
-        self.0.id()
+        self.hog.id()
     }
 }
 
 impl Drop for Hog {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        for child in [&mut self.hog, &mut self.victim] {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
