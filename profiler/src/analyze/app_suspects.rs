@@ -63,17 +63,23 @@ pub fn into_parents(scored: Vec<Scored>, processes: &[Process]) -> Vec<Scored> {
             .iter_mut()
             .find(|(_, s)| s.resource == Resource::Spawn && Some(s.pid) == parent);
         match spawn {
-            Some((spawn_score, spawn)) => {
-                *spawn_score = spawn_score.max(score);
-                spawn.reason = format!("{}; its children {}", spawn.reason, suspect.reason);
-                if suspect.confidence == Confidence::Clear {
-                    spawn.confidence = Confidence::Clear;
-                }
+            Some(spawn) => {
+                absorb(spawn, score, &suspect);
+                spawn.1.reason = format!("{}; its children {}", spawn.1.reason, suspect.reason);
             }
             None => kept.push((score, suspect)),
         }
     }
     kept
+}
+
+/// Folds `absorbed` (scored `score`) into `into`, which answers for the same harm: the higher
+/// score and the surer confidence of the two stay.
+pub fn absorb(into: &mut Scored, score: f64, absorbed: &Suspect) {
+    into.0 = into.0.max(score);
+    if absorbed.confidence == Confidence::Clear {
+        into.1.confidence = Confidence::Clear;
+    }
 }
 
 /// Whether two processes belong to one application: the same command name in the same cgroup

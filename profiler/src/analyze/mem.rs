@@ -58,13 +58,7 @@ fn harmful(p: &Process, m: Mem, facts: &RunFacts) -> Option<Scored> {
         return None;
     }
     let rss_gib = round3(seen.rss / GIB);
-    let suspect = Suspect::new(
-        p.pid,
-        &p.comm,
-        Resource::Mem,
-        rss_gib,
-        seen.reason(m, facts),
-    );
+    let suspect = Suspect::new(p.pid, &p.comm, Resource::Mem, rss_gib, seen.reason(m));
     Some((seen.share(seen.peak.max(seen.grown)), suspect.over(margin)))
 }
 
@@ -133,14 +127,14 @@ impl Seen {
     }
 
     /// Each harm seen, in words.
-    fn reason(&self, m: Mem, facts: &RunFacts) -> String {
+    fn reason(&self, m: Mem) -> String {
         let percent = self.share(self.rss) * 100.0;
         let leaks = self.exhausts_in();
         let mut reason = if self.grew() || leaks.is_some() {
             format!(
                 "grew by {:.2} GiB in {:.1} s ({:.0} MiB a second) to {:.2} GiB resident ({percent:.0}% of the host's memory)",
                 self.grown / GIB,
-                facts.seconds(),
+                self.secs,
                 self.rate() / MIB,
                 self.rss / GIB,
             )

@@ -283,12 +283,7 @@ fn absorb_sched(scored: Vec<Scored>) -> Vec<Scored> {
             .iter_mut()
             .find(|(_, s)| s.resource == Resource::Cpu && key(s) == key(&suspect));
         match cpu {
-            Some((cpu_score, cpu)) => {
-                *cpu_score = cpu_score.max(score);
-                if suspect.confidence == report::Confidence::Clear {
-                    cpu.confidence = report::Confidence::Clear;
-                }
-            }
+            Some(cpu) => app_suspects::absorb(cpu, score, &suspect),
             None => kept.push((score, suspect)),
         }
     }
@@ -370,9 +365,7 @@ fn net_suspects(processes: &[report::Process], facts: &RunFacts) -> Vec<Scored> 
         .filter_map(|(p, n)| {
             let by_rate = n.bytes_per_second / thresholds::NET_MIN_BYTES_PER_SECOND;
             let cost = syscalls::cost_cores(p, facts.seconds());
-            // Without CPU samples the cost cannot be told, and the rate must do.
-            let by_cost = cost.map_or(f64::INFINITY, |c| c / thresholds::NET_MIN_COST_CORES);
-            let margin = by_rate.min(by_cost);
+            let margin = syscalls::at_a_cost(by_rate, cost, thresholds::NET_MIN_COST_CORES);
             (margin >= 1.0).then_some((p, n, cost, margin))
         })
         .map(|(p, n, cost, margin)| {

@@ -92,10 +92,11 @@ pub fn suspects(processes: &[report::Process], facts: &RunFacts) -> Vec<Scored> 
         .filter_map(|p| Some((p, p.syscalls.as_ref()?)))
         .filter_map(|(p, s)| {
             let by_rate = s.per_second / SYSCALLS_MIN_PER_SECOND;
-            // Without CPU samples the cost cannot be told, and the rate must do.
-            let by_cost = cost_cores(p, facts.seconds())
-                .map_or(f64::INFINITY, |cores| cores / SYSCALLS_MIN_COST_CORES);
-            let margin = by_rate.min(by_cost);
+            let margin = at_a_cost(
+                by_rate,
+                cost_cores(p, facts.seconds()),
+                SYSCALLS_MIN_COST_CORES,
+            );
             (margin >= 1.0).then_some((p, s, margin))
         })
         .map(|(p, s, margin)| {
@@ -145,6 +146,13 @@ pub fn cost_cores(p: &report::Process, secs: f64) -> Option<f64> {
         .in_syscalls
         .as_ref()
         .map(|s| s.est_time_ns as f64 / 1e9 / secs.max(1e-9))
+}
+
+/// How far over its lines a rate is that must also cost `min_cores` (`by_rate`: the rate's
+/// margin, `cores`: its cost from [`cost_cores`]): the smaller margin. Without CPU samples the
+/// cost cannot be told, and the rate must do.
+pub fn at_a_cost(by_rate: f64, cores: Option<f64>, min_cores: f64) -> f64 {
+    by_rate.min(cores.map_or(f64::INFINITY, |c| c / min_cores))
 }
 
 /// On-CPU time inside a process's syscalls as its samples estimate it; 0 without them.
