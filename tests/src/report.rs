@@ -58,6 +58,14 @@ pub fn process_entry(report: &Value, pid: u32) -> Option<&Value> {
         .find(|process| process["pid"].as_u64() == Some(u64::from(pid)))
 }
 
+/// Whether `pid` is a kernel thread by the report's own rule (kthreadd, or a child of it
+/// without an executable): its waits are nobody's harm in the verdict.
+pub fn is_kernel_thread(report: &Value, pid: u64) -> bool {
+    pid == 2
+        || process_entry(report, pid as u32)
+            .is_some_and(|p| p["ppid"].as_u64() == Some(2) && p["exe"].is_null())
+}
+
 /// Entries of an array field, panicking with the report if it is not an array.
 pub fn array<'a>(report: &'a Value, field: &str) -> &'a [Value] {
     report[field]

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use profiler_tests::{
     ProfilerRun, REPORT_GRACE, Schedstat, Workload, allowed_cpus, array, assert_matches_schema,
-    count, number, process_entry, profiler_command, read_json, require_root, serial, tempdir,
-    wait_pinned,
+    count, is_kernel_thread, number, process_entry, profiler_command, read_json, require_root,
+    serial, tempdir, wait_pinned,
 };
 use serde_json::{Value, json};
 
@@ -80,6 +80,7 @@ fn burners_sharing_a_cpu_are_blamed_for_the_wakers_run_queue_wait() {
     let before: Vec<Schedstat> = pids.iter().map(|&pid| Schedstat::read(pid)).collect();
     thread::sleep((attached + DURATION).saturating_duration_since(Instant::now()));
     let after: Vec<Schedstat> = pids.iter().map(|&pid| Schedstat::read(pid)).collect();
+    let profiler_pid = u64::from(run.pid());
     let done = run.finish(REPORT_GRACE);
     done.assert_success();
     let truth: Vec<Schedstat> = after
@@ -223,7 +224,8 @@ fn burners_sharing_a_cpu_are_blamed_for_the_wakers_run_queue_wait() {
     // The delay the culprit inflicted on other applications, in seconds (a sched suspect's
     // value, a CPU suspect's `waited X s`): its blame entries add up to it unless the list was
     // cut at its 50-entry cap. Waits among the burners (one name, one cgroup: one application)
-    // are its own business. Burners that kept others waiting together are one suspect, the
+    // are its own business, a kernel thread's are not harm (it works for others), nor are the
+    // profiler's (its cost). Burners that kept others waiting together are one suspect, the
     // application, with their sum.
     let reason = suspect["reason"].as_str().unwrap_or_default();
     let (waited_s, rounding) = if suspect["resource"] == "sched" {
@@ -246,6 +248,10 @@ fn burners_sharing_a_cpu_are_blamed_for_the_wakers_run_queue_wait() {
         .iter()
         .filter(|entry| culprits.contains(&&entry["culprit_pid"]))
         .filter(|entry| entry["victim_comm"] != suspect["comm"])
+        .filter(|entry| {
+            let victim = count(entry, "victim_pid");
+            victim != profiler_pid && !is_kernel_thread(&report, victim)
+        })
         .map(|entry| count(entry, "delay_ns"))
         .sum::<u64>() as f64
         / 1e9;
