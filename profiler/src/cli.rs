@@ -221,6 +221,11 @@ pub struct DiagnoseArgs {
     /// process of a command name or a cgroup path, and name who cost it that time.
     #[arg(long, value_name = "PID|NAME|CGROUP")]
     pub victim: Option<String>,
+    /// With --victim: turn the kernel's delay accounting on for the run (a host-wide switch,
+    /// `kernel.task_delayacct`, turned back off after if it was off) for the victim's exact
+    /// block IO delay.
+    #[arg(long, requires = "victim")]
+    pub delayacct: bool,
 }
 
 /// A record window: long enough to amortize writing it, short enough to see a rogue appear.

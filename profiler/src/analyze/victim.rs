@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashSet};
 use super::sched::Side;
 use crate::{
     model::ProcessUsage,
-    report::{BlockedPart, BlockedWhy, Culprit, Process, Report, Victim},
+    report::{BlockedPart, BlockedWhy, Cause, Culprit, Process, Report, Victim, VictimDelays},
     signals::{Signal, SignalState},
     symbolize::{FoldedStack, KERNEL_SUFFIX},
 };
@@ -53,14 +53,16 @@ impl VictimSpec {
 
 /// The victim's budget and culprits in `report`; `offcpu` holds each process's sleeps by stack
 /// in the order of `usage`; `own_pid`, the profiler, is never a culprit (its cost is in the
-/// report's `own_cost`, not a neighbour's doing). `None` when no process of the report is the
-/// victim.
+/// report's `own_cost`, not a neighbour's doing); `delayacct`, the kernel's delay accounting
+/// of the victim over the run when it was asked for. `None` when no process of the report is
+/// the victim.
 pub fn account(
     report: &Report,
     usage: &[ProcessUsage],
     offcpu: &[Vec<FoldedStack>],
     spec: &VictimSpec,
     own_pid: u32,
+    delayacct: Option<VictimDelays>,
 ) -> Option<Victim> {
     let members: Vec<&Process> = report
         .processes
@@ -96,8 +98,17 @@ pub fn account(
         blocked: blocked_ns.map_or_else(Vec::new, |total| split(stacks, total)),
         blocked_ns,
         culprits: culprits(report, &pids, own_pid),
+        delayacct,
         verdict: String::new(),
     };
+    let io_ns = victim
+        .blocked
+        .iter()
+        .find(|p| p.why == BlockedWhy::Io)
+        .map_or(0, |p| p.ns);
+    victim
+        .culprits
+        .extend(io_culprits(&report.processes, &pids, own_pid, io_ns));
     let who = match members.as_slice() {
         [one] => format!("{} (pid {})", one.comm, one.pid),
         many => format!("{} ({} processes)", victim.name, many.len()),
@@ -216,9 +227,45 @@ fn culprits(report: &Report, victim: &HashSet<u32>, own_pid: u32) -> Vec<Culprit
         .map(|p| Culprit {
             pid: p.pid,
             comm: p.comm,
+            cause: Cause::Cpu,
             delay_ns: p.delay_ns,
         })
         .collect()
+}
+
+/// Who loaded the disks while the victim was blocked on IO for `io_ns`: that time shared by
+/// each process's part of the block IO over the run, the victim's own part included (its own
+/// writes queue behind each other too), largest first. Inferred: the kernel does not say
+/// whose requests a wait queued behind, and the devices are not told apart. Kernel threads
+/// work for others (writeback is charged to the process that dirtied the pages) and the
+/// profiler's IO is its own cost, so neither is a culprit nor in the shares.
+fn io_culprits(
+    processes: &[Process],
+    victim: &HashSet<u32>,
+    own_pid: u32,
+    io_ns: u64,
+) -> Vec<Culprit> {
+    let loading = |p: &&Process| !p.is_kernel_thread() && p.pid != own_pid;
+    let bytes = |p: &Process| p.io.as_ref().map_or(0, |io| io.read_bytes + io.write_bytes);
+    let total: u64 = processes.iter().filter(loading).map(bytes).sum();
+    if io_ns == 0 || total == 0 {
+        return Vec::new();
+    }
+    let mut culprits: Vec<Culprit> = processes
+        .iter()
+        .filter(loading)
+        .filter(|p| !victim.contains(&p.pid) && bytes(p) > 0)
+        .map(|p| Culprit {
+            pid: p.pid,
+            comm: p.comm.clone(),
+            cause: Cause::Io,
+            delay_ns: (io_ns as f64 * bytes(p) as f64 / total as f64) as u64,
+        })
+        .filter(|c| c.delay_ns > 0)
+        .collect();
+    culprits.sort_by(|a, b| (b.delay_ns, a.pid).cmp(&(a.delay_ns, b.pid)));
+    culprits.truncate(CULPRITS);
+    culprits
 }
 
 /// The victim's story in one line: what slowed it and who, or that nothing did and where its
@@ -240,21 +287,31 @@ fn verdict(victim: &Victim, who: &str, secs: f64) -> String {
     let mut slowed = Vec::new();
     // A wait nobody caused (a CPU waking from idle, the scheduler's own latency) slows it
     // but names no rogue: only the wait others are blamed for counts here.
-    let blamed: u64 = victim.culprits.iter().map(|c| c.delay_ns).sum();
+    let of_cause = |cause: Cause| -> Vec<&Culprit> {
+        let culprits = victim.culprits.iter();
+        culprits.filter(|c| c.cause == cause).collect()
+    };
+    let cpu = of_cause(Cause::Cpu);
+    let blamed: u64 = cpu.iter().map(|c| c.delay_ns).sum();
     if slowing(blamed) {
         slowed.push(format!(
             "it waited {} for a CPU ({:.0} % of its busy time){}",
             seconds(victim.runq_wait_ns),
             of_busy(victim.runq_wait_ns) * 100.0,
-            behind(&victim.culprits)
+            behind(&cpu)
         ));
     }
     for part in &victim.blocked {
         if let Some(what) = slowed_by(part.why)
             && slowing(part.ns)
         {
+            let whom = if part.why == BlockedWhy::Io {
+                behind(&of_cause(Cause::Io))
+            } else {
+                String::new()
+            };
             slowed.push(format!(
-                "{} blocked on {what} ({:.0} %)",
+                "{} blocked on {what} ({:.0} %){whom}",
                 seconds(part.ns),
                 of_busy(part.ns) * 100.0
             ));
@@ -280,7 +337,7 @@ fn slowed_by(why: BlockedWhy) -> Option<&'static str> {
 }
 
 /// ` — 2.10 s of it behind burner (2 processes)`: the culprits' largest name.
-fn behind(culprits: &[Culprit]) -> String {
+fn behind(culprits: &[&Culprit]) -> String {
     let mut by_name: BTreeMap<&str, (u64, Vec<u32>)> = BTreeMap::new();
     for c in culprits {
         let entry = by_name.entry(c.comm.as_str()).or_default();
@@ -390,14 +447,17 @@ mod tests {
                 Culprit {
                     pid: 8,
                     comm: "burner".to_owned(),
+                    cause: Cause::Cpu,
                     delay_ns: 600_000_000,
                 },
                 Culprit {
                     pid: 9,
                     comm: "burner".to_owned(),
+                    cause: Cause::Cpu,
                     delay_ns: 500_000_000,
                 },
             ],
+            delayacct: None,
             verdict: String::new(),
         }
     }
@@ -414,6 +474,44 @@ mod tests {
             words,
             "waker (pid 7) was slowed: it waited 1.50 s for a CPU (75 % of its busy time) — \
              1.10 s of it behind burner (2 processes). Its own CPU use: 0.12 cores."
+        );
+    }
+
+    #[test]
+    fn io_wait_is_shared_by_bytes_and_kernel_threads_and_the_profiler_are_no_culprits() {
+        let with_io = |pid: u32, comm: &str, ppid: u32, bytes: u64| {
+            let mut p = crate::alerts::fixtures::process(pid, comm, 0.1);
+            p.ppid = Some(ppid);
+            p.io = p.io.map(|io| crate::report::Io {
+                read_bytes: 0,
+                write_bytes: bytes,
+                ..io
+            });
+            p
+        };
+        let processes = [
+            with_io(7, "victim", 1, 100),
+            with_io(8, "dd", 1, 700),
+            with_io(9, "tar", 1, 200),
+            with_io(10, "jbd2/vda1-8", 2, 5_000),
+            with_io(11, "profiler", 1, 5_000),
+        ];
+        let culprits = io_culprits(&processes, &HashSet::from([7]), 11, 1_000);
+        let got: Vec<(u32, Cause, u64)> = culprits
+            .iter()
+            .map(|c| (c.pid, c.cause, c.delay_ns))
+            .collect();
+        assert_eq!(got, [(8, Cause::Io, 700), (9, Cause::Io, 200)]);
+        let io = BlockedPart {
+            why: BlockedWhy::Io,
+            ns: 1_000_000_000,
+        };
+        let mut v = victim(100_000_000, 0, vec![io]);
+        v.culprits = io_culprits(&processes, &HashSet::from([7]), 11, 1_000_000_000);
+        assert_eq!(
+            verdict(&v, "victim (pid 7)", 4.0),
+            "victim (pid 7) was slowed: 1.00 s blocked on disk IO (91 %) — 0.70 s of it behind \
+             dd (pid 8). Its own CPU use: 0.03 cores."
         );
     }
 

@@ -3,6 +3,7 @@
 mod batch;
 pub mod cleanup;
 pub mod cumulative;
+pub mod delayacct;
 pub mod disks;
 pub mod own_cost;
 pub mod pressure;

@@ -8,10 +8,11 @@ use super::out_dir::OutDir;
 use crate::{
     analyze::victim::{self, VictimSpec},
     cli::DiagnoseArgs,
+    collect::delayacct::{BlkioDelays, DelayAcct},
     model::cmdline::Cmdlines,
     output::{self, progress::Progress},
     probes,
-    report::{OwnCost, Victim},
+    report::{OwnCost, Victim, VictimDelays},
     session::{Config, PhaseClock, Session, StatsCadence, Stops, Symbolization, WindowReport},
 };
 
@@ -39,11 +40,19 @@ pub async fn run(args: DiagnoseArgs) -> anyhow::Result<()> {
     // Checked writable now, but created only once there is something to write: a run killed
     // while sampling (SIGKILL, OOM) leaves no empty directory behind.
     drop(OutDir::given_or_fresh(args.out.as_deref())?);
+    let delayacct = args.delayacct.then(DelayAcct::turn_on).transpose()?;
     let mut session = Session::start(config(&args), clock, &mut stops).await?;
+    // Read over the sampling only, as every other figure of the run.
+    let watched = victim.as_ref().zip(delayacct.as_ref());
+    let before = watched.map(|(spec, _)| BlkioDelays::read(targets::victim_pids(spec)));
     sample(&mut session, args.duration, &mut stops).await?;
+    let delays = watched
+        .zip(before)
+        .map(|((spec, on), before)| victim_delays(spec, on, &before));
+    drop(delayacct);
     let (mut window, clock, released) = session.finish().await?;
     if let Some(spec) = &victim {
-        window.report.victim = account(&window, spec, &args);
+        window.report.victim = account(&window, spec, &args, delays);
     }
     write(&mut window, clock, &args)?;
     released.wait();
@@ -67,10 +76,35 @@ fn config(args: &DiagnoseArgs) -> Config {
     }
 }
 
+/// The victim's block IO delay since `before` by delay accounting; says when the kernel kept
+/// none for threads that predate turning it on.
+fn victim_delays(spec: &VictimSpec, on: &DelayAcct, before: &BlkioDelays) -> VictimDelays {
+    let after = BlkioDelays::read(targets::victim_pids(spec).into_iter().chain(before.pids()));
+    let uncovered_threads = if on.turned_on() { before.threads() } else { 0 };
+    if uncovered_threads > 0 {
+        eprintln!(
+            "profiler: warning: --delayacct: {uncovered_threads} thread(s) of the victim started \
+             before delay accounting was on, and the kernel keeps no delays for them; turn it on \
+             before the service starts (`sysctl kernel.task_delayacct=1`, or boot with \
+             `delayacct`)"
+        );
+    }
+    VictimDelays {
+        blkio_ns: after.since(before),
+        turned_on: on.turned_on(),
+        uncovered_threads,
+    }
+}
+
 /// The victim's time and culprits; said when none of its processes ran.
-fn account(window: &WindowReport, spec: &VictimSpec, args: &DiagnoseArgs) -> Option<Victim> {
+fn account(
+    window: &WindowReport,
+    spec: &VictimSpec,
+    args: &DiagnoseArgs,
+    delays: Option<VictimDelays>,
+) -> Option<Victim> {
     let (report, usage, offcpu) = (&window.report, &window.usage, &window.folded.offcpu);
-    let found = victim::account(report, usage, offcpu, spec, std::process::id());
+    let found = victim::account(report, usage, offcpu, spec, std::process::id(), delays);
     if found.is_none() {
         eprintln!(
             "profiler: warning: --victim {}: none of its processes ran during the run",

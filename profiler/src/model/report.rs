@@ -69,9 +69,13 @@ pub struct Victim {
     /// The blocked time by what it waited in, largest first: inferred from the kernel frames
     /// of each sleep's stack.
     pub blocked: Vec<BlockedPart>,
-    /// Who held the CPUs it waited for, outside the victim, largest first, at most five.
-    /// From the report's blame pairs (the largest kept), so a lower bound on a busy host.
+    /// Who cost it time, outside the victim, largest first, at most five of each cause: who
+    /// held the CPUs it waited for (from the report's blame pairs, the largest kept, so a
+    /// lower bound on a busy host), and who loaded the disks while it was blocked on IO.
     pub culprits: Vec<Culprit>,
+    /// The kernel's own delay accounting over the run, with `diagnose --delayacct` only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delayacct: Option<VictimDelays>,
     /// In the victim's words: was it slowed, by what and by whom.
     pub verdict: String,
 }
@@ -104,8 +108,40 @@ pub struct BlockedPart {
 pub struct Culprit {
     pub pid: u32,
     pub comm: String,
-    /// Run-queue wait of the victim's threads for a CPU this process held.
+    /// What it cost the victim; absent in reports written before there was more than one.
+    #[serde(default)]
+    pub cause: Cause,
+    /// The victim's time it cost: exact run-queue wait for a CPU this process held, or the
+    /// part of the victim's time blocked on IO that matches this process's share of the
+    /// block IO over the run (inferred).
     pub delay_ns: u64,
+}
+
+/// How a culprit cost a victim time.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Cause {
+    /// It held a CPU the victim waited for.
+    #[default]
+    Cpu,
+    /// It loaded the disks the victim waited on.
+    Io,
+}
+
+/// A victim's delays as the kernel's delay accounting (`kernel.task_delayacct`) kept them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VictimDelays {
+    /// Waiting for block IO, summed over its threads (exact, at the kernel's clock-tick
+    /// resolution per thread; threads that exited during the run are missing).
+    pub blkio_ns: u64,
+    /// Whether the profiler turned delay accounting on for the run and back off after (it
+    /// was off), rather than finding it on.
+    pub turned_on: bool,
+    /// Threads of the victim already running when the profiler turned delay accounting on:
+    /// the kernel keeps no delays for them, so `blkio_ns` leaves them out.
+    pub uncovered_threads: u64,
 }
 
 /// What set off an incident window, and what was attached for it.

@@ -28,7 +28,7 @@ pub fn check_victim(text: &str) -> anyhow::Result<VictimSpec> {
     let spec = VictimSpec::parse(text);
     match &spec {
         VictimSpec::Pid(pid) => check_pid(*pid, "--victim")?,
-        VictimSpec::Name(name) if !running(name) => {
+        VictimSpec::Name(name) if victim_pids(&spec).is_empty() => {
             return Err(usage(format!(
                 "no running process has the command name or cgroup {name:?} (--victim); name \
                  one from `ps -e -o pid,comm,cgroup`, or give a pid"
@@ -39,18 +39,28 @@ pub fn check_victim(text: &str) -> anyhow::Result<VictimSpec> {
     Ok(spec)
 }
 
-/// Whether a running process has `name` as its command name or cgroup v2 path.
-fn running(name: &str) -> bool {
-    let Ok(processes) = procfs::process::all_processes() else {
-        return false;
+/// The running processes `spec` names: its pid, or those with its command name or cgroup v2
+/// path.
+pub fn victim_pids(spec: &VictimSpec) -> Vec<u32> {
+    let name = match spec {
+        VictimSpec::Pid(pid) => return vec![*pid],
+        VictimSpec::Name(name) => name,
     };
-    processes.filter_map(Result::ok).any(|process| {
-        let comm = process.stat().is_ok_and(|stat| stat.comm == name);
+    let Ok(processes) = procfs::process::all_processes() else {
+        return Vec::new();
+    };
+    let named = |process: &procfs::process::Process| {
+        let comm = process.stat().is_ok_and(|stat| stat.comm == *name);
         comm || process.cgroups().is_ok_and(|groups| {
             groups
                 .0
                 .iter()
-                .any(|g| g.hierarchy == 0 && g.pathname == name)
+                .any(|g| g.hierarchy == 0 && g.pathname == *name)
         })
-    })
+    };
+    processes
+        .filter_map(Result::ok)
+        .filter(named)
+        .filter_map(|process| u32::try_from(process.pid).ok())
+        .collect()
 }

@@ -198,11 +198,25 @@ fn sample() -> Report {
                     ns: 100_000_000,
                 },
             ],
-            culprits: vec![Culprit {
-                pid: 10,
-                comm: "burner".to_owned(),
-                delay_ns: 800_000_000,
-            }],
+            culprits: vec![
+                Culprit {
+                    pid: 10,
+                    comm: "burner".to_owned(),
+                    cause: Cause::Cpu,
+                    delay_ns: 800_000_000,
+                },
+                Culprit {
+                    pid: 12,
+                    comm: "dd".to_owned(),
+                    cause: Cause::Io,
+                    delay_ns: 50_000_000,
+                },
+            ],
+            delayacct: Some(VictimDelays {
+                blkio_ns: 60_000_000,
+                turned_on: true,
+                uncovered_threads: 0,
+            }),
             verdict: "waker (pid 11) was slowed: it waited 0.90 s for a CPU".to_owned(),
         }),
     }

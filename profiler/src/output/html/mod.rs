@@ -14,7 +14,7 @@ use maud::{DOCTYPE, Markup, PreEscaped, Render, html};
 
 use crate::{
     model::timeline::{TOP_CPU, TOP_WAIT},
-    report::{BlockedWhy, Report, Victim},
+    report::{BlockedWhy, Cause, Report, Victim},
 };
 
 /// Stacks listed under the flamegraph, hottest first.
@@ -160,18 +160,27 @@ fn victim_panel(victim: &Victim) -> Markup {
         }
         @if !victim.culprits.is_empty() {
             table class="suspects" {
-                thead { tr { th { "pid" } th { "comm" } th { "its wait for a CPU this one held" } } }
+                thead { tr { th { "pid" } th { "comm" } th { "cost it" } th { "time" } } }
                 tbody {
                     @for c in &victim.culprits {
                         tr {
                             td { (c.pid) }
                             td { (Text(&c.comm)) }
+                            td { (cost_words(c.cause)) }
                             td class="n" { (format!("{:.3} s", c.delay_ns as f64 / 1e9)) }
                         }
                     }
                 }
             }
         }
+    }
+}
+
+/// How a victim's culprit cost it time, as its table says it.
+fn cost_words(cause: Cause) -> &'static str {
+    match cause {
+        Cause::Cpu => "held a CPU it waited for",
+        Cause::Io => "loaded the disks it waited on (inferred)",
     }
 }
 
