@@ -112,6 +112,11 @@ pub struct RecordArgs {
     /// output, so secrets passed on command lines stay out of the reports.
     #[arg(long)]
     pub redact: bool,
+    /// Watch a victim, repeatable: this process (a pid), or every process of a command name
+    /// or a cgroup path. Its time per window (report.json `victims`), its metrics
+    /// (`profiler_victim_*`) and `victim.` alert rules, e.g. `victim.runq_wait_ratio > 0.2`.
+    #[arg(long = "victim", value_name = "PID|NAME|CGROUP")]
+    pub victims: Vec<String>,
 }
 
 #[derive(Debug, clap::Args)]

@@ -1,6 +1,7 @@
 //! Profiler runs: the command, a running profiler with its output drained, and runs whose window
 //! the test fills with workloads released once the profiler has attached.
 
+use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
@@ -336,4 +337,51 @@ pub fn release(start: &mut ChildStdin) {
     start
         .write_all(b"\n")
         .expect("releasing the workload through its stdin");
+}
+
+/// A recorder given SIGTERM needs only to detach and write its current window.
+const STOP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Polls alerts.jsonl until a line matches `wanted`; returns the run with it. When none comes
+/// in time, stops the run and panics with its stderr and the lines written so far.
+pub fn wait_for_alert(
+    run: ProfilerRun,
+    alerts: &Path,
+    timeout: Duration,
+    wanted: impl Fn(&Value) -> bool,
+) -> (ProfilerRun, Value) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(event) = read_alerts(alerts).into_iter().find(|event| wanted(event)) {
+            return (run, event);
+        }
+        if Instant::now() >= deadline {
+            let written = fs::read_to_string(alerts).unwrap_or_default();
+            run.signal(libc::SIGTERM);
+            let done = run.finish(STOP_TIMEOUT);
+            panic!(
+                "no matching alert in {} within {timeout:?}; alerts.jsonl:\n{written}\nrecord \
+                 exited {}; stderr:\n{}",
+                alerts.display(),
+                done.status,
+                done.stderr
+            );
+        }
+        thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Every complete line of alerts.jsonl, each a JSON object; none before the file exists.
+pub fn read_alerts(alerts: &Path) -> Vec<Value> {
+    let Ok(text) = fs::read_to_string(alerts) else {
+        return Vec::new();
+    };
+    // Lines are written whole, but a read may still catch the file between two writes.
+    text.split_inclusive('\n')
+        .filter(|line| line.ends_with('\n'))
+        .map(|line| {
+            serde_json::from_str(line)
+                .unwrap_or_else(|err| panic!("alerts.jsonl line is not JSON: {err}: {line}"))
+        })
+        .collect()
 }

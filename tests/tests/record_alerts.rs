@@ -2,13 +2,11 @@
 //! alerts.jsonl, with the evidence, and resolves it once killed; a malformed rule is a usage
 //! error before anything runs.
 
-use std::fs;
-use std::path::Path;
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use profiler_tests::{
-    ProfilerRun, Workload, profiler_command, require_root, serial, tempdir, utf8,
+    ProfilerRun, Workload, profiler_command, read_alerts, require_root, serial, tempdir, utf8,
+    wait_for_alert,
 };
 use serde_json::Value;
 
@@ -51,7 +49,7 @@ fn burner_fires_a_cpu_alert_and_resolves_it_when_killed() {
 
     // The rule's own events: the incident the alert sets off is told to the sink too, with
     // the same pid and its own rule (`incident: alert`).
-    let (run, firing) = wait_for_event(run, &alerts, FIRING_TIMEOUT, |event| {
+    let (run, firing) = wait_for_alert(run, &alerts, FIRING_TIMEOUT, |event| {
         event["state"] == "firing" && event["pid"] == pid && event["rule"] == RULE
     });
     assert_eq!(
@@ -81,7 +79,7 @@ fn burner_fires_a_cpu_alert_and_resolves_it_when_killed() {
     assert!(firing["evidence"]["victims"].is_array(), "{firing:#}");
 
     drop(burner);
-    let (run, resolved) = wait_for_event(run, &alerts, RESOLVED_TIMEOUT, |event| {
+    let (run, resolved) = wait_for_alert(run, &alerts, RESOLVED_TIMEOUT, |event| {
         event["state"] == "resolved" && event["pid"] == pid && event["rule"] == RULE
     });
     assert_eq!(resolved["rule"], RULE, "{resolved:#}");
@@ -96,14 +94,14 @@ fn burner_fires_a_cpu_alert_and_resolves_it_when_killed() {
     let done = run.finish(EXIT_AFTER_SIGNAL);
     done.assert_success();
     // Exactly one firing for the burner: firing is said once, not every tick.
-    let firings = read_events(&alerts)
+    let firings = read_alerts(&alerts)
         .into_iter()
         .filter(|event| event["state"] == "firing" && event["pid"] == pid)
         .filter(|event| event["rule"] == RULE)
         .count();
     assert_eq!(firings, 1, "stderr:\n{}", done.stderr);
     // And the incident it set off: firing, then resolved once its window was written.
-    let incident: Vec<String> = read_events(&alerts)
+    let incident: Vec<String> = read_alerts(&alerts)
         .into_iter()
         .filter(|event| event["rule"] == "incident: alert")
         .map(|event| event["state"].as_str().unwrap_or_default().to_owned())
@@ -134,50 +132,6 @@ fn malformed_alert_rule_is_a_usage_error() {
         "error does not name the operators to use: {line}"
     );
     assert!(!out.exists(), "{} was created", out.display());
-}
-
-/// Polls alerts.jsonl until a line matches `wanted`; returns the run with it. When none comes
-/// in time, stops the run and panics with its stderr and the lines written so far.
-fn wait_for_event(
-    run: ProfilerRun,
-    alerts: &Path,
-    timeout: Duration,
-    wanted: impl Fn(&Value) -> bool,
-) -> (ProfilerRun, Value) {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(event) = read_events(alerts).into_iter().find(|event| wanted(event)) {
-            return (run, event);
-        }
-        if Instant::now() >= deadline {
-            let written = fs::read_to_string(alerts).unwrap_or_default();
-            run.signal(libc::SIGTERM);
-            let done = run.finish(EXIT_AFTER_SIGNAL);
-            panic!(
-                "no matching alert in {} within {timeout:?}; alerts.jsonl:\n{written}\nrecord \
-                 exited {}; stderr:\n{}",
-                alerts.display(),
-                done.status,
-                done.stderr
-            );
-        }
-        thread::sleep(Duration::from_millis(200));
-    }
-}
-
-/// Every complete line of alerts.jsonl, each a JSON object; none before the file exists.
-fn read_events(alerts: &Path) -> Vec<Value> {
-    let Ok(text) = fs::read_to_string(alerts) else {
-        return Vec::new();
-    };
-    // Lines are written whole, but a read may still catch the file between two writes.
-    text.split_inclusive('\n')
-        .filter(|line| line.ends_with('\n'))
-        .map(|line| {
-            serde_json::from_str(line)
-                .unwrap_or_else(|err| panic!("alerts.jsonl line is not JSON: {err}: {line}"))
-        })
-        .collect()
 }
 
 /// An event's RFC 3339 timestamp field. They are UTC with milliseconds, all the same length, so

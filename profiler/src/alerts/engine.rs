@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use jiff::{SignedDuration, Timestamp};
 
 use crate::{
+    analyze::victim::VictimSpec,
     report::{App, AppKind, Process, Report},
     signals::{Signal, SignalState},
 };
@@ -25,6 +26,7 @@ const TICK_SLACK: f64 = 0.1;
 enum Subject {
     Process { pid: u32, start_time: u64 },
     App { kind: AppKind, name: String },
+    Victim { name: String },
 }
 
 /// A subject whose condition holds: pending until it has held for the rule's `for`, then firing.
@@ -46,6 +48,8 @@ struct State {
 enum Source<'a> {
     Process(&'a Process),
     App(&'a App),
+    /// A `--victim` and its processes in the tick.
+    Victim(&'a VictimSpec, &'a [&'a Process]),
 }
 
 impl Source<'_> {
@@ -59,6 +63,7 @@ impl Source<'_> {
                 kind: app.kind,
                 name: app.name.clone(),
             },
+            Self::Victim(spec, _) => Subject::Victim { name: spec.name() },
         }
     }
 
@@ -66,12 +71,20 @@ impl Source<'_> {
         match self {
             Self::Process(p) => tick.process_value(rule.figure(), p),
             Self::App(app) => tick.app_value(rule.figure(), app),
+            Self::Victim(_, members) => members
+                .iter()
+                .map(|p| tick.process_value(rule.figure(), p))
+                .sum(),
         }
     }
 
     /// An exited process is nobody's problem any more: it never starts or keeps a condition.
     fn exited(self) -> bool {
-        matches!(self, Self::Process(p) if p.exited)
+        match self {
+            Self::Process(p) => p.exited,
+            Self::App(_) => false,
+            Self::Victim(_, members) => members.iter().all(|p| p.exited),
+        }
     }
 
     /// Pid, comm and app of events about it.
@@ -88,18 +101,35 @@ impl Source<'_> {
                     .map_or_else(|| app.name.clone(), |p| p.comm.clone()),
                 app.name.clone(),
             ),
+            Self::Victim(spec, members) => match members {
+                [one] => (Some(one.pid), one.comm.clone(), spec.name()),
+                _ => (None, spec.name(), spec.name()),
+            },
         }
     }
 
     fn evidence(self, tick: &Tick<'_>) -> Evidence {
-        let (hottest_of, victims) = match self {
-            Self::Process(p) => (Some(p), victims::of_process(tick, p.pid)),
-            Self::App(app) => (tick.app_busiest(app), victims::of_app(tick, app)),
+        let hottest = |p: Option<&Process>| {
+            p.and_then(|p| p.cpu.hottest.as_ref().map(|h| h.function.clone()))
         };
-        Evidence {
-            hottest: hottest_of.and_then(|p| p.cpu.hottest.as_ref().map(|h| h.function.clone())),
-            top_stacks: Vec::new(),
-            victims,
+        match self {
+            Self::Process(p) => Evidence {
+                hottest: hottest(Some(p)),
+                victims: victims::of_process(tick, p.pid),
+                ..Evidence::default()
+            },
+            Self::App(app) => Evidence {
+                hottest: hottest(tick.app_busiest(app)),
+                victims: victims::of_app(tick, app),
+                ..Evidence::default()
+            },
+            Self::Victim(_, members) => {
+                let pids: Vec<u32> = members.iter().map(|p| p.pid).collect();
+                Evidence {
+                    culprits: victims::culprits_of(tick, &pids),
+                    ..Evidence::default()
+                }
+            }
         }
     }
 }
@@ -109,6 +139,8 @@ type States = BTreeMap<(usize, Subject), State>;
 pub struct Engine {
     rules: Vec<Rule>,
     own_pid: u32,
+    /// What `victim.` rules are evaluated for.
+    victims: Vec<VictimSpec>,
     /// Keyed by rule index and subject. Only subjects holding in the latest tick are kept, so
     /// this is bounded by the rules times the subjects of one report.
     states: States,
@@ -121,9 +153,15 @@ impl Engine {
         Self {
             rules,
             own_pid,
+            victims: Vec::new(),
             states: BTreeMap::new(),
             tick: 0,
         }
+    }
+
+    /// With `victims` for the `victim.` rules to watch.
+    pub fn with_victims(self, victims: Vec<VictimSpec>) -> Self {
+        Self { victims, ..self }
     }
 
     pub fn rules(&self) -> &[Rule] {
@@ -152,6 +190,25 @@ impl Engine {
             .ok()
             .and_then(|length| at.checked_sub(length).ok())
             .unwrap_or(at);
+        let members: Vec<(&VictimSpec, Vec<&Process>)> = self
+            .victims
+            .iter()
+            .map(|spec| {
+                (
+                    spec,
+                    report
+                        .processes
+                        .iter()
+                        .filter(|p| spec.matches(p))
+                        .collect(),
+                )
+            })
+            .collect();
+        let victims: Vec<Source<'_>> = members
+            .iter()
+            .filter(|(_, processes)| !processes.is_empty())
+            .map(|(spec, processes)| Source::Victim(spec, processes))
+            .collect();
         let mut events = Vec::new();
         for (index, rule) in self.rules.iter().enumerate() {
             let judge = Judge {
@@ -162,7 +219,11 @@ impl Engine {
                 start,
                 at,
             };
-            for source in sources(rule.scope(), report, self.own_pid) {
+            let sources = match rule.scope() {
+                Scope::Victim => victims.clone(),
+                scope => sources(scope, report, self.own_pid),
+            };
+            for source in sources {
                 events.extend(judge.judge(&mut self.states, source));
             }
         }
@@ -225,6 +286,7 @@ fn sources(scope: Scope, report: &Report, own_pid: u32) -> Vec<Source<'_>> {
             .filter(|app| app.processes >= 2 && !(app.kind == AppKind::Cgroup && app.name == "/"))
             .map(Source::App)
             .collect(),
+        Scope::Victim => Vec::new(),
     }
 }
 

@@ -408,3 +408,42 @@ fn rules_are_independent_and_reported_in_order() {
     assert_eq!(events[0].app, "/user.slice/x.scope");
     assert_eq!(events[0].threshold, 1000.0);
 }
+
+#[test]
+fn a_victim_rule_sums_the_victims_processes_and_names_its_culprits() {
+    let victims = vec![VictimSpec::parse("redis-server")];
+    let mut engine = engine(&["victim.runq_wait_ratio > 0.3 for 1s"]).with_victims(victims);
+    // Each redis-server process waited 0.25 s of the one-second tick (the fixture's figure):
+    // neither alone is over 0.3, together they are.
+    let mut report = tick(vec![
+        process(10, "redis-server", 0.2),
+        process(11, "redis-server", 0.2),
+        process(42, "burner", 0.95),
+    ]);
+    report.blame = vec![
+        blame((42, "burner"), (10, "redis-server"), 300_000_000),
+        blame((42, "burner"), (11, "redis-server"), 100_000_000),
+        blame((10, "redis-server"), (11, "redis-server"), 50_000_000),
+    ];
+    let events = engine.evaluate(&report, at(1000));
+    assert_eq!(states(&events), [(AlertState::Firing, None)]);
+    let event = &events[0];
+    assert_eq!(event.figure, "victim.sched.runq_wait_ratio");
+    assert_eq!(
+        (event.comm.as_str(), event.app.as_str()),
+        ("redis-server", "redis-server")
+    );
+    assert_eq!(event.value, Some(0.5));
+    let culprits: Vec<(u32, u64)> = (event.evidence.culprits.iter())
+        .map(|c| (c.pid, c.delay_ns))
+        .collect();
+    assert_eq!(
+        culprits,
+        [(42, 400_000_000)],
+        "waits among its own are not culprits"
+    );
+    assert!(event.evidence.victims.is_empty());
+    // Gone from the report: resolved.
+    let events = engine.evaluate(&tick(vec![process(42, "burner", 0.95)]), at(2000));
+    assert_eq!(states(&events), [(AlertState::Resolved, None)]);
+}

@@ -96,6 +96,10 @@ pub struct Evidence {
     pub top_stacks: Vec<String>,
     /// Whom the subject kept waiting for a CPU this tick, largest delay first, at most five.
     pub victims: Vec<Victim>,
+    /// For a `--victim` subject: who held the CPUs it waited for this tick, largest delay
+    /// first, at most five.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub culprits: Vec<Victim>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -318,6 +322,7 @@ mod tests {
                     comm: "waker".to_owned(),
                     delay_ns: 1_500_000_000,
                 }],
+                culprits: vec![],
             },
             incident: None,
             no_space: None,

@@ -42,6 +42,7 @@ pub fn report(secs: f64) -> Report {
         timeline: crate::report::Timeline::default(),
         incident: None,
         victim: None,
+        victims: Vec::new(),
     }
 }
 

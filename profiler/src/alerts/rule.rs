@@ -9,6 +9,11 @@ use crate::signals::Signal;
 
 /// Prefix of application figures: `app.cpu.cores` is `cpu.cores` summed over an application.
 const APP_PREFIX: &str = "app.";
+/// Prefix of victim figures: `victim.sched.runq_wait_ratio` is summed over the processes of
+/// each `--victim`.
+const VICTIM_PREFIX: &str = "victim.";
+/// "Page me when the service waits", as an operator writes it: the victim's run-queue share.
+const VICTIM_WAIT_ALIAS: &str = "victim.runq_wait_ratio";
 
 /// The rules `record` runs when given no `--alert`: each names a process hurting others on a
 /// shared host, held long enough that a burst (a build step, a backup starting) does not page
@@ -44,6 +49,8 @@ pub enum Scope {
     Process,
     /// Each application (by command name and by cgroup) of the tick's report.
     App,
+    /// Each `--victim`: its processes in the tick's report, summed.
+    Victim,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,10 +102,12 @@ pub enum RuleError {
     Empty,
     #[error("a rule starts with a figure, found {0}; write it like \"cpu.cores > 0.8\"")]
     MissingFigure(String),
-    #[error("unknown figure {name:?}; known figures: {known} (app. before one for applications)", known = figure_list(""))]
+    #[error("unknown figure {name:?}; known figures: {known} (app. before one for applications, victim. for the --victim processes)", known = figure_list(""))]
     UnknownFigure { name: String },
     #[error("figure {name:?} is per process only; application figures: {known}", known = figure_list(APP_PREFIX))]
     NotOnApps { name: String },
+    #[error("figure {name:?} does not add up over a victim's processes; victim figures: {known}", known = figure_list(VICTIM_PREFIX))]
+    NotOnVictims { name: String },
     #[error("expected a comparison after {figure:?}, found {found}; use >, >=, < or <=")]
     MissingOperator { figure: String, found: String },
     #[error("unknown operator {0:?}; use >, >=, < or <=")]
@@ -170,6 +179,7 @@ impl Rule {
         match self.scope {
             Scope::Process => self.figure.name().to_owned(),
             Scope::App => format!("{APP_PREFIX}{}", self.figure.name()),
+            Scope::Victim => format!("{VICTIM_PREFIX}{}", self.figure.name()),
         }
     }
 
@@ -281,8 +291,13 @@ fn is_unit(text: &str) -> bool {
 }
 
 fn figure_list(prefix: &str) -> String {
+    let scoped = |figure: &Figure| match prefix {
+        APP_PREFIX => figure.on_apps(),
+        VICTIM_PREFIX => figure.on_victims(),
+        _ => true,
+    };
     Figure::all()
-        .filter(|figure| prefix.is_empty() || figure.on_apps())
+        .filter(scoped)
         .map(|figure| format!("{prefix}{}", figure.name()))
         .collect::<Vec<_>>()
         .join(", ")
@@ -294,19 +309,26 @@ fn parse_figure(rest: &str) -> Result<(&str, Scope, Figure, &str), RuleError> {
     if name.is_empty() {
         return Err(RuleError::MissingFigure(first_word(rest)));
     }
-    let (scope, bare) = match name.strip_prefix(APP_PREFIX) {
-        Some(bare) => (Scope::App, bare),
-        None => (Scope::Process, name),
+    let (scope, bare) = if name == VICTIM_WAIT_ALIAS {
+        (Scope::Victim, Figure::SchedRunqWaitRatio.name())
+    } else if let Some(bare) = name.strip_prefix(APP_PREFIX) {
+        (Scope::App, bare)
+    } else if let Some(bare) = name.strip_prefix(VICTIM_PREFIX) {
+        (Scope::Victim, bare)
+    } else {
+        (Scope::Process, name)
     };
     let figure = Figure::from_name(bare).ok_or_else(|| RuleError::UnknownFigure {
         name: name.to_owned(),
     })?;
-    if scope == Scope::App && !figure.on_apps() {
-        return Err(RuleError::NotOnApps {
-            name: name.to_owned(),
-        });
+    let name_owned = || name.to_owned();
+    match scope {
+        Scope::App if !figure.on_apps() => Err(RuleError::NotOnApps { name: name_owned() }),
+        Scope::Victim if !figure.on_victims() => {
+            Err(RuleError::NotOnVictims { name: name_owned() })
+        }
+        _ => Ok((name, scope, figure, rest)),
     }
-    Ok((name, scope, figure, rest))
 }
 
 fn parse_op<'a>(figure: &str, rest: &'a str) -> Result<(Op, &'a str), RuleError> {
@@ -505,6 +527,22 @@ mod tests {
         assert!(err.contains("per process only"), "{err}");
         assert!(err.contains("app.cpu.cores"), "{err}");
         assert!(!err.contains("app.spawn.rate"), "{err}");
+    }
+
+    #[test]
+    fn victim_rules_take_the_prefix_or_the_wait_alias_and_only_figures_that_add_up() {
+        let rule = parse("victim.runq_wait_ratio > 20% for 30s");
+        assert_eq!(rule.scope(), Scope::Victim);
+        assert_eq!(rule.figure(), Figure::SchedRunqWaitRatio);
+        assert_eq!(rule.threshold(), 0.2);
+        let canonical = rule.to_string();
+        assert_eq!(canonical, "victim.sched.runq_wait_ratio > 20% for 30s");
+        assert_eq!(parse(&canonical), rule);
+        assert_eq!(parse("victim.cpu.cores > 1").scope(), Scope::Victim);
+        let err = error("victim.sched.delay_caused_ratio > 0.5");
+        assert!(err.contains("does not add up"), "{err}");
+        assert!(err.contains("victim.sched.runq_wait_ratio"), "{err}");
+        assert!(!err.contains("victim.sched.delay_caused_ratio,"), "{err}");
     }
 
     #[test]

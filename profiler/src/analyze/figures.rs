@@ -291,6 +291,12 @@ impl Figure {
         self.declared().signal
     }
 
+    /// Whether alert rules may name it on a `--victim`: summed over the victim's processes.
+    /// What a victim causes others is not what the victim suffers, so not that one.
+    pub fn on_victims(self) -> bool {
+        self.on_apps() && self != Self::SchedDelayCausedRatio
+    }
+
     pub fn on_apps(self) -> bool {
         self.declared().on_apps
     }

@@ -122,6 +122,7 @@ pub fn build_report(
         timeline: Timeline::default(),
         incident: None,
         victim: None,
+        victims: Vec::new(),
     };
     report.verdict = verdict::verdict(&report, facts.own_pid);
     report

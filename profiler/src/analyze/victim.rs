@@ -36,14 +36,15 @@ impl VictimSpec {
         }
     }
 
-    fn matches(&self, p: &Process) -> bool {
+    pub fn matches(&self, p: &Process) -> bool {
         match self {
             Self::Pid(pid) => p.pid == *pid,
             Self::Name(name) => p.comm == *name || p.cgroup.as_deref() == Some(name.as_str()),
         }
     }
 
-    fn name(&self) -> String {
+    /// As given on the command line.
+    pub fn name(&self) -> String {
         match self {
             Self::Pid(pid) => pid.to_string(),
             Self::Name(name) => name.clone(),
@@ -115,6 +116,16 @@ pub fn account(
     };
     victim.verdict = verdict(&victim, &who, report.duration_s);
     Some(victim)
+}
+
+/// Each of `specs` whose processes ran in `report`, from its figures alone (a tick's, or a
+/// window's without its stacks): what a sleep waited in is then `other`.
+pub fn all(report: &Report, specs: &[VictimSpec]) -> Vec<Victim> {
+    let own_pid = std::process::id();
+    specs
+        .iter()
+        .filter_map(|spec| account(report, &[], &[], spec, own_pid, None))
+        .collect()
 }
 
 /// `total` nanoseconds asleep split by what the sleeps waited in, largest first; what the

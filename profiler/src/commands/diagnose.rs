@@ -2,9 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-mod targets;
-
-use super::out_dir::OutDir;
+use super::{out_dir::OutDir, targets};
 use crate::{
     analyze::victim::{self, VictimSpec},
     cli::DiagnoseArgs,

@@ -6,6 +6,7 @@ mod doctor;
 pub mod flamegraph;
 mod out_dir;
 mod record;
+mod targets;
 mod top;
 mod trust;
 

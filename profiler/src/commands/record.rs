@@ -16,14 +16,15 @@ use crate::{
 };
 
 pub async fn run(args: RecordArgs) -> anyhow::Result<()> {
-    let engine = setup::alert_engine(&args)?;
+    let victims = setup::victims(&args)?;
+    let engine = setup::alert_engine(&args, &victims)?;
     probes::check_privileges()?;
     probes::check_frequency(args.frequency)?;
     // Caught from here on: a stop during startup leaves no directory instead of an empty one.
     let mut stops = Stops::install()?;
     // Before the session starts its threads, which keep the normal policy.
     let priority = (!args.no_realtime).then(Priority::raise);
-    let mut recorder = Recorder::start(&args, engine, &mut stops, priority).await?;
+    let mut recorder = Recorder::start(&args, (engine, victims), &mut stops, priority).await?;
     // Once the arguments are known good: a usage error stays its one line.
     setup::shield_from_oom();
     let mut ticks = tokio::time::interval(TICK);

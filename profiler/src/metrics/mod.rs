@@ -3,9 +3,12 @@
 
 mod server;
 
-use std::sync::{
-    Arc, Mutex, PoisonError,
-    atomic::{AtomicU64, Ordering},
+use std::{
+    collections::{HashMap, HashSet},
+    sync::{
+        Arc, Mutex, PoisonError,
+        atomic::{AtomicU64, Ordering},
+    },
 };
 
 use prometheus_client::{
@@ -19,7 +22,7 @@ use crate::{
     alerts::event::AlertState,
     analyze::figures::{Figure, Tick},
     output::store::LostBecause,
-    report::{App, OwnCost, Process, Report, TriggerKind},
+    report::{App, Cause, OwnCost, Process, Report, TriggerKind, Victim},
 };
 
 type GaugeF = Gauge<f64, AtomicU64>;
@@ -50,6 +53,26 @@ struct ReasonLabels {
 struct TriggerLabels {
     trigger: String,
 }
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VictimStateLabels {
+    /// As `--victim` named it.
+    victim: String,
+    /// `on_cpu`, `runq_wait` or `blocked`.
+    state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VictimCulpritLabels {
+    victim: String,
+    /// The command name of a process holding a CPU the victim waited for.
+    culprit: String,
+}
+
+/// Culprit series kept per victim: past it, new culprits add to `culprit="other"`, so a host
+/// of short-lived processes cannot grow the scrape without bound.
+const CULPRIT_SERIES: usize = 20;
+const OTHER_CULPRITS: &str = "other";
 
 /// One per-process gauge: its name and help, and the figures it exports, one series each
 /// (labelled by direction where there are two). The `top` processes of each gauge get its
@@ -159,6 +182,10 @@ struct Families {
     ticks_late: CounterF,
     alerts: Family<KindLabels, CounterF>,
     escalations: Family<TriggerLabels, CounterF>,
+    victim_seconds: Family<VictimStateLabels, CounterF>,
+    victim_delay: Family<VictimCulpritLabels, CounterF>,
+    /// The culprit labels each victim has series for.
+    victim_culprits: HashMap<String, HashSet<String>>,
 }
 
 /// The registry and its metrics; updates and scrapes take turns so a scrape never sees half a
@@ -247,6 +274,18 @@ fn families(registry: &mut Registry) -> Families {
             "Incidents: times record attached its exact probes, by trigger (syscalls, alert)",
             Family::default()
         ),
+        victim_seconds: reg!(
+            "profiler_victim_seconds",
+            "Time of a --victim's threads by state: on_cpu, runq_wait (runnable, waiting for a \
+             CPU), blocked (asleep; with the offcpu signal only)",
+            Family::default()
+        ),
+        victim_delay: reg!(
+            "profiler_victim_delay_seconds",
+            "Run-queue wait of a --victim's threads for CPUs a culprit (by command name) held",
+            Family::default()
+        ),
+        victim_culprits: HashMap::new(),
     }
 }
 
@@ -383,6 +422,48 @@ impl Metrics {
     pub fn tick_late(&self) {
         let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         inner.1.ticks_late.inc();
+    }
+
+    /// Adds the tick's time of each victim to its counters.
+    pub fn add_victims(&self, victims: &[Victim]) {
+        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let f = &mut inner.1;
+        for v in victims {
+            let name = label(&v.name);
+            let states = [
+                ("on_cpu", Some(v.on_cpu_ns)),
+                ("runq_wait", Some(v.runq_wait_ns)),
+                ("blocked", v.blocked_ns),
+            ];
+            for (state, ns) in states {
+                let labels = VictimStateLabels {
+                    victim: name.clone(),
+                    state: state.to_owned(),
+                };
+                if let Some(ns) = ns {
+                    f.victim_seconds
+                        .get_or_create(&labels)
+                        .inc_by(ns as f64 / 1e9);
+                }
+            }
+            for c in v.culprits.iter().filter(|c| c.cause == Cause::Cpu) {
+                let seen = f.victim_culprits.entry(name.clone()).or_default();
+                let culprit = label(&c.comm);
+                let culprit = if seen.contains(&culprit) || seen.len() < CULPRIT_SERIES {
+                    seen.insert(culprit.clone());
+                    culprit
+                } else {
+                    OTHER_CULPRITS.to_owned()
+                };
+                let labels = VictimCulpritLabels {
+                    victim: name.clone(),
+                    culprit,
+                };
+                f.victim_delay
+                    .get_or_create(&labels)
+                    .inc_by(c.delay_ns as f64 / 1e9);
+            }
+        }
     }
 
     pub fn alert(&self, state: AlertState) {
@@ -524,5 +605,54 @@ mod tests {
         // quiet leads no gauge: it is nobody's top one.
         assert!(text.contains(r#"pid="7""#), "{text}");
         assert!(!text.contains(r#"pid="9""#), "{text}");
+    }
+
+    #[test]
+    fn victim_time_adds_up_tick_after_tick_and_culprit_series_are_bounded() {
+        let metrics = Metrics::new(5);
+        let tick = |culprits: std::ops::Range<u32>| Victim {
+            name: "redis-server".to_owned(),
+            pids: vec![7],
+            on_cpu_ns: 250_000_000,
+            runq_wait_ns: 500_000_000,
+            blocked_ns: None,
+            blocked: Vec::new(),
+            culprits: culprits
+                .map(|pid| crate::report::Culprit {
+                    pid,
+                    comm: format!("rogue{pid}"),
+                    cause: Cause::Cpu,
+                    delay_ns: 100_000_000,
+                })
+                .collect(),
+            delayacct: None,
+            verdict: String::new(),
+        };
+        metrics.add_victims(&[tick(0..CULPRIT_SERIES as u32)]);
+        metrics.add_victims(&[tick(0..CULPRIT_SERIES as u32 + 2)]);
+        let text = metrics.encode();
+        let series = |labels: &str| {
+            text.lines()
+                .find_map(|line| line.strip_prefix(labels))
+                .unwrap_or_else(|| panic!("no {labels}:\n{text}"))
+                .trim()
+                .parse::<f64>()
+                .unwrap()
+        };
+        let state = r#"profiler_victim_seconds_total{victim="redis-server",state="#;
+        assert_eq!(series(&format!(r#"{state}"runq_wait"}}"#)), 1.0);
+        assert_eq!(series(&format!(r#"{state}"on_cpu"}}"#)), 0.5);
+        assert!(
+            !text.contains(r#"state="blocked""#),
+            "blocked unmeasured: {text}"
+        );
+        let delay = r#"profiler_victim_delay_seconds_total{victim="redis-server",culprit="#;
+        assert_eq!(series(&format!(r#"{delay}"rogue0"}}"#)), 0.2);
+        // Two culprits past the bound land in `other`, the twenty first seen keep theirs.
+        assert!((series(&format!(r#"{delay}"other"}}"#)) - 0.2).abs() < 1e-9);
+        assert!(
+            !text.contains(&format!("rogue{}", CULPRIT_SERIES)),
+            "{text}"
+        );
     }
 }

@@ -51,6 +51,9 @@ pub struct Report {
     /// that time: only when asked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub victim: Option<Victim>,
+    /// A record window's `--victim`s whose processes ran in it, each as `victim`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub victims: Vec<Victim>,
 }
 
 /// The time budget of a victim (all its processes' threads over the run), and its culprits.

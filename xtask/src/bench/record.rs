@@ -39,6 +39,9 @@ pub struct Options {
     /// rounds; its own table, e.g. `--results bench/record-long.md`.
     #[arg(long)]
     long: bool,
+    /// Length of each recording of the `--victim` comparison (rounds: `--runs`).
+    #[arg(long, default_value_t = 20)]
+    victim_seconds: u64,
 }
 
 impl SubBench for Options {
@@ -52,6 +55,7 @@ impl SubBench for Options {
             seconds: Some(3),
             churn: 28.0,
             long: false,
+            victim_seconds: 3,
         }
     }
 
@@ -93,7 +97,8 @@ fn run(ctx: &Context, options: &Options) -> Result<Vec<Row>> {
     let profiler = ctx.release("profiler");
     let spawner = ctx.release("spawner");
     let burner = ctx.release("burner");
-    let scratch = prepare(Options::NAME, &[&profiler, &spawner, &burner])?;
+    let waker = ctx.release("waker");
+    let scratch = prepare(Options::NAME, &[&profiler, &spawner, &burner, &waker])?;
     let churn_workload = || {
         let mut cmd = Command::new(&spawner);
         cmd.args(["--children", &options.children.to_string()]);
@@ -162,7 +167,97 @@ fn run(ctx: &Context, options: &Options) -> Result<Vec<Row>> {
         options.seconds.unwrap_or(SECONDS),
         options.churn,
     )?);
+    rows.extend(victim_cost(ctx, &profiler, scratch.path(), options)?);
     Ok(rows)
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Watching {
+    Nothing,
+    Victim,
+}
+
+/// What `--victim` adds to the recorder's own CPU: the same recording with and without it,
+/// alternately, on a host where two wakers (the victim, two processes of one name) wait behind
+/// a burner on every CPU, so each tick has their time and culprits to account for.
+fn victim_cost(
+    ctx: &Context,
+    profiler: &Path,
+    scratch: &Path,
+    options: &Options,
+) -> Result<Vec<Row>> {
+    let seconds = options.victim_seconds;
+    let cpus = thread::available_parallelism().map_or(1, |n| n.get());
+    eprintln!(
+        "bench record: --victim: {} rounds of {seconds} s recordings with and without `--victim \
+         waker` and a victim rule, {cpus} burners and 2 wakers running",
+        options.runs
+    );
+    let lasting = (seconds * 2 * u64::from(options.runs) + 60).to_string();
+    let mut load: Vec<Child> = (0..cpus + 2)
+        .map(|index| {
+            let exe = if index < cpus { "burner" } else { "waker" };
+            Command::new(ctx.release(exe))
+                .args(["--seconds", lasting.as_str()])
+                .stdout(Stdio::null())
+                .spawn()
+                .context("starting the load")
+        })
+        .collect::<Result<_>>()?;
+    let window = format!("{}s", (seconds / 4).max(1));
+    let conditions = [
+        (Watching::Nothing, "own-cpu, no --victim"),
+        (Watching::Victim, "own-cpu, --victim"),
+    ];
+    let rows = run_rounds(
+        Options::NAME,
+        "% of a core",
+        options.runs,
+        &conditions,
+        |watching, round| {
+            let out = scratch.join(format!("victim-{round}"));
+            let mut args = vec!["--window", window.as_str()];
+            if let Watching::Victim = watching {
+                args.extend(["--victim", "waker"]);
+                args.extend(["--alert", "victim.runq_wait_ratio > 0.5 for 10s"]);
+            }
+            tracer::under_record(profiler, &out, &args, |_| {
+                thread::sleep(Duration::from_secs(seconds));
+                Ok(())
+            })?;
+            let percents: Vec<f64> = windows(&out)?
+                .iter()
+                .filter(|report| report["duration_s"].as_f64().unwrap_or(0.0) >= MIN_WINDOW_S)
+                .filter_map(|report| report["own_cost"]["cpu_percent_of_one_core"].as_f64())
+                .collect();
+            fs::remove_dir_all(&out)?;
+            let median = super::results::Summary::of(&percents).map_or(0.0, |s| s.median);
+            Ok(median.into())
+        },
+    );
+    for mut child in load.drain(..) {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    rows
+}
+
+/// The report.json of every window under `out`, oldest first.
+fn windows(out: &Path) -> Result<Vec<serde_json::Value>> {
+    let mut dirs: Vec<_> = fs::read_dir(out)?
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|path| path.is_dir())
+        .collect();
+    dirs.sort();
+    dirs.iter()
+        .map(|dir| {
+            let path = dir.join("report.json");
+            let bytes =
+                fs::read(&path).with_context(|| format!("could not read {}", path.display()))?;
+            Ok(serde_json::from_slice(&bytes)?)
+        })
+        .collect()
 }
 
 /// One recording at defaults while every CPU is half busy and processes come and go at `churn`
@@ -217,25 +312,16 @@ fn long_run(
 
     let mut percents = Vec::new();
     let mut peaks = Vec::new();
-    let mut windows: Vec<_> = fs::read_dir(&out)?
-        .filter_map(Result::ok)
-        .filter(|e| e.path().is_dir())
-        .collect();
-    windows.sort_by_key(fs::DirEntry::file_name);
-    for entry in windows {
-        let path = entry.path().join("report.json");
-        let report: serde_json::Value = serde_json::from_slice(
-            &fs::read(&path).with_context(|| format!("could not read {}", path.display()))?,
-        )?;
+    for report in windows(&out)? {
         let cost = &report["own_cost"];
         let percent = cost["cpu_percent_of_one_core"]
             .as_f64()
-            .with_context(|| format!("{} has no own_cost", path.display()))?;
+            .with_context(|| format!("a window of {} has no own_cost", out.display()))?;
         let peak = cost["peak_rss_bytes"].as_f64().unwrap_or(0.0) / f64::from(1 << 20);
         eprintln!(
-            "bench record: window {}: {:.1} s, own CPU {percent:.3} % of a core (BPF {:.1} ms), \
-             peak RSS {peak:.1} MiB",
-            entry.file_name().to_string_lossy(),
+            "bench record: window at {}: {:.1} s, own CPU {percent:.3} % of a core (BPF {:.1} \
+             ms), peak RSS {peak:.1} MiB",
+            report["started_at"].as_str().unwrap_or("?"),
             report["duration_s"].as_f64().unwrap_or(0.0),
             cost["bpf_run_time_ns"].as_f64().unwrap_or(0.0) / 1e6,
         );

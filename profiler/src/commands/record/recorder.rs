@@ -13,13 +13,18 @@ use crate::{
         event::{AlertEvent, AlertState, rfc3339},
         sink::Sink,
     },
-    analyze::figures,
+    analyze::{
+        figures,
+        victim::{self, VictimSpec},
+    },
     cli::RecordArgs,
     commands::out_dir::OutDir,
     error::usage,
     metrics::{Exporter, Metrics},
     session::{PhaseClock, Session, Stops, Tick, priority::Priority},
 };
+
+use std::sync::Arc;
 
 /// A tick this many times its length late is counted (`profiler_ticks_late_total`).
 const LATE: f64 = 1.5;
@@ -33,6 +38,7 @@ pub struct Recorder {
     escalator: Option<Escalator>,
     priority: Option<Priority>,
     newsroom: Newsroom,
+    victims: Arc<[VictimSpec]>,
 }
 
 impl Recorder {
@@ -40,7 +46,7 @@ impl Recorder {
     /// is removed again if any of it fails: a failed start leaves nothing behind.
     pub async fn start(
         args: &RecordArgs,
-        engine: Engine,
+        (engine, victims): (Engine, Vec<VictimSpec>),
         stops: &mut Stops,
         priority: Option<Priority>,
     ) -> anyhow::Result<Self> {
@@ -63,14 +69,16 @@ impl Recorder {
             eprintln!("profiler: {swept}");
         }
         let metrics = exporter.as_ref().map(Exporter::shared);
+        let victims: Arc<[VictimSpec]> = victims.into();
         Ok(Self {
             session,
             alerts,
             exporter,
-            writer: Writer::new(store, metrics, args.out.clone()),
+            writer: Writer::new(store, metrics, args.out.clone(), victims.clone()),
             escalator: setup::escalator(args),
             priority,
             newsroom: Newsroom::default(),
+            victims,
         })
     }
 
@@ -86,6 +94,7 @@ impl Recorder {
         let figures = figures::Tick::new(&tick.report);
         if let Some(metrics) = self.exporter.as_ref().map(Exporter::metrics) {
             metrics.update(&tick.report, figures.as_ref(), &tick.cost);
+            metrics.add_victims(&victim::all(&tick.report, &self.victims));
             if tick.report.duration_s > LATE * TICK.as_secs_f64() {
                 metrics.tick_late();
             }

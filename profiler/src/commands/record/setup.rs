@@ -4,9 +4,14 @@
 use std::{path::Path, time::Duration};
 
 use super::escalation::{Base, Escalator, Policy};
+use crate::commands::targets;
 use crate::{
-    alerts::{engine::Engine, rule::rules_from_args, sink::Sink},
-    analyze::triggers::Thresholds,
+    alerts::{
+        engine::Engine,
+        rule::{Scope, rules_from_args},
+        sink::Sink,
+    },
+    analyze::{triggers::Thresholds, victim::VictimSpec},
     cli::RecordArgs,
     error::usage,
     metrics::Metrics,
@@ -44,10 +49,38 @@ pub fn shield_from_oom() {
 /// How often alerts are evaluated, metrics refreshed and triggers judged.
 pub const TICK: Duration = Duration::from_secs(1);
 
+/// The `--victim`s: a pid must name a running process; a name or cgroup nothing runs under
+/// yet is watched from when something does (a service restarting), and said.
+pub fn victims(args: &RecordArgs) -> anyhow::Result<Vec<VictimSpec>> {
+    let mut specs = Vec::new();
+    for text in &args.victims {
+        let spec = VictimSpec::parse(text);
+        match &spec {
+            VictimSpec::Pid(pid) => targets::check_pid(*pid, "--victim")?,
+            VictimSpec::Name(name) if targets::victim_pids(&spec).is_empty() => eprintln!(
+                "profiler: warning: --victim {name:?}: no process runs under that command name \
+                 or cgroup yet; it is watched from when one does"
+            ),
+            VictimSpec::Name(_) => {}
+        }
+        specs.push(spec);
+    }
+    Ok(specs)
+}
+
 /// The alert rules `--alert` gives, or the default ones on the signals `--signals` runs; the
-/// `--on-alert` command checked.
-pub fn alert_engine(args: &RecordArgs) -> anyhow::Result<Engine> {
+/// `--on-alert` command checked; `victim.` rules watch `victims`.
+pub fn alert_engine(args: &RecordArgs, victims: &[VictimSpec]) -> anyhow::Result<Engine> {
     let mut rules = rules_from_args(&args.alerts).map_err(|err| usage(err.to_string()))?;
+    if let Some(rule) = rules.iter().find(|rule| rule.scope() == Scope::Victim)
+        && victims.is_empty()
+    {
+        return Err(usage(format!(
+            "--alert {:?} watches the victim, but no --victim names one; add --victim \
+             PID|NAME|CGROUP",
+            rule.to_string()
+        )));
+    }
     if args.alerts.is_empty() {
         // A default rule on a signal left off would only warn: the syscall and net ones wait
         // for --signals to name their signals, and incidents cover those figures meanwhile.
@@ -56,7 +89,7 @@ pub fn alert_engine(args: &RecordArgs) -> anyhow::Result<Engine> {
     if let Some(command) = &args.on_alert {
         Sink::check_hook(command).map_err(|err| usage(err.to_string()))?;
     }
-    Ok(Engine::new(rules, std::process::id()))
+    Ok(Engine::new(rules, std::process::id()).with_victims(victims.to_vec()))
 }
 
 /// Where windows go, kept to `--retention` and `--max-disk`.

@@ -16,13 +16,14 @@ use tokio::task::JoinHandle;
 use super::{escalation::Ended, setup::put};
 use crate::{
     alerts::event::{AlertEvent, AlertState},
+    analyze::victim::{self, VictimSpec},
     collect::space,
     metrics::Metrics,
     output::{
         store::{LostBecause, Outage, Store},
         windows::WindowKind,
     },
-    report::Incident,
+    report::{Incident, Victim},
     session::{Cut, WindowReport, heap, priority},
 };
 
@@ -57,6 +58,8 @@ struct Shared {
     out_of_space: Arc<AtomicBool>,
     metrics: Option<Arc<Metrics>>,
     out: PathBuf,
+    /// Each window accounts for the time of these.
+    victims: Arc<[VictimSpec]>,
 }
 
 impl Shared {
@@ -65,11 +68,12 @@ impl Shared {
     /// space, there and then (the rogue is still at it), once the store is free again.
     async fn put(
         self,
-        window: WindowReport,
+        mut window: WindowReport,
         kind: WindowKind,
     ) -> anyhow::Result<(bool, Option<News>)> {
         tokio::task::spawn_blocking(move || {
             priority::helper_thread();
+            window.report.victims = self.accounted(&window);
             let mut store = self.store.lock().unwrap_or_else(PoisonError::into_inner);
             let metrics = self.metrics.as_deref();
             let put = put(&mut store, &window, kind, &self.out, metrics)?;
@@ -89,6 +93,15 @@ impl Shared {
         })
         .await
         .context("the window writer thread failed")?
+    }
+
+    /// The `--victim`s whose processes ran in `window`, from its figures and its sleeps'
+    /// stacks.
+    fn accounted(&self, window: &WindowReport) -> Vec<Victim> {
+        let (report, usage, offcpu) = (&window.report, &window.usage, &window.folded.offcpu);
+        let own_pid = std::process::id();
+        let account = |spec| victim::account(report, usage, offcpu, spec, own_pid, None);
+        self.victims.iter().filter_map(account).collect()
     }
 
     fn no_space(&self) -> News {
@@ -125,13 +138,19 @@ impl Shared {
 }
 
 impl Writer {
-    pub fn new(store: Store, metrics: Option<Arc<Metrics>>, out: PathBuf) -> Self {
+    pub fn new(
+        store: Store,
+        metrics: Option<Arc<Metrics>>,
+        out: PathBuf,
+        victims: Arc<[VictimSpec]>,
+    ) -> Self {
         Self {
             shared: Shared {
                 store: Arc::new(Mutex::new(store)),
                 out_of_space: Arc::new(AtomicBool::new(false)),
                 metrics,
                 out,
+                victims,
             },
             regular: None,
             incident: None,

@@ -219,6 +219,7 @@ fn sample() -> Report {
             }),
             verdict: "waker (pid 11) was slowed: it waited 0.90 s for a CPU".to_owned(),
         }),
+        victims: Vec::new(),
     }
 }
 
@@ -227,7 +228,9 @@ fn documented_schema_accepts_what_we_write_and_rejects_drift() {
     let schema: serde_json::Value =
         serde_json::from_str(include_str!("../../../../docs/report.schema.json")).unwrap();
     let validator = jsonschema::validator_for(&schema).unwrap();
-    let report = serde_json::to_value(sample()).unwrap();
+    let mut recorded = sample();
+    recorded.victims = recorded.victim.clone().into_iter().collect();
+    let report = serde_json::to_value(recorded).unwrap();
     let errors: Vec<String> = validator
         .iter_errors(&report)
         .map(|e| e.to_string())

@@ -162,5 +162,6 @@ pub fn report() -> Report {
         timeline: crate::report::Timeline::default(),
         incident: None,
         victim: None,
+        victims: Vec::new(),
     }
 }

@@ -1,5 +1,5 @@
-//! What `diagnose --pid` and `--victim` name, checked before sampling starts: a typo would
-//! otherwise sample for nothing.
+//! What `--pid` and `--victim` name, checked before sampling starts: a typo would otherwise
+//! sample for nothing.
 
 use crate::{analyze::victim::VictimSpec, error::usage};
 
