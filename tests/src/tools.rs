@@ -35,6 +35,38 @@ pub fn stress_ng() -> String {
         .into_owned()
 }
 
+/// A `redis-server` on 127.0.0.1:`port`, persistence off, accepting connections when this
+/// returns: the messaging service the victim is. `cargo xtask setup` installs it.
+pub fn redis_server(port: u16) -> Workload {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let exe = std::env::split_paths(&path)
+        .map(|dir| dir.join("redis-server"))
+        .find(|candidate| candidate.is_file())
+        .unwrap_or_else(|| panic!("redis-server is not on PATH: run `cargo xtask setup`"));
+    let exe = exe.to_string_lossy();
+    let port_arg = port.to_string();
+    let args = [
+        "--port",
+        &port_arg,
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+    ];
+    let server = Workload::spawn(&exe, &args);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "redis-server does not accept on port {port}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    server
+}
+
 /// A `stress-ng` memory hog: one worker (`stress-ng-vm`) that allocates and populates `mib` MiB
 /// at once, then holds it until killed; on CPU `cpu` when given.
 pub fn stress_ng_memory_hog(mib: u64, cpu: Option<usize>) -> Workload {

@@ -257,9 +257,9 @@ fn warn_if_shadowed(root: &Path) {
 /// outlives a killed recorder), a Prometheus server scraping the metrics, `go tool pprof`
 /// reading `profile.pb.gz`, `tmux` as a real terminal for `profiler top`, and headless
 /// Chromium rendering `report.html`, `perf` recording the same workload as the profiler for the
-/// fidelity test, and `stress-ng`, the memory hog of the verdict's scenarios; each command, and
-/// the Debian package providing it.
-const TEST_TOOLS: [(&str, &str); 7] = [
+/// fidelity test, `stress-ng`, the memory hog of the verdict's scenarios, and `redis-server`, the
+/// service `--victim` is pointed at; each command, and the Debian package providing it.
+const TEST_TOOLS: [(&str, &str); 8] = [
     ("bpftool", "bpftool"),
     ("perf", "linux-perf"),
     ("prometheus", "prometheus"),
@@ -267,15 +267,15 @@ const TEST_TOOLS: [(&str, &str); 7] = [
     ("tmux", "tmux"),
     ("chromium", "chromium"),
     ("stress-ng", "stress-ng"),
+    ("redis-server", "redis-server"),
 ];
 
-/// The benchmarks' peers and workloads, as [`TEST_TOOLS`]: redis-server and redis-benchmark
-/// (redis-tools) are the messaging workload of `cargo xtask bench redis`; GNU time measures
-/// `profiler flamegraph`'s peak memory in `cargo xtask bench render`.
-const BENCH_TOOLS: [(&str, &str); 5] = [
+/// The benchmarks' peers and workloads, as [`TEST_TOOLS`]: redis-server (a test tool) and
+/// redis-benchmark (redis-tools) are the messaging workload of `cargo xtask bench redis`; GNU
+/// time measures `profiler flamegraph`'s peak memory in `cargo xtask bench render`.
+const BENCH_TOOLS: [(&str, &str); 4] = [
     ("bpftrace", "bpftrace"),
     ("syscount", "libbpf-tools"),
-    ("redis-server", "redis-server"),
     ("redis-benchmark", "redis-tools"),
     ("time", "time"),
 ];

@@ -6,8 +6,11 @@ use std::collections::{BTreeMap, HashSet};
 
 use super::sched::Side;
 use crate::{
+    collect::threads::SleptThrough,
     model::ProcessUsage,
-    report::{BlockedPart, BlockedWhy, Cause, Culprit, Process, Report, Victim, VictimDelays},
+    report::{
+        BlockedPart, BlockedWhy, Cause, Culprit, Member, Process, Report, Victim, VictimDelays,
+    },
     signals::{Signal, SignalState},
     symbolize::{FoldedStack, KERNEL_SUFFIX},
 };
@@ -52,15 +55,23 @@ impl VictimSpec {
     }
 }
 
-/// The victim's budget and culprits in `report`; `offcpu` holds each process's sleeps by stack
-/// in the order of `usage`; `own_pid`, the profiler, is never a culprit (its cost is in the
-/// report's `own_cost`, not a neighbour's doing); `delayacct`, the kernel's delay accounting
-/// of the victim over the run when it was asked for. `None` when no process of the report is
-/// the victim.
+/// What the run saw of sleeps besides the report's figures.
+#[derive(Clone, Copy, Default)]
+pub struct Seen<'a> {
+    pub usage: &'a [ProcessUsage],
+    /// Each process's sleeps by stack, in the order of `usage`.
+    pub offcpu: &'a [Vec<FoldedStack>],
+    /// Threads asleep from before the run to its end, which the programs never saw.
+    pub slept_through: &'a [SleptThrough],
+}
+
+/// The victim's budget and culprits in `report`; `own_pid`, the profiler, is never a culprit
+/// (its cost is in the report's `own_cost`, not a neighbour's doing); `delayacct`, the
+/// kernel's delay accounting of the victim over the run when it was asked for. `None` when no
+/// process of the report is the victim.
 pub fn account(
     report: &Report,
-    usage: &[ProcessUsage],
-    offcpu: &[Vec<FoldedStack>],
+    seen: Seen<'_>,
     spec: &VictimSpec,
     own_pid: u32,
     delayacct: Option<VictimDelays>,
@@ -78,27 +89,42 @@ pub fn account(
         .signals
         .get(&Signal::Offcpu)
         .is_some_and(SignalState::is_on);
-    let blocked_ns = offcpu_on.then(|| {
-        let asleep = |p: &&Process| p.sched.as_ref().and_then(|s| s.offcpu_ns).unwrap_or(0);
-        members.iter().map(asleep).sum()
-    });
-    let stacks = usage
-        .iter()
-        .zip(offcpu)
+    // A sleep through the whole run is the run's length, in what its stack says at the end; a
+    // futex there is a parked worker waiting for work, not a lock held against it.
+    let run_ns = (report.duration_s * 1e9) as u64;
+    let slept: Vec<FoldedStack> = (seen.slept_through.iter())
+        .filter(|t| pids.contains(&t.pid))
+        .map(|t| (t.frames.clone(), run_ns))
+        .collect();
+    let slept_by = |pid: u32| {
+        let threads = seen.slept_through.iter().filter(|t| t.pid == pid).count();
+        run_ns * threads as u64
+    };
+    let member = |p: &&Process| Member {
+        pid: p.pid,
+        comm: p.comm.clone(),
+        on_cpu_ns: p.cpu.on_cpu_ns,
+        runq_wait_ns: p.sched.as_ref().map_or(0, |s| s.runq_wait_ns),
+        blocked_ns: offcpu_on
+            .then(|| p.sched.as_ref().and_then(|s| s.offcpu_ns).unwrap_or(0) + slept_by(p.pid)),
+        exited: p.exited,
+    };
+    let each: Vec<Member> = members.iter().map(member).collect();
+    let blocked_ns = offcpu_on.then(|| each.iter().filter_map(|m| m.blocked_ns).sum());
+    let stacks = (seen.usage.iter())
+        .zip(seen.offcpu)
         .filter(|(p, _)| pids.contains(&p.identity.pid))
         .flat_map(|(_, stacks)| stacks);
     let mut victim = Victim {
         name: spec.name(),
         pids: members.iter().map(|p| p.pid).collect(),
-        on_cpu_ns: members.iter().map(|p| p.cpu.on_cpu_ns).sum(),
-        runq_wait_ns: members
-            .iter()
-            .filter_map(|p| p.sched.as_ref())
-            .map(|s| s.runq_wait_ns)
-            .sum(),
-        blocked: blocked_ns.map_or_else(Vec::new, |total| split(stacks, total)),
+        on_cpu_ns: each.iter().map(|m| m.on_cpu_ns).sum(),
+        runq_wait_ns: each.iter().map(|m| m.runq_wait_ns).sum(),
+        blocked: blocked_ns.map_or_else(Vec::new, |total| split(stacks, &slept, total)),
         blocked_ns,
+        slept_through: slept.len() as u64,
         culprits: culprits(report, &pids, own_pid),
+        members: each,
         delayacct,
         verdict: String::new(),
     };
@@ -111,6 +137,7 @@ pub fn account(
         .culprits
         .extend(io_culprits(&report.processes, &pids, own_pid, io_ns));
     let who = match members.as_slice() {
+        [one] if one.exited => format!("{} (pid {}, exited during the run)", one.comm, one.pid),
         [one] => format!("{} (pid {})", one.comm, one.pid),
         many => format!("{} ({} processes)", victim.name, many.len()),
     };
@@ -124,16 +151,27 @@ pub fn all(report: &Report, specs: &[VictimSpec]) -> Vec<Victim> {
     let own_pid = std::process::id();
     specs
         .iter()
-        .filter_map(|spec| account(report, &[], &[], spec, own_pid, None))
+        .filter_map(|spec| account(report, Seen::default(), spec, own_pid, None))
         .collect()
 }
 
 /// `total` nanoseconds asleep split by what the sleeps waited in, largest first; what the
 /// stacks do not cover (lost stacks, sleeps still going on) is `Other`.
-fn split<'a>(stacks: impl Iterator<Item = &'a FoldedStack>, total: u64) -> Vec<BlockedPart> {
+fn split<'a>(
+    stacks: impl Iterator<Item = &'a FoldedStack>,
+    slept_through: &[FoldedStack],
+    total: u64,
+) -> Vec<BlockedPart> {
     let mut parts: BTreeMap<BlockedWhy, u64> = BTreeMap::new();
     for (frames, ns) in stacks {
         *parts.entry(why(frames)).or_default() += ns;
+    }
+    for (frames, ns) in slept_through {
+        let parked = match why(frames) {
+            BlockedWhy::Lock => BlockedWhy::Idle,
+            why => why,
+        };
+        *parts.entry(parked).or_default() += ns;
     }
     let covered: u64 = parts.values().sum();
     *parts.entry(BlockedWhy::Other).or_default() += total.saturating_sub(covered);
@@ -196,6 +234,7 @@ const WAITS: [(BlockedWhy, &[&str]); 5] = [
         BlockedWhy::Idle,
         &[
             "ep_poll",
+            "do_epoll_wait",
             "do_select",
             "do_sys_poll",
             "do_nanosleep",
@@ -434,12 +473,13 @@ mod tests {
             stack(&["a", k("ep_poll").as_str()], 700),
             stack(&["a", k("io_schedule").as_str()], 200),
         ];
-        let parts = split(stacks.iter(), 1_000);
+        let parked = [stack(&["pool", k("futex_wait").as_str()], 50)];
+        let parts = split(stacks.iter(), &parked, 1_050);
         let got: Vec<(BlockedWhy, u64)> = parts.iter().map(|p| (p.why, p.ns)).collect();
         assert_eq!(
             got,
             [
-                (BlockedWhy::Idle, 700),
+                (BlockedWhy::Idle, 750),
                 (BlockedWhy::Io, 200),
                 (BlockedWhy::Other, 100)
             ]
@@ -454,6 +494,8 @@ mod tests {
             runq_wait_ns: runq,
             blocked_ns: Some(blocked.iter().map(|p| p.ns).sum()),
             blocked,
+            slept_through: 0,
+            members: Vec::new(),
             culprits: vec![
                 Culprit {
                     pid: 8,

@@ -8,6 +8,7 @@ pub mod disks;
 pub mod own_cost;
 pub mod pressure;
 pub mod space;
+pub mod threads;
 
 use std::{collections::HashMap, hash::Hash};
 

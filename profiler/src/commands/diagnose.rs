@@ -2,15 +2,18 @@
 
 use std::time::{Duration, Instant};
 
+mod watch;
+
+use self::watch::{Edges, Watch};
 use super::{out_dir::OutDir, targets};
 use crate::{
     analyze::victim::{self, VictimSpec},
     cli::DiagnoseArgs,
-    collect::delayacct::{BlkioDelays, DelayAcct},
+    collect::delayacct::DelayAcct,
     model::cmdline::Cmdlines,
     output::{self, progress::Progress},
     probes,
-    report::{OwnCost, Victim, VictimDelays},
+    report::{OwnCost, Victim},
     session::{Config, PhaseClock, Session, StatsCadence, Stops, Symbolization, WindowReport},
 };
 
@@ -41,16 +44,12 @@ pub async fn run(args: DiagnoseArgs) -> anyhow::Result<()> {
     let delayacct = args.delayacct.then(DelayAcct::turn_on).transpose()?;
     let mut session = Session::start(config(&args), clock, &mut stops).await?;
     // Read over the sampling only, as every other figure of the run.
-    let watched = victim.as_ref().zip(delayacct.as_ref());
-    let before = watched.map(|(spec, _)| BlkioDelays::read(targets::victim_pids(spec)));
+    let watch = victim.as_ref().map(|spec| Watch::start(spec, delayacct));
     sample(&mut session, args.duration, &mut stops).await?;
-    let delays = watched
-        .zip(before)
-        .map(|((spec, on), before)| victim_delays(spec, on, &before));
-    drop(delayacct);
+    let edges = watch.map(Watch::finish);
     let (mut window, clock, released) = session.finish().await?;
-    if let Some(spec) = &victim {
-        window.report.victim = account(&window, spec, &args, delays);
+    if let (Some(spec), Some(edges)) = (&victim, edges) {
+        window.report.victim = account(&window, spec, &args, edges);
     }
     write(&mut window, clock, &args)?;
     released.wait();
@@ -74,35 +73,20 @@ fn config(args: &DiagnoseArgs) -> Config {
     }
 }
 
-/// The victim's block IO delay since `before` by delay accounting; says when the kernel kept
-/// none for threads that predate turning it on.
-fn victim_delays(spec: &VictimSpec, on: &DelayAcct, before: &BlkioDelays) -> VictimDelays {
-    let after = BlkioDelays::read(targets::victim_pids(spec).into_iter().chain(before.pids()));
-    let uncovered_threads = if on.turned_on() { before.threads() } else { 0 };
-    if uncovered_threads > 0 {
-        eprintln!(
-            "profiler: warning: --delayacct: {uncovered_threads} thread(s) of the victim started \
-             before delay accounting was on, and the kernel keeps no delays for them; turn it on \
-             before the service starts (`sysctl kernel.task_delayacct=1`, or boot with \
-             `delayacct`)"
-        );
-    }
-    VictimDelays {
-        blkio_ns: after.since(before),
-        turned_on: on.turned_on(),
-        uncovered_threads,
-    }
-}
-
 /// The victim's time and culprits; said when none of its processes ran.
 fn account(
     window: &WindowReport,
     spec: &VictimSpec,
     args: &DiagnoseArgs,
-    delays: Option<VictimDelays>,
+    edges: Edges,
 ) -> Option<Victim> {
     let (report, usage, offcpu) = (&window.report, &window.usage, &window.folded.offcpu);
-    let found = victim::account(report, usage, offcpu, spec, std::process::id(), delays);
+    let seen = victim::Seen {
+        usage,
+        offcpu,
+        slept_through: &edges.slept_through,
+    };
+    let found = victim::account(report, seen, spec, std::process::id(), edges.delays);
     if found.is_none() {
         eprintln!(
             "profiler: warning: --victim {}: none of its processes ran during the run",

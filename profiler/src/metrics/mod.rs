@@ -617,6 +617,8 @@ mod tests {
             runq_wait_ns: 500_000_000,
             blocked_ns: None,
             blocked: Vec::new(),
+            slept_through: 0,
+            members: Vec::new(),
             culprits: culprits
                 .map(|pid| crate::report::Culprit {
                     pid,

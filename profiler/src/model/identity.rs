@@ -77,9 +77,15 @@ pub fn read_identity(pid: u32) -> Option<ProcessIdentity> {
 
 /// Reads a live process's identity from /proc, its command line as `cmdlines` allows; `None`
 /// when it is gone.
+/// A zombie (exited, its parent has not reaped it yet) or a task being torn down: only its pid
+/// is left, no executable, maps or command line to read, and it never runs again.
+pub fn is_dead(stat: &procfs::process::Stat) -> bool {
+    matches!(stat.state, 'Z' | 'X' | 'x')
+}
+
 pub fn read_identity_with(pid: u32, cmdlines: Cmdlines) -> Option<ProcessIdentity> {
     let process = Process::new(i32::try_from(pid).ok()?).ok()?;
-    let stat = process.stat().ok()?;
+    let stat = process.stat().ok().filter(|stat| !is_dead(stat))?;
     let exe = process
         .exe()
         .ok()

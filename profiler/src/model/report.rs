@@ -63,6 +63,10 @@ pub struct Victim {
     pub name: String,
     /// Its processes in this report.
     pub pids: Vec<u32>,
+    /// Each of its processes' own time, in the order of `pids`: the victim's figures are
+    /// their sums. Absent in reports written before it existed.
+    #[serde(default)]
+    pub members: Vec<Member>,
     /// Running on a CPU (exact, from context switches).
     pub on_cpu_ns: u64,
     /// Runnable, waiting for a CPU (exact, from the scheduler tracepoints).
@@ -72,6 +76,12 @@ pub struct Victim {
     /// The blocked time by what it waited in, largest first: inferred from the kernel frames
     /// of each sleep's stack.
     pub blocked: Vec<BlockedPart>,
+    /// Threads asleep from before the run to its end, which the programs never see: read from
+    /// /proc at the run's edges, each counted asleep for the whole run in what its kernel
+    /// stack says at the end (a futex there: idle, a parked worker). 0 in record windows,
+    /// which do not read them, and in reports written before it existed.
+    #[serde(default)]
+    pub slept_through: u64,
     /// Who cost it time, outside the victim, largest first, at most five of each cause: who
     /// held the CPUs it waited for (from the report's blame pairs, the largest kept, so a
     /// lower bound on a busy host), and who loaded the disks while it was blocked on IO.
@@ -81,6 +91,19 @@ pub struct Victim {
     pub delayacct: Option<VictimDelays>,
     /// In the victim's words: was it slowed, by what and by whom.
     pub verdict: String,
+}
+
+/// One process of a victim and its time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Member {
+    pub pid: u32,
+    pub comm: String,
+    pub on_cpu_ns: u64,
+    pub runq_wait_ns: u64,
+    /// Null without the offcpu signal.
+    pub blocked_ns: Option<u64>,
+    /// It exited during the run: its time is that of its life in the run.
+    pub exited: bool,
 }
 
 /// What a victim's sleeps waited in.

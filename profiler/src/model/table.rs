@@ -12,7 +12,7 @@ use profiler_common::{
 
 use super::{
     cmdline::Cmdlines,
-    identity::{ProcessIdentity, read_identity_with},
+    identity::{ProcessIdentity, is_dead, read_identity_with},
 };
 use crate::collect::{Lifecycle, ProcessSnapshot, cumulative::Cumulative};
 
@@ -36,7 +36,8 @@ pub struct Procfs {
 impl ProcSource for Procfs {
     fn start_time(&self, pid: u32) -> Option<u64> {
         let process = procfs::process::Process::new(i32::try_from(pid).ok()?).ok()?;
-        process.stat().ok().map(|stat| stat.starttime)
+        let stat = process.stat().ok().filter(|stat| !is_dead(stat))?;
+        Some(stat.starttime)
     }
 
     fn identity(&self, pid: u32) -> Option<ProcessIdentity> {

@@ -100,7 +100,12 @@ impl Shared {
     fn accounted(&self, window: &WindowReport) -> Vec<Victim> {
         let (report, usage, offcpu) = (&window.report, &window.usage, &window.folded.offcpu);
         let own_pid = std::process::id();
-        let account = |spec| victim::account(report, usage, offcpu, spec, own_pid, None);
+        let seen = victim::Seen {
+            usage,
+            offcpu,
+            slept_through: &[],
+        };
+        let account = |spec| victim::account(report, seen, spec, own_pid, None);
         self.victims.iter().filter_map(account).collect()
     }
 

@@ -198,6 +198,15 @@ fn sample() -> Report {
                     ns: 100_000_000,
                 },
             ],
+            slept_through: 1,
+            members: vec![Member {
+                pid: 11,
+                comm: "waker".to_owned(),
+                on_cpu_ns: 40_000_000,
+                runq_wait_ns: 900_000_000,
+                blocked_ns: Some(2_700_000_000),
+                exited: false,
+            }],
             culprits: vec![
                 Culprit {
                     pid: 10,

@@ -1,0 +1,69 @@
+//! What `diagnose --victim` reads of the victim at the run's edges, beside the programs: the
+//! threads that slept through it, and, with `--delayacct`, the kernel's delay accounting.
+
+use super::targets;
+use crate::{
+    analyze::victim::VictimSpec,
+    collect::{
+        delayacct::{BlkioDelays, DelayAcct},
+        threads::{Census, SleptThrough},
+    },
+    report::VictimDelays,
+};
+
+/// The victim's readings taken when sampling started.
+pub struct Watch {
+    spec: VictimSpec,
+    census: Census,
+    delays: Option<(DelayAcct, BlkioDelays)>,
+}
+
+/// What the victim's readings say of the run, once sampling ended.
+pub struct Edges {
+    pub slept_through: Vec<SleptThrough>,
+    pub delays: Option<VictimDelays>,
+}
+
+impl Watch {
+    /// Read as sampling starts; `delayacct` is on for as long as the watch lives.
+    pub fn start(spec: &VictimSpec, delayacct: Option<DelayAcct>) -> Self {
+        let pids = targets::victim_pids(spec);
+        let delays = delayacct.map(|on| (on, BlkioDelays::read(pids.iter().copied())));
+        Self {
+            spec: spec.clone(),
+            census: Census::take(pids),
+            delays,
+        }
+    }
+
+    /// Read as sampling ends; delay accounting goes back as it was found.
+    pub fn finish(self) -> Edges {
+        let delays = self
+            .delays
+            .map(|(on, before)| victim_delays(&self.spec, &on, &before));
+        Edges {
+            slept_through: self.census.slept_through(),
+            delays,
+        }
+    }
+}
+
+/// The victim's block IO delay since `before` by delay accounting; says when the kernel kept
+/// none for threads that predate turning it on.
+fn victim_delays(spec: &VictimSpec, on: &DelayAcct, before: &BlkioDelays) -> VictimDelays {
+    let after = BlkioDelays::read(targets::victim_pids(spec).into_iter().chain(before.pids()));
+    let uncovered_threads = if on.turned_on() { before.threads() } else { 0 };
+    if uncovered_threads > 0 {
+        eprintln!(
+            "profiler: warning: --delayacct: {uncovered_threads} thread(s) of the victim started \
+             before delay accounting was on, and the kernel keeps no delays for them; turn it on \
+             before the service starts (`sysctl kernel.task_delayacct=1`, or boot with \
+             `delayacct`)"
+        );
+    }
+    VictimDelays {
+        blkio_ns: after.since(before),
+        turned_on: on.turned_on(),
+        uncovered_threads,
+    }
+}
