@@ -138,6 +138,17 @@ fn screen_shows_the_burner_resorts_on_a_key_and_q_restores_the_terminal() {
         "1"
     );
 
+    // Enter opens the first row's detail: its time over the last tick in its own words, as
+    // `diagnose --victim` tells it, live.
+    tmux.run(&["send-keys", "-t", "top", "Enter"]);
+    let words = format!("burner (pid {}) was ", burner.pid());
+    let pane = tmux.wait_for("the burner's detail", |pane| {
+        pane.contains("last tick: on a CPU") && pane.contains(&words)
+    });
+    assert!(pane.contains("hottest stacks"), "{pane}");
+    tmux.run(&["send-keys", "-t", "top", "Escape"]);
+    tmux.wait_for("the table again", |pane| first_row(pane).is_some());
+
     // CPU -> NAME -> PID, ascending: kernel threads with small pids run every second and come
     // before the burner.
     tmux.run(&["send-keys", "-t", "top", "Left", "Left"]);

@@ -1,5 +1,5 @@
 //! `top`'s full-screen view: the table of the last interval, redrawn every tick and on every
-//! key, with a process's hottest stacks and whom it delayed when one is opened.
+//! key, with a process's hottest stacks, its time and whom it delayed when one is opened.
 
 use std::time::Duration;
 
@@ -11,6 +11,7 @@ use super::{
     tick,
 };
 use crate::{
+    analyze::victim::{self, VictimSpec},
     cli::TopArgs,
     output::tui::{
         self,
@@ -95,12 +96,18 @@ impl View {
             .map(|p| p.comm.clone())
             .unwrap_or_default();
         let (delayed_by, delays) = self.blame.of(pid);
+        let time = self.report.as_ref().and_then(|report| {
+            victim::all(report, &[VictimSpec::Pid(pid)])
+                .into_iter()
+                .next()
+        });
         self.detail = Some(Detail {
             pid,
             comm,
             stacks: session.top_stacks(pid)?,
             delayed_by,
             delays,
+            time,
         });
         Ok(())
     }

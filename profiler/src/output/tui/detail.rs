@@ -1,5 +1,6 @@
-//! The detail of one process: its hottest stacks with their share of its samples, and the
-//! run-queue blame it is part of (who delays it, whom it delays).
+//! The detail of one process: its hottest stacks with their share of its samples, its time
+//! over the last tick as `--victim` accounts for it, and the run-queue blame it is part of
+//! (who delays it, whom it delays).
 
 use ratatui::{
     buffer::Buffer,
@@ -11,7 +12,10 @@ use ratatui::{
 use std::collections::BTreeMap;
 
 use super::{format, style::Palette};
-use crate::{report::Report, symbolize::FoldedStack};
+use crate::{
+    report::{Report, Victim},
+    symbolize::FoldedStack,
+};
 
 /// Frames shown per stack, leaf first: enough to say where, short enough for one line.
 const FRAMES: usize = 4;
@@ -24,7 +28,7 @@ pub struct BlameLine {
     pub delay_ns: u64,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Detail {
     pub pid: u32,
     pub comm: String,
@@ -34,6 +38,9 @@ pub struct Detail {
     pub delayed_by: Vec<BlameLine>,
     /// Processes that waited while this one held their CPU.
     pub delays: Vec<BlameLine>,
+    /// Its time over the last tick, as `diagnose --victim` accounts for it; `None` when it
+    /// did not run in it.
+    pub time: Option<Victim>,
 }
 
 /// Run-queue delays between two processes, summed over every tick since `top` started.
@@ -108,6 +115,25 @@ fn stack_lines(detail: &Detail) -> Vec<Line<'static>> {
         .collect()
 }
 
+/// Its time over the last tick, then the verdict in its words.
+fn time_lines(time: Option<&Victim>) -> Vec<Line<'static>> {
+    let Some(time) = time else {
+        return vec![Line::from(" last tick: it did not run")];
+    };
+    let asleep = time.blocked_ns.map_or_else(String::new, |ns| {
+        format!(", asleep {}", format::duration_ns(ns))
+    });
+    vec![
+        Line::from(format!(
+            " last tick: on a CPU {}, waiting for a CPU {}{asleep}",
+            format::duration_ns(time.on_cpu_ns),
+            format::duration_ns(time.runq_wait_ns),
+        )),
+        Line::from(format!(" {}", time.verdict)),
+        Line::from(""),
+    ]
+}
+
 fn blame_lines(title: &str, lines: &[BlameLine]) -> Vec<Line<'static>> {
     let mut out = vec![Line::from(format!(" {title}:"))];
     if lines.is_empty() {
@@ -142,10 +168,11 @@ pub fn render(detail: &Detail, color: bool, area: Rect, buf: &mut Buffer) {
                 .title_style(palette.verdict),
         )
         .render(top, buf);
-    let mut lines = blame_lines(
+    let mut lines = time_lines(detail.time.as_ref());
+    lines.extend(blame_lines(
         "delayed by (held the CPU it waited for)",
         &detail.delayed_by,
-    );
+    ));
     lines.extend(blame_lines("delays (waited while it ran)", &detail.delays));
     lines.push(Line::from(""));
     lines.push(Line::from(" Esc: back to the table").style(palette.hint));
@@ -154,7 +181,7 @@ pub fn render(detail: &Detail, color: bool, area: Rect, buf: &mut Buffer) {
         .block(
             Block::default()
                 .borders(Borders::ALL)
-                .title(" run-queue blame since top started "),
+                .title(" its time last tick; run-queue blame since top started "),
         )
         .render(bottom, buf);
 }

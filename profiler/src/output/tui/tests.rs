@@ -178,6 +178,7 @@ fn detail_shows_stack_shares_and_blame() {
             comm: "worker".to_owned(),
             delay_ns: 80_000_000,
         }],
+        time: None,
     };
     let state = UiState {
         detail: Some(4242),
@@ -188,6 +189,42 @@ fn detail_shows_stack_shares_and_blame() {
     assert!(text.contains("75.0%  burner_inner_gamma ← main"), "{text}");
     assert!(text.contains("80.0ms  worker (pid 300)"), "{text}");
     assert!(text.contains("nobody measured"));
+    assert!(text.contains("last tick: it did not run"), "{text}");
+}
+
+#[test]
+fn detail_shows_its_time_last_tick_in_its_words() {
+    let mut tick = report();
+    tick.blame = vec![crate::alerts::fixtures::blame(
+        (300, "worker"),
+        (4242, "burner"),
+        400_000_000,
+    )];
+    let time = crate::analyze::victim::all(
+        &tick,
+        &[crate::analyze::victim::VictimSpec::Pid(
+            tick.processes[0].pid,
+        )],
+    )
+    .into_iter()
+    .next();
+    assert!(time.is_some(), "the fixture's first process ran");
+    let detail = Detail {
+        pid: tick.processes[0].pid,
+        comm: tick.processes[0].comm.clone(),
+        time,
+        ..Detail::default()
+    };
+    let state = UiState {
+        detail: Some(detail.pid),
+        ..UiState::default()
+    };
+    let text = lines(&render(120, 24, &state, Some(&detail))).join("\n");
+    assert!(text.contains("last tick: on a CPU "), "{text}");
+    assert!(
+        text.contains(&format!("{} (pid {}) was ", detail.comm, detail.pid)),
+        "{text}"
+    );
 }
 
 #[test]
