@@ -95,6 +95,17 @@ fn a_victim_fsyncing_behind_a_direct_writer_is_blocked_on_io_and_names_it() {
         assert!(io_ns > ns, "blocked on IO is not its largest state:\n{v:#}");
     }
 
+    // Its on-CPU time split by the kernel's user and system shares: a writer that fsyncs each
+    // 4 KiB spends it in the kernel.
+    let (user, system) = (count(v, "user_ns"), count(v, "system_ns"));
+    assert_eq!(user + system, count(v, "on_cpu_ns"), "{v:#}");
+    assert!(
+        system > user,
+        "a fsyncing writer mostly in user mode:\n{v:#}"
+    );
+    let verdict = v["verdict"].as_str().unwrap_or_default();
+    assert!(verdict.contains("% of it in the kernel)."), "{verdict}");
+
     let delays = &v["delayacct"];
     assert_eq!(delays["turned_on"], false, "{delays}");
     assert_eq!(delays["uncovered_threads"], 0, "{delays}");

@@ -2,7 +2,7 @@
 //! waiting for one, asleep and in what), who held the CPUs it waited for, and a verdict in its
 //! words.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::sched::Side;
 use crate::{
@@ -63,6 +63,8 @@ pub struct Seen<'a> {
     pub offcpu: &'a [Vec<FoldedStack>],
     /// Threads asleep from before the run to its end, which the programs never saw.
     pub slept_through: &'a [SleptThrough],
+    /// User and system CPU time per process over the run, where it was read.
+    pub cpu_split: Option<&'a HashMap<u32, (u64, u64)>>,
 }
 
 /// The victim's budget and culprits in `report`; `own_pid`, the profiler, is never a culprit
@@ -100,10 +102,20 @@ pub fn account(
         let threads = seen.slept_through.iter().filter(|t| t.pid == pid).count();
         run_ns * threads as u64
     };
+    // The exact on-CPU time split by the kernel's shares: those are sampled at its tick, so a
+    // process running briefly but often is charged whole ticks and their sum drifts.
+    let modes = |p: &Process| {
+        let (user, system) = seen.cpu_split?.get(&p.pid).copied()?;
+        let ticks = (user + system).max(1) as f64;
+        let user_ns = (p.cpu.on_cpu_ns as f64 * user as f64 / ticks).round() as u64;
+        Some((user_ns, p.cpu.on_cpu_ns - user_ns.min(p.cpu.on_cpu_ns)))
+    };
     let member = |p: &&Process| Member {
         pid: p.pid,
         comm: p.comm.clone(),
         on_cpu_ns: p.cpu.on_cpu_ns,
+        user_ns: modes(p).map(|(user, _)| user),
+        system_ns: modes(p).map(|(_, system)| system),
         runq_wait_ns: p.sched.as_ref().map_or(0, |s| s.runq_wait_ns),
         blocked_ns: offcpu_on
             .then(|| p.sched.as_ref().and_then(|s| s.offcpu_ns).unwrap_or(0) + slept_by(p.pid)),
@@ -119,6 +131,8 @@ pub fn account(
         name: spec.name(),
         pids: members.iter().map(|p| p.pid).collect(),
         on_cpu_ns: each.iter().map(|m| m.on_cpu_ns).sum(),
+        user_ns: each.iter().filter_map(|m| m.user_ns).reduce(|a, b| a + b),
+        system_ns: each.iter().filter_map(|m| m.system_ns).reduce(|a, b| a + b),
         runq_wait_ns: each.iter().map(|m| m.runq_wait_ns).sum(),
         blocked: blocked_ns.map_or_else(Vec::new, |total| split(stacks, &slept, total)),
         blocked_ns,
@@ -128,14 +142,15 @@ pub fn account(
         delayacct,
         verdict: String::new(),
     };
-    let io_ns = victim
-        .blocked
-        .iter()
-        .find(|p| p.why == BlockedWhy::Io)
-        .map_or(0, |p| p.ns);
-    victim
-        .culprits
-        .extend(io_culprits(&report.processes, &pids, own_pid, io_ns));
+    for cause in [Cause::Io, Cause::Memory] {
+        let shared = Shared {
+            processes: &report.processes,
+            victim: &pids,
+            own_pid,
+        };
+        let culprits = shared.culprits(cause, victim.blocked_on(cause.why()));
+        victim.culprits.extend(culprits);
+    }
     let who = match members.as_slice() {
         [one] if one.exited => format!("{} (pid {}, exited during the run)", one.comm, one.pid),
         [one] => format!("{} (pid {})", one.comm, one.pid),
@@ -283,39 +298,51 @@ fn culprits(report: &Report, victim: &HashSet<u32>, own_pid: u32) -> Vec<Culprit
         .collect()
 }
 
-/// Who loaded the disks while the victim was blocked on IO for `io_ns`: that time shared by
-/// each process's part of the block IO over the run, the victim's own part included (its own
-/// writes queue behind each other too), largest first. Inferred: the kernel does not say
-/// whose requests a wait queued behind, and the devices are not told apart. Kernel threads
-/// work for others (writeback is charged to the process that dirtied the pages) and the
-/// profiler's IO is its own cost, so neither is a culprit nor in the shares.
-fn io_culprits(
-    processes: &[Process],
-    victim: &HashSet<u32>,
+/// The processes a victim's IO or memory wait is shared among.
+struct Shared<'a> {
+    processes: &'a [Process],
+    victim: &'a HashSet<u32>,
     own_pid: u32,
-    io_ns: u64,
-) -> Vec<Culprit> {
-    let loading = |p: &&Process| !p.is_kernel_thread() && p.pid != own_pid;
-    let bytes = |p: &Process| p.io.as_ref().map_or(0, |io| io.read_bytes + io.write_bytes);
-    let total: u64 = processes.iter().filter(loading).map(bytes).sum();
-    if io_ns == 0 || total == 0 {
-        return Vec::new();
+}
+
+impl Shared<'_> {
+    /// Who pressed the resource while the victim was blocked on it for `ns`: that time shared
+    /// by each process's part of the pressure over the run (IO: its block IO bytes; memory:
+    /// how much its resident set grew), the victim's own part included (its own writes queue
+    /// behind each other too), largest first. Inferred: the kernel does not say whose requests
+    /// a wait queued behind, nor whose pages reclaim had to find, and devices are not told
+    /// apart. Kernel threads work for others (writeback is charged to the process that
+    /// dirtied the pages) and the profiler's use is its own cost, so neither is a culprit nor
+    /// in the shares.
+    fn culprits(&self, cause: Cause, ns: u64) -> Vec<Culprit> {
+        let weight = |p: &Process| match cause {
+            Cause::Io => p.io.as_ref().map_or(0, |io| io.read_bytes + io.write_bytes),
+            Cause::Memory => p
+                .mem
+                .and_then(|mem| mem.rss_growth_bytes)
+                .map_or(0, |grown| u64::try_from(grown).unwrap_or(0)),
+            Cause::Cpu => 0,
+        };
+        let pressing = |p: &&Process| !p.is_kernel_thread() && p.pid != self.own_pid;
+        let total: u64 = self.processes.iter().filter(pressing).map(weight).sum();
+        if ns == 0 || total == 0 {
+            return Vec::new();
+        }
+        let mut culprits: Vec<Culprit> = (self.processes.iter())
+            .filter(pressing)
+            .filter(|p| !self.victim.contains(&p.pid) && weight(p) > 0)
+            .map(|p| Culprit {
+                pid: p.pid,
+                comm: p.comm.clone(),
+                cause,
+                delay_ns: (ns as f64 * weight(p) as f64 / total as f64) as u64,
+            })
+            .filter(|c| c.delay_ns > 0)
+            .collect();
+        culprits.sort_by(|a, b| (b.delay_ns, a.pid).cmp(&(a.delay_ns, b.pid)));
+        culprits.truncate(CULPRITS);
+        culprits
     }
-    let mut culprits: Vec<Culprit> = processes
-        .iter()
-        .filter(loading)
-        .filter(|p| !victim.contains(&p.pid) && bytes(p) > 0)
-        .map(|p| Culprit {
-            pid: p.pid,
-            comm: p.comm.clone(),
-            cause: Cause::Io,
-            delay_ns: (io_ns as f64 * bytes(p) as f64 / total as f64) as u64,
-        })
-        .filter(|c| c.delay_ns > 0)
-        .collect();
-    culprits.sort_by(|a, b| (b.delay_ns, a.pid).cmp(&(a.delay_ns, b.pid)));
-    culprits.truncate(CULPRITS);
-    culprits
 }
 
 /// The victim's story in one line: what slowed it and who, or that nothing did and where its
@@ -355,10 +382,10 @@ fn verdict(victim: &Victim, who: &str, secs: f64) -> String {
         if let Some(what) = slowed_by(part.why)
             && slowing(part.ns)
         {
-            let whom = if part.why == BlockedWhy::Io {
-                behind(&of_cause(Cause::Io))
-            } else {
-                String::new()
+            let whom = match part.why {
+                BlockedWhy::Io => behind(&of_cause(Cause::Io)),
+                BlockedWhy::Memory => behind(&of_cause(Cause::Memory)),
+                _ => String::new(),
             };
             slowed.push(format!(
                 "{} blocked on {what} ({:.0} %){whom}",
@@ -368,7 +395,14 @@ fn verdict(victim: &Victim, who: &str, secs: f64) -> String {
         }
     }
     let cores = victim.on_cpu_ns as f64 / 1e9 / secs.max(1e-3);
-    let own = format!("Its own CPU use: {cores:.2} cores.");
+    let kernel = match (victim.user_ns, victim.system_ns) {
+        (Some(user), Some(system)) if user + system > 0 => format!(
+            " ({:.0} % of it in the kernel)",
+            system as f64 * 100.0 / (user + system) as f64
+        ),
+        _ => String::new(),
+    };
+    let own = format!("Its own CPU use: {cores:.2} cores{kernel}.");
     if slowed.is_empty() {
         return format!("{who} was not slowed: {}. {own}", went(victim, share));
     }
@@ -491,6 +525,8 @@ mod tests {
             name: "waker".to_owned(),
             pids: vec![7],
             on_cpu_ns: on,
+            user_ns: None,
+            system_ns: None,
             runq_wait_ns: runq,
             blocked_ns: Some(blocked.iter().map(|p| p.ns).sum()),
             blocked,
@@ -549,7 +585,13 @@ mod tests {
             with_io(10, "jbd2/vda1-8", 2, 5_000),
             with_io(11, "profiler", 1, 5_000),
         ];
-        let culprits = io_culprits(&processes, &HashSet::from([7]), 11, 1_000);
+        let victim_pids = HashSet::from([7]);
+        let shared = Shared {
+            processes: &processes,
+            victim: &victim_pids,
+            own_pid: 11,
+        };
+        let culprits = shared.culprits(Cause::Io, 1_000);
         let got: Vec<(u32, Cause, u64)> = culprits
             .iter()
             .map(|c| (c.pid, c.cause, c.delay_ns))
@@ -560,11 +602,50 @@ mod tests {
             ns: 1_000_000_000,
         };
         let mut v = victim(100_000_000, 0, vec![io]);
-        v.culprits = io_culprits(&processes, &HashSet::from([7]), 11, 1_000_000_000);
+        v.culprits = shared.culprits(Cause::Io, 1_000_000_000);
         assert_eq!(
             verdict(&v, "victim (pid 7)", 4.0),
             "victim (pid 7) was slowed: 1.00 s blocked on disk IO (91 %) — 0.70 s of it behind \
              dd (pid 8). Its own CPU use: 0.03 cores."
+        );
+    }
+
+    #[test]
+    fn a_memory_wait_is_shared_by_growth_and_shrinking_is_no_pressure() {
+        let grown = |pid: u32, comm: &str, growth: i64| {
+            let mut p = crate::alerts::fixtures::process(pid, comm, 0.1);
+            p.mem = p.mem.map(|mem| crate::report::Mem {
+                rss_growth_bytes: Some(growth),
+                ..mem
+            });
+            p
+        };
+        let processes = [
+            grown(7, "victim", 0),
+            grown(8, "hog", 3 << 30),
+            grown(9, "shrinking", -(1 << 30)),
+            grown(10, "leak", 1 << 30),
+        ];
+        let victim_pids = HashSet::from([7]);
+        let shared = Shared {
+            processes: &processes,
+            victim: &victim_pids,
+            own_pid: 11,
+        };
+        let got: Vec<(u32, u64)> = (shared.culprits(Cause::Memory, 4_000).iter())
+            .map(|c| (c.pid, c.delay_ns))
+            .collect();
+        assert_eq!(got, [(8, 3_000), (10, 1_000)]);
+        let memory = BlockedPart {
+            why: BlockedWhy::Memory,
+            ns: 2_000_000_000,
+        };
+        let mut v = victim(100_000_000, 0, vec![memory]);
+        v.culprits = shared.culprits(Cause::Memory, 2_000_000_000);
+        let words = verdict(&v, "victim (pid 7)", 4.0);
+        assert!(
+            words.contains("2.00 s blocked on memory (faults, reclaim) (95 %) — 1.50 s of it behind hog (pid 8)"),
+            "{words}"
         );
     }
 

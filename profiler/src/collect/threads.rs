@@ -1,7 +1,8 @@
-//! Threads that slept through a run. The programs see a sleep from the switch that begins it,
-//! so one begun before they attached (a parked worker, an idle pool thread) is never seen; a
-//! victim's such threads are read from /proc at the run's edges instead: a thread not switched
-//! in between the two readings slept the whole run, in what its kernel stack says at the end.
+//! What a victim's threads did over a run, read from /proc at its edges. Threads that slept
+//! through it: the programs see a sleep from the switch that begins it, so one begun before
+//! they attached (a parked worker, an idle pool thread) is never seen; a thread not switched in
+//! between the two readings slept the whole run, in what its kernel stack says at the end. And
+//! its CPU time split into user and system, which the scheduler's tracepoints do not tell.
 
 use std::{collections::HashMap, fs, path::PathBuf};
 
@@ -55,6 +56,40 @@ impl Census {
             .collect();
         slept.sort_by_key(|s| (s.pid, s.tid));
         slept
+    }
+}
+
+/// User and system CPU time of some processes so far (`stat` fields 14 and 15), in
+/// nanoseconds at clock-tick resolution.
+#[derive(Debug, Clone, Default)]
+pub struct CpuTimes(HashMap<u32, (u64, u64)>);
+
+impl CpuTimes {
+    pub fn read(pids: impl IntoIterator<Item = u32>) -> Self {
+        let ns_per_tick = 1_000_000_000 / procfs::ticks_per_second().max(1);
+        let read = |pid: u32| {
+            let process = procfs::process::Process::new(i32::try_from(pid).ok()?).ok()?;
+            let stat = process.stat().ok()?;
+            Some((pid, (stat.utime * ns_per_tick, stat.stime * ns_per_tick)))
+        };
+        Self(pids.into_iter().filter_map(read).collect())
+    }
+
+    pub fn pids(&self) -> impl Iterator<Item = u32> + '_ {
+        self.0.keys().copied()
+    }
+
+    /// (user, system) added since `before`, per process; a process not read before was born
+    /// in the run, all its time new.
+    pub fn since(&self, before: &Self) -> HashMap<u32, (u64, u64)> {
+        let added = |(&pid, &(user, system)): (&u32, &(u64, u64))| {
+            let (user0, system0) = before.0.get(&pid).copied().unwrap_or_default();
+            (
+                pid,
+                (user.saturating_sub(user0), system.saturating_sub(system0)),
+            )
+        };
+        self.0.iter().map(added).collect()
     }
 }
 

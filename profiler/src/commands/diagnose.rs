@@ -85,6 +85,7 @@ fn account(
         usage,
         offcpu,
         slept_through: &edges.slept_through,
+        cpu_split: Some(&edges.cpu_split),
     };
     let found = victim::account(report, seen, spec, std::process::id(), edges.delays);
     if found.is_none() {

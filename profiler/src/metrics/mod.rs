@@ -614,6 +614,8 @@ mod tests {
             name: "redis-server".to_owned(),
             pids: vec![7],
             on_cpu_ns: 250_000_000,
+            user_ns: None,
+            system_ns: None,
             runq_wait_ns: 500_000_000,
             blocked_ns: None,
             blocked: Vec::new(),

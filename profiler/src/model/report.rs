@@ -69,6 +69,14 @@ pub struct Victim {
     pub members: Vec<Member>,
     /// Running on a CPU (exact, from context switches).
     pub on_cpu_ns: u64,
+    /// Of it, in user and in system (kernel) mode: each process's exact on-CPU time split by
+    /// the kernel's own user and system shares over the run (`/proc/PID/stat` at the run's
+    /// edges, sampled at the kernel's tick), summed over its processes still readable at the
+    /// end. Null in record windows and where no process was read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_ns: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system_ns: Option<u64>,
     /// Runnable, waiting for a CPU (exact, from the scheduler tracepoints).
     pub runq_wait_ns: u64,
     /// Asleep, summed over threads (exact); null without the offcpu signal.
@@ -99,6 +107,11 @@ pub struct Member {
     pub pid: u32,
     pub comm: String,
     pub on_cpu_ns: u64,
+    /// As the victim's: null where not read (gone before the run's end, record windows).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_ns: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system_ns: Option<u64>,
     pub runq_wait_ns: u64,
     /// Null without the offcpu signal.
     pub blocked_ns: Option<u64>,
@@ -154,6 +167,28 @@ pub enum Cause {
     Cpu,
     /// It loaded the disks the victim waited on.
     Io,
+    /// Its resident set grew while the victim waited on page faults and reclaim.
+    Memory,
+}
+
+impl Cause {
+    /// The blocked state a culprit of this cause costs a victim; `None` for CPU, a wait that
+    /// is not a sleep.
+    pub fn why(self) -> Option<BlockedWhy> {
+        match self {
+            Self::Cpu => None,
+            Self::Io => Some(BlockedWhy::Io),
+            Self::Memory => Some(BlockedWhy::Memory),
+        }
+    }
+}
+
+impl Victim {
+    /// Its blocked time in `why`; 0 for `None`.
+    pub fn blocked_on(&self, why: Option<BlockedWhy>) -> u64 {
+        let part = self.blocked.iter().find(|p| Some(p.why) == why);
+        part.map_or(0, |p| p.ns)
+    }
 }
 
 /// A victim's delays as the kernel's delay accounting (`kernel.task_delayacct`) kept them.

@@ -1,12 +1,15 @@
 //! What `diagnose --victim` reads of the victim at the run's edges, beside the programs: the
-//! threads that slept through it, and, with `--delayacct`, the kernel's delay accounting.
+//! threads that slept through it, its CPU time split into user and system, and, with
+//! `--delayacct`, the kernel's delay accounting.
+
+use std::collections::HashMap;
 
 use super::targets;
 use crate::{
     analyze::victim::VictimSpec,
     collect::{
         delayacct::{BlkioDelays, DelayAcct},
-        threads::{Census, SleptThrough},
+        threads::{Census, CpuTimes, SleptThrough},
     },
     report::VictimDelays,
 };
@@ -15,12 +18,15 @@ use crate::{
 pub struct Watch {
     spec: VictimSpec,
     census: Census,
+    cpu: CpuTimes,
     delays: Option<(DelayAcct, BlkioDelays)>,
 }
 
 /// What the victim's readings say of the run, once sampling ended.
 pub struct Edges {
     pub slept_through: Vec<SleptThrough>,
+    /// User and system CPU time per process over the run.
+    pub cpu_split: HashMap<u32, (u64, u64)>,
     pub delays: Option<VictimDelays>,
 }
 
@@ -31,6 +37,7 @@ impl Watch {
         let delays = delayacct.map(|on| (on, BlkioDelays::read(pids.iter().copied())));
         Self {
             spec: spec.clone(),
+            cpu: CpuTimes::read(pids.iter().copied()),
             census: Census::take(pids),
             delays,
         }
@@ -41,8 +48,11 @@ impl Watch {
         let delays = self
             .delays
             .map(|(on, before)| victim_delays(&self.spec, &on, &before));
+        let now = targets::victim_pids(&self.spec).into_iter();
+        let cpu = CpuTimes::read(now.chain(self.cpu.pids()));
         Edges {
             slept_through: self.census.slept_through(),
+            cpu_split: cpu.since(&self.cpu),
             delays,
         }
     }

@@ -104,6 +104,7 @@ impl Shared {
             usage,
             offcpu,
             slept_through: &[],
+            cpu_split: None,
         };
         let account = |spec| victim::account(report, seen, spec, own_pid, None);
         self.victims.iter().filter_map(account).collect()

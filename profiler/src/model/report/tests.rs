@@ -186,6 +186,8 @@ fn sample() -> Report {
             name: "waker".to_owned(),
             pids: vec![11],
             on_cpu_ns: 400_000_000,
+            user_ns: Some(30_000_000),
+            system_ns: Some(10_000_000),
             runq_wait_ns: 900_000_000,
             blocked_ns: Some(2_700_000_000),
             blocked: vec![
@@ -203,6 +205,8 @@ fn sample() -> Report {
                 pid: 11,
                 comm: "waker".to_owned(),
                 on_cpu_ns: 40_000_000,
+                user_ns: Some(30_000_000),
+                system_ns: Some(10_000_000),
                 runq_wait_ns: 900_000_000,
                 blocked_ns: Some(2_700_000_000),
                 exited: false,

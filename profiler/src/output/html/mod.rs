@@ -181,6 +181,7 @@ fn cost_words(cause: Cause) -> &'static str {
     match cause {
         Cause::Cpu => "held a CPU it waited for",
         Cause::Io => "loaded the disks it waited on (inferred)",
+        Cause::Memory => "grew while it waited on memory (inferred)",
     }
 }
 
