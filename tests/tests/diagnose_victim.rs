@@ -8,8 +8,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use profiler_tests::{
-    ProfilerRun, REPORT_GRACE, Schedstat, Workload, allowed_cpus, array, assert_matches_schema,
-    count, number, profiler_command, read_json, require_root, serial, tempdir, wait_pinned,
+    Cgroup2, ProfilerRun, REPORT_GRACE, Schedstat, Workload, allowed_cpus, array,
+    assert_matches_schema, count, number, profiler_command, read_json, require_root, serial,
+    tempdir, wait_pinned,
 };
 use serde_json::Value;
 
@@ -76,6 +77,9 @@ fn a_waker_behind_two_burners_was_slowed_and_names_them() {
         Workload::spawn(BURNER_EXE, &["--cpu", &cpu]),
     ];
     let waker = Workload::spawn(WAKER_EXE, &["--cpu", &cpu, "--interval-us", INTERVAL_US]);
+    // In a cgroup of its own, whose pressure is the waker's stalls alone.
+    let cgroup = Cgroup2::new(&format!("profiler-victim-{}", waker.pid()));
+    cgroup.adopt(waker.pid());
     for pid in [waker.pid()]
         .into_iter()
         .chain(burners.iter().map(Workload::pid))
@@ -115,6 +119,19 @@ fn a_waker_behind_two_burners_was_slowed_and_names_them() {
     assert!(
         by_burners as f64 >= ours * CULPRIT_SHARE,
         "the burners are named for {by_burners} ns of {ours} ns:\n{victim:#}"
+    );
+    // Its cgroup's own CPU pressure is the share of the run its one thread was runnable but
+    // not running: its run-queue wait, as PSI clocks it.
+    let stalls = array(victim, "cgroup_pressure")
+        .iter()
+        .find(|c| c["cgroup"] == cgroup.path.as_str())
+        .unwrap_or_else(|| panic!("no pressure of {}:\n{victim:#}", cgroup.path));
+    let psi = number(stalls, "cpu_some_percent");
+    let waited = ours / (number(&report, "duration_s") * 1e9) * 100.0;
+    eprintln!("cgroup CPU pressure {psi:.2} %, run-queue wait {waited:.2} % of the run");
+    assert!(
+        (psi - waited).abs() <= 0.3 * waited + 1.0,
+        "cgroup CPU pressure {psi} % against a run-queue wait of {waited} % of the run:\n{victim:#}"
     );
     let verdict = victim["verdict"].as_str().unwrap_or_default();
     eprintln!("verdict: {verdict}");

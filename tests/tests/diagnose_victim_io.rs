@@ -9,7 +9,7 @@ use std::{fs, thread, time::Duration};
 
 use profiler_tests::{
     DelayAcctSwitch, ProfilerRun, REPORT_GRACE, Workload, array, assert_matches_schema, count,
-    disk_backed_tempdir, profiler_command, read_json, require_root, serial, tempdir, utf8,
+    disk_backed_tempdir, number, profiler_command, read_json, require_root, serial, tempdir, utf8,
 };
 use serde_json::Value;
 
@@ -115,10 +115,23 @@ fn a_victim_fsyncing_behind_a_direct_writer_is_blocked_on_io_and_names_it() {
         io_ns as f64 / 1e6,
         exact / 1e6
     );
+    // One thread cannot wait longer than the run. Delay accounting on this kernel sometimes
+    // does: a wait that sets `in_iowait` without starting its clock is charged from the last
+    // start (a task's first one from boot), seen in 2 of 5 runs here at 4.7 s and 5.9 s in a
+    // 4 s run. Such a figure is no measure of anything, and the profiler's own is bounded.
+    let run_ns = number(&report, "duration_s") * 1e9;
     assert!(
-        (io_ns as f64 - exact).abs() <= DELAYACCT_TOLERANCE * exact,
-        "blocked on IO {io_ns} ns against delay accounting's {exact} ns:\n{v:#}"
+        io_ns as f64 <= run_ns * 1.05,
+        "{io_ns} ns blocked in a {run_ns} ns run"
     );
+    if exact <= run_ns {
+        assert!(
+            (io_ns as f64 - exact).abs() <= DELAYACCT_TOLERANCE * exact,
+            "blocked on IO {io_ns} ns against delay accounting's {exact} ns:\n{v:#}"
+        );
+    } else {
+        eprintln!("delay accounting over-counted: {exact} ns in a {run_ns} ns run, not compared");
+    }
 
     let io_culprits: Vec<&Value> = array(v, "culprits")
         .iter()

@@ -4,10 +4,10 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use super::sched::Side;
+use super::{sched::Side, thresholds::STALL_PERCENT};
 use crate::{
     collect::threads::SleptThrough,
-    model::ProcessUsage,
+    model::{ProcessUsage, pressure::CgroupPressure},
     report::{
         BlockedPart, BlockedWhy, Cause, Culprit, Member, Process, Report, Victim, VictimDelays,
     },
@@ -22,6 +22,8 @@ const SLOWED_SHARE: f64 = 0.10;
 /// Below this, a wait is not worth a sentence whatever its share (a nearly idle victim).
 const SLOWED_MIN_NS: u64 = 50_000_000;
 const CULPRITS: usize = 5;
+/// On-CPU time below which the verdict does not give its kernel share.
+const MIN_SPLIT_NS: u64 = 100_000_000;
 
 /// What `--victim` names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,6 +67,8 @@ pub struct Seen<'a> {
     pub slept_through: &'a [SleptThrough],
     /// User and system CPU time per process over the run, where it was read.
     pub cpu_split: Option<&'a HashMap<u32, (u64, u64)>>,
+    /// Its cgroups' own pressure over the run, where it was read.
+    pub cgroup_pressure: &'a [CgroupPressure],
 }
 
 /// The victim's budget and culprits in `report`; `own_pid`, the profiler, is never a culprit
@@ -139,6 +143,7 @@ pub fn account(
         slept_through: slept.len() as u64,
         culprits: culprits(report, &pids, own_pid),
         members: each,
+        cgroup_pressure: seen.cgroup_pressure.to_vec(),
         delayacct,
         verdict: String::new(),
     };
@@ -395,18 +400,47 @@ fn verdict(victim: &Victim, who: &str, secs: f64) -> String {
         }
     }
     let cores = victim.on_cpu_ns as f64 / 1e9 / secs.max(1e-3);
+    // The split comes from the kernel's tick samples: under ten of them (100 ms at 100 Hz)
+    // it says nothing.
     let kernel = match (victim.user_ns, victim.system_ns) {
-        (Some(user), Some(system)) if user + system > 0 => format!(
+        (Some(user), Some(system)) if user + system >= MIN_SPLIT_NS => format!(
             " ({:.0} % of it in the kernel)",
             system as f64 * 100.0 / (user + system) as f64
         ),
         _ => String::new(),
     };
     let own = format!("Its own CPU use: {cores:.2} cores{kernel}.");
+    let own = own + &stalled(&victim.cgroup_pressure);
     if slowed.is_empty() {
         return format!("{who} was not slowed: {}. {own}", went(victim, share));
     }
     format!("{who} was slowed: {}. {own}", slowed.join("; "))
+}
+
+/// ` Its cgroup /x stalled for a CPU 31 % of the run.`: the stalls of its cgroups over the
+/// pressure line, the root cgroup (the whole host, said on the host line) left out.
+fn stalled(cgroups: &[CgroupPressure]) -> String {
+    let mut said = Vec::new();
+    for c in cgroups.iter().filter(|c| c.cgroup != "/") {
+        let p = &c.pressure;
+        let stalls = [
+            ("for a CPU", p.cpu_some_percent),
+            ("for IO", p.io_some_percent),
+            ("for memory", p.memory_some_percent),
+        ];
+        let over: Vec<String> = (stalls.iter())
+            .filter(|(_, percent)| *percent >= STALL_PERCENT)
+            .map(|(what, percent)| format!("{what} {percent:.0} %"))
+            .collect();
+        if !over.is_empty() {
+            said.push(format!(
+                " Its cgroup {} stalled {} of the run.",
+                c.cgroup,
+                over.join(", ")
+            ));
+        }
+    }
+    said.concat()
 }
 
 /// A blocked state that slows a victim, in words; idle and unexplained sleeps do not.
@@ -532,6 +566,7 @@ mod tests {
             blocked,
             slept_through: 0,
             members: Vec::new(),
+            cgroup_pressure: Vec::new(),
             culprits: vec![
                 Culprit {
                     pid: 8,

@@ -1,7 +1,7 @@
-//! Host pressure (PSI) from /proc/pressure/{cpu,io,memory}: the kernel's cumulative stall
-//! totals of tasks waiting for a CPU, for IO, or for memory, read as they are (the model turns
-//! two readings into a stretch's shares, `model/pressure.rs`), not the kernel's 10-second
-//! moving averages.
+//! Pressure (PSI) from /proc/pressure/{cpu,io,memory}, and a cgroup v2's own from its
+//! `{cpu,io,memory}.pressure`: the kernel's cumulative stall totals of tasks waiting for a CPU,
+//! for IO, or for memory, read as they are (the model turns two readings into a stretch's
+//! shares, `model/pressure.rs`), not the kernel's 10-second moving averages.
 
 use std::path::Path;
 
@@ -23,8 +23,19 @@ impl StallTotals {
         Self::read(Path::new("/proc/pressure"))
     }
 
+    /// The stalls of a cgroup v2 directory's own tasks, whatever the rest of the host does;
+    /// `None` where it is gone or keeps none (a v1-only host).
+    pub fn of_cgroup(dir: &Path) -> Option<Self> {
+        Self::read_named(dir, ".pressure")
+    }
+
     fn read(dir: &Path) -> Option<Self> {
-        let file = |name: &str| std::fs::read_to_string(dir.join(name)).ok();
+        Self::read_named(dir, "")
+    }
+
+    /// From `dir`'s `cpu`, `io` and `memory` files, each name followed by `suffix`.
+    fn read_named(dir: &Path, suffix: &str) -> Option<Self> {
+        let file = |name: &str| std::fs::read_to_string(dir.join(format!("{name}{suffix}"))).ok();
         let (cpu, io, memory) = (file("cpu")?, file("io")?, file("memory")?);
         Some(Self {
             cpu_some_us: total(&cpu, "some")?,
@@ -58,6 +69,19 @@ mod tests {
         std::fs::write(dir.join("io"), line("some", io.0) + &line("full", io.1)).unwrap();
         let memory_text = line("some", memory.0) + &line("full", memory.1);
         std::fs::write(dir.join("memory"), memory_text).unwrap();
+    }
+
+    #[test]
+    fn a_cgroups_totals_are_read_from_its_pressure_files() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), 3, (2, 1), (0, 0));
+        for name in ["cpu", "io", "memory"] {
+            let path = dir.path().join(name);
+            std::fs::rename(&path, dir.path().join(format!("{name}.pressure"))).unwrap();
+        }
+        let totals = StallTotals::of_cgroup(dir.path()).unwrap();
+        assert_eq!((totals.cpu_some_us, totals.io_full_us), (3, 1));
+        assert!(StallTotals::read(dir.path()).is_none());
     }
 
     #[test]

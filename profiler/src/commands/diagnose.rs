@@ -86,6 +86,7 @@ fn account(
         offcpu,
         slept_through: &edges.slept_through,
         cpu_split: Some(&edges.cpu_split),
+        cgroup_pressure: &edges.cgroup_pressure,
     };
     let found = victim::account(report, seen, spec, std::process::id(), edges.delays);
     if found.is_none() {

@@ -621,6 +621,7 @@ mod tests {
             blocked: Vec::new(),
             slept_through: 0,
             members: Vec::new(),
+            cgroup_pressure: Vec::new(),
             culprits: culprits
                 .map(|pid| crate::report::Culprit {
                     pid,

@@ -58,6 +58,14 @@ fn unmangle(mangled: &[u8]) -> PathBuf {
     PathBuf::from(OsString::from_vec(path))
 }
 
+/// The directory of a cgroup v2 path (`/system.slice/redis.service`) under this host's
+/// cgroup2 mount; `None` for a path that is not absolute or climbs out of it.
+pub fn dir_of(path: &str) -> Option<PathBuf> {
+    let relative = path.strip_prefix('/')?;
+    let climbs = relative.split('/').any(|part| part == ".." || part == ".");
+    (!climbs).then(|| root().join(relative))
+}
+
 fn root() -> PathBuf {
     // Lossy so that one mount point that is not UTF-8 does not hide the cgroup2 line.
     let mountinfo = std::fs::read("/proc/self/mountinfo").unwrap_or_default();

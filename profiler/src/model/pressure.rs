@@ -41,6 +41,15 @@ impl HostPressure {
     }
 }
 
+/// A cgroup's own pressure over a stretch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CgroupPressure {
+    /// Its cgroup v2 path.
+    pub cgroup: String,
+    #[serde(flatten)]
+    pub pressure: HostPressure,
+}
+
 /// Pressure over a stretch: `None` when either end could not be read (a kernel without PSI).
 pub fn between(
     earlier: Option<&StallTotals>,

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-pub use super::pressure::HostPressure;
+pub use super::pressure::{CgroupPressure, HostPressure};
 use crate::{
     collect::own_cost::Spent,
     signals::{Signal, SignalState},
@@ -94,6 +94,11 @@ pub struct Victim {
     /// held the CPUs it waited for (from the report's blame pairs, the largest kept, so a
     /// lower bound on a busy host), and who loaded the disks while it was blocked on IO.
     pub culprits: Vec<Culprit>,
+    /// Each of its cgroups' own pressure over the run (cgroup v2 `*.pressure`): how long its
+    /// tasks stalled, whatever the rest of the host did. `diagnose` only, where cgroup v2
+    /// keeps them; absent in record windows and reports written before it existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cgroup_pressure: Vec<CgroupPressure>,
     /// The kernel's own delay accounting over the run, with `diagnose --delayacct` only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delayacct: Option<VictimDelays>,
@@ -194,8 +199,9 @@ impl Victim {
 /// A victim's delays as the kernel's delay accounting (`kernel.task_delayacct`) kept them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VictimDelays {
-    /// Waiting for block IO, summed over its threads (exact, at the kernel's clock-tick
-    /// resolution per thread; threads that exited during the run are missing).
+    /// Waiting for block IO, summed over its threads, as the kernel keeps it (at clock-tick
+    /// resolution per thread; threads that exited during the run are missing). Not always
+    /// right: 6.18 was seen to charge a wait whose clock it never started from the last start.
     pub blkio_ns: u64,
     /// Whether the profiler turned delay accounting on for the run and back off after (it
     /// was off), rather than finding it on.

@@ -1,15 +1,23 @@
 //! What `diagnose --victim` reads of the victim at the run's edges, beside the programs: the
-//! threads that slept through it, its CPU time split into user and system, and, with
-//! `--delayacct`, the kernel's delay accounting.
+//! threads that slept through it, its CPU time split into user and system, its cgroups' own
+//! pressure, and, with `--delayacct`, the kernel's delay accounting.
 
-use std::collections::HashMap;
+use std::{
+    collections::{BTreeSet, HashMap},
+    time::Instant,
+};
 
 use super::targets;
 use crate::{
     analyze::victim::VictimSpec,
     collect::{
         delayacct::{BlkioDelays, DelayAcct},
+        pressure::StallTotals,
         threads::{Census, CpuTimes, SleptThrough},
+    },
+    model::{
+        cgroups,
+        pressure::{CgroupPressure, HostPressure},
     },
     report::VictimDelays,
 };
@@ -20,6 +28,9 @@ pub struct Watch {
     census: Census,
     cpu: CpuTimes,
     delays: Option<(DelayAcct, BlkioDelays)>,
+    /// The victim's cgroups and their stall totals, where cgroup v2 keeps them.
+    cgroups: Vec<(String, StallTotals)>,
+    started: Instant,
 }
 
 /// What the victim's readings say of the run, once sampling ended.
@@ -27,6 +38,8 @@ pub struct Edges {
     pub slept_through: Vec<SleptThrough>,
     /// User and system CPU time per process over the run.
     pub cpu_split: HashMap<u32, (u64, u64)>,
+    /// Each of the victim's cgroups' own pressure over the run.
+    pub cgroup_pressure: Vec<CgroupPressure>,
     pub delays: Option<VictimDelays>,
 }
 
@@ -35,11 +48,17 @@ impl Watch {
     pub fn start(spec: &VictimSpec, delayacct: Option<DelayAcct>) -> Self {
         let pids = targets::victim_pids(spec);
         let delays = delayacct.map(|on| (on, BlkioDelays::read(pids.iter().copied())));
+        let cgroups = cgroups_of(&pids)
+            .into_iter()
+            .filter_map(|path| Some((path.clone(), stalls(&path)?)))
+            .collect();
         Self {
             spec: spec.clone(),
             cpu: CpuTimes::read(pids.iter().copied()),
             census: Census::take(pids),
             delays,
+            cgroups,
+            started: Instant::now(),
         }
     }
 
@@ -50,12 +69,40 @@ impl Watch {
             .map(|(on, before)| victim_delays(&self.spec, &on, &before));
         let now = targets::victim_pids(&self.spec).into_iter();
         let cpu = CpuTimes::read(now.chain(self.cpu.pids()));
+        let elapsed = self.started.elapsed();
+        let cgroup_pressure = (self.cgroups.iter())
+            .filter_map(|(path, before)| {
+                let pressure = HostPressure::since(&stalls(path)?, before, elapsed);
+                let cgroup = path.clone();
+                Some(CgroupPressure { cgroup, pressure })
+            })
+            .collect();
         Edges {
             slept_through: self.census.slept_through(),
             cpu_split: cpu.since(&self.cpu),
+            cgroup_pressure,
             delays,
         }
     }
+}
+
+/// The distinct cgroup v2 paths of `pids`.
+fn cgroups_of(pids: &[u32]) -> BTreeSet<String> {
+    let path = |pid: &u32| {
+        let process = procfs::process::Process::new(i32::try_from(*pid).ok()?).ok()?;
+        let groups = process.cgroups().ok()?;
+        groups
+            .0
+            .into_iter()
+            .find(|g| g.hierarchy == 0)
+            .map(|g| g.pathname)
+    };
+    pids.iter().filter_map(path).collect()
+}
+
+/// A cgroup's stall totals now.
+fn stalls(path: &str) -> Option<StallTotals> {
+    StallTotals::of_cgroup(&cgroups::dir_of(path)?)
 }
 
 /// The victim's block IO delay since `before` by delay accounting; says when the kernel kept

@@ -105,6 +105,7 @@ impl Shared {
             offcpu,
             slept_through: &[],
             cpu_split: None,
+            cgroup_pressure: &[],
         };
         let account = |spec| victim::account(report, seen, spec, own_pid, None);
         self.victims.iter().filter_map(account).collect()

@@ -225,6 +225,13 @@ fn sample() -> Report {
                     delay_ns: 50_000_000,
                 },
             ],
+            cgroup_pressure: vec![CgroupPressure {
+                cgroup: "/system.slice/waker.service".to_owned(),
+                pressure: HostPressure {
+                    cpu_some_percent: 22.5,
+                    ..HostPressure::default()
+                },
+            }],
             delayacct: Some(VictimDelays {
                 blkio_ns: 60_000_000,
                 turned_on: true,
