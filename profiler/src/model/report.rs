@@ -92,7 +92,8 @@ pub struct Victim {
     pub slept_through: u64,
     /// Who cost it time, outside the victim, largest first, at most five of each cause: who
     /// held the CPUs it waited for (from the report's blame pairs, the largest kept, so a
-    /// lower bound on a busy host), and who loaded the disks while it was blocked on IO.
+    /// lower bound on a busy host), who loaded the disks while it was blocked on IO, and whose
+    /// resident set grew while it waited on memory.
     pub culprits: Vec<Culprit>,
     /// Each of its cgroups' own pressure over the run (cgroup v2 `*.pressure`): how long its
     /// tasks stalled, whatever the rest of the host did. `diagnose` only, where cgroup v2

@@ -64,11 +64,12 @@ impl Watch {
 
     /// Read as sampling ends; delay accounting goes back as it was found.
     pub fn finish(self) -> Edges {
+        // One scan of /proc for both readings: a name's victim is looked up among every process.
+        let now = targets::victim_pids(&self.spec);
         let delays = self
             .delays
-            .map(|(on, before)| victim_delays(&self.spec, &on, &before));
-        let now = targets::victim_pids(&self.spec).into_iter();
-        let cpu = CpuTimes::read(now.chain(self.cpu.pids()));
+            .map(|(on, before)| victim_delays(&now, &on, &before));
+        let cpu = CpuTimes::read(now.iter().copied().chain(self.cpu.pids()));
         let elapsed = self.started.elapsed();
         let cgroup_pressure = (self.cgroups.iter())
             .filter_map(|(path, before)| {
@@ -105,10 +106,11 @@ fn stalls(path: &str) -> Option<StallTotals> {
     StallTotals::of_cgroup(&cgroups::dir_of(path)?)
 }
 
-/// The victim's block IO delay since `before` by delay accounting; says when the kernel kept
-/// none for threads that predate turning it on.
-fn victim_delays(spec: &VictimSpec, on: &DelayAcct, before: &BlkioDelays) -> VictimDelays {
-    let after = BlkioDelays::read(targets::victim_pids(spec).into_iter().chain(before.pids()));
+/// The block IO delay of the victim's processes (`now`, and those read `before`) since
+/// `before` by delay accounting; says when the kernel kept none for threads that predate
+/// turning it on.
+fn victim_delays(now: &[u32], on: &DelayAcct, before: &BlkioDelays) -> VictimDelays {
+    let after = BlkioDelays::read(now.iter().copied().chain(before.pids()));
     let uncovered_threads = if on.turned_on() { before.threads() } else { 0 };
     if uncovered_threads > 0 {
         eprintln!(
