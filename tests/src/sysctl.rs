@@ -1,7 +1,7 @@
 //! Host switches a test sets for its run and puts back after, whatever the test's outcome:
 //! a sysctl, a cgroup of its own.
 
-use std::fs;
+use std::{fs, path::PathBuf};
 
 /// `kernel.task_delayacct` set for a test, restored to what it was when dropped.
 pub struct DelayAcctSwitch {
@@ -34,31 +34,50 @@ impl Drop for DelayAcctSwitch {
     }
 }
 
-/// A cgroup v2 of the test's own under the host's cgroup2 mount, holding the processes moved
-/// into it; they go back to the root cgroup and it is removed when dropped.
-pub struct Cgroup2 {
-    dir: std::path::PathBuf,
-    /// As report.json names it: `/` and its name.
+/// A cgroup of the test's own, in the cgroup2 hierarchy or a v1 one, at a path of the test's
+/// choosing (the directories on the way made as needed), holding the processes moved into it;
+/// they go back to the hierarchy's root and what it made is removed when dropped.
+pub struct Cgroup {
+    root: PathBuf,
+    /// The directories it made, outermost first.
+    made: Vec<PathBuf>,
+    dir: PathBuf,
+    /// As /proc/PID/cgroup names it: `/` and the path under the hierarchy's root.
     pub path: String,
 }
 
-impl Cgroup2 {
-    pub fn new(name: &str) -> Self {
-        let mountinfo = fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
-        let root = mountinfo
-            .lines()
-            .find_map(|line| {
-                let (left, right) = line.split_once(" - ")?;
-                right
-                    .starts_with("cgroup2 ")
-                    .then(|| left.split(' ').nth(4))?
-            })
-            .expect("a cgroup2 mount (a v1-only host has none)");
-        let dir = std::path::Path::new(root).join(name);
-        fs::create_dir(&dir).unwrap_or_else(|err| panic!("{}: {err}", dir.display()));
+impl Cgroup {
+    /// Under the cgroup2 mount.
+    pub fn v2(path: &str) -> Self {
+        Self::under(
+            mount_point(|fs, _| fs == "cgroup2").expect("a cgroup2 mount"),
+            path,
+        )
+    }
+
+    /// Under the v1 hierarchy mounted with `option` (`name=systemd`, `cpu`).
+    pub fn v1(option: &str, path: &str) -> Self {
+        let root =
+            mount_point(|fs, options| fs == "cgroup" && options.split(',').any(|o| o == option))
+                .unwrap_or_else(|| panic!("no cgroup v1 hierarchy with {option} (a v2-only host)"));
+        Self::under(root, path)
+    }
+
+    fn under(root: PathBuf, path: &str) -> Self {
+        let mut made = Vec::new();
+        let mut dir = root.clone();
+        for part in path.split('/').filter(|p| !p.is_empty()) {
+            dir.push(part);
+            if !dir.exists() {
+                fs::create_dir(&dir).unwrap_or_else(|err| panic!("{}: {err}", dir.display()));
+                made.push(dir.clone());
+            }
+        }
         Self {
+            root,
+            made,
             dir,
-            path: format!("/{name}"),
+            path: format!("/{}", path.trim_start_matches('/')),
         }
     }
 
@@ -69,15 +88,25 @@ impl Cgroup2 {
     }
 }
 
-impl Drop for Cgroup2 {
+impl Drop for Cgroup {
     fn drop(&mut self) {
-        let root_procs = self.dir.parent().map(|root| root.join("cgroup.procs"));
         let procs = fs::read_to_string(self.dir.join("cgroup.procs")).unwrap_or_default();
         for pid in procs.lines() {
-            if let Some(root_procs) = &root_procs {
-                let _ = fs::write(root_procs, pid);
-            }
+            let _ = fs::write(self.root.join("cgroup.procs"), pid);
         }
-        let _ = fs::remove_dir(&self.dir);
+        for dir in self.made.iter().rev() {
+            let _ = fs::remove_dir(dir);
+        }
     }
+}
+
+/// The mount point of the first filesystem `wanted(fs type, super options)` accepts.
+fn mount_point(wanted: impl Fn(&str, &str) -> bool) -> Option<PathBuf> {
+    let mountinfo = fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+    mountinfo.lines().find_map(|line| {
+        let (left, right) = line.split_once(" - ")?;
+        let mut fields = right.split(' ');
+        let (fs, _source, options) = (fields.next()?, fields.next()?, fields.next()?);
+        wanted(fs, options).then(|| left.split(' ').nth(4).map(PathBuf::from))?
+    })
 }

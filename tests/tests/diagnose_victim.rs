@@ -8,7 +8,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use profiler_tests::{
-    Cgroup2, ProfilerRun, REPORT_GRACE, Schedstat, Workload, allowed_cpus, array,
+    Cgroup, ProfilerRun, REPORT_GRACE, Schedstat, Workload, allowed_cpus, array,
     assert_matches_schema, count, number, profiler_command, read_json, require_root, serial,
     tempdir, wait_pinned,
 };
@@ -78,7 +78,7 @@ fn a_waker_behind_two_burners_was_slowed_and_names_them() {
     ];
     let waker = Workload::spawn(WAKER_EXE, &["--cpu", &cpu, "--interval-us", INTERVAL_US]);
     // In a cgroup of its own, whose pressure is the waker's stalls alone.
-    let cgroup = Cgroup2::new(&format!("profiler-victim-{}", waker.pid()));
+    let cgroup = Cgroup::v2(&format!("profiler-victim-{}", waker.pid()));
     cgroup.adopt(waker.pid());
     for pid in [waker.pid()]
         .into_iter()

@@ -271,7 +271,8 @@ impl Engine {
 /// What a rule is evaluated on: the report's processes (but the profiler's own) or its apps of
 /// several processes (a lone process is its own application, which the process rules watch)
 /// but the root cgroup (every process of a host whose cgroup v2 hierarchy is unused: the whole
-/// host, not an application).
+/// host, not an application) and the apps by executable (the same processes as by command name
+/// nearly always: one alert, not two).
 fn sources(scope: Scope, report: &Report, own_pid: u32) -> Vec<Source<'_>> {
     match scope {
         Scope::Process => report
@@ -283,7 +284,8 @@ fn sources(scope: Scope, report: &Report, own_pid: u32) -> Vec<Source<'_>> {
         Scope::App => report
             .apps
             .iter()
-            .filter(|app| app.processes >= 2 && !(app.kind == AppKind::Cgroup && app.name == "/"))
+            .filter(|app| app.processes >= 2 && app.kind != AppKind::Exe)
+            .filter(|app| !(app.kind == AppKind::Cgroup && app.name == "/"))
             .map(Source::App)
             .collect(),
         Scope::Victim => Vec::new(),

@@ -57,6 +57,7 @@ pub fn process(pid: u32, comm: &str, cores: f64) -> Process {
         exe: None,
         cmdline: vec![comm.to_owned()],
         cgroup: None,
+        workload: None,
         exited: false,
         oom_killed: None,
         spawned: 7,
@@ -116,6 +117,7 @@ pub fn app(kind: AppKind, name: &str, cores: f64) -> App {
     App {
         name: name.to_owned(),
         kind,
+        id: None,
         processes: 2,
         exited: 0,
         cpu: AppCpu {

@@ -1,5 +1,6 @@
-//! Applications: processes grouped by command name and by cgroup (systemd unit, container), with
-//! their summed resources, so "the rogue" can be a whole application of many short processes.
+//! Applications: processes grouped by command name, executable, cgroup and workload (container,
+//! pod, systemd unit, session), with their summed resources, so "the rogue" can be a whole
+//! application of many short processes.
 
 use std::collections::BTreeMap;
 
@@ -9,26 +10,46 @@ use crate::report::{App, AppCpu, AppIo, AppKind, AppSched, AppSyscalls, Net, Pro
 const MAX_PER_KIND: usize = 20;
 
 pub fn apps(processes: &[Process], secs: f64) -> Vec<App> {
-    [AppKind::Comm, AppKind::Cgroup]
-        .into_iter()
-        .flat_map(|kind| by(kind, processes, secs))
-        .collect()
+    [
+        AppKind::Comm,
+        AppKind::Exe,
+        AppKind::Cgroup,
+        AppKind::Unit,
+        AppKind::Container,
+        AppKind::Pod,
+        AppKind::Session,
+    ]
+    .into_iter()
+    .flat_map(|kind| by(kind, processes, secs))
+    .collect()
+}
+
+/// The name and id of the application of `kind` that `p` belongs to; `None` when it belongs to
+/// none of that kind.
+pub fn key(kind: AppKind, p: &Process) -> Option<(&str, Option<&str>)> {
+    match kind {
+        AppKind::Comm => Some((p.comm.as_str(), None)),
+        AppKind::Exe => p.exe.as_deref().map(|exe| (exe, None)),
+        AppKind::Cgroup => p.cgroup.as_deref().map(|path| (path, None)),
+        AppKind::Unit | AppKind::Container | AppKind::Pod | AppKind::Session => p
+            .workload
+            .as_ref()
+            .filter(|w| AppKind::of(w.kind) == kind)
+            .map(|w| (w.name.as_str(), w.id.as_deref())),
+    }
 }
 
 /// The applications of one kind, busiest first, at most [`MAX_PER_KIND`].
 fn by(kind: AppKind, processes: &[Process], secs: f64) -> Vec<App> {
+    // By id where there is one: two runtimes' containers may share a name.
     let mut groups: BTreeMap<&str, App> = BTreeMap::new();
     for p in processes {
-        let name = match kind {
-            AppKind::Comm => p.comm.as_str(),
-            AppKind::Cgroup => match p.cgroup.as_deref() {
-                Some(path) => path,
-                None => continue,
-            },
+        let Some((name, id)) = key(kind, p) else {
+            continue;
         };
         groups
-            .entry(name)
-            .or_insert_with(|| empty(name, kind))
+            .entry(id.unwrap_or(name))
+            .or_insert_with(|| empty(name, id, kind))
             .add(p);
     }
     let mut apps: Vec<App> = groups.into_values().collect();
@@ -48,10 +69,11 @@ fn by(kind: AppKind, processes: &[Process], secs: f64) -> Vec<App> {
     apps
 }
 
-fn empty(name: &str, kind: AppKind) -> App {
+fn empty(name: &str, id: Option<&str>, kind: AppKind) -> App {
     App {
         name: name.to_owned(),
         kind,
+        id: id.map(str::to_owned),
         processes: 0,
         exited: 0,
         cpu: AppCpu {

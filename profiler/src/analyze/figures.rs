@@ -451,10 +451,10 @@ impl<'a> Tick<'a> {
 
 /// Whether `p` is one of the application's processes.
 pub fn member(app: &App, p: &Process) -> bool {
-    match app.kind {
-        AppKind::Comm => p.comm == app.name,
-        AppKind::Cgroup => p.cgroup.as_deref() == Some(app.name.as_str()),
-    }
+    super::apps::key(app.kind, p).is_some_and(|(name, id)| match (&app.id, id) {
+        (Some(wanted), Some(id)) => wanted == id,
+        _ => name == app.name,
+    })
 }
 
 #[cfg(test)]

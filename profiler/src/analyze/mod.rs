@@ -197,6 +197,7 @@ fn process(p: &ProcessUsage, stacks: &[FoldedStack], facts: &RunFacts) -> report
         exe: p.identity.exe.clone(),
         cmdline: p.identity.cmdline.clone(),
         cgroup: p.identity.cgroup.clone(),
+        workload: p.identity.workload.clone(),
         exited: p.identity.exited,
         oom_killed: p.oom_kill.map(|kill| report::OomKilled {
             rss_bytes: kill.rss_kib.saturating_mul(1024),

@@ -2,18 +2,24 @@
 
 use super::thresholds::{CPU_SATURATED_PERCENT, IDLE_BUSY_PERCENT, STALL_PERCENT};
 use crate::{
-    report::{Process, Report, Resource, Suspect, SuspectApp},
+    report::{AppKind, Process, Report, Resource, Suspect, SuspectApp},
     signals::{Signal, SignalState},
 };
 
 /// Suspects described in full sentences; the rest are listed.
 const DESCRIBED: usize = 3;
 
+/// `redis-server (pid 812, /usr/bin/redis-server, container cache)`: its executable and the
+/// container, pod, unit or session it runs as, where known.
 fn describe(p: &Process) -> String {
-    match &p.exe {
-        Some(exe) => format!("{} (pid {}, {exe})", p.comm, p.pid),
-        None => format!("{} (pid {})", p.comm, p.pid),
-    }
+    let mut about = vec![format!("pid {}", p.pid)];
+    about.extend(p.exe.clone());
+    about.extend(
+        p.workload
+            .as_ref()
+            .map(|w| format!("{} {}", AppKind::of(w.kind), w.name)),
+    );
+    format!("{} ({})", p.comm, about.join(", "))
 }
 
 /// `3 processes named burner (pids 10, 11, 12)`, the pids cut after five.

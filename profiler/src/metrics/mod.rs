@@ -22,20 +22,22 @@ use crate::{
     alerts::event::AlertState,
     analyze::figures::{Figure, Tick},
     output::store::LostBecause,
-    report::{App, Cause, OwnCost, Process, Report, TriggerKind, Victim},
+    report::{App, AppKind, Cause, OwnCost, Process, Report, TriggerKind, Victim},
 };
 
 type GaugeF = Gauge<f64, AtomicU64>;
 type CounterF = Counter<f64, AtomicU64>;
 
-/// A process's series labels: pid, comm, app (the cgroup path when known, else the command
-/// name: what an operator groups by), and `direction` for the gauges split by direction.
+/// A process's series labels: pid, comm, app (its container, pod, unit or session when its
+/// cgroups name one, else its cgroup path, else its command name: what an operator groups by)
+/// with `app_kind` saying which, and `direction` for the gauges split by direction.
 type ProcessLabels = Vec<(&'static str, String)>;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct AppLabels {
     app: String,
-    /// `comm` or `cgroup`.
+    /// How its processes are grouped: report.json's app kinds (`comm`, `exe`, `cgroup`, `unit`,
+    /// `container`, `pod`, `session`).
     kind: String,
 }
 
@@ -290,11 +292,14 @@ fn families(registry: &mut Registry) -> Families {
 }
 
 fn labels_of(p: &Process, direction: Option<&'static str>) -> ProcessLabels {
-    let mut labels = vec![
-        ("pid", p.pid.to_string()),
-        ("comm", label(&p.comm)),
-        ("app", label(p.cgroup.as_deref().unwrap_or(&p.comm))),
-    ];
+    let mut labels = vec![("pid", p.pid.to_string()), ("comm", label(&p.comm))];
+    let (app, kind) = match (&p.workload, &p.cgroup) {
+        (Some(workload), _) => (workload.name.as_str(), AppKind::of(workload.kind)),
+        (None, Some(cgroup)) => (cgroup.as_str(), AppKind::Cgroup),
+        (None, None) => (p.comm.as_str(), AppKind::Comm),
+    };
+    labels.push(("app", label(app)));
+    labels.push(("app_kind", kind.as_str().to_owned()));
     if let Some(direction) = direction {
         labels.push(("direction", direction.to_owned()));
     }
@@ -577,7 +582,7 @@ mod tests {
     #[test]
     fn every_process_gauge_has_its_series_with_directions_where_split() {
         let text = exposition(vec![process(7, "culprit", 0.5)], 5);
-        let labels = r#"pid="7",comm="culprit",app="culprit""#;
+        let labels = r#"pid="7",comm="culprit",app="culprit",app_kind="comm""#;
         for line in [
             format!("profiler_process_cpu_cores{{{labels}}} 0.5"),
             format!("profiler_process_runq_wait_ratio{{{labels}}} 0.25"),

@@ -8,7 +8,11 @@ use std::{
 
 use procfs::process::{MMPermissions, MMapPath, Process};
 
-use super::cmdline::{self, Cmdlines};
+use super::{
+    cmdline::{self, Cmdlines},
+    container_names,
+    workload::{self, Workload},
+};
 
 /// One executable file mapping of a process, kept so its frames can be symbolized after exit.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -33,6 +37,8 @@ pub struct ProcessIdentity {
     pub cmdline: Vec<String>,
     /// cgroup v2 path, e.g. `/system.slice/nginx.service`.
     pub cgroup: Option<String>,
+    /// The container, pod, unit or session its cgroups name.
+    pub workload: Option<Workload>,
     pub maps: Vec<Mapping>,
     /// Resident set size when last read alive.
     pub rss_bytes: Option<u64>,
@@ -59,6 +65,7 @@ impl ProcessIdentity {
             exe: None,
             cmdline: Vec::new(),
             cgroup: None,
+            workload: None,
             maps: Vec::new(),
             rss_bytes: None,
             first_rss_bytes: None,
@@ -94,13 +101,12 @@ pub fn read_identity_with(pid: u32, cmdlines: Cmdlines) -> Option<ProcessIdentit
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline"))
         .map(|raw| cmdline::parse(&raw, cmdlines))
         .unwrap_or_default();
-    let cgroup = process.cgroups().ok().and_then(|groups| {
-        groups
-            .0
-            .into_iter()
-            .find(|group| group.hierarchy == 0)
-            .map(|group| group.pathname)
-    });
+    let groups = process.cgroups().map(|groups| groups.0).unwrap_or_default();
+    let cgroup = groups
+        .iter()
+        .find(|group| group.hierarchy == 0)
+        .map(|group| group.pathname.clone());
+    let workload = workload_of(&groups);
     let maps = process
         .maps()
         .map(|maps| {
@@ -132,6 +138,7 @@ pub fn read_identity_with(pid: u32, cmdlines: Cmdlines) -> Option<ProcessIdentit
         exe,
         cmdline,
         cgroup,
+        workload,
         maps,
         rss_bytes,
         first_rss_bytes: rss_bytes,
@@ -139,6 +146,40 @@ pub fn read_identity_with(pid: u32, cmdlines: Cmdlines) -> Option<ProcessIdentit
         exited: false,
         exec_at: 0,
     })
+}
+
+/// The workload a process's cgroups name: its v2 path first, then v1's `name=systemd` and
+/// `cpu` hierarchies (where a hybrid host's units and containers are).
+fn workload_of(groups: &[procfs::ProcessCGroup]) -> Option<Workload> {
+    let path = |wanted: &str| {
+        groups
+            .iter()
+            .find(|group| group.controllers.iter().any(|c| c == wanted))
+            .map(|group| group.pathname.as_str())
+    };
+    let v2 = groups.iter().find(|group| group.hierarchy == 0);
+    let paths = [
+        v2.map(|group| group.pathname.as_str()),
+        path("name=systemd"),
+        path("cpu"),
+    ];
+    named(workload::classify_any(paths.into_iter().flatten())?)
+}
+
+/// The workload one cgroup path names.
+pub fn workload_of_path(path: &str) -> Option<Workload> {
+    named(workload::classify(path)?)
+}
+
+/// A container named as its runtime's state on the host names it.
+fn named(parsed: workload::Parsed) -> Option<Workload> {
+    let mut found = parsed.workload;
+    if let (Some(runtime), Some(full_id)) = (found.runtime, parsed.full_id.as_deref())
+        && let Some(name) = container_names::lookup(runtime, full_id)
+    {
+        found.name = name;
+    }
+    Some(found)
 }
 
 /// The resident set of the live process `pid` started at `start_time` (one small /proc file

@@ -2,6 +2,7 @@
 
 pub mod cgroups;
 pub mod cmdline;
+pub mod container_names;
 mod identity;
 pub mod pressure;
 pub mod report;
@@ -15,10 +16,13 @@ pub mod report;
 mod syscall_names;
 pub mod table;
 pub mod timeline;
+pub mod workload;
 
 #[cfg(test)]
 pub use identity::read_identity;
-pub use identity::{Mapping, ProcessIdentity, current_rss_bytes, read_identity_with};
+pub use identity::{
+    Mapping, ProcessIdentity, current_rss_bytes, read_identity_with, workload_of_path,
+};
 pub use table::{Leader, ProcessTable, ProcessUsage};
 
 /// The syscall's name on the architecture this profiler was built for, or `syscall_<nr>`.

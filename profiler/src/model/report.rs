@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 pub use super::pressure::{CgroupPressure, HostPressure};
+pub use super::workload::{Workload, WorkloadKind};
 use crate::{
     collect::own_cost::Spent,
     signals::{Signal, SignalState},
@@ -425,6 +426,9 @@ pub struct Process {
     pub exe: Option<String>,
     pub cmdline: Vec<String>,
     pub cgroup: Option<String>,
+    /// The container, pod, systemd unit or login session its cgroups name; absent when none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload: Option<Workload>,
     pub exited: bool,
     /// Child processes it started during the run (processes signal; threads not included).
     pub spawned: u64,
@@ -541,8 +545,11 @@ pub struct Sched {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct App {
     pub name: String,
-    /// "comm" (same command name) or "cgroup" (same cgroup v2 path: systemd unit, container).
+    /// How its processes were grouped: see [`AppKind`].
     pub kind: AppKind,
+    /// A container's short id, whose name `name` is where the runtime's state gave one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
     /// Processes seen in the run, exited ones included.
     pub processes: u64,
     pub exited: u64,
@@ -722,8 +729,30 @@ impl Suspect {
 pub enum AppKind {
     /// Same command name.
     Comm,
-    /// Same cgroup v2 path: a systemd unit, a container.
+    /// Same cgroup v2 path.
     Cgroup,
+    /// Same executable file.
+    Exe,
+    /// Same systemd service or scope.
+    Unit,
+    /// Same container (by id).
+    Container,
+    /// Same Kubernetes pod, for processes no container of it names.
+    Pod,
+    /// Same login session.
+    Session,
+}
+
+impl AppKind {
+    /// The kind of application a workload makes.
+    pub fn of(kind: WorkloadKind) -> Self {
+        match kind {
+            WorkloadKind::Unit => Self::Unit,
+            WorkloadKind::Container => Self::Container,
+            WorkloadKind::Pod => Self::Pod,
+            WorkloadKind::Session => Self::Session,
+        }
+    }
 }
 
 /// What a suspect takes too much of.
@@ -791,7 +820,15 @@ macro_rules! spelled {
     };
 }
 
-spelled!(AppKind { Comm => "comm", Cgroup => "cgroup" });
+spelled!(AppKind {
+    Comm => "comm",
+    Cgroup => "cgroup",
+    Exe => "exe",
+    Unit => "unit",
+    Container => "container",
+    Pod => "pod",
+    Session => "session",
+});
 spelled!(Resource {
     Cpu => "cpu",
     Sched => "sched",

@@ -373,6 +373,10 @@ fn close_identity(
             .get(&pid)
             .and_then(|id| cgroup_paths.get(id))
             .cloned();
+        // Gone before /proc was read: its v2 path, as the kernel gave it, is all there is.
+        if identity.workload.is_none() {
+            identity.workload = identity.cgroup.as_deref().and_then(super::workload_of_path);
+        }
     }
 }
 

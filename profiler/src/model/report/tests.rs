@@ -41,6 +41,7 @@ fn sample() -> Report {
             exe: Some("/bin/burner".to_owned()),
             cmdline: vec!["burner".to_owned()],
             cgroup: None,
+            workload: None,
             exited: false,
             oom_killed: None,
             spawned: 0,
@@ -108,6 +109,7 @@ fn sample() -> Report {
         apps: vec![App {
             name: "burner".to_owned(),
             kind: AppKind::Comm,
+            id: None,
             processes: 1,
             exited: 0,
             cpu: AppCpu {

@@ -11,7 +11,7 @@ use prost::Message as _;
 
 use crate::{
     model::ProcessUsage,
-    report::Report,
+    report::{AppKind, Report, Workload},
     symbolize::{Frame, Origin, Stack, Stacks},
 };
 
@@ -23,8 +23,10 @@ const KERNEL_MAPPING: &str = "[kernel.kallsyms]";
 pub struct ProcessProfile<'a> {
     pub pid: u32,
     pub comm: &'a str,
-    /// Its application: the cgroup path when known, else the comm.
+    /// Its application: its workload's name, else the cgroup path when known, else the comm.
     pub app: &'a str,
+    /// Its container, pod, unit or session: a label of that kind's name.
+    pub workload: Option<&'a Workload>,
     /// Its executable: the profile's main mapping is the busiest process's.
     pub exe: Option<&'a str>,
     /// Sample counts.
@@ -52,7 +54,11 @@ impl<'a> Input<'a> {
             .map(|(p, (cpu, offcpu))| ProcessProfile {
                 pid: p.identity.pid,
                 comm: &p.identity.comm,
-                app: p.identity.cgroup.as_deref().unwrap_or(&p.identity.comm),
+                app: p.identity.workload.as_ref().map_or_else(
+                    || p.identity.cgroup.as_deref().unwrap_or(&p.identity.comm),
+                    |w| w.name.as_str(),
+                ),
+                workload: p.identity.workload.as_ref(),
                 exe: p.identity.exe.as_deref(),
                 cpu,
                 offcpu,
@@ -208,7 +214,7 @@ impl<'a> Builder<'a> {
             str: builder.string(value),
             ..proto::Label::default()
         };
-        vec![
+        let mut labels = vec![
             proto::Label {
                 key: self.string("pid"),
                 num: i64::from(process.pid),
@@ -216,7 +222,15 @@ impl<'a> Builder<'a> {
             },
             text(self, "comm", process.comm),
             text(self, "app", process.app),
-        ]
+        ];
+        if let Some(workload) = process.workload {
+            let kind = AppKind::of(workload.kind).as_str();
+            labels.push(text(self, kind, &workload.name));
+            if let Some(pod) = &workload.pod {
+                labels.push(text(self, "pod", pod));
+            }
+        }
+        labels
     }
 
     /// A sample of `frames` (root first, as the symbolizer gives them).

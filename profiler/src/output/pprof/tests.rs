@@ -52,6 +52,7 @@ fn input(stacks: &Stacks) -> Input<'_> {
             pid: 42,
             comm: "app",
             app: "/system.slice/app.service",
+            workload: None,
             exe: Some("/usr/bin/app"),
             cpu: &stacks.cpu[0],
             offcpu: &stacks.offcpu[0],
@@ -162,6 +163,34 @@ fn decodes_with_strings_types_labels_and_inlined_lines() {
     );
     assert_eq!(profile.location.len(), 4);
     assert_eq!(profile.function.len(), 5);
+}
+
+#[test]
+fn a_container_s_samples_carry_its_name_and_pod() {
+    let stacks = stacks();
+    let workload = Workload {
+        kind: crate::report::WorkloadKind::Container,
+        name: "web".to_owned(),
+        id: Some("3f2a1b9c4d5e".to_owned()),
+        runtime: None,
+        pod: Some("0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0".to_owned()),
+    };
+    let mut input = input(&stacks);
+    input.processes[0].workload = Some(&workload);
+    let profile = decode(&render(&SAMPLING, &input).unwrap());
+    let labels: Vec<(&str, &str)> = profile.sample[0]
+        .label
+        .iter()
+        .skip(3)
+        .map(|l| (text(&profile, l.key), text(&profile, l.str)))
+        .collect();
+    assert_eq!(
+        labels,
+        [
+            ("container", "web"),
+            ("pod", "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0")
+        ]
+    );
 }
 
 #[test]

@@ -19,6 +19,7 @@ fn process(pid: u32, comm: &str, cores: f64, rss: Option<u64>) -> Process {
         exe: None,
         cmdline: Vec::new(),
         cgroup: Some(format!("/{comm}.service")),
+        workload: None,
         exited: false,
         oom_killed: None,
         spawned: 0,
@@ -74,6 +75,7 @@ fn app(name: &str, kind: AppKind, processes: u64, cores: f64) -> App {
     App {
         name: name.to_owned(),
         kind,
+        id: None,
         processes,
         exited: 0,
         cpu: AppCpu {

@@ -16,7 +16,10 @@ pub const KEYS: [(&str, &str); 14] = [
     ("← →", "move the sort column"),
     ("r", "reverse the order (same key twice too)"),
     ("/", "filter by name or pid (Enter keeps, Esc clears)"),
-    ("g", "group: process, app by comm, app by cgroup"),
+    (
+        "g",
+        "group: process, app by comm, executable, container/unit, cgroup",
+    ),
     ("p, space", "pause / resume"),
     ("↑ ↓ j k", "select a row"),
     ("Enter", "hottest stacks and blame of the selected process"),

@@ -15,7 +15,11 @@ pub enum Grouping {
     Process,
     /// Applications by command name.
     Comm,
-    /// Applications by cgroup (systemd unit, container).
+    /// Applications by executable.
+    Exe,
+    /// Applications by what their cgroups name: container, pod, systemd unit, session.
+    Workload,
+    /// Applications by cgroup path.
     Cgroup,
 }
 
@@ -23,7 +27,9 @@ impl Grouping {
     pub fn next(self) -> Self {
         match self {
             Self::Process => Self::Comm,
-            Self::Comm => Self::Cgroup,
+            Self::Comm => Self::Exe,
+            Self::Exe => Self::Workload,
+            Self::Workload => Self::Cgroup,
             Self::Cgroup => Self::Process,
         }
     }
@@ -39,6 +45,8 @@ impl Grouping {
         match self {
             Self::Process => format!("{count} {noun}"),
             Self::Comm => format!("{count} {noun} by comm"),
+            Self::Exe => format!("{count} {noun} by executable"),
+            Self::Workload => format!("{count} {noun} by container, unit or session"),
             Self::Cgroup => format!("{count} {noun} by cgroup"),
         }
     }
@@ -168,16 +176,20 @@ pub fn rows(report: &Report, grouping: Grouping) -> Vec<Row> {
                 ..with_figures(|figure| tick?.process_section(figure, p))
             })
             .collect(),
-        Grouping::Comm | Grouping::Cgroup => {
-            let kind = if grouping == Grouping::Comm {
-                AppKind::Comm
-            } else {
-                AppKind::Cgroup
+        Grouping::Comm | Grouping::Exe | Grouping::Workload | Grouping::Cgroup => {
+            let shown = |kind: AppKind| match grouping {
+                Grouping::Comm => kind == AppKind::Comm,
+                Grouping::Exe => kind == AppKind::Exe,
+                Grouping::Cgroup => kind == AppKind::Cgroup,
+                _ => matches!(
+                    kind,
+                    AppKind::Unit | AppKind::Container | AppKind::Pod | AppKind::Session
+                ),
             };
             report
                 .apps
                 .iter()
-                .filter(|app| app.kind == kind)
+                .filter(|app| shown(app.kind))
                 .map(|app| {
                     let members: Vec<_> =
                         report.processes.iter().filter(|p| member(app, p)).collect();
@@ -185,7 +197,10 @@ pub fn rows(report: &Report, grouping: Grouping) -> Vec<Row> {
                         // Processes come busiest first, so the first member is the busiest.
                         pid: members.first().map_or(0, |p| p.pid),
                         processes: app.processes,
-                        name: crate::output::table::one_line(&app.name),
+                        name: crate::output::table::one_line(&match grouping {
+                            Grouping::Workload => format!("{} {}", app.kind, app.name),
+                            _ => app.name.clone(),
+                        }),
                         cores: app.cpu.cores,
                         suspect: members.iter().any(|p| suspects.contains(&p.pid)),
                         ..with_figures(|figure| tick?.app_section(figure, app))
