@@ -10,7 +10,7 @@ use procfs::process::{MMPermissions, MMapPath, Process};
 
 use super::{
     cmdline::{self, Cmdlines},
-    container_names,
+    container_names, held_files,
     workload::{self, Workload},
 };
 
@@ -20,7 +20,18 @@ pub struct Mapping {
     pub start: u64,
     pub end: u64,
     pub file_offset: u64,
+    /// As the process's maps show it: what outputs name the file by.
     pub path: PathBuf,
+    /// Where the profiler reads the file when `path` does not lead to it on the host (deleted,
+    /// replaced, in another mount namespace): see [`held_files`].
+    pub held: Option<PathBuf>,
+}
+
+impl Mapping {
+    /// The path to read the file by.
+    pub fn source(&self) -> &std::path::Path {
+        self.held.as_deref().unwrap_or(&self.path)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,12 +124,23 @@ pub fn read_identity_with(pid: u32, cmdlines: Cmdlines) -> Option<ProcessIdentit
             maps.into_iter()
                 .filter(|map| map.perms.contains(MMPermissions::EXECUTE))
                 .filter_map(|map| match map.pathname {
-                    MMapPath::Path(path) => Some(Mapping {
-                        start: map.address.0,
-                        end: map.address.1,
-                        file_offset: map.offset,
-                        path: mapped_path(path),
-                    }),
+                    MMapPath::Path(path) => {
+                        let path = mapped_path(path);
+                        let mapped = held_files::Mapped {
+                            pid,
+                            start: map.address.0,
+                            end: map.address.1,
+                            dev: (map.dev.0 as u32, map.dev.1 as u32),
+                            inode: map.inode,
+                        };
+                        Some(Mapping {
+                            start: map.address.0,
+                            end: map.address.1,
+                            file_offset: map.offset,
+                            held: held_files::readable_path(&path, mapped),
+                            path,
+                        })
+                    }
                     _ => None,
                 })
                 .collect()

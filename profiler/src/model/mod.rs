@@ -3,6 +3,7 @@
 pub mod cgroups;
 pub mod cmdline;
 pub mod container_names;
+pub mod held_files;
 mod identity;
 pub mod pressure;
 pub mod report;

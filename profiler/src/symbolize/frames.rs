@@ -180,7 +180,7 @@ impl<'s, 'a> Interner<'s, 'a> {
         let id = self.mappings.len();
         self.mappings.push(MappedFile {
             mapping: map.clone(),
-            build_id: self.user.build_id(&map.path),
+            build_id: self.user.build_id(map.source()),
         });
         self.mapping_ids.insert(map.clone(), id);
         id

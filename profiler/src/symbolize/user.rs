@@ -85,10 +85,10 @@ impl<'a> UserSymbolizer<'a> {
     /// Parses `map`'s file (symbol tables, debug information) and reads its build id ahead of
     /// the real lookups, by naming an address in the middle of the mapping; once per file.
     pub fn warm(&mut self, map: &Mapping) {
-        if self.build_ids.contains_key(&map.path) {
+        if self.build_ids.contains_key(map.source()) {
             return;
         }
-        self.build_id(&map.path);
+        self.build_id(map.source());
         self.names(map, map.file_offset + (map.end - map.start) / 2);
     }
 
@@ -115,7 +115,7 @@ impl<'a> UserSymbolizer<'a> {
             for (map, offsets) in maps.iter().zip(offsets) {
                 if !offsets.is_empty() {
                     files
-                        .entry(map.path.as_path())
+                        .entry(map.source())
                         .or_insert_with(|| (map, Vec::new()))
                         .1
                         .extend(offsets);
@@ -132,16 +132,20 @@ impl<'a> UserSymbolizer<'a> {
     /// Function names at `offset` in `map`'s file, outermost first; a file name in brackets
     /// when the file has no symbol there.
     pub fn names(&mut self, map: &Mapping, offset: u64) -> Vec<String> {
-        if let Some(names) = self.cache.get(&map.path).and_then(|file| file.get(&offset)) {
+        if let Some(names) = self
+            .cache
+            .get(map.source())
+            .and_then(|file| file.get(&offset))
+        {
             return names.clone();
         }
         self.resolve(map, &[offset]);
-        self.cache[&map.path][&offset].clone()
+        self.cache[map.source()][&offset].clone()
     }
 
     /// Puts the names at each of `offsets` (sorted) in `map`'s file into the cache.
     fn resolve(&mut self, map: &Mapping, offsets: &[u64]) {
-        let cached = self.cache.entry(map.path.clone()).or_default();
+        let cached = self.cache.entry(map.source().to_owned()).or_default();
         let missing: Vec<u64> = offsets
             .iter()
             .copied()
@@ -150,7 +154,7 @@ impl<'a> UserSymbolizer<'a> {
         if missing.is_empty() {
             return;
         }
-        let resolved = self.lookup(&map.path, &missing);
+        let resolved = self.lookup(map.source(), &missing);
         let unknown = || {
             let file = map.path.file_name().map_or_else(
                 || map.path.display().to_string(),
@@ -158,7 +162,7 @@ impl<'a> UserSymbolizer<'a> {
             );
             vec![format!("[{file}]")]
         };
-        let cached = self.cache.entry(map.path.clone()).or_default();
+        let cached = self.cache.entry(map.source().to_owned()).or_default();
         for (offset, names) in missing.into_iter().zip(resolved) {
             cached.insert(offset, names.unwrap_or_else(unknown));
         }

@@ -40,6 +40,7 @@ fn stacks() -> Stacks {
                 end: 0x2000,
                 file_offset: 0x400,
                 path: PathBuf::from("/usr/bin/app"),
+                held: None,
             },
             build_id: Some("00ff".to_owned()),
         }],
