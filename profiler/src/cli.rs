@@ -112,8 +112,8 @@ pub struct RecordArgs {
     /// output, so secrets passed on command lines stay out of the reports.
     #[arg(long)]
     pub redact: bool,
-    /// Watch a victim, repeatable: this process (a pid), or every process of a command name
-    /// or a cgroup path. Its time per window (report.json `victims`), its metrics
+    /// Watch a victim, repeatable: this process (a pid), or every process of a command name,
+    /// a cgroup path, or a container (name or short id), unit or session. Its time per window (report.json `victims`), its metrics
     /// (`profiler_victim_*`) and `victim.` alert rules, e.g. `victim.runq_wait_ratio > 0.2`.
     #[arg(long = "victim", value_name = "PID|NAME|CGROUP")]
     pub victims: Vec<String>,
@@ -223,7 +223,8 @@ pub struct DiagnoseArgs {
     #[arg(long)]
     pub redact: bool,
     /// Start from the victim: account for the time of this process (a pid), or of every
-    /// process of a command name or a cgroup path, and name who cost it that time.
+    /// process of a command name, a cgroup path, or a container (name or short id), unit or
+    /// session, and name who cost it that time.
     #[arg(long, value_name = "PID|NAME|CGROUP")]
     pub victim: Option<String>,
     /// With --victim: turn the kernel's delay accounting on for the run (a host-wide switch,

@@ -3,7 +3,7 @@
 //! hybrid host has) is that container, named as Docker's state file on the host names it; a
 //! process in a cgroup v2 `docker-<id>.scope` with no state on the host is the container of that
 //! short id; one in a `.service` cgroup is that systemd unit. In report.json's processes and
-//! apps, and in the verdict that names the storm.
+//! apps, in the verdict that names the storm, and as a `--victim` named by the container's name.
 
 use std::{
     fs,
@@ -45,7 +45,8 @@ fn containers_and_units_are_named_from_their_cgroups() {
     let systemd = Cgroup::v1("name=systemd", &format!("system.slice/{unit}"));
     systemd.adopt(service.pid());
 
-    let run = diagnose_window(DURATION, &[], |_| {});
+    // The container as the victim, by the name an operator knows it by.
+    let run = diagnose_window(DURATION, &["--victim", NAME], |_| {});
     let report = &run.report;
     let workload = |pid: u32| {
         process_entry(report, pid)
@@ -92,6 +93,12 @@ fn containers_and_units_are_named_from_their_cgroups() {
         assert!(processes >= 2, "{kind} {name}: {processes} processes");
     }
 
+    assert_eq!(
+        report["victim"]["pids"],
+        json!([storm.pid()]),
+        "--victim {NAME}: {:#}",
+        report["victim"]
+    );
     let verdict = report["verdict"].as_str().unwrap_or_default();
     let named = format!("storm (pid {}, {STORM}, container {NAME})", storm.pid());
     assert!(

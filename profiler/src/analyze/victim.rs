@@ -29,7 +29,8 @@ const MIN_SPLIT_NS: u64 = 100_000_000;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum VictimSpec {
     Pid(u32),
-    /// A command name, or a cgroup path (it starts with `/`).
+    /// A command name, a cgroup path (it starts with `/`), or a container's name or short id, a
+    /// unit's or a session's name.
     Name(String),
 }
 
@@ -44,7 +45,11 @@ impl VictimSpec {
     pub fn matches(&self, p: &Process) -> bool {
         match self {
             Self::Pid(pid) => p.pid == *pid,
-            Self::Name(name) => p.comm == *name || p.cgroup.as_deref() == Some(name.as_str()),
+            Self::Name(name) => {
+                p.comm == *name
+                    || p.cgroup.as_deref() == Some(name.as_str())
+                    || p.workload.as_ref().is_some_and(|w| w.is_named(name))
+            }
         }
     }
 

@@ -22,16 +22,16 @@ pub fn check_pid(pid: u32, flag: &str) -> anyhow::Result<()> {
     }
 }
 
-/// A `--victim` must name a running process, command name or cgroup: a typo would otherwise
-/// sample for nothing and report no victim.
+/// A `--victim` must name a running process, command name, cgroup, container or unit: a typo
+/// would otherwise sample for nothing and report no victim.
 pub fn check_victim(text: &str) -> anyhow::Result<VictimSpec> {
     let spec = VictimSpec::parse(text);
     match &spec {
         VictimSpec::Pid(pid) => check_pid(*pid, "--victim")?,
         VictimSpec::Name(name) if victim_pids(&spec).is_empty() => {
             return Err(usage(format!(
-                "no running process has the command name or cgroup {name:?} (--victim); name \
-                 one from `ps -e -o pid,comm,cgroup`, or give a pid"
+                "no running process has the command name, cgroup, container or unit {name:?} \
+                 (--victim); name one from `ps -e -o pid,comm,cgroup`, or give a pid"
             )));
         }
         VictimSpec::Name(_) => {}
@@ -39,8 +39,8 @@ pub fn check_victim(text: &str) -> anyhow::Result<VictimSpec> {
     Ok(spec)
 }
 
-/// The running processes `spec` names: its pid, or those with its command name or cgroup v2
-/// path.
+/// The running processes `spec` names: its pid, or those with its command name, cgroup v2
+/// path, or container, unit or session name (or container short id).
 pub fn victim_pids(spec: &VictimSpec) -> Vec<u32> {
     let name = match spec {
         VictimSpec::Pid(pid) => return vec![*pid],
@@ -56,6 +56,7 @@ pub fn victim_pids(spec: &VictimSpec) -> Vec<u32> {
                 .0
                 .iter()
                 .any(|g| g.hierarchy == 0 && g.pathname == *name)
+                || crate::model::workload_of(&groups.0).is_some_and(|w| w.is_named(name))
         })
     };
     processes

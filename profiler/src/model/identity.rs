@@ -172,7 +172,7 @@ pub fn read_identity_with(pid: u32, cmdlines: Cmdlines) -> Option<ProcessIdentit
 
 /// The workload a process's cgroups name: its v2 path first, then v1's `name=systemd` and
 /// `cpu` hierarchies (where a hybrid host's units and containers are).
-fn workload_of(groups: &[procfs::ProcessCGroup]) -> Option<Workload> {
+pub fn workload_of(groups: &[procfs::ProcessCGroup]) -> Option<Workload> {
     let path = |wanted: &str| {
         groups
             .iter()

@@ -22,7 +22,7 @@ pub mod workload;
 #[cfg(test)]
 pub use identity::read_identity;
 pub use identity::{
-    Mapping, ProcessIdentity, current_rss_bytes, read_identity_with, workload_of_path,
+    Mapping, ProcessIdentity, current_rss_bytes, read_identity_with, workload_of, workload_of_path,
 };
 pub use table::{Leader, ProcessTable, ProcessUsage};
 

@@ -51,6 +51,13 @@ pub struct Workload {
     pub pod: Option<String>,
 }
 
+impl Workload {
+    /// Whether an operator's `name` names it: its name, or a container's short id.
+    pub fn is_named(&self, name: &str) -> bool {
+        self.name == name || self.id.as_deref() == Some(name)
+    }
+}
+
 /// A container named by a path, with its full id (to look its name up by).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Parsed {
