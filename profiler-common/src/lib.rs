@@ -16,6 +16,10 @@ pub const MAP_OOM_KILLS: &str = "OOM_KILLS";
 /// Hash `tgid -> ExecInfo`, written at every exec, so a process discovered before its exec is
 /// renamed, even when it exits before /proc shows the new program.
 pub const MAP_EXECS: &str = "EXECS";
+/// Hash `tgid -> ExecFile`, written at every exec where kernel BTF gives the offset of
+/// `linux_binprm.filename`: the file a process executed, kept for processes gone before
+/// /proc showed their executable.
+pub const MAP_EXEC_FILES: &str = "EXEC_FILES";
 /// Hash `tgid -> kernel time` of processes whose main thread exited, so a long-running reader
 /// can drop their state without polling /proc; the reader deletes what it has handled.
 pub const MAP_EXITS: &str = "EXITS";
@@ -102,6 +106,9 @@ pub const GLOBAL_OOM_SHMEM_RSS: &str = "OOM_SHMEM_RSS_OFFSET";
 pub const GLOBAL_SOCK_FAMILY: &str = "SOCK_FAMILY_OFFSET";
 pub const GLOBAL_SOCK_RET: &str = "SOCK_RET_OFFSET";
 pub const GLOBAL_SOCK_FLAGS: &str = "SOCK_FLAGS_OFFSET";
+/// Offset of `filename` in `struct linux_binprm`, from kernel BTF, for the exec raw
+/// tracepoint; 0 leaves executed files unrecorded.
+pub const GLOBAL_BPRM_FILENAME: &str = "BPRM_FILENAME_OFFSET";
 /// Offset of the family in `struct sock`, from kernel BTF, for the raw socket tracepoints.
 pub const GLOBAL_SKC_FAMILY: &str = "SKC_FAMILY_OFFSET";
 /// `u32`: 1 when the sampler takes stacks (`cpu` signal); 0 keeps it as an on-CPU tick only.
@@ -147,6 +154,11 @@ pub const STACK_COUNTS_ENTRIES: u32 = 32_768;
 pub const STACKS_ENTRIES: u32 = 32_768;
 /// Distinct processes tracked for on-CPU time and comm.
 pub const PROCESS_ENTRIES: u32 = 32_768;
+/// Executed files kept at once: processes that exec'd and whose entries the reader has not
+/// swept yet. Not preallocated: an idle host holds none.
+pub const EXEC_FILES_ENTRIES: u32 = 8192;
+/// Bytes of an executed file's path kept, its terminating NUL included: longer ones are cut.
+pub const EXEC_FILE_LEN: usize = 256;
 
 /// Stack id recorded when a stack could not be captured; the sample itself is still counted.
 pub const NO_STACK: i32 = -1;
@@ -196,7 +208,8 @@ pub enum Counter {
     /// Syscall exits whose entry was not the last one on their CPU (the syscall blocked and
     /// another thread ran): their error and time are not counted, their count is.
     SyscallExitsUnmatched = 12,
-    /// Drop: a process's name could not be stored ([`MAP_COMMS`] or [`MAP_EXECS`] full).
+    /// Drop: a process's name or executed file could not be stored ([`MAP_COMMS`],
+    /// [`MAP_EXECS`] or [`MAP_EXEC_FILES`] full).
     NamesFull = 13,
     /// Nanoseconds of run-queue wait older than the CPU's holder ring: waited, not blamed.
     BlameUncoveredNs = 14,
@@ -415,6 +428,16 @@ pub struct ExecInfo {
     pub name: ProcName,
 }
 
+/// The file a process executed, as passed to exec (absolute or relative to its directory then),
+/// NUL-terminated, cut at [`EXEC_FILE_LEN`] - 1 bytes.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExecFile {
+    /// Kernel time of the exec, as in [`ExecInfo`].
+    pub at: u64,
+    pub path: [u8; EXEC_FILE_LEN],
+}
+
 /// A process the OOM killer chose: when, and the memory it held then.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -494,6 +517,8 @@ mod user {
     unsafe impl aya::Pod for super::FaultStats {}
     // SAFETY: repr(C), u64 then a padding-free ProcName.
     unsafe impl aya::Pod for super::ExecInfo {}
+    // SAFETY: repr(C), u64 then bytes (a multiple of 8 long), no padding.
+    unsafe impl aya::Pod for super::ExecFile {}
     // SAFETY: repr(C), u64, u32 and an explicit u32 pad.
     unsafe impl aya::Pod for super::Fork {}
     // SAFETY: repr(C), only u64 fields.

@@ -70,8 +70,8 @@ pub fn sched_wakeup_new(ctx: TracePointContext) -> u32 {
 
 /// `sched_process_exec` raw tracepoint: runs in the exec'ing task, its comm already the new one.
 #[raw_tracepoint(tracepoint = "sched_process_exec")]
-pub fn sched_process_exec(_ctx: RawTracePointContext) -> i32 {
-    process::exec();
+pub fn sched_process_exec(ctx: RawTracePointContext) -> i32 {
+    process::exec(&ctx);
     0
 }
 

@@ -3,17 +3,17 @@
 use core::intrinsics::{AtomicOrdering, atomic_xadd};
 
 use aya_ebpf::{
-    bindings::BPF_NOEXIST,
+    bindings::{BPF_F_NO_PREALLOC, BPF_NOEXIST},
     helpers::{bpf_get_current_cgroup_id, bpf_get_current_comm},
     macros::map,
     maps::{HashMap, LruHashMap, PerCpuArray, PerCpuHashMap, StackTrace},
 };
 use profiler_common::{
-    BLAME_ENTRIES, BlameKey, Counter, DIRTIER_ENTRIES, ExecInfo, FaultStats, Fork, History,
-    IO_PENDING_ENTRIES, IoKey, IoPending, IoStats, NetStats, OFFCPU_ENTRIES, OOM_KILLS_ENTRIES,
-    OomKill, PROCESS_ENTRIES, PendingSyscalls, ProcName, RUNNABLE_ENTRIES, Runnable,
-    STACK_COUNTS_ENTRIES, STACKS_ENTRIES, SYSCALL_ENTRIES, SchedStats, StackKey, SyscallKey,
-    SyscallStats,
+    BLAME_ENTRIES, BlameKey, Counter, DIRTIER_ENTRIES, EXEC_FILES_ENTRIES, ExecFile, ExecInfo,
+    FaultStats, Fork, History, IO_PENDING_ENTRIES, IoKey, IoPending, IoStats, NetStats,
+    OFFCPU_ENTRIES, OOM_KILLS_ENTRIES, OomKill, PROCESS_ENTRIES, PendingSyscalls, ProcName,
+    RUNNABLE_ENTRIES, Runnable, STACK_COUNTS_ENTRIES, STACKS_ENTRIES, SYSCALL_ENTRIES, SchedStats,
+    StackKey, SyscallKey, SyscallStats,
 };
 
 #[map]
@@ -40,6 +40,15 @@ pub static OOM_KILLS: HashMap<u32, OomKill> = HashMap::with_max_entries(OOM_KILL
 
 #[map]
 pub static EXECS: HashMap<u32, ExecInfo> = HashMap::with_max_entries(PROCESS_ENTRIES, 0);
+
+/// Not preallocated: entries only for processes that exec'd and have not been swept yet.
+#[map]
+pub static EXEC_FILES: HashMap<u32, ExecFile> =
+    HashMap::with_max_entries(EXEC_FILES_ENTRIES, BPF_F_NO_PREALLOC);
+
+/// Where an exec's file name is built: too large for the program's stack next to the rest.
+#[map]
+pub static EXEC_SCRATCH: PerCpuArray<ExecFile> = PerCpuArray::with_max_entries(1, 0);
 
 #[map]
 pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(Counter::COUNT, 0);

@@ -11,10 +11,10 @@ use aya::{
     maps::{HashMap as BpfHashMap, MapData, PerCpuHashMap, StackTraceMap},
 };
 use profiler_common::{
-    BlameKey, ExecInfo, FaultStats, Fork, IoStats, MAP_BLAME, MAP_COMMS, MAP_EXECS, MAP_EXITS,
-    MAP_FAULTS, MAP_FORKS, MAP_IO, MAP_NET, MAP_OFFCPU, MAP_ONCPU, MAP_OOM_KILLS,
-    MAP_SAMPLED_SYSCALLS, MAP_SCHED, MAP_STACK_COUNTS, MAP_STACKS, MAP_SYSCALLS, NetStats, OomKill,
-    ProcName, SchedStats, StackKey, SyscallKey, SyscallStats,
+    BlameKey, ExecFile, ExecInfo, FaultStats, Fork, IoStats, MAP_BLAME, MAP_COMMS, MAP_EXEC_FILES,
+    MAP_EXECS, MAP_EXITS, MAP_FAULTS, MAP_FORKS, MAP_IO, MAP_NET, MAP_OFFCPU, MAP_ONCPU,
+    MAP_OOM_KILLS, MAP_SAMPLED_SYSCALLS, MAP_SCHED, MAP_STACK_COUNTS, MAP_STACKS, MAP_SYSCALLS,
+    NetStats, OomKill, ProcName, SchedStats, StackKey, SyscallKey, SyscallStats,
 };
 
 /// How many entries a cleanup deleted.
@@ -52,6 +52,7 @@ macro_rules! tgid_maps {
         $each!(per_cpu, u64, MAP_ONCPU, processes.on_cpu_ns);
         $each!(hash, ProcName, MAP_COMMS, processes.comms);
         $each!(hash, ExecInfo, MAP_EXECS, processes.execs);
+        $each!(hash, ExecFile, MAP_EXEC_FILES, processes.exec_files);
         $each!(hash, SchedStats, MAP_SCHED, sched);
         $each!(hash, IoStats, MAP_IO, io);
         $each!(per_cpu, NetStats, MAP_NET, net);

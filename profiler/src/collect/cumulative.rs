@@ -99,6 +99,7 @@ impl Cumulative {
                 on_cpu_ns: take(&mut self.processes.on_cpu_ns, dead),
                 comms: self.processes.comms.clone(),
                 execs: self.processes.execs.clone(),
+                exec_files: self.processes.exec_files.clone(),
                 cgroups: self.processes.cgroups.clone(),
             },
             read_at_ns: self.read_at_ns,

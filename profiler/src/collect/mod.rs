@@ -20,11 +20,11 @@ use aya::{
     maps::{HashMap as BpfHashMap, MapData, PerCpuArray, PerCpuHashMap, StackTraceMap},
 };
 use profiler_common::{
-    BlameKey, Counter, ExecInfo, FaultStats, Fork, IoStats, MAP_BLAME, MAP_COMMS, MAP_COUNTERS,
-    MAP_EXECS, MAP_EXITS, MAP_FAULTS, MAP_FORKS, MAP_IO, MAP_NET, MAP_OFFCPU, MAP_ONCPU,
-    MAP_OOM_KILLS, MAP_RUNNABLE_SINCE, MAP_SAMPLED_SYSCALLS, MAP_SCHED, MAP_STACK_COUNTS,
-    MAP_STACKS, MAP_SYSCALL_PENDING, MAP_SYSCALLS, NetStats, OomKill, PendingSyscalls, ProcName,
-    Runnable, SchedStats, StackKey, SyscallKey, SyscallStats, TaskComm,
+    BlameKey, Counter, ExecFile, ExecInfo, FaultStats, Fork, IoStats, MAP_BLAME, MAP_COMMS,
+    MAP_COUNTERS, MAP_EXEC_FILES, MAP_EXECS, MAP_EXITS, MAP_FAULTS, MAP_FORKS, MAP_IO, MAP_NET,
+    MAP_OFFCPU, MAP_ONCPU, MAP_OOM_KILLS, MAP_RUNNABLE_SINCE, MAP_SAMPLED_SYSCALLS, MAP_SCHED,
+    MAP_STACK_COUNTS, MAP_STACKS, MAP_SYSCALL_PENDING, MAP_SYSCALLS, NetStats, OomKill,
+    PendingSyscalls, ProcName, Runnable, SchedStats, StackKey, SyscallKey, SyscallStats, TaskComm,
 };
 
 /// Per-CPU counters summed over CPUs, indexed by [`Counter`].
@@ -46,6 +46,9 @@ pub struct ProcessSnapshot {
     pub comms: HashMap<u32, String>,
     /// Last exec per tgid: kernel time and new comm.
     pub execs: HashMap<u32, (u64, String)>,
+    /// Last executed file per tgid, as passed to exec: kernel time and path (lossy UTF-8). Empty
+    /// without kernel BTF.
+    pub exec_files: HashMap<u32, (u64, String)>,
     /// cgroup v2 id per tgid, as the kernel saw it at first sight or exec.
     pub cgroups: HashMap<u32, u64>,
 }
@@ -137,10 +140,16 @@ impl<'a> Collector<'a> {
             .into_iter()
             .map(|(tgid, exec)| (tgid, (exec.at, comm_to_string(&exec.name.comm))))
             .collect();
+        let exec_files = self
+            .hash::<u32, ExecFile>(MAP_EXEC_FILES)?
+            .into_iter()
+            .map(|(tgid, file)| (tgid, (file.at, path_to_string(&file.path))))
+            .collect();
         Ok(ProcessSnapshot {
             on_cpu_ns,
             comms,
             execs,
+            exec_files,
             cgroups,
         })
     }
@@ -305,8 +314,13 @@ pub fn kernel_now_ns() -> u64 {
 }
 
 fn comm_to_string(comm: &TaskComm) -> String {
-    let len = comm.iter().position(|&b| b == 0).unwrap_or(comm.len());
-    String::from_utf8_lossy(&comm[..len]).into_owned()
+    path_to_string(comm)
+}
+
+/// Bytes up to the first NUL, as text (lossy: names are any bytes).
+fn path_to_string(bytes: &[u8]) -> String {
+    let len = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    String::from_utf8_lossy(&bytes[..len]).into_owned()
 }
 
 #[cfg(test)]

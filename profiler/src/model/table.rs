@@ -153,7 +153,12 @@ impl ProcessTable {
                 && *at != current.identity.exec_at
                 && !current.identity.exited
             {
-                after_exec(&mut current.identity, *at, comm, source);
+                let file = snapshot
+                    .exec_files
+                    .get(&pid)
+                    .filter(|(file_at, _)| file_at == at)
+                    .map(|(_, file)| file.as_str());
+                after_exec(&mut current.identity, *at, comm, file, source);
             }
             // Unless the pid ran since the last look, it is still the process we know.
             if previous == Some(on_cpu_ns) || !reused(&mut current.identity, source) {
@@ -384,7 +389,11 @@ impl Incarnation {
     /// A pid's first incarnation: from /proc while it lives, else from the kernel's name.
     fn first(pid: u32, exec_at: u64, snapshot: &ProcessSnapshot, source: &impl ProcSource) -> Self {
         let mut identity = source.identity(pid).unwrap_or_else(|| {
-            ProcessIdentity::exited_unknown(pid, snapshot.comms.get(&pid).map(String::as_str))
+            let mut gone =
+                ProcessIdentity::exited_unknown(pid, snapshot.comms.get(&pid).map(String::as_str));
+            // Its last exec's file, as the kernel saw it: all that is left of its executable.
+            gone.exe = snapshot.exec_files.get(&pid).map(|(_, file)| file.clone());
+            gone
         });
         identity.exec_at = exec_at;
         Self {
@@ -435,14 +444,21 @@ fn refresh(identity: &mut ProcessIdentity, source: &impl ProcSource) -> bool {
 }
 
 /// The process exec'd since its identity was read: read it again, or, when it is already gone,
-/// at least take the new name from the kernel rather than keep the old program's.
-fn after_exec(identity: &mut ProcessIdentity, at: u64, comm: &str, source: &impl ProcSource) {
+/// at least take the new name and executed file from the kernel rather than keep the old
+/// program's.
+fn after_exec(
+    identity: &mut ProcessIdentity,
+    at: u64,
+    comm: &str,
+    file: Option<&str>,
+    source: &impl ProcSource,
+) {
     identity.exec_at = at;
     if identity.start_time != 0 && refresh(identity, source) {
         return;
     }
     comm.clone_into(&mut identity.comm);
-    identity.exe = None;
+    identity.exe = file.map(str::to_owned);
     identity.cmdline.clear();
 }
 

@@ -20,9 +20,9 @@ use anyhow::Context as _;
 use aya::{Ebpf, EbpfLoader, programs::Program};
 pub use privileges::check_privileges;
 use profiler_common::{
-    GLOBAL_OFFCPU_STACKS, GLOBAL_SAMPLE_STACKS, GLOBAL_SYSCALL_EXITS, PROG_SCHED_PROCESS_EXEC,
-    PROG_SCHED_PROCESS_EXIT, PROG_SCHED_SWITCH, PROG_SCHED_SWITCH_TP, PROG_SCHED_WAKEUP,
-    PROG_SCHED_WAKEUP_NEW,
+    GLOBAL_BPRM_FILENAME, GLOBAL_OFFCPU_STACKS, GLOBAL_SAMPLE_STACKS, GLOBAL_SYSCALL_EXITS,
+    PROG_SCHED_PROCESS_EXEC, PROG_SCHED_PROCESS_EXIT, PROG_SCHED_SWITCH, PROG_SCHED_SWITCH_TP,
+    PROG_SCHED_WAKEUP, PROG_SCHED_WAKEUP_NEW,
 };
 
 use crate::signals::{SIGNALS, Signal, SignalState};
@@ -142,6 +142,8 @@ struct TracefsOffsets {
     io: Option<Result<io::Offsets, String>>,
     forks: Option<Result<processes::Offsets, String>>,
     net: Option<Result<net::Offsets, String>>,
+    /// Where an exec's file name is, whatever the selection (exec tracking always attaches).
+    exec_file: Result<u32, String>,
 }
 
 impl TracefsOffsets {
@@ -151,6 +153,7 @@ impl TracefsOffsets {
             io: selection.has(Signal::Io).then(io::offsets),
             forks: selection.has(Signal::Processes).then(processes::offsets),
             net: selection.has(Signal::Net).then(net::offsets),
+            exec_file: processes::exec_file_offset(),
         }
     }
 
@@ -166,6 +169,14 @@ impl TracefsOffsets {
         }
         if let Some(Ok(offsets)) = &self.net {
             net::configure(loader, offsets);
+        }
+        match &self.exec_file {
+            Ok(offset) => {
+                loader.override_global(GLOBAL_BPRM_FILENAME, offset, true);
+            }
+            Err(why) => {
+                log::info!("executables of processes gone before /proc is read stay unknown: {why}")
+            }
         }
     }
 }

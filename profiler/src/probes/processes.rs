@@ -1,5 +1,6 @@
 //! The `processes` signal's probes: the fork tracepoint, whose child pid is read at the offset
-//! tracefs gives, and the OOM killer's `oom:mark_victim`, whose victim and its memory are.
+//! tracefs gives, and the OOM killer's `oom:mark_victim`, whose victim and its memory are; and
+//! where the exec tracepoint finds the executed file.
 
 use aya::{Ebpf, EbpfLoader};
 use profiler_common::{
@@ -7,7 +8,7 @@ use profiler_common::{
     GLOBAL_OOM_SHMEM_RSS, PROG_OOM_MARK_VICTIM, PROG_SCHED_PROCESS_FORK,
 };
 
-use super::{program, tracefs};
+use super::{btf, member_offset, program, tracefs};
 
 /// Offsets in the fork record, and in the OOM victim's where the kernel has the event.
 pub struct Offsets {
@@ -35,6 +36,12 @@ pub fn offsets() -> Result<Offsets, String> {
             .all(Result::is_ok)
             .then(|| oom.map(|o| o.unwrap_or(0))),
     })
+}
+
+/// `linux_binprm.filename`, from the kernel BTF the loader uses: the exec raw tracepoint's third
+/// argument is the `linux_binprm`.
+pub fn exec_file_offset() -> Result<u32, String> {
+    member_offset::in_file(&btf::path(), &[("linux_binprm", "filename")])
 }
 
 pub fn configure<'a>(loader: &mut EbpfLoader<'a>, offsets: &'a Offsets) {

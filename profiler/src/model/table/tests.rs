@@ -41,6 +41,7 @@ fn snap(on_cpu: &[(u32, u64)]) -> ProcessSnapshot {
         on_cpu_ns: on_cpu.iter().copied().collect(),
         comms: HashMap::from([(7, "ghost".to_owned())]),
         execs: HashMap::new(),
+        exec_files: HashMap::new(),
         cgroups: HashMap::from([(7, 77)]),
     }
 }
@@ -161,10 +162,43 @@ fn exec_after_discovery_renames_even_when_the_process_is_gone() {
     proc.kill(50);
     let mut last = counts(&[(50, 9)], &[]);
     last.processes.execs.insert(50, (1234, "storm".to_owned()));
+    // The file of an earlier exec is not this one's.
+    last.processes
+        .exec_files
+        .insert(50, (1000, "/bin/bash".to_owned()));
     let usage = finish(table, &last, &proc);
     assert_eq!(usage[0].identity.comm, "storm");
     assert_eq!(usage[0].identity.exe, None);
     assert!(usage[0].identity.exited);
+}
+
+#[test]
+fn the_executed_file_names_the_exe_of_a_process_gone_before_proc_was_read() {
+    let proc = FakeProc::default();
+    let mut table = ProcessTable::default();
+    // pid 7 exec'd /usr/bin/worker, ran 50 ms and was gone before /proc was read.
+    let mut first = snap(&[(7, 1_000)]);
+    first
+        .exec_files
+        .insert(7, (1234, "/usr/bin/worker".to_owned()));
+    observe(&mut table, &first, &proc, HashMap::new());
+    let usage = finish(table, &counts(&[(7, 1_000)], &[]), &proc);
+    assert_eq!(usage[0].identity.exe.as_deref(), Some("/usr/bin/worker"));
+    assert!(usage[0].identity.exited);
+
+    // Gone after its exec: the exec's own file.
+    let proc = FakeProc::default();
+    proc.set(50, 9, "bash");
+    let mut table = ProcessTable::default();
+    observe(&mut table, &snap(&[(50, 1)]), &proc, HashMap::new());
+    proc.kill(50);
+    let mut last = counts(&[(50, 9)], &[]);
+    last.processes.execs.insert(50, (1234, "storm".to_owned()));
+    last.processes
+        .exec_files
+        .insert(50, (1234, "./storm".to_owned()));
+    let usage = finish(table, &last, &proc);
+    assert_eq!(usage[0].identity.exe.as_deref(), Some("./storm"));
 }
 
 #[test]
