@@ -152,24 +152,32 @@ fn exit_during_run_is_marked_and_exec_rename_is_picked_up() {
     assert_eq!(by_pid[&11].spawned, 0);
 }
 
-#[test]
-fn exec_after_discovery_renames_even_when_the_process_is_gone() {
+/// bash (pid 50), seen in /proc, exec'd the storm at kernel time 1234, which ran and exited
+/// between two looks at /proc; the kernel recorded `file` as its last exec's.
+fn gone_after_exec(file: (u64, &str)) -> ProcessIdentity {
     let proc = FakeProc::default();
     proc.set(50, 9, "bash");
     let mut table = ProcessTable::default();
     observe(&mut table, &snap(&[(50, 1)]), &proc, HashMap::new());
-    // bash exec'd the storm, which ran and exited between two looks at /proc.
     proc.kill(50);
     let mut last = counts(&[(50, 9)], &[]);
     last.processes.execs.insert(50, (1234, "storm".to_owned()));
-    // The file of an earlier exec is not this one's.
     last.processes
         .exec_files
-        .insert(50, (1000, "/bin/bash".to_owned()));
-    let usage = finish(table, &last, &proc);
-    assert_eq!(usage[0].identity.comm, "storm");
-    assert_eq!(usage[0].identity.exe, None);
-    assert!(usage[0].identity.exited);
+        .insert(50, (file.0, file.1.to_owned()));
+    finish(table, &last, &proc).remove(0).identity
+}
+
+#[test]
+fn exec_after_discovery_renames_even_when_the_process_is_gone() {
+    // The file of an earlier exec is not this one's.
+    let identity = gone_after_exec((1000, "/bin/bash"));
+    assert_eq!(identity.comm, "storm");
+    assert_eq!(identity.exe, None);
+    assert!(identity.exited);
+    // The exec's own file names it.
+    let identity = gone_after_exec((1234, "./storm"));
+    assert_eq!(identity.exe.as_deref(), Some("./storm"));
 }
 
 #[test]
@@ -185,20 +193,6 @@ fn the_executed_file_names_the_exe_of_a_process_gone_before_proc_was_read() {
     let usage = finish(table, &counts(&[(7, 1_000)], &[]), &proc);
     assert_eq!(usage[0].identity.exe.as_deref(), Some("/usr/bin/worker"));
     assert!(usage[0].identity.exited);
-
-    // Gone after its exec: the exec's own file.
-    let proc = FakeProc::default();
-    proc.set(50, 9, "bash");
-    let mut table = ProcessTable::default();
-    observe(&mut table, &snap(&[(50, 1)]), &proc, HashMap::new());
-    proc.kill(50);
-    let mut last = counts(&[(50, 9)], &[]);
-    last.processes.execs.insert(50, (1234, "storm".to_owned()));
-    last.processes
-        .exec_files
-        .insert(50, (1234, "./storm".to_owned()));
-    let usage = finish(table, &last, &proc);
-    assert_eq!(usage[0].identity.exe.as_deref(), Some("./storm"));
 }
 
 #[test]
