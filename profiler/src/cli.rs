@@ -30,6 +30,27 @@ pub enum Command {
     Top(TopArgs),
     /// Render a flamegraph offline from folded stacks, report directories or record windows.
     Flamegraph(FlamegraphArgs),
+    /// Print a man page or a shell completion script (for packagers).
+    #[command(hide = true)]
+    Generate {
+        #[command(subcommand)]
+        what: Generated,
+    },
+}
+
+/// What `profiler generate` prints on stdout.
+#[derive(Debug, Subcommand)]
+pub enum Generated {
+    /// The man page of `profiler`, or of one of its subcommands (`profiler-diagnose(1)`).
+    Man {
+        /// The subcommand; none for `profiler(1)`.
+        subcommand: Option<String>,
+    },
+    /// The completion script of a shell.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Debug, clap::Args)]

@@ -1,7 +1,8 @@
-//! `cargo xtask`: the project's developer commands (setup, test, run, bench, fuzz); CLI and
+//! `cargo xtask`: the project's developer commands (setup, test, run, bench, fuzz, dist); CLI and
 //! dispatch.
 
 mod bench;
+mod dist;
 mod fuzz;
 mod run;
 mod setup;
@@ -48,6 +49,9 @@ enum Command {
     Bench(bench::Args),
     /// Run the cargo-fuzz targets in fuzz/ (nightly; installs cargo-fuzz when missing).
     Fuzz(fuzz::Args),
+    /// Build the Debian package (target/dist/profiler_<version>_<arch>.deb): the binary, man
+    /// pages, shell completions, the systemd unit and the docs.
+    Dist(dist::Args),
 }
 
 fn main() -> ExitCode {
@@ -57,6 +61,7 @@ fn main() -> ExitCode {
         Command::Run { args } => run::run(&args),
         Command::Bench(args) => bench::run(&args),
         Command::Fuzz(args) => fuzz::run(&args),
+        Command::Dist(args) => dist::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -4,6 +4,7 @@
 mod diagnose;
 mod doctor;
 pub mod flamegraph;
+mod generate;
 mod out_dir;
 mod record;
 mod targets;
@@ -19,5 +20,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Record(args) => record::run(args).await,
         Command::Top(args) => top::run(args).await,
         Command::Flamegraph(args) => flamegraph::run(args),
+        Command::Generate { what } => generate::run(&what),
     }
 }
