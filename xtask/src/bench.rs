@@ -168,7 +168,7 @@ pub fn run(args: &Args) -> Result<()> {
     let target = match &args.prepared {
         Some(target) => target.clone(),
         None => {
-            setup::run(true)?;
+            setup::run(setup::Needs::Bench)?;
             let target = util::target_dir()?;
             build(benches.iter().any(Kind::workloads))?;
             target

@@ -49,7 +49,7 @@ pub fn run(args: &Args) -> Result<()> {
 
 /// Builds the package; returns its path.
 fn build() -> Result<PathBuf> {
-    setup::run(false)?;
+    setup::run(setup::Needs::Build)?;
     let workspace = util::workspace_root();
     util::run_step_quiet_stdout(
         "build profiler",

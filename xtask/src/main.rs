@@ -26,10 +26,11 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Install what building the eBPF side needs (nightly rust-src and a matching bpf-linker) and
-    /// what the end-to-end tests run (golang-go, for `go tool pprof`).
+    /// the real clients the end-to-end tests drive (bpftool, Prometheus, Go, tmux, Chromium,
+    /// perf, stress-ng, redis-server). `run` and `dist` install only the former, `test` both.
     Setup {
-        /// Also install the benchmark peers and workloads (linux-perf, bpftrace, libbpf-tools,
-        /// redis-server, redis-tools).
+        /// Also install the benchmark peers and workloads (bpftrace, libbpf-tools, redis-tools,
+        /// GNU time).
         #[arg(long)]
         bench: bool,
     },
@@ -56,7 +57,11 @@ enum Command {
 
 fn main() -> ExitCode {
     let result = match Cli::parse().command {
-        Command::Setup { bench } => setup::run(bench),
+        Command::Setup { bench } => setup::run(if bench {
+            setup::Needs::Bench
+        } else {
+            setup::Needs::Test
+        }),
         Command::Test { args } => test::run(&args),
         Command::Run { args } => run::run(&args),
         Command::Bench(args) => bench::run(&args),

@@ -9,7 +9,7 @@ use crate::{setup, util};
 /// Only returns on failure: on success the profiler replaces this process, so its exit code, its
 /// stdout and Ctrl-C all behave as if it had been started directly.
 pub fn run(args: &[String]) -> Result<()> {
-    setup::run(false)?;
+    setup::run(setup::Needs::Build)?;
     let profiler = util::target_dir()?.join("release").join("profiler");
     util::run_step_quiet_stdout(
         "build profiler",

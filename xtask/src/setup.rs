@@ -20,7 +20,18 @@ const STAMP_FILE: &str = ".profiler-bpf-linker-llvm";
 /// a `cargo clean` would otherwise break the installed linker.
 const LLVM_PREFIX_DIR: &str = "profiler-llvm-prefix";
 
-pub fn run(bench_tools: bool) -> Result<()> {
+/// What a command needs installed besides the toolchains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Needs {
+    /// Building the profiler and running it: the nightly `rust-src` and bpf-linker only.
+    Build,
+    /// And the real clients the end-to-end tests drive ([`TEST_TOOLS`]).
+    Test,
+    /// And the benchmarks' peers and workloads ([`BENCH_TOOLS`]).
+    Bench,
+}
+
+pub fn run(needs: Needs) -> Result<()> {
     if util::find_in_path("rustup").is_none() {
         bail!(
             "rustup is not on PATH. Install it (https://rustup.rs: `curl --proto '=https' \
@@ -30,8 +41,11 @@ pub fn run(bench_tools: bool) -> Result<()> {
     }
     ensure_rust_src()?;
     ensure_bpf_linker()?;
-    let mut tools = TEST_TOOLS.to_vec();
-    if bench_tools {
+    let mut tools = Vec::new();
+    if needs != Needs::Build {
+        tools.extend(TEST_TOOLS);
+    }
+    if needs == Needs::Bench {
         tools.extend(BENCH_TOOLS);
     }
     ensure_packages(&tools)

@@ -14,7 +14,7 @@ use crate::{setup, util};
 const E2E_ENV: [&str; 2] = ["PROFILER_BIN", "PROFILER_REQUIRE_BPF"];
 
 pub fn run(extra_args: &[String]) -> Result<()> {
-    setup::run(false)?;
+    setup::run(setup::Needs::Test)?;
     let workspace = util::workspace_root();
     let profiler_bin = util::target_dir()?.join("release").join("profiler");
 
