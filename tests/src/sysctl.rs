@@ -1,7 +1,11 @@
 //! Host switches a test sets for its run and puts back after, whatever the test's outcome:
 //! a sysctl, a cgroup of its own.
 
-use std::{fs, path::PathBuf};
+use std::{
+    fs,
+    path::PathBuf,
+    time::{SystemTime, UNIX_EPOCH},
+};
 
 /// `kernel.task_delayacct` set for a test, restored to what it was when dropped.
 pub struct DelayAcctSwitch {
@@ -109,4 +113,16 @@ fn mount_point(wanted: impl Fn(&str, &str) -> bool) -> Option<PathBuf> {
         let (fs, _source, options) = (fields.next()?, fields.next()?, fields.next()?);
         wanted(fs, options).then(|| left.split(' ').nth(4).map(PathBuf::from))?
     })
+}
+
+/// A container id no real container has: 64 hex digits from the test's pid, the time and `n`.
+pub fn container_id(n: u64) -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_nanos() as u64;
+    let seed = u64::from(std::process::id()) << 32 ^ nanos ^ n.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    (0..4u64)
+        .map(|i| format!("{:016x}", seed.rotate_left(i as u32 * 16) ^ i))
+        .collect()
 }

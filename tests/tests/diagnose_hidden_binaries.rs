@@ -1,6 +1,7 @@
 //! Frames of binaries the host cannot open by their path: a burner deleted after it started (the
 //! usual state right after a deploy), and one started from a tmpfs mounted only inside a mount
-//! namespace of its own (a container's view). Both must be named as a burner on the host is.
+//! namespace of its own (a container's view, in a Docker-shaped cgroup: reported as that
+//! container). Both must be named as a burner on the host is.
 
 use std::{
     fs,
@@ -10,8 +11,8 @@ use std::{
 };
 
 use profiler_tests::{
-    Workload, diagnose_window, folded_lines_of, frames_in_order, process_entry, require_root,
-    serial, tempdir,
+    Cgroup, Workload, container_id, diagnose_window, folded_lines_of, frames_in_order,
+    process_entry, require_root, serial, tempdir,
 };
 
 const BURNER: &str = env!("CARGO_BIN_EXE_burner");
@@ -52,6 +53,10 @@ fn a_deleted_binary_and_one_in_another_mount_namespace_are_symbolized() {
             .expect("starting unshare"),
     );
     std::thread::sleep(Duration::from_millis(300));
+    // And in a cgroup shaped as Docker's cgroupfs driver makes one, as a container would be.
+    let id = container_id(3);
+    let docker = Cgroup::v1("name=systemd", &format!("docker/{id}"));
+    docker.adopt(contained.0.id());
     assert!(
         !hidden.exists(),
         "{} is visible on the host: the mount namespace did not hold",
@@ -60,6 +65,15 @@ fn a_deleted_binary_and_one_in_another_mount_namespace_are_symbolized() {
 
     let run = diagnose_window(Duration::from_secs(3), &[], |_| {});
     let report = &run.report;
+    let workload = process_entry(report, contained.0.id()).map(|p| p["workload"].clone());
+    assert_eq!(
+        workload,
+        Some(serde_json::json!({
+            "kind": "container", "name": &id[..12], "id": &id[..12], "runtime": "docker"
+        })),
+        "the contained burner in {}",
+        docker.path
+    );
     let folded = fs::read_to_string(run.out.join("stacks.folded")).expect("reading stacks.folded");
     for (what, pid, comm) in [
         ("the deleted binary", deleted.pid(), "deployed-burner"),

@@ -8,11 +8,11 @@
 use std::{
     fs,
     path::{Path, PathBuf},
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::Duration,
 };
 
 use profiler_tests::{
-    Cgroup, Workload, array, diagnose_window, process_entry, require_root, serial,
+    Cgroup, Workload, array, container_id, diagnose_window, process_entry, require_root, serial,
 };
 use serde_json::json;
 
@@ -105,18 +105,6 @@ fn containers_and_units_are_named_from_their_cgroups() {
         verdict.contains(&named),
         "no `{named}` in the verdict: {verdict}"
     );
-}
-
-/// A container id no real container has: 64 hex digits from the test's pid, the time and `n`.
-fn container_id(n: u64) -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_nanos() as u64;
-    let seed = u64::from(std::process::id()) << 32 ^ nanos ^ n.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    (0..4u64)
-        .map(|i| format!("{:016x}", seed.rotate_left(i as u32 * 16) ^ i))
-        .collect()
 }
 
 /// Docker's state file for a container, planted for the test as Docker writes it (root's, under
