@@ -1,5 +1,5 @@
 //! The real clients and tools the tests drive, found and run the same way by every test: Go's
-//! `pprof`, `stress-ng`, and a free port for a server under test.
+//! `pprof`, `stress-ng`, `node`, and a free port for a server under test.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -26,11 +26,20 @@ pub fn find_go() -> Option<PathBuf> {
 
 /// `stress-ng` on PATH, which `cargo xtask setup` installs; a test that needs it fails without.
 pub fn stress_ng() -> String {
+    on_path("stress-ng")
+}
+
+/// `node` (Debian's nodejs) on PATH, which `cargo xtask setup` installs: a real JIT runtime.
+pub fn node() -> String {
+    on_path("node")
+}
+
+fn on_path(command: &str) -> String {
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
-        .map(|dir| dir.join("stress-ng"))
+        .map(|dir| dir.join(command))
         .find(|candidate| candidate.is_file())
-        .unwrap_or_else(|| panic!("stress-ng is not on PATH: run `cargo xtask setup`"))
+        .unwrap_or_else(|| panic!("{command} is not on PATH: run `cargo xtask setup`"))
         .to_string_lossy()
         .into_owned()
 }

@@ -271,9 +271,10 @@ fn warn_if_shadowed(root: &Path) {
 /// outlives a killed recorder), a Prometheus server scraping the metrics, `go tool pprof`
 /// reading `profile.pb.gz`, `tmux` as a real terminal for `profiler top`, and headless
 /// Chromium rendering `report.html`, `perf` recording the same workload as the profiler for the
-/// fidelity test, `stress-ng`, the memory hog of the verdict's scenarios, and `redis-server`, the
-/// service `--victim` is pointed at; each command, and the Debian package providing it.
-const TEST_TOOLS: [(&str, &str); 8] = [
+/// fidelity test, `stress-ng`, the memory hog of the verdict's scenarios, `redis-server`, the
+/// service `--victim` is pointed at, and `node`, a JIT runtime writing a perf map; each command,
+/// and the Debian package providing it.
+const TEST_TOOLS: [(&str, &str); 9] = [
     ("bpftool", "bpftool"),
     ("perf", "linux-perf"),
     ("prometheus", "prometheus"),
@@ -282,6 +283,7 @@ const TEST_TOOLS: [(&str, &str); 8] = [
     ("chromium", "chromium"),
     ("stress-ng", "stress-ng"),
     ("redis-server", "redis-server"),
+    ("node", "nodejs"),
 ];
 
 /// The benchmarks' peers and workloads, as [`TEST_TOOLS`]: redis-server (a test tool) and

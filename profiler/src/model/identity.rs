@@ -4,6 +4,7 @@ use std::{
     ffi::OsString,
     os::unix::ffi::{OsStrExt as _, OsStringExt as _},
     path::PathBuf,
+    sync::Arc,
 };
 
 use procfs::process::{MMPermissions, MMapPath, Process};
@@ -11,6 +12,7 @@ use procfs::process::{MMPermissions, MMapPath, Process};
 use super::{
     cmdline::{self, Cmdlines},
     container_names, held_files,
+    perf_map::{self, PerfMap},
     workload::{self, Workload},
 };
 
@@ -51,6 +53,9 @@ pub struct ProcessIdentity {
     /// The container, pod, unit or session its cgroups name.
     pub workload: Option<Workload>,
     pub maps: Vec<Mapping>,
+    /// Names of its JIT-compiled code, when it has executable anonymous memory and its runtime
+    /// writes a perf map.
+    pub perf_map: Option<Arc<PerfMap>>,
     /// Resident set size when last read alive.
     pub rss_bytes: Option<u64>,
     /// Resident set size when this run first read it, 0 for a process forked in the run: what
@@ -78,6 +83,7 @@ impl ProcessIdentity {
             cgroup: None,
             workload: None,
             maps: Vec::new(),
+            perf_map: None,
             rss_bytes: None,
             first_rss_bytes: None,
             peak_rss_bytes: None,
@@ -118,34 +124,36 @@ pub fn read_identity_with(pid: u32, cmdlines: Cmdlines) -> Option<ProcessIdentit
         .find(|group| group.hierarchy == 0)
         .map(|group| group.pathname.clone());
     let workload = workload_of(&groups);
-    let maps = process
-        .maps()
-        .map(|maps| {
-            maps.into_iter()
-                .filter(|map| map.perms.contains(MMPermissions::EXECUTE))
-                .filter_map(|map| match map.pathname {
-                    MMapPath::Path(path) => {
-                        let path = mapped_path(path);
-                        let mapped = held_files::Mapped {
-                            pid,
-                            start: map.address.0,
-                            end: map.address.1,
-                            dev: (map.dev.0 as u32, map.dev.1 as u32),
-                            inode: map.inode,
-                        };
-                        Some(Mapping {
-                            start: map.address.0,
-                            end: map.address.1,
-                            file_offset: map.offset,
-                            held: held_files::readable_path(&path, mapped),
-                            path,
-                        })
-                    }
-                    _ => None,
+    let all_maps = process.maps().map(|maps| maps.0).unwrap_or_default();
+    let jit = all_maps.iter().any(|map| {
+        map.perms.contains(MMPermissions::EXECUTE) && matches!(map.pathname, MMapPath::Anonymous)
+    });
+    let maps = all_maps
+        .into_iter()
+        .filter(|map| map.perms.contains(MMPermissions::EXECUTE))
+        .filter_map(|map| match map.pathname {
+            MMapPath::Path(path) => {
+                let path = mapped_path(path);
+                let mapped = held_files::Mapped {
+                    pid,
+                    start: map.address.0,
+                    end: map.address.1,
+                    dev: (map.dev.0 as u32, map.dev.1 as u32),
+                    inode: map.inode,
+                };
+                Some(Mapping {
+                    start: map.address.0,
+                    end: map.address.1,
+                    file_offset: map.offset,
+                    held: held_files::readable_path(&path, mapped),
+                    path,
                 })
-                .collect()
+            }
+            _ => None,
         })
-        .unwrap_or_default();
+        .collect();
+    // Only a process with code outside its files can have a JIT to name.
+    let perf_map = jit.then(|| perf_map::read(pid)).flatten().map(Arc::new);
     let status = process.status().ok();
     let rss_bytes = status.as_ref().and_then(|s| s.vmrss).map(|kib| kib * 1024);
     Some(ProcessIdentity {
@@ -162,6 +170,7 @@ pub fn read_identity_with(pid: u32, cmdlines: Cmdlines) -> Option<ProcessIdentit
         cgroup,
         workload,
         maps,
+        perf_map,
         rss_bytes,
         first_rss_bytes: rss_bytes,
         peak_rss_bytes: status.as_ref().and_then(|s| s.vmhwm).map(|kib| kib * 1024),

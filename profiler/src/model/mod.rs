@@ -5,6 +5,7 @@ pub mod cmdline;
 pub mod container_names;
 pub mod held_files;
 mod identity;
+pub mod perf_map;
 pub mod pressure;
 pub mod report;
 #[cfg_attr(

@@ -433,6 +433,8 @@ fn refresh(identity: &mut ProcessIdentity, source: &impl ProcSource) -> bool {
             }
             fresh.exec_at = identity.exec_at;
             fresh.first_rss_bytes = identity.first_rss_bytes.or(fresh.first_rss_bytes);
+            // A runtime that stopped writing its map (or removed it) still ran that code.
+            fresh.perf_map = fresh.perf_map.or_else(|| identity.perf_map.take());
             *identity = fresh;
             true
         }

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use super::{KERNEL_SUFFIX, LOST_STACK, kernel::KernelNames, user::UserSymbolizer};
-use crate::model::Mapping;
+use crate::model::{Mapping, perf_map::PerfMap};
 
 /// Where a frame's address lies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -13,6 +13,11 @@ pub enum Origin {
     File(usize),
     /// A user address outside every captured file mapping (anonymous or JIT code).
     Unmapped,
+    /// JIT code of process `pid`, named from its runtime's perf map: the same address is
+    /// another function in another process.
+    Jit {
+        pid: u32,
+    },
     Kernel,
     /// Stands for a stack the kernel could not store (counted in drops): its user or kernel half.
     Lost {
@@ -158,11 +163,21 @@ impl<'s, 'a> Interner<'s, 'a> {
         }
     }
 
-    /// A user frame at lookup address `addr` of a process with file mappings `maps`. `ids`,
-    /// parallel to `maps` and `None` at first, remembers their indexes in [`Stacks::mappings`]
-    /// so that a frame's mapping is not looked up by value.
-    pub fn user(&mut self, maps: &[Mapping], ids: &mut [Option<usize>], addr: u64) -> usize {
+    /// A user frame at lookup address `addr` of a process with file mappings `maps` and JIT
+    /// code `jit` (its pid and perf map). `ids`, parallel to `maps` and `None` at first,
+    /// remembers their indexes in [`Stacks::mappings`] so that a frame's mapping is not looked
+    /// up by value.
+    pub fn user(
+        &mut self,
+        maps: &[Mapping],
+        jit: Option<(u32, &PerfMap)>,
+        ids: &mut [Option<usize>],
+        addr: u64,
+    ) -> usize {
         let Some(index) = maps.iter().position(|m| m.start <= addr && addr < m.end) else {
+            if let Some((pid, name)) = jit.and_then(|(pid, map)| Some((pid, map.name(addr)?))) {
+                return self.intern(Origin::Jit { pid }, addr, |_| vec![name.to_owned()]);
+            }
             return self.intern(Origin::Unmapped, addr, |_| vec!["[unknown]".to_owned()]);
         };
         let map = &maps[index];

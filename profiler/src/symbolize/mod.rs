@@ -98,6 +98,11 @@ fn resolve_process(
     interner: &mut Interner<'_, '_>,
 ) -> Vec<Stack> {
     let maps = &process.identity.maps;
+    let jit = process
+        .identity
+        .perf_map
+        .as_deref()
+        .map(|map| (process.identity.pid, map));
     let mut mapping_ids = vec![None; maps.len()];
     let mut merged: HashMap<Vec<usize>, u64> = HashMap::new();
     for &((user_id, kernel_id), count) in pairs {
@@ -105,7 +110,7 @@ fn resolve_process(
         match stacks.get(&user_id) {
             Some(ips) => {
                 frames.extend(
-                    root_first(ips).map(|addr| interner.user(maps, &mut mapping_ids, addr)),
+                    root_first(ips).map(|addr| interner.user(maps, jit, &mut mapping_ids, addr)),
                 );
             }
             None if kernel_id < 0 || user_id >= 0 => frames.push(interner.lost(false)),

@@ -252,7 +252,7 @@ impl<'a> Builder<'a> {
         let mapping_id = match frame.origin {
             Origin::File(index) => self.file_mapping(index),
             Origin::Kernel => self.kernel_mapping(frame.addr),
-            Origin::Unmapped | Origin::Lost { .. } => 0,
+            Origin::Unmapped | Origin::Jit { .. } | Origin::Lost { .. } => 0,
         };
         let line = self.lines(frame);
         let id = self.profile.location.len() as u64 + 1;
