@@ -21,7 +21,18 @@ fn node_s_jit_compiled_function_is_named_from_its_perf_map() {
         return;
     }
     let _serial = serial();
-    let node = Workload::spawn(&node(), &["--perf-basic-prof", "-e", SCRIPT]);
+    // `--perf-basic-prof` also turns V8's own log on, to a file in the working directory by
+    // default: this way it goes to stdout, which the workload does not keep.
+    let node = Workload::spawn(
+        &node(),
+        &[
+            "--perf-basic-prof",
+            "--no-logfile-per-isolate",
+            "--logfile=/dev/null",
+            "-e",
+            SCRIPT,
+        ],
+    );
     let map = Removed(PathBuf::from(format!("/tmp/perf-{}.map", node.pid())));
     // Compiled, and written to the map, within a second or so of starting.
     let deadline = Instant::now() + Duration::from_secs(10);

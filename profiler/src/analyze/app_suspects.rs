@@ -1,7 +1,7 @@
-//! Applications as suspects: when the processes of one application (one command name in one
-//! cgroup) together cross a resource's line, and no one of them did most of it, the application
-//! is the suspect with their summed figures, in place of its processes' own suspects for that
-//! resource.
+//! Applications as suspects: when the processes of one application (one container, pod, unit or
+//! session; else one command name in one cgroup) together cross a resource's line, and no one
+//! of them did most of it, the application is the suspect with their summed figures, in place
+//! of its processes' own suspects for that resource.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -82,19 +82,35 @@ pub fn absorb(into: &mut Scored, score: f64, absorbed: &Suspect) {
     }
 }
 
-/// Whether two processes belong to one application: the same command name in the same cgroup
-/// (two services that both run `python3` are two applications).
+/// Which application a process belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum AppKey<'a> {
+    /// Its container, pod, unit or session (by kind, and a container's id or the name): what
+    /// an operator runs and stops as one, whatever its processes are called.
+    Workload(AppKind, &'a str),
+    /// Else the same command name in the same cgroup (two services that both run `python3` are
+    /// two applications).
+    Comm(&'a str, Option<&'a str>),
+}
+
+fn app_key(p: &Process) -> AppKey<'_> {
+    match &p.workload {
+        Some(w) => AppKey::Workload(AppKind::of(w.kind), w.id.as_deref().unwrap_or(&w.name)),
+        None => AppKey::Comm(&p.comm, p.cgroup.as_deref()),
+    }
+}
+
+/// Whether two processes belong to one application.
 pub fn same_app(a: &Process, b: &Process) -> bool {
-    a.comm == b.comm && a.cgroup == b.cgroup
+    app_key(a) == app_key(b)
 }
 
 /// The processes of each application that has two or more, busiest first (as the report
 /// ranks them).
 fn by_app(processes: &[Process], own_pid: u32) -> Vec<Vec<&Process>> {
-    let mut groups: BTreeMap<(&str, Option<&str>), Vec<&Process>> = BTreeMap::new();
+    let mut groups: BTreeMap<AppKey<'_>, Vec<&Process>> = BTreeMap::new();
     for p in processes.iter().filter(|p| p.pid != own_pid) {
-        let key = (p.comm.as_str(), p.cgroup.as_deref());
-        groups.entry(key).or_default().push(p);
+        groups.entry(app_key(p)).or_default().push(p);
     }
     groups.into_values().filter(|g| g.len() >= 2).collect()
 }
@@ -168,10 +184,14 @@ fn sched(
 
 fn suspect(members: &[&Process], resource: Resource, value: f64, reason: String) -> Suspect {
     let busiest = members[0];
+    let (name, kind) = match &busiest.workload {
+        Some(w) => (w.name.clone(), AppKind::of(w.kind)),
+        None => (busiest.comm.clone(), AppKind::Comm),
+    };
     Suspect {
         app: Some(SuspectApp {
-            name: busiest.comm.clone(),
-            kind: AppKind::Comm,
+            name,
+            kind,
             processes: members.len() as u64,
             pids: members.iter().take(MAX_PIDS).map(|p| p.pid).collect(),
         }),

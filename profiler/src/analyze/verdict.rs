@@ -22,18 +22,24 @@ fn describe(p: &Process) -> String {
     format!("{} ({})", p.comm, about.join(", "))
 }
 
-/// `3 processes named burner (pids 10, 11, 12)`, the pids cut after five.
+/// `3 processes named burner (pids 10, 11, 12)`, or `container web (3 processes: pids 10, 11,
+/// 12)`, the pids cut after five.
 fn describe_app(app: &SuspectApp) -> String {
     let mut pids: Vec<String> = app.pids.iter().take(5).map(u32::to_string).collect();
     if app.processes > 5 {
         pids.push("…".to_owned());
     }
-    format!(
-        "{} processes named {} (pids {})",
-        app.processes,
-        app.name,
-        pids.join(", ")
-    )
+    let pids = pids.join(", ");
+    match app.kind {
+        AppKind::Comm => format!(
+            "{} processes named {} (pids {pids})",
+            app.processes, app.name
+        ),
+        kind => format!(
+            "{kind} {} ({} processes: pids {pids})",
+            app.name, app.processes
+        ),
+    }
 }
 
 fn sentence(report: &Report, suspect: &Suspect) -> String {

@@ -14,7 +14,7 @@ use maud::{DOCTYPE, Markup, PreEscaped, Render, html};
 
 use crate::{
     model::timeline::{TOP_CPU, TOP_WAIT},
-    report::{BlockedWhy, Cause, Report, Victim},
+    report::{AppKind, BlockedWhy, Cause, Report, Victim},
 };
 
 /// Stacks listed under the flamegraph, hottest first.
@@ -205,7 +205,12 @@ fn suspects(report: &Report) -> Markup {
                         td {
                             (Text(&s.comm))
                             @if let Some(app) = &s.app {
-                                " (" (app.processes) " processes)"
+                                @if app.kind == AppKind::Comm {
+                                    " (" (app.processes) " processes)"
+                                } @else {
+                                    " (" (app.kind.as_str()) " " (Text(&app.name)) ", "
+                                    (app.processes) " processes)"
+                                }
                             }
                         }
                         td { (Text(&s.resource)) }
