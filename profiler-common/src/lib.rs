@@ -16,8 +16,8 @@ pub const MAP_OOM_KILLS: &str = "OOM_KILLS";
 /// Hash `tgid -> ExecInfo`, written at every exec, so a process discovered before its exec is
 /// renamed, even when it exits before /proc shows the new program.
 pub const MAP_EXECS: &str = "EXECS";
-/// Hash `tgid -> ExecFile`, written at every exec where kernel BTF gives the offset of
-/// `linux_binprm.filename`: the file a process executed, kept for processes gone before
+/// LRU hash `tgid -> ExecFile`, written at every exec where kernel BTF gives the offset of
+/// `linux_binprm.interp`: the file a process executed, kept for processes gone before
 /// /proc showed their executable.
 pub const MAP_EXEC_FILES: &str = "EXEC_FILES";
 /// Hash `tgid -> kernel time` of processes whose main thread exited, so a long-running reader
@@ -106,9 +106,9 @@ pub const GLOBAL_OOM_SHMEM_RSS: &str = "OOM_SHMEM_RSS_OFFSET";
 pub const GLOBAL_SOCK_FAMILY: &str = "SOCK_FAMILY_OFFSET";
 pub const GLOBAL_SOCK_RET: &str = "SOCK_RET_OFFSET";
 pub const GLOBAL_SOCK_FLAGS: &str = "SOCK_FLAGS_OFFSET";
-/// Offset of `filename` in `struct linux_binprm`, from kernel BTF, for the exec raw
+/// Offset of `interp` in `struct linux_binprm`, from kernel BTF, for the exec raw
 /// tracepoint; 0 leaves executed files unrecorded.
-pub const GLOBAL_BPRM_FILENAME: &str = "BPRM_FILENAME_OFFSET";
+pub const GLOBAL_BPRM_INTERP: &str = "BPRM_INTERP_OFFSET";
 /// Offset of the family in `struct sock`, from kernel BTF, for the raw socket tracepoints.
 pub const GLOBAL_SKC_FAMILY: &str = "SKC_FAMILY_OFFSET";
 /// `u32`: 1 when the sampler takes stacks (`cpu` signal); 0 keeps it as an on-CPU tick only.
@@ -154,9 +154,9 @@ pub const STACK_COUNTS_ENTRIES: u32 = 32_768;
 pub const STACKS_ENTRIES: u32 = 32_768;
 /// Distinct processes tracked for on-CPU time and comm.
 pub const PROCESS_ENTRIES: u32 = 32_768;
-/// Executed files kept at once: processes that exec'd and whose entries the reader has not
-/// swept yet. Not preallocated: an idle host holds none.
-pub const EXEC_FILES_ENTRIES: u32 = 8192;
+/// Executed files kept at once (LRU): the execs between two reads of the map (250 ms in
+/// `diagnose`) must fit; 4096 of 264 bytes is about 1 MiB of kernel memory.
+pub const EXEC_FILES_ENTRIES: u32 = 4096;
 /// Bytes of an executed file's path kept, its terminating NUL included: longer ones are cut.
 pub const EXEC_FILE_LEN: usize = 256;
 

@@ -3,7 +3,7 @@
 use core::intrinsics::{AtomicOrdering, atomic_xadd};
 
 use aya_ebpf::{
-    bindings::{BPF_F_NO_PREALLOC, BPF_NOEXIST},
+    bindings::BPF_NOEXIST,
     helpers::{bpf_get_current_cgroup_id, bpf_get_current_comm},
     macros::map,
     maps::{HashMap, LruHashMap, PerCpuArray, PerCpuHashMap, StackTrace},
@@ -41,10 +41,11 @@ pub static OOM_KILLS: HashMap<u32, OomKill> = HashMap::with_max_entries(OOM_KILL
 #[map]
 pub static EXECS: HashMap<u32, ExecInfo> = HashMap::with_max_entries(PROCESS_ENTRIES, 0);
 
-/// Not preallocated: entries only for processes that exec'd and have not been swept yet.
+/// LRU: `diagnose` and `top` never sweep it, and an entry is only needed until the reader's
+/// next look; preallocated, as maps written from tracepoints must be on older kernels.
 #[map]
-pub static EXEC_FILES: HashMap<u32, ExecFile> =
-    HashMap::with_max_entries(EXEC_FILES_ENTRIES, BPF_F_NO_PREALLOC);
+pub static EXEC_FILES: LruHashMap<u32, ExecFile> =
+    LruHashMap::with_max_entries(EXEC_FILES_ENTRIES, 0);
 
 /// Where an exec's file name is built: too large for the program's stack next to the rest.
 #[map]

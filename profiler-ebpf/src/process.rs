@@ -12,9 +12,9 @@ use crate::{
     read::{field, now},
 };
 
-/// Offset of `filename` in `struct linux_binprm`, from kernel BTF; 0 (no BTF) records no file.
+/// Offset of `interp` in `struct linux_binprm`, from kernel BTF; 0 (no BTF) records no file.
 #[unsafe(no_mangle)]
-static BPRM_FILENAME_OFFSET: u32 = 0;
+static BPRM_INTERP_OFFSET: u32 = 0;
 
 /// Offset of `child_pid` in the `sched_process_fork` record; set from its format file.
 #[unsafe(no_mangle)]
@@ -31,7 +31,8 @@ static OOM_FILE_RSS_OFFSET: u32 = 32;
 static OOM_SHMEM_RSS_OFFSET: u32 = 40;
 
 /// `sched_process_exec` (raw): runs in the exec'ing task, its comm already the new one. Its
-/// arguments are the task, its old pid and the `linux_binprm`, whose `filename` is the file.
+/// arguments are the task, its old pid and the `linux_binprm`, whose `interp` is the file run
+/// (a script's interpreter).
 #[inline(always)]
 pub fn exec(ctx: &RawTracePointContext) {
     let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
@@ -48,13 +49,13 @@ pub fn exec(ctx: &RawTracePointContext) {
 )]
 fn remember_exec_file(ctx: &RawTracePointContext, tgid: u32, at: u64) {
     // SAFETY: a plain read of a global the loader sets.
-    let offset = u64::from(unsafe { core::ptr::read_volatile(&BPRM_FILENAME_OFFSET) });
+    let offset = u64::from(unsafe { core::ptr::read_volatile(&BPRM_INTERP_OFFSET) });
     if offset == 0 {
         return;
     }
     let bprm: u64 = ctx.arg(2);
     // SAFETY: the helper checks the address; a failed read leaves nothing recorded.
-    let Ok(filename) = (unsafe { bpf_probe_read_kernel((bprm + offset) as *const u64) }) else {
+    let Ok(interp) = (unsafe { bpf_probe_read_kernel((bprm + offset) as *const u64) }) else {
         return;
     };
     let Some(file) = EXEC_SCRATCH.get_ptr_mut(0) else {
@@ -65,9 +66,10 @@ fn remember_exec_file(ctx: &RawTracePointContext, tgid: u32, at: u64) {
     let file = unsafe { &mut *file };
     file.at = at;
     // SAFETY: the helper checks the source address and bounds the copy by the buffer.
-    if unsafe { bpf_probe_read_kernel_str_bytes(filename as *const u8, &mut file.path) }.is_err() {
+    if unsafe { bpf_probe_read_kernel_str_bytes(interp as *const u8, &mut file.path) }.is_err() {
         return;
     }
+    // An LRU map evicts the oldest entry rather than fail; an error is some other failure.
     if EXEC_FILES.insert(tgid, &*file, 0).is_err() {
         bump(Counter::NamesFull);
     }

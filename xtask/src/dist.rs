@@ -71,6 +71,7 @@ fn build() -> Result<PathBuf> {
     let bin = stage.join("usr/bin").join(NAME);
     make_dirs(bin.parent().expect("has a parent"))?;
     // The debug info is for the profiler's developers; the package is a tenth the size without.
+    setup::ensure_packages(&[("objcopy", "binutils"), ("dpkg-deb", "dpkg")])?;
     util::run_step(
         "strip debug info",
         Command::new("objcopy")
@@ -120,6 +121,11 @@ fn build() -> Result<PathBuf> {
     open_dirs(&stage)?;
     let control = control(&version, &arch, installed_kib(&stage)?);
     write_file(&stage.join("DEBIAN/control"), control.as_bytes())?;
+    for (script, text) in MAINTAINER_SCRIPTS {
+        let path = stage.join("DEBIAN").join(script);
+        write_file(&path, text.as_bytes())?;
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755))?;
+    }
     let deb = dist.join(format!("{NAME}_{version}_{arch}.deb"));
     util::run_step_quiet_stdout(
         "dpkg-deb",
@@ -176,6 +182,25 @@ fn control(version: &str, arch: &str, installed_kib: u64) -> String {
          metrics and alerts (record), and exports flamegraphs (folded, SVG, pprof).\n"
     )
 }
+
+/// systemd learns of the unit on install and forgets it on removal, and a running recorder is
+/// stopped before its binary goes; nothing is enabled or started. Each does nothing where
+/// systemd is not running (a container, a chroot).
+const MAINTAINER_SCRIPTS: [(&str, &str); 3] = [
+    (
+        "postinst",
+        "#!/bin/sh\nset -e\nif [ -d /run/systemd/system ]; then systemctl daemon-reload || true; fi\n",
+    ),
+    (
+        "prerm",
+        "#!/bin/sh\nset -e\nif [ -d /run/systemd/system ]; then \
+         systemctl stop profiler-record.service || true; fi\n",
+    ),
+    (
+        "postrm",
+        "#!/bin/sh\nset -e\nif [ -d /run/systemd/system ]; then systemctl daemon-reload || true; fi\n",
+    ),
+];
 
 const COPYRIGHT: &str = "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n\
 Upstream-Name: profiler\n\n\
@@ -249,14 +274,27 @@ fn gzip_into(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// Installs the package, tries what it installed, and removes it whatever the outcome.
 fn check(deb: &Path) -> Result<()> {
-    util::run_step(
+    // What trying it takes, on a minimal machine too.
+    setup::ensure_packages(&[("man", "man-db")])?;
+    let status = Command::new("dpkg-query")
+        .args(["--show", "--showformat=${Status}", NAME])
+        .output()
+        .context("running dpkg-query")?;
+    if String::from_utf8_lossy(&status.stdout).contains("installed") {
+        bail!(
+            "a {NAME} package is installed on this machine already; --check would replace and \
+             remove it: remove it first (dpkg --purge {NAME}) or build without --check"
+        );
+    }
+    let installed = util::run_step(
         "install the package",
         util::privileged("dpkg")?.arg("--install").arg(deb),
-    )?;
-    let tried = try_installed();
+    );
+    let tried = installed.and_then(|()| try_installed());
+    // Whatever happened: a failed install leaves the package unpacked or half-configured.
     let removed = util::run_step(
         "remove the package",
-        util::privileged("dpkg")?.args(["--remove", NAME]),
+        util::privileged("dpkg")?.args(["--purge", NAME]),
     );
     tried.and(removed)?;
     eprintln!(

@@ -297,7 +297,7 @@ const BENCH_TOOLS: [(&str, &str); 4] = [
 ];
 
 /// Installs the packages of whichever `tools` are missing, in one apt-get run.
-fn ensure_packages(tools: &[(&str, &str)]) -> Result<()> {
+pub fn ensure_packages(tools: &[(&str, &str)]) -> Result<()> {
     let mut missing = Vec::new();
     for &(command, package) in tools {
         let item = format!("{command} ({package})");

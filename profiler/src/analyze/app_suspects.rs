@@ -1,5 +1,5 @@
-//! Applications as suspects: when the processes of one application (one container, pod, unit or
-//! session; else one command name in one cgroup) together cross a resource's line, and no one
+//! Applications as suspects: when the processes of one application (one container or pod; else
+//! one command name in one cgroup) together cross a resource's line, and no one
 //! of them did most of it, the application is the suspect with their summed figures, in place
 //! of its processes' own suspects for that resource.
 
@@ -12,7 +12,9 @@ use super::{
     sched::{Side, harm_margin, parties},
     thresholds::APP_MAX_MEMBER_SHARE,
 };
-use crate::report::{AppKind, Blame, Confidence, Process, Resource, Suspect, SuspectApp};
+use crate::report::{
+    AppKind, Blame, Confidence, Process, Resource, Suspect, SuspectApp, WorkloadKind,
+};
 
 /// Pids an application suspect lists.
 const MAX_PIDS: usize = 20;
@@ -85,18 +87,22 @@ pub fn absorb(into: &mut Scored, score: f64, absorbed: &Suspect) {
 /// Which application a process belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum AppKey<'a> {
-    /// Its container, pod, unit or session (by kind, and a container's id or the name): what
-    /// an operator runs and stops as one, whatever its processes are called.
+    /// Its container or pod (by kind, and a container's id or the pod's uid): what an operator
+    /// runs and stops as one, whatever its processes are called.
     Workload(AppKind, &'a str),
     /// Else the same command name in the same cgroup (two services that both run `python3` are
-    /// two applications).
+    /// two applications). Units and sessions are not applications here: a login session or a
+    /// CI runner's unit holds a hog and the processes it starves alike, whose waits would then
+    /// be no harm to anyone outside.
     Comm(&'a str, Option<&'a str>),
 }
 
 fn app_key(p: &Process) -> AppKey<'_> {
     match &p.workload {
-        Some(w) => AppKey::Workload(AppKind::of(w.kind), w.id.as_deref().unwrap_or(&w.name)),
-        None => AppKey::Comm(&p.comm, p.cgroup.as_deref()),
+        Some(w) if matches!(w.kind, WorkloadKind::Container | WorkloadKind::Pod) => {
+            AppKey::Workload(AppKind::of(w.kind), w.id.as_deref().unwrap_or(&w.name))
+        }
+        _ => AppKey::Comm(&p.comm, p.cgroup.as_deref()),
     }
 }
 
@@ -184,9 +190,9 @@ fn sched(
 
 fn suspect(members: &[&Process], resource: Resource, value: f64, reason: String) -> Suspect {
     let busiest = members[0];
-    let (name, kind) = match &busiest.workload {
-        Some(w) => (w.name.clone(), AppKind::of(w.kind)),
-        None => (busiest.comm.clone(), AppKind::Comm),
+    let (name, kind) = match (app_key(busiest), &busiest.workload) {
+        (AppKey::Workload(kind, _), Some(w)) => (w.name.clone(), kind),
+        _ => (busiest.comm.clone(), AppKind::Comm),
     };
     Suspect {
         app: Some(SuspectApp {

@@ -28,7 +28,8 @@ pub struct Mapped {
 }
 
 struct Held {
-    /// By device and inode: each file once, however many processes map it.
+    /// By device and inode (as `fstat` gives them): each file once, however many processes map
+    /// it.
     files: HashMap<((u32, u32), u64), (OwnedFd, PathBuf)>,
     warned: bool,
 }
@@ -39,7 +40,21 @@ static HELD: Mutex<Option<Held>> = Mutex::new(None);
 /// in the maps line) does not lead to that same file; `None` when it does, or when the file
 /// cannot be held (gone, not a regular file, or [`MAX_HELD`] reached).
 pub fn readable_path(shown: &Path, mapped: Mapped) -> Option<PathBuf> {
-    if same_file(shown, mapped) {
+    let on_host = rustix::fs::stat(shown).ok();
+    let same = |dev: (u32, u32), ino: u64| {
+        on_host.as_ref().is_some_and(|st| {
+            (rustix::fs::major(st.st_dev), rustix::fs::minor(st.st_dev)) == dev && st.st_ino == ino
+        })
+    };
+    if same(mapped.dev, mapped.inode) {
+        return None;
+    }
+    // The maps line's device is not always the one stat gives for the same file (btrfs
+    // subvolumes, overlayfs): ask the mapping itself before holding it.
+    let fd = open(mapped)?;
+    let st = rustix::fs::fstat(&fd).ok()?;
+    let dev = (rustix::fs::major(st.st_dev), rustix::fs::minor(st.st_dev));
+    if same(dev, st.st_ino) {
         return None;
     }
     let mut held = HELD.lock().unwrap_or_else(PoisonError::into_inner);
@@ -47,7 +62,7 @@ pub fn readable_path(shown: &Path, mapped: Mapped) -> Option<PathBuf> {
         files: HashMap::new(),
         warned: false,
     });
-    let key = (mapped.dev, mapped.inode);
+    let key = (dev, st.st_ino);
     if let Some((_, path)) = held.files.get(&key) {
         return Some(path.clone());
     }
@@ -61,22 +76,13 @@ pub fn readable_path(shown: &Path, mapped: Mapped) -> Option<PathBuf> {
         }
         return None;
     }
-    let fd = open(mapped)?;
     let path = PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
     held.files.insert(key, (fd, path.clone()));
     Some(path)
 }
 
-/// Whether `shown`, opened on the host, is the file the mapping maps.
-fn same_file(shown: &Path, mapped: Mapped) -> bool {
-    rustix::fs::stat(shown).is_ok_and(|st| {
-        let dev = (rustix::fs::major(st.st_dev), rustix::fs::minor(st.st_dev));
-        st.st_ino == mapped.inode && dev == mapped.dev
-    })
-}
-
 /// The mapping's file, opened without reading it (`O_PATH`: opening a device has effects) through
-/// the process's own view, checked to be a regular file of the mapping's inode.
+/// the process's own view, checked to be a regular file.
 fn open(mapped: Mapped) -> Option<OwnedFd> {
     let link = format!(
         "/proc/{}/map_files/{:x}-{:x}",
@@ -84,8 +90,7 @@ fn open(mapped: Mapped) -> Option<OwnedFd> {
     );
     let fd = rustix::fs::open(&link, OFlags::PATH | OFlags::CLOEXEC, Mode::empty()).ok()?;
     let st = rustix::fs::fstat(&fd).ok()?;
-    let regular = FileType::from_raw_mode(st.st_mode) == FileType::RegularFile;
-    (regular && st.st_ino == mapped.inode).then_some(fd)
+    (FileType::from_raw_mode(st.st_mode) == FileType::RegularFile).then_some(fd)
 }
 
 #[cfg(test)]

@@ -153,7 +153,10 @@ pub fn read_identity_with(pid: u32, cmdlines: Cmdlines) -> Option<ProcessIdentit
         })
         .collect();
     // Only a process with code outside its files can have a JIT to name.
-    let perf_map = jit.then(|| perf_map::read(pid)).flatten().map(Arc::new);
+    let perf_map = jit
+        .then(|| perf_map::read(pid, started_at(stat.starttime)?))
+        .flatten()
+        .map(Arc::new);
     let status = process.status().ok();
     let rss_bytes = status.as_ref().and_then(|s| s.vmrss).map(|kib| kib * 1024);
     Some(ProcessIdentity {
@@ -177,6 +180,17 @@ pub fn read_identity_with(pid: u32, cmdlines: Cmdlines) -> Option<ProcessIdentit
         exited: false,
         exec_at: 0,
     })
+}
+
+/// Wall time of a process's start, from its start in clock ticks after boot.
+fn started_at(ticks: u64) -> Option<std::time::SystemTime> {
+    let boot = procfs::boot_time_secs().ok()?;
+    let since_boot = ticks as f64 / procfs::ticks_per_second().max(1) as f64;
+    Some(
+        std::time::UNIX_EPOCH
+            + std::time::Duration::from_secs(boot)
+            + std::time::Duration::from_secs_f64(since_boot),
+    )
 }
 
 /// The workload a process's cgroups name: its v2 path first, then v1's `name=systemd` and

@@ -2,12 +2,20 @@
 //! `--perf-basic-prof`, the JVM's agents, Python's `-X perf`): one `START SIZE NAME` line per
 //! function, hex. Read inside the process's own root, as the process's own file, bounded.
 
-use std::{io::Read as _, os::fd::OwnedFd};
+use std::{
+    io::{BufRead as _, BufReader, Read as _},
+    os::fd::{AsRawFd as _, OwnedFd},
+    time::{Duration, SystemTime},
+};
 
 use rustix::fs::{FileType, Mode, OFlags, ResolveFlags};
 
-/// A map past this is not one worth the memory (Node writes ~50 bytes a function).
-const MAX_FILE_BYTES: u64 = 64 << 20;
+/// A map past this is not one worth the memory (Node writes ~50 bytes a function; a large
+/// Node service's map is a few MiB).
+const MAX_FILE_BYTES: u64 = 16 << 20;
+/// Functions kept of one map, whatever its lines: bounds the memory a process can make the
+/// profiler spend on its names (about 100 bytes each).
+const MAX_ENTRIES: usize = 200_000;
 /// Longest name kept: a JIT's names carry source paths and can be long.
 const MAX_NAME_CHARS: usize = 256;
 
@@ -21,21 +29,16 @@ pub struct PerfMap {
 
 impl PerfMap {
     /// Parses a map's text; lines that do not parse are skipped.
+    #[cfg(test)]
     pub fn parse(text: &str) -> Self {
-        let mut entries: Vec<(u64, u64, String)> = text
-            .lines()
-            .filter_map(|line| {
-                let mut parts = line.splitn(3, ' ');
-                let start = u64::from_str_radix(parts.next()?.trim_start_matches("0x"), 16).ok()?;
-                let size = u64::from_str_radix(parts.next()?.trim_start_matches("0x"), 16).ok()?;
-                let name: String = parts
-                    .next()?
-                    .chars()
-                    .filter(|c| !c.is_control())
-                    .take(MAX_NAME_CHARS)
-                    .collect();
-                (size > 0 && !name.is_empty()).then(|| (start, start.saturating_add(size), name))
-            })
+        Self::from_lines(text.lines().map(str::to_owned))
+    }
+
+    /// The functions of a map's lines, at most [`MAX_ENTRIES`].
+    fn from_lines(lines: impl Iterator<Item = String>) -> Self {
+        let mut entries: Vec<(u64, u64, String)> = lines
+            .filter_map(|line| entry(&line))
+            .take(MAX_ENTRIES)
             .collect();
         // Stable: among equal starts the file's order stays, and the last one is kept.
         entries.sort_by_key(|&(start, _, _)| start);
@@ -53,29 +56,51 @@ impl PerfMap {
     }
 }
 
-/// The map of the live process `pid`, where it wrote one: `/tmp/perf-<its pid in its own pid
-/// namespace>.map` resolved inside its root (a link there cannot lead out of it), a regular
-/// file owned by the process's user or root, at most [`MAX_FILE_BYTES`].
-pub fn read(pid: u32) -> Option<PerfMap> {
-    let owner = rustix::fs::stat(format!("/proc/{pid}")).ok()?.st_uid;
-    let file = open(pid, ns_pid(pid).unwrap_or(pid))?;
-    let st = rustix::fs::fstat(&file).ok()?;
-    let trusted = FileType::from_raw_mode(st.st_mode) == FileType::RegularFile
-        && (st.st_uid == owner || st.st_uid == 0)
-        && u64::try_from(st.st_size).is_ok_and(|size| size <= MAX_FILE_BYTES);
-    if !trusted {
-        log::debug!("pid {pid}: its perf map is not its own regular file of bounded size");
-        return None;
-    }
-    let mut bytes = Vec::new();
-    std::fs::File::from(file)
-        .take(MAX_FILE_BYTES)
-        .read_to_end(&mut bytes)
-        .ok()?;
-    Some(PerfMap::parse(&String::from_utf8_lossy(&bytes)))
+/// One `START SIZE NAME` line.
+fn entry(line: &str) -> Option<(u64, u64, String)> {
+    let mut parts = line.splitn(3, ' ');
+    let start = u64::from_str_radix(parts.next()?.trim_start_matches("0x"), 16).ok()?;
+    let size = u64::from_str_radix(parts.next()?.trim_start_matches("0x"), 16).ok()?;
+    let name: String = parts
+        .next()?
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(MAX_NAME_CHARS)
+        .collect();
+    (size > 0 && !name.is_empty()).then(|| (start, start.saturating_add(size), name))
 }
 
-fn open(pid: u32, ns_pid: u32) -> Option<OwnedFd> {
+/// The map of the live process `pid` (started at `started`, wall time), where it wrote one:
+/// `/tmp/perf-<its pid in its own pid namespace>.map` resolved inside its root without following
+/// any link, a regular file owned by the process's user, at most [`MAX_FILE_BYTES`], written
+/// since the process started (runtimes leave their maps behind: an older one is a dead
+/// process's of the same pid).
+pub fn read(pid: u32, started: SystemTime) -> Option<PerfMap> {
+    let owner = rustix::fs::stat(format!("/proc/{pid}")).ok()?.st_uid;
+    let path = open_path(pid, ns_pid(pid).unwrap_or(pid))?;
+    let st = rustix::fs::fstat(&path).ok()?;
+    let modified = SystemTime::UNIX_EPOCH + Duration::new(u64::try_from(st.st_mtime).ok()?, 0);
+    let trusted = FileType::from_raw_mode(st.st_mode) == FileType::RegularFile
+        && st.st_uid == owner
+        && u64::try_from(st.st_size).is_ok_and(|size| size <= MAX_FILE_BYTES)
+        // Whole seconds: the file's time is truncated, the start rounded to a tick.
+        && modified + Duration::from_secs(1) >= started;
+    if !trusted {
+        log::debug!("pid {pid}: its perf map is not its own recent regular file of bounded size");
+        return None;
+    }
+    // Only now opened for reading, through the descriptor already checked: opening a device
+    // (or a FIFO) could act on it or block.
+    let file = std::fs::File::open(format!("/proc/self/fd/{}", path.as_raw_fd())).ok()?;
+    let lines = BufReader::new(file.take(MAX_FILE_BYTES))
+        .split(b'\n')
+        .map_while(Result::ok)
+        .map(|line| String::from_utf8_lossy(&line).into_owned());
+    Some(PerfMap::from_lines(lines))
+}
+
+/// The map's path, opened `O_PATH` inside the process's root: no link followed, magic or not.
+fn open_path(pid: u32, ns_pid: u32) -> Option<OwnedFd> {
     let root = rustix::fs::open(
         format!("/proc/{pid}/root"),
         OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
@@ -85,9 +110,9 @@ fn open(pid: u32, ns_pid: u32) -> Option<OwnedFd> {
     rustix::fs::openat2(
         &root,
         format!("tmp/perf-{ns_pid}.map"),
-        OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC,
+        OFlags::PATH | OFlags::CLOEXEC,
         Mode::empty(),
-        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+        ResolveFlags::IN_ROOT | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
     )
     .ok()
 }
@@ -129,8 +154,14 @@ mod tests {
     }
 
     #[test]
+    fn a_map_is_bounded_in_entries() {
+        let lines = (0..MAX_ENTRIES as u64 + 10).map(|i| format!("{:x} 1 f{i}", i * 2));
+        assert_eq!(PerfMap::from_lines(lines).entries.len(), MAX_ENTRIES);
+    }
+
+    #[test]
     fn a_process_without_a_map_has_none() {
-        assert_eq!(read(std::process::id()), None);
+        assert_eq!(read(std::process::id(), SystemTime::UNIX_EPOCH), None);
         assert!(ns_pid(std::process::id()).is_some());
     }
 }

@@ -392,7 +392,13 @@ impl Incarnation {
             let mut gone =
                 ProcessIdentity::exited_unknown(pid, snapshot.comms.get(&pid).map(String::as_str));
             // Its last exec's file, as the kernel saw it: all that is left of its executable.
-            gone.exe = snapshot.exec_files.get(&pid).map(|(_, file)| file.clone());
+            // Only that exec's: an entry of another time is an earlier process of this pid
+            // (one that only forked has no exec of its own).
+            gone.exe = snapshot
+                .exec_files
+                .get(&pid)
+                .filter(|&&(at, _)| exec_at != 0 && at == exec_at)
+                .map(|(_, file)| file.clone());
             gone
         });
         identity.exec_at = exec_at;
@@ -433,8 +439,6 @@ fn refresh(identity: &mut ProcessIdentity, source: &impl ProcSource) -> bool {
             }
             fresh.exec_at = identity.exec_at;
             fresh.first_rss_bytes = identity.first_rss_bytes.or(fresh.first_rss_bytes);
-            // A runtime that stopped writing its map (or removed it) still ran that code.
-            fresh.perf_map = fresh.perf_map.or_else(|| identity.perf_map.take());
             *identity = fresh;
             true
         }

@@ -65,10 +65,20 @@ pub struct Parsed {
     pub full_id: Option<String>,
 }
 
-/// The workload the first of `paths` that names one names (the v2 path first: on hybrid hosts
-/// it is `/` while v1's hierarchies hold the unit or container).
+/// The workload `paths` (a process's cgroup paths, v2 first) name, a container or pod before a
+/// unit or session whichever path names it: on a hybrid host a container of a runtime that
+/// uses only the v1 hierarchies sits in its shim's service in v2 (`containerd.service`).
 pub fn classify_any<'a>(paths: impl IntoIterator<Item = &'a str>) -> Option<Parsed> {
-    paths.into_iter().find_map(classify)
+    let rank = |kind: WorkloadKind| match kind {
+        WorkloadKind::Container => 0,
+        WorkloadKind::Pod => 1,
+        WorkloadKind::Unit | WorkloadKind::Session => 2,
+    };
+    // `min_by_key` keeps the first of equals: the v2 path's unit before v1's.
+    paths
+        .into_iter()
+        .filter_map(classify)
+        .min_by_key(|parsed| rank(parsed.workload.kind))
 }
 
 /// The workload a cgroup path names: the innermost container, else the innermost pod, else the
@@ -100,18 +110,26 @@ pub fn classify(path: &str) -> Option<Parsed> {
     if let Some(uid) = pod {
         return Some(plain(WorkloadKind::Pod, uid));
     }
-    parts.iter().rev().find_map(|part| {
-        if part.starts_with("session-") && part.ends_with(".scope") {
-            Some(plain(
-                WorkloadKind::Session,
-                part.trim_end_matches(".scope").to_owned(),
-            ))
-        } else if part.ends_with(".service") || part.ends_with(".scope") {
-            Some(plain(WorkloadKind::Unit, (*part).to_owned()))
-        } else {
-            None
-        }
-    })
+    let (index, part) = parts
+        .iter()
+        .enumerate()
+        .rev()
+        .find(|(_, part)| part.ends_with(".service") || part.ends_with(".scope"))?;
+    if part.starts_with("session-") && part.ends_with(".scope") {
+        let session = part.trim_end_matches(".scope").to_owned();
+        return Some(plain(WorkloadKind::Session, session));
+    }
+    // A user's own units (`dbus.service` under `user@1000.service`) are not the system's nor
+    // another user's of the same name.
+    let manager = parts[..index]
+        .iter()
+        .rev()
+        .find(|p| p.starts_with("user@") && p.ends_with(".service"));
+    let name = match manager {
+        Some(manager) => format!("{manager}/{part}"),
+        None => (*part).to_owned(),
+    };
+    Some(plain(WorkloadKind::Unit, name))
 }
 
 fn plain(kind: WorkloadKind, name: String) -> Parsed {
@@ -263,7 +281,21 @@ mod tests {
         );
         assert_eq!(
             unit("/user.slice/user-1000.slice/user@1000.service/app.slice/app-tmux-1.scope"),
-            (WorkloadKind::Unit, "app-tmux-1.scope".to_owned())
+            (
+                WorkloadKind::Unit,
+                "user@1000.service/app-tmux-1.scope".to_owned()
+            )
+        );
+        assert_eq!(
+            unit("/user.slice/user-1000.slice/user@1000.service/session.slice/dbus.service"),
+            (
+                WorkloadKind::Unit,
+                "user@1000.service/dbus.service".to_owned()
+            )
+        );
+        assert_eq!(
+            unit("/user.slice/user-1000.slice/user@1000.service"),
+            (WorkloadKind::Unit, "user@1000.service".to_owned())
         );
     }
 
@@ -290,10 +322,17 @@ mod tests {
     }
 
     #[test]
-    fn the_first_path_that_names_a_workload_wins() {
+    fn a_container_of_any_hierarchy_wins_over_a_unit_and_the_v2_unit_over_v1_s() {
         let v1 = format!("/docker/{ID}");
         let found = classify_any(["/", v1.as_str()]).unwrap().workload;
         assert_eq!(found.kind, WorkloadKind::Container);
+        let shim = "/system.slice/containerd.service";
+        let found = classify_any([shim, v1.as_str()]).unwrap().workload;
+        assert_eq!(found.kind, WorkloadKind::Container);
+        let found = classify_any([shim, "/system.slice/other.service"])
+            .unwrap()
+            .workload;
+        assert_eq!(found.name, "containerd.service");
         assert_eq!(classify_any(["/", "/"]), None);
     }
 }

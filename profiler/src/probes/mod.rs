@@ -20,7 +20,7 @@ use anyhow::Context as _;
 use aya::{Ebpf, EbpfLoader, programs::Program};
 pub use privileges::check_privileges;
 use profiler_common::{
-    GLOBAL_BPRM_FILENAME, GLOBAL_OFFCPU_STACKS, GLOBAL_SAMPLE_STACKS, GLOBAL_SYSCALL_EXITS,
+    GLOBAL_BPRM_INTERP, GLOBAL_OFFCPU_STACKS, GLOBAL_SAMPLE_STACKS, GLOBAL_SYSCALL_EXITS,
     PROG_SCHED_PROCESS_EXEC, PROG_SCHED_PROCESS_EXIT, PROG_SCHED_SWITCH, PROG_SCHED_SWITCH_TP,
     PROG_SCHED_WAKEUP, PROG_SCHED_WAKEUP_NEW,
 };
@@ -172,7 +172,7 @@ impl TracefsOffsets {
         }
         match &self.exec_file {
             Ok(offset) => {
-                loader.override_global(GLOBAL_BPRM_FILENAME, offset, true);
+                loader.override_global(GLOBAL_BPRM_INTERP, offset, true);
             }
             Err(why) => {
                 log::info!("executables of processes gone before /proc is read stay unknown: {why}")

@@ -38,10 +38,11 @@ pub fn offsets() -> Result<Offsets, String> {
     })
 }
 
-/// `linux_binprm.filename`, from the kernel BTF the loader uses: the exec raw tracepoint's third
-/// argument is the `linux_binprm`.
+/// `linux_binprm.interp`, from the kernel BTF the loader uses: the exec raw tracepoint's third
+/// argument is the `linux_binprm`, whose `interp` is the file executed in the end (a script's
+/// interpreter, as /proc/PID/exe shows it; the file itself otherwise).
 pub fn exec_file_offset() -> Result<u32, String> {
-    member_offset::in_file(&btf::path(), &[("linux_binprm", "filename")])
+    member_offset::in_file(&btf::path(), &[("linux_binprm", "interp")])
 }
 
 pub fn configure<'a>(loader: &mut EbpfLoader<'a>, offsets: &'a Offsets) {

@@ -184,11 +184,19 @@ fn exec_after_discovery_renames_even_when_the_process_is_gone() {
 fn the_executed_file_names_the_exe_of_a_process_gone_before_proc_was_read() {
     let proc = FakeProc::default();
     let mut table = ProcessTable::default();
-    // pid 7 exec'd /usr/bin/worker, ran 50 ms and was gone before /proc was read.
+    // pid 7 exec'd /usr/bin/worker, ran 50 ms and was gone before /proc was read; the exec's
+    // own record names it, a file recorded at another time does not.
     let mut first = snap(&[(7, 1_000)]);
     first
         .exec_files
         .insert(7, (1234, "/usr/bin/worker".to_owned()));
+    observe(&mut table, &first, &proc, HashMap::new());
+    let usage = finish(table, &counts(&[(7, 1_000)], &[]), &proc);
+    // No exec seen: the file is an earlier process's of this pid.
+    assert_eq!(usage[0].identity.exe, None);
+
+    let mut table = ProcessTable::default();
+    first.execs.insert(7, (1234, "worker".to_owned()));
     observe(&mut table, &first, &proc, HashMap::new());
     let usage = finish(table, &counts(&[(7, 1_000)], &[]), &proc);
     assert_eq!(usage[0].identity.exe.as_deref(), Some("/usr/bin/worker"));
