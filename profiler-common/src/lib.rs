@@ -1,6 +1,9 @@
 //! Types, map names and limits shared by the eBPF programs and the userspace loader.
 #![no_std]
 
+mod unwind;
+pub use unwind::*;
+
 /// Hash map `StackKey -> u64` sample count, aggregated in the kernel.
 pub const MAP_STACK_COUNTS: &str = "STACK_COUNTS";
 /// Stack trace map `stack id -> [ip; 127]`, shared by user and kernel stacks.
@@ -230,10 +233,25 @@ pub enum Counter {
     SampledSyscallsFull = 21,
     /// Drop: an OOM kill could not be recorded ([`MAP_OOM_KILLS`] full).
     OomKillsFull = 22,
+    /// Samples whose user stack was walked with unwind tables.
+    Unwound = 23,
+    /// Samples of a process without its table yet: walked with frame pointers.
+    UnwindNoTable = 24,
+    /// Drop: a walk stopped before the outermost frame (no row for an address, a rule it cannot
+    /// evaluate, unreadable stack memory); the frames found are kept.
+    UnwindFailed = 25,
+    /// Drop: a walk reached [`UNWIND_MAX_FRAMES`]; the outermost frames are cut.
+    UnwindTruncated = 26,
+    /// Drop: a walked stack could not be stored ([`MAP_UNWOUND_STACKS`] full, or its slots
+    /// taken): walked with frame pointers instead.
+    UnwoundStacksFull = 27,
+    /// Walks that found some frame by frame pointers: code without a row (JIT code, the vDSO,
+    /// a binary without call frame information, or a rule the walker cannot evaluate).
+    UnwindFellBack = 28,
 }
 
 impl Counter {
-    pub const COUNT: u32 = 23;
+    pub const COUNT: u32 = 29;
     pub const ALL: [Counter; Self::COUNT as usize] = [
         Counter::Samples,
         Counter::IdleSamples,
@@ -258,6 +276,12 @@ impl Counter {
         Counter::WritebackUnattributedBytes,
         Counter::SampledSyscallsFull,
         Counter::OomKillsFull,
+        Counter::Unwound,
+        Counter::UnwindNoTable,
+        Counter::UnwindFailed,
+        Counter::UnwindTruncated,
+        Counter::UnwoundStacksFull,
+        Counter::UnwindFellBack,
     ];
 }
 

@@ -13,7 +13,7 @@ use profiler_common::{Counter, MAX_SYSCALL_NR, NO_STACK, StackKey, SyscallKey};
 use crate::{
     maps::{SAMPLED_SYSCALLS, STACK_COUNTS, add_shared, bump},
     sched::charge_current,
-    stacks,
+    stacks, unwind,
 };
 
 /// 1 when stacks are wanted (`cpu` signal); set at load time. With 0 the sampler only ticks
@@ -35,20 +35,38 @@ pub fn sample(ctx: &PerfEventContext) {
     if unsafe { core::ptr::read_volatile(&SAMPLE_STACKS) } == 0 {
         return;
     }
-    let taken = stacks::take(ctx);
-    if taken.no_user {
-        bump(Counter::NoUserStack);
-    }
     let tgid = (pid_tgid >> 32) as u32;
+    let kernel = stacks::kernel(ctx);
     // A kernel stack means the sample interrupted kernel code; a user stack means a user task,
     // whose saved user registers say whether that kernel code is a syscall.
-    if taken.kernel != NO_STACK && !taken.no_user {
-        count_syscall(tgid);
+    if unwind::has_table(tgid) {
+        if kernel != NO_STACK {
+            count_syscall(tgid);
+        }
+        unwind::start(ctx, tgid, kernel);
+        // Not started: frame pointers, as for a process without a table.
+        count(tgid, stacks::user(ctx).id, kernel);
+        return;
     }
+    let user = stacks::user(ctx);
+    if user.no_user {
+        bump(Counter::NoUserStack);
+    } else {
+        unwind::want_table(tgid);
+        if kernel != NO_STACK {
+            count_syscall(tgid);
+        }
+    }
+    count(tgid, user.id, kernel);
+}
+
+/// Counts one sample of the process with these stacks.
+#[inline(always)]
+pub fn count(tgid: u32, user_stack_id: i32, kernel_stack_id: i32) {
     let key = StackKey {
         tgid,
-        user_stack_id: taken.user,
-        kernel_stack_id: taken.kernel,
+        user_stack_id,
+        kernel_stack_id,
     };
     if !add_shared(&STACK_COUNTS, &key, 1) {
         bump(Counter::StackCountsFull);

@@ -17,6 +17,7 @@ mod read;
 mod sched;
 mod stacks;
 mod syscalls;
+mod unwind;
 
 use aya_ebpf::{
     macros::{perf_event, raw_tracepoint, tracepoint},
@@ -27,6 +28,13 @@ use aya_ebpf::{
 #[perf_event]
 pub fn cpu_sample(ctx: PerfEventContext) -> u32 {
     cpu::sample(&ctx);
+    0
+}
+
+/// The user stack walker, tail-called by `cpu_sample` and by itself; never attached.
+#[perf_event]
+pub fn unwind_user(ctx: PerfEventContext) -> u32 {
+    unwind::walk(&ctx);
     0
 }
 

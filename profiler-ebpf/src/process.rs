@@ -10,6 +10,7 @@ use profiler_common::{Counter, Fork, OomKill};
 use crate::{
     maps::{EXEC_FILES, EXEC_SCRATCH, EXITS, FORKS, OOM_KILLS, bump, remember_exec},
     read::{field, now},
+    unwind,
 };
 
 /// Offset of `interp` in `struct linux_binprm`, from kernel BTF; 0 (no BTF) records no file.
@@ -39,6 +40,7 @@ pub fn exec(ctx: &RawTracePointContext) {
     let at = now();
     remember_exec(tgid, at);
     remember_exec_file(ctx, tgid, at);
+    unwind::forget(tgid);
 }
 
 /// The executed file's path, for a process gone before /proc shows its executable.
@@ -83,6 +85,7 @@ pub fn exit() {
     let tgid = (pid_tgid >> 32) as u32;
     if pid_tgid as u32 == tgid {
         let _ = EXITS.insert(tgid, now(), 0);
+        unwind::forget(tgid);
     }
 }
 

@@ -13,13 +13,27 @@ const EFAULT: i32 = 14;
 pub struct Taken {
     pub user: i32,
     pub kernel: i32,
+}
+
+/// The user stack's id by frame pointers.
+pub struct User {
+    pub id: i32,
     /// The task has no user stack (a kernel thread).
     pub no_user: bool,
 }
 
 #[inline(always)]
 pub fn take<C: StackIdContext>(ctx: &C) -> Taken {
-    let kernel = match ctx.get_stackid(&STACKS, 0) {
+    let kernel = kernel(ctx);
+    Taken {
+        user: user(ctx).id,
+        kernel,
+    }
+}
+
+#[inline(always)]
+pub fn kernel<C: StackIdContext>(ctx: &C) -> i32 {
+    match ctx.get_stackid(&STACKS, 0) {
         Ok(id) => id as i32,
         Err(err) => {
             if err != -EFAULT {
@@ -27,18 +41,26 @@ pub fn take<C: StackIdContext>(ctx: &C) -> Taken {
             }
             NO_STACK
         }
-    };
-    let (user, no_user) = match ctx.get_stackid(&STACKS, u64::from(BPF_F_USER_STACK)) {
-        Ok(id) => (id as i32, false),
-        Err(err) if err == -EFAULT => (NO_STACK, true),
+    }
+}
+
+#[inline(always)]
+pub fn user<C: StackIdContext>(ctx: &C) -> User {
+    match ctx.get_stackid(&STACKS, u64::from(BPF_F_USER_STACK)) {
+        Ok(id) => User {
+            id: id as i32,
+            no_user: false,
+        },
+        Err(err) if err == -EFAULT => User {
+            id: NO_STACK,
+            no_user: true,
+        },
         Err(_) => {
             bump(Counter::UserStackLost);
-            (NO_STACK, false)
+            User {
+                id: NO_STACK,
+                no_user: false,
+            }
         }
-    };
-    Taken {
-        user,
-        kernel,
-        no_user,
     }
 }

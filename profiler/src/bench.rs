@@ -110,5 +110,6 @@ fn facts(duration: Duration) -> RunFacts {
         mem_available_bytes: None,
         busiest_disk: None,
         pressure: None,
+        unwind_tables: None,
     }
 }

@@ -5,7 +5,9 @@ use std::{path::PathBuf, time::Duration};
 use clap::{Parser, Subcommand, ValueEnum};
 
 pub use crate::signals::Signal;
-use crate::{analyze::triggers::PressureThresholds, signals};
+use profiler_common::UNWIND_ROWS_DEFAULT;
+
+use crate::{analyze::triggers::PressureThresholds, probes::Unwinding, signals};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -70,6 +72,8 @@ pub struct RecordArgs {
     /// Stack samples per second on each CPU.
     #[arg(long, default_value_t = 19, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     pub frequency: u64,
+    #[command(flatten)]
+    pub unwind: UnwindArgs,
     /// Signals measured all the time, comma-separated. The default leaves out every hook that
     /// runs per syscall or per packet (syscalls, syscall-time, net), off-CPU stacks and a perf
     /// sample per page fault: they cost a busy service too much to run all the time. Syscalls
@@ -140,6 +144,39 @@ pub struct RecordArgs {
     pub victims: Vec<String>,
 }
 
+/// How user stacks are walked: `--unwind` and `--unwind-rows`, shared by the sampling commands.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct UnwindArgs {
+    /// How user stacks are walked: `tables`, compiled from each binary's call frame
+    /// information (.eh_frame), walks whole stacks of code built without frame pointers, as
+    /// most distributions' is; `frame-pointers` follows the frame-pointer chain alone
+    /// (cheaper per sample, one frame deep in such code).
+    #[arg(long, value_enum, default_value_t = UnwindChoice::Tables)]
+    pub unwind: UnwindChoice,
+    /// Rows of unwind tables the kernel holds (16 bytes each: the default is 16 MiB, a few
+    /// hundred distinct binaries; libc takes about 28 000). Objects that do not fit are walked
+    /// by frame pointers, and counted in report.json's `unwinding`.
+    #[arg(long, default_value_t = UNWIND_ROWS_DEFAULT, value_parser = clap::value_parser!(u32).range(4096..=(1 << 24)))]
+    pub unwind_rows: u32,
+}
+
+impl UnwindArgs {
+    pub fn unwinding(self) -> Unwinding {
+        match self.unwind {
+            UnwindChoice::Tables => Unwinding::Tables {
+                rows: self.unwind_rows,
+            },
+            UnwindChoice::FramePointers => Unwinding::FramePointers,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum UnwindChoice {
+    Tables,
+    FramePointers,
+}
+
 #[derive(Debug, clap::Args)]
 pub struct TopArgs {
     /// Time between refreshes (at least 200ms).
@@ -158,6 +195,8 @@ pub struct TopArgs {
     /// Print each interval's report as one JSON line until SIGINT or SIGTERM.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub unwind: UnwindArgs,
     /// Replace command-line arguments (all but the program) with a SHA-256 hash in every
     /// output, so secrets passed on command lines stay out of the reports.
     #[arg(long)]
@@ -226,6 +265,8 @@ pub struct DiagnoseArgs {
     /// Stack samples per second on each CPU.
     #[arg(long, default_value_t = 99, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     pub frequency: u64,
+    #[command(flatten)]
+    pub unwind: UnwindArgs,
     /// Only report these processes (repeatable). The host total is still measured.
     #[arg(long = "pid", value_name = "PID")]
     pub pids: Vec<u32>,

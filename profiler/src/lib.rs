@@ -16,10 +16,12 @@ mod probes;
 mod session;
 mod signals;
 mod symbolize;
+mod unwind;
 
 /// The parsers of external input, for the fuzz targets in `fuzz/`: folded stacks, record
 /// windows (report.json and directory names), alert rules, command-line values, the /proc and
-/// tracefs text read directly rather than through procfs, and ELF build-id notes. Not an API.
+/// tracefs text read directly rather than through procfs, ELF build-id notes and call frame
+/// information. Not an API.
 #[doc(hidden)]
 pub mod fuzzing {
     pub use crate::alerts::rule::Rule;
@@ -36,6 +38,16 @@ pub mod fuzzing {
     };
     pub use crate::probes::{privileges::effective_caps, tracefs::field_offset};
     pub use crate::symbolize::build_id::read_from as read_build_id;
+    pub use crate::unwind::rows::{
+        MAX_OBJECT_ROWS as MAX_UNWIND_ROWS, rule_known as unwind_rule_known,
+    };
+
+    /// The rows the unwind-row compiler makes of an ELF object.
+    pub fn compile_unwind_rows(
+        data: &[u8],
+    ) -> Result<Vec<profiler_common::UnwindRow>, crate::unwind::rows::CompileError> {
+        crate::unwind::rows::compile(data).map(|compiled| compiled.rows)
+    }
 }
 
 use std::process::ExitCode;

@@ -8,7 +8,8 @@ use clap::ValueEnum;
 use profiler_common::{
     MAP_BLAME, MAP_DIRTIER, MAP_FAULTS, MAP_FORKS, MAP_IO, MAP_IO_PENDING, MAP_NET, MAP_OFFCPU,
     MAP_OOM_KILLS, MAP_RUNNABLE_SINCE, MAP_SAMPLED_SYSCALLS, MAP_SCHED, MAP_STACK_COUNTS,
-    MAP_STACKS, MAP_SYSCALLS, MAP_WRITEBACK_INODE,
+    MAP_STACKS, MAP_SYSCALLS, MAP_UNWIND_PROCESSES, MAP_UNWIND_ROWS, MAP_UNWIND_WANTED,
+    MAP_UNWOUND_STACKS, MAP_WRITEBACK_INODE,
 };
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -101,7 +102,15 @@ pub const SIGNALS: [Declaration; 9] = [
         cost: Cost::Sampled,
         fills: &["cpu.samples", "cpu.hottest"],
         needs: None,
-        maps: &[MAP_STACK_COUNTS, MAP_SAMPLED_SYSCALLS, MAP_STACKS],
+        maps: &[
+            MAP_STACK_COUNTS,
+            MAP_SAMPLED_SYSCALLS,
+            MAP_STACKS,
+            MAP_UNWIND_ROWS,
+            MAP_UNWIND_PROCESSES,
+            MAP_UNWIND_WANTED,
+            MAP_UNWOUND_STACKS,
+        ],
         fix: "needs perf_event programs and the cpu-clock software event (CONFIG_PERF_EVENTS)",
     },
     Declaration {

@@ -274,7 +274,7 @@ fn warn_if_shadowed(root: &Path) {
 /// fidelity test, `stress-ng`, the memory hog of the verdict's scenarios, `redis-server`, the
 /// service `--victim` is pointed at, and `node`, a JIT runtime writing a perf map; each command,
 /// and the Debian package providing it.
-const TEST_TOOLS: [(&str, &str); 9] = [
+const TEST_TOOLS: [(&str, &str); 10] = [
     ("bpftool", "bpftool"),
     ("perf", "linux-perf"),
     ("prometheus", "prometheus"),
@@ -284,6 +284,8 @@ const TEST_TOOLS: [(&str, &str); 9] = [
     ("stress-ng", "stress-ng"),
     ("redis-server", "redis-server"),
     ("node", "nodejs"),
+    // Builds the C chain of tests/tests/diagnose_unwind.rs without frame pointers.
+    ("gcc", "gcc"),
 ];
 
 /// The benchmarks' peers and workloads, as [`TEST_TOOLS`]: redis-server (a test tool) and

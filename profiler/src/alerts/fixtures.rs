@@ -39,6 +39,7 @@ pub fn report(secs: f64) -> Report {
         suspects: Vec::new(),
         verdict: String::new(),
         own_cost: None,
+        unwinding: None,
         timeline: crate::report::Timeline::default(),
         incident: None,
         victim: None,

@@ -27,7 +27,7 @@ use crate::{
     model::ProcessUsage,
     report::{
         self, Cpu, DiskBusy, Drops, Host, HostPressure, Hottest, Report, Resource, Samples,
-        Suspect, Timeline,
+        Suspect, Timeline, UnwindMethod, UnwindTables, Unwinding,
     },
     signals::{Signal, SignalState},
     symbolize::{FoldedStack, KERNEL_SUFFIX},
@@ -60,6 +60,9 @@ pub struct RunFacts {
     pub busiest_disk: Option<DiskBusy>,
     /// How much of the run tasks stalled for a CPU, IO or memory (PSI), when the kernel says.
     pub pressure: Option<HostPressure>,
+    /// What the unwind tables held at the end of the stretch; `None`: stacks were walked by
+    /// frame pointers alone.
+    pub unwind_tables: Option<UnwindTables>,
 }
 
 impl RunFacts {
@@ -111,6 +114,7 @@ pub fn build_report(
             kernel_only: counter(Counter::NoUserStack),
         },
         drops: drops(&facts.counters),
+        unwinding: unwinding(facts),
         signals: facts.signals.clone(),
         host: host(facts, usage.len(), busy_cores),
         apps: apps::apps(&processes, secs),
@@ -292,6 +296,25 @@ fn absorb_sched(scored: Vec<Scored>) -> Vec<Scored> {
     kept
 }
 
+/// How the CPU samples' user stacks were walked; `None` without them.
+fn unwinding(facts: &RunFacts) -> Option<Unwinding> {
+    if facts.signals.get(&Signal::Cpu) != Some(&SignalState::On) {
+        return None;
+    }
+    let method = match facts.unwind_tables {
+        Some(_) => UnwindMethod::Tables,
+        None => UnwindMethod::FramePointers,
+    };
+    Some(Unwinding {
+        cpu: method,
+        offcpu: UnwindMethod::FramePointers,
+        walked_samples: facts.counters.get(Counter::Unwound),
+        before_table_samples: facts.counters.get(Counter::UnwindNoTable),
+        fell_back_samples: facts.counters.get(Counter::UnwindFellBack),
+        tables: facts.unwind_tables.clone(),
+    })
+}
+
 /// Every loss the kernel counted. The match has no catch-all: a new counter does not compile
 /// until it is shown here or said to be no loss.
 fn drops(counters: &Counters) -> Drops {
@@ -299,9 +322,13 @@ fn drops(counters: &Counters) -> Drops {
     for counter in Counter::ALL {
         let value = counters.get(counter);
         let field = match counter {
-            Counter::Samples | Counter::IdleSamples | Counter::NoUserStack | Counter::Switches => {
-                continue;
-            }
+            Counter::Samples
+            | Counter::IdleSamples
+            | Counter::NoUserStack
+            | Counter::Switches
+            | Counter::Unwound
+            | Counter::UnwindNoTable
+            | Counter::UnwindFellBack => continue,
             Counter::UserStackLost => &mut drops.user_stack_lost,
             Counter::KernelStackLost => &mut drops.kernel_stack_lost,
             Counter::StackCountsFull => &mut drops.stack_counts_full,
@@ -321,6 +348,9 @@ fn drops(counters: &Counters) -> Drops {
             Counter::WritebackUnattributedBytes => &mut drops.writeback_unattributed_bytes,
             Counter::SampledSyscallsFull => &mut drops.sampled_syscalls_map_full,
             Counter::OomKillsFull => &mut drops.oom_kills_map_full,
+            Counter::UnwindFailed => &mut drops.unwind_failed,
+            Counter::UnwindTruncated => &mut drops.unwind_truncated,
+            Counter::UnwoundStacksFull => &mut drops.unwound_stacks_full,
         };
         *field = value;
     }

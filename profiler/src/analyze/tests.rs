@@ -21,6 +21,10 @@ fn every_loss_the_kernel_counts_reaches_drops() {
         Counter::IdleSamples,
         Counter::NoUserStack,
         Counter::Switches,
+        // Shown in `unwinding`: how stacks were walked, not what was lost.
+        Counter::Unwound,
+        Counter::UnwindNoTable,
+        Counter::UnwindFellBack,
     ];
     for counter in Counter::ALL {
         let value = 1000 + counter as u64;
@@ -57,6 +61,7 @@ fn facts(only_pids: Vec<u32>) -> RunFacts {
         mem_available_bytes: Some(6 << 30),
         busiest_disk: None,
         pressure: None,
+        unwind_tables: None,
         signals: BTreeMap::from([(Signal::Cpu, SignalState::On)]),
         blame: Vec::new(),
         only_pids,

@@ -14,7 +14,8 @@ use profiler_common::{
     BlameKey, ExecFile, ExecInfo, FaultStats, Fork, IoStats, MAP_BLAME, MAP_COMMS, MAP_EXEC_FILES,
     MAP_EXECS, MAP_EXITS, MAP_FAULTS, MAP_FORKS, MAP_IO, MAP_NET, MAP_OFFCPU, MAP_ONCPU,
     MAP_OOM_KILLS, MAP_SAMPLED_SYSCALLS, MAP_SCHED, MAP_STACK_COUNTS, MAP_STACKS, MAP_SYSCALLS,
-    NetStats, OomKill, ProcName, SchedStats, StackKey, SyscallKey, SyscallStats,
+    MAP_UNWOUND_STACKS, NetStats, OomKill, ProcName, SchedStats, StackKey, SyscallKey,
+    SyscallStats, UnwoundStack,
 };
 
 /// How many entries a cleanup deleted.
@@ -150,6 +151,10 @@ fn forget_unreferenced_stacks(ebpf: &mut Ebpf) -> anyhow::Result<usize> {
         let stacks = StackTraceMap::try_from(map)?;
         stacks.stack_ids().filter_map(Result::ok).collect()
     };
+    let walked: Vec<u32> = hash::<u32, UnwoundStack>(ebpf, MAP_UNWOUND_STACKS)?
+        .keys()
+        .filter_map(Result::ok)
+        .collect();
     let mut referenced: HashSet<u32> = HashSet::new();
     for name in [MAP_STACK_COUNTS, MAP_OFFCPU] {
         let map = hash::<StackKey, u64>(ebpf, name)?;
@@ -161,18 +166,24 @@ fn forget_unreferenced_stacks(ebpf: &mut Ebpf) -> anyhow::Result<usize> {
             }
         }
     }
+    let unreferenced = |ids: Vec<u32>| -> Vec<u32> {
+        ids.into_iter()
+            .filter(|id| !referenced.contains(id))
+            .collect()
+    };
+    let (traces, walked) = (unreferenced(listed), unreferenced(walked));
     let map = ebpf
         .map_mut(MAP_STACKS)
         .with_context(|| format!("eBPF object has no map {MAP_STACKS}"))?;
     let mut stacks = StackTraceMap::try_from(map)?;
-    let unreferenced: Vec<u32> = listed
-        .into_iter()
-        .filter(|id| !referenced.contains(id))
-        .collect();
-    for id in &unreferenced {
+    for id in &traces {
         let _ = stacks.remove(id);
     }
-    Ok(unreferenced.len())
+    let mut stacks = hash::<u32, UnwoundStack>(ebpf, MAP_UNWOUND_STACKS)?;
+    for id in &walked {
+        let _ = stacks.remove(id);
+    }
+    Ok(traces.len() + walked.len())
 }
 
 /// Stack counts that did not grow between `base` and `now`: stacks not sampled in that window.

@@ -23,8 +23,9 @@ use profiler_common::{
     BlameKey, Counter, ExecFile, ExecInfo, FaultStats, Fork, IoStats, MAP_BLAME, MAP_COMMS,
     MAP_COUNTERS, MAP_EXEC_FILES, MAP_EXECS, MAP_EXITS, MAP_FAULTS, MAP_FORKS, MAP_IO, MAP_NET,
     MAP_OFFCPU, MAP_ONCPU, MAP_OOM_KILLS, MAP_RUNNABLE_SINCE, MAP_SAMPLED_SYSCALLS, MAP_SCHED,
-    MAP_STACK_COUNTS, MAP_STACKS, MAP_SYSCALL_PENDING, MAP_SYSCALLS, NetStats, OomKill,
-    PendingSyscalls, ProcName, Runnable, SchedStats, StackKey, SyscallKey, SyscallStats, TaskComm,
+    MAP_STACK_COUNTS, MAP_STACKS, MAP_SYSCALL_PENDING, MAP_SYSCALLS, MAP_UNWOUND_STACKS, NetStats,
+    OomKill, PendingSyscalls, ProcName, Runnable, SchedStats, StackKey, SyscallKey, SyscallStats,
+    TaskComm, UnwoundStack, is_unwound_stack,
 };
 
 /// Per-CPU counters summed over CPUs, indexed by [`Counter`].
@@ -221,21 +222,33 @@ impl<'a> Collector<'a> {
         Ok(self.hash(MAP_IO)?.into_iter().collect())
     }
 
-    /// Instruction pointers of each stack id, leaf first. Ids that cannot be read are left out
-    /// and show up as lost stacks downstream.
+    /// Instruction pointers of each stack id, leaf first: the kernel's stack trace map's, or
+    /// user stacks walked with unwind tables. Ids that cannot be read are left out and show up
+    /// as lost stacks downstream.
     pub fn stacks(
         &self,
         ids: impl IntoIterator<Item = i32>,
     ) -> anyhow::Result<HashMap<i32, Vec<u64>>> {
-        let map: StackTraceMap<&MapData> = self.map(MAP_STACKS)?.try_into()?;
+        let traces: StackTraceMap<&MapData> = self.map(MAP_STACKS)?.try_into()?;
+        let walked: BpfHashMap<&MapData, u32, UnwoundStack> =
+            self.map(MAP_UNWOUND_STACKS)?.try_into()?;
         let mut stacks = HashMap::new();
         for id in ids {
             let Ok(key) = u32::try_from(id) else { continue };
             if stacks.contains_key(&id) {
                 continue;
             }
-            if let Ok(trace) = map.get(&key, 0) {
-                stacks.insert(id, trace.frames().iter().map(|frame| frame.ip).collect());
+            let frames = if is_unwound_stack(id) {
+                walked.get(&key, 0).ok().map(|stack| {
+                    let len = (stack.len as usize).min(stack.frames.len());
+                    stack.frames[..len].to_vec()
+                })
+            } else {
+                let trace = traces.get(&key, 0).ok();
+                trace.map(|trace| trace.frames().iter().map(|frame| frame.ip).collect())
+            };
+            if let Some(frames) = frames {
+                stacks.insert(id, frames);
             }
         }
         Ok(stacks)

@@ -59,6 +59,7 @@ pub async fn run(args: DiagnoseArgs) -> anyhow::Result<()> {
 fn config(args: &DiagnoseArgs) -> Config {
     Config {
         frequency_hz: args.frequency,
+        unwinding: args.unwind.unwinding(),
         signals: args.signals.clone(),
         cmdlines: Cmdlines::redacted(args.redact),
         only_pids: args.pids.clone(),

@@ -7,8 +7,10 @@ use anyhow::Context as _;
 mod checks;
 
 use self::checks::{Check, Status, host_checks};
+use profiler_common::UNWIND_ROWS_DEFAULT;
+
 use crate::{
-    probes::{self, Selection},
+    probes::{self, Probes, Selection, Unwinding},
     signals::{Signal, SignalState},
 };
 
@@ -16,7 +18,7 @@ use crate::{
 const NOT_PRIVILEGED: &str = "not privileged (see the privileges check above)";
 
 pub fn run() -> anyhow::Result<()> {
-    let checks = host_checks();
+    let mut checks = host_checks();
     let privileged = checks
         .iter()
         .all(|c| c.name != "privileges" || c.status == Status::Ok);
@@ -27,8 +29,14 @@ pub fn run() -> anyhow::Result<()> {
             .collect()
     };
     let signals: Vec<(Signal, SignalState)> = if privileged {
-        match probes::attach(99, Selection::of(&everything)) {
-            Ok(probes) => probes.signals.into_iter().collect(),
+        let tables = Unwinding::Tables {
+            rows: UNWIND_ROWS_DEFAULT,
+        };
+        match probes::attach(99, Selection::of(&everything), tables) {
+            Ok(probes) => {
+                checks.push(unwinding_check(&probes));
+                probes.signals.into_iter().collect()
+            }
             Err(err) => unavailable(format!("{err:#}")),
         }
     } else {
@@ -40,6 +48,26 @@ pub fn run() -> anyhow::Result<()> {
         anyhow::bail!("no signal can run on this host; see the fixes above");
     }
     Ok(())
+}
+
+/// Which unwinding each stack-taking signal gets.
+fn unwinding_check(probes: &Probes) -> Check {
+    let (status, cpu) = match probes.unwinder {
+        Some(_) => (
+            Status::Ok,
+            "cpu: unwind tables from each binary's .eh_frame (x86_64), frame pointers where a \
+             binary has none",
+        ),
+        None => (
+            Status::Warn,
+            "cpu: frame pointers only (the table walker did not load: see the warning above)",
+        ),
+    };
+    Check {
+        name: "stack unwinding",
+        status,
+        detail: format!("{cpu}; offcpu: frame pointers"),
+    }
 }
 
 /// The checks and the signals' states as two tables; how many signals are ready.

@@ -43,6 +43,7 @@ pub async fn run(args: TopArgs) -> anyhow::Result<()> {
     let mut stops = Stops::install()?;
     let config = Config {
         frequency_hz: args.frequency,
+        unwinding: args.unwind.unwinding(),
         signals: args.signals.clone(),
         cmdlines: Cmdlines::redacted(args.redact),
         only_pids: Vec::new(),

@@ -41,6 +41,10 @@ pub struct Report {
     pub verdict: String,
     /// What the profiler itself cost over the run; null when not measured.
     pub own_cost: Option<OwnCost>,
+    /// How user stacks were walked, and what the unwind tables held and cost; absent without
+    /// the `cpu` signal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unwinding: Option<Unwinding>,
     /// CPU and run-queue wait of the busiest processes second by second; empty in record
     /// windows, and absent from reports written before it existed.
     #[serde(default)]
@@ -310,6 +314,58 @@ pub struct OwnCost {
     pub phases_ms: Option<Phases>,
 }
 
+/// How a signal's user stacks were walked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnwindMethod {
+    /// With unwind tables compiled from each object's call frame information, and frame
+    /// pointers where an object has none (JIT code, the vDSO) or before a process has its table.
+    Tables,
+    /// By the frame-pointer chain alone (`bpf_get_stackid`): one frame deep in code built
+    /// without frame pointers.
+    FramePointers,
+}
+
+/// How user stacks were walked, and the unwind tables' figures.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Unwinding {
+    pub cpu: UnwindMethod,
+    /// The switch hook takes stacks by frame pointers.
+    pub offcpu: UnwindMethod,
+    /// CPU samples whose user stack was walked with a table.
+    pub walked_samples: u64,
+    /// CPU samples of processes that had no table yet (their first tenth of a second, or a
+    /// process the tables had no room for): walked by frame pointers.
+    pub before_table_samples: u64,
+    /// Walked samples with some frame found by frame pointers: code without a row (JIT code,
+    /// the vDSO, a binary without call frame information, a rule the walker cannot evaluate).
+    pub fell_back_samples: u64,
+    /// What the tables held at the end of the run; null when walking by frame pointers.
+    pub tables: Option<UnwindTables>,
+}
+
+/// What the unwind tables held at the end of the run and what building them took.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UnwindTables {
+    /// Processes with a table, and the distinct objects (executables, libraries) they map.
+    pub processes: usize,
+    pub objects: usize,
+    /// Rows in use of the kernel's row array, its capacity (`--unwind-rows`) and its memory.
+    pub rows_used: u32,
+    pub rows_capacity: u32,
+    pub memory_bytes: u64,
+    /// Tables built (first looks and changed mappings) and the CPU milliseconds they took in
+    /// all (part of `own_cost.cpu_ns`).
+    pub builds: u64,
+    pub build_ms: f64,
+    /// The longest a process's samples waited for its table (from its first sample).
+    pub slowest_first_table_ms: f64,
+    /// Objects the row array had no room for (walked by frame pointers), and processes the
+    /// kernel's table of processes had no room for.
+    pub objects_without_room: u64,
+    pub processes_without_room: u64,
+}
+
 /// Wall time of each phase of a `diagnose` run, in milliseconds, in the order they run.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Phases {
@@ -376,6 +432,16 @@ pub struct Drops {
     /// An OOM kill could not be recorded (map full).
     #[serde(default)]
     pub oom_kills_map_full: u64,
+    /// A user stack walked with unwind tables stopped before its outermost frame (no rule for
+    /// an address, unreadable stack memory); the frames found are kept.
+    #[serde(default)]
+    pub unwind_failed: u64,
+    /// A walked user stack had more frames than are kept; the outermost are cut.
+    #[serde(default)]
+    pub unwind_truncated: u64,
+    /// A walked user stack could not be stored; the frame-pointer stack was taken instead.
+    #[serde(default)]
+    pub unwound_stacks_full: u64,
 }
 
 impl Drops {

@@ -21,11 +21,14 @@ use aya::{Ebpf, EbpfLoader, programs::Program};
 pub use privileges::check_privileges;
 use profiler_common::{
     GLOBAL_BPRM_INTERP, GLOBAL_OFFCPU_STACKS, GLOBAL_SAMPLE_STACKS, GLOBAL_SYSCALL_EXITS,
-    PROG_SCHED_PROCESS_EXEC, PROG_SCHED_PROCESS_EXIT, PROG_SCHED_SWITCH, PROG_SCHED_SWITCH_TP,
-    PROG_SCHED_WAKEUP, PROG_SCHED_WAKEUP_NEW,
+    GLOBAL_UNWIND_TABLES, MAP_UNWIND_ROWS, PROG_SCHED_PROCESS_EXEC, PROG_SCHED_PROCESS_EXIT,
+    PROG_SCHED_SWITCH, PROG_SCHED_SWITCH_TP, PROG_SCHED_WAKEUP, PROG_SCHED_WAKEUP_NEW,
 };
 
-use crate::signals::{SIGNALS, Signal, SignalState};
+use crate::{
+    signals::{SIGNALS, Signal, SignalState},
+    unwind::Unwinder,
+};
 
 /// The compiled eBPF programs, embedded by build.rs.
 #[cfg(not(fuzzing))]
@@ -38,9 +41,21 @@ pub static EBPF_OBJECT: &[u8] = &[];
 /// What the loader attached; maps stay readable through `ebpf` until it is dropped.
 pub struct Probes {
     pub ebpf: Ebpf,
+    /// Builds the unwind tables the CPU sampler walks stacks with; `None` with `cpu` off or
+    /// when it could not start (stacks then come from frame pointers alone).
+    pub unwinder: Option<Unwinder>,
     pub cpus: usize,
     /// What became of each signal.
     pub signals: BTreeMap<Signal, SignalState>,
+}
+
+/// How the CPU sampler walks user stacks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unwinding {
+    /// With unwind tables of this many rows, frame pointers where a table is missing.
+    Tables { rows: u32 },
+    /// By frame pointers alone.
+    FramePointers,
 }
 
 /// Which signals to attach.
@@ -91,8 +106,12 @@ const UNUSED_ENTRIES: u32 = 1;
 /// Loads the programs and attaches the CPU sampler on every online CPU plus the scheduler
 /// probes. Scheduler wait needs classic tracepoints (tracefs); without them on-CPU time still
 /// comes from the `sched_switch` raw tracepoint and the `sched` signal is reported unavailable.
-pub fn attach(frequency_hz: u64, selection: Selection) -> anyhow::Result<Probes> {
-    with_stops_held(|| attach_now(frequency_hz, selection))
+pub fn attach(
+    frequency_hz: u64,
+    selection: Selection,
+    unwinding: Unwinding,
+) -> anyhow::Result<Probes> {
+    with_stops_held(|| attach_now(frequency_hz, selection, unwinding))
 }
 
 /// Runs `f` with SIGINT and SIGTERM blocked on this thread. A signal arriving while the kernel
@@ -119,16 +138,22 @@ fn with_stops_held<T>(f: impl FnOnce() -> T) -> T {
     }
 }
 
-fn attach_now(frequency_hz: u64, selection: Selection) -> anyhow::Result<Probes> {
+fn attach_now(
+    frequency_hz: u64,
+    selection: Selection,
+    unwinding: Unwinding,
+) -> anyhow::Result<Probes> {
     raise_memlock_limit();
     let offsets = TracefsOffsets::read(selection);
-    let flags = Flags::of(selection);
+    let flags = Flags::of(selection, unwinding);
     let mut ebpf = load(&offsets, &flags, selection)?;
     let cpus =
         aya::util::online_cpus().map_err(|(what, err)| anyhow::anyhow!("reading {what}: {err}"))?;
+    let unwinder = (flags.unwind_tables == 1).then(|| cpu::start_unwinder(&mut ebpf));
     let signals = attach_signals(&mut ebpf, offsets, selection, &flags, (&cpus, frequency_hz))?;
     attach_lifecycle(&mut ebpf);
     Ok(Probes {
+        unwinder: unwinder.flatten(),
         ebpf,
         cpus: cpus.len(),
         signals,
@@ -192,6 +217,9 @@ fn load(offsets: &TracefsOffsets, flags: &Flags, selection: Selection) -> anyhow
     }
     offsets.configure(&mut loader);
     flags.configure(&mut loader);
+    if flags.unwind_rows > 0 {
+        loader.map_max_entries(MAP_UNWIND_ROWS, flags.unwind_rows);
+    }
     for map in selection.unused_maps() {
         loader.map_max_entries(map, UNUSED_ENTRIES);
     }
@@ -252,16 +280,26 @@ struct Flags {
     sample_stacks: u32,
     /// The switch hook takes stacks of sleeps (`offcpu`).
     offcpu_stacks: u32,
+    /// The sampler walks user stacks with unwind tables (`cpu`) ...
+    unwind_tables: u32,
+    /// ... of this many rows (0: none).
+    unwind_rows: u32,
 }
 
 impl Flags {
-    fn of(selection: Selection) -> Self {
+    fn of(selection: Selection, unwinding: Unwinding) -> Self {
+        let unwind_rows = match unwinding {
+            Unwinding::Tables { rows } if selection.has(Signal::Cpu) => rows,
+            _ => 0,
+        };
         Self {
             syscall_exits: u32::from(
                 selection.has(Signal::Syscalls) && selection.has(Signal::SyscallTime),
             ),
             sample_stacks: u32::from(selection.has(Signal::Cpu)),
             offcpu_stacks: u32::from(selection.has(Signal::Offcpu)),
+            unwind_tables: u32::from(unwind_rows > 0),
+            unwind_rows,
         }
     }
 
@@ -269,7 +307,8 @@ impl Flags {
         loader
             .override_global(GLOBAL_SYSCALL_EXITS, &self.syscall_exits, true)
             .override_global(GLOBAL_SAMPLE_STACKS, &self.sample_stacks, true)
-            .override_global(GLOBAL_OFFCPU_STACKS, &self.offcpu_stacks, true);
+            .override_global(GLOBAL_OFFCPU_STACKS, &self.offcpu_stacks, true)
+            .override_global(GLOBAL_UNWIND_TABLES, &self.unwind_tables, true);
     }
 }
 

@@ -3,7 +3,7 @@
 use super::Stops;
 use crate::{
     cli::Signal,
-    probes::{self, Probes},
+    probes::{self, Probes, Unwinding},
 };
 
 /// Attaches the chosen signals; a stop that arrived meanwhile ends the run instead, before
@@ -11,9 +11,10 @@ use crate::{
 pub async fn attach(
     frequency: u64,
     signals: &[Signal],
+    unwinding: Unwinding,
     stops: &mut Stops,
 ) -> anyhow::Result<Probes> {
-    let probes = probes::attach(frequency, probes::Selection::of(signals))?;
+    let probes = probes::attach(frequency, probes::Selection::of(signals), unwinding)?;
     stops.none_yet().await?;
     Ok(probes)
 }

@@ -37,6 +37,7 @@ use crate::{
     report::{OwnCost, Report},
     signals::{Signal, SignalState},
     symbolize::{self, Folded, FoldedStack},
+    unwind::{StatsHandle, Unwinder},
 };
 
 /// How a session turns addresses into names.
@@ -57,6 +58,8 @@ pub enum Symbolization {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub frequency_hz: u64,
+    /// How the CPU samples' user stacks are walked.
+    pub unwinding: probes::Unwinding,
     pub signals: Vec<Signal>,
     pub cmdlines: Cmdlines,
     /// When non-empty, only these pids are reported.
@@ -135,6 +138,8 @@ struct Facts {
     frequency_hz: u64,
     only_pids: Vec<u32>,
     procfs: Procfs,
+    /// The unwind tables' figures as they stand; `None` when stacks come from frame pointers.
+    unwind: Option<StatsHandle>,
 }
 
 impl Facts {
@@ -160,6 +165,7 @@ impl Facts {
             },
             busiest_disk: None,
             pressure: None,
+            unwind_tables: self.unwind.as_ref().map(|stats| (&stats.get()).into()),
         }
     }
 }
@@ -236,7 +242,13 @@ impl Session {
             )?),
             Symbolization::PerWindow => None,
         };
-        let probes = attach::attach(config.frequency_hz, &config.signals, stops).await?;
+        let probes = attach::attach(
+            config.frequency_hz,
+            &config.signals,
+            config.unwinding,
+            stops,
+        )
+        .await?;
         let what_next = config.what_next.clone();
         // Announced once the first reading is taken: what a caller starts on seeing the line
         // (the tests' workloads) is measured, not folded into the base.
@@ -249,7 +261,8 @@ impl Session {
     /// A second, short session beside a running one: the exact probes an escalation attaches.
     /// Not announced and not stopped by a signal: the running session's owner does both.
     pub fn escalate(config: Config) -> anyhow::Result<Self> {
-        let probes = probes::attach(config.frequency_hz, probes::Selection::of(&config.signals))?;
+        let selection = probes::Selection::of(&config.signals);
+        let probes = probes::attach(config.frequency_hz, selection, config.unwinding)?;
         Self::measure(config, PhaseClock::start(), probes, None)
     }
 
@@ -281,6 +294,7 @@ impl Session {
                 procfs: Procfs {
                     cmdlines: config.cmdlines,
                 },
+                unwind: probes.unwinder.as_ref().map(Unwinder::stats_handle),
             },
             tick_cost: OwnCostMeter::start(&probes.ebpf, &bpf_stats),
             bpf_stats,

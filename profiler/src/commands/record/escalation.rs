@@ -13,6 +13,7 @@ use crate::{
     analyze::triggers::{self, Thresholds, Trigger, Watch},
     metrics::Metrics,
     model::cmdline::Cmdlines,
+    probes::Unwinding,
     report::{Incident, Report, TriggerKind},
     session::{Config, Cut, Release, Session, StatsCadence, Symbolization, Tick},
     signals::Signal,
@@ -63,6 +64,7 @@ pub struct Policy {
 /// What the session of an incident needs from the recorder's.
 pub struct Base {
     pub frequency_hz: u64,
+    pub unwinding: Unwinding,
     pub cmdlines: Cmdlines,
 }
 
@@ -230,6 +232,7 @@ impl Escalator {
         signals.extend(&adds);
         let config = Config {
             frequency_hz: self.base.frequency_hz,
+            unwinding: self.base.unwinding,
             signals,
             cmdlines: self.base.cmdlines,
             only_pids: Vec::new(),
@@ -320,6 +323,7 @@ mod tests {
         };
         let base = Base {
             frequency_hz: 19,
+            unwinding: Unwinding::FramePointers,
             cmdlines: Cmdlines::redacted(false),
         };
         Escalator::new(policy, on, base)

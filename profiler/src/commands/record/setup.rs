@@ -106,6 +106,7 @@ pub fn store(args: &RecordArgs) -> anyhow::Result<Store> {
 pub fn config(args: &RecordArgs) -> Config {
     Config {
         frequency_hz: args.frequency,
+        unwinding: args.unwind.unwinding(),
         signals: args.signals.clone(),
         cmdlines: Cmdlines::redacted(args.redact),
         only_pids: Vec::new(),
@@ -138,6 +139,7 @@ pub fn escalator(args: &RecordArgs) -> Option<Escalator> {
     };
     let base = Base {
         frequency_hz: args.frequency,
+        unwinding: args.unwind.unwinding(),
         cmdlines: Cmdlines::redacted(args.redact),
     };
     Escalator::new(policy, &args.signals, base)

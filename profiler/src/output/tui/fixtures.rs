@@ -161,6 +161,7 @@ pub fn report() -> Report {
         }],
         verdict: "burner (pid 4242) is eating 0.98 cores".to_owned(),
         own_cost: None,
+        unwinding: None,
         timeline: crate::report::Timeline::default(),
         incident: None,
         victim: None,

@@ -1,0 +1,333 @@
+//! The kernel's row array, memory-mapped: each object's rows in one free range, shared by every
+//! process that maps the object, and evicted (oldest first) only once none does.
+
+use std::{collections::HashMap, ops::Range, os::fd::AsFd, ptr::NonNull, sync::Arc};
+
+use profiler_common::UnwindRow;
+
+/// What names an object across processes: the device and inode of the mapped file, its size
+/// and modification time (a file rewritten in place is another object).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ObjectKey {
+    pub dev: u64,
+    pub ino: u64,
+    pub size: u64,
+    pub mtime: i64,
+}
+
+/// Where an object's rows are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Placement {
+    pub first: u32,
+    pub rows: u32,
+}
+
+/// A loadable segment of an object: where its file bytes land in the object's addresses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Segment {
+    pub file_offset: u64,
+    pub file_size: u64,
+    pub address: u64,
+}
+
+/// What the store keeps of a compiled object.
+#[derive(Debug, Clone, Default)]
+pub struct Table {
+    pub rows: Vec<UnwindRow>,
+    pub segments: Vec<Segment>,
+}
+
+/// An object's rows and layout, for one of its users.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placed {
+    pub placement: Placement,
+    pub segments: Arc<[Segment]>,
+}
+
+#[derive(Debug)]
+struct Object {
+    /// `None`: it has no rows (its information did not compile).
+    placed: Option<Placed>,
+    /// Processes whose published table refers to it.
+    users: u32,
+    /// When it last gained a user, in acquisitions: the eviction order.
+    last_used: u64,
+}
+
+/// Why an object got no rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoRows {
+    /// Its call frame information could not be compiled (the cause is logged).
+    Compile,
+    /// The array has no free range that large, even after evicting unused objects.
+    Full,
+}
+
+/// The array's memory in this process.
+struct Mapped {
+    rows: NonNull<UnwindRow>,
+    capacity: u32,
+}
+
+// SAFETY: the mapping is plain shared memory owned by the store; only the store writes it.
+unsafe impl Send for Mapped {}
+
+impl Drop for Mapped {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly what `map` mapped; nothing refers to it afterwards.
+        let _ = unsafe { rustix::mm::munmap(self.rows.as_ptr().cast(), bytes(self.capacity)) };
+    }
+}
+
+fn bytes(capacity: u32) -> usize {
+    capacity as usize * size_of::<UnwindRow>()
+}
+
+pub struct RowStore {
+    mapped: Mapped,
+    free: Vec<Range<u32>>,
+    objects: HashMap<ObjectKey, Object>,
+    clock: u64,
+    /// Rows evicted so far, and objects refused for room.
+    pub evicted_rows: u64,
+    pub full: u64,
+}
+
+impl RowStore {
+    /// Maps the kernel array (created `BPF_F_MMAPABLE`, `capacity` rows of 16 bytes).
+    pub fn map(array: impl AsFd, capacity: u32) -> std::io::Result<Self> {
+        // SAFETY: a shared read-write mapping of the array's own size; the kernel keeps the
+        // memory alive while it is mapped, and the store alone writes it from this side.
+        let address = unsafe {
+            rustix::mm::mmap(
+                std::ptr::null_mut(),
+                bytes(capacity),
+                rustix::mm::ProtFlags::READ | rustix::mm::ProtFlags::WRITE,
+                rustix::mm::MapFlags::SHARED,
+                array,
+                0,
+            )?
+        };
+        let rows = NonNull::new(address.cast()).ok_or(std::io::ErrorKind::InvalidData)?;
+        Ok(Self {
+            mapped: Mapped { rows, capacity },
+            free: std::iter::once(0..capacity).collect(),
+            objects: HashMap::new(),
+            clock: 0,
+            evicted_rows: 0,
+            full: 0,
+        })
+    }
+
+    pub fn capacity(&self) -> u32 {
+        self.mapped.capacity
+    }
+
+    pub fn used(&self) -> u32 {
+        self.capacity() - self.free.iter().map(|r| r.end - r.start).sum::<u32>()
+    }
+
+    pub fn objects(&self) -> usize {
+        self.objects.len()
+    }
+
+    /// The object's rows for one more user, compiling them on first sight. A user of an
+    /// object without rows releases it all the same.
+    pub fn acquire(
+        &mut self,
+        key: ObjectKey,
+        compile: impl FnOnce() -> Option<Table>,
+    ) -> Result<Placed, NoRows> {
+        self.clock += 1;
+        if let Some(object) = self.objects.get_mut(&key) {
+            object.users += 1;
+            object.last_used = self.clock;
+            return object.placed.clone().ok_or(NoRows::Compile);
+        }
+        let Some(table) = compile() else {
+            self.remember(key, None);
+            return Err(NoRows::Compile);
+        };
+        let Some(placement) = self.place(&table.rows) else {
+            self.full += 1;
+            // Not remembered: the next process to map it tries again, when there may be room.
+            return Err(NoRows::Full);
+        };
+        let placed = Placed {
+            placement,
+            segments: table.segments.into(),
+        };
+        self.remember(key, Some(placed.clone()));
+        Ok(placed)
+    }
+
+    fn remember(&mut self, key: ObjectKey, placed: Option<Placed>) {
+        let object = Object {
+            placed,
+            users: 1,
+            last_used: self.clock,
+        };
+        self.objects.insert(key, object);
+    }
+
+    /// One user fewer; the rows stay until their room is needed.
+    pub fn release(&mut self, key: &ObjectKey) {
+        if let Some(object) = self.objects.get_mut(key) {
+            object.users = object.users.saturating_sub(1);
+        }
+    }
+
+    /// Writes the rows into a free range, evicting unused objects (oldest first) for room.
+    fn place(&mut self, rows: &[UnwindRow]) -> Option<Placement> {
+        let len = u32::try_from(rows.len()).ok().filter(|&n| n > 0)?;
+        let range = loop {
+            if let Some(range) = self.take_free(len) {
+                break range;
+            }
+            if !self.evict_oldest_unused() {
+                return None;
+            }
+        };
+        // SAFETY: `range` lies inside the mapping, and no published process refers to it: it
+        // was free, and the walker reads rows only through a process's mapping entries.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                rows.as_ptr(),
+                self.mapped.rows.as_ptr().add(range.start as usize),
+                rows.len(),
+            );
+        }
+        Some(Placement {
+            first: range.start,
+            rows: len,
+        })
+    }
+
+    /// First fit.
+    fn take_free(&mut self, len: u32) -> Option<Range<u32>> {
+        let i = self.free.iter().position(|r| r.end - r.start >= len)?;
+        let start = self.free[i].start;
+        self.free[i].start += len;
+        if self.free[i].is_empty() {
+            self.free.remove(i);
+        }
+        Some(start..start + len)
+    }
+
+    fn evict_oldest_unused(&mut self) -> bool {
+        let oldest = self
+            .objects
+            .iter()
+            .filter(|(_, o)| o.users == 0)
+            .min_by_key(|(_, o)| o.last_used)
+            .map(|(key, _)| *key);
+        let Some(key) = oldest else {
+            return false;
+        };
+        let Some(object) = self.objects.remove(&key) else {
+            return false;
+        };
+        if let Some(Placed { placement, .. }) = object.placed {
+            let Placement { first, rows } = placement;
+            self.evicted_rows += u64::from(rows);
+            self.give_back(first..first + rows);
+        }
+        true
+    }
+
+    /// Returns a range to the free list, merged with its neighbours.
+    fn give_back(&mut self, range: Range<u32>) {
+        let i = self.free.partition_point(|r| r.start < range.start);
+        self.free.insert(i, range);
+        if i + 1 < self.free.len() && self.free[i].end == self.free[i + 1].start {
+            self.free[i].end = self.free.remove(i + 1).end;
+        }
+        if i > 0 && self.free[i - 1].end == self.free[i].start {
+            self.free[i - 1].end = self.free.remove(i).end;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use profiler_common::CfaRule;
+
+    use super::*;
+
+    /// A memfd stands in for the array: same shared mapping, no kernel map needed.
+    fn store(capacity: u32) -> RowStore {
+        let fd = rustix::fs::memfd_create("rows", rustix::fs::MemfdFlags::empty()).unwrap();
+        rustix::fs::ftruncate(&fd, bytes(capacity) as u64).unwrap();
+        RowStore::map(&fd, capacity).unwrap()
+    }
+
+    fn rows(n: u64) -> Option<Table> {
+        let rows = (0..n)
+            .map(|pc| UnwindRow {
+                pc,
+                cfa_offset: 8,
+                rbp_offset: 0,
+                cfa: CfaRule::Rsp as u8,
+                rbp: 0,
+            })
+            .collect();
+        Some(Table {
+            rows,
+            segments: Vec::new(),
+        })
+    }
+
+    fn key(ino: u64) -> ObjectKey {
+        ObjectKey {
+            dev: 1,
+            ino,
+            size: 0,
+            mtime: 0,
+        }
+    }
+
+    #[test]
+    fn an_object_is_compiled_once_and_shared() {
+        let mut store = store(100);
+        let a = store.acquire(key(1), || rows(40)).unwrap();
+        let again = store.acquire(key(1), || panic!("compiled twice")).unwrap();
+        assert_eq!(a, again);
+        assert_eq!((store.used(), store.objects()), (40, 1));
+    }
+
+    #[test]
+    fn unused_objects_make_room_oldest_first_and_used_ones_never() {
+        let mut store = store(100);
+        store.acquire(key(1), || rows(40)).unwrap();
+        store.acquire(key(2), || rows(40)).unwrap();
+        // Both in use: no room for a third.
+        assert_eq!(store.acquire(key(3), || rows(40)), Err(NoRows::Full));
+        store.release(&key(2));
+        store.release(&key(1));
+        let third = store.acquire(key(3), || rows(40)).unwrap();
+        assert_eq!(third.placement.first, 0, "the oldest, object 1, gave way");
+        assert!(store.objects.contains_key(&key(2)));
+        assert_eq!(store.evicted_rows, 40);
+    }
+
+    #[test]
+    fn freed_ranges_merge_so_a_large_object_fits_after_small_ones_go() {
+        let mut store = store(90);
+        for ino in 1..=3 {
+            store.acquire(key(ino), || rows(30)).unwrap();
+            store.release(&key(ino));
+        }
+        let large = store.acquire(key(9), || rows(90)).unwrap();
+        assert_eq!(large.placement, Placement { first: 0, rows: 90 });
+    }
+
+    #[test]
+    fn an_object_that_does_not_compile_is_not_tried_again() {
+        let mut store = store(10);
+        assert_eq!(store.acquire(key(1), || None), Err(NoRows::Compile));
+        assert_eq!(
+            store.acquire(key(1), || panic!("compiled twice")),
+            Err(NoRows::Compile)
+        );
+    }
+}
