@@ -33,8 +33,9 @@ pub const UNWIND_WANTED_ENTRIES: u32 = 1024;
 pub const UNWIND_MAX_FRAMES: usize = 127;
 /// Frames walked per program run; the walker tail-calls itself for the next ones.
 pub const FRAMES_PER_CALL: u32 = 16;
-/// Distinct walked stacks kept (1 KiB each).
-pub const UNWOUND_STACKS_ENTRIES: u32 = 8192;
+/// Distinct walked stacks kept (1 KiB each): half as many as the kernel's stack trace map, which
+/// keeps the kernel stacks and those of processes without a table.
+pub const UNWOUND_STACKS_ENTRIES: u32 = 16_384;
 /// Ids of walked stacks start here, above every id of the kernel's stack trace map, so one
 /// `i32` names a stack of either kind.
 pub const UNWOUND_STACK_ID_BASE: i32 = 1 << 30;

@@ -320,16 +320,20 @@ fn store(state: &mut UnwindState) -> Option<i32> {
     let stack = &mut state.stack;
     let hash = hash(stack);
     stack.hash = hash;
+    let id_of =
+        |slot: u32| UNWOUND_STACK_ID_BASE | ((hash as u32).wrapping_add(slot) & 0x3fff_ffff) as i32;
+    // Every slot looked at first: a stack stored in a later slot (its first one was taken, then
+    // freed) keeps its id rather than getting a second one.
     for slot in 0..UNWOUND_STACK_PROBES {
-        let id = UNWOUND_STACK_ID_BASE | ((hash as u32).wrapping_add(slot) & 0x3fff_ffff) as i32;
-        let key = id as u32;
+        let id = id_of(slot);
         // SAFETY: read-only look at a stored stack's hash.
-        if let Some(stored) = unsafe { UNWOUND_STACKS.get(key) } {
-            if stored.hash == hash {
-                return Some(id);
-            }
-            continue;
+        if unsafe { UNWOUND_STACKS.get(id as u32) }.is_some_and(|stored| stored.hash == hash) {
+            return Some(id);
         }
+    }
+    for slot in 0..UNWOUND_STACK_PROBES {
+        let id = id_of(slot);
+        let key = id as u32;
         if UNWOUND_STACKS
             .insert(key, &*stack, u64::from(BPF_NOEXIST))
             .is_ok()

@@ -64,6 +64,7 @@ pub fn render_run(
         bpf_measured_share: 0.0,
         wall: duration,
         peak_rss_bytes: 0,
+        sampler_ns_per_run: None,
     });
     let window = closed.summary.report(usage, folded, cost);
     parts.push(("analyze", start.elapsed()));

@@ -14,6 +14,7 @@ use std::{
 };
 
 use aya::Ebpf;
+use profiler_common::PROG_CPU_SAMPLE;
 
 /// What the profiler spent over a stretch of wall time.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -32,6 +33,9 @@ pub struct Spent {
     pub wall: Duration,
     /// Largest resident set of the profiler process so far (VmHWM).
     pub peak_rss_bytes: u64,
+    /// Nanoseconds per run of the CPU sampler, the stack walks it tail-calls included, over
+    /// the stretch's measured slices; `None` when it did not run while measured.
+    pub sampler_ns_per_run: Option<f64>,
 }
 
 /// The kernel's BPF run-time statistics, on for a slice of every period on a thread of their
@@ -130,6 +134,7 @@ pub struct OwnCostMeter {
     last_cpu: Duration,
     last_bpf_ns: u64,
     last_bpf_runs: u64,
+    last_sampler: (u64, u64),
     last_stats_on: Duration,
 }
 
@@ -140,6 +145,7 @@ impl OwnCostMeter {
             last_cpu: own_cpu(),
             last_bpf_ns: bpf_ns,
             last_bpf_runs: bpf_runs,
+            last_sampler: sampler_totals(ebpf),
             last_stats_on: stats.on_total(),
         }
     }
@@ -157,6 +163,11 @@ impl OwnCostMeter {
             let runs = bpf_runs_total.saturating_sub(self.last_bpf_runs) as f64;
             stats.rates = Some((bpf_ns / measured_ns, runs / measured_ns));
         }
+        let sampler = sampler_totals(ebpf);
+        let sampler_runs = sampler.1.saturating_sub(self.last_sampler.1);
+        let sampler_ns_per_run = (sampler_runs > 0)
+            .then(|| sampler.0.saturating_sub(self.last_sampler.0) as f64 / sampler_runs as f64);
+        self.last_sampler = sampler;
         self.last_cpu = cpu;
         self.last_bpf_ns = bpf_ns_total;
         self.last_bpf_runs = bpf_runs_total;
@@ -170,6 +181,7 @@ impl OwnCostMeter {
             bpf_measured_share: (measured_ns / wall_ns.max(1.0)).min(1.0),
             wall: elapsed,
             peak_rss_bytes: peak_rss_bytes(),
+            sampler_ns_per_run,
         }
     }
 }
@@ -196,6 +208,16 @@ fn peak_rss_bytes() -> u64 {
         .ok()
         .and_then(|s| s.vmhwm)
         .map_or(0, |kib| kib * 1024)
+}
+
+/// Run time and run count of the CPU sampler. Programs it tail-calls (the stack walker) run
+/// inside its runs, and the kernel charges their time to it.
+fn sampler_totals(ebpf: &Ebpf) -> (u64, u64) {
+    ebpf.program(PROG_CPU_SAMPLE)
+        .and_then(|program| program.info().ok())
+        .map_or((0, 0), |info| {
+            (info.run_time().as_nanos() as u64, info.run_count())
+        })
 }
 
 /// Run time and run count summed over this object's loaded programs.

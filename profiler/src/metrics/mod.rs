@@ -556,6 +556,7 @@ mod tests {
             bpf_measured_share: 1.0,
             cpu_percent_of_one_core: 0.1,
             peak_rss_bytes: 1 << 20,
+            sampler_ns_per_sample: None,
             phases_ms: None,
         };
         metrics.update(&tick, Tick::new(&tick).as_ref(), &cost);

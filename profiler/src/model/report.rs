@@ -276,6 +276,7 @@ impl From<Spent> for OwnCost {
             bpf_measured_share: (spent.bpf_measured_share * 1000.0).round() / 1000.0,
             cpu_percent_of_one_core: percent(spent.cpu_ns + spent.bpf_run_time_ns),
             peak_rss_bytes: spent.peak_rss_bytes,
+            sampler_ns_per_sample: spent.sampler_ns_per_run.map(|ns| ns.round()),
             phases_ms: None,
         }
     }
@@ -309,6 +310,10 @@ pub struct OwnCost {
     pub cpu_percent_of_one_core: f64,
     /// Largest resident set of the profiler process so far (VmHWM).
     pub peak_rss_bytes: u64,
+    /// BPF nanoseconds per CPU sample: the sampler with the user stack walk it hands to
+    /// (`unwinding`), as measured in the statistics' slices; absent when none was measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sampler_ns_per_sample: Option<f64>,
     /// Where a `diagnose` run's wall time went; absent from record windows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phases_ms: Option<Phases>,

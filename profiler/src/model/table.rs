@@ -389,18 +389,19 @@ impl Incarnation {
     /// A pid's first incarnation: from /proc while it lives, else from the kernel's name.
     fn first(pid: u32, exec_at: u64, snapshot: &ProcessSnapshot, source: &impl ProcSource) -> Self {
         let mut identity = source.identity(pid).unwrap_or_else(|| {
-            let mut gone =
-                ProcessIdentity::exited_unknown(pid, snapshot.comms.get(&pid).map(String::as_str));
-            // Its last exec's file, as the kernel saw it: all that is left of its executable.
-            // Only that exec's: an entry of another time is an earlier process of this pid
-            // (one that only forked has no exec of its own).
-            gone.exe = snapshot
+            ProcessIdentity::exited_unknown(pid, snapshot.comms.get(&pid).map(String::as_str))
+        });
+        // Gone before /proc was read, or between reading its stat and its exe: its last exec's
+        // file, as the kernel saw it, is all that is left of its executable. Only that exec's:
+        // an entry of another time is an earlier process of this pid (one that only forked has
+        // no exec of its own).
+        if identity.exe.is_none() {
+            identity.exe = snapshot
                 .exec_files
                 .get(&pid)
                 .filter(|&&(at, _)| exec_at != 0 && at == exec_at)
                 .map(|(_, file)| file.clone());
-            gone
-        });
+        }
         identity.exec_at = exec_at;
         Self {
             identity,

@@ -21,8 +21,9 @@ use aya::{Ebpf, EbpfLoader, programs::Program};
 pub use privileges::check_privileges;
 use profiler_common::{
     GLOBAL_BPRM_INTERP, GLOBAL_OFFCPU_STACKS, GLOBAL_SAMPLE_STACKS, GLOBAL_SYSCALL_EXITS,
-    GLOBAL_UNWIND_TABLES, MAP_UNWIND_ROWS, PROG_SCHED_PROCESS_EXEC, PROG_SCHED_PROCESS_EXIT,
-    PROG_SCHED_SWITCH, PROG_SCHED_SWITCH_TP, PROG_SCHED_WAKEUP, PROG_SCHED_WAKEUP_NEW,
+    GLOBAL_UNWIND_TABLES, MAP_UNWIND_PROCESSES, MAP_UNWIND_ROWS, MAP_UNWIND_WANTED,
+    MAP_UNWOUND_STACKS, PROG_SCHED_PROCESS_EXEC, PROG_SCHED_PROCESS_EXIT, PROG_SCHED_SWITCH,
+    PROG_SCHED_SWITCH_TP, PROG_SCHED_WAKEUP, PROG_SCHED_WAKEUP_NEW,
 };
 
 use crate::{
@@ -97,6 +98,14 @@ impl Selection {
 fn bit(signal: Signal) -> u32 {
     1 << signal as u32
 }
+
+/// The maps only walking with unwind tables uses.
+const UNWIND_MAPS: [&str; 4] = [
+    MAP_UNWIND_ROWS,
+    MAP_UNWIND_PROCESSES,
+    MAP_UNWIND_WANTED,
+    MAP_UNWOUND_STACKS,
+];
 
 /// Entries of a map that no attached program writes. Every tick walks every bucket of every
 /// hash map the collector reads (a map of 32 768 entries costs a walk of as many buckets
@@ -219,6 +228,11 @@ fn load(offsets: &TracefsOffsets, flags: &Flags, selection: Selection) -> anyhow
     flags.configure(&mut loader);
     if flags.unwind_rows > 0 {
         loader.map_max_entries(MAP_UNWIND_ROWS, flags.unwind_rows);
+    } else {
+        // Walking by frame pointers: no table memory.
+        for map in UNWIND_MAPS {
+            loader.map_max_entries(map, UNUSED_ENTRIES);
+        }
     }
     for map in selection.unused_maps() {
         loader.map_max_entries(map, UNUSED_ENTRIES);

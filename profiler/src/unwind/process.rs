@@ -1,7 +1,11 @@
 //! One process's table: its executable mappings, each pointing at its object's rows, as the
 //! kernel's walker reads them.
 
-use std::{fs::File, os::unix::fs::MetadataExt as _, path::PathBuf};
+use std::{
+    fs::File,
+    os::unix::fs::{MetadataExt as _, OpenOptionsExt as _},
+    path::PathBuf,
+};
 
 use procfs::process::{MMPermissions, MMapPath, Process};
 use profiler_common::{ProcessUnwind, UNWIND_MAPPINGS, UnwindMapping};
@@ -46,6 +50,14 @@ pub fn exec_mappings(pid: u32) -> Option<(u64, Vec<ExecMapping>)> {
     }
     mappings.sort_by_key(|m| m.start);
     Some((start_time, mappings))
+}
+
+/// Which program a process runs: its start time and its executable's device and inode, read
+/// before and after its table is built to tell an exec (or a reused pid) in between.
+pub fn program(pid: u32) -> Option<(u64, u64, u64)> {
+    let start_time = Process::new(pid as i32).ok()?.stat().ok()?.starttime;
+    let exe = std::fs::metadata(format!("/proc/{pid}/exe")).ok()?;
+    Some((start_time, exe.dev(), exe.ino()))
 }
 
 /// What building a process's table found.
@@ -96,16 +108,26 @@ pub fn build(store: &mut RowStore, pid: u32, mappings: &[ExecMapping]) -> Built 
     built
 }
 
+/// Files larger than this are not read for tables (the size also bounds what reading a
+/// sparse file claiming to be huge can allocate).
+const MAX_OBJECT_BYTES: u64 = 1 << 30;
+
 /// The mapped file itself, through the process's own view of it: deleted, replaced or in
-/// another mount namespace, it is still the file the code came from.
+/// another mount namespace, it is still the file the code came from. Opened without blocking
+/// on a FIFO or taking a terminal (a mapping of anybody's file can be anything), and read only
+/// if it is a regular file.
 fn open(pid: u32, mapping: &ExecMapping) -> Option<(ObjectKey, File)> {
     let path = PathBuf::from(format!(
         "/proc/{pid}/map_files/{:x}-{:x}",
         mapping.start, mapping.end
     ));
-    let file = File::open(path).ok()?;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .ok()?;
     let meta = file.metadata().ok()?;
-    if !meta.is_file() || meta.ino() != mapping.inode {
+    if !meta.is_file() || meta.size() > MAX_OBJECT_BYTES {
         return None;
     }
     let key = ObjectKey {
@@ -117,16 +139,15 @@ fn open(pid: u32, mapping: &ExecMapping) -> Option<(ObjectKey, File)> {
     Some((key, file))
 }
 
-/// Compiles the object's rows and reads its segments; `None` (logged) when it has no table.
+/// Compiles the object's rows; `None` (logged) when it has none.
 /// Read, not mapped: another user's file truncated under a mapping would fault this process.
 fn table(file: &File, key: ObjectKey) -> Option<Table> {
-    let data = object::ReadCache::new(file);
-    let compiled = rows::compile(&data).and_then(|compiled| Ok((compiled, rows::segments(&data)?)));
-    match compiled {
-        Ok((compiled, segments)) => Some(Table {
+    match rows::compile(&object::ReadCache::new(file)) {
+        Ok(compiled) if !compiled.rows.is_empty() && !compiled.segments.is_empty() => Some(Table {
             rows: compiled.rows,
-            segments,
+            segments: compiled.segments,
         }),
+        Ok(_) => None,
         Err(err) => {
             log::info!("no unwind table for inode {}: {err}", key.ino);
             None
@@ -134,8 +155,9 @@ fn table(file: &File, key: ObjectKey) -> Option<Table> {
     }
 }
 
-/// What to subtract from an address in the mapping to get the object's address: the segment
-/// whose file bytes the mapping starts in says where they belong.
+/// What to subtract from an address in the mapping to get the object's address: the
+/// executable segment whose file bytes the mapping starts in says where they belong (lld puts
+/// the read-only segment's last bytes on the code's first page: the executable one is meant).
 fn bias(mapping: &ExecMapping, placed: &Placed) -> Option<u64> {
     const PAGE: u64 = 4096;
     let segment = placed.segments.iter().find(|s| {

@@ -1,126 +1,189 @@
 //! Compiles an object's call frame information (`.eh_frame`, else `.debug_frame`) into the rows
 //! the kernel's stack walker reads: for each address, where the caller's frame and `rbp` are.
 
+use std::time::{Duration, Instant};
+
 use gimli::{
     BaseAddresses, CfaRule as GimliCfa, CieOrFde, DebugFrame, EhFrame, EndianSlice, RegisterRule,
     RunTimeEndian, UnwindContext, UnwindSection, UnwindTableRow, X86_64,
 };
-use object::{Object as _, ObjectSection as _, ObjectSegment as _};
+use object::{
+    Endianness, ReadRef,
+    elf::{EM_X86_64, FileHeader64, PF_X, PT_LOAD},
+    read::elf::{FileHeader as _, ProgramHeader as _, SectionHeader as _},
+};
 use profiler_common::{CfaRule, RbpRule, UnwindRow};
 
 use super::store::Segment;
 
-/// Rows of one object at most: a table larger than this is refused rather than crowding out
-/// every other object's (the largest Debian libraries have a few hundred thousand).
-pub const MAX_OBJECT_ROWS: usize = 4 << 20;
+/// Rows of one object at most, counted as they are made, before equal neighbours merge (32 MiB
+/// while compiling): the largest Debian libraries make a few hundred thousand.
+pub const MAX_OBJECT_ROWS: usize = 2 << 20;
 
 /// Bytes of a frame section read at most: the objects are anybody's files, and a sparse one
 /// can claim any size.
 pub const MAX_SECTION_BYTES: u64 = 64 << 20;
+
+/// Section headers read at most (real objects have a few dozen).
+const MAX_SECTIONS: usize = 1024;
+
+/// How long one object may take: its information is anybody's, and gimli evaluates a CIE's
+/// initial instructions again for each of its descriptions.
+pub const COMPILE_BUDGET: Duration = Duration::from_secs(3);
 
 /// Why an object has no table.
 #[derive(Debug, thiserror::Error)]
 pub enum CompileError {
     #[error("not a readable ELF object: {0}")]
     Elf(#[from] object::Error),
-    #[error("not an x86_64 object")]
+    #[error("not an x86_64 ELF object")]
     Architecture,
+    #[error("{0} section headers, more than the {MAX_SECTIONS} read of one object")]
+    TooManySections(usize),
     #[error("no .eh_frame or .debug_frame section")]
     NoFrames,
     #[error("malformed call frame information: {0}")]
     Cfi(#[from] gimli::Error),
-    #[error("{0} rows, more than the {MAX_OBJECT_ROWS} one object may have")]
-    TooLarge(usize),
+    #[error("more than the {MAX_OBJECT_ROWS} rows one object may have")]
+    TooLarge,
     #[error("a {0}-byte frame section, more than the {MAX_SECTION_BYTES} read of one object")]
     SectionTooLarge(u64),
+    #[error("compiling took longer than {COMPILE_BUDGET:?}")]
+    TooSlow,
 }
 
 /// An object's rows, sorted by address, each holding until the next.
 #[derive(Debug, Default)]
 pub struct Compiled {
     pub rows: Vec<UnwindRow>,
+    /// Where the object's executable file bytes land in its addresses.
+    pub segments: Vec<Segment>,
     /// Rows whose rule the walker cannot evaluate (it falls back to frame pointers there).
     pub unsupported: usize,
-    /// Frame descriptions skipped as malformed.
+    /// Frame descriptions skipped as malformed; a malformed entry list ends the reading there,
+    /// keeping what came before.
     pub malformed: usize,
 }
 
 type Slice<'a> = EndianSlice<'a, RunTimeEndian>;
+type Header = FileHeader64<Endianness>;
 
 /// Compiles the call frame information of the ELF object `data` (bytes, or a file read as
 /// needed: a file another user can truncate must not be mapped, or reading it could fault).
-pub fn compile<'a, R: object::ReadRef<'a>>(data: R) -> Result<Compiled, CompileError> {
-    let file = object::File::parse(data)?;
-    if file.architecture() != object::Architecture::X86_64 {
+/// Reads the header, the program and section headers and the frame section only, each bounded.
+pub fn compile<'a, R: ReadRef<'a>>(data: R) -> Result<Compiled, CompileError> {
+    let header = Header::parse(data)?;
+    let endian = header.endian()?;
+    if header.e_machine(endian) != EM_X86_64 {
         return Err(CompileError::Architecture);
     }
-    let endian = if file.is_little_endian() {
-        RunTimeEndian::Little
-    } else {
-        RunTimeEndian::Big
+    let count = header.shnum(endian, data)?;
+    if count > MAX_SECTIONS {
+        return Err(CompileError::TooManySections(count));
+    }
+    let sections = header.sections(endian, data)?;
+    let find = |name: &[u8]| sections.section_by_name(endian, name).map(|(_, s)| s);
+    let gimli_endian = match endian {
+        Endianness::Little => RunTimeEndian::Little,
+        Endianness::Big => RunTimeEndian::Big,
     };
-    let address = |name: &str| file.section_by_name(name).map(|s| s.address());
     let mut bases = BaseAddresses::default();
-    if let Some(text) = address(".text") {
-        bases = bases.set_text(text);
+    if let Some(text) = find(b".text") {
+        bases = bases.set_text(text.sh_addr(endian));
     }
-    if let Some(got) = address(".got") {
-        bases = bases.set_got(got);
+    if let Some(got) = find(b".got") {
+        bases = bases.set_got(got.sh_addr(endian));
     }
-    let frames = [".eh_frame", ".debug_frame"].map(|name| file.section_by_name(name));
+    let frames = [b".eh_frame".as_slice(), b".debug_frame"].map(find);
     if let Some(size) = frames
         .iter()
         .flatten()
-        .map(|s| s.size())
+        .map(|s| s.sh_size(endian))
         .find(|&n| n > MAX_SECTION_BYTES)
     {
         return Err(CompileError::SectionTooLarge(size));
     }
-    let compiled = if let Some(section) = file.section_by_name(".eh_frame") {
-        let bases = bases.set_eh_frame(section.address());
-        let mut eh_frame = EhFrame::new(section.data()?, endian);
-        eh_frame.set_address_size(8);
-        rows_of(&eh_frame, &bases)?
-    } else if let Some(section) = file.section_by_name(".debug_frame") {
-        let mut debug_frame = DebugFrame::new(section.data()?, endian);
-        debug_frame.set_address_size(8);
-        rows_of(&debug_frame, &bases)?
-    } else {
-        return Err(CompileError::NoFrames);
+    let mut budget = Budget::new();
+    let mut compiled = match frames {
+        [Some(section), _] => {
+            let bases = bases.set_eh_frame(section.sh_addr(endian));
+            let bytes = section.data(endian, data)?;
+            let mut eh_frame = EhFrame::new(bytes, gimli_endian);
+            eh_frame.set_address_size(8);
+            rows_of(&eh_frame, &bases, &mut budget)?
+        }
+        [None, Some(section)] => {
+            let bytes = section.data(endian, data)?;
+            let mut debug_frame = DebugFrame::new(bytes, gimli_endian);
+            debug_frame.set_address_size(8);
+            rows_of(&debug_frame, &bases, &mut budget)?
+        }
+        [None, None] => return Err(CompileError::NoFrames),
     };
-    if compiled.rows.len() > MAX_OBJECT_ROWS {
-        return Err(CompileError::TooLarge(compiled.rows.len()));
-    }
+    compiled.segments = header
+        .program_headers(endian, data)?
+        .iter()
+        .filter(|p| p.p_type(endian) == PT_LOAD && p.p_flags(endian) & PF_X != 0)
+        .map(|p| Segment {
+            file_offset: p.p_offset(endian),
+            file_size: p.p_filesz(endian),
+            address: p.p_vaddr(endian),
+        })
+        .filter(|segment| segment.file_size > 0)
+        .collect();
     Ok(compiled)
 }
 
-/// The object's loadable segments: where its file bytes land in its addresses.
-pub fn segments<'a, R: object::ReadRef<'a>>(data: R) -> Result<Vec<Segment>, CompileError> {
-    let file = object::File::parse(data)?;
-    Ok(file
-        .segments()
-        .map(|segment| {
-            let (file_offset, file_size) = segment.file_range();
-            Segment {
-                file_offset,
-                file_size,
-                address: segment.address(),
-            }
-        })
-        .filter(|segment| segment.file_size > 0)
-        .collect())
+/// What one object's compilation may still spend.
+struct Budget {
+    rows: usize,
+    until: Instant,
+}
+
+impl Budget {
+    fn new() -> Self {
+        Self {
+            rows: MAX_OBJECT_ROWS,
+            until: Instant::now() + COMPILE_BUDGET,
+        }
+    }
+
+    fn take_row(&mut self) -> Result<(), CompileError> {
+        self.rows = self.rows.checked_sub(1).ok_or(CompileError::TooLarge)?;
+        Ok(())
+    }
+
+    fn check_time(&self) -> Result<(), CompileError> {
+        if Instant::now() > self.until {
+            return Err(CompileError::TooSlow);
+        }
+        Ok(())
+    }
 }
 
 /// Every frame description's rows, then a row of no information where each one ends (unless
 /// the next begins there), sorted and with runs of equal rules merged.
-fn rows_of<'a, S>(section: &S, bases: &BaseAddresses) -> Result<Compiled, gimli::Error>
+fn rows_of<'a, S>(
+    section: &S,
+    bases: &BaseAddresses,
+    budget: &mut Budget,
+) -> Result<Compiled, CompileError>
 where
     S: UnwindSection<Slice<'a>>,
 {
     let mut compiled = Compiled::default();
     let mut context = Box::new(UnwindContext::new());
     let mut entries = section.entries(bases);
-    while let Some(entry) = entries.next()? {
+    loop {
+        budget.check_time()?;
+        let entry = match entries.next() {
+            Ok(Some(entry)) => entry,
+            Ok(None) => break,
+            Err(_) => {
+                compiled.malformed += 1;
+                break;
+            }
+        };
         let CieOrFde::Fde(partial) = entry else {
             continue;
         };
@@ -132,11 +195,23 @@ where
             continue;
         }
         let before = compiled.rows.len();
-        if add_fde_rows(section, bases, &mut context, &fde, &mut compiled).is_err() {
-            compiled.rows.truncate(before);
-            compiled.malformed += 1;
-            continue;
+        match add_fde_rows(
+            section,
+            bases,
+            &mut context,
+            &fde,
+            &mut compiled.rows,
+            budget,
+        ) {
+            Ok(()) => {}
+            Err(CompileError::Cfi(_)) => {
+                compiled.rows.truncate(before);
+                compiled.malformed += 1;
+                continue;
+            }
+            Err(err) => return Err(err),
         }
+        budget.take_row()?;
         compiled.rows.push(row(fde.end_address(), CfaRule::None, 0));
     }
     compiled.rows = normalize(std::mem::take(&mut compiled.rows));
@@ -153,14 +228,16 @@ fn add_fde_rows<'a, S>(
     bases: &BaseAddresses,
     context: &mut UnwindContext<usize>,
     fde: &gimli::FrameDescriptionEntry<Slice<'a>>,
-    compiled: &mut Compiled,
-) -> Result<(), gimli::Error>
+    rows: &mut Vec<UnwindRow>,
+    budget: &mut Budget,
+) -> Result<(), CompileError>
 where
     S: UnwindSection<Slice<'a>>,
 {
     let mut table = fde.rows(section, bases, context)?;
     while let Some(gimli_row) = table.next_row()? {
-        compiled.rows.push(convert(section, gimli_row));
+        budget.take_row()?;
+        rows.push(convert(section, gimli_row));
     }
     Ok(())
 }

@@ -5,6 +5,9 @@ use std::{collections::HashMap, ops::Range, os::fd::AsFd, ptr::NonNull, sync::Ar
 
 use profiler_common::UnwindRow;
 
+/// Objects remembered at most (in use or not, failed or not); the unused ones go first.
+const MAX_OBJECTS: usize = 4096;
+
 /// What names an object across processes: the device and inode of the mapped file, its size
 /// and modification time (a file rewritten in place is another object).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -87,6 +90,8 @@ pub struct RowStore {
     mapped: Mapped,
     free: Vec<Range<u32>>,
     objects: HashMap<ObjectKey, Object>,
+    /// Objects refused for room, and their rows: compiled again only once they could fit.
+    refused: HashMap<ObjectKey, usize>,
     clock: u64,
     /// Rows evicted so far, and objects refused for room.
     pub evicted_rows: u64,
@@ -113,6 +118,7 @@ impl RowStore {
             mapped: Mapped { rows, capacity },
             free: std::iter::once(0..capacity).collect(),
             objects: HashMap::new(),
+            refused: HashMap::new(),
             clock: 0,
             evicted_rows: 0,
             full: 0,
@@ -132,7 +138,7 @@ impl RowStore {
     }
 
     /// The object's rows for one more user, compiling them on first sight. A user of an
-    /// object without rows releases it all the same.
+    /// object without rows releases it all the same; one refused for room is not a user.
     pub fn acquire(
         &mut self,
         key: ObjectKey,
@@ -144,15 +150,25 @@ impl RowStore {
             object.last_used = self.clock;
             return object.placed.clone().ok_or(NoRows::Compile);
         }
+        // Refused for room before, and no more room since: not compiled again for nothing.
+        if let Some(&rows) = self.refused.get(&key)
+            && !self.could_hold(rows)
+        {
+            return Err(NoRows::Full);
+        }
         let Some(table) = compile() else {
             self.remember(key, None);
             return Err(NoRows::Compile);
         };
         let Some(placement) = self.place(&table.rows) else {
             self.full += 1;
-            // Not remembered: the next process to map it tries again, when there may be room.
+            if self.refused.len() >= MAX_OBJECTS {
+                self.refused.clear();
+            }
+            self.refused.insert(key, table.rows.len());
             return Err(NoRows::Full);
         };
+        self.refused.remove(&key);
         let placed = Placed {
             placement,
             segments: table.segments.into(),
@@ -162,12 +178,27 @@ impl RowStore {
     }
 
     fn remember(&mut self, key: ObjectKey, placed: Option<Placed>) {
+        // Objects no process maps any more, failed ones included, are forgotten past a bound.
+        while self.objects.len() >= MAX_OBJECTS && self.evict_oldest_unused() {}
         let object = Object {
             placed,
             users: 1,
             last_used: self.clock,
         };
         self.objects.insert(key, object);
+    }
+
+    /// Whether `rows` could be placed: an object may take a quarter of the array at most (so
+    /// one object cannot crowd out the rest), and evicting every unused object must free enough.
+    fn could_hold(&self, rows: usize) -> bool {
+        let unused: u32 = self
+            .objects
+            .values()
+            .filter(|o| o.users == 0)
+            .filter_map(|o| o.placed.as_ref().map(|p| p.placement.rows))
+            .sum();
+        let free = self.capacity() - self.used();
+        rows <= (self.capacity() / 4) as usize && rows <= (free + unused) as usize
     }
 
     /// One user fewer; the rows stay until their room is needed.
@@ -180,6 +211,9 @@ impl RowStore {
     /// Writes the rows into a free range, evicting unused objects (oldest first) for room.
     fn place(&mut self, rows: &[UnwindRow]) -> Option<Placement> {
         let len = u32::try_from(rows.len()).ok().filter(|&n| n > 0)?;
+        if !self.could_hold(rows.len()) {
+            return None;
+        }
         let range = loop {
             if let Some(range) = self.take_free(len) {
                 break range;
@@ -288,7 +322,7 @@ mod tests {
 
     #[test]
     fn an_object_is_compiled_once_and_shared() {
-        let mut store = store(100);
+        let mut store = store(400);
         let a = store.acquire(key(1), || rows(40)).unwrap();
         let again = store.acquire(key(1), || panic!("compiled twice")).unwrap();
         assert_eq!(a, again);
@@ -297,28 +331,43 @@ mod tests {
 
     #[test]
     fn unused_objects_make_room_oldest_first_and_used_ones_never() {
-        let mut store = store(100);
-        store.acquire(key(1), || rows(40)).unwrap();
-        store.acquire(key(2), || rows(40)).unwrap();
-        // Both in use: no room for a third.
-        assert_eq!(store.acquire(key(3), || rows(40)), Err(NoRows::Full));
+        let mut store = store(400);
+        for ino in 1..=4 {
+            store.acquire(key(ino), || rows(100)).unwrap();
+        }
+        // All in use: no room for a fifth, and it is not compiled again while none is made.
+        assert_eq!(store.acquire(key(5), || rows(100)), Err(NoRows::Full));
+        assert_eq!(
+            store.acquire(key(5), || panic!("compiled again without room")),
+            Err(NoRows::Full)
+        );
         store.release(&key(2));
         store.release(&key(1));
-        let third = store.acquire(key(3), || rows(40)).unwrap();
-        assert_eq!(third.placement.first, 0, "the oldest, object 1, gave way");
+        let fifth = store.acquire(key(5), || rows(100)).unwrap();
+        assert_eq!(fifth.placement.first, 0, "the oldest, object 1, gave way");
         assert!(store.objects.contains_key(&key(2)));
-        assert_eq!(store.evicted_rows, 40);
+        assert_eq!(store.evicted_rows, 100);
     }
 
     #[test]
-    fn freed_ranges_merge_so_a_large_object_fits_after_small_ones_go() {
-        let mut store = store(90);
+    fn freed_ranges_merge_so_a_larger_object_fits_after_small_ones_go() {
+        let mut store = store(400);
         for ino in 1..=3 {
             store.acquire(key(ino), || rows(30)).unwrap();
             store.release(&key(ino));
         }
-        let large = store.acquire(key(9), || rows(90)).unwrap();
-        assert_eq!(large.placement, Placement { first: 0, rows: 90 });
+        for ino in 4..=6 {
+            store.acquire(key(ino), || rows(100)).unwrap();
+        }
+        let larger = store.acquire(key(9), || rows(90)).unwrap();
+        assert_eq!(larger.placement, Placement { first: 0, rows: 90 });
+    }
+
+    #[test]
+    fn one_object_takes_a_quarter_of_the_array_at_most() {
+        let mut store = store(400);
+        assert_eq!(store.acquire(key(1), || rows(101)), Err(NoRows::Full));
+        assert_eq!(store.used(), 0);
     }
 
     #[test]

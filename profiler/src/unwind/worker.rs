@@ -4,8 +4,9 @@
 use std::{
     collections::HashMap,
     sync::{
-        Arc, Mutex,
-        atomic::{AtomicBool, Ordering},
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+        mpsc,
     },
     thread::JoinHandle,
     time::{Duration, Instant},
@@ -35,6 +36,10 @@ const POLL: Duration = Duration::from_millis(50);
 const LOOK_AGAIN: Duration = Duration::from_secs(1);
 /// How often tables of processes gone are let go.
 const SWEEP: Duration = Duration::from_secs(2);
+/// A process whose table could not be built or stored is not tried again before this.
+const RETRY: Duration = Duration::from_secs(10);
+/// How long stopping waits for a build in progress before leaving the thread to end alone.
+const STOP_WAIT: Duration = Duration::from_secs(2);
 
 /// What the builder holds and has done, for `own_cost` and `doctor`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -57,7 +62,9 @@ pub struct UnwindStats {
 pub struct Unwinder {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
-    stats: Arc<Mutex<UnwindStats>>,
+    /// Closed by the thread as it ends.
+    ended: mpsc::Receiver<()>,
+    stats: Arc<SharedStats>,
 }
 
 impl Unwinder {
@@ -76,22 +83,28 @@ impl Unwinder {
         let capacity = rows.info()?.max_entries();
         let store = RowStore::map(rows.fd(), capacity).context("mapping the unwind row array")?;
         let stop = Arc::new(AtomicBool::new(false));
-        let stats = Arc::new(Mutex::new(UnwindStats::default()));
+        let stats = Arc::new(SharedStats::default());
         let mut builder = Builder {
             _rows: rows,
             store,
             processes,
             wanted,
             published: HashMap::new(),
+            retry_after: HashMap::new(),
             stats: UnwindStats::default(),
         };
         let (stop_flag, shared) = (stop.clone(), stats.clone());
+        let (ending, ended) = mpsc::channel::<()>();
         let thread = std::thread::Builder::new()
             .name("unwind-tables".into())
-            .spawn(move || builder.run(&stop_flag, &shared))?;
+            .spawn(move || {
+                let _ending = ending;
+                builder.run(&stop_flag, &shared);
+            })?;
         Ok(Self {
             stop,
             thread: Some(thread),
+            ended,
             stats,
         })
     }
@@ -104,11 +117,63 @@ impl Unwinder {
 
 /// The builder's figures as they stand.
 #[derive(Clone)]
-pub struct StatsHandle(Arc<Mutex<UnwindStats>>);
+pub struct StatsHandle(Arc<SharedStats>);
 
 impl StatsHandle {
     pub fn get(&self) -> UnwindStats {
-        self.0.lock().map(|s| s.clone()).unwrap_or_default()
+        self.0.load()
+    }
+}
+
+/// The figures, readable without a lock: the recording thread runs at real-time priority, and
+/// waiting for a lock held by this thread, starved by a rogue at nice -20, would stall it.
+#[derive(Default)]
+struct SharedStats([AtomicU64; 10]);
+
+impl SharedStats {
+    fn store(&self, stats: &UnwindStats) {
+        let nanos = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        let values = [
+            stats.processes as u64,
+            stats.objects as u64,
+            u64::from(stats.rows_used),
+            u64::from(stats.rows_capacity),
+            stats.builds,
+            nanos(stats.build_time),
+            nanos(stats.slowest_first_table),
+            stats.objects_full,
+            stats.processes_full,
+            0,
+        ];
+        for (slot, value) in self.0.iter().zip(values) {
+            slot.store(value, Ordering::Relaxed);
+        }
+    }
+
+    fn load(&self) -> UnwindStats {
+        let [
+            processes,
+            objects,
+            rows_used,
+            rows_capacity,
+            builds,
+            build_ns,
+            slowest_ns,
+            objects_full,
+            processes_full,
+            _,
+        ] = self.0.each_ref().map(|slot| slot.load(Ordering::Relaxed));
+        UnwindStats {
+            processes: processes as usize,
+            objects: objects as usize,
+            rows_used: rows_used as u32,
+            rows_capacity: rows_capacity as u32,
+            builds,
+            build_time: Duration::from_nanos(build_ns),
+            slowest_first_table: Duration::from_nanos(slowest_ns),
+            objects_full,
+            processes_full,
+        }
     }
 }
 
@@ -135,7 +200,11 @@ impl From<&UnwindStats> for UnwindTables {
 impl Drop for Unwinder {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
+        // A build reading a file on a hung mount could hold the thread; exiting does not wait
+        // for it then.
+        if let Err(mpsc::RecvTimeoutError::Disconnected) = self.ended.recv_timeout(STOP_WAIT)
+            && let Some(thread) = self.thread.take()
+        {
             let _ = thread.join();
         }
     }
@@ -156,15 +225,19 @@ struct Builder {
     processes: BpfHashMap<MapData, u32, ProcessUnwind>,
     wanted: BpfHashMap<MapData, u32, u64>,
     published: HashMap<u32, Published>,
+    /// Processes not to look at again before then (their table could not be built or stored).
+    retry_after: HashMap<u32, Instant>,
     stats: UnwindStats,
 }
 
 impl Builder {
-    fn run(&mut self, stop: &AtomicBool, shared: &Mutex<UnwindStats>) {
+    fn run(&mut self, stop: &AtomicBool, shared: &SharedStats) {
+        // Level with the greediest normal task when the recorder runs at real-time priority.
+        crate::session::priority::helper_thread();
         let mut swept = Instant::now();
         while !stop.load(Ordering::Relaxed) {
             std::thread::sleep(POLL);
-            self.answer_requests();
+            self.answer_requests(stop);
             if swept.elapsed() >= SWEEP {
                 self.forget_gone();
                 swept = Instant::now();
@@ -174,31 +247,43 @@ impl Builder {
             self.stats.rows_used = self.store.used();
             self.stats.rows_capacity = self.store.capacity();
             self.stats.objects_full = self.store.full;
-            if let Ok(mut shared) = shared.lock() {
-                *shared = self.stats.clone();
+            shared.store(&self.stats);
+        }
+    }
+
+    fn answer_requests(&mut self, stop: &AtomicBool) {
+        let requests: Vec<(u32, u64)> = self.wanted.iter().filter_map(Result::ok).collect();
+        for (tgid, asked_at) in requests {
+            if stop.load(Ordering::Relaxed) {
+                return;
+            }
+            let _ = self.wanted.remove(&tgid);
+            if self
+                .retry_after
+                .get(&tgid)
+                .is_some_and(|at| Instant::now() < *at)
+            {
+                continue;
+            }
+            if !self.refresh(tgid, asked_at) {
+                self.retry_after.insert(tgid, Instant::now() + RETRY);
             }
         }
     }
 
-    fn answer_requests(&mut self) {
-        let requests: Vec<(u32, u64)> = self.wanted.iter().filter_map(Result::ok).collect();
-        for (tgid, asked_at) in requests {
-            let _ = self.wanted.remove(&tgid);
-            self.refresh(tgid, asked_at);
-        }
-    }
-
-    /// Builds the process's table, or builds it again if its mappings changed.
-    fn refresh(&mut self, tgid: u32, asked_at: u64) {
+    /// Builds the process's table, or builds it again if its mappings changed; false when it
+    /// has none and should not be asked about for a while.
+    fn refresh(&mut self, tgid: u32, asked_at: u64) -> bool {
         let in_kernel = self.processes.get(&tgid, 0).is_ok();
         if let Some(known) = self.published.get(&tgid)
             && in_kernel
             && known.looked.elapsed() < LOOK_AGAIN
         {
-            return;
+            return true;
         }
+        let program = process::program(tgid);
         let Some((start_time, mappings)) = process::exec_mappings(tgid) else {
-            return;
+            return false;
         };
         if let Some(known) = self.published.get_mut(&tgid)
             && in_kernel
@@ -206,20 +291,27 @@ impl Builder {
             && known.mappings == mappings
         {
             known.looked = Instant::now();
-            return;
+            return true;
         }
         if !mappings.iter().any(|m| m.file) {
-            return;
+            return false;
         }
         let began = Instant::now();
         let built = process::build(&mut self.store, tgid, &mappings);
         let Some(entry) = built.entry else {
-            return;
+            return false;
         };
         if self.processes.insert(tgid, *entry, 0).is_err() {
             self.stats.processes_full += 1;
             self.release(&built.objects);
-            return;
+            return false;
+        }
+        // It exec'd (or exited, and its pid was taken) while the table was built from its old
+        // mappings: the kernel dropped the entry at the exec, before this one was stored.
+        if program.is_none() || process::program(tgid) != program {
+            let _ = self.processes.remove(&tgid);
+            self.release(&built.objects);
+            return true;
         }
         self.stats.builds += 1;
         self.stats.build_time += began.elapsed();
@@ -237,6 +329,7 @@ impl Builder {
         if let Some(old) = self.published.insert(tgid, published) {
             self.release(&old.objects);
         }
+        true
     }
 
     /// Lets go of processes whose entry the kernel dropped (they exited or exec'd), or that are
@@ -257,6 +350,8 @@ impl Builder {
                 self.release(&old.objects);
             }
         }
+        let now = Instant::now();
+        self.retry_after.retain(|_, at| now < *at);
     }
 
     fn release(&mut self, objects: &[ObjectKey]) {

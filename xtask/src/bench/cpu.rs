@@ -1,11 +1,14 @@
-//! `cargo xtask bench cpu`: wall time of a fixed CPU-bound workload (`burner`), untraced, under
-//! the profiler, under `perf record` and under profile-bee (when installed).
+//! `cargo xtask bench cpu`: CPU time of a fixed CPU-bound workload (`burner`), untraced, under
+//! the profiler (walking stacks with unwind tables, its default, and by frame pointers alone),
+//! under `perf record -g` and `perf record --call-graph dwarf`, and under profile-bee (when
+//! installed).
 
 use std::{fs, path::Path, process::Command, time::Duration};
 
 use anyhow::Result;
 
 use super::results::Row;
+use super::tracer::CallGraph;
 use super::{
     Context, SubBench, missing_tool, prepare, print_header_line, print_profiler_line, run_rounds,
     time_workload, tracer, under_profiler,
@@ -39,9 +42,14 @@ impl SubBench for Options {
 enum Condition {
     Untraced,
     Profiler,
+    ProfilerFramePointers,
     Perf,
+    PerfDwarf,
     ProfileBee,
 }
+
+/// The profiler walking user stacks by frame pointers alone.
+const FRAME_POINTERS: [&str; 2] = ["--unwind", "frame-pointers"];
 
 /// profile-bee's command: `probee` since 0.3, `profile-bee` before.
 const PROFILE_BEE: [&str; 2] = ["probee", "profile-bee"];
@@ -72,7 +80,9 @@ fn run(ctx: &Context, runs: u32, work: u64) -> Result<Vec<Row>> {
     let mut conditions = vec![
         (Condition::Untraced, "untraced"),
         (Condition::Profiler, "profiler"),
+        (Condition::ProfilerFramePointers, "profiler-fp"),
         (Condition::Perf, "perf"),
+        (Condition::PerfDwarf, "perf-dwarf"),
     ];
     if profile_bee.is_some() {
         conditions.push((Condition::ProfileBee, "profile-bee"));
@@ -87,14 +97,26 @@ fn run(ctx: &Context, runs: u32, work: u64) -> Result<Vec<Row>> {
         ),
     );
     print_profiler_line(12, "profiler", &profiler, scratch.path(), &[]);
-    print_header_line(
+    print_profiler_line(
         12,
-        "perf",
-        &format!(
-            "{}  (started 1 s before the workload; then SIGINT)",
-            util::display(&tracer::perf_command(&perf_data))
-        ),
+        "profiler-fp",
+        &profiler,
+        scratch.path(),
+        &FRAME_POINTERS,
     );
+    for (name, call_graph) in [
+        ("perf", CallGraph::FramePointers),
+        ("perf-dwarf", CallGraph::Dwarf),
+    ] {
+        print_header_line(
+            12,
+            name,
+            &format!(
+                "{}  (started 1 s before the workload; then SIGINT)",
+                util::display(&tracer::perf_command(&perf_data, call_graph))
+            ),
+        );
+    }
     if let Some(binary) = &profile_bee {
         print_header_line(
             12,
@@ -119,8 +141,18 @@ fn run(ctx: &Context, runs: u32, work: u64) -> Result<Vec<Row>> {
             Condition::Profiler => under_profiler(&profiler, scratch.path(), round, &[], || {
                 time_workload(&mut workload())
             }),
-            Condition::Perf => {
-                let timed = tracer::under_perf(&perf_data, || time_workload(&mut workload()))?;
+            Condition::ProfilerFramePointers => {
+                under_profiler(&profiler, scratch.path(), round, &FRAME_POINTERS, || {
+                    time_workload(&mut workload())
+                })
+            }
+            Condition::Perf | Condition::PerfDwarf => {
+                let call_graph = match condition {
+                    Condition::PerfDwarf => CallGraph::Dwarf,
+                    _ => CallGraph::FramePointers,
+                };
+                let timed =
+                    tracer::under_perf(&perf_data, call_graph, || time_workload(&mut workload()))?;
                 fs::remove_file(&perf_data)?;
                 Ok(timed.into())
             }

@@ -73,10 +73,24 @@ pub fn under_record<T>(
     )
 }
 
-pub fn perf_command(data: &Path) -> Command {
+pub fn perf_command(data: &Path, call_graph: CallGraph) -> Command {
     let mut cmd = Command::new("perf");
-    cmd.args(["record", "-F", "99", "-a", "-g", "-o"]).arg(data);
+    cmd.args(["record", "-F", "99", "-a"]);
+    match call_graph {
+        CallGraph::FramePointers => cmd.arg("-g"),
+        CallGraph::Dwarf => cmd.args(["--call-graph", "dwarf"]),
+    };
+    cmd.arg("-o").arg(data);
     cmd
+}
+
+/// How `perf record` takes stacks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallGraph {
+    /// `-g`: the frame-pointer chain, in the kernel.
+    FramePointers,
+    /// `--call-graph dwarf`: 8 KiB of each sample's stack copied out and unwound in userspace.
+    Dwarf,
 }
 
 /// How to tell that a tracer started in the background observes.
@@ -104,10 +118,14 @@ pub fn under_profiler<T>(
     )
 }
 
-pub fn under_perf<T>(data: &Path, workload: impl FnOnce() -> Result<T>) -> Result<T> {
+pub fn under_perf<T>(
+    data: &Path,
+    call_graph: CallGraph,
+    workload: impl FnOnce() -> Result<T>,
+) -> Result<T> {
     let (result, _) = under(
         "perf record",
-        &mut perf_command(data),
+        &mut perf_command(data, call_graph),
         Ready::After(PERF_HEAD_START),
         workload,
     )?;

@@ -64,7 +64,6 @@ pub struct Policy {
 /// What the session of an incident needs from the recorder's.
 pub struct Base {
     pub frequency_hz: u64,
-    pub unwinding: Unwinding,
     pub cmdlines: Cmdlines,
 }
 
@@ -232,7 +231,10 @@ impl Escalator {
         signals.extend(&adds);
         let config = Config {
             frequency_hz: self.base.frequency_hz,
-            unwinding: self.base.unwinding,
+            // The recorder's own session walks the CPU stacks of the incident with tables; the
+            // incident's probes are attached on the real-time thread under a rogue, and loading
+            // the walker there would lengthen that.
+            unwinding: Unwinding::FramePointers,
             signals,
             cmdlines: self.base.cmdlines,
             only_pids: Vec::new(),
@@ -323,7 +325,6 @@ mod tests {
         };
         let base = Base {
             frequency_hz: 19,
-            unwinding: Unwinding::FramePointers,
             cmdlines: Cmdlines::redacted(false),
         };
         Escalator::new(policy, on, base)

@@ -139,7 +139,6 @@ pub fn escalator(args: &RecordArgs) -> Option<Escalator> {
     };
     let base = Base {
         frequency_hz: args.frequency,
-        unwinding: args.unwind.unwinding(),
         cmdlines: Cmdlines::redacted(args.redact),
     };
     Escalator::new(policy, &args.signals, base)

@@ -154,6 +154,7 @@ fn sample() -> Report {
             bpf_measured_share: 0.1,
             cpu_percent_of_one_core: 1.4,
             peak_rss_bytes: 30 << 20,
+            sampler_ns_per_sample: Some(2400.0),
             phases_ms: Some(Phases {
                 startup: 10.0,
                 attach: 400.0,

@@ -301,6 +301,9 @@ fn cost_and_drops(report: &Report) -> String {
         } @else {
             p class="empty" { "Not measured." }
         }
+        @if let Some(unwinding) = &report.unwinding {
+            (definitions(&[("stacks", html! { (unwinding_summary(unwinding)) })]))
+        }
         @if drops.is_empty() {
             p { "Nothing was dropped." }
         } @else {
@@ -309,6 +312,30 @@ fn cost_and_drops(report: &Report) -> String {
         }
     }
     .into_string()
+}
+
+/// How the CPU samples' user stacks were walked, in one line.
+fn unwinding_summary(unwinding: &crate::report::Unwinding) -> String {
+    let method = match unwinding.cpu {
+        crate::report::UnwindMethod::Tables => "unwind tables",
+        crate::report::UnwindMethod::FramePointers => "frame pointers",
+    };
+    let mut text = format!(
+        "CPU samples walked with {method}: {} with tables, {} before their process had one, {} \
+         falling back to frame pointers somewhere",
+        unwinding.walked_samples, unwinding.before_table_samples, unwinding.fell_back_samples
+    );
+    if let Some(tables) = &unwinding.tables {
+        text.push_str(&format!(
+            "; tables of {} processes, {} objects, {} of {} rows ({})",
+            tables.processes,
+            tables.objects,
+            tables.rows_used,
+            tables.rows_capacity,
+            tables::human_bytes(tables.memory_bytes)
+        ));
+    }
+    text
 }
 
 /// Restores `history.replaceState` failures to no-ops: inferno's script records the zoom and
