@@ -95,8 +95,9 @@ sub_benches! {
     /// any syscall hook), under diagnose's syscall signals and defaults, under record's
     /// always-on tier, under bpftrace and under libbpf-tools' syscount.
     Syscalls(syscalls::Options),
-    /// Wall time of a fixed CPU-bound workload: untraced, under `profiler diagnose`, under
-    /// `perf record -a -g` and under profile-bee.
+    /// CPU time of a fixed CPU-bound workload: untraced, under `profiler diagnose` (stacks
+    /// walked with unwind tables, and by frame pointers), under `perf record -a -g` and `-a
+    /// --call-graph dwarf`, and under profile-bee.
     Cpu(cpu::Options),
     /// Cost of context-switch accounting (`perf bench sched pipe`), and of scanning
     /// /proc/PID/schedstat instead.
