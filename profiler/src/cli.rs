@@ -150,9 +150,11 @@ pub struct UnwindArgs {
     /// How user stacks are walked: `tables`, compiled from each binary's call frame
     /// information (.eh_frame), walks whole stacks of code built without frame pointers, as
     /// most distributions' is; `frame-pointers` follows the frame-pointer chain alone
-    /// (cheaper per sample, one frame deep in such code).
-    #[arg(long, value_enum, default_value_t = UnwindChoice::Tables)]
-    pub unwind: UnwindChoice,
+    /// (cheaper per sample, one frame deep in such code). Default: `tables` for `diagnose`
+    /// and `top`, `frame-pointers` for `record` (whose memory with tables over hours of
+    /// process churn is not yet shown to stay flat).
+    #[arg(long, value_enum)]
+    pub unwind: Option<UnwindChoice>,
     /// Rows of unwind tables the kernel holds (16 bytes each: the default is 16 MiB, a few
     /// hundred distinct binaries; libc takes about 28 000). Objects that do not fit are walked
     /// by frame pointers, and counted in report.json's `unwinding`.
@@ -161,8 +163,9 @@ pub struct UnwindArgs {
 }
 
 impl UnwindArgs {
-    pub fn unwinding(self) -> Unwinding {
-        match self.unwind {
+    /// The walk asked for, or the command's `default`.
+    pub fn unwinding(self, default: UnwindChoice) -> Unwinding {
+        match self.unwind.unwrap_or(default) {
             UnwindChoice::Tables => Unwinding::Tables {
                 rows: self.unwind_rows,
             },

@@ -2,7 +2,8 @@
 //! `.eh_frame`: a known call chain in a C program built `-O2 -fomit-frame-pointer` is whole in
 //! at least 95 % of its samples with tables, and not with frame pointers alone; where a binary
 //! has no table, or the tables have no room for one, frame pointers take over and the report
-//! counts it.
+//! counts it. `record --unwind tables` writes windows of whole stacks too; `record` alone walks by
+//! frame pointers.
 
 use std::{
     path::{Path, PathBuf},
@@ -11,7 +12,8 @@ use std::{
 };
 
 use profiler_tests::{
-    Workload, count, diagnose_window, folded_frames, folded_lines_of, require_root, serial, tempdir,
+    REPORT_GRACE, Workload, count, diagnose_window, folded_frames, folded_lines_of, read_json,
+    record_into, record_windows, require_root, serial, tempdir,
 };
 
 /// Each function of the chain is its own frame: never inlined, and each does work after its
@@ -192,4 +194,58 @@ fn without_a_table_or_room_for_one_frame_pointers_take_over_and_are_counted() {
         count(held, "objects_without_room") >= 1 && count(held, "rows_capacity") == 4096,
         "{held}"
     );
+}
+
+#[test]
+fn record_walks_with_tables_when_asked_and_by_frame_pointers_by_default() {
+    const TEST: &str = "record_walks_with_tables_when_asked_and_by_frame_pointers_by_default";
+    if !require_root(TEST) {
+        return;
+    }
+    let _serial = serial();
+    let dir = tempdir();
+    let exe = build(dir.path(), "chain-nofp", &["-fomit-frame-pointer"]);
+    let workload = Workload::spawn(exe.to_str().expect("utf-8 path"), &[]);
+    let root = format!("chain-nofp ({})", workload.pid());
+    for (name, args, method) in [
+        ("tables", &["--unwind", "tables"][..], "tables"),
+        ("default", &[][..], "frame_pointers"),
+    ] {
+        let out = dir.path().join(name);
+        let mut all_args = vec!["--window", "2s", "--no-metrics", "--no-escalate"];
+        all_args.extend(args);
+        let run = record_into(&out, &all_args);
+        std::thread::sleep(Duration::from_secs(5));
+        run.signal(libc::SIGTERM);
+        run.finish(REPORT_GRACE).assert_success();
+        // The first window holds the samples before the table; a later one is all walked.
+        let windows = record_windows(&out);
+        let last_whole = windows.iter().rev().nth(1).expect("at least two windows");
+        let report = read_json(&last_whole.join("report.json"));
+        assert_eq!(report["unwinding"]["cpu"], method, "{name}");
+        let folded =
+            std::fs::read_to_string(last_whole.join("stacks.folded")).expect("stacks.folded");
+        let (mut samples, mut whole) = (0, 0);
+        for line in folded_lines_of(&folded, &root) {
+            let (frames, n) = folded_frames(line).expect("a well-formed folded line");
+            samples += n;
+            whole += if holds_chain(&frames, &CHAIN) { n } else { 0 };
+        }
+        eprintln!("record {name}: {whole} of {samples} samples whole");
+        assert!(
+            samples > 10,
+            "{name}: {samples} samples of the chain in {last_whole:?}"
+        );
+        if method == "tables" {
+            assert!(
+                whole * 100 >= samples * 90,
+                "{name}: {whole} of {samples} whole"
+            );
+        } else {
+            assert!(
+                whole * 100 < samples * 20,
+                "{name}: {whole} of {samples} whole"
+            );
+        }
+    }
 }

@@ -352,6 +352,8 @@ struct Measured {
     value: f64,
     wall: Option<f64>,
     report: Option<Duration>,
+    /// The tracer's own CPU seconds over its life, beside what it charged to the workload.
+    tracer_cpu: Option<f64>,
 }
 
 /// A figure the workload reports itself (a total time, requests per second).
@@ -361,6 +363,7 @@ impl From<f64> for Measured {
             value,
             wall: None,
             report: None,
+            tracer_cpu: None,
         }
     }
 }
@@ -374,6 +377,7 @@ impl From<Timed> for Measured {
             value: timed.cpu,
             wall: Some(timed.wall),
             report: None,
+            tracer_cpu: None,
         }
     }
 }
@@ -408,6 +412,7 @@ fn run_rounds<C: Copy>(
     let width = name_width(conditions.iter().map(|(_, name)| *name));
     let mut samples = vec![Vec::new(); conditions.len()];
     let mut walls = vec![Vec::new(); conditions.len()];
+    let mut tracer_cpus = vec![Vec::new(); conditions.len()];
     for round in 0..runs as usize {
         // Rotating the order keeps any drift (thermal, page cache, the neighbours' load) from
         // always hitting the same condition.
@@ -428,6 +433,7 @@ fn run_rounds<C: Copy>(
             );
             samples[index].push(measured.value);
             walls[index].extend(measured.wall);
+            tracer_cpus[index].extend(measured.tracer_cpu);
         }
     }
     let mut rows: Vec<Row> = conditions
@@ -442,6 +448,13 @@ fn run_rounds<C: Copy>(
         let paired = paired_ratios(samples, &base);
         row.ratio = Summary::of(&paired).map(|s| s.median);
         let mut notes = Vec::new();
+        if let Some(tracer) = Summary::of(&tracer_cpus[index]) {
+            notes.push(format!(
+                "the tracer's own CPU over its life {:.3} s (median; the profiler's includes \
+                 naming the stacks and writing its report)",
+                tracer.median
+            ));
+        }
         if let (Some(base_wall), Some(wall)) = (base_wall, Summary::of(walls)) {
             notes.push(format!(
                 "wall time {:.3} s, {:.2}x",
@@ -497,6 +510,7 @@ fn under_profiler<T: Into<Measured>>(
     fs::remove_dir_all(&out_dir)?;
     Ok(Measured {
         report: Some(report),
+        tracer_cpu: Some(tracer::last_tracer_cpu().as_secs_f64()),
         ..measured.into()
     })
 }

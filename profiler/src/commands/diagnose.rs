@@ -8,7 +8,7 @@ use self::watch::{Edges, Watch};
 use super::{out_dir::OutDir, targets};
 use crate::{
     analyze::victim::{self, VictimSpec},
-    cli::DiagnoseArgs,
+    cli::{DiagnoseArgs, UnwindChoice},
     collect::delayacct::DelayAcct,
     model::cmdline::Cmdlines,
     output::{self, progress::Progress},
@@ -59,7 +59,7 @@ pub async fn run(args: DiagnoseArgs) -> anyhow::Result<()> {
 fn config(args: &DiagnoseArgs) -> Config {
     Config {
         frequency_hz: args.frequency,
-        unwinding: args.unwind.unwinding(),
+        unwinding: args.unwind.unwinding(UnwindChoice::Tables),
         signals: args.signals.clone(),
         cmdlines: Cmdlines::redacted(args.redact),
         only_pids: args.pids.clone(),

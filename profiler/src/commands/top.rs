@@ -10,7 +10,7 @@ use std::{
 };
 
 use crate::{
-    cli::TopArgs,
+    cli::{TopArgs, UnwindChoice},
     error::usage,
     model::cmdline::Cmdlines,
     output::tui::plain,
@@ -43,7 +43,7 @@ pub async fn run(args: TopArgs) -> anyhow::Result<()> {
     let mut stops = Stops::install()?;
     let config = Config {
         frequency_hz: args.frequency,
-        unwinding: args.unwind.unwinding(),
+        unwinding: args.unwind.unwinding(UnwindChoice::Tables),
         signals: args.signals.clone(),
         cmdlines: Cmdlines::redacted(args.redact),
         only_pids: Vec::new(),

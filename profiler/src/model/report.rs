@@ -369,6 +369,10 @@ pub struct UnwindTables {
     /// kernel's table of processes had no room for.
     pub objects_without_room: u64,
     pub processes_without_room: u64,
+    /// Rows of the objects compiled whose rule the walker cannot evaluate (a DWARF expression
+    /// other than the PLT's): it steps by frame pointers there.
+    #[serde(default)]
+    pub unsupported_rows: u64,
 }
 
 /// Wall time of each phase of a `diagnose` run, in milliseconds, in the order they run.

@@ -68,6 +68,8 @@ pub struct Built {
     pub objects: Vec<ObjectKey>,
     /// Mappings of files left without rows for want of room.
     pub full: usize,
+    /// Rows of the objects compiled for it whose rule the walker cannot evaluate.
+    pub unsupported: usize,
 }
 
 /// The process's entry, acquiring each mapped object's rows from `store`.
@@ -90,7 +92,12 @@ pub fn build(store: &mut RowStore, pid: u32, mappings: &[ExecMapping]) -> Built 
         let Some((key, file)) = open(pid, mapping) else {
             continue;
         };
-        match store.acquire(key, || table(&file, key)) {
+        let compile = || {
+            let table = table(&file, key);
+            built.unsupported += table.as_ref().map_or(0, |(_, unsupported)| *unsupported);
+            table.map(|(table, _)| table)
+        };
+        match store.acquire(key, compile) {
             Ok(placed) => {
                 built.objects.push(key);
                 if let Some(bias) = bias(mapping, &placed) {
@@ -139,14 +146,18 @@ fn open(pid: u32, mapping: &ExecMapping) -> Option<(ObjectKey, File)> {
     Some((key, file))
 }
 
-/// Compiles the object's rows; `None` (logged) when it has none.
-/// Read, not mapped: another user's file truncated under a mapping would fault this process.
-fn table(file: &File, key: ObjectKey) -> Option<Table> {
+/// Compiles the object's rows, with how many of them the walker cannot evaluate; `None`
+/// (logged) when it has none. Read, not mapped: another user's file truncated under a mapping
+/// would fault this process.
+fn table(file: &File, key: ObjectKey) -> Option<(Table, usize)> {
     match rows::compile(&object::ReadCache::new(file)) {
-        Ok(compiled) if !compiled.rows.is_empty() && !compiled.segments.is_empty() => Some(Table {
-            rows: compiled.rows,
-            segments: compiled.segments,
-        }),
+        Ok(compiled) if !compiled.rows.is_empty() && !compiled.segments.is_empty() => {
+            let table = Table {
+                rows: compiled.rows,
+                segments: compiled.segments,
+            };
+            Some((table, compiled.unsupported))
+        }
         Ok(_) => None,
         Err(err) => {
             log::info!("no unwind table for inode {}: {err}", key.ino);

@@ -1,7 +1,12 @@
 //! The kernel's row array, memory-mapped: each object's rows in one free range, shared by every
 //! process that maps the object, and evicted (oldest first) only once none does.
 
-use std::{collections::HashMap, ops::Range, os::fd::AsFd, ptr::NonNull, sync::Arc};
+use std::{
+    collections::HashMap,
+    ops::Range,
+    os::fd::{AsFd as _, BorrowedFd, OwnedFd},
+    sync::Arc,
+};
 
 use profiler_common::UnwindRow;
 
@@ -66,28 +71,66 @@ pub enum NoRows {
     Full,
 }
 
-/// The array's memory in this process.
-struct Mapped {
-    rows: NonNull<UnwindRow>,
-    capacity: u32,
+const PAGE: usize = 4096;
+
+/// The pages of the array that hold rows `range`, mapped into this process while they are
+/// written: mapped whole, the array would count in the profiler's resident memory all the time.
+struct Window {
+    address: *mut std::ffi::c_void,
+    len: usize,
+    /// Where the range's first row is in the mapping.
+    skip: usize,
 }
 
-// SAFETY: the mapping is plain shared memory owned by the store; only the store writes it.
-unsafe impl Send for Mapped {}
+impl Window {
+    fn map(array: BorrowedFd<'_>, range: &Range<u32>) -> std::io::Result<Self> {
+        let start = range.start as usize * size_of::<UnwindRow>();
+        let end = range.end as usize * size_of::<UnwindRow>();
+        let offset = start / PAGE * PAGE;
+        let len = end.div_ceil(PAGE) * PAGE - offset;
+        // SAFETY: a shared read-write mapping of whole pages inside the array (its size is a
+        // multiple of the page size, rounded up by the kernel); unmapped on drop.
+        let address = unsafe {
+            rustix::mm::mmap(
+                std::ptr::null_mut(),
+                len,
+                rustix::mm::ProtFlags::READ | rustix::mm::ProtFlags::WRITE,
+                rustix::mm::MapFlags::SHARED,
+                array,
+                offset as u64,
+            )?
+        };
+        Ok(Self {
+            address,
+            len,
+            skip: start - offset,
+        })
+    }
 
-impl Drop for Mapped {
-    fn drop(&mut self) {
-        // SAFETY: unmaps exactly what `map` mapped; nothing refers to it afterwards.
-        let _ = unsafe { rustix::mm::munmap(self.rows.as_ptr().cast(), bytes(self.capacity)) };
+    fn write(&mut self, rows: &[UnwindRow]) {
+        // SAFETY: the mapping covers `skip` bytes plus the range, which holds `rows.len()` rows
+        // (the caller maps the range of exactly these rows); nothing else writes it.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                rows.as_ptr(),
+                self.address.cast::<u8>().add(self.skip).cast::<UnwindRow>(),
+                rows.len(),
+            );
+        }
     }
 }
 
-fn bytes(capacity: u32) -> usize {
-    capacity as usize * size_of::<UnwindRow>()
+impl Drop for Window {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly what `map` mapped; nothing refers to it afterwards.
+        let _ = unsafe { rustix::mm::munmap(self.address, self.len) };
+    }
 }
 
 pub struct RowStore {
-    mapped: Mapped,
+    /// The kernel's array, created `BPF_F_MMAPABLE`.
+    array: OwnedFd,
+    capacity: u32,
     free: Vec<Range<u32>>,
     objects: HashMap<ObjectKey, Object>,
     /// Objects refused for room, and their rows: compiled again only once they could fit.
@@ -99,34 +142,22 @@ pub struct RowStore {
 }
 
 impl RowStore {
-    /// Maps the kernel array (created `BPF_F_MMAPABLE`, `capacity` rows of 16 bytes).
-    pub fn map(array: impl AsFd, capacity: u32) -> std::io::Result<Self> {
-        // SAFETY: a shared read-write mapping of the array's own size; the kernel keeps the
-        // memory alive while it is mapped, and the store alone writes it from this side.
-        let address = unsafe {
-            rustix::mm::mmap(
-                std::ptr::null_mut(),
-                bytes(capacity),
-                rustix::mm::ProtFlags::READ | rustix::mm::ProtFlags::WRITE,
-                rustix::mm::MapFlags::SHARED,
-                array,
-                0,
-            )?
-        };
-        let rows = NonNull::new(address.cast()).ok_or(std::io::ErrorKind::InvalidData)?;
-        Ok(Self {
-            mapped: Mapped { rows, capacity },
+    /// A store over the kernel array `array` of `capacity` rows of 16 bytes.
+    pub fn new(array: OwnedFd, capacity: u32) -> Self {
+        Self {
+            array,
+            capacity,
             free: std::iter::once(0..capacity).collect(),
             objects: HashMap::new(),
             refused: HashMap::new(),
             clock: 0,
             evicted_rows: 0,
             full: 0,
-        })
+        }
     }
 
     pub fn capacity(&self) -> u32 {
-        self.mapped.capacity
+        self.capacity
     }
 
     pub fn used(&self) -> u32 {
@@ -222,14 +253,15 @@ impl RowStore {
                 return None;
             }
         };
-        // SAFETY: `range` lies inside the mapping, and no published process refers to it: it
-        // was free, and the walker reads rows only through a process's mapping entries.
-        unsafe {
-            std::ptr::copy_nonoverlapping(
-                rows.as_ptr(),
-                self.mapped.rows.as_ptr().add(range.start as usize),
-                rows.len(),
-            );
+        // No published process refers to `range`: it was free, and the walker reads rows only
+        // through a process's mapping entries.
+        match Window::map(self.array.as_fd(), &range) {
+            Ok(mut window) => window.write(rows),
+            Err(err) => {
+                log::warn!("mapping unwind rows {range:?}: {err}");
+                self.give_back(range);
+                return None;
+            }
         }
         Some(Placement {
             first: range.start,
@@ -288,11 +320,31 @@ mod tests {
 
     use super::*;
 
+    fn bytes(rows: u32) -> usize {
+        rows as usize * size_of::<UnwindRow>()
+    }
+
     /// A memfd stands in for the array: same shared mapping, no kernel map needed.
     fn store(capacity: u32) -> RowStore {
         let fd = rustix::fs::memfd_create("rows", rustix::fs::MemfdFlags::empty()).unwrap();
         rustix::fs::ftruncate(&fd, bytes(capacity) as u64).unwrap();
-        RowStore::map(&fd, capacity).unwrap()
+        RowStore::new(fd, capacity)
+    }
+
+    /// The rows as the kernel would read them.
+    fn read_back(store: &RowStore, placement: Placement) -> Vec<u64> {
+        let mut file = std::fs::File::from(store.array.try_clone().unwrap());
+        let mut bytes = vec![0u8; bytes(placement.rows)];
+        use std::io::{Read as _, Seek as _};
+        file.seek(std::io::SeekFrom::Start(
+            (placement.first as usize * size_of::<UnwindRow>()) as u64,
+        ))
+        .unwrap();
+        file.read_exact(&mut bytes).unwrap();
+        bytes
+            .chunks(size_of::<UnwindRow>())
+            .map(|row| u64::from_le_bytes(row[..8].try_into().unwrap()))
+            .collect()
     }
 
     fn rows(n: u64) -> Option<Table> {
@@ -361,6 +413,17 @@ mod tests {
         }
         let larger = store.acquire(key(9), || rows(90)).unwrap();
         assert_eq!(larger.placement, Placement { first: 0, rows: 90 });
+    }
+
+    #[test]
+    fn rows_land_in_their_range_whatever_page_it_starts_on() {
+        let mut store = store(1000);
+        let a = store.acquire(key(1), || rows(40)).unwrap();
+        // 640 bytes in: the window starts on the page before and skips to it.
+        let b = store.acquire(key(2), || rows(250)).unwrap();
+        assert_eq!(b.placement.first, 40);
+        assert_eq!(read_back(&store, a.placement), (0..40).collect::<Vec<_>>());
+        assert_eq!(read_back(&store, b.placement), (0..250).collect::<Vec<_>>());
     }
 
     #[test]

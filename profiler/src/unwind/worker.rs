@@ -3,6 +3,7 @@
 
 use std::{
     collections::HashMap,
+    os::fd::AsFd as _,
     sync::{
         Arc,
         atomic::{AtomicBool, AtomicU64, Ordering},
@@ -56,6 +57,9 @@ pub struct UnwindStats {
     /// Objects left without rows for want of room, and processes for want of an entry.
     pub objects_full: u64,
     pub processes_full: u64,
+    /// Rows compiled whose rule the walker cannot evaluate (a DWARF expression other than the
+    /// PLT's, a register other than rsp or rbp): frame pointers there.
+    pub unsupported_rows: u64,
 }
 
 /// The running builder; dropping it stops the thread.
@@ -81,7 +85,12 @@ impl Unwinder {
         let processes = BpfHashMap::try_from(take(MAP_UNWIND_PROCESSES)?)?;
         let wanted = BpfHashMap::try_from(take(MAP_UNWIND_WANTED)?)?;
         let capacity = rows.info()?.max_entries();
-        let store = RowStore::map(rows.fd(), capacity).context("mapping the unwind row array")?;
+        let array = rows
+            .fd()
+            .as_fd()
+            .try_clone_to_owned()
+            .context("duplicating the unwind row array's descriptor")?;
+        let store = RowStore::new(array, capacity);
         let stop = Arc::new(AtomicBool::new(false));
         let stats = Arc::new(SharedStats::default());
         let mut builder = Builder {
@@ -143,7 +152,7 @@ impl SharedStats {
             nanos(stats.slowest_first_table),
             stats.objects_full,
             stats.processes_full,
-            0,
+            stats.unsupported_rows,
         ];
         for (slot, value) in self.0.iter().zip(values) {
             slot.store(value, Ordering::Relaxed);
@@ -161,7 +170,7 @@ impl SharedStats {
             slowest_ns,
             objects_full,
             processes_full,
-            _,
+            unsupported_rows,
         ] = self.0.each_ref().map(|slot| slot.load(Ordering::Relaxed));
         UnwindStats {
             processes: processes as usize,
@@ -173,6 +182,7 @@ impl SharedStats {
             slowest_first_table: Duration::from_nanos(slowest_ns),
             objects_full,
             processes_full,
+            unsupported_rows,
         }
     }
 }
@@ -193,6 +203,7 @@ impl From<&UnwindStats> for UnwindTables {
             slowest_first_table_ms: millis(stats.slowest_first_table),
             objects_without_room: stats.objects_full,
             processes_without_room: stats.processes_full,
+            unsupported_rows: stats.unsupported_rows,
         }
     }
 }
@@ -219,7 +230,7 @@ struct Published {
 }
 
 struct Builder {
-    /// Keeps the array alive while the store maps it.
+    /// The row array, which the store writes through a descriptor of its own.
     _rows: MapData,
     store: RowStore,
     processes: BpfHashMap<MapData, u32, ProcessUnwind>,
@@ -314,6 +325,7 @@ impl Builder {
             return true;
         }
         self.stats.builds += 1;
+        self.stats.unsupported_rows += built.unsupported as u64;
         self.stats.build_time += began.elapsed();
         if !self.published.contains_key(&tgid) {
             let waited =

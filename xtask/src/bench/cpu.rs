@@ -10,8 +10,8 @@ use anyhow::Result;
 use super::results::Row;
 use super::tracer::CallGraph;
 use super::{
-    Context, SubBench, missing_tool, prepare, print_header_line, print_profiler_line, run_rounds,
-    time_workload, tracer, under_profiler,
+    Context, Measured, SubBench, missing_tool, prepare, print_header_line, print_profiler_line,
+    run_rounds, time_workload, tracer, under_profiler,
 };
 use crate::util;
 
@@ -154,7 +154,10 @@ fn run(ctx: &Context, runs: u32, work: u64) -> Result<Vec<Row>> {
                 let timed =
                     tracer::under_perf(&perf_data, call_graph, || time_workload(&mut workload()))?;
                 fs::remove_file(&perf_data)?;
-                Ok(timed.into())
+                Ok(Measured {
+                    tracer_cpu: Some(tracer::last_tracer_cpu().as_secs_f64()),
+                    ..timed.into()
+                })
             }
             Condition::ProfileBee => {
                 let binary = profile_bee.as_deref().expect("only run when installed");
@@ -170,7 +173,10 @@ fn run(ctx: &Context, runs: u32, work: u64) -> Result<Vec<Row>> {
                     profile_bee_failures.push(cause);
                 }
                 let _ = fs::remove_file(&profile_bee_svg);
-                Ok(timed.into())
+                Ok(Measured {
+                    tracer_cpu: Some(tracer::last_tracer_cpu().as_secs_f64()),
+                    ..timed.into()
+                })
             }
         },
     )?;

@@ -213,6 +213,7 @@ fn recorded(
             value: timed.wall,
             wall: None,
             report: Some(stopped),
+            tracer_cpu: None,
         },
         seen,
     ))

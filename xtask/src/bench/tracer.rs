@@ -9,6 +9,7 @@ use std::{
     process::{Child, Command, Stdio},
     sync::{
         Arc, Mutex, PoisonError,
+        atomic::{AtomicU64, Ordering},
         mpsc::{self, Receiver, RecvTimeoutError},
     },
     thread::{self, JoinHandle},
@@ -188,6 +189,29 @@ fn observe<T>(
     Ok((result, tracer.stop()))
 }
 
+/// User plus system CPU time of the last tracer stopped, in nanoseconds.
+static LAST_TRACER_CPU_NS: AtomicU64 = AtomicU64::new(0);
+
+/// The CPU time the last tracer [`Tracer::stop`] reaped spent over its life: its own cost, beside
+/// what it charged to the workload.
+pub fn last_tracer_cpu() -> Duration {
+    Duration::from_nanos(LAST_TRACER_CPU_NS.load(Ordering::Relaxed))
+}
+
+/// User plus system time of this process's reaped children.
+fn children_cpu() -> Duration {
+    // SAFETY: getrusage writes the struct it is given; RUSAGE_CHILDREN always exists.
+    let usage = unsafe {
+        let mut usage = std::mem::zeroed::<libc::rusage>();
+        libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage);
+        usage
+    };
+    let tv = |t: libc::timeval| {
+        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+    };
+    tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
 /// A background tracer whose stdout and stderr are collected (shown when it fails) and scanned
 /// line by line.
 struct Tracer {
@@ -272,8 +296,15 @@ impl Tracer {
                 .with_context(|| format!("could not SIGINT {}", self.name));
         }
         let sent = Instant::now();
+        let before = children_cpu();
         let status = loop {
             if let Some(status) = self.child.try_wait()? {
+                // Reaped just now: the children's CPU grew by the tracer's alone.
+                let spent = children_cpu().saturating_sub(before);
+                LAST_TRACER_CPU_NS.store(
+                    u64::try_from(spent.as_nanos()).unwrap_or(u64::MAX),
+                    Ordering::Relaxed,
+                );
                 break status;
             }
             if sent.elapsed() > STOP_TIMEOUT {

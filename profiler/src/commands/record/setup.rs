@@ -12,7 +12,7 @@ use crate::{
         sink::Sink,
     },
     analyze::{triggers::Thresholds, victim::VictimSpec},
-    cli::RecordArgs,
+    cli::{RecordArgs, UnwindChoice},
     error::usage,
     metrics::Metrics,
     model::cmdline::Cmdlines,
@@ -106,7 +106,7 @@ pub fn store(args: &RecordArgs) -> anyhow::Result<Store> {
 pub fn config(args: &RecordArgs) -> Config {
     Config {
         frequency_hz: args.frequency,
-        unwinding: args.unwind.unwinding(),
+        unwinding: args.unwind.unwinding(UnwindChoice::FramePointers),
         signals: args.signals.clone(),
         cmdlines: Cmdlines::redacted(args.redact),
         only_pids: Vec::new(),

@@ -184,6 +184,7 @@ fn sample() -> Report {
                 slowest_first_table_ms: 140.0,
                 objects_without_room: 0,
                 processes_without_room: 0,
+                unsupported_rows: 6,
             }),
         }),
         timeline: Timeline {
