@@ -20,10 +20,11 @@ const SUBCOMMANDS: [&str; 5] = ["diagnose", "doctor", "record", "top", "flamegra
 /// The unit as the repository ships it, for an install from source into /usr/local/bin.
 const UNIT: &str = "dist/profiler-record.service";
 /// Documentation installed under /usr/share/doc/profiler.
-const DOCS: [&str; 7] = [
+const DOCS: [&str; 8] = [
     "README.md",
     "docs/report.md",
     "docs/report.schema.json",
+    "docs/unwinding.md",
     "docs/verdict.md",
     "docs/SECURITY.md",
     "docs/ARCHITECTURE.md",
