@@ -81,14 +81,7 @@ fn diagnose_for(exe: &Path, args: &[&str], chain: &[&str]) -> Seen {
         .chars()
         .take(15)
         .collect();
-    let (mut samples, mut whole) = (0, 0);
-    for line in folded_lines_of(&folded, &format!("{comm} ({pid})")) {
-        let (frames, n) = folded_frames(line).expect("a well-formed folded line");
-        samples += n;
-        if holds_chain(&frames, chain) {
-            whole += n;
-        }
-    }
+    let (samples, whole) = count_whole(&folded, &format!("{comm} ({pid})"), chain);
     let unwinding = run.report["unwinding"].clone();
     eprintln!("{comm} {args:?}: {whole} of {samples} samples whole; unwinding {unwinding}");
     Seen {
@@ -96,6 +89,19 @@ fn diagnose_for(exe: &Path, args: &[&str], chain: &[&str]) -> Seen {
         whole,
         unwinding,
     }
+}
+
+/// Samples of `root` in a folded file, and those whose stack holds `chain`.
+fn count_whole(folded: &str, root: &str, chain: &[&str]) -> (u64, u64) {
+    let (mut samples, mut whole) = (0, 0);
+    for line in folded_lines_of(folded, root) {
+        let (frames, n) = folded_frames(line).expect("a well-formed folded line");
+        samples += n;
+        if holds_chain(&frames, chain) {
+            whole += n;
+        }
+    }
+    (samples, whole)
 }
 
 /// The chain's frames, adjacent and in order, kernel frames aside.
@@ -225,12 +231,7 @@ fn record_walks_with_tables_when_asked_and_by_frame_pointers_by_default() {
         assert_eq!(report["unwinding"]["cpu"], method, "{name}");
         let folded =
             std::fs::read_to_string(last_whole.join("stacks.folded")).expect("stacks.folded");
-        let (mut samples, mut whole) = (0, 0);
-        for line in folded_lines_of(&folded, &root) {
-            let (frames, n) = folded_frames(line).expect("a well-formed folded line");
-            samples += n;
-            whole += if holds_chain(&frames, &CHAIN) { n } else { 0 };
-        }
+        let (samples, whole) = count_whole(&folded, &root, &CHAIN);
         eprintln!("record {name}: {whole} of {samples} samples whole");
         assert!(
             samples > 10,
